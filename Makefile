@@ -1,0 +1,14 @@
+# The two commands of the README: `make demo` runs the service, `make test` runs the tests.
+.PHONY: demo test lint bundle
+
+demo:
+	bash scripts/bootstrap.sh
+	.venv/bin/python -m devkit.demo
+
+test:
+	bash scripts/bootstrap.sh
+	.venv/bin/python -m pytest -q -p no:cacheprovider
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/mypy contract bot worker devkit

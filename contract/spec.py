@@ -1,0 +1,240 @@
+"""The job spec: the one schema the bot writes and the worker reads.
+
+It imports neither torch nor aiogram, so both sides (and tests, and the CLI) can use it.
+A spec is validated completely when it is built; a worker never half-runs a bad one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import time
+from enum import StrEnum
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SPEC_VERSION = 1
+"""Bump when a field changes meaning; workers reject versions they do not know."""
+
+MAX_PROMPT_CHARS = 1000
+"""Kandinsky's text encoder reads 77 tokens; past this a prompt is a paste accident, not a prompt."""
+
+MAX_IMAGES_PER_JOB = 4
+MAX_STEPS = 150
+MAX_SEED = 2**32 - 1
+
+
+class SpecError(ValueError):
+    """A job spec that must not run; the message is safe to show to an operator."""
+
+
+class UnsupportedSpecVersion(SpecError):
+    pass
+
+
+class Mode(StrEnum):
+    TEXT2IMAGE = "text2image"
+    MIX = "mix"  # two images
+    BLEND = "blend"  # image + text
+    VARIATIONS = "variations"
+    STICKER = "sticker"
+    DEPTH = "depth"  # keep depth, change look
+    INPAINT = "inpaint"
+    OUTPAINT = "outpaint"
+
+
+class Style(StrEnum):
+    NONE = "none"
+    ARTSTATION = "artstation"
+    UHD = "4k"
+    ANIME = "anime"
+
+
+STYLE_SUFFIXES: dict[Style, str] = {
+    Style.NONE: "",
+    Style.ARTSTATION: ", trending on artstation, concept art, highly detailed, digital painting",
+    Style.UHD: ", 4k, ultra high definition, highly detailed, sharp focus, professional photo",
+    Style.ANIME: ", anime style, cel shading, vibrant colors, studio ghibli, detailed illustration",
+}
+"""One table for every style: the bot shows the keys, the engine appends the suffix."""
+
+STICKER_SUFFIX = ", sticker, die-cut, cute simple illustration, centered, isolated on plain white background"
+"""Makes the subject easy for background removal to cut out."""
+
+
+class Priority(StrEnum):
+    HIGH = "high"  # admins
+    NORMAL = "normal"
+
+
+# Aspect ratios users pick, as (width, height) proportions.
+ASPECT_RATIOS: dict[str, tuple[int, int]] = {
+    "1:1": (1, 1),
+    "16:9": (16, 9),
+    "9:16": (9, 16),
+    "4:3": (4, 3),
+    "3:4": (3, 4),
+    "3:2": (3, 2),
+    "2:3": (2, 3),
+}
+LONG_SIDES: tuple[int, ...] = (512, 768, 1024)
+"""Resolution tiers. A fixed set keeps compiled graphs and cuDNN plans reusable."""
+SIDE_MULTIPLE = 64
+DEFAULT_ASPECT = "1:1"
+DEFAULT_LONG_SIDE = 1024
+
+
+def bucket_size(aspect: str, long_side: int = DEFAULT_LONG_SIDE) -> tuple[int, int]:
+    """(width, height) of an aspect ratio at a tier, each side a multiple of 64."""
+    if aspect not in ASPECT_RATIOS:
+        raise SpecError(f"unknown aspect ratio {aspect!r}; expected one of {', '.join(ASPECT_RATIOS)}")
+    if long_side not in LONG_SIDES:
+        raise SpecError(f"unknown long side {long_side}; expected one of {LONG_SIDES}")
+    rw, rh = ASPECT_RATIOS[aspect]
+    short = long_side * min(rw, rh) / max(rw, rh)
+    short_px = max(SIDE_MULTIPLE, round(short / SIDE_MULTIPLE) * SIDE_MULTIPLE)
+    return (long_side, short_px) if rw >= rh else (short_px, long_side)
+
+
+SIZE_BUCKETS: frozenset[tuple[int, int]] = frozenset(
+    bucket_size(a, s) for a in ASPECT_RATIOS for s in LONG_SIDES
+)
+
+# Which inputs each mode needs: (number of images, needs a prompt, takes weights, needs a mask).
+_MODE_INPUTS: dict[Mode, tuple[int, bool, bool, bool]] = {
+    Mode.TEXT2IMAGE: (0, True, False, False),
+    Mode.STICKER: (0, True, False, False),
+    Mode.MIX: (2, False, True, False),
+    Mode.BLEND: (1, True, True, False),
+    Mode.VARIATIONS: (1, False, False, False),
+    Mode.DEPTH: (1, True, False, False),
+    Mode.INPAINT: (1, True, False, True),
+    Mode.OUTPAINT: (1, True, False, False),
+}
+
+
+def images_needed(mode: Mode) -> int:
+    return _MODE_INPUTS[mode][0]
+
+
+def prompt_needed(mode: Mode) -> bool:
+    return _MODE_INPUTS[mode][1]
+
+
+def new_job_id() -> str:
+    return secrets.token_hex(8)
+
+
+class JobSpec(BaseModel):
+    """Everything a worker needs to run one request; inputs are Redis blob keys, never bytes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = SPEC_VERSION
+    job_id: str = Field(default_factory=new_job_id, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    mode: Mode
+    prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
+    negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
+    style: Style = Style.NONE
+    width: int = 1024
+    height: int = 1024
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    steps: int = Field(default=50, ge=1, le=MAX_STEPS)
+    prior_steps: int = Field(default=25, ge=1, le=MAX_STEPS)
+    guidance: float = Field(default=4.0, ge=1.0, le=20.0)
+    prior_guidance: float = Field(default=4.0, ge=1.0, le=20.0)
+    num_images: int = Field(default=1, ge=1, le=MAX_IMAGES_PER_JOB)
+    strength: float = Field(default=0.6, gt=0.0, le=1.0)
+    """How far depth mode may move from the input (img2img strength)."""
+    inputs: tuple[str, ...] = ()
+    mask: str | None = None
+    weights: tuple[float, ...] = ()
+    user_id: int = 0
+    chat_id: int = 0
+    reply_to: int | None = None
+    locale: str = Field(default="en", pattern=r"^[a-z]{2}$")
+    priority: Priority = Priority.NORMAL
+    created_at: float = Field(default_factory=time.time)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_version_first(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            version = data.get("version", SPEC_VERSION)
+            if version != SPEC_VERSION:
+                raise UnsupportedSpecVersion(
+                    f"job spec version {version!r} is not supported (this build reads {SPEC_VERSION})"
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _check_mode_inputs(self) -> Self:
+        n_images, needs_prompt, takes_weights, needs_mask = _MODE_INPUTS[self.mode]
+        if (self.width, self.height) not in SIZE_BUCKETS:
+            raise ValueError(
+                f"size {self.width}x{self.height} is not one of the buckets; "
+                f"use contract.spec.bucket_size(aspect, long_side)"
+            )
+        if needs_prompt and not self.prompt.strip():
+            raise ValueError(f"mode {self.mode} needs a prompt")
+        if len(self.inputs) != n_images:
+            raise ValueError(f"mode {self.mode} needs {n_images} input image(s), got {len(self.inputs)}")
+        if needs_mask and not self.mask:
+            raise ValueError(f"mode {self.mode} needs a mask")
+        if not needs_mask and self.mask:
+            raise ValueError(f"mode {self.mode} takes no mask")
+        if takes_weights:
+            if len(self.weights) != 2:
+                raise ValueError(f"mode {self.mode} needs 2 weights, got {len(self.weights)}")
+            if any(not math.isfinite(w) or w < 0 or w > 1 for w in self.weights):
+                raise ValueError("weights must each be between 0 and 1")
+            if abs(sum(self.weights) - 1.0) > 1e-3:
+                raise ValueError(f"weights must sum to 1, got {sum(self.weights):.3f}")
+        elif self.weights:
+            raise ValueError(f"mode {self.mode} takes no weights")
+        return self
+
+    @property
+    def effective_prompt(self) -> str:
+        """The prompt the model sees: the user's words, the style, and the sticker suffix."""
+        prompt = self.prompt.strip() + STYLE_SUFFIXES[self.style]
+        if self.mode is Mode.STICKER:
+            prompt += STICKER_SUFFIX
+        return prompt
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> JobSpec:
+        """Parse and validate; every problem becomes a SpecError with a readable reason."""
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SpecError(f"job spec is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise SpecError("job spec must be a JSON object")
+        return cls.parse(data)
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> JobSpec:
+        try:
+            return cls.model_validate(data)
+        except UnsupportedSpecVersion:
+            raise
+        except ValidationError as exc:
+            for err in exc.errors():
+                ctx_error = (err.get("ctx") or {}).get("error")
+                if isinstance(ctx_error, UnsupportedSpecVersion):
+                    raise ctx_error from None
+            raise SpecError(_readable(exc)) from None
+
+
+def _readable(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "spec"
+        parts.append(f"{loc}: {err['msg']}")
+    return "invalid job spec: " + "; ".join(parts)
