@@ -1,4 +1,8 @@
-"""``python -m worker``: run a queue worker; ``python -m worker generate ...``: one image, no Redis."""
+"""``python -m worker``: run a queue worker.
+
+``python -m worker generate ...`` makes images with no Redis; ``python -m worker prefetch``
+downloads the public checkpoints into the model cache.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,10 @@ def main(argv: list[str] | None = None) -> int:
         from worker.cli import main as generate_main
 
         return generate_main(args[1:])
+    if args and args[0] == "prefetch":
+        from worker.prefetch import main as prefetch_main
+
+        return prefetch_main(args[1:])
     from worker.runner import main as runner_main
 
     return runner_main(args)

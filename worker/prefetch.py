@@ -1,0 +1,48 @@
+"""``python -m worker prefetch``: download every public checkpoint into the model cache.
+
+Used when baking models into the worker image and by operators who want the first job fast.
+With ``KANDINSKY_MODEL_DIR`` set there is nothing to download and nothing is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from worker.engine import EngineSettings
+
+log = logging.getLogger(__name__)
+
+
+def prefetch(settings: EngineSettings) -> list[str]:
+    """Download the configured checkpoints; returns what was fetched (empty for a local bundle)."""
+    if settings.model_dir is not None:
+        log.info("KANDINSKY_MODEL_DIR=%s is set: nothing to download", settings.model_dir)
+        return []
+    from huggingface_hub import snapshot_download
+    from rembg import new_session
+
+    fetched = []
+    for repo_id in (
+        settings.prior_id,
+        settings.decoder_id,
+        settings.inpaint_id,
+        settings.controlnet_id,
+        settings.depth_id,
+    ):
+        log.info("downloading %s", repo_id)
+        snapshot_download(repo_id, cache_dir=settings.cache_dir)
+        fetched.append(repo_id)
+    log.info("downloading rembg model %s", settings.rembg_model)
+    new_session(settings.rembg_model)
+    fetched.append(f"rembg:{settings.rembg_model}")
+    return fetched
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker prefetch", description=__doc__)
+    parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for item in prefetch(EngineSettings()):
+        print(item)
+    return 0
