@@ -1,0 +1,66 @@
+"""Typed callback data for every inline button; each packs to well under Telegram's 64 bytes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class MenuCb(CallbackData, prefix="m"):
+    """A mode picked from the inline menu (value of contract.spec.Mode, or "settings"/"help")."""
+
+    mode: str
+
+
+class SettingsField(StrEnum):
+    MENU = "menu"
+    STYLE = "style"
+    ASPECT = "aspect"
+    COUNT = "n"
+    NEGATIVE = "neg"
+    NEGATIVE_CLEAR = "negclr"
+    LANGUAGE = "lang"
+    CLOSE = "close"
+
+
+class SettingsCb(CallbackData, prefix="s"):
+    """Open a settings submenu (empty value) or set a field to ``value``."""
+
+    field: SettingsField
+    value: str = ""
+
+
+class WeightsCb(CallbackData, prefix="w"):
+    """Weight of the first input in percent (mix: first photo; blend: the photo)."""
+
+    first: int
+
+
+class DialogCb(CallbackData, prefix="d"):
+    """Leave the current dialog (the button twin of /cancel)."""
+
+    action: str = "cancel"
+
+
+class ResultAction(StrEnum):
+    AGAIN = "again"
+    VARIATIONS = "var"
+    SAME_SEED = "seed"
+    FILE = "file"
+    ADD_TO_PACK = "pack"  # handled by the sticker-pack router (issue 5)
+
+
+class ResultCb(CallbackData, prefix="r"):
+    """A button under a delivered result; the job record is re-read and its owner checked."""
+
+    action: ResultAction
+    job_id: str
+    index: int = 0
+
+
+class JobCb(CallbackData, prefix="j"):
+    """A button under a status message, e.g. cancel this job."""
+
+    action: str
+    job_id: str

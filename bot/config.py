@@ -1,0 +1,66 @@
+"""Bot configuration from environment variables (pydantic-settings); secrets stay SecretStr."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from contract.spec import DEFAULT_LONG_SIDE, LONG_SIDES, MAX_STEPS
+
+
+class BotMode(StrEnum):
+    POLLING = "polling"
+    WEBHOOK = "webhook"
+
+
+class BotSettings(BaseSettings):
+    """Everything the bot process reads from its environment."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    bot_token: SecretStr = Field(alias="BOT_TOKEN")
+    telegram_api_url: str = Field(default="https://api.telegram.org", alias="TELEGRAM_API_URL")
+    redis_url: SecretStr = Field(default=SecretStr("redis://localhost:6379/0"), alias="REDIS_URL")
+    admin_ids: Annotated[frozenset[int], NoDecode] = Field(default=frozenset(), alias="ADMIN_IDS")
+    bot_mode: BotMode = Field(default=BotMode.POLLING, alias="BOT_MODE")
+    webhook_url: str = Field(default="", alias="WEBHOOK_URL")
+    """Public URL Telegram posts updates to (including the path)."""
+    webhook_path: str = Field(default="/webhook", alias="WEBHOOK_PATH")
+    webhook_secret: SecretStr = Field(default=SecretStr(""), alias="WEBHOOK_SECRET")
+    webhook_host: str = Field(default="0.0.0.0", alias="WEBHOOK_HOST")
+    webhook_port: int = Field(default=8080, alias="WEBHOOK_PORT")
+    default_locale: str = Field(default="en", alias="DEFAULT_LOCALE")
+    long_side: int = Field(default=DEFAULT_LONG_SIDE, alias="BOT_LONG_SIDE")
+    """Resolution tier of every job (1024 in production; tests pick 512)."""
+    steps: int = Field(default=50, ge=1, le=MAX_STEPS, alias="BOT_STEPS")
+    prior_steps: int = Field(default=25, ge=1, le=MAX_STEPS, alias="BOT_PRIOR_STEPS")
+    progress_edit_interval_s: float = Field(default=2.0, ge=0.0, alias="BOT_PROGRESS_EDIT_INTERVAL")
+    """Minimum gap between two edits of one status message (Telegram allows ~1 edit/s per chat)."""
+    retry_after_max_tries: int = Field(default=5, ge=1, alias="BOT_RETRY_AFTER_MAX_TRIES")
+    """How many 429 answers one request may get before the error is raised."""
+    consumer_name: str = Field(default="bot-1", alias="BOT_CONSUMER_NAME")
+    """Name of this replica in the events consumer group (one per replica)."""
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(int(part) for part in value.replace(";", ",").split(",") if part.strip())
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("long_side")
+    @classmethod
+    def _known_tier(cls, value: int) -> int:
+        if value not in LONG_SIDES:
+            raise ValueError(f"BOT_LONG_SIDE must be one of {LONG_SIDES}")
+        return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _short_locale(cls, value: str) -> str:
+        return value.strip().lower()[:2] or "en"

@@ -1,0 +1,153 @@
+"""Inline keyboards; every label comes from the translator, every payload from bot.callbacks."""
+
+from __future__ import annotations
+
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.callbacks import (
+    DialogCb,
+    JobCb,
+    MenuCb,
+    ResultAction,
+    ResultCb,
+    SettingsCb,
+    SettingsField,
+    WeightsCb,
+)
+from bot.i18n import Translator
+from bot.user_settings import UserSettings
+from contract.spec import ASPECT_RATIOS, MAX_IMAGES_PER_JOB, Mode, Style
+
+MENU_MODES: tuple[tuple[str, str], ...] = (
+    (Mode.TEXT2IMAGE.value, "btn-imagine"),
+    (Mode.MIX.value, "btn-mix"),
+    (Mode.BLEND.value, "btn-blend"),
+    (Mode.VARIATIONS.value, "btn-variations"),
+    (Mode.STICKER.value, "btn-sticker"),
+    (Mode.DEPTH.value, "btn-depth"),
+    ("settings", "btn-settings"),
+)
+WEIGHT_PRESETS: tuple[int, ...] = (30, 50, 70)
+"""Percent of the first input offered as buttons; the second input gets the rest."""
+
+
+def pack_aspect(aspect: str) -> str:
+    """':' separates callback-data fields, so "16:9" travels as "16x9"."""
+    return aspect.replace(":", "x")
+
+
+def unpack_aspect(value: str) -> str:
+    return value.replace("x", ":")
+
+
+def main_menu(t: Translator) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for mode, label in MENU_MODES:
+        kb.button(text=t(label), callback_data=MenuCb(mode=mode))
+    kb.adjust(2)
+    return kb.as_markup()
+
+
+def dialog_cancel(t: Translator) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=t("btn-cancel"), callback_data=DialogCb())
+    return kb.as_markup()
+
+
+def weights(t: Translator, current_first: int) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for first in WEIGHT_PRESETS:
+        mark = "• " if first == current_first else ""
+        kb.button(text=f"{mark}{first}/{100 - first}", callback_data=WeightsCb(first=first))
+    kb.button(text=t("btn-cancel"), callback_data=DialogCb())
+    kb.adjust(len(WEIGHT_PRESETS), 1)
+    return kb.as_markup()
+
+
+def job_status(t: Translator, job_id: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=t("btn-cancel-job"), callback_data=JobCb(action="cancel", job_id=job_id))
+    return kb.as_markup()
+
+
+def result(t: Translator, job_id: str, index: int, *, sticker: bool) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=t("btn-again"), callback_data=ResultCb(action=ResultAction.AGAIN, job_id=job_id, index=index))
+    kb.button(
+        text=t("btn-variations-of"),
+        callback_data=ResultCb(action=ResultAction.VARIATIONS, job_id=job_id, index=index),
+    )
+    kb.button(
+        text=t("btn-same-seed"), callback_data=ResultCb(action=ResultAction.SAME_SEED, job_id=job_id, index=index)
+    )
+    kb.button(text=t("btn-file"), callback_data=ResultCb(action=ResultAction.FILE, job_id=job_id, index=index))
+    if sticker:
+        kb.button(
+            text=t("btn-add-to-pack"),
+            callback_data=ResultCb(action=ResultAction.ADD_TO_PACK, job_id=job_id, index=index),
+        )
+    kb.adjust(2, 2, 1)
+    return kb.as_markup()
+
+
+def style_label(t: Translator, style: Style) -> str:
+    return t(f"style-{style.value}")
+
+
+def language_label(t: Translator, locale: str | None) -> str:
+    return t(f"language-{locale}") if locale else t("language-auto")
+
+
+def settings_main(t: Translator) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for field, label in (
+        (SettingsField.STYLE, "settings-btn-style"),
+        (SettingsField.ASPECT, "settings-btn-aspect"),
+        (SettingsField.COUNT, "settings-btn-count"),
+        (SettingsField.NEGATIVE, "settings-btn-negative"),
+        (SettingsField.LANGUAGE, "settings-btn-language"),
+        (SettingsField.CLOSE, "settings-btn-close"),
+    ):
+        kb.button(text=t(label), callback_data=SettingsCb(field=field))
+    kb.adjust(2, 2, 1, 1)
+    return kb.as_markup()
+
+
+def _back(kb: InlineKeyboardBuilder, t: Translator) -> None:
+    kb.button(text=t("settings-btn-back"), callback_data=SettingsCb(field=SettingsField.MENU))
+
+
+def settings_choices(t: Translator, field: SettingsField, current: UserSettings,
+                     locales: tuple[str, ...]) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    if field is SettingsField.STYLE:
+        for style in Style:
+            mark = "• " if style is current.style else ""
+            kb.button(text=mark + style_label(t, style), callback_data=SettingsCb(field=field, value=style.value))
+        sizes: tuple[int, ...] = (2, 2, 1)
+    elif field is SettingsField.ASPECT:
+        for aspect in ASPECT_RATIOS:
+            mark = "• " if aspect == current.aspect else ""
+            kb.button(text=mark + aspect, callback_data=SettingsCb(field=field, value=pack_aspect(aspect)))
+        sizes = (4, 3, 1)
+    elif field is SettingsField.COUNT:
+        for n in range(1, MAX_IMAGES_PER_JOB + 1):
+            mark = "• " if n == current.num_images else ""
+            kb.button(text=f"{mark}{n}", callback_data=SettingsCb(field=field, value=str(n)))
+        sizes = (MAX_IMAGES_PER_JOB, 1)
+    elif field is SettingsField.LANGUAGE:
+        for locale in ("", *locales):
+            mark = "• " if (locale or None) == current.locale else ""
+            kb.button(text=mark + language_label(t, locale or None),
+                      callback_data=SettingsCb(field=field, value=locale or "auto"))
+        sizes = (1 + len(locales), 1)
+    elif field is SettingsField.NEGATIVE:
+        kb.button(text=t("settings-btn-negative-clear"),
+                  callback_data=SettingsCb(field=SettingsField.NEGATIVE_CLEAR))
+        sizes = (1,)
+    else:
+        sizes = (1,)
+    _back(kb, t)
+    kb.adjust(*sizes)
+    return kb.as_markup()

@@ -1,0 +1,150 @@
+## Команды (setMyCommands и /help)
+cmd-start = Начать и показать меню
+cmd-help = Что умеет бот
+cmd-imagine = Картинка по тексту
+cmd-mix = Смешать две картинки
+cmd-blend = Смешать картинку и текст
+cmd-variations = Вариации фото
+cmd-sticker = Сделать стикер
+cmd-depth = Сохранить формы, сменить вид
+cmd-settings = Стиль, пропорции, язык…
+cmd-cancel = Выйти из диалога или отменить задания
+
+start-greeting =
+    Привет, { $name }! Я рисую картинки с помощью Kandinsky 2.2.
+    Пришлите мне текст, и я превращу его в картинку, или выберите режим ниже.
+help-text =
+    <b>Что я умею</b>
+    /imagine — картинка по тексту (или просто пришлите текст)
+    /mix — смешать две картинки (две фотографии, можно альбомом)
+    /blend — смешать картинку и текст (фото с подписью тоже подойдёт)
+    /variations — вариации фотографии
+    /sticker — стикер с прозрачным фоном
+    /depth — сохранить формы фотографии и сменить её вид
+    /settings — стиль, пропорции, число картинок, негативный промпт, язык
+    /cancel — выйти из диалога или отменить задания в очереди
+    /help — это сообщение
+
+## Кнопки меню
+btn-imagine = 🎨 Картинка по тексту
+btn-mix = 🔀 Смешать две картинки
+btn-blend = 🖼 Картинка + текст
+btn-variations = 🔁 Вариации
+btn-sticker = 🏷 Стикер
+btn-depth = 🗿 Сохранить глубину
+btn-settings = ⚙️ Настройки
+btn-cancel = ✖️ Отмена
+
+## Диалоги
+ask-prompt = Что нарисовать? Пришлите описание.
+ask-sticker-prompt = Что должно быть на стикере? Пришлите описание.
+mix-ask-first = Пришлите две фотографии для смешивания (по одной или альбомом).
+mix-ask-second = Есть. Теперь пришлите вторую фотографию.
+blend-ask-photo = Пришлите фотографию (текст можно добавить подписью).
+blend-ask-text = Теперь текст: что подмешать к этой фотографии?
+blend-ask-photo-after-text = Теперь пришлите фотографию, которую смешать с этим текстом.
+variations-ask-photo = Пришлите фотографию, и я нарисую её вариации.
+depth-ask-photo = Пришлите фотографию; я сохраню её формы (новый вид можно указать подписью).
+depth-ask-text = Теперь текст: как должна выглядеть фотография?
+weights-hint = Веса: { $first }% / { $second }%. Их можно поменять кнопками.
+weights-set = Веса: { $first }% / { $second }%.
+need-photo = Здесь нужна фотография (или файл с картинкой). /cancel — выйти.
+need-text = Здесь нужен текст. /cancel — выйти.
+photo-outside-dialog = Что сделать с этой фотографией? Сначала выберите режим:
+dialog-cancelled = Отменено. Пришлите текст или выберите режим.
+nothing-to-cancel = Отменять нечего.
+jobs-cancelled = { $count ->
+    [one] Отменено { $count } задание.
+    [few] Отменено { $count } задания.
+   *[other] Отменено { $count } заданий.
+}
+
+## Очередь и прогресс
+queued = Ваш запрос в очереди, место { $position }.
+queued-eta = Ваш запрос в очереди, место { $position } (примерно { $eta } с).
+queued-now = Ваш запрос уже рисуется.
+too-many-jobs = У вас уже { $limit } запросов в работе. Дождитесь, пока один закончится.
+status-progress = Рисую… { $stage }: { $step }/{ $total }
+status-waiting = Жду своей очереди…
+btn-cancel-job = ✖️ Отменить
+job-cancel-stopping = Останавливаю задание…
+job-cancel-removed = Убрано из очереди.
+job-cancel-not-found = Это задание больше не известно.
+job-already-finished = Это задание уже закончено.
+not-yours = Эта кнопка относится к чужому запросу.
+job-cancelled = Запрос отменён.
+
+## Результаты
+result-caption =
+    <b>{ $mode }</b>{ $prompt }
+    Сид: <code>{ $seed }</code> · { $style } · { $aspect } ({ $width }×{ $height })
+btn-again = 🔄 Ещё раз
+btn-variations-of = 🔁 Вариации
+btn-same-seed = 🎯 Тот же сид
+btn-file = 📎 Полный размер
+btn-add-to-pack = ➕ В мой набор
+result-expired = Срок хранения результата истёк; сделайте новый.
+input-expired = Исходные данные этого результата устарели; начните заново.
+
+## Названия режимов
+mode-text2image = Картинка по тексту
+mode-mix = Смешивание
+mode-blend = Картинка + текст
+mode-variations = Вариации
+mode-sticker = Стикер
+mode-depth = Сохранение глубины
+mode-inpaint = Перерисовка области
+mode-outpaint = Дорисовка краёв
+
+## Ошибки
+failed-bad_spec = Извините, этот запрос нельзя выполнить.
+failed-input_expired = Ваша фотография устарела, пока ждала очереди. Пришлите её ещё раз.
+failed-bad_input = Извините, не удалось прочитать присланную картинку.
+failed-timeout = Извините, рисование заняло слишком много времени и было остановлено. Попробуйте ещё раз.
+failed-engine_error = Извините, при рисовании что-то пошло не так. Попробуйте ещё раз.
+failed-worker_lost = Извините, рисующая машина остановилась. Попробуйте ещё раз.
+error-generic = Извините, что-то пошло не так. Попробуйте ещё раз.
+
+## Проверка входных данных
+input-too-large = Файл слишком большой: предел { $limit_mb } МБ.
+input-not-image = Это не похоже на картинку. Пришлите фотографию или файл JPEG/PNG/WEBP.
+input-unsupported-format = Картинки в формате { $format } не поддерживаются. Пришлите JPEG, PNG или WEBP.
+input-too-many-pixels = В этой картинке слишком много пикселей (предел { $limit_mp } мегапикселей).
+input-animated = Анимированные картинки не поддерживаются. Пришлите обычную картинку.
+input-corrupt = Похоже, картинка повреждена. Пришлите другую.
+input-download-failed = Не удалось скачать файл. Пришлите его ещё раз.
+prompt-empty = Описание пустое. Напишите, что нарисовать.
+prompt-too-long = Описание слишком длинное: { $length } символов, предел { $limit }.
+
+## Настройки
+settings-title =
+    <b>Настройки</b>
+    Стиль: { $style }
+    Пропорции: { $aspect }
+    Картинок за запрос: { $count }
+    Негативный промпт: { $negative }
+    Язык: { $language }
+settings-none = —
+settings-btn-style = Стиль
+settings-btn-aspect = Пропорции
+settings-btn-count = Картинок
+settings-btn-negative = Негативный промпт
+settings-btn-language = Язык
+settings-btn-close = Готово
+settings-btn-back = « Назад
+settings-btn-negative-clear = Очистить негативный промпт
+settings-pick-style = Выберите стиль:
+settings-pick-aspect = Выберите пропорции:
+settings-pick-count = Сколько картинок за запрос?
+settings-pick-language = Выберите язык:
+settings-ask-negative = Пришлите, чего НЕ должно быть на картинках (или очистите кнопкой).
+settings-negative-saved = Негативный промпт сохранён.
+settings-saved = Сохранено.
+settings-closed = Настройки сохранены.
+style-none = Без стиля
+style-artstation = Artstation
+style-4k = 4k
+style-anime = Аниме
+language-auto = как в Telegram
+language-en = English
+language-ru = Русский

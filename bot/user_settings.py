@@ -1,0 +1,74 @@
+"""Per-user settings and the "blocked the bot" mark, both in Redis so they survive restarts."""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from redis.asyncio import Redis
+
+from contract import keys
+from contract.spec import ASPECT_RATIOS, DEFAULT_ASPECT, MAX_IMAGES_PER_JOB, MAX_PROMPT_CHARS, Style
+
+log = logging.getLogger(__name__)
+
+USER_SETTINGS_TTL = 365 * 24 * 3600
+"""Settings of a user silent for a year are dropped; every read by an active user renews them."""
+BLOCKED_TTL = 90 * 24 * 3600
+"""A user who blocked the bot is skipped for a while; writing to the bot again clears the mark."""
+
+
+def settings_key(user_id: int) -> str:
+    return f"{keys.PREFIX}:user:{user_id}:settings"
+
+
+def blocked_key(user_id: int) -> str:
+    return f"{keys.PREFIX}:user:{user_id}:blocked"
+
+
+class UserSettings(BaseModel):
+    """What a user chose in /settings; every field reaches the job spec."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    style: Style = Style.NONE
+    aspect: str = DEFAULT_ASPECT
+    num_images: int = Field(default=1, ge=1, le=MAX_IMAGES_PER_JOB)
+    negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
+    locale: str | None = None
+    """None: follow the user's Telegram language."""
+
+    def with_aspect(self, aspect: str) -> UserSettings:
+        if aspect not in ASPECT_RATIOS:
+            raise ValueError(f"unknown aspect ratio {aspect!r}")
+        return self.model_copy(update={"aspect": aspect})
+
+
+class SettingsStore:
+    """Reads and writes UserSettings as JSON under one key per user."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def get(self, user_id: int) -> UserSettings:
+        raw = await self.redis.get(settings_key(user_id))
+        if raw is None:
+            return UserSettings()
+        await self.redis.expire(settings_key(user_id), USER_SETTINGS_TTL)
+        try:
+            return UserSettings.model_validate_json(raw)
+        except ValidationError:
+            log.warning("user %s: unreadable settings, using defaults", user_id)
+            return UserSettings()
+
+    async def save(self, user_id: int, settings: UserSettings) -> None:
+        await self.redis.set(settings_key(user_id), settings.model_dump_json(), ex=USER_SETTINGS_TTL)
+
+    async def mark_blocked(self, user_id: int) -> None:
+        await self.redis.set(blocked_key(user_id), "1", ex=BLOCKED_TTL)
+
+    async def unmark_blocked(self, user_id: int) -> None:
+        await self.redis.delete(blocked_key(user_id))
+
+    async def is_blocked(self, user_id: int) -> bool:
+        return bool(await self.redis.exists(blocked_key(user_id)))
