@@ -1,0 +1,406 @@
+"""The bot's side of the job queue: store inputs, submit, cancel, look up jobs and results.
+
+The bot is asyncio and RQ is synchronous: every RQ call runs in a thread on RQ's own sync
+connection, built from the same URL, so the event loop never blocks on it. Plain Redis reads
+and writes go through the bot's async client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import secrets
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from pydantic import BaseModel, Field
+from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.registry import StartedJobRegistry
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
+
+from contract import keys
+from contract.events import Event, EventType, JobResult
+from contract.queue import (
+    DEFAULT_QUEUE,
+    DURATIONS_KEY,
+    FINISH_SCRIPT,
+    HIGH_QUEUE,
+    QUEUES_IN_ORDER,
+    RUN_JOB_FUNC,
+    TERMINAL_STATUSES,
+    WAIT_TIME_KEY,
+    F,
+    JobStatus,
+    finish_args,
+)
+from contract.spec import JobSpec, Priority, SpecError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_JOB_TIMEOUT_S = 600
+"""Same cap as the worker's: beyond ten minutes a job is stuck, not slow."""
+DEFAULT_MAX_RETRIES = 2
+"""An engine error or a lost worker is retried twice before the user hears about it."""
+RQ_RESULT_TTL = 600
+"""RQ's own copy of a finished job: only for operators' dashboards; the real result is in kb:*."""
+RQ_FAILURE_TTL = 24 * 3600
+"""Failed RQ jobs keep their traceback a day, for operators."""
+INFLIGHT_TTL = keys.INPUT_BLOB_TTL
+"""A user's in-flight set outlives no job that can still run: inputs expire with it anyway."""
+ETA_MIN_SAMPLES = 1
+"""One finished job is enough to give a rough wait; with none the bot says nothing."""
+
+
+class QueueSettings(BaseModel):
+    """Plain values; the bot's own settings fill them from the environment."""
+
+    per_user_inflight: int = Field(default=2, ge=1)
+    admin_inflight: int = Field(default=10, ge=1)
+    job_timeout_s: int = Field(default=DEFAULT_JOB_TIMEOUT_S, ge=1)
+    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
+    rq_result_ttl: int = Field(default=RQ_RESULT_TTL, ge=1)
+    rq_failure_ttl: int = Field(default=RQ_FAILURE_TTL, ge=1)
+
+
+class TooManyJobs(Exception):
+    """The user already has ``limit`` jobs queued or running."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"already {limit} job(s) in flight")
+        self.limit = limit
+
+
+class CancelOutcome(StrEnum):
+    QUEUED_REMOVED = "queued_removed"  # never started; a CANCELLED event is on its way
+    STOPPING = "stopping"  # running: stops at the next step, then a CANCELLED event
+    NOT_FOUND = "not_found"
+    NOT_YOURS = "not_yours"
+    ALREADY_FINISHED = "already_finished"
+
+
+@dataclass(frozen=True)
+class Submission:
+    job_id: str
+    position: int | None
+    """1 = next to start; None when a worker took it before we could look."""
+    eta_s: float | None
+    """Estimated seconds until it finishes, from recent job durations; None without samples."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    spec: JobSpec | None
+    """None when the stored spec no longer parses (e.g. written by a newer bot)."""
+    status: JobStatus
+    user_id: int
+    chat_id: int
+    queue: str
+    created_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    worker: str
+    attempts: int
+    result: JobResult | None
+    reason: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    waiting: dict[str, int]
+    running: dict[str, int]
+    workers: int
+    oldest_wait_s: float | None
+    """How long the oldest queued job has waited (seconds)."""
+    recent_durations: list[float] = field(default_factory=list)
+    """Newest first: run times of the last finished jobs."""
+    recent_waits: list[float] = field(default_factory=list)
+
+    @property
+    def mean_duration_s(self) -> float | None:
+        return sum(self.recent_durations) / len(self.recent_durations) if self.recent_durations else None
+
+
+def _queue_key(name: str) -> str:
+    return f"{Queue.redis_queue_namespace_prefix}{name}"
+
+
+def _text(value: bytes | str | None) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _float(value: bytes | str | None) -> float | None:
+    text = _text(value)
+    return float(text) if text else None
+
+
+class JobQueue:
+    """One per bot process; safe to share between handlers."""
+
+    def __init__(self, redis_client: aioredis.Redis, settings: QueueSettings) -> None:
+        if redis_client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("JobQueue needs a Redis client with decode_responses=False: blobs are bytes")
+        self._redis = redis_client
+        self._settings = settings
+        # RQ pickles, so its connection returns bytes; it gets its own blocking pool.
+        self._sync = _sync_twin(redis_client)
+        self._queues = {name: Queue(name, connection=self._sync) for name in QUEUES_IN_ORDER}
+        self._finish = self._redis.register_script(FINISH_SCRIPT)
+        self._owns_client = False
+
+    @classmethod
+    def from_url(cls, url: str, settings: QueueSettings) -> JobQueue:
+        queue = cls(aioredis.Redis.from_url(url), settings)
+        queue._owns_client = True
+        return queue
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._sync.close)
+        if self._owns_client:
+            await self._redis.aclose()
+
+    # --- inputs and results -------------------------------------------------------------------
+
+    async def put_blob(self, data: bytes) -> str:
+        """Store one input image; the key goes into JobSpec.inputs / .mask."""
+        if not data:
+            raise ValueError("refusing to store an empty input blob")
+        key = keys.blob(secrets.token_hex(12))
+        await self._redis.set(key, data, ex=keys.INPUT_BLOB_TTL)
+        return key
+
+    async def result_bytes(self, key: str) -> bytes | None:
+        data: Any = await self._redis.get(key)
+        return bytes(data) if data is not None else None
+
+    # --- submit ---------------------------------------------------------------------------------
+
+    async def submit(self, spec: JobSpec, *, is_admin: bool = False) -> Submission:
+        """Record and enqueue a job; raises TooManyJobs when the user is at the limit."""
+        limit = self._settings.admin_inflight if is_admin else self._settings.per_user_inflight
+        queue_name = HIGH_QUEUE if is_admin or spec.priority is Priority.HIGH else DEFAULT_QUEUE
+        job_id = spec.job_id
+        inflight_key = keys.inflight(spec.user_id)
+        record_key = keys.job(job_id)
+        now = time.time()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(inflight_key, record_key)
+                    if await pipe.exists(record_key):
+                        raise ValueError(f"job {job_id} already exists; build a new JobSpec for a new job")
+                    members = [_text(m) for m in await pipe.smembers(inflight_key)]
+                    stale = await self._stale_inflight(pipe, [m for m in members if m])
+                    if len(members) - len(stale) >= limit:
+                        raise TooManyJobs(limit)
+                    pipe.multi()
+                    if stale:
+                        pipe.srem(inflight_key, *stale)
+                    pipe.sadd(inflight_key, job_id)
+                    pipe.expire(inflight_key, INFLIGHT_TTL)
+                    pipe.hset(
+                        record_key,
+                        mapping={
+                            F.SPEC: spec.to_json(),
+                            F.STATUS: JobStatus.QUEUED.value,
+                            F.USER: spec.user_id,
+                            F.CHAT: spec.chat_id,
+                            F.QUEUE: queue_name,
+                            F.CREATED: now,
+                            F.ATTEMPTS: 0,
+                        },
+                    )
+                    pipe.expire(record_key, keys.JOB_RECORD_TTL)
+                    await pipe.execute()
+                    break
+                except redis.WatchError:
+                    continue
+        try:
+            await asyncio.to_thread(self._enqueue, queue_name, job_id)
+        except Exception:
+            # Nothing was queued: undo so the user is not blocked by a job that does not exist.
+            await self._redis.srem(inflight_key, job_id)
+            await self._redis.delete(record_key)
+            raise
+        log.info(
+            "job %s queued on %s for chat %s (user %s, mode %s)",
+            job_id, queue_name, spec.chat_id, spec.user_id, spec.mode,
+        )
+        position = await self.position(job_id)
+        return Submission(job_id=job_id, position=position, eta_s=await self._eta(position))
+
+    def _enqueue(self, queue_name: str, job_id: str) -> None:
+        retries = self._settings.max_retries
+        self._queues[queue_name].enqueue_call(
+            RUN_JOB_FUNC,
+            args=(job_id,),
+            job_id=job_id,
+            description=f"run_job {job_id}",
+            timeout=self._settings.job_timeout_s,
+            result_ttl=self._settings.rq_result_ttl,
+            failure_ttl=self._settings.rq_failure_ttl,
+            retry=Retry(max=retries) if retries > 0 else None,
+        )
+
+    async def _stale_inflight(self, pipe: Any, members: list[str]) -> list[str]:
+        """In-flight entries whose job already ended or vanished (e.g. the bot was down at the end)."""
+        stale = []
+        for member in members:
+            status = _text(await pipe.hget(keys.job(member), F.STATUS))
+            if status is None or status in TERMINAL_STATUSES:
+                stale.append(member)
+        return stale
+
+    # --- lookups --------------------------------------------------------------------------------
+
+    async def position(self, job_id: str) -> int | None:
+        """1-based place in line across queues (admins' queue counts first); None if not waiting."""
+        queue_name = _text(await self._redis.hget(keys.job(job_id), F.QUEUE))
+        if queue_name is None:
+            return None
+        index: Any = await self._redis.lpos(_queue_key(queue_name), job_id)
+        if index is None:
+            return None
+        ahead = int(index)
+        for name in QUEUES_IN_ORDER:
+            if name == queue_name:
+                break
+            ahead += int(await self._redis.llen(_queue_key(name)))
+        return ahead + 1
+
+    async def _eta(self, position: int | None) -> float | None:
+        if position is None:
+            return None
+        durations = [float(d) for d in await self._redis.lrange(DURATIONS_KEY, 0, -1)]
+        if len(durations) < ETA_MIN_SAMPLES:
+            return None
+        workers = 0
+        for name in QUEUES_IN_ORDER:
+            workers = max(workers, int(await self._redis.scard(WORKERS_BY_QUEUE_KEY % name)))
+        mean = sum(durations) / len(durations)
+        # Jobs ahead are served `workers` at a time; then ours runs.
+        return mean * (math.ceil((position - 1) / max(workers, 1)) + 1)
+
+    async def job(self, job_id: str) -> JobRecord | None:
+        raw = await self._redis.hgetall(keys.job(job_id))
+        if not raw:
+            return None
+        data = {_text(k): _text(v) for k, v in raw.items()}
+        spec: JobSpec | None
+        try:
+            spec = JobSpec.from_json(data.get(F.SPEC) or "")
+        except SpecError:
+            spec = None
+        result_json = data.get(F.RESULT)
+        return JobRecord(
+            job_id=job_id,
+            spec=spec,
+            status=JobStatus(data.get(F.STATUS) or JobStatus.QUEUED),
+            user_id=int(data.get(F.USER) or 0),
+            chat_id=int(data.get(F.CHAT) or 0),
+            queue=data.get(F.QUEUE) or "",
+            created_at=_float(data.get(F.CREATED)),
+            started_at=_float(data.get(F.STARTED)),
+            finished_at=_float(data.get(F.FINISHED)),
+            worker=data.get(F.WORKER) or "",
+            attempts=int(data.get(F.ATTEMPTS) or 0),
+            result=JobResult.model_validate_json(result_json) if result_json else None,
+            reason=data.get(F.REASON),
+            error=data.get(F.ERROR),
+        )
+
+    async def user_jobs(self, user_id: int) -> list[str]:
+        """Job ids the user has queued or running (until their final event is delivered)."""
+        return sorted(m for m in (_text(x) for x in await self._redis.smembers(keys.inflight(user_id))) if m)
+
+    async def stats(self) -> QueueStats:
+        waiting: dict[str, int] = {}
+        running: dict[str, int] = {}
+        oldest: float | None = None
+        now = time.time()
+        workers: set[Any] = set()
+        for name in QUEUES_IN_ORDER:
+            waiting[name] = int(await self._redis.llen(_queue_key(name)))
+            started_key = StartedJobRegistry(name, connection=self._sync).key
+            running[name] = int(await self._redis.zcount(started_key, now, "+inf"))
+            workers |= set(await self._redis.smembers(WORKERS_BY_QUEUE_KEY % name))
+            head = _text(await self._redis.lindex(_queue_key(name), 0))
+            if head:
+                created = _float(await self._redis.hget(keys.job(head), F.CREATED))
+                if created is not None:
+                    wait = now - created
+                    oldest = wait if oldest is None else max(oldest, wait)
+        durations = [float(d) for d in await self._redis.lrange(DURATIONS_KEY, 0, -1)]
+        waits = [float(d) for d in await self._redis.lrange(WAIT_TIME_KEY, 0, -1)]
+        return QueueStats(
+            waiting=waiting,
+            running=running,
+            workers=len(workers),
+            oldest_wait_s=oldest,
+            recent_durations=durations,
+            recent_waits=waits,
+        )
+
+    # --- cancel ---------------------------------------------------------------------------------
+
+    async def cancel(self, job_id: str, user_id: int) -> CancelOutcome:
+        """Remove a queued job, or ask a running one to stop at its next step."""
+        record_key = keys.job(job_id)
+        raw = await self._redis.hmget(record_key, [F.STATUS, F.USER, F.CHAT, F.QUEUE])
+        status, owner, chat, queue_name = (_text(v) for v in raw)
+        if status is None:
+            return CancelOutcome.NOT_FOUND
+        if int(owner or 0) != user_id:
+            return CancelOutcome.NOT_YOURS
+        if status in TERMINAL_STATUSES:
+            return CancelOutcome.ALREADY_FINISHED
+        # The flag first: a worker that pops the job right now sees it before it starts.
+        await self._redis.set(keys.cancel_flag(job_id), "1", ex=keys.CANCEL_FLAG_TTL)
+        removed = 0
+        if queue_name:
+            removed = int(await self._redis.lrem(_queue_key(queue_name), 1, job_id))
+        if not removed:
+            log.info("job %s for chat %s: cancel requested while running", job_id, chat)
+            return CancelOutcome.STOPPING
+        event = Event(type=EventType.CANCELLED, job_id=job_id, chat_id=int(chat or 0), user_id=user_id)
+        key_args, argv = finish_args(event, JobStatus.CANCELLED, {})
+        await self._finish(keys=key_args, args=argv)
+        await asyncio.to_thread(self._delete_rq_job, job_id)
+        log.info("job %s for chat %s: removed from queue %s", job_id, chat, queue_name)
+        return CancelOutcome.QUEUED_REMOVED
+
+    def _delete_rq_job(self, job_id: str) -> None:
+        try:
+            job = Job.fetch(job_id, connection=self._sync)
+        except NoSuchJobError:
+            return
+        job.delete(remove_from_queue=True)
+
+
+_SYNC_KWARGS = (
+    "host", "port", "db", "username", "password", "path", "socket_timeout", "socket_connect_timeout",
+    "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_check_hostname",
+)
+"""Connection settings that mean the same to the sync client; the rest are async-only internals."""
+
+
+def _sync_twin(client: aioredis.Redis) -> redis.Redis:
+    """A sync client for the same server and database as ``client`` (TCP, TLS or Unix socket)."""
+    pool = client.connection_pool
+    kwargs = {k: v for k, v in pool.connection_kwargs.items() if k in _SYNC_KWARGS}
+    connection_class: type[redis.Connection] | type[redis.UnixDomainSocketConnection] = redis.Connection
+    if issubclass(pool.connection_class, aioredis.SSLConnection):
+        connection_class = redis.SSLConnection
+    elif issubclass(pool.connection_class, aioredis.UnixDomainSocketConnection):
+        connection_class = redis.UnixDomainSocketConnection
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=connection_class, **kwargs))

@@ -1,0 +1,105 @@
+"""The queue protocol shared by the bot (bot/queue) and the workers (worker/jobs, worker/runner).
+
+The worker image ships without the bot package and the bot never imports the worker, so the
+names both sides must agree on live here: RQ queue names, the job-record hash layout, the job
+statuses and the one atomic "finish" step that writes a terminal status and its event together.
+Imports neither torch nor aiogram.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any
+
+from contract import keys
+from contract.events import Event
+
+RUN_JOB_FUNC = "worker.jobs.run_job"
+"""What RQ calls; its only argument is the job id, so no image bytes or secrets reach RQ's logs."""
+
+HIGH_QUEUE = "kb-high"
+DEFAULT_QUEUE = "kb-default"
+QUEUES_IN_ORDER: tuple[str, ...] = (HIGH_QUEUE, DEFAULT_QUEUE)
+"""Workers listen in this order, so admins' jobs go first."""
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES: frozenset[str] = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class F:
+    """Field names of the job-record hash ``keys.job(job_id)``."""
+
+    SPEC = "spec"  # the JobSpec JSON as the bot wrote it
+    STATUS = "status"
+    USER = "user_id"
+    CHAT = "chat_id"
+    QUEUE = "queue"
+    CREATED = "created_at"  # unix seconds, when the bot accepted it
+    STARTED = "started_at"
+    FINISHED = "finished_at"
+    WORKER = "worker"
+    ATTEMPTS = "attempts"
+    RESULT = "result"  # JobResult JSON
+    REASON = "reason"  # FailureReason
+    ERROR = "error"  # one line for operators
+
+
+DURATIONS_KEY = f"{keys.PREFIX}:durations"
+"""Recent run times of finished jobs (seconds, newest first): the wait estimate reads them."""
+DURATIONS_KEEP = 50
+"""Enough samples for a stable mean, few enough to follow a change of GPU or of load."""
+DURATIONS_TTL = keys.JOB_RECORD_TTL
+"""An estimate from samples older than a week says nothing about today's hardware."""
+
+WAIT_TIME_KEY = f"{keys.PREFIX}:waits"
+"""Recent queue waits (enqueue → start, seconds, newest first), for /stats."""
+
+
+def delivering(job_id: str) -> str:
+    """Short lease a bot consumer holds while it hands a terminal event to Telegram."""
+    return f"{keys.PREFIX}:delivering:{job_id}"
+
+
+def add_event(pipe: Any, event: Event) -> Any:
+    """Queue an XADD of ``event`` on a (sync or async) pipeline; the stream stays approximately bounded."""
+    return pipe.xadd(
+        keys.EVENTS_STREAM, event.to_fields(), maxlen=keys.EVENTS_STREAM_MAXLEN, approximate=True
+    )
+
+
+FINISH_SCRIPT = """
+-- KEYS[1] job record, KEYS[2] events stream
+-- ARGV[1] record TTL, ARGV[2] stream maxlen, ARGV[3] event JSON, ARGV[4..] field/value pairs
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'done' or status == 'failed' or status == 'cancelled' then
+  return 0
+end
+if #ARGV > 3 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[3])
+return 1
+"""
+"""Write a terminal status and its event in one step, once: a second finisher (a retried attempt,
+the abandoned-job sweeper, a queued-job cancel racing a worker) changes nothing and sends nothing."""
+
+
+def finish_args(event: Event, status: JobStatus, fields: dict[str, str | int | float]) -> tuple[
+    list[str], list[str | int | float]
+]:
+    """KEYS and ARGV for :data:`FINISH_SCRIPT`."""
+    argv: list[str | int | float] = [keys.JOB_RECORD_TTL, keys.EVENTS_STREAM_MAXLEN, event.model_dump_json()]
+    merged: dict[str, str | int | float] = {F.STATUS: status.value, F.FINISHED: time.time(), **fields}
+    for k, v in merged.items():
+        argv += [k, v]
+    return [keys.job(event.job_id), keys.EVENTS_STREAM], argv

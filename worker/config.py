@@ -1,0 +1,82 @@
+"""Worker settings, read from the environment by pydantic-settings.
+
+Variable names have no prefix where the bot reads the same value (``REDIS_URL``); the rest start
+with ``WORKER_``. The engine's own settings (model dir, device, dtype) are ``KANDINSKY_*``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contract.queue import QUEUES_IN_ORDER
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+"""A local Redis, as in development; production always sets REDIS_URL (with a password)."""
+DEFAULT_JOB_TIMEOUT_S = 600
+"""Cap on one job's run time: a 1024 px job with 4 images takes well under a minute on a GPU;
+ten minutes means the job is stuck, and the GPU must go to the next user."""
+DEFAULT_MAX_RETRIES = 2
+"""An engine error or a lost worker is retried twice; a third failure is the job, not bad luck."""
+DEFAULT_HEARTBEAT_INTERVAL_S = 5
+"""How often a busy worker proves it is alive while a long job runs."""
+ABANDON_AFTER_BEATS = 3
+"""A job whose worker missed this many heartbeats is abandoned (worker SIGKILLed or OOM)."""
+DEFAULT_MAINTENANCE_INTERVAL_S = 5
+"""How often a worker sweeps for abandoned jobs; RQ's default of 10 minutes leaves users waiting."""
+DEFAULT_PROGRESS_THROTTLE_S = 0.5
+"""At most two progress events a second per job: the bot edits one Telegram message with them and
+Telegram rate-limits edits, so more would only fill the stream."""
+DEFAULT_CANCEL_POLL_S = 0.25
+"""How often a running job looks for a cancel request (from a side thread, never in the step loop)."""
+
+
+def default_worker_name() -> str:
+    """Unique per process and readable in logs: which host, which process."""
+    return f"{socket.gethostname()}.{os.getpid()}"
+
+
+class WorkerSettings(BaseSettings):
+    """Everything a worker process needs besides the engine; one instance per process."""
+
+    model_config = SettingsConfigDict(env_prefix="WORKER_", extra="ignore")
+
+    redis_url: SecretStr = Field(
+        default=SecretStr(DEFAULT_REDIS_URL), validation_alias=AliasChoices("REDIS_URL", "WORKER_REDIS_URL")
+    )
+    """May hold the Redis password: unwrapped only where the client is built."""
+    name: str = Field(default_factory=default_worker_name)
+    """``WORKER_NAME``: the RQ worker name, shown in logs and in job records."""
+    queues: tuple[str, ...] = QUEUES_IN_ORDER
+    """High first, then default; a JSON list in ``WORKER_QUEUES``."""
+    job_timeout_s: int = Field(default=DEFAULT_JOB_TIMEOUT_S, ge=1)
+    """Cap on any job's run time; a job enqueued with a shorter timeout keeps its own."""
+    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
+    """Cap on engine-error retries; a job enqueued with fewer keeps its own."""
+    heartbeat_interval_s: int = Field(default=DEFAULT_HEARTBEAT_INTERVAL_S, ge=1)
+    maintenance_interval_s: int = Field(default=DEFAULT_MAINTENANCE_INTERVAL_S, ge=1)
+    progress_throttle_s: float = Field(default=DEFAULT_PROGRESS_THROTTLE_S, ge=0.0)
+    cancel_poll_s: float = Field(default=DEFAULT_CANCEL_POLL_S, gt=0.0)
+    health_port: int | None = Field(
+        default=None, validation_alias=AliasChoices("HEALTH_PORT", "WORKER_HEALTH_PORT")
+    )
+    """Serve /healthz and /metrics on this port (docker healthcheck); off when unset."""
+    test_faults: bool = False
+    """TEST HOOK, off by default (``WORKER_TEST_FAULTS=1``): prompts carrying a fault marker
+    (see worker.jobs.FAULT_ENGINE_ERROR, FAULT_SLOW_PREFIX) make the engine raise or slow down,
+    so tests can inject failures into real worker processes. Never set it in production."""
+
+    @field_validator("queues")
+    @classmethod
+    def _queues_not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("a worker needs at least one queue")
+        return value
+
+    @property
+    def abandon_after_s(self) -> int:
+        """How long a started job may go without a heartbeat before another worker takes it over."""
+        return self.heartbeat_interval_s * ABANDON_AFTER_BEATS
