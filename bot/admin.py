@@ -1,0 +1,419 @@
+"""What admins look at and do: statistics, queue and worker views, broadcasts, and the action log.
+
+Every number comes from Redis (never from one replica's memory), so any bot replica answers
+the same. A broadcast keeps its audience snapshot, cursor and counters in Redis and writes them
+after every message, so a restarted bot carries on where the old one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis as redis_sync
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
+from redis.asyncio import Redis
+from rq import Worker
+
+from bot.quotas import USERS_KEY, active_key
+from bot.user_settings import blocked_key
+from contract import keys
+from contract import stats as jobstats
+from contract.queue import QUEUES_IN_ORDER
+from contract.spec import Mode
+
+log = logging.getLogger(__name__)
+
+ADMIN_LOG_KEY = f"{keys.PREFIX}:adminlog"
+"""List of JSON entries (newest first): who did what and when."""
+ADMIN_LOG_KEEP = 10_000
+"""Entries kept in the action log; older ones are trimmed (the process log keeps them too)."""
+BROADCASTS_ACTIVE_KEY = f"{keys.PREFIX}:broadcasts:active"
+"""Set of broadcast ids not finished yet: what a starting bot resumes."""
+BROADCAST_TTL = 30 * 24 * 3600
+"""A finished broadcast's record and audience are kept a month for questions about it."""
+BROADCAST_RATE = 25.0
+"""Messages per second: under Telegram's ~30/s for bots, with room for the bot's normal traffic."""
+BROADCAST_LEASE_S = 15
+"""A replica running a broadcast renews this lease; after a crash another replica takes over
+once it lapses, so the same broadcast never runs twice at once."""
+BROADCAST_MAX_RETRY_AFTER_S = 60.0
+"""A 429 asking for longer than this is a flood ban: the message counts as failed."""
+WORKER_INFO_TTL = 120
+"""Extra worker details (device) are refreshed by live workers; a dead worker's vanish."""
+
+
+def broadcast_key(broadcast_id: str) -> str:
+    """Hash: text, admin, chat, status, cursor, total, sent, blocked, failed, created_at, finished_at."""
+    return f"{keys.PREFIX}:broadcast:{broadcast_id}"
+
+
+def broadcast_targets_key(broadcast_id: str) -> str:
+    """List of user ids: the audience frozen when the broadcast started."""
+    return f"{keys.PREFIX}:broadcast:{broadcast_id}:targets"
+
+
+def broadcast_lease_key(broadcast_id: str) -> str:
+    return f"{keys.PREFIX}:broadcast:{broadcast_id}:lease"
+
+
+def worker_info_key(name: str) -> str:
+    """Hash the worker keeps fresh (device, GPU name): what RQ's own record lacks."""
+    return f"{keys.PREFIX}:workerinfo:{name}"
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else ("" if value is None else str(value))
+
+
+# --- admin action log ---------------------------------------------------------------------------
+class AdminLog:
+    """Who did what and when; in Redis for /stats readers, and in the process log."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def record(self, admin_id: int, action: str, detail: str = "") -> None:
+        entry = {"ts": time.time(), "admin": admin_id, "action": action, "detail": detail}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(ADMIN_LOG_KEY, json.dumps(entry, ensure_ascii=False))
+            pipe.ltrim(ADMIN_LOG_KEY, 0, ADMIN_LOG_KEEP - 1)
+            await pipe.execute()
+        log.info("admin %s: %s %s", admin_id, action, detail)
+
+    async def recent(self, n: int = 20) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in await self.redis.lrange(ADMIN_LOG_KEY, 0, n - 1)]
+
+
+# --- statistics -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModeStats:
+    done_today: int = 0
+    failed_today: int = 0
+    done_total: int = 0
+    failed_total: int = 0
+    median_s: float | None = None
+    p95_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Stats:
+    users_total: int
+    users_today: int
+    modes: dict[str, ModeStats]
+    queue_depth: int
+    jobs_today: int
+    jobs_total: int
+    failures_today: int
+    failures_total: int
+
+
+@dataclass(frozen=True)
+class QueueView:
+    waiting: dict[str, int]
+    running: dict[str, int]
+    oldest_wait_s: float | None
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    name: str
+    host: str
+    device: str
+    state: str
+    current_job: str | None
+    jobs_done: int
+    jobs_failed: int
+    last_heartbeat: dt.datetime | None
+
+
+@dataclass
+class StatsService:
+    """Aggregates /stats, /queue and /workers from Redis (RQ's records and the project's counters)."""
+
+    redis: Redis
+    sync_redis: redis_sync.Redis
+    """RQ is synchronous and needs its own connection (bytes, not decoded)."""
+    modes: tuple[str, ...] = field(default_factory=lambda: tuple(m.value for m in Mode))
+
+    async def stats(self, now: float | None = None) -> Stats:
+        now = time.time() if now is None else now
+        day = jobstats.utc_day(now)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.scard(USERS_KEY)
+            pipe.scard(active_key(day))
+            pipe.hgetall(jobstats.TOTAL_KEY)
+            pipe.hgetall(jobstats.day_key(day))
+            for mode in self.modes:
+                pipe.lrange(jobstats.durations_key(mode), 0, -1)
+            users_total, users_today, total_raw, day_raw, *durations = await pipe.execute()
+        total = jobstats.parse_counts(total_raw)
+        today = jobstats.parse_counts(day_raw)
+        modes: dict[str, ModeStats] = {}
+        known = set(self.modes) | {m for m, _ in total}
+        order = {m: i for i, m in enumerate(self.modes)}
+        for mode in sorted(known, key=lambda m: (order.get(m, len(order)), m)):
+            samples = []
+            if mode in self.modes:
+                samples = [float(x) for x in durations[self.modes.index(mode)]]
+            modes[mode] = ModeStats(
+                done_today=today.get((mode, "done"), 0),
+                failed_today=today.get((mode, "failed"), 0),
+                done_total=total.get((mode, "done"), 0),
+                failed_total=total.get((mode, "failed"), 0),
+                median_s=jobstats.median(samples) if samples else None,
+                p95_s=jobstats.percentile(samples, 95) if samples else None,
+            )
+        queue = await self.queue()
+        return Stats(
+            users_total=int(users_total),
+            users_today=int(users_today),
+            modes=modes,
+            queue_depth=sum(queue.waiting.values()),
+            jobs_today=sum(v for (_, o), v in today.items() if o in ("done", "failed")),
+            jobs_total=sum(v for (_, o), v in total.items() if o in ("done", "failed")),
+            failures_today=sum(v for (_, o), v in today.items() if o == "failed"),
+            failures_total=sum(v for (_, o), v in total.items() if o == "failed"),
+        )
+
+    async def queue(self) -> QueueView:
+        return await asyncio.to_thread(self._queue_sync)
+
+    def _queue_sync(self) -> QueueView:
+        from rq import Queue
+        from rq.registry import StartedJobRegistry
+
+        waiting: dict[str, int] = {}
+        running: dict[str, int] = {}
+        oldest: float | None = None
+        now = dt.datetime.now(dt.UTC)
+        for name in QUEUES_IN_ORDER:
+            queue = Queue(name, connection=self.sync_redis)
+            waiting[name] = queue.count
+            running[name] = StartedJobRegistry(name, connection=self.sync_redis).count
+            ids = queue.get_job_ids(0, 0)
+            if ids:
+                head = queue.fetch_job(ids[0])
+                if head is not None and head.enqueued_at is not None:
+                    enq = head.enqueued_at
+                    enq = enq if enq.tzinfo else enq.replace(tzinfo=dt.UTC)
+                    wait = (now - enq).total_seconds()
+                    oldest = wait if oldest is None else max(oldest, wait)
+        return QueueView(waiting=waiting, running=running, oldest_wait_s=oldest)
+
+    async def workers(self) -> list[WorkerView]:
+        views = await asyncio.to_thread(self._workers_sync)
+        out = []
+        for view in views:
+            device = _s(await self.redis.hget(worker_info_key(view.name), "device")) or "?"
+            out.append(WorkerView(**{**view.__dict__, "device": device}))
+        return out
+
+    def _workers_sync(self) -> list[WorkerView]:
+        views = []
+        for worker in Worker.all(connection=self.sync_redis):
+            views.append(
+                WorkerView(
+                    name=worker.name,
+                    host=worker.hostname or "?",
+                    device="?",
+                    state=str(worker.get_state()),
+                    current_job=worker.get_current_job_id(),
+                    jobs_done=worker.successful_job_count,
+                    jobs_failed=worker.failed_job_count,
+                    last_heartbeat=worker.last_heartbeat,
+                )
+            )
+        return sorted(views, key=lambda v: v.name)
+
+
+# --- broadcasts -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BroadcastReport:
+    broadcast_id: str
+    total: int
+    sent: int
+    blocked: int
+    failed: int
+    finished: bool
+
+
+class BroadcastService:
+    """Sends one text to every known user who has not blocked the bot, paced and resumable.
+
+    ``on_finish(bot, admin_chat_id, report)`` sends the final report (a handler supplies the
+    translated text); it runs once, by the replica that sent the last message.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        rate: float = BROADCAST_RATE,
+        lease_s: int = BROADCAST_LEASE_S,
+        on_finish: Any = None,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("broadcast rate must be positive")
+        self.redis = redis
+        self.rate = rate
+        self.lease_s = lease_s
+        self.on_finish = on_finish
+        self.tasks: dict[str, asyncio.Task[BroadcastReport | None]] = {}
+        self._token = secrets.token_hex(8)
+
+    async def start(self, bot: Bot, admin_id: int, chat_id: int, text: str) -> str:
+        """Freeze the audience, persist the broadcast, and start sending in the background."""
+        if not text.strip():
+            raise ValueError("empty broadcast text")
+        broadcast_id = secrets.token_hex(6)
+        users = sorted(int(_s(u)) for u in await self.redis.smembers(USERS_KEY))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if users:
+                pipe.rpush(broadcast_targets_key(broadcast_id), *users)
+            pipe.expire(broadcast_targets_key(broadcast_id), BROADCAST_TTL)
+            pipe.hset(broadcast_key(broadcast_id), mapping={
+                "text": text, "admin": admin_id, "chat": chat_id, "status": "running", "cursor": 0,
+                "total": len(users), "sent": 0, "blocked": 0, "failed": 0, "created_at": time.time(),
+            })
+            pipe.expire(broadcast_key(broadcast_id), BROADCAST_TTL)
+            pipe.sadd(BROADCASTS_ACTIVE_KEY, broadcast_id)
+            await pipe.execute()
+        log.info("broadcast %s started by admin %s to %d users", broadcast_id, admin_id, len(users))
+        self._spawn(bot, broadcast_id)
+        return broadcast_id
+
+    async def resume_all(self, bot: Bot) -> list[str]:
+        """Continue every unfinished broadcast (called when the bot starts)."""
+        ids = sorted(_s(b) for b in await self.redis.smembers(BROADCASTS_ACTIVE_KEY))
+        for broadcast_id in ids:
+            if broadcast_id not in self.tasks or self.tasks[broadcast_id].done():
+                log.info("broadcast %s: resuming", broadcast_id)
+                self._spawn(bot, broadcast_id)
+        return ids
+
+    def _spawn(self, bot: Bot, broadcast_id: str) -> None:
+        self.tasks[broadcast_id] = asyncio.create_task(self.run(bot, broadcast_id),
+                                                       name=f"broadcast-{broadcast_id}")
+
+    async def stop(self) -> None:
+        """Graceful shutdown: stop sending and free the leases; the state stays for a resume."""
+        for task in self.tasks.values():
+            task.cancel()
+        for task in self.tasks.values():
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # a failed run was already logged; shutdown goes on
+                log.exception("broadcast task failed")
+        self.tasks.clear()
+
+    async def report(self, broadcast_id: str) -> BroadcastReport | None:
+        raw = await self.redis.hgetall(broadcast_key(broadcast_id))
+        if not raw:
+            return None
+        data = {_s(k): _s(v) for k, v in raw.items()}
+        return BroadcastReport(
+            broadcast_id=broadcast_id,
+            total=int(data.get("total") or 0),
+            sent=int(data.get("sent") or 0),
+            blocked=int(data.get("blocked") or 0),
+            failed=int(data.get("failed") or 0),
+            finished=data.get("status") == "done",
+        )
+
+    async def _take_lease(self, broadcast_id: str) -> bool:
+        key = broadcast_lease_key(broadcast_id)
+        if await self.redis.set(key, self._token, nx=True, ex=self.lease_s):
+            return True
+        if _s(await self.redis.get(key)) == self._token:
+            await self.redis.expire(key, self.lease_s)
+            return True
+        return False
+
+    async def _release_lease(self, broadcast_id: str) -> None:
+        key = broadcast_lease_key(broadcast_id)
+        if _s(await self.redis.get(key)) == self._token:
+            await self.redis.delete(key)
+
+    async def run(self, bot: Bot, broadcast_id: str) -> BroadcastReport | None:
+        """Send from the stored cursor to the end; returns the final report, or None if another
+        replica holds the broadcast."""
+        if not await self._take_lease(broadcast_id):
+            log.info("broadcast %s: another replica is sending it", broadcast_id)
+            return None
+        try:
+            return await self._run_locked(bot, broadcast_id)
+        finally:
+            await self._release_lease(broadcast_id)
+
+    async def _run_locked(self, bot: Bot, broadcast_id: str) -> BroadcastReport | None:
+        bkey = broadcast_key(broadcast_id)
+        meta = {_s(k): _s(v) for k, v in (await self.redis.hgetall(bkey)).items()}
+        if not meta:
+            await self.redis.srem(BROADCASTS_ACTIVE_KEY, broadcast_id)
+            return None
+        text = meta["text"]
+        cursor = int(meta.get("cursor") or 0)
+        targets = [int(_s(u)) for u in await self.redis.lrange(broadcast_targets_key(broadcast_id), 0, -1)]
+        interval = 1.0 / self.rate
+        next_at = time.monotonic()
+        lease_renewed = time.monotonic()
+        for index in range(cursor, len(targets)):
+            user_id = targets[index]
+            if time.monotonic() - lease_renewed > self.lease_s / 3:
+                if not await self._take_lease(broadcast_id):
+                    log.warning("broadcast %s: lease lost, stopping here", broadcast_id)
+                    return None
+                lease_renewed = time.monotonic()
+            if await self.redis.exists(blocked_key(user_id)):
+                outcome = "blocked"
+            else:
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                outcome = await self._send_one(bot, user_id, text, broadcast_id)
+                next_at = max(next_at + interval, time.monotonic())
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hincrby(bkey, outcome, 1)
+                pipe.hset(bkey, "cursor", index + 1)
+                await pipe.execute()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(bkey, mapping={"status": "done", "finished_at": time.time()})
+            pipe.srem(BROADCASTS_ACTIVE_KEY, broadcast_id)
+            await pipe.execute()
+        report = await self.report(broadcast_id)
+        assert report is not None
+        log.info("broadcast %s finished: sent %d, blocked %d, failed %d",
+                 broadcast_id, report.sent, report.blocked, report.failed)
+        if self.on_finish is not None:
+            await self.on_finish(bot, int(meta.get("chat") or 0), report)
+        return report
+
+    async def _send_one(self, bot: Bot, user_id: int, text: str, broadcast_id: str) -> str:
+        for _ in range(3):
+            try:
+                await bot.send_message(user_id, text, parse_mode=None)
+                return "sent"
+            except TelegramForbiddenError:
+                from bot.user_settings import BLOCKED_TTL
+
+                await self.redis.set(blocked_key(user_id), "1", ex=BLOCKED_TTL)
+                return "blocked"
+            except TelegramRetryAfter as exc:
+                if exc.retry_after > BROADCAST_MAX_RETRY_AFTER_S:
+                    break
+                log.warning("broadcast %s: 429, waiting %ss", broadcast_id, exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
+            except TelegramAPIError as exc:
+                log.warning("broadcast %s: chat %s failed: %s", broadcast_id, user_id, exc.message)
+                return "failed"
+        return "failed"

@@ -1,0 +1,141 @@
+"""Bans, maintenance mode and per-user rate limits in front of the job queue.
+
+Limits are counted where a request really becomes a job — :class:`GuardedQueue` wraps the
+queue's ``submit`` — so a multi-step dialog (two photos, then weights) counts once, and the
+"again" and "variations" buttons count like typed requests. The refusal travels up as
+:class:`QuotaRefused` and :class:`QuotaMiddleware` turns it into the user's message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from redis.asyncio import Redis
+
+from bot.metrics import BotMetrics
+from bot.quotas import Decision, QuotaService, Verdict
+from contract import keys
+from contract.spec import JobSpec
+
+log = logging.getLogger(__name__)
+
+BAN_NOTICE_INTERVAL_S = 3600
+"""A banned user is told once an hour at most; answering every message would let them make us spam."""
+
+
+def ban_notice_key(user_id: int) -> str:
+    return f"{keys.PREFIX}:quota:{user_id}:bannotice"
+
+
+class QuotaRefused(Exception):
+    """Raised by :meth:`GuardedQueue.submit` instead of queueing; nothing was queued."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.verdict.value)
+        self.decision = decision
+
+
+class GuardedQueue:
+    """The job queue as handlers see it: ``submit`` asks :class:`QuotaService` first.
+
+    Everything else is delegated unchanged to the wrapped queue.
+    """
+
+    def __init__(self, inner: Any, quotas: QuotaService, metrics: BotMetrics | None = None) -> None:
+        self._inner = inner
+        self._quotas = quotas
+        self._metrics = metrics
+
+    async def submit(self, spec: JobSpec, *args: Any, **kwargs: Any) -> Any:
+        decision = await self._quotas.admit(spec.user_id)
+        if not decision.allowed:
+            log.info("job refused for user %s in chat %s: %s", spec.user_id, spec.chat_id,
+                     decision.verdict.value)
+            raise QuotaRefused(decision)
+        try:
+            return await self._inner.submit(spec, *args, **kwargs)
+        except BaseException:
+            await self._quotas.refund(spec.user_id, decision)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def refusal_text(t: Callable[..., str], decision: Decision, now: float | None = None) -> str:
+    """The user's message for a refusal, with the time of the next free slot where there is one."""
+    now = time.time() if now is None else now
+    limits = decision.limits
+    if decision.verdict is Verdict.BANNED:
+        return t("quota-banned")
+    if decision.verdict is Verdict.MAINTENANCE:
+        return t("quota-maintenance")
+    if decision.verdict is Verdict.INFLIGHT:
+        return t("quota-inflight", limit=limits.inflight if limits else 0)
+    retry_at = decision.retry_at or now
+    at = dt.datetime.fromtimestamp(retry_at, dt.UTC).strftime("%H:%M:%S")
+    wait = max(1, math.ceil(retry_at - now))
+    if decision.verdict is Verdict.PER_DAY:
+        return t("quota-per-day", limit=limits.per_day if limits else 0, time=at)
+    return t("quota-per-minute", limit=limits.per_minute if limits else 0, time=at, seconds=wait)
+
+
+class QuotaMiddleware(BaseMiddleware):
+    """Outer middleware for messages and callback queries (after i18n, which supplies ``t``).
+
+    Records the user for /stats and broadcasts, stops banned users before any handler, and
+    answers a :class:`QuotaRefused` raised while a handler submits a job.
+    """
+
+    def __init__(self, quotas: QuotaService, redis: Redis) -> None:
+        self.quotas = quotas
+        self.redis = redis
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is None or user.is_bot:
+            return await handler(event, data)
+        await self.quotas.seen(user.id)
+        data["quotas"] = self.quotas
+        t = data.get("t")
+        if not self.quotas.is_admin(user.id) and await self.quotas.is_banned(user.id):
+            if t is not None:
+                await self._tell_banned(event, user.id, t("quota-banned"))
+            log.info("update from banned user %s dropped", user.id)
+            return None
+        try:
+            return await handler(event, data)
+        except QuotaRefused as refused:
+            if t is None:
+                raise
+            await _answer(event, refusal_text(t, refused.decision))
+            return None
+
+    async def _tell_banned(self, event: TelegramObject, user_id: int, text: str) -> None:
+        if isinstance(event, CallbackQuery):
+            await event.answer(text, show_alert=True)
+            return
+        fresh = await self.redis.set(ban_notice_key(user_id), "1", nx=True, ex=BAN_NOTICE_INTERVAL_S)
+        if fresh:
+            await _answer(event, text)
+
+
+async def _answer(event: TelegramObject, text: str) -> None:
+    if isinstance(event, Message):
+        await event.answer(text)
+    elif isinstance(event, CallbackQuery):
+        await event.answer()
+        if event.message is not None:
+            await event.bot.send_message(event.message.chat.id, text)  # type: ignore[union-attr]

@@ -1,0 +1,249 @@
+"""Per-user rate limits, the ban list and the maintenance flag, all held in Redis.
+
+Everything lives in Redis (never in process memory) so several bot replicas share one view:
+a user who sends five requests to two replicas is counted five times, not twice two and a half.
+The check-and-count step is one Lua script, so two replicas cannot both grant the last slot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from redis.asyncio import Redis
+
+from contract import keys
+
+log = logging.getLogger(__name__)
+
+MINUTE_WINDOW_S = 60
+"""The per-minute limit is a sliding window of this length."""
+MINUTE_KEY_TTL = MINUTE_WINDOW_S + 5
+"""The window's sorted set is useless once its newest entry is older than the window."""
+DAY_KEY_TTL = 2 * 24 * 3600
+"""A per-day counter only matters during its UTC day; two days covers any clock skew."""
+USER_LIMITS_TTL = 365 * 24 * 3600
+"""A custom limit an admin set for a user lapses after a year without being renewed."""
+ACTIVE_DAY_TTL = 8 * 24 * 3600
+"""Daily active-user sets back /stats for a week."""
+
+BANNED_KEY = f"{keys.PREFIX}:banned"
+"""Set of banned user ids (no TTL: a ban lasts until an admin lifts it)."""
+MAINTENANCE_KEY = f"{keys.PREFIX}:maintenance"
+"""Present while maintenance mode is on; the value is who turned it on and when."""
+USERS_KEY = f"{keys.PREFIX}:users"
+"""Set of every user id that ever wrote to the bot: the audience of a broadcast and /stats."""
+
+
+def minute_key(user_id: int) -> str:
+    return f"{keys.PREFIX}:quota:{user_id}:minute"
+
+
+def day_key(user_id: int, day: str) -> str:
+    return f"{keys.PREFIX}:quota:{user_id}:day:{day}"
+
+
+def limits_key(user_id: int) -> str:
+    return f"{keys.PREFIX}:quota:{user_id}:limits"
+
+
+def active_key(day: str) -> str:
+    return f"{keys.PREFIX}:active:{day}"
+
+
+def utc_day(now: float) -> str:
+    return dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%d")
+
+
+def next_utc_midnight(now: float) -> float:
+    day = dt.datetime.fromtimestamp(now, dt.UTC).date() + dt.timedelta(days=1)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
+
+
+class Limits(BaseModel):
+    """Request limits of one user; 0 means "no requests at all", not "unlimited"."""
+
+    model_config = ConfigDict(frozen=True)
+
+    per_minute: int = Field(default=5, ge=0, le=10_000)
+    per_day: int = Field(default=100, ge=0, le=1_000_000)
+    inflight: int = Field(default=2, ge=0, le=1_000)
+
+
+class Verdict(StrEnum):
+    OK = "ok"
+    BANNED = "banned"
+    MAINTENANCE = "maintenance"
+    PER_MINUTE = "per_minute"
+    PER_DAY = "per_day"
+    INFLIGHT = "inflight"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one new request; ``retry_at`` is a UNIX time when a limit frees up."""
+
+    verdict: Verdict
+    retry_at: float | None = None
+    limits: Limits | None = None
+    ticket: str | None = None
+    """Identifies the counted request, so :meth:`QuotaService.refund` can give the slot back."""
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict is Verdict.OK
+
+
+# KEYS: minute zset, day counter, inflight set
+# ARGV: now_ms, per_minute, per_day, max_inflight, member, minute_ttl, day_ttl, window_ms
+# Returns {code, retry_ms}: 0 granted, 1 per-minute, 2 per-day, 3 in-flight.
+_ADMIT_LUA = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[8])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local per_minute = tonumber(ARGV[2])
+if redis.call('ZCARD', KEYS[1]) >= per_minute then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local at = now
+  if oldest[2] then at = tonumber(oldest[2]) + window end
+  return {1, at}
+end
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+if used >= tonumber(ARGV[3]) then
+  return {2, 0}
+end
+if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[4]) then
+  return {3, 0}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[5])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[6]) * 1000)
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
+return {0, 0}
+"""
+
+
+class QuotaService:
+    """Admits or refuses new requests; admins are exempt from limits, bans and maintenance."""
+
+    def __init__(self, redis: Redis, admin_ids: frozenset[int], default_limits: Limits | None = None) -> None:
+        self.redis = redis
+        self.admin_ids = admin_ids
+        self.default_limits = default_limits or Limits()
+        self._admit = redis.register_script(_ADMIT_LUA)
+        self._seq = 0
+
+    def is_admin(self, user_id: int) -> bool:
+        return user_id in self.admin_ids
+
+    # --- who may ask at all ---------------------------------------------------------------
+    async def gate(self, user_id: int) -> Decision:
+        """Ban and maintenance check, without counting anything (for every update)."""
+        if self.is_admin(user_id):
+            return Decision(Verdict.OK)
+        if await self.is_banned(user_id):
+            return Decision(Verdict.BANNED)
+        if await self.maintenance() is not None:
+            return Decision(Verdict.MAINTENANCE)
+        return Decision(Verdict.OK)
+
+    async def admit(self, user_id: int, now: float | None = None) -> Decision:
+        """Count one new request if every limit allows it; refuse (counting nothing) otherwise."""
+        gate = await self.gate(user_id)
+        if not gate.allowed or self.is_admin(user_id):
+            return gate
+        now = time.time() if now is None else now
+        limits = await self.limits_for(user_id)
+        self._seq += 1
+        member = f"{now:.6f}:{id(self)}:{self._seq}"
+        code, retry_ms = await self._admit(
+            keys=[minute_key(user_id), day_key(user_id, utc_day(now)), keys.inflight(user_id)],
+            args=[int(now * 1000), limits.per_minute, limits.per_day, limits.inflight, member,
+                  MINUTE_KEY_TTL, DAY_KEY_TTL, MINUTE_WINDOW_S * 1000],
+        )
+        code = int(code)
+        if code == 0:
+            return Decision(Verdict.OK, limits=limits, ticket=f"{utc_day(now)}|{member}")
+        if code == 1:
+            return Decision(Verdict.PER_MINUTE, retry_at=int(retry_ms) / 1000, limits=limits)
+        if code == 2:
+            return Decision(Verdict.PER_DAY, retry_at=next_utc_midnight(now), limits=limits)
+        return Decision(Verdict.INFLIGHT, limits=limits)
+
+    async def refund(self, user_id: int, decision: Decision) -> None:
+        """Give back a slot counted for a request that was then not queued after all."""
+        if decision.ticket is None:
+            return
+        day, member = decision.ticket.split("|", 1)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(minute_key(user_id), member)
+            pipe.decr(day_key(user_id, day))
+            await pipe.execute()
+
+    async def usage(self, user_id: int, now: float | None = None) -> tuple[int, int, int]:
+        """(requests in the last minute, requests today, jobs in flight) for /limits."""
+        now = time.time() if now is None else now
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcount(minute_key(user_id), (now - MINUTE_WINDOW_S) * 1000, "+inf")
+            pipe.get(day_key(user_id, utc_day(now)))
+            pipe.scard(keys.inflight(user_id))
+            minute, day, inflight = await pipe.execute()
+        return int(minute), int(day or 0), int(inflight)
+
+    # --- limits -----------------------------------------------------------------------------
+    async def limits_for(self, user_id: int) -> Limits:
+        raw = await self.redis.get(limits_key(user_id))
+        if raw is None:
+            return self.default_limits
+        try:
+            return Limits.model_validate_json(raw)
+        except ValidationError:
+            log.warning("user %s: unreadable custom limits, using defaults", user_id)
+            return self.default_limits
+
+    async def has_custom_limits(self, user_id: int) -> bool:
+        return bool(await self.redis.exists(limits_key(user_id)))
+
+    async def set_limits(self, user_id: int, limits: Limits) -> None:
+        await self.redis.set(limits_key(user_id), limits.model_dump_json(), ex=USER_LIMITS_TTL)
+
+    async def reset_limits(self, user_id: int) -> None:
+        await self.redis.delete(limits_key(user_id))
+
+    # --- bans -------------------------------------------------------------------------------
+    async def ban(self, user_id: int) -> bool:
+        """True if the user was not banned before."""
+        return bool(await self.redis.sadd(BANNED_KEY, user_id))
+
+    async def unban(self, user_id: int) -> bool:
+        """True if the user was banned before."""
+        return bool(await self.redis.srem(BANNED_KEY, user_id))
+
+    async def is_banned(self, user_id: int) -> bool:
+        return bool(await self.redis.sismember(BANNED_KEY, str(user_id)))
+
+    # --- maintenance ------------------------------------------------------------------------
+    async def set_maintenance(self, on: bool, by: int = 0) -> None:
+        if on:
+            await self.redis.set(MAINTENANCE_KEY, f"{by}:{int(time.time())}")
+        else:
+            await self.redis.delete(MAINTENANCE_KEY)
+
+    async def maintenance(self) -> str | None:
+        """Who turned maintenance on and when ("<admin id>:<unix time>"), or None when off."""
+        raw = await self.redis.get(MAINTENANCE_KEY)
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    # --- audience ---------------------------------------------------------------------------
+    async def seen(self, user_id: int, now: float | None = None) -> None:
+        """Remember a user for broadcasts and /stats (total and active today)."""
+        now = time.time() if now is None else now
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(USERS_KEY, user_id)
+            pipe.sadd(active_key(utc_day(now)), user_id)
+            pipe.expire(active_key(utc_day(now)), ACTIVE_DAY_TTL)
+            await pipe.execute()
