@@ -28,6 +28,7 @@ from contract import keys
 from contract import stats as jobstats
 from contract.queue import QUEUES_IN_ORDER
 from contract.spec import Mode
+from contract.stats import worker_info_key
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ BROADCAST_LEASE_S = 15
 once it lapses, so the same broadcast never runs twice at once."""
 BROADCAST_MAX_RETRY_AFTER_S = 60.0
 """A 429 asking for longer than this is a flood ban: the message counts as failed."""
-WORKER_INFO_TTL = 120
-"""Extra worker details (device) are refreshed by live workers; a dead worker's vanish."""
 
 
 def broadcast_key(broadcast_id: str) -> str:
@@ -62,11 +61,6 @@ def broadcast_targets_key(broadcast_id: str) -> str:
 
 def broadcast_lease_key(broadcast_id: str) -> str:
     return f"{keys.PREFIX}:broadcast:{broadcast_id}:lease"
-
-
-def worker_info_key(name: str) -> str:
-    """Hash the worker keeps fresh (device, GPU name): what RQ's own record lacks."""
-    return f"{keys.PREFIX}:workerinfo:{name}"
 
 
 def _s(value: Any) -> str:

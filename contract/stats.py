@@ -24,6 +24,15 @@ TOTAL_KEY = f"{PREFIX}:stats:jobs:total"
 """Hash "<mode>:<outcome>" -> count since the start (no TTL: a handful of fields)."""
 
 
+WORKER_INFO_TTL = 120
+"""Device details are refreshed by a live worker; a dead worker's entry vanishes by itself."""
+
+
+def worker_info_key(name: str) -> str:
+    """Hash a worker keeps fresh (device, host): what RQ's own worker record lacks."""
+    return f"{PREFIX}:workerinfo:{name}"
+
+
 def day_key(day: str) -> str:
     """Hash "<mode>:<outcome>" -> count for one UTC day (YYYYMMDD)."""
     return f"{PREFIX}:stats:jobs:{day}"

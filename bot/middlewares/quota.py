@@ -15,11 +15,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 from redis.asyncio import Redis
 
 from bot.metrics import BotMetrics
+from bot.queue import JobQueue, QueueSettings, Submission
 from bot.quotas import Decision, QuotaService, Verdict
 from contract import keys
 from contract.spec import JobSpec
@@ -42,31 +44,35 @@ class QuotaRefused(Exception):
         self.decision = decision
 
 
-class GuardedQueue:
+class GuardedQueue(JobQueue):
     """The job queue as handlers see it: ``submit`` asks :class:`QuotaService` first.
 
-    Everything else is delegated unchanged to the wrapped queue.
+    Built like a JobQueue (same Redis client and settings) plus the quota service; everything
+    but ``submit`` is the JobQueue's own behaviour.
     """
 
-    def __init__(self, inner: Any, quotas: QuotaService, metrics: BotMetrics | None = None) -> None:
-        self._inner = inner
+    def __init__(self, redis_client: aioredis.Redis, settings: QueueSettings, *, quotas: QuotaService,
+                 metrics: BotMetrics | None = None) -> None:
+        super().__init__(redis_client, settings)
         self._quotas = quotas
         self._metrics = metrics
 
-    async def submit(self, spec: JobSpec, *args: Any, **kwargs: Any) -> Any:
+    async def submit(self, spec: JobSpec, *, is_admin: bool = False) -> Submission:
         decision = await self._quotas.admit(spec.user_id)
         if not decision.allowed:
             log.info("job refused for user %s in chat %s: %s", spec.user_id, spec.chat_id,
                      decision.verdict.value)
+            if self._metrics is not None:
+                self._metrics.requests_refused.labels(decision.verdict.value).inc()
             raise QuotaRefused(decision)
         try:
-            return await self._inner.submit(spec, *args, **kwargs)
+            submission = await super().submit(spec, is_admin=is_admin)
         except BaseException:
             await self._quotas.refund(spec.user_id, decision)
             raise
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        if self._metrics is not None:
+            self._metrics.jobs_submitted.labels(spec.mode.value).inc()
+        return submission
 
 
 def refusal_text(t: Callable[..., str], decision: Decision, now: float | None = None) -> str:
