@@ -1,0 +1,336 @@
+"""Telegram's documented limits and the checks that enforce them, with Telegram's own error texts."""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from typing import Any
+
+from PIL import Image
+
+from devkit.botapi.models import ApiError, bad_request
+
+MAX_TEXT_LENGTH = 4096
+"""sendMessage/editMessageText: 1-4096 characters after entities parsing."""
+MAX_CAPTION_LENGTH = 1024
+"""Media captions: 0-1024 characters after entities parsing."""
+MAX_CALLBACK_DATA_BYTES = 64
+"""InlineKeyboardButton.callback_data: 1-64 bytes."""
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+"""sendPhoto: the photo must be at most 10 MB."""
+MAX_PHOTO_SIDES_SUM = 10000
+"""sendPhoto: width and height must not exceed 10000 in total."""
+MAX_PHOTO_RATIO = 20
+"""sendPhoto: width and height ratio must be at most 20."""
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+"""Other files sent by the bot: at most 50 MB."""
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+"""getFile: files of up to 20 MB can be downloaded by bots."""
+STICKER_SIDE = 512
+"""Static stickers: one side exactly 512 px, the other 512 px or less."""
+MAX_STICKERS_IN_SET = 120
+"""A regular sticker set holds at most 120 stickers."""
+MAX_INITIAL_STICKERS = 50
+"""createNewStickerSet: 1-50 initial stickers."""
+MAX_SET_NAME_LENGTH = 64
+"""Sticker set name: 1-64 characters."""
+MAX_SET_TITLE_LENGTH = 64
+"""Sticker set title: 1-64 characters."""
+MAX_COMMANDS = 100
+"""setMyCommands: at most 100 commands."""
+MAX_COMMAND_DESCRIPTION = 256
+"""BotCommand.description: 1-256 characters."""
+MAX_CALLBACK_ANSWER_TEXT = 200
+"""answerCallbackQuery.text: 0-200 characters."""
+MAX_MEDIA_GROUP = 10
+"""sendMediaGroup: 2-10 items."""
+
+HTML_TAGS = frozenset(
+    {
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "span",
+        "tg-spoiler",
+        "a",
+        "code",
+        "pre",
+        "blockquote",
+        "tg-emoji",
+        "tg-time",
+    }
+)
+HTML_ENTITY_TYPES = {
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "span": "spoiler",
+    "tg-spoiler": "spoiler",
+    "a": "text_link",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
+    "tg-time": "date_time",
+}
+_TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
+_NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+_ENTITY = re.compile(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z]+);")
+_SET_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_COMMAND = re.compile(r"[a-z0-9_]{1,32}")
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _byte_offset(text: str, index: int) -> int:
+    return len(text[:index].encode("utf-8"))
+
+
+def _decode_entities(chunk: str) -> str:
+    def repl(match: re.Match[str]) -> str:
+        body = match.group(1)
+        if body.startswith("#"):
+            return html.unescape(match.group(0))
+        return _NAMED_ENTITIES.get(body, match.group(0))
+
+    return _ENTITY.sub(repl, chunk)
+
+
+def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
+    """Parse Telegram's HTML subset; returns the plain text and its entities.
+
+    Raises ``Bad Request: can't parse entities: ...`` like Telegram for unknown tags,
+    unbalanced tags and a stray ``<``.
+    """
+
+    def fail(reason: str) -> ApiError:
+        return bad_request(f"can't parse entities: {reason}", violation=True)
+
+    out: list[str] = []
+    length = 0
+    stack: list[tuple[str, int, dict[str, str]]] = []
+    entities: list[dict[str, Any]] = []
+    i = 0
+    while i < len(source):
+        lt = source.find("<", i)
+        if lt < 0:
+            lt = len(source)
+        if lt > i:
+            text = _decode_entities(source[i:lt])
+            out.append(text)
+            length += utf16_len(text)
+        if lt >= len(source):
+            break
+        gt = source.find(">", lt)
+        if gt < 0:
+            raise fail(f"Unclosed start tag at byte offset {_byte_offset(source, lt)}")
+        inner = source[lt + 1 : gt]
+        if inner.startswith("/"):
+            name = inner[1:].strip().lower()
+            if not stack:
+                raise fail(f"Unexpected end tag at byte offset {_byte_offset(source, lt)}")
+            top, start, attrs = stack.pop()
+            if name != top:
+                raise fail(
+                    f"Unmatched end tag at byte offset {_byte_offset(source, lt)}, "
+                    f'expected "</{top}>", found "</{name}>"'
+                )
+            if length > start:
+                entity: dict[str, Any] = {
+                    "type": HTML_ENTITY_TYPES[top],
+                    "offset": start,
+                    "length": length - start,
+                }
+                if top == "a":
+                    entity["url"] = attrs.get("href", "")
+                if top == "pre" and "language" in attrs:
+                    entity["language"] = attrs["language"]
+                entities.append(entity)
+        else:
+            match = _TAG_NAME.match(inner)
+            name = match.group(0).lower() if match else ""
+            if name not in HTML_TAGS:
+                raise fail(f'Unsupported start tag "{name}" at byte offset {_byte_offset(source, lt)}')
+            attrs = {
+                k.lower(): _decode_entities(v1 if v1 is not None and v1 != "" else v2)
+                for k, v1, v2 in re.findall(r'([A-Za-z-]+)\s*=\s*(?:"([^"]*)"|\'?([^\'\s]*)\'?)', inner)
+            }
+            if name == "span" and attrs.get("class") != "tg-spoiler":
+                raise fail(f'Unsupported start tag "span" at byte offset {_byte_offset(source, lt)}')
+            if name == "a" and "href" not in attrs:
+                attrs["href"] = ""
+            stack.append((name, length, attrs))
+        i = gt + 1
+    if stack:
+        raise fail(f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"')
+    entities.sort(key=lambda e: (e["offset"], -e["length"]))
+    return "".join(out), entities
+
+
+def strip_markdown(source: str, version: str) -> str:
+    """Approximate plain text for Markdown/MarkdownV2 (only for the length checks)."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", source)
+    if version == "markdownv2":
+        text = re.sub(r"\\(.)", r"\1", re.sub(r"(?<!\\)(\*|__|_|~|\|\||`)", "", text))
+    else:
+        text = re.sub(r"[*_`]", "", text)
+    return text
+
+
+def formatted_text(
+    source: str, parse_mode: str | None, entities: list[dict[str, Any]] | None
+) -> tuple[str, list[dict[str, Any]] | None]:
+    """Apply ``parse_mode`` and return (plain text, entities)."""
+    mode = (parse_mode or "").lower()
+    if mode == "html":
+        text, parsed = parse_html(source)
+        return text, parsed or None
+    if mode in ("markdown", "markdownv2"):
+        return strip_markdown(source, mode), None
+    if mode:
+        raise bad_request(f"unsupported parse_mode {parse_mode!r}", violation=True)
+    return source, entities
+
+
+def check_text(text: str) -> None:
+    if not text.strip():
+        raise bad_request("message text is empty", violation=True)
+    if len(text) > MAX_TEXT_LENGTH:
+        raise bad_request("message is too long", violation=True)
+
+
+def check_caption(caption: str) -> None:
+    if len(caption) > MAX_CAPTION_LENGTH:
+        raise bad_request("message caption is too long", violation=True)
+
+
+def check_reply_markup(markup: Any) -> None:
+    """Validate any of the four reply markup kinds; inline keyboards strictly."""
+    if not isinstance(markup, dict):
+        raise bad_request("can't parse reply keyboard markup JSON object", violation=True)
+    if "inline_keyboard" in markup:
+        rows = markup["inline_keyboard"]
+        if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+            raise bad_request("can't parse inline keyboard markup JSON object", violation=True)
+        actions = (
+            "url",
+            "callback_data",
+            "web_app",
+            "login_url",
+            "switch_inline_query",
+            "switch_inline_query_current_chat",
+            "switch_inline_query_chosen_chat",
+            "copy_text",
+            "callback_game",
+            "pay",
+        )
+        for row in rows:
+            for button in row:
+                if not isinstance(button, dict):
+                    raise bad_request("can't parse inline keyboard button", violation=True)
+                text = button.get("text")
+                if not isinstance(text, str) or not text.strip():
+                    raise bad_request("BUTTON_TEXT_INVALID", violation=True)
+                if not any(k in button for k in actions):
+                    raise bad_request(
+                        "can't parse inline keyboard button: Text buttons are unallowed in the "
+                        "inline keyboard",
+                        violation=True,
+                    )
+                if "callback_data" in button:
+                    data = button["callback_data"]
+                    size = len(str(data).encode("utf-8"))
+                    if not isinstance(data, str) or not 1 <= size <= MAX_CALLBACK_DATA_BYTES:
+                        raise bad_request("BUTTON_DATA_INVALID", violation=True)
+    elif "keyboard" in markup:
+        for row in markup["keyboard"]:
+            for button in row:
+                text = button if isinstance(button, str) else button.get("text")
+                if not text:
+                    raise bad_request("BUTTON_TEXT_INVALID", violation=True)
+    elif not (markup.get("remove_keyboard") or markup.get("force_reply")):
+        raise bad_request("can't parse reply keyboard markup JSON object", violation=True)
+
+
+def image_info(data: bytes) -> tuple[str, int, int, str]:
+    """(PIL format, width, height, mode) of an image, or IMAGE_PROCESS_FAILED."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return str(image.format), int(image.width), int(image.height), str(image.mode)
+    except Exception as exc:
+        raise bad_request("IMAGE_PROCESS_FAILED", violation=True) from exc
+
+
+def check_photo(data: bytes) -> tuple[int, int]:
+    """The photo rules of sendPhoto; returns (width, height)."""
+    if len(data) > MAX_PHOTO_BYTES:
+        raise bad_request("PHOTO_SAVE_FILE_INVALID (photo is larger than 10 MB)", violation=True)
+    _, width, height, _ = image_info(data)
+    ratio = max(width, height) / max(1, min(width, height))
+    if width + height > MAX_PHOTO_SIDES_SUM or ratio > MAX_PHOTO_RATIO:
+        raise bad_request("PHOTO_INVALID_DIMENSIONS", violation=True)
+    return width, height
+
+
+def check_document(data: bytes) -> None:
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ApiError(413, "Request Entity Too Large", violation=True)
+
+
+def check_sticker_file(data: bytes, sticker_format: str = "static") -> tuple[str, int, int]:
+    """The static sticker rule: PNG or WEBP, one side exactly 512, the other at most 512."""
+    if sticker_format != "static":
+        raise bad_request(f"sticker format {sticker_format!r} is not supported here", violation=True)
+    try:
+        fmt, width, height, _ = image_info(data)
+    except ApiError as exc:
+        raise bad_request("STICKER_PNG_NOPNG", violation=True) from exc
+    if fmt not in ("PNG", "WEBP"):
+        raise bad_request("STICKER_PNG_NOPNG", violation=True)
+    if max(width, height) != STICKER_SIDE or min(width, height) > STICKER_SIDE:
+        raise bad_request("STICKER_PNG_DIMENSIONS", violation=True)
+    return fmt, width, height
+
+
+def check_set_name(name: str, bot_username: str) -> None:
+    suffix = f"_by_{bot_username}"
+    valid = (
+        1 <= len(name) <= MAX_SET_NAME_LENGTH
+        and _SET_NAME.fullmatch(name) is not None
+        and "__" not in name
+        and name.lower().endswith(suffix.lower())
+        and len(name) > len(suffix)
+    )
+    if not valid:
+        raise bad_request("invalid sticker set name is specified", violation=True)
+
+
+def check_set_title(title: str) -> None:
+    if not 1 <= len(title) <= MAX_SET_TITLE_LENGTH:
+        raise bad_request("STICKERSET_TITLE_INVALID (title must be 1-64 characters)", violation=True)
+
+
+def check_commands(commands: Any) -> None:
+    if not isinstance(commands, list) or len(commands) > MAX_COMMANDS:
+        raise bad_request("BOT_COMMANDS_TOO_MUCH", violation=True)
+    for command in commands:
+        if not isinstance(command, dict) or not _COMMAND.fullmatch(str(command.get("command", ""))):
+            raise bad_request("BOT_COMMAND_INVALID", violation=True)
+        description = command.get("description")
+        if not isinstance(description, str) or not 1 <= len(description) <= MAX_COMMAND_DESCRIPTION:
+            raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID", violation=True)
