@@ -46,9 +46,11 @@ class I18n:
             text = (locales_dir / locale / "messages.ftl").read_text(encoding="utf-8")
             # use_isolating=False: Unicode isolation marks would end up inside HTML and buttons.
             bundle = FluentBundle([locale], use_isolating=False)
-            errors = bundle.add_resource(FluentResource(text))
-            if errors:
-                raise ValueError(f"{locale}/messages.ftl does not parse: {errors}")
+            resource = FluentResource(text)
+            junk = [entry for entry in resource.body if type(entry).__name__ == "Junk"]
+            if junk:
+                raise ValueError(f"{locale}/messages.ftl does not parse: {getattr(junk[0], 'content', '')!r}")
+            bundle.add_resource(resource)
             self.bundles[locale] = bundle
             self.sources[locale] = text
         if default_locale not in self.bundles:

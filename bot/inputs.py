@@ -32,10 +32,10 @@ class InputError(Exception):
     """A refusal to show the user; ``key`` is a Fluent message id, ``args`` its variables."""
 
     key: str
-    args: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        return f"{self.key} {self.args}" if self.args else self.key
+        return f"{self.key} {self.params}" if self.params else self.key
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,12 @@ def normalize_image(data: bytes) -> NormalizedImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img.seek(0)
             img.load()
-            img = ImageOps.exif_transpose(img) or img
+            upright: Image.Image = ImageOps.exif_transpose(img) or img
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError("input-too-many-pixels", {"limit_mp": MAX_INPUT_PIXELS // 1_000_000}) from None
     except (OSError, ValueError, SyntaxError):
         raise InputError("input-corrupt") from None
-    rgb = _to_rgb(img)
+    rgb = _to_rgb(upright)
     if max(rgb.size) > MAX_SIDE:
         rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     out = io.BytesIO()
@@ -109,8 +109,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         img = img.convert("I")
         mode = "I"
     if mode == "I":
-        lo, hi = img.getextrema()  # type: ignore[misc]
-        scale = 255.0 / 65535.0 if hi > 255 else 1.0
+        extrema: Any = img.getextrema()
+        scale = 255.0 / 65535.0 if extrema[1] > 255 else 1.0
         img = img.point(lambda v: v * scale).convert("L")
         mode = "L"
     elif mode == "F":

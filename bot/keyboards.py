@@ -73,20 +73,15 @@ def job_status(t: Translator, job_id: str) -> InlineKeyboardMarkup:
 
 def result(t: Translator, job_id: str, index: int, *, sticker: bool) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    kb.button(text=t("btn-again"), callback_data=ResultCb(action=ResultAction.AGAIN, job_id=job_id, index=index))
-    kb.button(
-        text=t("btn-variations-of"),
-        callback_data=ResultCb(action=ResultAction.VARIATIONS, job_id=job_id, index=index),
-    )
-    kb.button(
-        text=t("btn-same-seed"), callback_data=ResultCb(action=ResultAction.SAME_SEED, job_id=job_id, index=index)
-    )
-    kb.button(text=t("btn-file"), callback_data=ResultCb(action=ResultAction.FILE, job_id=job_id, index=index))
+    def cb(action: ResultAction) -> ResultCb:
+        return ResultCb(action=action, job_id=job_id, index=index)
+
+    kb.button(text=t("btn-again"), callback_data=cb(ResultAction.AGAIN))
+    kb.button(text=t("btn-variations-of"), callback_data=cb(ResultAction.VARIATIONS))
+    kb.button(text=t("btn-same-seed"), callback_data=cb(ResultAction.SAME_SEED))
+    kb.button(text=t("btn-file"), callback_data=cb(ResultAction.FILE))
     if sticker:
-        kb.button(
-            text=t("btn-add-to-pack"),
-            callback_data=ResultCb(action=ResultAction.ADD_TO_PACK, job_id=job_id, index=index),
-        )
+        kb.button(text=t("btn-add-to-pack"), callback_data=cb(ResultAction.ADD_TO_PACK))
     kb.adjust(2, 2, 1)
     return kb.as_markup()
 
@@ -124,7 +119,8 @@ def settings_choices(t: Translator, field: SettingsField, current: UserSettings,
     if field is SettingsField.STYLE:
         for style in Style:
             mark = "• " if style is current.style else ""
-            kb.button(text=mark + style_label(t, style), callback_data=SettingsCb(field=field, value=style.value))
+            data = SettingsCb(field=field, value=style.value)
+            kb.button(text=mark + style_label(t, style), callback_data=data)
         sizes: tuple[int, ...] = (2, 2, 1)
     elif field is SettingsField.ASPECT:
         for aspect in ASPECT_RATIOS:
@@ -150,4 +146,22 @@ def settings_choices(t: Translator, field: SettingsField, current: UserSettings,
         sizes = (1,)
     _back(kb, t)
     kb.adjust(*sizes)
+    return kb.as_markup()
+
+
+def results_multi(t: Translator, job_id: str, count: int) -> InlineKeyboardMarkup:
+    """Buttons for a media group (which cannot carry a keyboard): one row per image."""
+    kb = InlineKeyboardBuilder()
+    for index in range(count):
+        n = index + 1
+        for action, label in (
+            (ResultAction.AGAIN, "btn-again"),
+            (ResultAction.VARIATIONS, "btn-variations-of"),
+            (ResultAction.SAME_SEED, "btn-same-seed"),
+            (ResultAction.FILE, "btn-file"),
+        ):
+            emoji = t(label).split(" ", 1)[0]
+            data = ResultCb(action=action, job_id=job_id, index=index)
+            kb.button(text=f"{n} {emoji}", callback_data=data)
+    kb.adjust(4)
     return kb.as_markup()

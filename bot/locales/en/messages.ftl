@@ -77,6 +77,8 @@ job-cancelled = The request was cancelled.
 result-caption =
     <b>{ $mode }</b>{ $prompt }
     Seed: <code>{ $seed }</code> · { $style } · { $aspect } ({ $width }×{ $height })
+result-buttons = Buttons for each image, by its number:
+status-done = Done.
 btn-again = 🔄 Again
 btn-variations-of = 🔁 Variations
 btn-same-seed = 🎯 Same seed

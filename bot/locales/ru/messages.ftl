@@ -78,6 +78,8 @@ job-cancelled = Запрос отменён.
 result-caption =
     <b>{ $mode }</b>{ $prompt }
     Сид: <code>{ $seed }</code> · { $style } · { $aspect } ({ $width }×{ $height })
+result-buttons = Кнопки для каждой картинки, по её номеру:
+status-done = Готово.
 btn-again = 🔄 Ещё раз
 btn-variations-of = 🔁 Вариации
 btn-same-seed = 🎯 Тот же сид

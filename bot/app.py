@@ -1,0 +1,203 @@
+"""Building and running the bot: Bot, Dispatcher, event consumer, polling or webhook.
+
+Tests and the demo call ``run_bot`` in-process with their own settings and a stop event;
+``python -m bot`` calls it from ``main``. Nothing here is a module-level global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from aiogram import BaseMiddleware, Bot, Dispatcher, Router
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramForbiddenError
+from aiogram.fsm.storage.base import DefaultKeyBuilder
+from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+from aiogram.types import BotCommand, ErrorEvent
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
+from redis.asyncio import Redis
+
+from bot.config import BotMode, BotSettings
+from bot.delivery import Delivery
+from bot.i18n import I18n
+from bot.middlewares import RetryAfterMiddleware, setup_middlewares
+from bot.queue import EventConsumer, JobQueue, QueueSettings
+from bot.routers import build_root_router
+from bot.services import Services
+from bot.user_settings import SettingsStore
+from contract import keys
+
+log = logging.getLogger(__name__)
+
+DIALOG_TTL = 24 * 3600
+"""A dialog left half-way (one photo of two sent) is forgotten after a day."""
+REQUEST_TIMEOUT_S = 60
+"""One Bot API call, uploads of 10 MB photos included."""
+COMMANDS: tuple[str, ...] = (
+    "start", "help", "imagine", "mix", "blend", "variations", "sticker", "depth", "settings", "cancel",
+)
+"""The bot menu (setMyCommands) and /help list these, in this order."""
+
+
+def create_bot(settings: BotSettings) -> Bot:
+    """A Bot on any Bot API server, with the 429/5xx retry middleware on its session."""
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url),
+                             timeout=REQUEST_TIMEOUT_S)
+    session.middleware(RetryAfterMiddleware(max_tries=settings.retry_after_max_tries))
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+def create_services(settings: BotSettings, redis: Redis, queue: JobQueue,
+                    i18n: I18n | None = None) -> Services:
+    return Services(config=settings, redis=redis, queue=queue,
+                    i18n=i18n or I18n(default_locale=settings.default_locale), store=SettingsStore(redis))
+
+
+def create_dispatcher(services: Services, *, extra_routers: Sequence[Router] = (),
+                      extra_middlewares: Sequence[BaseMiddleware] = ()) -> Dispatcher:
+    """The dispatcher with storage, middlewares, routers and error handler; deps in workflow data.
+
+    Later features plug in through ``extra_routers`` (placed before the catch-alls) and
+    ``extra_middlewares`` (run after the i18n middleware, so they get ``t``).
+    """
+    key_builder = DefaultKeyBuilder(prefix=f"{keys.PREFIX}:fsm")
+    storage = RedisStorage(services.redis, key_builder=key_builder, state_ttl=DIALOG_TTL, data_ttl=DIALOG_TTL)
+    # Updates of one chat run one at a time (across replicas too): the two photos of an album
+    # must not both see an empty dialog.
+    isolation = RedisEventIsolation(services.redis, key_builder=key_builder)
+    dp = Dispatcher(storage=storage, events_isolation=isolation)
+    dp["services"] = services
+    dp["config"] = services.config
+    dp["redis"] = services.redis
+    dp["queue"] = services.queue
+    dp["i18n"] = services.i18n
+    dp["settings_store"] = services.store
+    setup_middlewares(dp, i18n=services.i18n, store=services.store, extra=extra_middlewares)
+    dp.include_router(build_root_router(extra_routers))
+    dp.errors.register(on_error)
+    dp.startup.register(set_commands)
+    return dp
+
+
+async def set_commands(bot: Bot, services: Services) -> None:
+    """The command menu in every supported language (the default one without a language code)."""
+    i18n = services.i18n
+    for locale in i18n.locales:
+        commands = [BotCommand(command=c, description=i18n.get(locale, f"cmd-{c}")) for c in COMMANDS]
+        language = None if locale == i18n.default_locale else locale
+        await bot.set_my_commands(commands, language_code=language)
+
+
+async def on_error(event: ErrorEvent, services: Services) -> bool:
+    """Last resort: log with the chat id, tell the user something went wrong, keep polling."""
+    update = event.update
+    chat_id = None
+    locale = services.i18n.default_locale
+    if update.message is not None:
+        chat_id = update.message.chat.id
+        user = update.message.from_user
+    elif update.callback_query is not None:
+        chat_id = update.callback_query.message.chat.id if update.callback_query.message else None
+        user = update.callback_query.from_user
+    else:
+        user = None
+    if user is not None:
+        settings = await services.store.get(user.id)
+        locale = settings.locale or services.i18n.pick(user.language_code)
+    log.error("update %s (chat %s) failed: %s: %s", update.update_id, chat_id,
+              type(event.exception).__name__, event.exception, exc_info=event.exception)
+    if isinstance(event.exception, TelegramForbiddenError):
+        if user is not None:
+            await services.store.mark_blocked(user.id)
+        return True
+    if chat_id is not None and update.bot is not None:
+        with contextlib.suppress(Exception):
+            await update.bot.send_message(chat_id, services.i18n.get(locale, "error-generic"))
+    return True
+
+
+def build_webhook_app(dp: Dispatcher, bot: Bot, settings: BotSettings) -> web.Application:
+    """aiohttp app that takes Telegram's POSTs; requests without the secret token get 401."""
+    app = web.Application()
+    secret = settings.webhook_secret.get_secret_value() or None
+    handler = SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=secret)
+    handler.register(app, path=settings.webhook_path)
+    setup_application(app, dp, bot=bot)
+    return app
+
+
+async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
+                  extra_routers: Sequence[Router] = (),
+                  extra_middlewares: Sequence[BaseMiddleware] = ()) -> None:
+    """Run until ``stop`` is set (forever without one); every resource is closed on the way out."""
+    stop = stop or asyncio.Event()
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    queue = JobQueue.from_url(settings.redis_url.get_secret_value(), QueueSettings())
+    services = create_services(settings, redis, queue)
+    bot = create_bot(settings)
+    dp = create_dispatcher(services, extra_routers=extra_routers, extra_middlewares=extra_middlewares)
+    delivery = Delivery(bot, services)
+    consumer = EventConsumer(redis, handler=delivery.handle, consumer=settings.consumer_name)
+    consumer_task = asyncio.create_task(consumer.run(), name="event-consumer")
+    runner: web.AppRunner | None = None
+    polling: asyncio.Task[None] | None = None
+    try:
+        if settings.bot_mode is BotMode.WEBHOOK:
+            if not settings.webhook_url:
+                raise ValueError("BOT_MODE=webhook needs WEBHOOK_URL")
+            runner = web.AppRunner(build_webhook_app(dp, bot, settings))
+            await runner.setup()
+            await web.TCPSite(runner, settings.webhook_host, settings.webhook_port).start()
+            await bot.set_webhook(
+                settings.webhook_url,
+                secret_token=settings.webhook_secret.get_secret_value() or None,
+                allowed_updates=dp.resolve_used_update_types(),
+            )
+            log.info("webhook mode: listening on %s:%s%s", settings.webhook_host, settings.webhook_port,
+                     settings.webhook_path)
+        else:
+            await bot.delete_webhook(drop_pending_updates=False)
+            polling = asyncio.create_task(
+                dp.start_polling(bot, handle_signals=False, close_bot_session=False,
+                                 allowed_updates=dp.resolve_used_update_types()),
+                name="polling",
+            )
+            log.info("polling mode started")
+        stopper = asyncio.create_task(stop.wait())
+        watched: set[asyncio.Future[object]] = {stopper, consumer_task}  # type: ignore[arg-type]
+        if polling is not None:
+            watched.add(polling)  # type: ignore[arg-type]
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        for task in done:
+            if task is not stopper and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        if polling is not None:
+            with contextlib.suppress(RuntimeError):
+                await dp.stop_polling()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(polling, timeout=10)
+        if runner is not None:
+            with contextlib.suppress(Exception):
+                await bot.delete_webhook()
+            await runner.cleanup()
+        await consumer.stop()
+        consumer_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await consumer_task
+        await bot.session.close()
+        await queue.close()
+        await redis.aclose()
+        log.info("bot stopped")

@@ -1,0 +1,259 @@
+"""Worker events become Telegram messages: progress edits, results with buttons, failures.
+
+The EventConsumer acks an event only when ``Delivery.handle`` returns, so this module raises
+when Telegram did not take a result (the event is retried) and returns normally when there is
+nothing sensible left to do (a user who blocked the bot, a progress edit that failed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from aiogram import Bot
+from aiogram.enums import ChatAction
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
+from aiogram.types import BufferedInputFile, InputMediaPhoto
+
+from bot import keyboards
+from bot.i18n import Translator
+from bot.jobs import StatusRef, load_status, save_status
+from bot.services import Services, reply_to
+from contract.events import Event, EventType, FailureReason, JobResult, ResultFile
+from contract.spec import ASPECT_RATIOS, LONG_SIDES, JobSpec, Mode, bucket_size
+
+log = logging.getLogger(__name__)
+
+CHAT_ACTION_EVERY_S = 4.0
+"""Telegram shows a chat action for 5 s; renewing it a bit earlier keeps it on without gaps."""
+CAPTION_PROMPT_CHARS = 300
+"""Room left for the prompt in a caption (Telegram allows 1024 characters in all)."""
+MAX_THROTTLE_ENTRIES = 10_000
+"""Bound on the in-memory throttle tables (entries of finished jobs are dropped anyway)."""
+
+
+def aspect_of(width: int, height: int) -> str:
+    for aspect in ASPECT_RATIOS:
+        for side in LONG_SIDES:
+            if bucket_size(aspect, side) == (width, height):
+                return aspect
+    return f"{width}×{height}"
+
+
+def caption(t: Translator, spec: JobSpec, seeds: list[int], width: int, height: int) -> str:
+    prompt = spec.prompt.strip()
+    if len(prompt) > CAPTION_PROMPT_CHARS:
+        prompt = prompt[:CAPTION_PROMPT_CHARS] + "…"
+    return t(
+        "result-caption",
+        mode=t(f"mode-{spec.mode.value}"),
+        prompt=f"\n<i>{escape(prompt)}</i>" if prompt else "",
+        seed=", ".join(str(s) for s in seeds) or str(spec.seed),
+        style=keyboards.style_label(t, spec.style),
+        aspect=aspect_of(spec.width, spec.height),
+        width=width,
+        height=height,
+    )
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    display: ResultFile
+    """What is shown in the chat (the WEBP for a sticker)."""
+    full: ResultFile
+    """What the "full size" button sends (the PNG)."""
+
+
+def image_files(result: JobResult, sticker: bool) -> list[ImageFiles]:
+    """Per image: stickers come as a PNG followed by its WEBP, other modes as one file each."""
+    files = result.files
+    if not sticker:
+        return [ImageFiles(f, f) for f in files]
+    out: list[ImageFiles] = []
+    i = 0
+    while i < len(files):
+        first = files[i]
+        nxt = files[i + 1] if i + 1 < len(files) else None
+        if nxt is not None and first.format == "png" and nxt.format == "webp":
+            out.append(ImageFiles(display=nxt, full=first))
+            i += 2
+        else:
+            out.append(ImageFiles(first, first))
+            i += 1
+    return out
+
+
+class Delivery:
+    """The EventConsumer's handler."""
+
+    def __init__(self, bot: Bot, services: Services) -> None:
+        self.bot = bot
+        self.services = services
+        self._last_edit: dict[str, float] = {}
+        self._last_action: dict[int, float] = {}
+
+    async def handle(self, event: Event) -> None:
+        store = self.services.store
+        if await store.is_blocked(event.user_id):
+            log.info("job %s: chat %s blocked the bot; dropping %s event", event.job_id, event.chat_id,
+                     event.type)
+            self._forget(event)
+            return
+        record = await self.services.queue.job(event.job_id)
+        spec = record.spec if record is not None else None
+        locale = spec.locale if spec is not None else self.services.i18n.default_locale
+        t = self.services.i18n.translator(locale)
+        try:
+            if event.type is EventType.PROGRESS:
+                await self._progress(event, t)
+            elif event.type is EventType.DONE:
+                await self._done(event, spec, t)
+            elif event.type is EventType.FAILED:
+                reason = str(event.data.get("reason", ""))
+                key = f"failed-{reason}" if reason in set(FailureReason) else "error-generic"
+                await self._final_text(event, t(key))
+            elif event.type is EventType.CANCELLED:
+                await self._final_text(event, t("job-cancelled"))
+        except TelegramForbiddenError:
+            await store.mark_blocked(event.user_id)
+            log.warning("job %s: chat %s blocked the bot; user %s marked", event.job_id, event.chat_id,
+                        event.user_id)
+        finally:
+            if event.type is not EventType.PROGRESS:
+                self._forget(event)
+
+    def _forget(self, event: Event) -> None:
+        self._last_edit.pop(event.job_id, None)
+        if len(self._last_action) > MAX_THROTTLE_ENTRIES:
+            self._last_action.clear()
+
+    # --- progress -----------------------------------------------------------------------------
+
+    async def _progress(self, event: Event, t: Translator) -> None:
+        now = time.monotonic()
+        if now - self._last_action.get(event.chat_id, -1e9) >= CHAT_ACTION_EVERY_S:
+            self._last_action[event.chat_id] = now
+            await self._best_effort(self.bot.send_chat_action(event.chat_id, ChatAction.UPLOAD_PHOTO))
+        status = await load_status(self.services.redis, event.job_id)
+        if status is None:
+            return
+        step, total = int(event.data.get("step", 0) or 0), int(event.data.get("total", 0) or 0)
+        interval = self.services.config.progress_edit_interval_s
+        last = self._last_edit.get(event.job_id)
+        if last is not None and now - last < interval and not (total and step >= total):
+            return
+        self._last_edit[event.job_id] = now
+        if len(self._last_edit) > MAX_THROTTLE_ENTRIES:
+            self._last_edit.clear()
+        text = t("status-progress", stage=escape(str(event.data.get("stage", ""))), step=step, total=total)
+        markup = keyboards.job_status(t, event.job_id)
+        preview_key = event.data.get("preview")
+        if preview_key and not status.is_photo:
+            preview = await self.services.queue.result_bytes(str(preview_key))
+            if preview:
+                await self._switch_to_photo(event, status, preview, text, t)
+                return
+        if status.is_photo:
+            await self._best_effort(self.bot.edit_message_caption(
+                chat_id=status.chat_id, message_id=status.message_id, caption=text, reply_markup=markup))
+        else:
+            await self._best_effort(self.bot.edit_message_text(
+                text, chat_id=status.chat_id, message_id=status.message_id, reply_markup=markup))
+
+    async def _switch_to_photo(self, event: Event, status: StatusRef, preview: bytes, text: str,
+                               t: Translator) -> None:
+        """A text message cannot become a photo: send the preview as the new status, drop the old."""
+        sent = await self.bot.send_photo(
+            status.chat_id, BufferedInputFile(preview, filename="preview.png"), caption=text,
+            reply_markup=keyboards.job_status(t, event.job_id),
+        )
+        await save_status(self.services.redis, event.job_id, status.chat_id, sent.message_id, is_photo=True)
+        await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))
+
+    async def _best_effort(self, call: object) -> None:
+        """Progress is cosmetic: a failed edit is logged, never retried (TelegramForbidden still rises)."""
+        try:
+            await call  # type: ignore[misc]
+        except TelegramBadRequest as exc:
+            if "not modified" not in exc.message:
+                log.info("progress update not applied: %s", exc.message)
+        except TelegramRetryAfter as exc:
+            log.info("progress update skipped: flood control (%ss)", exc.retry_after)
+
+    # --- results ------------------------------------------------------------------------------
+
+    async def _done(self, event: Event, spec: JobSpec | None, t: Translator) -> None:
+        result = JobResult.model_validate(event.data)
+        chat_id = event.chat_id
+        if spec is None:
+            await self.bot.send_message(chat_id, t("error-generic"))
+            return
+        sticker = spec.mode is Mode.STICKER
+        images = image_files(result, sticker)
+        blobs: list[bytes] = []
+        for files in images:
+            data = await self.services.queue.result_bytes(files.display.key)
+            if data is None:
+                log.warning("job %s: result %s expired before delivery to chat %s", event.job_id,
+                            files.display.key, chat_id)
+                await self._final_text(event, t("result-expired"))
+                return
+            blobs.append(data)
+        if not blobs:
+            await self._final_text(event, t("error-generic"))
+            return
+        seeds = result.seeds or [result.seed]
+        first = images[0].display
+        text = caption(t, spec, seeds, first.width, first.height)
+        reply = reply_to(spec.reply_to)
+        if sticker:
+            for index, data in enumerate(blobs):
+                await self.bot.send_sticker(
+                    chat_id, BufferedInputFile(data, filename=f"{event.job_id}-{index}.webp"),
+                    reply_parameters=reply if index == 0 else None,
+                )
+                await self.bot.send_message(
+                    chat_id, caption(t, spec, [seeds[min(index, len(seeds) - 1)]], images[index].full.width,
+                                     images[index].full.height),
+                    reply_markup=keyboards.result(t, event.job_id, index, sticker=True),
+                )
+        elif len(blobs) == 1:
+            await self.bot.send_photo(
+                chat_id, BufferedInputFile(blobs[0], filename=f"{event.job_id}.{first.format}"),
+                caption=text, reply_markup=keyboards.result(t, event.job_id, 0, sticker=False),
+                reply_parameters=reply,
+            )
+        else:
+            media: list[Any] = [
+                InputMediaPhoto(
+                    media=BufferedInputFile(data, filename=f"{event.job_id}-{i}.{images[i].display.format}"),
+                    caption=text if i == 0 else None,
+                )
+                for i, data in enumerate(blobs)
+            ]
+            await self.bot.send_media_group(chat_id, media=media, reply_parameters=reply)
+            await self.bot.send_message(chat_id, t("result-buttons"),
+                                        reply_markup=keyboards.results_multi(t, event.job_id, len(blobs)))
+        log.info("job %s: delivered %d image(s) to chat %s (worker %s)", event.job_id, len(blobs), chat_id,
+                 result.worker or "?")
+        status = await load_status(self.services.redis, event.job_id)
+        if status is not None:
+            await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))
+
+    async def _final_text(self, event: Event, text: str) -> None:
+        """Turn the status message into the final word; a new message when it cannot be edited."""
+        status = await load_status(self.services.redis, event.job_id)
+        if status is not None and not status.is_photo:
+            try:
+                await self.bot.edit_message_text(text, chat_id=status.chat_id, message_id=status.message_id)
+                log.info("job %s: %s told to chat %s", event.job_id, event.type, event.chat_id)
+                return
+            except TelegramBadRequest as exc:
+                log.info("job %s: status message not editable (%s); sending anew", event.job_id, exc.message)
+        if status is not None and status.is_photo:
+            await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))
+        await self.bot.send_message(event.chat_id, text)
+        log.info("job %s: %s told to chat %s", event.job_id, event.type, event.chat_id)

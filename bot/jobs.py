@@ -1,0 +1,195 @@
+"""From a validated request to a queued job: download and store inputs, build the spec, submit.
+
+Handlers of every mode end here, so the spec is always built the same way from the user's
+settings, and the queue-position reply doubles as the status message that delivery edits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import Bot
+from aiogram.enums import ChatAction
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import Message
+from redis.asyncio import Redis
+
+from bot import keyboards
+from bot.config import BotSettings
+from bot.filters import ImageRef
+from bot.i18n import Translator
+from bot.inputs import InputError, check_file_size, normalize_image
+from bot.queue import JobQueue, TooManyJobs
+from bot.services import Services, reply_to
+from bot.user_settings import UserSettings
+from contract import keys
+from contract.spec import MAX_SEED, JobSpec, Mode, Priority, bucket_size
+
+log = logging.getLogger(__name__)
+
+STATUS_TTL = 24 * 3600
+"""Where a job's status message is; only needed until the job is delivered (a day at most)."""
+DOWNLOAD_TIMEOUT_S = 60
+"""A 20 MB download from Telegram; longer means the connection is stuck."""
+STICKER_ASPECT = "1:1"
+"""Stickers are square before the 512 px cut-out; the 512 rule is met by the worker."""
+DEFAULT_WEIGHT_PERCENT = 50
+
+
+def status_key(job_id: str) -> str:
+    return f"{keys.PREFIX}:status:{job_id}"
+
+
+@dataclass(frozen=True)
+class StatusRef:
+    chat_id: int
+    message_id: int
+    is_photo: bool = False
+    """True once a preview replaced the text status (its caption is edited then)."""
+
+
+async def save_status(redis: Redis, job_id: str, chat_id: int, message_id: int, *,
+                      is_photo: bool = False) -> None:
+    await redis.hset(status_key(job_id),
+                     mapping={"chat_id": chat_id, "message_id": message_id, "photo": int(is_photo)})
+    await redis.expire(status_key(job_id), STATUS_TTL)
+
+
+async def load_status(redis: Redis, job_id: str) -> StatusRef | None:
+    raw: dict[Any, Any] = await redis.hgetall(status_key(job_id))  # type: ignore[misc]
+    if not raw:
+        return None
+    def get(name: str) -> Any:
+        return raw.get(name.encode(), raw.get(name)) or 0
+
+    return StatusRef(int(get("chat_id")), int(get("message_id")), bool(int(get("photo"))))
+
+
+async def download_image(bot: Bot, ref: ImageRef) -> bytes:
+    """Bytes of a Telegram file, refusing files over the getFile limit before downloading."""
+    check_file_size(ref.file_size)
+    try:
+        file = await bot.get_file(ref.file_id)
+        check_file_size(file.file_size)
+        if not file.file_path:
+            raise InputError("input-download-failed")
+        buf = io.BytesIO()
+        await bot.download_file(file.file_path, destination=buf, timeout=DOWNLOAD_TIMEOUT_S)
+    except TelegramBadRequest as exc:
+        if "too big" in exc.message.lower():
+            raise InputError("input-too-large", {"limit_mb": 20}) from None
+        log.warning("getFile failed: %s", exc.message)
+        raise InputError("input-download-failed") from None
+    return buf.getvalue()
+
+
+async def store_image(bot: Bot, queue: JobQueue, ref: ImageRef) -> str:
+    """Download, validate and normalise one image and store it as a blob; returns its key."""
+    data = await download_image(bot, ref)
+    # Decoding is CPU work: keep it off the event loop so other chats are not stalled.
+    normalized = await asyncio.to_thread(normalize_image, data)
+    return await queue.put_blob(normalized.png)
+
+
+def normalize_weights(first_percent: int) -> tuple[float, float]:
+    first = min(max(first_percent, 0), 100) / 100.0
+    return (first, 1.0 - first)
+
+
+def build_spec(
+    *,
+    mode: Mode,
+    config: BotSettings,
+    user_settings: UserSettings,
+    user_id: int,
+    chat_id: int,
+    locale: str,
+    prompt: str = "",
+    inputs: tuple[str, ...] = (),
+    weights: tuple[float, ...] = (),
+    seed: int | None = None,
+    reply_to: int | None = None,
+) -> JobSpec:
+    """One place where user settings and bot settings become a JobSpec."""
+    aspect = STICKER_ASPECT if mode is Mode.STICKER else user_settings.aspect
+    width, height = bucket_size(aspect, config.long_side)
+    return JobSpec(
+        mode=mode,
+        prompt=prompt,
+        negative_prompt=user_settings.negative_prompt,
+        style=user_settings.style,
+        width=width,
+        height=height,
+        seed=secrets.randbelow(MAX_SEED + 1) if seed is None else seed,
+        steps=config.steps,
+        prior_steps=config.prior_steps,
+        num_images=user_settings.num_images,
+        inputs=inputs,
+        weights=weights,
+        user_id=user_id,
+        chat_id=chat_id,
+        reply_to=reply_to,
+        locale=locale,
+        priority=Priority.HIGH if user_id in config.admin_ids else Priority.NORMAL,
+    )
+
+
+async def submit(spec: JobSpec, *, bot: Bot, services: Services, t: Translator) -> str | None:
+    """Queue the job, answer with its position and remember that answer as the status message."""
+    try:
+        sub = await services.queue.submit(spec, is_admin=spec.user_id in services.config.admin_ids)
+    except TooManyJobs as exc:
+        await bot.send_message(spec.chat_id, t("too-many-jobs", limit=exc.limit),
+                               reply_parameters=reply_to(spec.reply_to))
+        return None
+    if sub.position is None:
+        text = t("queued-now")
+    elif sub.eta_s is not None:
+        text = t("queued-eta", position=sub.position, eta=round(sub.eta_s))
+    else:
+        text = t("queued", position=sub.position)
+    status: Message = await bot.send_message(
+        spec.chat_id, text, reply_markup=keyboards.job_status(t, sub.job_id),
+        reply_parameters=reply_to(spec.reply_to),
+    )
+    await bot.send_chat_action(spec.chat_id, ChatAction.UPLOAD_PHOTO)
+    await save_status(services.redis, sub.job_id, spec.chat_id, status.message_id)
+    log.info("job %s queued for chat %s at position %s", sub.job_id, spec.chat_id, sub.position)
+    return sub.job_id
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks, in which chat and language, with which settings: handlers build one per update."""
+
+    bot: Bot
+    services: Services
+    t: Translator
+    locale: str
+    user_settings: UserSettings
+    user_id: int
+    chat_id: int
+
+    async def run(self, mode: Mode, *, prompt: str = "", inputs: tuple[str, ...] = (),
+                  weights: tuple[float, ...] = (), seed: int | None = None,
+                  reply_to_id: int | None = None) -> str | None:
+        spec = build_spec(
+            mode=mode, config=self.services.config, user_settings=self.user_settings,
+            user_id=self.user_id, chat_id=self.chat_id, locale=self.locale, prompt=prompt,
+            inputs=inputs, weights=weights, seed=seed, reply_to=reply_to_id,
+        )
+        return await submit(spec, bot=self.bot, services=self.services, t=self.t)
+
+    async def store(self, ref: ImageRef) -> str:
+        return await store_image(self.bot, self.services.queue, ref)
+
+
+def requester(message: Message, *, bot: Bot, services: Services, t: Translator, locale: str,
+              user_settings: UserSettings, user_id: int | None = None) -> Requester:
+    uid = user_id if user_id is not None else (message.from_user.id if message.from_user else message.chat.id)
+    return Requester(bot, services, t, locale, user_settings, uid, message.chat.id)

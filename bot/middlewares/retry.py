@@ -1,0 +1,57 @@
+"""Session middleware: honour Telegram's 429 retry_after and ride out brief 5xx answers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_AFTER_S = 60.0
+"""Longest single wait we honour; Telegram asking for more means a flood ban, better surfaced."""
+SERVER_ERROR_BACKOFF_S = 1.0
+"""First wait after a 5xx; doubles per try. Telegram's 5xx are short hiccups."""
+MAX_SERVER_ERROR_TRIES = 3
+"""A 5xx that persists past this is an outage, not a hiccup."""
+
+
+class RetryAfterMiddleware(BaseRequestMiddleware):
+    """Wait exactly as long as Telegram says and retry, a bounded number of times."""
+
+    def __init__(self, max_tries: int = 5) -> None:
+        self.max_tries = max_tries
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        tries = 0
+        server_errors = 0
+        while True:
+            tries += 1
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as exc:
+                if tries >= self.max_tries or exc.retry_after > MAX_RETRY_AFTER_S:
+                    raise
+                log.warning("telegram 429 on %s: waiting %ss (try %d/%d)",
+                            type(method).__name__, exc.retry_after, tries, self.max_tries)
+                await asyncio.sleep(exc.retry_after)
+            except TelegramServerError:
+                server_errors += 1
+                if server_errors >= MAX_SERVER_ERROR_TRIES:
+                    raise
+                delay = SERVER_ERROR_BACKOFF_S * 2 ** (server_errors - 1)
+                log.warning("telegram 5xx on %s: retrying in %.1fs", type(method).__name__, delay)
+                await asyncio.sleep(delay)

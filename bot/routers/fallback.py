@@ -1,0 +1,21 @@
+"""Whatever no dialog claimed: a photo outside any dialog gets the menu."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import StateFilter
+from aiogram.types import Message
+
+from bot import keyboards
+from bot.filters import HasImage
+from bot.i18n import Translator
+
+
+async def photo_outside_dialog(message: Message, t: Translator) -> None:
+    await message.answer(t("photo-outside-dialog"), reply_markup=keyboards.main_menu(t))
+
+
+def make_router() -> Router:
+    router = Router(name="fallback")
+    router.message.register(photo_outside_dialog, StateFilter(None), HasImage())
+    return router

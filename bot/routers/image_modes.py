@@ -1,0 +1,168 @@
+"""The modes that start from photos share one dialog: collect images and a prompt, then queue.
+
+Each message may bring a photo, a text, or both (a photo with a caption); the dialog asks for
+whatever is still missing. Inputs are validated and stored as they arrive, so a bad one is
+refused on its own and the good ones are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State
+from aiogram.types import CallbackQuery, Message
+
+from bot import keyboards
+from bot.callbacks import MenuCb, WeightsCb
+from bot.filters import HasImage, ImageRef, image_ref
+from bot.i18n import Translator
+from bot.inputs import InputError, validate_prompt
+from bot.jobs import DEFAULT_WEIGHT_PERCENT, normalize_weights, requester
+from bot.services import Services, refuse
+from bot.user_settings import UserSettings
+from contract.spec import Mode, images_needed, prompt_needed
+
+log = logging.getLogger(__name__)
+_WEIGHTS_ARG = re.compile(r"^\s*(\d{1,3}(?:\.\d+)?)\s*[/:, ]\s*(\d{1,3}(?:\.\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class ImageMode:
+    mode: Mode
+    command: str
+    state: State
+    ask_photo: str
+    ask_next_photo: str
+    ask_photo_after_text: str
+    ask_text: str
+    weights: bool
+
+    @property
+    def images(self) -> int:
+        return images_needed(self.mode)
+
+    @property
+    def needs_prompt(self) -> bool:
+        return prompt_needed(self.mode)
+
+
+def parse_weights(args: str | None) -> int | None:
+    """'30/70', '30 70' or '0.3 0.7' → percent of the first input, normalised to sum 100."""
+    if not args:
+        return None
+    match = _WEIGHTS_ARG.match(args)
+    if not match:
+        return None
+    a, b = float(match.group(1)), float(match.group(2))
+    if a < 0 or b < 0 or a + b <= 0:
+        return None
+    return round(100 * a / (a + b))
+
+
+def image_mode_router(spec: ImageMode) -> Router:
+    router = Router(name=spec.mode.value)
+
+    async def ask_missing(message: Message, state: FSMContext, t: Translator, *, album: bool) -> None:
+        data = await state.get_data()
+        n_inputs = len(data.get("inputs", []))
+        if n_inputs < spec.images:
+            if album:
+                return  # the rest of the album is on its way
+            if n_inputs == 0:
+                key = spec.ask_photo_after_text if data.get("prompt") else spec.ask_photo
+            else:
+                key = spec.ask_next_photo
+            markup = (keyboards.weights(t, data.get("w", DEFAULT_WEIGHT_PERCENT)) if spec.weights
+                      else keyboards.dialog_cancel(t))
+            await message.answer(t(key), reply_markup=markup)
+        else:
+            await message.answer(t(spec.ask_text), reply_markup=keyboards.dialog_cancel(t))
+
+    async def contribute(message: Message, image: ImageRef | None, text: str | None, *, state: FSMContext,
+                         bot: Bot, services: Services, t: Translator, locale: str,
+                         user_settings: UserSettings) -> None:
+        data = await state.get_data()
+        inputs: list[str] = list(data.get("inputs", []))
+        prompt: str | None = data.get("prompt")
+        req = requester(message, bot=bot, services=services, t=t, locale=locale, user_settings=user_settings)
+        try:
+            if text is not None and spec.needs_prompt:
+                prompt = validate_prompt(text)
+            if image is not None and len(inputs) < spec.images:
+                inputs.append(await req.store(image))
+        except InputError as err:
+            await refuse(message, t, err)
+            return
+        await state.update_data(inputs=inputs, prompt=prompt)
+        if len(inputs) < spec.images or (spec.needs_prompt and not prompt):
+            album = message.media_group_id is not None and image is not None
+            await ask_missing(message, state, t, album=album)
+            return
+        await state.clear()
+        weights = normalize_weights(data.get("w", DEFAULT_WEIGHT_PERCENT)) if spec.weights else ()
+        await req.run(spec.mode, prompt=prompt or "", inputs=tuple(inputs), weights=weights,
+                      reply_to_id=message.message_id)
+
+    @router.message(Command(spec.command))
+    async def cmd(message: Message, command: CommandObject, state: FSMContext, bot: Bot, services: Services,
+                  t: Translator, locale: str, user_settings: UserSettings) -> None:
+        await state.clear()
+        await state.set_state(spec.state)
+        args = (command.args or "").strip() or None
+        first = parse_weights(args) if spec.weights else None
+        weight = first if first is not None else DEFAULT_WEIGHT_PERCENT
+        await state.update_data(inputs=[], prompt=None, w=weight)
+        text = args if (args and spec.needs_prompt and first is None) else None
+        ref = image_ref(message)
+        if ref is None and text is None:
+            await ask_missing(message, state, t, album=False)
+            return
+        await contribute(message, ref, text, state=state, bot=bot, services=services, t=t, locale=locale,
+                         user_settings=user_settings)
+
+    @router.callback_query(MenuCb.filter(F.mode == spec.mode.value))
+    async def menu(query: CallbackQuery, state: FSMContext, t: Translator) -> None:
+        await query.answer()
+        await state.clear()
+        await state.set_state(spec.state)
+        await state.update_data(inputs=[], prompt=None, w=DEFAULT_WEIGHT_PERCENT)
+        if isinstance(query.message, Message):
+            await ask_missing(query.message, state, t, album=False)
+
+    @router.message(spec.state, HasImage())
+    async def got_image(message: Message, image: ImageRef, state: FSMContext, bot: Bot, services: Services,
+                        t: Translator, locale: str, user_settings: UserSettings) -> None:
+        caption = message.caption if (message.caption and message.caption.strip()) else None
+        await contribute(message, image, caption, state=state, bot=bot, services=services, t=t, locale=locale,
+                         user_settings=user_settings)
+
+    @router.message(spec.state, F.text)
+    async def got_text(message: Message, state: FSMContext, bot: Bot, services: Services, t: Translator,
+                       locale: str, user_settings: UserSettings) -> None:
+        data = await state.get_data()
+        if not spec.needs_prompt or (len(data.get("inputs", [])) < spec.images and data.get("prompt")):
+            await message.answer(t("need-photo"), reply_markup=keyboards.dialog_cancel(t))
+            return
+        await contribute(message, None, message.text, state=state, bot=bot, services=services, t=t,
+                         locale=locale, user_settings=user_settings)
+
+    @router.message(spec.state)
+    async def other(message: Message, t: Translator) -> None:
+        await message.answer(t("need-photo"), reply_markup=keyboards.dialog_cancel(t))
+
+    if spec.weights:
+        @router.callback_query(spec.state, WeightsCb.filter())
+        async def set_weights(query: CallbackQuery, callback_data: WeightsCb, state: FSMContext,
+                              t: Translator) -> None:
+            first = min(max(callback_data.first, 0), 100)
+            await query.answer(t("weights-set", first=first, second=100 - first))
+            await state.update_data(w=first)
+            if isinstance(query.message, Message):
+                await query.message.edit_reply_markup(reply_markup=keyboards.weights(t, first))
+
+    return router

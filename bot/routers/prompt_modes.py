@@ -1,0 +1,67 @@
+"""The two prompt-only modes share one dialog shape: a command with or without the prompt."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State
+from aiogram.types import CallbackQuery, Message
+
+from bot import keyboards
+from bot.callbacks import MenuCb
+from bot.filters import HasText
+from bot.i18n import Translator
+from bot.inputs import InputError, validate_prompt
+from bot.jobs import requester
+from bot.services import Services, refuse
+from bot.user_settings import UserSettings
+from contract.spec import Mode
+
+
+async def run_prompt(message: Message, text: str | None, mode: Mode, *, bot: Bot, services: Services,
+                     t: Translator, locale: str, user_settings: UserSettings) -> bool:
+    """Validate the prompt and queue the job; False (and a refusal message) when the prompt is bad."""
+    try:
+        prompt = validate_prompt(text)
+    except InputError as err:
+        await refuse(message, t, err)
+        return False
+    req = requester(message, bot=bot, services=services, t=t, locale=locale, user_settings=user_settings)
+    await req.run(mode, prompt=prompt, reply_to_id=message.message_id)
+    return True
+
+
+def prompt_mode_router(*, name: str, command: str, mode: Mode, ask_key: str, waiting: State) -> Router:
+    router = Router(name=name)
+
+    @router.message(Command(command))
+    async def cmd(message: Message, command: CommandObject, state: FSMContext, bot: Bot,
+                  services: Services, t: Translator, locale: str, user_settings: UserSettings) -> None:
+        await state.clear()
+        if command.args and command.args.strip():
+            await run_prompt(message, command.args, mode, bot=bot, services=services, t=t, locale=locale,
+                             user_settings=user_settings)
+            return
+        await state.set_state(waiting)
+        await message.answer(t(ask_key), reply_markup=keyboards.dialog_cancel(t))
+
+    @router.callback_query(MenuCb.filter(F.mode == mode.value))
+    async def menu(query: CallbackQuery, state: FSMContext, bot: Bot, t: Translator) -> None:
+        await query.answer()
+        await state.set_state(waiting)
+        if query.message is not None:
+            await bot.send_message(query.message.chat.id, t(ask_key), reply_markup=keyboards.dialog_cancel(t))
+
+    @router.message(waiting, HasText())
+    async def got_prompt(message: Message, state: FSMContext, bot: Bot, services: Services, t: Translator,
+                         locale: str, user_settings: UserSettings) -> None:
+        if await run_prompt(message, message.text, mode, bot=bot, services=services, t=t, locale=locale,
+                            user_settings=user_settings):
+            await state.clear()
+
+    @router.message(waiting)
+    async def not_text(message: Message, t: Translator) -> None:
+        await message.answer(t("need-text"), reply_markup=keyboards.dialog_cancel(t))
+
+    return router

@@ -1,0 +1,125 @@
+"""Buttons under a result: again, variations of it, same seed, full-size file.
+
+The callback data only names the job; the job record in Redis is the truth, and its owner
+must be the user who pressed, or the press is refused with no side effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import secrets
+import time
+
+from aiogram import Bot, F, Router
+from aiogram.types import BufferedInputFile, CallbackQuery
+from PIL import Image
+
+from bot.callbacks import ResultAction, ResultCb
+from bot.delivery import image_files
+from bot.i18n import Translator
+from bot.inputs import InputError, normalize_image
+from bot.jobs import Requester, submit
+from bot.queue import JobRecord
+from bot.services import Services
+from bot.user_settings import UserSettings
+from contract.events import ResultFile
+from contract.spec import MAX_SEED, JobSpec, Mode, new_job_id
+
+log = logging.getLogger(__name__)
+
+HANDLED = (ResultAction.AGAIN, ResultAction.VARIATIONS, ResultAction.SAME_SEED, ResultAction.FILE)
+"""ADD_TO_PACK belongs to the sticker-pack feature's router."""
+
+
+async def owned_record(query: CallbackQuery, job_id: str, services: Services,
+                       t: Translator) -> JobRecord | None:
+    """The job record if the presser owns it; otherwise the query is answered with a refusal."""
+    record = await services.queue.job(job_id)
+    if record is None or record.spec is None:
+        await query.answer(t("result-expired"), show_alert=True)
+        return None
+    if record.user_id != query.from_user.id:
+        log.info("job %s: button of user %s pressed by user %s; refused", job_id, record.user_id,
+                 query.from_user.id)
+        await query.answer(t("not-yours"), show_alert=True)
+        return None
+    return record
+
+
+def _file(record: JobRecord, index: int, *, full: bool) -> ResultFile | None:
+    if record.result is None or record.spec is None:
+        return None
+    images = image_files(record.result, record.spec.mode is Mode.STICKER)
+    if not 0 <= index < len(images):
+        return None
+    return images[index].full if full else images[index].display
+
+
+def _to_png(data: bytes) -> bytes:
+    with Image.open(io.BytesIO(data)) as img:
+        if img.format == "PNG":
+            return data
+        out = io.BytesIO()
+        img.save(out, format="PNG")
+        return out.getvalue()
+
+
+async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot, services: Services,
+                        t: Translator, locale: str, user_settings: UserSettings) -> None:
+    record = await owned_record(query, callback_data.job_id, services, t)
+    if record is None or record.spec is None:
+        return
+    await query.answer()
+    spec: JobSpec = record.spec
+    chat_id = query.message.chat.id if query.message is not None else record.chat_id
+    reply_id = query.message.message_id if query.message is not None else None
+    action, index = callback_data.action, callback_data.index
+    req = Requester(bot, services, t, locale, user_settings, query.from_user.id, chat_id)
+
+    if action is ResultAction.FILE:
+        file = _file(record, index, full=True)
+        data = await services.queue.result_bytes(file.key) if file is not None else None
+        if data is None:
+            await bot.send_message(chat_id, t("result-expired"))
+            return
+        png = await asyncio.to_thread(_to_png, data)
+        name = f"kandinsky-{spec.job_id}-{index + 1}.png"
+        await bot.send_document(chat_id, BufferedInputFile(png, filename=name))
+        return
+
+    if action is ResultAction.AGAIN:
+        again = JobSpec.parse({
+            **spec.model_dump(), "job_id": new_job_id(), "seed": secrets.randbelow(MAX_SEED + 1),
+            "reply_to": reply_id, "created_at": time.time(),
+        })
+        await submit(again, bot=bot, services=services, t=t)
+        return
+
+    if action is ResultAction.VARIATIONS:
+        file = _file(record, index, full=True)
+        data = await services.queue.result_bytes(file.key) if file is not None else None
+        if data is None:
+            await bot.send_message(chat_id, t("result-expired"))
+            return
+        try:
+            normalized = await asyncio.to_thread(normalize_image, data)
+        except InputError as err:
+            await bot.send_message(chat_id, t(err.key, **err.params))
+            return
+        key = await services.queue.put_blob(normalized.png)
+        await req.run(Mode.VARIATIONS, inputs=(key,), reply_to_id=reply_id)
+        return
+
+    # SAME_SEED: the same request and seed under the user's current settings (style, ratio, …).
+    seeds = record.result.seeds if record.result is not None else []
+    seed = seeds[index] if 0 <= index < len(seeds) else spec.seed
+    await req.run(spec.mode, prompt=spec.prompt, inputs=spec.inputs, weights=spec.weights, seed=seed,
+                  reply_to_id=reply_id)
+
+
+def make_router() -> Router:
+    router = Router(name="results")
+    router.callback_query.register(result_button, ResultCb.filter(F.action.in_(HANDLED)))
+    return router
