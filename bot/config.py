@@ -43,6 +43,17 @@ class BotSettings(BaseSettings):
     """How many 429 answers one request may get before the error is raised."""
     consumer_name: str = Field(default="bot-1", alias="BOT_CONSUMER_NAME")
     """Name of this replica in the events consumer group (one per replica)."""
+    # --- operations (issue 5): quotas, broadcasts, metrics ---
+    rate_per_minute: int = Field(default=5, ge=0, alias="RATE_PER_MINUTE")
+    """New requests (jobs) a user may start per sliding minute; admins are exempt."""
+    rate_per_day: int = Field(default=100, ge=0, alias="RATE_PER_DAY")
+    """New requests a user may start per UTC day."""
+    max_inflight: int = Field(default=2, ge=0, alias="MAX_INFLIGHT")
+    """Jobs a user may have queued or running at once."""
+    broadcast_rate: float = Field(default=25.0, gt=0, le=30, alias="BROADCAST_RATE")
+    """Broadcast messages per second (Telegram allows bots about 30/s in total)."""
+    health_port: int = Field(default=0, ge=0, le=65535, alias="HEALTH_PORT")
+    """Port of /metrics and /healthz; 0 = do not serve them (tests, local runs)."""
 
     @field_validator("admin_ids", mode="before")
     @classmethod
