@@ -239,13 +239,14 @@ class LocalBotAPI:
         self.webhook_deliveries: list[tuple[int, int, str | None]] = []
         """(update_id, HTTP status or 0, error text) for every webhook attempt."""
         self.files: dict[str, StoredFile] = {}
+        self._files_by_path: dict[str, StoredFile] = {}
         self.users: dict[int, SimUser] = {}
         self.chats: dict[int, dict[str, Any]] = {}
         self.blocked: set[int] = set()
         self.messages: dict[int, dict[int, SentMessage]] = {}
         self._next_message_id: dict[int, int] = {}
         self._next_update_id = 1
-        self._confirmed_update_id = 0
+        self._poll_generation = 0
         self._pending: list[dict[str, Any]] = []
         self._allowed_updates: frozenset[str] = DEFAULT_ALLOWED_UPDATES
         self._injections: list[Injection] = []
@@ -392,6 +393,29 @@ class LocalBotAPI:
         """What the bot sent to a chat, in order (deleted ones kept with ``deleted=True``)."""
         return [m for m in self.messages.get(chat_id, {}).values() if m.from_bot]
 
+    def reset(self) -> None:
+        """Forget everything a test did, so one server can serve a whole session of tests.
+
+        Users, groups and the bot stay registered; ids keep counting up, as in Telegram.
+        """
+        self.calls.clear()
+        self.violations.clear()
+        self.server_errors.clear()
+        self.sticker_sets.clear()
+        self.callback_queries.clear()
+        self.chat_actions.clear()
+        self.commands.clear()
+        self.menu_buttons.clear()
+        self.webhook_url = None
+        self.webhook_secret = None
+        self._webhook_error = None
+        self.webhook_deliveries.clear()
+        self.blocked.clear()
+        self.messages.clear()
+        self._pending.clear()
+        self._injections.clear()
+        self._allowed_updates = DEFAULT_ALLOWED_UPDATES
+
     def message(self, chat_id: int, message_id: int) -> SentMessage:
         return self.messages[chat_id][message_id]
 
@@ -504,11 +528,9 @@ class LocalBotAPI:
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
         path = request.match_info["path"]
-        for stored in self.files.values():
-            if stored.file_path == path:
-                return web.Response(
-                    body=stored.data, content_type=stored.mime_type or "application/octet-stream"
-                )
+        stored = self._files_by_path.get(path)
+        if stored is not None:
+            return web.Response(body=stored.data, content_type=stored.mime_type or "application/octet-stream")
         return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
 
     # ------------------------------------------------------------------ updates
@@ -639,6 +661,7 @@ class LocalBotAPI:
         path = f"{folder}/file_{self._file_counter}.{ext}"
         stored = StoredFile(file_id, unique, data, path, mime_type, file_name, width, height)
         self.files[file_id] = stored
+        self._files_by_path[path] = stored
         if self.data_dir is not None:
             target = self.data_dir / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -652,9 +675,12 @@ class LocalBotAPI:
         applied); bot uploads keep their original bytes in the biggest size so tests can
         inspect exactly what the bot sent.
         """
-        with Image.open(io.BytesIO(data)) as opened:
-            image = ImageOps.exif_transpose(opened) if reencode else opened.copy()
-        image = image.convert("RGB") if image.mode not in ("RGB", "L") else image
+        try:
+            with Image.open(io.BytesIO(data)) as opened:
+                image = ImageOps.exif_transpose(opened) if reencode else opened.copy()
+            image = image.convert("RGB") if image.mode not in ("RGB", "L") else image
+        except Exception as exc:  # PIL raises many types for odd files; Telegram says one thing
+            raise bad_request("IMAGE_PROCESS_FAILED", violation=not reencode) from exc
         width, height = image.size
         sizes: list[dict[str, Any]] = []
         main: StoredFile | None = None
@@ -934,9 +960,18 @@ class LocalBotAPI:
         allowed = params.get_json("allowed_updates")
         if isinstance(allowed, list):
             self._allowed_updates = frozenset(allowed) if allowed else DEFAULT_ALLOWED_UPDATES
+        self._poll_generation += 1
+        generation = self._poll_generation
+        self._update_event.set()  # an older long poll still waiting is terminated, as in Telegram
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            if generation != self._poll_generation:
+                raise ApiError(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure that only one bot "
+                    "instance is running",
+                )
             updates = [u for u in self._select_updates(offset, limit) if self._allowed(u)]
             remaining = deadline - loop.time()
             if updates or remaining <= 0 or self._closing or self.webhook_url is not None:

@@ -68,6 +68,9 @@ class SimUser:
         if chat_id not in self.api.chats:
             raise ValueError(f"unknown chat {chat_id}: create it with api.group()")
         reply_id = reply_to.message_id if isinstance(reply_to, SentMessage) else reply_to
+        if chat_id == self.user_id and self.user_id in self.api.blocked:
+            # Writing to a blocked bot means pressing "Restart" in the client first.
+            self.api.unblock_bot(self.user_id)
         msg = SentMessage(
             chat_id=chat_id,
             message_id=self.api.next_message_id(chat_id),

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -564,3 +565,69 @@ async def test_unknown_method_via_aiogram_is_not_found(api: LocalBotAPI, bot: Bo
     api.user(USER_ID)
     with pytest.raises(TelegramNotFound):
         await bot.send_dice(USER_ID)
+
+
+async def test_group_chat_commands_and_exif_photo(api: LocalBotAPI, bot: Bot) -> None:
+    user = api.user(USER_ID, username="ann")
+    group = api.group(-100200300, "Artists")
+    await user.send_text(f"/imagine@{api.bot_username} a cat", in_chat=group)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° on display: a 40x20 file shows as 20x40
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 20), (1, 2, 3)).save(buf, "JPEG", exif=exif)
+    await user.send_photo(buf.getvalue())
+    updates = await bot.get_updates(timeout=0)
+    text_msg, photo_msg = (u.message for u in updates)
+    assert text_msg is not None and photo_msg is not None
+    assert text_msg.chat.id == -100200300 and text_msg.chat.type == "supergroup"
+    assert text_msg.entities and text_msg.entities[0].type == "bot_command"
+    assert text_msg.entities[0].length == len(f"/imagine@{api.bot_username}")
+    assert text_msg.from_user and text_msg.from_user.username == "ann"
+    assert photo_msg.photo and (photo_msg.photo[-1].width, photo_msg.photo[-1].height) == (20, 40)
+    sent = await bot.send_message(group.chat_id, "in group")
+    assert sent.chat.id == group.chat_id and api.messages_to(group.chat_id)[0].text == "in group"
+    with pytest.raises(ValueError, match="send_document"):
+        await user.send_photo(b"garbage")
+
+
+async def test_url_upload_and_data_dir(tmp_path: Path) -> None:
+    async with LocalBotAPI(data_dir=tmp_path) as api:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(api.base_url))
+        bot = Bot(token=api.token, session=session)
+        try:
+            user = api.user(USER_ID)
+            await user.send_photo(_png(50, 40))
+            update = (await bot.get_updates(timeout=0))[0]
+            assert update.message and update.message.photo
+            file = await bot.get_file(update.message.photo[-1].file_id)
+            assert file.file_path and (tmp_path / file.file_path).is_file()
+            url = f"{api.base_url}/file/bot{api.token}/{file.file_path}"
+            sent = await bot.send_photo(USER_ID, url)
+            assert sent.photo and sent.photo[-1].width == 50
+            with pytest.raises(TelegramBadRequest, match="wrong file identifier"):
+                await bot.send_photo(USER_ID, "no-such-file-id")
+        finally:
+            await bot.session.close()
+        assert api.violations == []
+
+
+async def test_second_poller_terminates_the_first(api: LocalBotAPI, bot: Bot) -> None:
+    first = asyncio.create_task(bot.get_updates(timeout=5))
+    await asyncio.sleep(0.1)
+    second = asyncio.create_task(bot.get_updates(timeout=0))
+    with pytest.raises(TelegramConflictError, match="terminated by other getUpdates"):
+        await first
+    assert await second == []
+
+
+async def test_reset_and_unblock_by_writing(api: LocalBotAPI, bot: Bot) -> None:
+    user = api.user(USER_ID)
+    api.block_bot(USER_ID)
+    await user.send_text("/start")  # the client's "Restart" button unblocks the bot
+    assert (await bot.send_message(USER_ID, "welcome back")).text == "welcome back"
+    kinds = [next(k for k in u if k != "update_id") for u in api.pending_updates()]
+    assert kinds == ["my_chat_member", "my_chat_member", "message"]
+    api.inject(None, error_code=500, times=5)
+    api.reset()
+    assert api.calls == [] and api.messages_to(USER_ID) == [] and api.pending_updates() == []
+    assert (await bot.send_message(USER_ID, "clean")).message_id > 1  # ids keep counting
