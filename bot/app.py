@@ -28,7 +28,8 @@ from bot.config import BotMode, BotSettings
 from bot.delivery import Delivery
 from bot.i18n import I18n
 from bot.middlewares import RetryAfterMiddleware, setup_middlewares
-from bot.queue import EventConsumer, JobQueue, QueueSettings
+from bot.ops import Ops
+from bot.queue import EventConsumer, JobQueue
 from bot.routers import build_root_router
 from bot.services import Services
 from bot.user_settings import SettingsStore
@@ -143,10 +144,13 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
     """Run until ``stop`` is set (forever without one); every resource is closed on the way out."""
     stop = stop or asyncio.Event()
     redis = Redis.from_url(settings.redis_url.get_secret_value())
-    queue = JobQueue.from_url(settings.redis_url.get_secret_value(), QueueSettings())
+    ops = Ops.create(settings, redis)  # quotas, packs, admin commands, metrics (issue 5)
+    queue = ops.job_queue()
     services = create_services(settings, redis, queue)
     bot = create_bot(settings)
-    dp = create_dispatcher(services, extra_routers=extra_routers, extra_middlewares=extra_middlewares)
+    dp = create_dispatcher(services, extra_routers=[*ops.routers(), *extra_routers],
+                           extra_middlewares=[*ops.middlewares(), *extra_middlewares])
+    await ops.start(bot, dp, services.i18n)
     delivery = Delivery(bot, services)
     consumer = EventConsumer(redis, handler=delivery.handle, consumer=settings.consumer_name)
     consumer_task = asyncio.create_task(consumer.run(), name="event-consumer")
@@ -194,6 +198,7 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
                 await bot.delete_webhook()
             await runner.cleanup()
         await consumer.stop()
+        await ops.stop()
         consumer_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await consumer_task

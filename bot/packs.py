@@ -381,10 +381,6 @@ class PackService:
                     await self._forget(pack)
                     raise PackError("pack-gone", title=pack.title) from exc
                 raise
-            if len(sticker_set.stickers) == 1:
-                # Telegram deletes a set with its last sticker.
-                await self._forget(pack)
-                return Pack(**{**pack.__dict__, "count": 0})
             updated = Pack(**{**pack.__dict__, "count": len(sticker_set.stickers) - 1})
             await self._save(updated, make_current=False)
             return updated

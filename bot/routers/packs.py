@@ -28,9 +28,6 @@ from contract.spec import Mode
 
 log = logging.getLogger(__name__)
 
-router = Router(name="packs")
-
-
 class PackEmojiCb(CallbackData, prefix="pe"):
     """Emoji picked for a result about to be added (``e`` indexes EMOJI_CHOICES, -1 = default)."""
 
@@ -87,7 +84,6 @@ async def _owned_sticker(query: CallbackQuery, job_id: str, index: int, services
     return data
 
 
-@router.callback_query(ResultCb.filter(F.action == ResultAction.ADD_TO_PACK))
 async def add_to_pack_pressed(query: CallbackQuery, callback_data: ResultCb, services: Services,
                               t: Translator) -> None:
     if await _owned_sticker(query, callback_data.job_id, callback_data.index, services, t) is None:
@@ -99,7 +95,6 @@ async def add_to_pack_pressed(query: CallbackQuery, callback_data: ResultCb, ser
                                reply_markup=emoji_keyboard(callback_data.job_id, callback_data.index, t))
 
 
-@router.callback_query(PackEmojiCb.filter())
 async def emoji_picked(query: CallbackQuery, callback_data: PackEmojiCb, bot: Bot, services: Services,
                        packs: PackService, t: Translator) -> None:
     sticker = await _owned_sticker(query, callback_data.job_id, callback_data.index, services, t)
@@ -151,7 +146,6 @@ async def _packs_view(user_id: int, packs: PackService, t: Translator) -> tuple[
     return text, kb.as_markup()
 
 
-@router.message(Command("packs"))
 async def cmd_packs(message: Message, state: FSMContext, packs: PackService, t: Translator) -> None:
     if message.from_user is None:
         return
@@ -178,7 +172,6 @@ def _pack_menu(t: Translator, owner: int, i: int) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-@router.callback_query(PackCb.filter())
 async def pack_action(query: CallbackQuery, callback_data: PackCb, bot: Bot, state: FSMContext,
                       packs: PackService, t: Translator) -> None:
     user_id = query.from_user.id
@@ -234,14 +227,12 @@ async def pack_action(query: CallbackQuery, callback_data: PackCb, bot: Bot, sta
         await bot.send_message(chat_id, t(exc.key, **exc.args_))
 
 
-@router.message(StateFilter(PackDialog.title, PackDialog.remove), F.text.startswith("/"))
 async def command_leaves_dialog(message: Message, state: FSMContext) -> None:
     """Any command ends a pack dialog and then runs as usual (in this router or the next ones)."""
     await state.clear()
     raise SkipHandler
 
 
-@router.message(StateFilter(PackDialog.title), F.text)
 async def got_title(message: Message, state: FSMContext, bot: Bot, packs: PackService, t: Translator) -> None:
     if message.from_user is None or message.text is None:
         return
@@ -257,7 +248,6 @@ async def got_title(message: Message, state: FSMContext, bot: Bot, packs: PackSe
     await message.answer(t("pack-renamed", title=html.escape(pack.title), link=pack.link))
 
 
-@router.message(StateFilter(PackDialog.remove), F.sticker)
 async def got_sticker_to_remove(message: Message, state: FSMContext, bot: Bot, packs: PackService,
                                 t: Translator) -> None:
     if message.from_user is None or message.sticker is None:
@@ -282,6 +272,20 @@ async def got_sticker_to_remove(message: Message, state: FSMContext, bot: Bot, p
                            limit=MAX_STICKERS_PER_PACK, left=pack.places_left))
 
 
-@router.message(StateFilter(PackDialog.remove))
 async def not_a_sticker(message: Message, t: Translator) -> None:
     await message.answer(t("pack-ask-sticker-again"))
+
+
+def make_router() -> Router:
+    """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
+    router = Router(name="packs")
+    router.callback_query.register(add_to_pack_pressed, ResultCb.filter(F.action == ResultAction.ADD_TO_PACK))
+    router.callback_query.register(emoji_picked, PackEmojiCb.filter())
+    router.message.register(cmd_packs, Command("packs"))
+    router.callback_query.register(pack_action, PackCb.filter())
+    router.message.register(command_leaves_dialog, StateFilter(PackDialog.title, PackDialog.remove),
+                            F.text.startswith("/"))
+    router.message.register(got_title, StateFilter(PackDialog.title), F.text)
+    router.message.register(got_sticker_to_remove, StateFilter(PackDialog.remove), F.sticker)
+    router.message.register(not_a_sticker, StateFilter(PackDialog.remove))
+    return router
