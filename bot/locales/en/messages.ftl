@@ -149,3 +149,90 @@ style-anime = Anime
 language-auto = from Telegram
 language-en = English
 language-ru = Русский
+
+## Quotas, bans, maintenance (issue 5)
+quota-banned = You cannot use this bot.
+quota-maintenance = 🛠 The bot is under maintenance right now, new requests are paused. Jobs already running will finish. Please try again a little later.
+quota-per-minute = ⏳ Too many requests: { $limit } per minute. Next free slot at { $time } UTC (in { $seconds } s).
+quota-per-day = ⏳ You have used all { $limit } requests for today. Next free slot at { $time } UTC.
+quota-inflight = ⏳ You already have { $limit } jobs in progress. Send the next request when one of them is done.
+
+## Sticker packs (issue 5)
+pack-not-yours = This button belongs to someone else.
+pack-result-expired = This sticker is no longer available. Generate it again to add it to a pack.
+pack-pick-emoji = Pick an emoji for the sticker:
+pack-btn-default-emoji = { $emoji } Default
+pack-default-title = { $name }'s Kandinsky stickers { $n }
+pack-created = New pack «{ $title }» created with this sticker: { $link }
+    { $count }/{ $limit } stickers, { $left } places left.
+pack-added = Added to «{ $title }»: { $link }
+    { $count }/{ $limit } stickers, { $left } places left.
+pack-already-added = This sticker is already in «{ $title }»: { $link }
+pack-line = { $n }. { $current ->
+        [yes] ★{" "}
+       *[no] {""}
+    }<a href="{ $link }">{ $title }</a> — { $count }/{ $limit }, { $left } places left
+packs-empty = You have no sticker packs yet. Make a sticker with /sticker and press “Add to my pack” under it.
+packs-header = <b>Your sticker packs ({ $count })</b> — ★ receives new stickers
+pack-btn-open = ⚙️ { $n }. { $title }
+pack-btn-new = ➕ Start a new pack
+pack-btn-use = ★ Add new stickers here
+pack-btn-rename = ✏️ Rename
+pack-btn-remove = 🗑 Remove a sticker
+pack-btn-back = « Back
+pack-next-new = Your next sticker will start a new pack.
+pack-now-current = New stickers will go to «{ $title }».
+pack-ask-title = Send me the new title for «{ $title }» (1-64 characters).
+pack-ask-sticker = Send me the sticker to remove from «{ $title }».
+pack-ask-sticker-again = Please send a sticker from the pack (or /cancel).
+pack-renamed = Renamed to «{ $title }»: { $link }
+pack-removed = Sticker removed from «{ $title }»: { $count }/{ $limit } stickers, { $left } places left.
+pack-sticker-not-in-pack = That sticker is not from this pack.
+pack-sticker-not-found = That sticker is not in the pack any more.
+pack-not-found = This pack is not in your list any more. Open /packs again.
+pack-gone = The pack «{ $title }» was deleted in Telegram; I removed it from your list.
+pack-full = The pack «{ $title }» is full (120 stickers).
+pack-title-invalid = A title must be 1-{ $limit } characters. Send another one.
+pack-file-rejected = Telegram did not accept this image as a sticker. Try generating it again.
+pack-busy = Your pack is being updated, please try again in a moment.
+pack-names-exhausted = I could not find a free name for a new pack. Please try again later.
+
+## Admin commands (issue 5)
+admin-stats-header = <b>Stats</b>
+admin-stats-users = Users: { $total } in total, { $today } active today
+admin-stats-jobs = Jobs: { $today } today, { $total } in total; failed { $failed_today } today, { $failed_total } in total
+admin-stats-queue = Queue depth: { $depth }
+admin-stats-mode = { $mode }: { $today } today, { $total } total, failed { $failed_today }/{ $failed_total }, median { $median }, p95 { $p95 }
+admin-queue-header = <b>Queue</b>
+admin-queue-line = { $queue }: { $waiting } waiting, { $running } running
+admin-queue-oldest = Oldest wait: { $wait }
+admin-workers-none = No live workers.
+admin-workers-header = <b>Workers ({ $count })</b>
+admin-workers-line = { $name } on { $host } ({ $device }): { $state }, job { $job }, { $done } done, { $failed } failed, heartbeat { $beat } ago
+admin-btn-refresh = 🔄 Refresh
+admin-ban-usage = Usage: /ban &lt;user id&gt;
+admin-unban-usage = Usage: /unban &lt;user id&gt;
+admin-ban-admin = Admins cannot be banned.
+admin-banned = User { $id } is banned.
+admin-already-banned = User { $id } was already banned.
+admin-unbanned = User { $id } is unbanned.
+admin-not-banned = User { $id } was not banned.
+admin-limits-usage = Usage: /limits [&lt;user id&gt; [&lt;per minute&gt; &lt;per day&gt; &lt;in flight&gt; | reset]]
+admin-limits-default = Default limits: { $minute }/min, { $day }/day, { $inflight } in flight.
+admin-limits-user = User { $id }: { $minute }/min, { $day }/day, { $inflight } in flight (custom: { $custom }, banned: { $banned }).
+    Used: { $used_minute } this minute, { $used_day } today, { $used_inflight } in flight.
+admin-maintenance-usage = Usage: /maintenance on|off
+admin-maintenance-on = Maintenance mode is ON: new requests get a notice, running jobs finish.
+admin-maintenance-off = Maintenance mode is OFF: requests are queued again.
+admin-maintenance-is-on = Maintenance mode is on.
+admin-maintenance-is-off = Maintenance mode is off.
+admin-broadcast-usage = Usage: /broadcast &lt;text&gt;
+admin-broadcast-confirm = Send this to every user?
+    
+    { $text }
+admin-btn-broadcast-send = 📣 Send
+admin-btn-broadcast-cancel = ✖️ Cancel
+admin-broadcast-cancelled = Broadcast cancelled.
+admin-broadcast-expired = This broadcast draft has expired; send /broadcast again.
+admin-broadcast-started = Broadcast { $id } started to { $total } users. I will report when it is done.
+admin-broadcast-report = Broadcast { $id } finished: { $sent } sent, { $blocked } blocked, { $failed } failed (of { $total }).

@@ -150,3 +150,90 @@ style-anime = Аниме
 language-auto = как в Telegram
 language-en = English
 language-ru = Русский
+
+## Квоты, баны, техработы (issue 5)
+quota-banned = Вы не можете пользоваться этим ботом.
+quota-maintenance = 🛠 Сейчас идут технические работы, новые запросы не принимаются. Уже запущенные задания будут доделаны. Попробуйте чуть позже.
+quota-per-minute = ⏳ Слишком много запросов: не больше { $limit } в минуту. Следующий свободный слот в { $time } UTC (через { $seconds } с).
+quota-per-day = ⏳ Вы использовали все { $limit } запросов на сегодня. Следующий свободный слот в { $time } UTC.
+quota-inflight = ⏳ У вас уже { $limit } задания в работе. Отправьте следующий запрос, когда одно из них будет готово.
+
+## Стикерпаки (issue 5)
+pack-not-yours = Эта кнопка принадлежит другому пользователю.
+pack-result-expired = Этот стикер больше недоступен. Сгенерируйте его заново, чтобы добавить в пак.
+pack-pick-emoji = Выберите эмодзи для стикера:
+pack-btn-default-emoji = { $emoji } По умолчанию
+pack-default-title = Стикеры Kandinsky { $name } { $n }
+pack-created = Создан новый пак «{ $title }» с этим стикером: { $link }
+    Стикеров: { $count }/{ $limit }, свободно мест: { $left }.
+pack-added = Добавлено в «{ $title }»: { $link }
+    Стикеров: { $count }/{ $limit }, свободно мест: { $left }.
+pack-already-added = Этот стикер уже в «{ $title }»: { $link }
+pack-line = { $n }. { $current ->
+        [yes] ★{" "}
+       *[no] {""}
+    }<a href="{ $link }">{ $title }</a> — { $count }/{ $limit }, свободно мест: { $left }
+packs-empty = У вас пока нет стикерпаков. Сделайте стикер командой /sticker и нажмите под ним «Добавить в мой пак».
+packs-header = <b>Ваши стикерпаки ({ $count })</b> — ★ получает новые стикеры
+pack-btn-open = ⚙️ { $n }. { $title }
+pack-btn-new = ➕ Начать новый пак
+pack-btn-use = ★ Добавлять новые сюда
+pack-btn-rename = ✏️ Переименовать
+pack-btn-remove = 🗑 Удалить стикер
+pack-btn-back = « Назад
+pack-next-new = Следующий стикер начнёт новый пак.
+pack-now-current = Новые стикеры будут добавляться в «{ $title }».
+pack-ask-title = Пришлите новое название для «{ $title }» (1–64 символа).
+pack-ask-sticker = Пришлите стикер, который нужно удалить из «{ $title }».
+pack-ask-sticker-again = Пришлите, пожалуйста, стикер из этого пака (или /cancel).
+pack-renamed = Новое название — «{ $title }»: { $link }
+pack-removed = Стикер удалён из «{ $title }»: { $count }/{ $limit }, свободно мест: { $left }.
+pack-sticker-not-in-pack = Этот стикер не из этого пака.
+pack-sticker-not-found = Этого стикера уже нет в паке.
+pack-not-found = Этого пака больше нет в вашем списке. Откройте /packs заново.
+pack-gone = Пак «{ $title }» был удалён в Telegram; я убрал его из вашего списка.
+pack-full = Пак «{ $title }» заполнен (120 стикеров).
+pack-title-invalid = Название должно быть длиной 1–{ $limit } символов. Пришлите другое.
+pack-file-rejected = Telegram не принял это изображение как стикер. Попробуйте сгенерировать заново.
+pack-busy = Ваш пак сейчас обновляется, попробуйте через минуту.
+pack-names-exhausted = Не удалось подобрать свободное имя для нового пака. Попробуйте позже.
+
+## Команды администратора (issue 5)
+admin-stats-header = <b>Статистика</b>
+admin-stats-users = Пользователи: всего { $total }, активны сегодня { $today }
+admin-stats-jobs = Задания: сегодня { $today }, всего { $total }; ошибок сегодня { $failed_today }, всего { $failed_total }
+admin-stats-queue = Длина очереди: { $depth }
+admin-stats-mode = { $mode }: сегодня { $today }, всего { $total }, ошибок { $failed_today }/{ $failed_total }, медиана { $median }, p95 { $p95 }
+admin-queue-header = <b>Очередь</b>
+admin-queue-line = { $queue }: ждут { $waiting }, выполняются { $running }
+admin-queue-oldest = Дольше всех ждёт: { $wait }
+admin-workers-none = Нет живых воркеров.
+admin-workers-header = <b>Воркеры ({ $count })</b>
+admin-workers-line = { $name } на { $host } ({ $device }): { $state }, задание { $job }, выполнено { $done }, ошибок { $failed }, пульс { $beat } назад
+admin-btn-refresh = 🔄 Обновить
+admin-ban-usage = Использование: /ban &lt;id пользователя&gt;
+admin-unban-usage = Использование: /unban &lt;id пользователя&gt;
+admin-ban-admin = Администратора нельзя забанить.
+admin-banned = Пользователь { $id } забанен.
+admin-already-banned = Пользователь { $id } уже был забанен.
+admin-unbanned = Пользователь { $id } разбанен.
+admin-not-banned = Пользователь { $id } не был забанен.
+admin-limits-usage = Использование: /limits [&lt;id&gt; [&lt;в минуту&gt; &lt;в день&gt; &lt;одновременно&gt; | reset]]
+admin-limits-default = Лимиты по умолчанию: { $minute }/мин, { $day }/день, { $inflight } одновременно.
+admin-limits-user = Пользователь { $id }: { $minute }/мин, { $day }/день, { $inflight } одновременно (свои: { $custom }, бан: { $banned }).
+    Использовано: { $used_minute } за минуту, { $used_day } сегодня, { $used_inflight } в работе.
+admin-maintenance-usage = Использование: /maintenance on|off
+admin-maintenance-on = Режим техработ ВКЛЮЧЁН: новые запросы получают уведомление, запущенные задания доделываются.
+admin-maintenance-off = Режим техработ ВЫКЛЮЧЕН: запросы снова ставятся в очередь.
+admin-maintenance-is-on = Режим техработ включён.
+admin-maintenance-is-off = Режим техработ выключен.
+admin-broadcast-usage = Использование: /broadcast &lt;текст&gt;
+admin-broadcast-confirm = Отправить это всем пользователям?
+    
+    { $text }
+admin-btn-broadcast-send = 📣 Отправить
+admin-btn-broadcast-cancel = ✖️ Отмена
+admin-broadcast-cancelled = Рассылка отменена.
+admin-broadcast-expired = Черновик рассылки устарел; отправьте /broadcast ещё раз.
+admin-broadcast-started = Рассылка { $id } запущена на { $total } пользователей. Сообщу, когда закончу.
+admin-broadcast-report = Рассылка { $id } завершена: отправлено { $sent }, заблокировали { $blocked }, ошибок { $failed } (из { $total }).
