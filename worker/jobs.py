@@ -1,0 +1,426 @@
+"""The RQ job: run one generation request from its job record, report progress, deliver the result.
+
+RQ calls :func:`run_job` with the job id only. Everything else comes from Redis: the job record
+the bot wrote (spec, user, chat), the input blobs, the cancel flag. The resident engine, the Redis
+connection and the worker's settings arrive through a ContextVar that the worker sets around each
+job (see worker.runner), so nothing loads at import time and nothing travels through RQ's pickles.
+
+Every way a job can end writes exactly one terminal event (contract.queue.FINISH_SCRIPT refuses a
+second one): DONE, CANCELLED, or FAILED with a FailureReason the bot turns into a message.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis
+from PIL import Image, UnidentifiedImageError
+from rq import get_current_job
+from rq.timeouts import JobTimeoutException
+
+from contract import keys
+from contract.events import Event, EventType, FailureReason, JobResult, ResultFile
+from contract.queue import (
+    DURATIONS_KEEP,
+    DURATIONS_KEY,
+    DURATIONS_TTL,
+    FINISH_SCRIPT,
+    TERMINAL_STATUSES,
+    WAIT_TIME_KEY,
+    F,
+    JobStatus,
+    add_event,
+    finish_args,
+)
+from contract.spec import JobSpec, SpecError
+
+if TYPE_CHECKING:
+    from worker.config import WorkerSettings
+    from worker.engine import Engine
+    from worker.metrics import WorkerMetrics
+
+log = logging.getLogger(__name__)
+
+FAULT_ENGINE_ERROR = "[fault:engine-error]"
+"""TEST HOOK (only with WorkerSettings.test_faults): a prompt containing this makes the engine raise."""
+FAULT_SLOW_PREFIX = "[fault:slow="
+"""TEST HOOK (only with WorkerSettings.test_faults): ``[fault:slow=1.5]`` sleeps 1.5 s at each step."""
+_FAULT_SLOW_RE = re.compile(r"\[fault:slow=([0-9.]+)\]")
+MAX_INPUT_PIXELS = 4096 * 4096
+"""The bot normalises inputs to at most 1024 px; anything far larger is not one of ours."""
+ERROR_CHARS = 500
+"""Operators get one readable line of an error in the record, not a traceback."""
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a job needs from the worker process that runs it."""
+
+    engine: Engine
+    redis: redis.Redis
+    settings: WorkerSettings
+    worker_name: str
+    metrics: WorkerMetrics | None = None
+    """Prometheus metrics of this process, when it serves them (HEALTH_PORT)."""
+
+
+_context: ContextVar[WorkerContext] = ContextVar("kandinsky_worker_context")
+
+
+@contextmanager
+def bound(ctx: WorkerContext) -> Iterator[None]:
+    """Make ``ctx`` visible to run_job for the duration of one job."""
+    token = _context.set(ctx)
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class JobFailure(Exception):
+    """A job that must not be retried: the reason goes to the user, the message to the logs."""
+
+    def __init__(self, reason: FailureReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def run_job(job_id: str) -> str:
+    """RQ entry point; returns the job's final status (RQ keeps it briefly for dashboards)."""
+    ctx = _context.get(None)
+    if ctx is None:
+        raise RuntimeError(
+            "worker.jobs.run_job needs the resident engine: run it in worker.runner.KandinskyWorker "
+            "(python -m worker), not in a plain RQ worker"
+        )
+    rq_job = get_current_job()
+    retries_left = rq_job.retries_left if rq_job is not None else None
+    return _JobRun(ctx, job_id, retries_left).run()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def finish(
+    conn: redis.Redis,
+    job_id: str,
+    status: JobStatus,
+    event_type: EventType,
+    *,
+    user_id: int,
+    chat_id: int,
+    data: dict[str, Any] | None = None,
+    fields: dict[str, str | int | float] | None = None,
+) -> bool:
+    """Write the terminal status and its event once; False when the job had already ended."""
+    event = Event(type=event_type, job_id=job_id, chat_id=chat_id, user_id=user_id, data=data or {})
+    key_args, argv = finish_args(event, status, fields or {})
+    return bool(conn.eval(FINISH_SCRIPT, len(key_args), *key_args, *argv))
+
+
+def fail_job(
+    conn: redis.Redis, job_id: str, reason: FailureReason, message: str, worker_name: str,
+    metrics: WorkerMetrics | None = None,
+) -> bool:
+    """FAILED event for a job known only by id (abandoned-job sweep, errors outside run_job)."""
+    raw = conn.hmget(keys.job(job_id), [F.USER, F.CHAT, F.SPEC, F.STARTED])
+    if raw[0] is None:
+        log.error("job %s (worker %s): cannot report %s, job record is gone", job_id, worker_name, reason)
+        return False
+    user_id, chat_id = int(_text(raw[0])), int(_text(raw[1] or b"0"))
+    sent = finish(
+        conn, job_id, JobStatus.FAILED, EventType.FAILED, user_id=user_id, chat_id=chat_id,
+        data={"reason": reason.value, "message": message},
+        fields={F.REASON: reason.value, F.ERROR: message[:ERROR_CHARS], F.WORKER: worker_name},
+    )
+    if sent:
+        log.warning(
+            "job %s chat %s worker %s: FAILED (%s): %s", job_id, chat_id, worker_name, reason, message
+        )
+        started = float(_text(raw[3])) if raw[3] else None
+        duration = time.time() - started if started else None
+        record_outcome(conn, metrics, job_id, spec_mode(_text(raw[2] or b"")), JobStatus.FAILED, duration)
+    return sent
+
+
+def spec_mode(raw_spec: str) -> str:
+    """The mode of a stored spec for statistics, even when the spec itself is refused."""
+    try:
+        mode = json.loads(raw_spec).get("mode")
+    except (ValueError, AttributeError):
+        return "unknown"
+    return mode if isinstance(mode, str) and mode.isidentifier() else "unknown"
+
+
+def record_outcome(
+    conn: redis.Redis, metrics: WorkerMetrics | None, job_id: str, mode: str, status: JobStatus,
+    duration_s: float | None, timings: dict[str, float] | None = None,
+) -> None:
+    """Job statistics for /stats and Prometheus; never fails the job (worker.metrics logs errors)."""
+    from worker.metrics import record_job
+
+    record_job(conn, mode, status.value, duration_s, timings=timings, metrics=metrics, job_id=job_id)
+
+
+class _JobRun:
+    def __init__(self, ctx: WorkerContext, job_id: str, retries_left: int | None) -> None:
+        self.ctx = ctx
+        self.conn = ctx.redis
+        self.job_id = job_id
+        self.retries_left = retries_left
+        self.user_id = 0
+        self.chat_id = 0
+        self.mode = "unknown"
+        self.started = time.time()
+
+    def _log(self, level: int, msg: str, *args: Any) -> None:
+        log.log(
+            level, "job %s chat %s worker %s: " + msg, self.job_id, self.chat_id, self.ctx.worker_name, *args
+        )
+
+    def run(self) -> str:
+        record = {_text(k): _text(v) for k, v in self.conn.hgetall(keys.job(self.job_id)).items()}
+        if not record:
+            self._log(logging.ERROR, "no job record (expired or never written); nothing to run or report")
+            return "missing"
+        self.user_id = int(record.get(F.USER) or 0)
+        self.chat_id = int(record.get(F.CHAT) or 0)
+        self.mode = spec_mode(record.get(F.SPEC, ""))
+        status = record.get(F.STATUS, "")
+        if status in TERMINAL_STATUSES:
+            self._log(logging.INFO, "already %s; skipping", status)
+            return status
+        if self.conn.exists(keys.cancel_flag(self.job_id)):
+            self._finish(JobStatus.CANCELLED, EventType.CANCELLED, {})
+            self._log(logging.INFO, "cancelled before it started")
+            return JobStatus.CANCELLED.value
+        started = self.started = time.time()
+        attempt = self._mark_running(record, started)
+        try:
+            return self._generate(record, started)
+        except JobFailure as exc:
+            self._fail(exc.reason, str(exc))
+            return JobStatus.FAILED.value
+        except JobTimeoutException:
+            self._fail(FailureReason.TIMEOUT, f"job ran longer than its timeout (attempt {attempt})")
+            return JobStatus.FAILED.value
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            if self._final_attempt(attempt):
+                self._fail(FailureReason.ENGINE_ERROR, f"{message} (attempt {attempt}, no retries left)")
+            else:
+                self.conn.hset(
+                    keys.job(self.job_id), mapping={F.STATUS: JobStatus.QUEUED.value, F.ERROR: message}
+                )
+                self._log(logging.WARNING, "engine error on attempt %d, will retry: %s", attempt, message)
+            raise  # RQ records the traceback and re-queues while retries remain
+
+    def _final_attempt(self, attempt: int) -> bool:
+        return not self.retries_left or attempt > self.ctx.settings.max_retries
+
+    def _mark_running(self, record: dict[str, str], started: float) -> int:
+        key = keys.job(self.job_id)
+        with self.conn.pipeline() as pipe:
+            pipe.hincrby(key, F.ATTEMPTS, 1)
+            pipe.hset(key, mapping={F.STATUS: JobStatus.RUNNING.value, F.STARTED: started,
+                                    F.WORKER: self.ctx.worker_name})
+            pipe.expire(key, keys.JOB_RECORD_TTL)
+            attempt = int(pipe.execute()[0])
+        created = float(record.get(F.CREATED) or 0)
+        if attempt == 1 and created:
+            with self.conn.pipeline(transaction=False) as pipe:
+                pipe.lpush(WAIT_TIME_KEY, round(started - created, 4))
+                pipe.ltrim(WAIT_TIME_KEY, 0, DURATIONS_KEEP - 1)
+                pipe.expire(WAIT_TIME_KEY, DURATIONS_TTL)
+                pipe.execute()
+        self._log(logging.INFO, "started (attempt %d)", attempt)
+        return attempt
+
+    def _generate(self, record: dict[str, str], started: float) -> str:
+        from worker.engine import JobCancelled, encode_images
+
+        try:
+            spec = JobSpec.from_json(record.get(F.SPEC, ""))
+        except SpecError as exc:
+            raise JobFailure(FailureReason.BAD_SPEC, str(exc)) from None
+        images = [self._load_image(key, "RGB") for key in spec.inputs]
+        mask = self._load_image(spec.mask, "L") if spec.mask else None
+        faults = self.ctx.settings.test_faults
+        slow = _FAULT_SLOW_RE.search(spec.prompt) if faults else None
+        with ProgressPublisher(
+            self.conn, spec, self.ctx.worker_name,
+            throttle_s=self.ctx.settings.progress_throttle_s,
+            cancel_poll_s=self.ctx.settings.cancel_poll_s,
+        ) as progress:
+            on_progress: Callable[[str, int, int], None] = progress.on_progress
+            if slow:
+                delay = float(slow.group(1))
+
+                def on_progress(stage: str, step: int, total: int) -> None:
+                    progress.on_progress(stage, step, total)
+                    time.sleep(delay)
+
+            if faults and FAULT_ENGINE_ERROR in spec.prompt:
+                raise RuntimeError("injected engine error (WORKER_TEST_FAULTS)")
+            try:
+                out = self.ctx.engine.generate(
+                    spec, images=images, mask=mask, on_progress=on_progress,
+                    should_cancel=progress.should_cancel,
+                )
+            except JobCancelled:
+                self._finish(JobStatus.CANCELLED, EventType.CANCELLED, {})
+                self._log(logging.INFO, "cancelled while running")
+                return JobStatus.CANCELLED.value
+            except ValueError as exc:
+                raise JobFailure(FailureReason.BAD_INPUT, f"engine refused the inputs: {exc}") from None
+        encoded = encode_images(out, spec.mode)
+        files = []
+        with self.conn.pipeline(transaction=False) as pipe:
+            for index, item in enumerate(encoded):
+                key = keys.result(self.job_id, index, item.format)
+                pipe.set(key, item.data, ex=keys.RESULT_TTL)
+                files.append(ResultFile(key=key, format=item.format, width=item.width, height=item.height))
+            pipe.execute()
+        elapsed = time.time() - started
+        timings = {**{k: float(v) for k, v in out.timings.items()}, "total": round(elapsed, 4)}
+        result = JobResult(
+            job_id=self.job_id, seed=int(out.seeds[0]) if out.seeds else spec.seed,
+            seeds=[int(s) for s in out.seeds], files=files, timings=timings,
+            model_ids=dict(out.model_ids), worker=self.ctx.worker_name,
+        )
+        sent = self._finish(
+            JobStatus.DONE, EventType.DONE, result.model_dump(mode="json"),
+            {F.RESULT: result.model_dump_json()}, timings=dict(out.timings),
+        )
+        with self.conn.pipeline(transaction=False) as pipe:
+            pipe.lpush(DURATIONS_KEY, round(elapsed, 4))
+            pipe.ltrim(DURATIONS_KEY, 0, DURATIONS_KEEP - 1)
+            pipe.expire(DURATIONS_KEY, DURATIONS_TTL)
+            pipe.execute()
+        late = "" if sent else " (it had already ended: no event sent)"
+        self._log(logging.INFO, "done in %.2f s, %d file(s)%s", elapsed, len(files), late)
+        return JobStatus.DONE.value
+
+    def _load_image(self, key: str, mode: str) -> Image.Image:
+        data = self.conn.get(key)
+        if data is None:
+            raise JobFailure(FailureReason.INPUT_EXPIRED, f"input {key} is gone (its TTL expired)")
+        try:
+            image = Image.open(io.BytesIO(bytes(data)))  # type: ignore[arg-type]
+            if image.width * image.height > MAX_INPUT_PIXELS:
+                raise JobFailure(FailureReason.BAD_INPUT, f"input {key} is {image.width}x{image.height}")
+            image.load()
+            return image.convert(mode)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise JobFailure(FailureReason.BAD_INPUT, f"input {key} is not a readable image: {exc}") from None
+
+    def _finish(
+        self, status: JobStatus, event_type: EventType, data: dict[str, Any],
+        fields: dict[str, str | int | float] | None = None, timings: dict[str, float] | None = None,
+    ) -> bool:
+        sent = finish(
+            self.conn, self.job_id, status, event_type, user_id=self.user_id, chat_id=self.chat_id,
+            data=data, fields={F.WORKER: self.ctx.worker_name, **(fields or {})},
+        )
+        if sent:
+            duration = time.time() - self.started
+            record_outcome(self.conn, self.ctx.metrics, self.job_id, self.mode, status, duration, timings)
+        return sent
+
+    def _fail(self, reason: FailureReason, message: str) -> None:
+        self._finish(
+            JobStatus.FAILED, EventType.FAILED, {"reason": reason.value, "message": message},
+            {F.REASON: reason.value, F.ERROR: message[:ERROR_CHARS]},
+        )
+        self._log(logging.WARNING, "FAILED (%s): %s", reason, message)
+
+
+class ProgressPublisher:
+    """Publishes step progress and watches for a cancel request, from a side thread.
+
+    The step loop only stores the latest (stage, step, total) and sets an event: no Redis call,
+    no lock held across I/O, so publishing cannot slow the denoising loop. The thread coalesces
+    updates that arrive faster than the throttle; events leave in step order.
+    """
+
+    def __init__(
+        self, conn: redis.Redis, spec: JobSpec, worker_name: str, *, throttle_s: float, cancel_poll_s: float
+    ) -> None:
+        self._conn = conn
+        self._spec = spec
+        self._worker = worker_name
+        self._throttle_s = throttle_s
+        self._cancel_poll_s = cancel_poll_s
+        self._latest: tuple[str, int, int] | None = None
+        self._version = 0
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"progress-{spec.job_id}", daemon=True)
+        self.published = 0
+
+    def __enter__(self) -> ProgressPublisher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed.set()
+        self._wake.set()
+        self._thread.join()
+
+    def on_progress(self, stage: str, step: int, total: int) -> None:
+        self._latest = (stage, step, total)
+        self._version += 1
+        self._wake.set()
+
+    def should_cancel(self) -> bool:
+        return self._cancelled.is_set()
+
+    def _loop(self) -> None:
+        seen = 0
+        last_publish = 0.0
+        last_poll = 0.0
+        while not self._closed.is_set():
+            self._wake.wait(timeout=self._cancel_poll_s)
+            self._wake.clear()
+            now = time.monotonic()
+            try:
+                if now - last_poll >= self._cancel_poll_s:
+                    last_poll = now
+                    if self._conn.exists(keys.cancel_flag(self._spec.job_id)):
+                        self._cancelled.set()
+                latest, version = self._latest, self._version
+                if latest is not None and version != seen:
+                    wait = self._throttle_s - (now - last_publish)
+                    if wait > 0 and self._closed.wait(timeout=wait):
+                        return
+                    latest, version = self._latest, self._version
+                    assert latest is not None
+                    self._publish(*latest)
+                    seen, last_publish = version, time.monotonic()
+            except redis.RedisError as exc:  # progress is best effort; the job goes on
+                log.warning("job %s chat %s worker %s: progress not published: %s",
+                            self._spec.job_id, self._spec.chat_id, self._worker, exc)
+
+    def _publish(self, stage: str, step: int, total: int) -> None:
+        self.published += 1
+        data = {"stage": stage, "step": step, "total": total, "seq": self.published, "worker": self._worker}
+        event = Event(
+            type=EventType.PROGRESS, job_id=self._spec.job_id, chat_id=self._spec.chat_id,
+            user_id=self._spec.user_id, data=data,
+        )
+        with self._conn.pipeline(transaction=False) as pipe:
+            pipe.set(keys.progress(self._spec.job_id), json.dumps(data), ex=keys.PROGRESS_TTL)
+            add_event(pipe, event)
+            pipe.execute()

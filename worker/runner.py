@@ -1,0 +1,235 @@
+"""``python -m worker``: an RQ worker that keeps the engine resident on the GPU.
+
+RQ's default Worker forks a work horse per job, which would reload every model and breaks CUDA
+after fork. KandinskyWorker runs jobs in its own process (SimpleWorker) and puts back what the
+fork gave: heartbeats while a long job runs (from a side thread), RQ's job timeout (SIGALRM death
+penalty in the main thread), warm shutdown on SIGTERM (the current job finishes first), and a
+short sweep for jobs abandoned by a dead worker (SIGKILL, OOM) so they are re-queued within
+seconds, or reported as FAILED(WORKER_LOST) once their retries are spent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import redis
+from rq import Queue, SimpleWorker
+from rq.exceptions import AbandonedJobError
+from rq.executions import Execution
+from rq.job import Job
+from rq.registry import StartedJobRegistry, clean_registries
+from rq.timeouts import JobTimeoutException
+from rq.utils import now
+from rq.worker import WorkerStatus
+from rq.worker_registration import clean_worker_registry
+
+from contract import keys
+from contract.events import FailureReason
+from contract.queue import F, JobStatus
+from worker.config import WorkerSettings
+from worker.jobs import WorkerContext, bound, fail_job
+
+if TYPE_CHECKING:
+    from worker.engine import Engine
+    from worker.metrics import WorkerMetrics
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_LOCK_TTL_S = 30
+"""One worker sweeps a queue at a time; if it dies mid-sweep another takes over after this
+(RQ's own lock lasts 15 minutes, which would stall recovery after exactly the crash it is for)."""
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class KandinskyWorker(SimpleWorker):
+    """A non-forking RQ worker bound to one resident engine."""
+
+    def __init__(
+        self,
+        queues: list[str] | tuple[str, ...],
+        *,
+        connection: redis.Redis,
+        settings: WorkerSettings,
+        engine: Engine,
+        metrics: WorkerMetrics | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            list(queues),
+            name=settings.name,
+            connection=connection,
+            maintenance_interval=settings.maintenance_interval_s,
+            job_monitoring_interval=settings.heartbeat_interval_s,
+            **kwargs,
+        )
+        self.settings = settings
+        self.engine = engine
+        self.metrics = metrics
+        self.log_result_lifespan = False
+        self.log_job_description = False
+        self.push_exc_handler(self._on_job_exception)
+
+    # --- timing -----------------------------------------------------------------------------
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """Wake up from an idle wait in time for the next sweep for abandoned jobs."""
+        return self.settings.maintenance_interval_s
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """How long a started job stays ours without a heartbeat: short, the heartbeat thread renews it."""
+        return self.settings.abandon_after_s
+
+    # --- running a job ----------------------------------------------------------------------
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        cap = self.settings.job_timeout_s
+        if not job.timeout or job.timeout < 0 or job.timeout > cap:
+            job.timeout = cap
+        execution = self.prepare_execution(job)
+        beat = _Heartbeat(self, job, execution)
+        beat.start()
+        ctx = WorkerContext(engine=self.engine, redis=self.connection, settings=self.settings,
+                            worker_name=self.name, metrics=self.metrics)
+        try:
+            with bound(ctx):
+                self.perform_job(job, queue, execution)
+        finally:
+            beat.stop()
+        self.set_state(WorkerStatus.IDLE)
+
+    def _on_job_exception(
+        self, job: Job, exc_type: type[BaseException] | None, exc_value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        """Turn an RQ-level failure into a FAILED event once no retry will follow."""
+        abandoned = exc_type is not None and issubclass(exc_type, AbandonedJobError)
+        if job.should_retry:
+            if abandoned:
+                log.warning("job %s worker %s: its worker was lost; re-queued (%s retries left)",
+                            job.id, self.name, job.retries_left)
+                self.connection.hset(keys.job(job.id), F.STATUS, JobStatus.QUEUED.value)
+            return True
+        if abandoned:
+            reason, message = FailureReason.WORKER_LOST, "the worker running it died and no retries are left"
+        elif exc_type is not None and issubclass(exc_type, JobTimeoutException):
+            reason, message = FailureReason.TIMEOUT, "job ran longer than its timeout"
+        elif exc_type is not None and not issubclass(exc_type, Exception):
+            reason = FailureReason.WORKER_LOST
+            message = f"worker stopped during the job ({exc_type.__name__})"
+        else:
+            reason = FailureReason.ENGINE_ERROR
+            message = f"{exc_type.__name__ if exc_type else 'error'}: {exc_value}"
+        try:
+            fail_job(self.connection, job.id, reason, message, self.name, self.metrics)
+        except redis.RedisError:
+            log.exception("job %s worker %s: could not record the failure", job.id, self.name)
+        return True
+
+    # --- maintenance ------------------------------------------------------------------------
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        self.publish_info()
+
+    def publish_info(self) -> None:
+        """What /workers shows beside RQ's record (kept fresh by maintenance and the heartbeat)."""
+        from worker.metrics import publish_worker_info
+
+        publish_worker_info(self.connection, self.name, str(getattr(self.engine, "device", "unknown")))
+
+    def clean_registries(self) -> None:
+        """RQ's registry maintenance, under a short lock (see MAINTENANCE_LOCK_TTL_S)."""
+        for queue in self.queues:
+            if not self._lock(queue):
+                continue
+            try:
+                clean_registries(queue, self._exc_handlers)
+                clean_worker_registry(queue)
+                queue.intermediate_queue.cleanup(self, queue)
+            finally:
+                self.connection.delete(queue.registry_cleaning_key)
+        self.last_cleaned_at = now()  # type: ignore[assignment]
+
+    def sweep_abandoned(self) -> None:
+        """Re-queue (or fail) jobs whose worker stopped heartbeating; safe from a side thread."""
+        for queue in self.queues:
+            if not self._lock(queue):
+                continue
+            try:
+                StartedJobRegistry(queue.name, connection=self.connection, job_class=self.job_class,
+                                   serializer=self.serializer).cleanup(exception_handlers=self._exc_handlers)
+            finally:
+                self.connection.delete(queue.registry_cleaning_key)
+
+    def _lock(self, queue: Queue) -> bool:
+        return bool(self.connection.set(queue.registry_cleaning_key, self.name, nx=True,
+                                         ex=MAINTENANCE_LOCK_TTL_S))
+
+
+class _Heartbeat:
+    """Keeps a running job's execution alive in RQ's registries and sweeps for abandoned jobs,
+    from a side thread, while the main thread is busy inside the engine."""
+
+    def __init__(self, worker: KandinskyWorker, job: Job, execution: Execution) -> None:
+        self._worker = worker
+        self._job = job
+        self._execution = execution
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{job.id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        settings = self._worker.settings
+        next_sweep = time.monotonic() + settings.maintenance_interval_s
+        while not self._stop.wait(timeout=settings.heartbeat_interval_s):
+            try:
+                self._worker.maintain_heartbeats(self._job, self._execution)
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + settings.maintenance_interval_s
+                    self._worker.sweep_abandoned()
+                    self._worker.publish_info()
+            except redis.RedisError as exc:
+                log.warning("job %s worker %s: heartbeat failed: %s", self._job.id, self._worker.name, exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker", description="Run a Kandinsky queue worker.")
+    parser.add_argument("--burst", action="store_true", help="quit when the queues are empty")
+    parser.add_argument("--max-jobs", type=int, default=None, help="quit after this many jobs")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    settings = WorkerSettings()
+    from worker.engine import Engine, EngineSettings
+
+    started = time.monotonic()
+    engine = Engine.load(EngineSettings())
+    log.info("worker %s: engine loaded in %.1f s", settings.name, time.monotonic() - started)
+    url = settings.redis_url.get_secret_value()
+    connection = redis.Redis.from_url(url)
+    metrics = None
+    if settings.health_port is not None:
+        from worker.metrics import start_worker_metrics
+
+        metrics, _server = start_worker_metrics(
+            settings.health_port, url, lambda: True, worker_name=settings.name
+        )
+    worker = KandinskyWorker(
+        settings.queues, connection=connection, settings=settings, engine=engine, metrics=metrics
+    )
+    worker.work(burst=args.burst, max_jobs=args.max_jobs, logging_level=args.log_level.upper(),
+                log_format=LOG_FORMAT)
+    return 0
