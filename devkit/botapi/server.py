@@ -8,10 +8,12 @@ could break answers 400 like Telegram does and is appended to :attr:`LocalBotAPI
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import io
 import json
 import logging
+import math
 import mimetypes
 import secrets
 import time
@@ -53,6 +55,8 @@ WEBHOOK_RETRY_S = 0.2
 """Retry a failed webhook delivery quickly: tests wait on it (Telegram backs off for minutes)."""
 WEBHOOK_TIMEOUT_S = 10.0
 """A webhook that has not answered in this long counts as failed, like a hung bot replica."""
+FLOOD_TOLERANCE_S = 0.1
+"""A write this close to the end of a retry_after window is on time (clocks and scheduling jitter)."""
 WAIT_POLL_S = 0.02
 """How often :meth:`LocalBotAPI.wait_for` re-checks its predicate."""
 URL_FETCH_TIMEOUT_S = 10.0
@@ -250,6 +254,11 @@ class LocalBotAPI:
         self._pending: list[dict[str, Any]] = []
         self._allowed_updates: frozenset[str] = DEFAULT_ALLOWED_UPDATES
         self._injections: list[Injection] = []
+        self.early_retries: list[str] = []
+        """Writes to a chat before the retry_after of its last 429 ended: a bot ignoring flood control."""
+        self._flood_until: dict[int, float] = {}
+        self._rate_limit: tuple[int, float] | None = None
+        self._sent_times: dict[int, collections.deque[float]] = {}
         self._file_counter = 0
         self._query_counter = 0
         self._update_event = asyncio.Event()
@@ -366,6 +375,17 @@ class LocalBotAPI:
             )
         )
 
+    def rate_limit(self, max_calls: int | None, per_seconds: float = 1.0) -> None:
+        """Flood control like Telegram's: more than ``max_calls`` writes to one chat within
+        ``per_seconds`` answer 429 with the retry_after until the window frees (None turns it off).
+
+        Every write that arrives before a 429's retry_after ended is listed in :attr:`early_retries`.
+        """
+        if max_calls is not None and max_calls < 1:
+            raise ValueError("max_calls must be at least 1")
+        self._rate_limit = None if max_calls is None else (max_calls, per_seconds)
+        self._sent_times.clear()
+
     def block_bot(self, user_id: int) -> None:
         """The user blocks the bot: every send to them answers 403 until :meth:`unblock_bot`."""
         self.user(user_id)
@@ -415,12 +435,22 @@ class LocalBotAPI:
         self._pending.clear()
         self._injections.clear()
         self._allowed_updates = DEFAULT_ALLOWED_UPDATES
+        self.early_retries.clear()
+        self._flood_until.clear()
+        self._rate_limit = None
+        self._sent_times.clear()
 
     def message(self, chat_id: int, message_id: int) -> SentMessage:
         return self.messages[chat_id][message_id]
 
-    def calls_to(self, method: str) -> list[RecordedCall]:
-        return [c for c in self.calls if c.method.lower() == method.lower()]
+    def calls_to(self, method: str | None = None, chat_id: int | None = None) -> list[RecordedCall]:
+        """Recorded calls of one method (any if None), optionally only those to one chat."""
+        return [
+            c
+            for c in self.calls
+            if (method is None or c.method.lower() == method.lower())
+            and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))
+        ]
 
     def pending_updates(self) -> list[dict[str, Any]]:
         return list(self._pending)
@@ -485,17 +515,22 @@ class LocalBotAPI:
         params = Params(values, files or {})
         started = time.time() if started is None else started
         name = method.lower()
+        chat_id = self._flood_chat(name, params)
         try:
             handler = self._methods.get(name)
             if handler is None:
                 raise ApiError(404, "Not Found: method not found", violation=True)
+            self._check_flood_wait(method, chat_id)
             self._apply_injection(name, params)
+            self._apply_rate_limit(chat_id)
             result = await handler(params)
             body: dict[str, Any] = {"ok": True, "result": result}
         except ApiError as err:
             body = err.to_json()
             if err.violation:
                 self.violations.append(f"{method}: {err.description}")
+            if err.retry_after is not None and chat_id is not None:
+                self._flood_until[chat_id] = time.monotonic() + err.retry_after
         except Exception as exc:
             log.exception("local Bot API server failed on %s", method)
             self.server_errors.append(f"{method}: {type(exc).__name__}: {exc}")
@@ -505,6 +540,40 @@ class LocalBotAPI:
             RecordedCall(method, params.decoded(), params.files, body, status, started, http_method)
         )
         return body
+
+    @staticmethod
+    def _flood_chat(name: str, params: Params) -> int | None:
+        """The chat a call writes to (flood control is per chat), None for other calls."""
+        if name.startswith("get") or name == "setchatmenubutton" or not params.has("chat_id"):
+            return None
+        try:
+            return params.get_int("chat_id")
+        except ApiError:
+            return None
+
+    def _check_flood_wait(self, method: str, chat_id: int | None) -> None:
+        """Record a write to a chat still inside the retry_after of an earlier 429."""
+        if chat_id is None:
+            return
+        until = self._flood_until.get(chat_id)
+        left = (until - time.monotonic()) if until is not None else 0.0
+        if left > FLOOD_TOLERANCE_S:
+            self.early_retries.append(
+                f"{method} to chat {chat_id} {left:.2f} s before the retry_after of a 429 ended"
+            )
+
+    def _apply_rate_limit(self, chat_id: int | None) -> None:
+        if self._rate_limit is None or chat_id is None:
+            return
+        max_calls, per_seconds = self._rate_limit
+        now = time.monotonic()
+        window = self._sent_times.setdefault(chat_id, collections.deque())
+        while window and window[0] <= now - per_seconds:
+            window.popleft()
+        if len(window) >= max_calls:
+            retry_after = max(1, math.ceil(window[0] + per_seconds - now))
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
+        window.append(now)
 
     def _apply_injection(self, name: str, params: Params) -> None:
         chat_id: int | None = None

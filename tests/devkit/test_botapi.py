@@ -370,6 +370,27 @@ async def test_injected_errors(api: LocalBotAPI, bot: Bot) -> None:
     assert [c.status for c in failed] == [429, 429, 500, 403]
     assert failed[0].response["parameters"] == {"retry_after": 7}
     assert api.violations == []
+    # the bot above kept writing to that chat, ignoring retry_after=7: every later write is on record
+    assert len(api.early_retries) == 4 and "before the retry_after" in api.early_retries[0]
+    assert len(api.calls_to("sendMessage", chat_id=USER_ID)) == 4
+
+
+async def test_rate_limit_and_honoured_retry_after(api: LocalBotAPI, bot: Bot) -> None:
+    api.user(USER_ID)
+    api.user(USER_ID + 1)
+    api.rate_limit(2, per_seconds=1.0)
+    await bot.send_message(USER_ID, "1")
+    await bot.send_chat_action(USER_ID, "typing")
+    with pytest.raises(TelegramRetryAfter) as info:
+        await bot.send_message(USER_ID, "3")
+    assert info.value.retry_after == 1
+    assert (await bot.send_message(USER_ID + 1, "other chat")).text == "other chat"
+    await asyncio.sleep(info.value.retry_after)
+    assert (await bot.send_message(USER_ID, "3")).text == "3"
+    assert api.early_retries == []
+    api.rate_limit(None)
+    for i in range(5):
+        await bot.send_message(USER_ID, f"burst {i}")
 
 
 async def test_blocked_user(api: LocalBotAPI, bot: Bot) -> None:
