@@ -1,0 +1,701 @@
+"""The generation engine: a JobSpec in, images out, for every mode, with diffusers' own pipelines.
+
+A plain library (no Redis, no Telegram): the worker, the CLI and the tests all call
+``Engine.load(settings).generate(spec, images, mask)``. Every model is loaded once and stays
+resident; pipelines share modules (one prior with its encoders, one MoVQ) instead of copies.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import PIL.Image
+import torch
+from diffusers import (
+    KandinskyV22ControlnetImg2ImgPipeline,
+    KandinskyV22InpaintPipeline,
+    KandinskyV22Pipeline,
+    UNet2DConditionModel,
+)
+from transformers import AutoImageProcessor, DPTForDepthEstimation
+
+from contract.spec import JobSpec, Mode, images_needed
+from worker.engine.depth import depth_map, make_hint
+from worker.engine.images import (
+    MASK_THRESHOLD,
+    fit_mask,
+    fit_to_size,
+    keep_unmasked,
+    outpaint_canvas,
+    sticker_from_cutout,
+)
+from worker.engine.pipelines import CachedPriorEmb2EmbPipeline, CachedPriorPipeline, ZeroEmbedCache
+from worker.engine.settings import EngineSettings
+
+logger = logging.getLogger(__name__)
+
+DEPTH_PRIOR_STRENGTH = 0.85
+"""How far the prior may move the reference's CLIP embedding towards the prompt (model card value)."""
+
+NEGATIVE_DEPTH_PRIOR_STRENGTH = 1.0
+"""The model card embeds a negative prompt for depth mode with the prior at full strength."""
+
+MIN_INPUT_SIDE = 64
+"""Smaller inputs carry too little for CLIP (224 px) or the depth model to see anything."""
+
+MAX_INPUT_SIDE = 8192
+"""Bigger inputs are a decoding accident; the bot normalises photos well below this."""
+
+SEED_MODULUS = 2**32
+
+DTYPES: dict[str, torch.dtype] = {
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+}
+
+ProgressCallback = Callable[[str, int, int], None]
+CancelCheck = Callable[[], bool]
+
+
+class JobCancelled(Exception):
+    """``should_cancel()`` turned true; raised at the next denoising step."""
+
+
+@dataclass
+class GenerationOutput:
+    images: list[PIL.Image.Image]
+    seeds: list[int]
+    timings: dict[str, float] = field(default_factory=dict)
+    model_ids: dict[str, str] = field(default_factory=dict)
+
+
+class _Progress:
+    """Counts steps of the current stage, reports them and honours cancellation at each one."""
+
+    def __init__(self, on_progress: ProgressCallback | None, should_cancel: CancelCheck | None) -> None:
+        self._on_progress = on_progress
+        self._should_cancel = should_cancel
+        self.stage = ""
+        self.step = 0
+        self.total = 0
+
+    def check(self) -> None:
+        if self._should_cancel is not None and self._should_cancel():
+            raise JobCancelled(f"cancelled during {self.stage or 'setup'} at step {self.step}/{self.total}")
+
+    def begin(self, stage: str, total: int) -> None:
+        self.stage, self.step, self.total = stage, 0, total
+        self.check()
+
+    def tick(self) -> None:
+        self.step += 1
+        self.check()
+        if self._on_progress is not None:
+            self._on_progress(self.stage, self.step, self.total)
+
+    def on_step_end(
+        self, pipe: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """diffusers' ``callback_on_step_end``: returns the tensors untouched (no host copies)."""
+        self.tick()
+        return callback_kwargs
+
+    def legacy_callback(self, step: int, timestep: Any, latents: torch.Tensor) -> None:
+        """For pipelines that only take ``callback``/``callback_steps`` (the controlnet img2img one)."""
+        self.tick()
+
+
+@contextmanager
+def _count_forward_calls(module: torch.nn.Module, progress: _Progress) -> Iterator[None]:
+    """Tick once per forward of ``module``: the prior pipelines' step loops (``interpolate``,
+    emb2emb) have no step callback, but each step is exactly one prior forward (CFG is batched)."""
+    handle = module.register_forward_hook(lambda _module, _args, _output: progress.tick())
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _img2img_steps(steps: int, strength: float) -> int:
+    """Steps diffusers' img2img pipelines actually run for ``strength`` (their ``get_timesteps``)."""
+    return min(int(steps * strength), steps)
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    if dtype == "auto":
+        return "float16" if device.startswith("cuda") else "float32"
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected auto, {', '.join(DTYPES)}")
+    return dtype
+
+
+def model_sources(settings: EngineSettings) -> dict[str, str]:
+    """Where each model comes from: the bundle's subfolders, or the public ids. One code path after this."""
+    if settings.model_dir is None:
+        return {
+            "prior": settings.prior_id,
+            "decoder": settings.decoder_id,
+            "inpaint": settings.inpaint_id,
+            "controlnet": settings.controlnet_id,
+            "depth": settings.depth_id,
+            "rembg": settings.rembg_model,
+        }
+    root = Path(settings.model_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"model_dir {root} does not exist or is not a directory")
+    sources = {
+        "prior": root / "prior",
+        "decoder": root / "decoder",
+        "inpaint": root / "decoder_inpaint",
+        "controlnet": root / "controlnet_depth",
+        "depth": root / "depth",
+    }
+    missing = [str(p) for p in sources.values() if not p.is_dir()]
+    if missing:
+        raise FileNotFoundError(f"model_dir {root} lacks {', '.join(missing)}")
+    onnx_files = sorted((root / "rembg").glob("*.onnx"))
+    if not onnx_files:
+        raise FileNotFoundError(f"model_dir {root} has no rembg/*.onnx segmentation model")
+    result = {name: str(path) for name, path in sources.items()}
+    result["rembg"] = str(onnx_files[0])
+    return result
+
+
+def local_onnx_session(path: Path) -> Any:
+    """rembg's custom U2-Net session on an .onnx anywhere on disk.
+
+    rembg >= 2.0.80 only accepts custom models under its own home directory; the bundle lives
+    wherever the operator put it, so the path check is replaced by an existence check.
+    """
+    import onnxruntime as ort
+    from rembg.sessions.u2net_custom import U2netCustomSession
+
+    if not path.is_file():
+        raise FileNotFoundError(f"rembg model {path} does not exist")
+
+    class BundleSegmentationSession(U2netCustomSession):  # type: ignore[misc]
+        @classmethod
+        def download_models(cls, *args: Any, **kwargs: Any) -> str:
+            return str(Path(kwargs["model_path"]).resolve())
+
+    return BundleSegmentationSession("u2net_custom", ort.SessionOptions(), model_path=str(path))
+
+
+class Engine:
+    """Resident Kandinsky 2.2 models and the mode recipes built on them. Calls are serialised."""
+
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+        self.device = resolve_device(settings.device)
+        self.dtype = resolve_dtype(settings.dtype, self.device)
+        self.model_ids = model_sources(settings)
+        self._torch_dtype = DTYPES[self.dtype]
+        self._zero_embed_cache: ZeroEmbedCache = {}
+        self._load_lock = threading.RLock()
+        self._run_lock = threading.Lock()
+        # Typed Any: diffusers' lazily exported pipeline classes are opaque to mypy.
+        self._prior: Any = None
+        self._emb2emb: Any = None
+        self._decoder: Any = None
+        self._inpaint: Any = None
+        self._controlnet: Any = None
+        self._depth: tuple[Any, Any] | None = None
+        self._rembg: Any = None
+
+    @classmethod
+    def load(cls, settings: EngineSettings) -> Engine:
+        engine = cls(settings)
+        if settings.preload:
+            started = time.perf_counter()
+            engine.prior_pipeline()
+            engine.emb2emb_pipeline()
+            engine.decoder_pipeline()
+            engine.inpaint_pipeline()
+            engine.controlnet_pipeline()
+            engine.depth_model()
+            engine.rembg_session()
+            logger.info(
+                "engine loaded on %s/%s in %.1fs from %s",
+                engine.device,
+                engine.dtype,
+                time.perf_counter() - started,
+                settings.model_dir or "public ids",
+            )
+        return engine
+
+    # --- loading: each group once, then resident -------------------------------------------------
+
+    def _pretrained_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"torch_dtype": self._torch_dtype}
+        if self.settings.cache_dir is not None:
+            kwargs["cache_dir"] = str(self.settings.cache_dir)
+        return kwargs
+
+    def _place(self, pipe: Any) -> Any:
+        pipe.set_progress_bar_config(disable=True)
+        if self.settings.cpu_offload and self.device.startswith("cuda"):
+            pipe.enable_model_cpu_offload(device=self.device)
+        else:
+            pipe.to(self.device)
+        return pipe
+
+    def prior_pipeline(self) -> Any:
+        with self._load_lock:
+            if self._prior is None:
+                kwargs = self._pretrained_kwargs()
+                prior = CachedPriorPipeline.from_pretrained(self.model_ids["prior"], **kwargs)
+                prior.attach_zero_embed_cache(self._zero_embed_cache)
+                self._prior = self._place(prior)
+            return self._prior
+
+    def emb2emb_pipeline(self) -> Any:
+        with self._load_lock:
+            if self._emb2emb is None:
+                prior = self.prior_pipeline()
+                emb2emb: Any = CachedPriorEmb2EmbPipeline(**prior.components)  # same modules, no copy
+                emb2emb.attach_zero_embed_cache(self._zero_embed_cache)
+                emb2emb.set_progress_bar_config(disable=True)
+                self._emb2emb = emb2emb
+            return self._emb2emb
+
+    def decoder_pipeline(self) -> Any:
+        with self._load_lock:
+            if self._decoder is None:
+                kwargs = self._pretrained_kwargs()
+                decoder = KandinskyV22Pipeline.from_pretrained(self.model_ids["decoder"], **kwargs)
+                self._decoder = self._place(decoder)
+            return self._decoder
+
+    def _shared_decoder_parts(self, source: str) -> dict[str, Any]:
+        """A UNet from ``source``; the MoVQ and scheduler config come from the decoder (one copy)."""
+        decoder = self.decoder_pipeline()
+        unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", **self._pretrained_kwargs())
+        scheduler = type(decoder.scheduler).from_config(decoder.scheduler.config)
+        return {"unet": unet, "scheduler": scheduler, "movq": decoder.movq}
+
+    def inpaint_pipeline(self) -> Any:
+        with self._load_lock:
+            if self._inpaint is None:
+                parts = self._shared_decoder_parts(self.model_ids["inpaint"])
+                self._inpaint = self._place(KandinskyV22InpaintPipeline(**parts))
+            return self._inpaint
+
+    def controlnet_pipeline(self) -> Any:
+        with self._load_lock:
+            if self._controlnet is None:
+                parts = self._shared_decoder_parts(self.model_ids["controlnet"])
+                self._controlnet = self._place(KandinskyV22ControlnetImg2ImgPipeline(**parts))
+            return self._controlnet
+
+    def depth_model(self) -> tuple[Any, Any]:
+        with self._load_lock:
+            if self._depth is None:
+                source = self.model_ids["depth"]
+                kwargs = self._pretrained_kwargs()
+                dtype = kwargs.pop("torch_dtype")
+                model: Any = DPTForDepthEstimation.from_pretrained(source, dtype=dtype, **kwargs)
+                processor = AutoImageProcessor.from_pretrained(source, **kwargs)
+                self._depth = (model.to(self.device).eval(), processor)
+            return self._depth
+
+    def rembg_session(self) -> Any:
+        with self._load_lock:
+            if self._rembg is None:
+                from rembg import new_session  # heavy import; only sticker workers need it
+
+                model = self.model_ids["rembg"]
+                if model.endswith(".onnx"):
+                    self._rembg = local_onnx_session(Path(model))
+                else:
+                    self._rembg = new_session(model)
+            return self._rembg
+
+    # --- generation -------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        spec: JobSpec,
+        images: Sequence[PIL.Image.Image] = (),
+        mask: PIL.Image.Image | None = None,
+        on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> GenerationOutput:
+        """Run one job. Input problems raise ValueError before any model runs."""
+        inputs = self._check_inputs(spec, images, mask)
+        progress = _Progress(on_progress, should_cancel)
+        seeds = [(spec.seed + i) % SEED_MODULUS for i in range(spec.num_images)]
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        with self._run_lock:
+            progress.check()
+            # One generator per image on the model device: image i is reproducible alone,
+            # and no random numbers cross from host to device inside the step loops.
+            generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+            recipe = {
+                Mode.TEXT2IMAGE: self._text2image,
+                Mode.STICKER: self._sticker,
+                Mode.MIX: self._interpolate,
+                Mode.BLEND: self._interpolate,
+                Mode.VARIATIONS: self._variations,
+                Mode.DEPTH: self._depth_mode,
+                Mode.INPAINT: self._inpaint_mode,
+                Mode.OUTPAINT: self._outpaint_mode,
+            }[spec.mode]
+            result = recipe(spec, inputs, mask, generators, progress, timings)
+        timings["total"] = time.perf_counter() - started
+        logger.info(
+            "job %s chat %s: %s %dx%d x%d seed %d in %.2fs",
+            spec.job_id,
+            spec.chat_id,
+            spec.mode,
+            spec.width,
+            spec.height,
+            spec.num_images,
+            spec.seed,
+            timings["total"],
+        )
+        return GenerationOutput(images=result, seeds=seeds, timings=timings, model_ids=dict(self.model_ids))
+
+    def _check_inputs(
+        self, spec: JobSpec, images: Sequence[PIL.Image.Image], mask: PIL.Image.Image | None
+    ) -> list[PIL.Image.Image]:
+        if not isinstance(spec, JobSpec):
+            raise ValueError(f"spec must be a contract.spec.JobSpec, got {type(spec).__name__}")
+        needed = images_needed(spec.mode)
+        if len(images) != needed:
+            raise ValueError(f"mode {spec.mode} needs {needed} input image(s), got {len(images)}")
+        rgb: list[PIL.Image.Image] = []
+        for i, image in enumerate(images):
+            if not isinstance(image, PIL.Image.Image):
+                raise ValueError(f"input image {i} is a {type(image).__name__}, not a PIL image")
+            if min(image.size) < MIN_INPUT_SIDE:
+                raise ValueError(
+                    f"input image {i} is {image.width}x{image.height}; "
+                    f"each side must be at least {MIN_INPUT_SIDE} px"
+                )
+            if max(image.size) > MAX_INPUT_SIDE:
+                raise ValueError(
+                    f"input image {i} is {image.width}x{image.height}; "
+                    f"each side must be at most {MAX_INPUT_SIDE} px"
+                )
+            rgb.append(image.convert("RGB"))
+        if spec.mode is Mode.INPAINT:
+            if mask is None:
+                raise ValueError("mode inpaint needs a mask (white = repaint)")
+            if not isinstance(mask, PIL.Image.Image):
+                raise ValueError(f"mask is a {type(mask).__name__}, not a PIL image")
+            if mask.size != images[0].size:
+                raise ValueError(
+                    f"mask is {mask.width}x{mask.height} but the image is "
+                    f"{images[0].width}x{images[0].height}; they must match"
+                )
+            brightest = mask.convert("L").getextrema()[1]
+            if not isinstance(brightest, int) or brightest < MASK_THRESHOLD:
+                raise ValueError(
+                    "mask has no white pixels: nothing to repaint (white = repaint, black = keep)"
+                )
+        elif mask is not None:
+            raise ValueError(f"mode {spec.mode} takes no mask")
+        if spec.mode is Mode.DEPTH:
+            if _img2img_steps(spec.steps, spec.strength) < 1:
+                raise ValueError(
+                    f"steps {spec.steps} at strength {spec.strength} run no denoising step; "
+                    "raise steps or strength"
+                )
+            if _img2img_steps(spec.prior_steps, DEPTH_PRIOR_STRENGTH) < 1:
+                raise ValueError(
+                    f"depth mode needs at least 2 prior steps (got {spec.prior_steps}): the prior runs "
+                    f"at strength {DEPTH_PRIOR_STRENGTH}"
+                )
+        return rgb
+
+    @contextmanager
+    def _stage(self, timings: dict[str, float], name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.device.startswith("cuda"):
+                torch.cuda.synchronize()  # once per stage, outside the step loops: honest timings
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+
+    # --- prior ------------------------------------------------------------------------------------
+
+    def _negative(self, spec: JobSpec) -> str | None:
+        return spec.negative_prompt.strip() or None
+
+    def _text_embeds(
+        self,
+        spec: JobSpec,
+        generators: list[torch.Generator],
+        progress: _Progress,
+        timings: dict[str, float],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model-card prior call; a negative prompt rides in the same batch (prompt rows, then negatives)."""
+        prior = self.prior_pipeline()
+        negative = self._negative(spec)
+        # With a negative prompt the prior's batch is [prompt × n, negative × n]: generator i draws
+        # its prompt row, then its negative row, in the same order whatever n is.
+        prior_generators = generators + generators if negative else generators
+        progress.begin("prior", spec.prior_steps)
+        with self._stage(timings, "prior"), _count_forward_calls(prior.prior, progress):
+            out = prior(
+                spec.effective_prompt,
+                negative_prompt=negative,
+                num_images_per_prompt=len(generators),
+                num_inference_steps=spec.prior_steps,
+                generator=prior_generators,
+                guidance_scale=spec.prior_guidance,
+            )
+        return out.image_embeds, out.negative_image_embeds
+
+    # --- decoders ---------------------------------------------------------------------------------
+
+    def _decode(
+        self,
+        spec: JobSpec,
+        image_embeds: torch.Tensor,
+        negative_embeds: torch.Tensor,
+        generators: list[torch.Generator],
+        progress: _Progress,
+        timings: dict[str, float],
+    ) -> list[PIL.Image.Image]:
+        decoder = self.decoder_pipeline()
+        progress.begin("decoder", spec.steps)
+        with self._stage(timings, "decoder"):
+            out = decoder(
+                image_embeds=image_embeds,
+                negative_image_embeds=negative_embeds,
+                height=spec.height,
+                width=spec.width,
+                num_inference_steps=spec.steps,
+                guidance_scale=spec.guidance,
+                generator=generators,
+                callback_on_step_end=progress.on_step_end,
+            )
+        return list(out.images)
+
+    # --- modes ------------------------------------------------------------------------------------
+
+    def _text2image(
+        self,
+        spec: JobSpec,
+        images: list[PIL.Image.Image],
+        mask: PIL.Image.Image | None,
+        generators: list[torch.Generator],
+        progress: _Progress,
+        timings: dict[str, float],
+    ) -> list[PIL.Image.Image]:
+        embeds, negative = self._text_embeds(spec, generators, progress, timings)
+        return self._decode(spec, embeds, negative, generators, progress, timings)
+
+    def _sticker(
+        self,
+        spec: JobSpec,
+        images: list[PIL.Image.Image],
+        mask: PIL.Image.Image | None,
+        generators: list[torch.Generator],
+        progress: _Progress,
+        timings: dict[str, float],
+    ) -> list[PIL.Image.Image]:
+        from rembg import remove
+
+        pictures = self._text2image(spec, images, mask, generators, progress, timings)
+        session = self.rembg_session()
+        progress.check()
+        with self._stage(timings, "rembg"):
+            cutouts = [remove(p, session=session, post_process_mask=True) for p in pictures]
+            return [sticker_from_cutout(c) for c in cutouts]
+
+    def _interpolate(
+        self,
+        spec: JobSpec,
+        images: list[PIL.Image.Image],
+        mask: PIL.Image.Image | None,
+        generators: list[torch.Generator],
+        progress: _Progress,
+        timings: dict[str, float],
+    ) -> list[PIL.Image.Image]:
+        """mix (two images) and blend (image + prompt): the prior's ``interpolate``."""
+        prior = self.prior_pipeline()
+        conditions: list[Any] = list(images)
+        if spec.mode is Mode.BLEND:
+            conditions.append(spec.effective_prompt)
+        # interpolate runs the prior once per text condition and once for the negative branch.
+        prior_runs = 1 + sum(isinstance(c, str) for c in conditions)
+        progress.begin("prior", spec.prior_steps * prior_runs)
+        with self._stage(timings, "prior"), _count_forward_calls(prior.prior, progress):
+            out = prior.interpolate(
+                conditions,
+                list(spec.weights),
+                num_images_per_prompt=len(generators),
+                num_inference_steps=spec.prior_steps,
+                generator=generators,
+                negative_prior_prompt=None,
+                negative_prompt=spec.negative_prompt.strip(),
+                guidance_scale=spec.prior_guidance,
+            )
+        return self._decode(spec, out.image_embeds, out.negative_image_embeds, generators, progress, timings)
+
+    def _variations(
+        self,
+        spec: JobSpec,
+        images: list[PIL.Image.Image],
+        mask: PIL.Image.Image | None,
+        generators: list[torch.Generator],
+        progress: _Progress,
+        timings: dict[str, float],
+    ) -> list[PIL.Image.Image]:
+        """The reference's own CLIP image embedding, decoded with new seeds."""
+        prior = self.prior_pipeline()
+        n = len(generators)
+        negative = self._negative(spec)
+        with self._stage(timings, "prior"):
+            pixels = prior.image_processor(images[0], return_tensors="pt").pixel_values
+            pixels = pixels.to(device=self.device, dtype=prior.image_encoder.dtype)
+            with torch.no_grad():
+                embeds = prior.image_encoder(pixels)["image_embeds"].repeat(n, 1)
+            if negative:
+                progress.begin("prior", spec.prior_steps)
+                with _count_forward_calls(prior.prior, progress):
+                    negative_embeds = prior(
+                        negative,
+                        num_images_per_prompt=n,
+                        num_inference_steps=spec.prior_steps,
+                        generator=generators,
+                        guidance_scale=spec.prior_guidance,
+                    ).image_embeds
+            else:
+                negative_embeds = prior.get_zero_embed(n, device=self.device)
+        return self._decode(spec, embeds, negative_embeds, generators, progress, timings)
+
+    def _depth_mode(
+        self,
+        spec: JobSpec,
+        images: list[PIL.Image.Image],
+        mask: PIL.Image.Image | None,
+        generators: list[torch.Generator],
+        progress: _Progress,
+        timings: dict[str, float],
+    ) -> list[PIL.Image.Image]:
+        """Keep depth, change look: DPT depth → hint → emb2emb prior → controlnet img2img."""
+        n = len(generators)
+        init = fit_to_size(images[0], spec.width, spec.height)
+        model, processor = self.depth_model()
+        with self._stage(timings, "depth"):
+            hint = make_hint(depth_map(model, processor, init), self.device, self._torch_dtype)
+        emb2emb = self.emb2emb_pipeline()
+        negative = self._negative(spec)
+        prior_total = _img2img_steps(spec.prior_steps, DEPTH_PRIOR_STRENGTH)
+        if negative:
+            prior_total += _img2img_steps(spec.prior_steps, NEGATIVE_DEPTH_PRIOR_STRENGTH)
+        progress.begin("prior", prior_total)
+        with self._stage(timings, "prior"), _count_forward_calls(emb2emb.prior, progress):
+            out = emb2emb(
+                spec.effective_prompt,
+                image=init,
+                strength=DEPTH_PRIOR_STRENGTH,
+                num_images_per_prompt=n,
+                num_inference_steps=spec.prior_steps,
+                generator=generators,
+                guidance_scale=spec.prior_guidance,
+            )
+            embeds, negative_embeds = out.image_embeds, out.negative_image_embeds
+            if negative:
+                negative_embeds = emb2emb(
+                    negative,
+                    image=init,
+                    strength=NEGATIVE_DEPTH_PRIOR_STRENGTH,
+                    num_images_per_prompt=n,
+                    num_inference_steps=spec.prior_steps,
+                    generator=generators,
+                    guidance_scale=spec.prior_guidance,
+                ).image_embeds
+        controlnet = self.controlnet_pipeline()
+        progress.begin("decoder", _img2img_steps(spec.steps, spec.strength))
+        with self._stage(timings, "decoder"):
+            result = controlnet(
+                image_embeds=embeds,
+                image=[init] * n,
+                negative_image_embeds=negative_embeds,
+                hint=hint.repeat(n, 1, 1, 1),
+                height=spec.height,
+                width=spec.width,
+                num_inference_steps=spec.steps,
+                guidance_scale=spec.guidance,
+                strength=spec.strength,
+                generator=generators,
+                callback=progress.legacy_callback,
+                callback_steps=1,
+            )
+        return list(result.images)
+
+    def _repaint(
+        self,
+        spec: JobSpec,
+        init: PIL.Image.Image,
+        mask: PIL.Image.Image,
+        generators: list[torch.Generator],
+        progress: _Progress,
+        timings: dict[str, float],
+    ) -> list[PIL.Image.Image]:
+        """Inpaint ``init`` where ``mask`` is white; black-mask pixels come back bit-exact."""
+        n = len(generators)
+        embeds, negative = self._text_embeds(spec, generators, progress, timings)
+        inpaint = self.inpaint_pipeline()
+        progress.begin("decoder", spec.steps)
+        with self._stage(timings, "decoder"):
+            # diffusers >= 0.19: white = repaint, black = keep — our convention, passed as is.
+            out = inpaint(
+                image=[init] * n,
+                mask_image=[mask] * n,
+                image_embeds=embeds,
+                negative_image_embeds=negative,
+                height=spec.height,
+                width=spec.width,
+                num_inference_steps=spec.steps,
+                guidance_scale=spec.guidance,
+                generator=generators,
+                callback_on_step_end=progress.on_step_end,
+            )
+        return [keep_unmasked(image, init, mask) for image in out.images]
+
+    def _inpaint_mode(
+        self,
+        spec: JobSpec,
+        images: list[PIL.Image.Image],
+        mask: PIL.Image.Image | None,
+        generators: list[torch.Generator],
+        progress: _Progress,
+        timings: dict[str, float],
+    ) -> list[PIL.Image.Image]:
+        assert mask is not None  # checked in _check_inputs
+        init = fit_to_size(images[0], spec.width, spec.height)
+        fitted = fit_mask(mask, spec.width, spec.height)
+        return self._repaint(spec, init, fitted, generators, progress, timings)
+
+    def _outpaint_mode(
+        self,
+        spec: JobSpec,
+        images: list[PIL.Image.Image],
+        mask: PIL.Image.Image | None,
+        generators: list[torch.Generator],
+        progress: _Progress,
+        timings: dict[str, float],
+    ) -> list[PIL.Image.Image]:
+        canvas, border = outpaint_canvas(images[0], spec.width, spec.height)
+        return self._repaint(spec, canvas, border, generators, progress, timings)

@@ -1,0 +1,123 @@
+"""Pixel work around the models: fitting inputs, outpaint canvases, sticker cut-outs, encoding."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from contract.spec import Mode
+
+STICKER_SIDE = 512
+"""Telegram static stickers: one side exactly 512 px, the other at most 512."""
+
+STICKER_ALPHA_FLOOR = 16
+"""Alpha below this is matting haze, not subject: cleared so the trim box hugs the subject."""
+
+STICKER_PAD_FRACTION = 0.04
+"""Transparent margin around the trimmed subject, as a fraction of its longer side."""
+
+OUTPAINT_FILL = 0.75
+"""How much of the new canvas (per side, at most) the original picture keeps; the rest is generated."""
+
+MASK_THRESHOLD = 128
+"""Mask pixels at or above this are repainted (white = repaint), below are kept."""
+
+WEBP_QUALITY = 95
+"""High enough that sticker edges do not ring; Telegram limits static stickers to 512 KB."""
+
+
+@dataclass
+class EncodedImage:
+    """One output file: format name as PIL spells it ("PNG", "WEBP"), bytes and size."""
+
+    format: str
+    data: bytes
+    width: int
+    height: int
+
+
+def fit_to_size(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Center-crop to the target aspect, then resize: the job size wins, nothing is stretched."""
+    rgb = image.convert("RGB")
+    if rgb.size == (width, height):
+        return rgb
+    return ImageOps.fit(rgb, (width, height), method=Image.Resampling.LANCZOS)
+
+
+def fit_mask(mask: Image.Image, width: int, height: int) -> Image.Image:
+    """Same crop as ``fit_to_size``, binarised so the paste-back and the model agree on every pixel."""
+    gray = mask.convert("L")
+    if gray.size != (width, height):
+        gray = ImageOps.fit(gray, (width, height), method=Image.Resampling.NEAREST)
+    return gray.point(lambda v: 255 if v >= MASK_THRESHOLD else 0)
+
+
+def outpaint_canvas(image: Image.Image, width: int, height: int) -> tuple[Image.Image, Image.Image]:
+    """The input centred on a width×height canvas, and a mask that is white on the new border only."""
+    rgb = image.convert("RGB")
+    scale = min(width * OUTPAINT_FILL / rgb.width, height * OUTPAINT_FILL / rgb.height)
+    new_w = max(1, round(rgb.width * scale))
+    new_h = max(1, round(rgb.height * scale))
+    placed = rgb.resize((new_w, new_h), Image.Resampling.LANCZOS)
+    mean = tuple(int(c) for c in np.asarray(placed).reshape(-1, 3).mean(axis=0))
+    canvas = Image.new("RGB", (width, height), mean)
+    left, top = (width - new_w) // 2, (height - new_h) // 2
+    canvas.paste(placed, (left, top))
+    mask = Image.new("L", (width, height), 255)
+    mask.paste(0, (left, top, left + new_w, top + new_h))
+    return canvas, mask
+
+
+def keep_unmasked(generated: Image.Image, original: Image.Image, mask: Image.Image) -> Image.Image:
+    """Put the original pixels back wherever the mask is black, so kept areas are bit-exact."""
+    keep = mask.point(lambda v: 255 if v < MASK_THRESHOLD else 0)
+    result = generated.convert("RGB").copy()
+    result.paste(original.convert("RGB"), (0, 0), keep)
+    return result
+
+
+def sticker_from_cutout(cutout: Image.Image) -> Image.Image:
+    """Clean alpha, trim to the subject, pad, scale so the longer side is exactly 512."""
+    rgba = cutout.convert("RGBA")
+    arr = np.array(rgba)
+    alpha = arr[..., 3]
+    alpha[alpha < STICKER_ALPHA_FLOOR] = 0
+    arr[..., 3] = alpha
+    # Fully transparent pixels carry no colour; zero them so encoders do not keep background halos.
+    arr[alpha == 0, :3] = 0
+    rgba = Image.fromarray(arr, "RGBA")
+    bbox = rgba.getchannel("A").getbbox()
+    if bbox is not None:
+        rgba = rgba.crop(bbox)
+    pad = max(1, round(max(rgba.size) * STICKER_PAD_FRACTION))
+    padded = Image.new("RGBA", (rgba.width + 2 * pad, rgba.height + 2 * pad), (0, 0, 0, 0))
+    padded.paste(rgba, (pad, pad))
+    scale = STICKER_SIDE / max(padded.size)
+    size = (
+        min(STICKER_SIDE, max(1, round(padded.width * scale))),
+        min(STICKER_SIDE, max(1, round(padded.height * scale))),
+    )
+    size = (STICKER_SIDE, size[1]) if padded.width >= padded.height else (size[0], STICKER_SIDE)
+    return padded.resize(size, Image.Resampling.LANCZOS)
+
+
+def _encode(image: Image.Image, fmt: str) -> EncodedImage:
+    buf = io.BytesIO()
+    if fmt == "WEBP":
+        image.save(buf, format="WEBP", quality=WEBP_QUALITY, method=4, exact=True)
+    else:
+        image.save(buf, format="PNG", optimize=False, compress_level=6)
+    return EncodedImage(format=fmt, data=buf.getvalue(), width=image.width, height=image.height)
+
+
+def encode_image_list(images: list[Image.Image], mode: Mode) -> list[EncodedImage]:
+    """Stickers: PNG then WEBP per image (both keep alpha); every other mode: one PNG per image."""
+    out: list[EncodedImage] = []
+    for image in images:
+        out.append(_encode(image, "PNG"))
+        if mode is Mode.STICKER:
+            out.append(_encode(image, "WEBP"))
+    return out
