@@ -182,14 +182,117 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
     return "".join(out), entities
 
 
-def strip_markdown(source: str, version: str) -> str:
-    """Approximate plain text for Markdown/MarkdownV2 (only for the length checks)."""
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", source)
-    if version == "markdownv2":
-        text = re.sub(r"\\(.)", r"\1", re.sub(r"(?<!\\)(\*|__|_|~|\|\||`)", "", text))
-    else:
-        text = re.sub(r"[*_`]", "", text)
-    return text
+MARKDOWN_V2_RESERVED = frozenset("_*[]()~`>#+-=|{}.!")
+_MD2_MARKERS = {"*": "Bold", "_": "Italic", "__": "Underline", "~": "Strikethrough", "||": "Spoiler"}
+
+
+def parse_markdown_v2(source: str) -> str:
+    """Check MarkdownV2 like Telegram and return the plain text.
+
+    Reserved characters outside entities must be escaped; every entity must be closed.
+    """
+
+    def fail(reason: str) -> ApiError:
+        return bad_request(f"can't parse entities: {reason}", violation=True)
+
+    out: list[str] = []
+    stack: list[tuple[str, int]] = []  # (marker, index in source)
+    i, n = 0, len(source)
+    while i < n:
+        ch = source[i]
+        if ch == "\\":
+            if i + 1 >= n:
+                raise fail("Character '\\' is reserved and must be escaped with the preceding '\\'")
+            out.append(source[i + 1])
+            i += 2
+            continue
+        if ch == "`":
+            fence = "```" if source.startswith("```", i) else "`"
+            j = i + len(fence)
+            body: list[str] = []
+            while j < n and not source.startswith(fence, j):
+                if source[j] == "\\" and j + 1 < n:
+                    j += 1
+                body.append(source[j])
+                j += 1
+            if j >= n:
+                kind = "Pre" if fence == "```" else "Code"
+                raise fail(f"Can't find end of {kind} entity at byte offset {_byte_offset(source, i)}")
+            text = "".join(body)
+            if fence == "```" and "\n" in text:
+                first, rest = text.split("\n", 1)
+                text = rest if first and " " not in first else text
+            out.append(text)
+            i = j + len(fence)
+            continue
+        if ch == "]" and stack and stack[-1][0] == "[":
+            stack.pop()
+            if not source.startswith("(", i + 1):
+                raise fail("Character ']' is reserved and must be escaped with the preceding '\\'")
+            close = i + 2
+            while close < n and source[close] != ")":
+                close += 2 if source[close] == "\\" else 1
+            if close >= n:
+                raise fail(f"Can't find end of a URL at byte offset {_byte_offset(source, i + 1)}")
+            i = close + 1
+            continue
+        if ch == "[":
+            stack.append(("[", i))
+            i += 1
+            continue
+        if ch == ">" and (i == 0 or source[i - 1] == "\n"):
+            i += 1
+            continue
+        marker = "__" if source.startswith("__", i) else "||" if source.startswith("||", i) else ch
+        if marker in _MD2_MARKERS:
+            if stack and stack[-1][0] == marker:
+                stack.pop()
+            else:
+                stack.append((marker, i))
+            i += len(marker)
+            continue
+        if ch in MARKDOWN_V2_RESERVED:
+            raise fail(f"Character '{ch}' is reserved and must be escaped with the preceding '\\'")
+        out.append(ch)
+        i += 1
+    if stack:
+        marker, at = stack[-1]
+        name = _MD2_MARKERS.get(marker, "TextUrl")
+        raise fail(f"Can't find end of {name} entity at byte offset {_byte_offset(source, at)}")
+    return "".join(out)
+
+
+def parse_markdown(source: str) -> str:
+    """Legacy Markdown: *bold*, _italic_, `code`, ```pre```, [text](url); no nesting, no escapes needed."""
+    out: list[str] = []
+    i, n = 0, len(source)
+    while i < n:
+        ch = source[i]
+        if ch == "\\" and i + 1 < n and source[i + 1] in "*_`[":
+            out.append(source[i + 1])
+            i += 2
+            continue
+        if ch in "*_`":
+            fence = "```" if source.startswith("```", i) else ch
+            end = source.find(fence, i + len(fence))
+            if end < 0:
+                raise bad_request(
+                    f"can't parse entities: Can't find end of the entity starting at byte offset "
+                    f"{_byte_offset(source, i)}",
+                    violation=True,
+                )
+            out.append(source[i + len(fence) : end])
+            i = end + len(fence)
+            continue
+        if ch == "[":
+            match = re.match(r"\[([^\]]*)\]\(([^)]*)\)", source[i:])
+            if match:
+                out.append(match.group(1))
+                i += match.end()
+                continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 def formatted_text(
@@ -200,8 +303,10 @@ def formatted_text(
     if mode == "html":
         text, parsed = parse_html(source)
         return text, parsed or None
-    if mode in ("markdown", "markdownv2"):
-        return strip_markdown(source, mode), None
+    if mode == "markdownv2":
+        return parse_markdown_v2(source), None
+    if mode == "markdown":
+        return parse_markdown(source), None
     if mode:
         raise bad_request(f"unsupported parse_mode {parse_mode!r}", violation=True)
     return source, entities
@@ -246,13 +351,13 @@ def check_reply_markup(markup: Any) -> None:
                 text = button.get("text")
                 if not isinstance(text, str) or not text.strip():
                     raise bad_request("BUTTON_TEXT_INVALID", violation=True)
-                if not any(k in button for k in actions):
+                if not any(button.get(k) not in (None, "") for k in actions):  # "" counts as absent
                     raise bad_request(
                         "can't parse inline keyboard button: Text buttons are unallowed in the "
                         "inline keyboard",
                         violation=True,
                     )
-                if "callback_data" in button:
+                if button.get("callback_data") not in (None, ""):
                     data = button["callback_data"]
                     size = len(str(data).encode("utf-8"))
                     if not isinstance(data, str) or not 1 <= size <= MAX_CALLBACK_DATA_BYTES:

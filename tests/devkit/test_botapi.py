@@ -214,9 +214,20 @@ async def test_callback_press_and_answer(api: LocalBotAPI, bot: Bot) -> None:
         ({"text": "<b>open", "parse_mode": "HTML"}, "can't parse entities"),
         ({"text": "<blink>x</blink>", "parse_mode": "HTML"}, 'Unsupported start tag "blink"'),
         ({"text": "<b>x</i>", "parse_mode": "HTML"}, "Unmatched end tag"),
+        ({"text": "Seed 42. Done!", "parse_mode": "MarkdownV2"}, "Character '.' is reserved"),
+        ({"text": "*bold", "parse_mode": "MarkdownV2"}, "Can't find end of Bold entity"),
+        ({"text": "_open", "parse_mode": "Markdown"}, "Can't find end of the entity"),
         (
             {"text": "ok", "reply_markup": [[InlineKeyboardButton(text="b", callback_data="d" * 65)]]},
             "BUTTON_DATA_INVALID",
+        ),
+        (
+            {"text": "ok", "reply_markup": [[InlineKeyboardButton(text="b", callback_data="д" * 33)]]},
+            "BUTTON_DATA_INVALID",
+        ),
+        (
+            {"text": "ok", "reply_markup": [[InlineKeyboardButton(text="b", callback_data="")]]},
+            "Text buttons are unallowed",
         ),
         (
             {"text": "ok", "reply_markup": [[InlineKeyboardButton(text="", callback_data="d")]]},
@@ -242,6 +253,15 @@ async def test_html_within_limit_counts_text_after_parsing(api: LocalBotAPI, bot
     sent = await bot.send_message(USER_ID, text, parse_mode="HTML")
     assert sent.text == "x" * 4086 + '<&>!"&nbsp'
     assert sent.entities and sent.entities[0].length == 4086
+    assert api.violations == []
+
+
+async def test_markdown_v2_that_parses(api: LocalBotAPI, bot: Bot) -> None:
+    api.user(USER_ID)
+    sent = await bot.send_message(
+        USER_ID, "*Seed* `42` \\. [again](https://t.me/x) ||spoiler||", parse_mode="MarkdownV2"
+    )
+    assert sent.text == "Seed 42 . again spoiler"
     assert api.violations == []
 
 
