@@ -1,0 +1,237 @@
+"""End-to-end harness for the operations features: bot replicas on the local Bot API server.
+
+A :class:`Replica` is assembled exactly as ``bot.app.run_bot`` assembles a bot (create_bot,
+Ops.create, ops.job_queue, create_services, create_dispatcher, ops.start, Delivery and the
+EventConsumer). A :class:`Pump` reads updates from the local server once and hands them to the
+replicas in turn, the way a load balancer spreads webhook calls over several replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import redis as redis_sync
+from aiogram import Bot, Dispatcher
+from PIL import Image
+from redis.asyncio import Redis
+
+from bot.app import create_bot, create_dispatcher, create_services
+from bot.config import BotSettings
+from bot.delivery import Delivery
+from bot.ops import Ops
+from bot.queue import EventConsumer
+from bot.services import Services
+from contract import keys
+from contract.events import EventType, JobResult, ResultFile
+from contract.queue import DEFAULT_QUEUE, F, JobStatus
+from contract.spec import JobSpec, Mode
+from devkit.botapi import LocalBotAPI, SentMessage
+from worker.jobs import finish
+
+ADMIN_ID = 9001
+EVENT_TIMEOUT_S = 15.0
+"""Every round trip here takes milliseconds; fifteen seconds means the update was lost."""
+PUMP_POLL_TIMEOUT_S = 1
+"""Short long-polling, so stopping the pump at the end of a test is quick."""
+STOP_TIMEOUT_S = 10.0
+"""Stopping a replica closes sessions and tasks; ten seconds means something hangs."""
+
+
+def sticker_images(color: tuple[int, int, int, int] = (200, 80, 40, 255)) -> tuple[bytes, bytes]:
+    """A real 512x512 RGBA sticker as the worker writes it: PNG (full size) and WEBP (display)."""
+    image = Image.new("RGBA", (512, 512), (0, 0, 0, 0))
+    image.paste(Image.new("RGBA", (300, 300), color), (106, 106))
+    png, webp = io.BytesIO(), io.BytesIO()
+    image.save(png, "PNG")
+    image.save(webp, "WEBP", lossless=True)
+    return png.getvalue(), webp.getvalue()
+
+
+class Replica:
+    """One bot process: its own Bot, Dispatcher, Ops, queue and event consumer; shared Redis."""
+
+    def __init__(self, api: LocalBotAPI, redis_url: str, name: str, **overrides: Any) -> None:
+        values: dict[str, Any] = {
+            "bot_token": api.token,
+            "telegram_api_url": api.base_url,
+            "redis_url": redis_url,
+            "admin_ids": frozenset({ADMIN_ID}),
+            "long_side": 512,
+            "steps": 2,
+            "prior_steps": 2,
+            "consumer_name": name,
+            "progress_edit_interval_s": 0.0,
+        }
+        values.update(overrides)
+        self.settings = BotSettings(**values)
+        self.name = name
+        self.redis: Redis
+        self.ops: Ops
+        self.services: Services
+        self.bot: Bot
+        self.dp: Dispatcher
+        self.consumer: EventConsumer
+        self._consumer_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Replica:
+        settings = self.settings
+        self.redis = Redis.from_url(settings.redis_url.get_secret_value())
+        self.ops = Ops.create(settings, self.redis)
+        queue = self.ops.job_queue()
+        self.services = create_services(settings, self.redis, queue)
+        self.bot = create_bot(settings)
+        self.dp = create_dispatcher(self.services, extra_routers=self.ops.routers(),
+                                    extra_middlewares=self.ops.middlewares())
+        await self.ops.start(self.bot, self.dp, self.services.i18n)
+        delivery = Delivery(self.bot, self.services)
+        self.consumer = EventConsumer(self.redis, handler=delivery.handle, consumer=self.name,
+                                      block_ms=100)
+        self._consumer_task = asyncio.create_task(self.consumer.run())
+        return self
+
+    async def feed(self, update: Any) -> None:
+        await self.dp.feed_update(self.bot, update)
+
+    async def stop(self) -> None:
+        """A graceful stop, as on SIGTERM: broadcasts pause (state stays in Redis), sessions close."""
+        await self.consumer.stop()
+        await self.ops.stop()
+        if self._consumer_task is not None:
+            self._consumer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._consumer_task, STOP_TIMEOUT_S)
+        await self.bot.session.close()
+        await self.services.queue.close()
+        await self.redis.aclose()
+
+
+class Pump:
+    """Reads updates from the local server and feeds each to the next replica, in order."""
+
+    def __init__(self, api: LocalBotAPI, replicas: list[Replica]) -> None:
+        self.api = api
+        self.replicas = replicas
+        self.handled: list[tuple[int, str]] = []
+        """(update_id, replica name) of every update fed, for assertions on the spread."""
+        self._task: asyncio.Task[None] | None = None
+        self._errors: list[BaseException] = []
+
+    def start(self) -> Pump:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        poller = self.replicas[0].bot
+        turn = itertools.cycle(range(len(self.replicas)))
+        offset: int | None = None
+        while True:
+            updates = await poller.get_updates(offset=offset, timeout=PUMP_POLL_TIMEOUT_S)
+            for update in updates:
+                offset = update.update_id + 1
+                replica = self.replicas[next(turn)]
+                try:
+                    await replica.feed(update)
+                except Exception as exc:  # surfaced by stop(): a handler must never raise here
+                    self._errors.append(exc)
+                self.handled.append((update.update_id, replica.name))
+
+    async def idle(self) -> None:
+        """Wait until every update the users sent so far has been fed and handled."""
+        await self.api.wait_for(lambda: not self.api.pending_updates(), EVENT_TIMEOUT_S)
+        await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        assert not self._errors, f"handlers raised: {self._errors!r}"
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[LocalBotAPI]:
+    async with LocalBotAPI() as server:
+        yield server
+
+
+@pytest.fixture
+async def sync_redis(redis_url: str) -> AsyncIterator[redis_sync.Redis]:
+    client = redis_sync.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def start_replicas(api: LocalBotAPI, redis_url: str) -> AsyncIterator[Callable[..., Any]]:
+    """``await start_replicas(n, **settings)`` -> (replicas, pump); all stopped at the end."""
+    started: list[tuple[list[Replica], Pump]] = []
+
+    async def start(n: int = 1, **overrides: Any) -> tuple[list[Replica], Pump]:
+        replicas = [await Replica(api, redis_url, f"bot-{i + 1}", **overrides).start() for i in range(n)]
+        pump = Pump(api, replicas).start()
+        started.append((replicas, pump))
+        return replicas, pump
+
+    yield start
+    for replicas, pump in started:
+        await pump.stop()
+        for replica in replicas:
+            with contextlib.suppress(Exception):
+                await replica.stop()
+
+
+def finish_sticker_job(client: redis_sync.Redis, user_id: int, chat_id: int, prompt: str = "a cat",
+                       color: tuple[int, int, int, int] = (200, 80, 40, 255)) -> str:
+    """Write a finished sticker job the way worker/jobs.py does: record, result files, DONE event.
+
+    Stands in for the GPU: the bytes are a real 512x512 RGBA PNG and WEBP; the delivery, the
+    buttons and the pack flow that follow are the real ones.
+    """
+    spec = JobSpec(mode=Mode.STICKER, prompt=prompt, width=512, height=512, steps=2, prior_steps=2,
+                   user_id=user_id, chat_id=chat_id)
+    now = time.time()
+    client.hset(keys.job(spec.job_id), mapping={
+        F.SPEC: spec.to_json(), F.STATUS: JobStatus.RUNNING.value, F.USER: user_id, F.CHAT: chat_id,
+        F.QUEUE: DEFAULT_QUEUE, F.CREATED: now, F.STARTED: now, F.ATTEMPTS: 1, F.WORKER: "test-gpu",
+    })
+    png, webp = sticker_images(color)
+    files = []
+    for index, (fmt, data) in enumerate((("png", png), ("webp", webp))):
+        key = keys.result(spec.job_id, index, fmt)
+        client.set(key, data, ex=keys.RESULT_TTL)
+        files.append(ResultFile(key=key, format=fmt, width=512, height=512))
+    result = JobResult(job_id=spec.job_id, seed=7, seeds=[7], files=files, timings={"total": 0.1},
+                       worker="test-gpu")
+    assert finish(client, spec.job_id, JobStatus.DONE, EventType.DONE, user_id=user_id, chat_id=chat_id,
+                  data=result.model_dump(mode="json"),
+                  fields={F.RESULT: result.model_dump_json(), F.WORKER: "test-gpu"})
+    return spec.job_id
+
+
+async def delivered_sticker(api: LocalBotAPI, chat_id: int, job_id: str) -> SentMessage:
+    """The message under which delivery put the result buttons (with "add to my pack") of a job."""
+
+    def find() -> SentMessage | None:
+        for msg in api.messages_to(chat_id):
+            for button in msg.inline_buttons:
+                if button.get("callback_data", "").startswith(f"r:pack:{job_id}:"):
+                    return msg
+        return None
+
+    await api.wait_for(lambda: find() is not None, EVENT_TIMEOUT_S)
+    found = find()
+    assert found is not None
+    return found
+
+
+def last_text(api: LocalBotAPI, chat_id: int) -> str:
+    msgs = [m for m in api.messages_to(chat_id) if m.text is not None]
+    assert msgs, f"no text message to chat {chat_id}"
+    return msgs[-1].text or ""
