@@ -188,6 +188,11 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
             if task is not stopper and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
     finally:
+        # The consumer first: aiogram closes the storage's Redis client when the dispatcher stops.
+        await consumer.stop()
+        consumer_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await consumer_task
         if polling is not None:
             with contextlib.suppress(RuntimeError):
                 await dp.stop_polling()

@@ -31,6 +31,8 @@ CHAT_ACTION_EVERY_S = 4.0
 """Telegram shows a chat action for 5 s; renewing it a bit earlier keeps it on without gaps."""
 CAPTION_PROMPT_CHARS = 300
 """Room left for the prompt in a caption (Telegram allows 1024 characters in all)."""
+CHAT_GONE = "chat not found"
+"""Telegram's description when the chat was deleted (or never existed for this bot)."""
 MAX_THROTTLE_ENTRIES = 10_000
 """Bound on the in-memory throttle tables (entries of finished jobs are dropped anyway)."""
 
@@ -54,8 +56,8 @@ def caption(t: Translator, spec: JobSpec, seeds: list[int], width: int, height: 
         seed=", ".join(str(s) for s in seeds) or str(spec.seed),
         style=keyboards.style_label(t, spec.style),
         aspect=aspect_of(spec.width, spec.height),
-        width=width,
-        height=height,
+        width=str(width),  # a string: Fluent would print 1024 as "1,024"
+        height=str(height),
     )
 
 
@@ -121,6 +123,11 @@ class Delivery:
             await store.mark_blocked(event.user_id)
             log.warning("job %s: chat %s blocked the bot; user %s marked", event.job_id, event.chat_id,
                         event.user_id)
+        except TelegramBadRequest as exc:
+            if CHAT_GONE not in exc.message.lower():
+                raise
+            # Retrying can never reach a chat that no longer exists: the event is done with.
+            log.warning("job %s: chat %s not found; dropping %s event", event.job_id, event.chat_id, event.type)
         finally:
             if event.type is not EventType.PROGRESS:
                 self._forget(event)

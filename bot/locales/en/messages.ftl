@@ -23,6 +23,7 @@ help-text =
     /depth — keep the shapes of a photo, change its look
     /settings — style, aspect ratio, number of images, negative prompt, language
     /cancel — leave a dialog or cancel your queued jobs
+    /start — start over and show the menu
     /help — this message
 
 ## Menu buttons
