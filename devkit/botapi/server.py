@@ -409,9 +409,13 @@ class LocalBotAPI:
                 raise TimeoutError(f"condition not met within {timeout} s; last calls: {recent}")
             await asyncio.sleep(WAIT_POLL_S)
 
-    def messages_to(self, chat_id: int) -> list[SentMessage]:
+    def messages_to(self, chat_id: int, include_deleted: bool = True) -> list[SentMessage]:
         """What the bot sent to a chat, in order (deleted ones kept with ``deleted=True``)."""
-        return [m for m in self.messages.get(chat_id, {}).values() if m.from_bot]
+        return [
+            m
+            for m in self.messages.get(chat_id, {}).values()
+            if m.from_bot and (include_deleted or not m.deleted)
+        ]
 
     def reset(self) -> None:
         """Forget everything a test did, so one server can serve a whole session of tests.
@@ -632,6 +636,13 @@ class LocalBotAPI:
                 "new_chat_member": new_member,
             },
         )
+
+    def _set_allowed_updates(self, allowed: Any) -> None:
+        """Store allowed_updates; queued updates of other types are dropped, as Telegram does."""
+        if not isinstance(allowed, list):
+            return
+        self._allowed_updates = frozenset(allowed) if allowed else DEFAULT_ALLOWED_UPDATES
+        self._pending = [u for u in self._pending if self._allowed(u)]
 
     def _select_updates(self, offset: int | None, limit: int) -> list[dict[str, Any]]:
         if offset is not None:
@@ -1026,9 +1037,7 @@ class LocalBotAPI:
         limit = params.get_int("limit") or MAX_UPDATES_LIMIT
         limit = max(1, min(limit, MAX_UPDATES_LIMIT))
         timeout = max(0, min(params.get_int("timeout") or 0, MAX_POLL_TIMEOUT_S))
-        allowed = params.get_json("allowed_updates")
-        if isinstance(allowed, list):
-            self._allowed_updates = frozenset(allowed) if allowed else DEFAULT_ALLOWED_UPDATES
+        self._set_allowed_updates(params.get_json("allowed_updates"))
         self._poll_generation += 1
         generation = self._poll_generation
         self._update_event.set()  # an older long poll still waiting is terminated, as in Telegram
@@ -1041,7 +1050,7 @@ class LocalBotAPI:
                     "Conflict: terminated by other getUpdates request; make sure that only one bot "
                     "instance is running",
                 )
-            updates = [u for u in self._select_updates(offset, limit) if self._allowed(u)]
+            updates = self._select_updates(offset, limit)
             remaining = deadline - loop.time()
             if updates or remaining <= 0 or self._closing or self.webhook_url is not None:
                 return updates
@@ -1059,9 +1068,7 @@ class LocalBotAPI:
             not 1 <= len(secret) <= 256 or not all(c.isalnum() or c in "_-" for c in secret)
         ):
             raise bad_request("secret token contains unallowed characters", violation=True)
-        allowed = params.get_json("allowed_updates")
-        if isinstance(allowed, list):
-            self._allowed_updates = frozenset(allowed) if allowed else DEFAULT_ALLOWED_UPDATES
+        self._set_allowed_updates(params.get_json("allowed_updates"))
         if params.get_bool("drop_pending_updates"):
             self._pending.clear()
         if not url:

@@ -672,3 +672,16 @@ async def test_reset_and_unblock_by_writing(api: LocalBotAPI, bot: Bot) -> None:
     api.reset()
     assert api.calls == [] and api.messages_to(USER_ID) == [] and api.pending_updates() == []
     assert (await bot.send_message(USER_ID, "clean")).message_id > 1  # ids keep counting
+
+
+async def test_allowed_updates_drop_other_types(api: LocalBotAPI, bot: Bot) -> None:
+    user = api.user(USER_ID)
+    api.block_bot(USER_ID)
+    api.unblock_bot(USER_ID)
+    await user.send_text("only this")
+    updates = await bot.get_updates(timeout=0, allowed_updates=["message"])
+    assert [u.message.text for u in updates if u.message] == ["only this"] and len(updates) == 1
+    api.block_bot(USER_ID)  # not queued at all now
+    assert [next(k for k in u if k != "update_id") for u in api.pending_updates()] == ["message"]
+    with pytest.raises(TelegramForbiddenError):
+        await bot.send_message(USER_ID, "x")
