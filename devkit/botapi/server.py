@@ -235,6 +235,8 @@ class LocalBotAPI:
         self.sticker_sets: dict[str, StickerSetState] = {}
         self.callback_queries: dict[str, CallbackQueryState] = {}
         self.chat_actions: list[tuple[int, str]] = []
+        self.downloads: list[str] = []
+        """file_path of every request to the file download route, in order."""
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
         """setMyCommands state by (scope JSON, language_code)."""
         self.menu_buttons: dict[int | None, dict[str, Any]] = {}
@@ -409,6 +411,27 @@ class LocalBotAPI:
                 raise TimeoutError(f"condition not met within {timeout} s; last calls: {recent}")
             await asyncio.sleep(WAIT_POLL_S)
 
+    async def wait_message(
+        self,
+        chat_id: int,
+        after: int = 0,
+        predicate: Callable[[SentMessage], bool] | None = None,
+        timeout: float = 30.0,
+    ) -> SentMessage:
+        """The first bot message in the chat with an id above ``after`` (e.g. the user's message id)
+        that satisfies ``predicate``; waits for it."""
+
+        def found() -> SentMessage | None:
+            for msg in self.messages_to(chat_id):
+                if msg.message_id > after and (predicate is None or predicate(msg)):
+                    return msg
+            return None
+
+        await self.wait_for(lambda: found() is not None, timeout)
+        result = found()
+        assert result is not None
+        return result
+
     def messages_to(self, chat_id: int, include_deleted: bool = True) -> list[SentMessage]:
         """What the bot sent to a chat, in order (deleted ones kept with ``deleted=True``)."""
         return [
@@ -428,6 +451,7 @@ class LocalBotAPI:
         self.sticker_sets.clear()
         self.callback_queries.clear()
         self.chat_actions.clear()
+        self.downloads.clear()
         self.commands.clear()
         self.menu_buttons.clear()
         self.webhook_url = None
@@ -602,6 +626,7 @@ class LocalBotAPI:
             )
         path = request.match_info["path"]
         stored = self._files_by_path.get(path)
+        self.downloads.append(path)
         if stored is not None:
             return web.Response(body=stored.data, content_type=stored.mime_type or "application/octet-stream")
         return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)

@@ -94,13 +94,16 @@ async def test_text_round_trip_via_polling(api: LocalBotAPI, bot: Bot) -> None:
     user = api.user(USER_ID, first_name="Ann", language_code="ru")
     task = await _polling(dp, bot)
     try:
-        await user.send_text("/start")
+        start_id = await user.send_text("/start")
+        greeted = await api.wait_message(USER_ID, after=start_id, timeout=EVENT_TIMEOUT_S)
         first = await user.send_text("hello")
-        await api.wait_for(lambda: len(api.messages_to(USER_ID)) == 2, EVENT_TIMEOUT_S)
+        await api.wait_message(USER_ID, after=first, predicate=lambda m: "echo" in (m.text or ""))
+        with pytest.raises(TimeoutError, match="last calls"):
+            await api.wait_message(USER_ID, after=first + 1, timeout=0.2)
     finally:
         await _stop(dp, task)
     greeting, echoed = api.messages_to(USER_ID)
-    assert greeting.text == "hi Ann"
+    assert greeting is greeted and greeting.text == "hi Ann"
     assert echoed.text == "echo: hello"
     assert echoed.entities == [{"type": "bold", "offset": 0, "length": 4}]
     assert echoed.reply_to_message_id == first
@@ -135,6 +138,7 @@ async def test_photo_downloaded_and_sent_back(api: LocalBotAPI, bot: Bot) -> Non
         await _stop(dp, task)
     # Telegram makes 90/320/800 px thumbnails plus the full 1000 px size.
     assert seen == [(1000, 500, 4)]
+    assert len(api.downloads) == 1 and api.downloads[0].startswith("photos/")
     sent = api.messages_to(USER_ID)[0]
     assert sent.kind == "photo" and sent.caption == "look"
     assert sent.photo_bytes is not None
