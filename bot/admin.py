@@ -26,7 +26,7 @@ from bot.quotas import USERS_KEY, active_key
 from bot.user_settings import blocked_key
 from contract import keys
 from contract import stats as jobstats
-from contract.queue import QUEUES_IN_ORDER
+from contract.queue import QUEUES_IN_ORDER, F
 from contract.spec import Mode
 from contract.stats import worker_info_key
 
@@ -187,18 +187,17 @@ class StatsService:
         waiting: dict[str, int] = {}
         running: dict[str, int] = {}
         oldest: float | None = None
-        now = dt.datetime.now(dt.UTC)
+        now = time.time()
         for name in QUEUES_IN_ORDER:
             queue = Queue(name, connection=self.sync_redis)
             waiting[name] = queue.count
             running[name] = StartedJobRegistry(name, connection=self.sync_redis).count
-            ids = queue.get_job_ids(0, 0)
+            ids = queue.get_job_ids(0, 1)
             if ids:
-                head = queue.fetch_job(ids[0])
-                if head is not None and head.enqueued_at is not None:
-                    enq = head.enqueued_at
-                    enq = enq if enq.tzinfo else enq.replace(tzinfo=dt.UTC)
-                    wait = (now - enq).total_seconds()
+                # The bot's job record knows when the user asked (RQ's enqueued_at is later).
+                created = self.sync_redis.hget(keys.job(ids[0]), F.CREATED)
+                if created is not None:
+                    wait = now - float(_s(created))
                     oldest = wait if oldest is None else max(oldest, wait)
         return QueueView(waiting=waiting, running=running, oldest_wait_s=oldest)
 

@@ -82,7 +82,8 @@ async def test_same_button_twice_adds_once(api, start_replicas, sync_redis) -> N
     assert len(sticker_set.stickers) == 1
 
 
-async def test_foreign_press_in_group_is_refused_without_side_effects(api, start_replicas, sync_redis) -> None:
+async def test_foreign_press_in_group_is_refused_without_side_effects(api, start_replicas,
+                                                                    sync_redis) -> None:
     await start_replicas(1)
     group = api.group(-100777, "friends")
     api.user(USER)
@@ -153,7 +154,8 @@ async def test_name_taken_moves_to_next_name(api, start_replicas, sync_redis) ->
     _, webp = sticker_images()
     await replicas[0].bot.create_new_sticker_set(
         user_id=OTHER, name=taken, title="someone else's",
-        stickers=[InputSticker(sticker=BufferedInputFile(webp, "s.webp"), format="static", emoji_list=["🙂"])],
+        stickers=[InputSticker(sticker=BufferedInputFile(webp, "s.webp"), format="static",
+                               emoji_list=["🙂"])],
     )
     text = await _add_via_buttons(api, sync_redis, USER, USER)
     assert f"k{USER}n2_by_{BOT_USERNAME}" in text
@@ -165,7 +167,8 @@ async def test_name_taken_moves_to_next_name(api, start_replicas, sync_redis) ->
     ]
 
 
-async def test_set_deleted_by_user_is_recreated_with_consistent_record(api, start_replicas, sync_redis) -> None:
+async def test_set_deleted_by_user_is_recreated_with_consistent_record(api, start_replicas,
+                                                                       sync_redis) -> None:
     await start_replicas(1)
     await _add_via_buttons(api, sync_redis, USER, USER)
     first = f"k{USER}n1_by_{BOT_USERNAME}"
@@ -228,7 +231,7 @@ async def test_packs_menu_rename_remove_new_pack(api, start_replicas, sync_redis
     await user.send_text("My cats")
     await api.wait_for(lambda: "Renamed to «My cats»" in last_text(api, USER), EVENT_TIMEOUT_S)
     assert api.sticker_sets[name].title == "My cats"
-    assert sync_redis.hget(pack_key(name), "title") == "My cats".encode()
+    assert sync_redis.hget(pack_key(name), "title") == b"My cats"
 
     # Remove: a sticker from elsewhere is refused; one from the pack is removed.
     menu = await open_pack()
@@ -269,7 +272,8 @@ async def open_pack_at(api: LocalBotAPI, user_id: int, index: int) -> SentMessag
     menu = api.messages_to(user_id)[-1]
     await user.press(menu, button_text=menu.inline_buttons[index]["text"])
     await api.wait_for(lambda: any(b["text"] == "✏️ Rename"
-                                   for b in api.message(user_id, menu.message_id).inline_buttons), EVENT_TIMEOUT_S)
+                                   for b in api.message(user_id, menu.message_id).inline_buttons),
+                       EVENT_TIMEOUT_S)
     return api.message(user_id, menu.message_id)
 
 
