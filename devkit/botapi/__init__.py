@@ -1,4 +1,20 @@
-"""Local Telegram Bot API server and user simulator for tests and the offline demo."""
+"""Local Telegram Bot API server and user simulator for tests and the offline demo.
+
+Typical test::
+
+    async with LocalBotAPI() as api:
+        bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
+        # or run the real bot with TELEGRAM_API_URL=api.base_url, BOT_TOKEN=api.token
+        user = api.user(1001, language_code="ru")
+        sent_id = await user.send_text("/imagine a red fox")
+        reply = await api.wait_message(user.chat_id, after=sent_id)
+        await user.press(reply, "Again")
+        assert api.violations == [] and api.early_retries == []
+
+Errors: ``api.inject("sendPhoto", error_code=429, retry_after=2, times=3)``,
+``api.block_bot(user_id)``, ``api.rate_limit(1, per_seconds=1.0)``.
+Run ``python -m devkit.botapi --help`` for the interactive offline demo.
+"""
 
 from devkit.botapi.models import (
     ApiError,

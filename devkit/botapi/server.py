@@ -408,7 +408,15 @@ class LocalBotAPI:
         while not predicate():
             if loop.time() >= deadline:
                 recent = ", ".join(f"{c.method}:{'ok' if c.ok else c.description}" for c in self.calls[-10:])
-                raise TimeoutError(f"condition not met within {timeout} s; last calls: {recent}")
+                problems = "".join(
+                    f"; {label}: {items}"
+                    for label, items in (
+                        ("violations", self.violations),
+                        ("server errors", self.server_errors),
+                    )
+                    if items
+                )
+                raise TimeoutError(f"condition not met within {timeout} s; last calls: {recent}{problems}")
             await asyncio.sleep(WAIT_POLL_S)
 
     async def wait_message(
