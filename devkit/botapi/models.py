@@ -175,6 +175,11 @@ class CallbackQueryState:
     url: str | None = None
     answered_at: float | None = None
 
+    @property
+    def answer_delay_s(self) -> float | None:
+        """Seconds from the press to answerCallbackQuery (the client shows a spinner meanwhile)."""
+        return None if self.answered_at is None else self.answered_at - self.pressed_at
+
 
 @dataclass
 class StickerState:

@@ -210,6 +210,7 @@ async def test_callback_press_and_answer(api: LocalBotAPI, bot: Bot) -> None:
         await _stop(dp, task)
     state = api.callback_queries[query_id]
     assert state.data == "again" and state.answer_text == "queued"
+    assert state.answer_delay_s is not None and 0 <= state.answer_delay_s < EVENT_TIMEOUT_S
     assert [e.text for e in message.edits] == ["result"]
     assert message.reply_markup is None  # edit_text without markup removes the keyboard
     with pytest.raises(TelegramBadRequest, match="query is too old"):
