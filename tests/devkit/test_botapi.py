@@ -18,6 +18,7 @@ from aiogram.exceptions import (
     TelegramConflictError,
     TelegramEntityTooLarge,
     TelegramForbiddenError,
+    TelegramNetworkError,
     TelegramNotFound,
     TelegramRetryAfter,
     TelegramServerError,
@@ -700,3 +701,18 @@ async def test_allowed_updates_drop_other_types(api: LocalBotAPI, bot: Bot) -> N
     assert [next(k for k in u if k != "update_id") for u in api.pending_updates()] == ["message"]
     with pytest.raises(TelegramForbiddenError):
         await bot.send_message(USER_ID, "x")
+
+
+async def test_restart_keeps_port_and_state(api: LocalBotAPI, bot: Bot) -> None:
+    """An outage: the server goes away and comes back on the same URL with its chats."""
+    api.user(USER_ID)
+    first = await bot.send_message(USER_ID, "before")
+    url = api.base_url
+    await api.stop()
+    with pytest.raises(TelegramNetworkError):
+        await bot.send_message(USER_ID, "during")
+    await api.start()
+    assert api.base_url == url
+    after = await bot.send_message(USER_ID, "after")
+    assert after.message_id == first.message_id + 1
+    assert [m.text for m in api.messages_to(USER_ID)] == ["before", "after"]
