@@ -47,6 +47,9 @@ DEPTH_PRIOR_STRENGTH = 0.85
 NEGATIVE_DEPTH_PRIOR_STRENGTH = 1.0
 """The model card embeds a negative prompt for depth mode with the prior at full strength."""
 
+MIN_PRIOR_STEPS = 2
+"""UnCLIPScheduler.set_timesteps divides by (steps - 1); at DEPTH_PRIOR_STRENGTH 2 steps still run one."""
+
 MIN_INPUT_SIDE = 64
 """Smaller inputs carry too little for CLIP (224 px) or the depth model to see anything."""
 
@@ -410,17 +413,16 @@ class Engine:
                 )
         elif mask is not None:
             raise ValueError(f"mode {spec.mode} takes no mask")
-        if spec.mode is Mode.DEPTH:
-            if _img2img_steps(spec.steps, spec.strength) < 1:
-                raise ValueError(
-                    f"steps {spec.steps} at strength {spec.strength} run no denoising step; "
-                    "raise steps or strength"
-                )
-            if _img2img_steps(spec.prior_steps, DEPTH_PRIOR_STRENGTH) < 1:
-                raise ValueError(
-                    f"depth mode needs at least 2 prior steps (got {spec.prior_steps}): the prior runs "
-                    f"at strength {DEPTH_PRIOR_STRENGTH}"
-                )
+        if spec.prior_steps < MIN_PRIOR_STEPS:
+            raise ValueError(
+                f"prior_steps must be at least {MIN_PRIOR_STEPS} (got {spec.prior_steps}): "
+                "the prior's UnCLIP scheduler cannot run a single step"
+            )
+        if spec.mode is Mode.DEPTH and _img2img_steps(spec.steps, spec.strength) < 1:
+            raise ValueError(
+                f"steps {spec.steps} at strength {spec.strength} run no denoising step; "
+                "raise steps or strength"
+            )
         return rgb
 
     @contextmanager
@@ -633,8 +635,10 @@ class Engine:
                 image=[init] * n,
                 negative_image_embeds=negative_embeds,
                 hint=hint.repeat(n, 1, 1, 1),
-                height=spec.height,
-                width=spec.width,
+                # diffusers 0.42 passes (width, height) into preprocess(image, height, width),
+                # swapping them; ``init`` is already the job size, so let preprocess keep its size.
+                height=None,
+                width=None,
                 num_inference_steps=spec.steps,
                 guidance_scale=spec.guidance,
                 strength=spec.strength,
