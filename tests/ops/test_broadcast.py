@@ -21,6 +21,10 @@ CHAT_GONE = 2020
 TELEGRAM_LIMIT_PER_S = 30
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _broadcast_sends(api: LocalBotAPI) -> list[tuple[int, float, bool]]:
     return [(int(c.params["chat_id"]), c.time, c.ok) for c in api.calls_to("sendMessage")
             if c.params.get("text") == TEXT]
@@ -45,7 +49,7 @@ async def test_broadcast_is_paced_resumed_after_restart_and_reported(
     # Restart: the replica stops (as on SIGTERM) mid-broadcast; a new one starts and resumes.
     await pump.stop()
     await replicas[0].stop()
-    (broadcast_id,) = [b.decode() for b in sync_redis.smembers(BROADCASTS_ACTIVE_KEY)]
+    (broadcast_id,) = [_text(b) for b in sync_redis.smembers(BROADCASTS_ACTIVE_KEY)]
     cursor_at_stop = int(sync_redis.hget(broadcast_key(broadcast_id), "cursor") or 0)
     sent_at_stop = len(_broadcast_sends(api))
     assert 20 <= sent_at_stop < len(AUDIENCE) - 5 and cursor_at_stop >= sent_at_stop
@@ -68,7 +72,7 @@ async def test_broadcast_is_paced_resumed_after_restart_and_reported(
     report = last_text(api, ADMIN_ID)
     assert report == (f"Broadcast {broadcast_id} finished: {len(expected)} sent, 2 blocked, 1 failed "
                       f"(of {len(AUDIENCE) + 1}).")
-    record = {k.decode(): v.decode() for k, v in sync_redis.hgetall(broadcast_key(broadcast_id)).items()}
+    record = {_text(k): _text(v) for k, v in sync_redis.hgetall(broadcast_key(broadcast_id)).items()}
     assert record["status"] == "done" and int(record["sent"]) == len(expected)
     assert int(record["blocked"]) == 2 and int(record["failed"]) == 1
     assert int(record["total"]) == int(record["sent"]) + int(record["blocked"]) + int(record["failed"])

@@ -45,8 +45,10 @@ async def _wait_http(url: str) -> tuple[int, str]:
 async def test_bot_metrics_and_health_through_run_bot(api: LocalBotAPI, redis_url: str,
                                                       sync_redis: redis_sync.Redis) -> None:
     port = free_port()
-    settings = BotSettings(bot_token=api.token, telegram_api_url=api.base_url, redis_url=redis_url,
-                           admin_ids=frozenset({ADMIN_ID}), long_side=512, health_port=port)
+    settings = BotSettings.model_validate({
+        "BOT_TOKEN": api.token, "TELEGRAM_API_URL": api.base_url, "REDIS_URL": redis_url,
+        "ADMIN_IDS": str(ADMIN_ID), "BOT_LONG_SIDE": 512, "HEALTH_PORT": port,
+    })
     stop = asyncio.Event()
     task = asyncio.create_task(run_bot(settings, stop=stop))
     try:

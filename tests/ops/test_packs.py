@@ -37,7 +37,7 @@ async def _add_via_buttons(api: LocalBotAPI, sync: redis_sync.Redis, user_id: in
                                    api.messages_to(chat_id)[before:]), EVENT_TIMEOUT_S)
     picker = [m for m in api.messages_to(chat_id)[before:] if m.text == "Pick an emoji for the sticker:"][-1]
     await user.press(picker, button_text=emoji)
-    await api.wait_for(lambda: api.message(chat_id, picker.message_id).edits, EVENT_TIMEOUT_S)
+    await api.wait_for(lambda: bool(api.message(chat_id, picker.message_id).edits), EVENT_TIMEOUT_S)
     return api.message(chat_id, picker.message_id).text or ""
 
 

@@ -59,9 +59,9 @@ async def test_per_minute_limit_is_shared_by_two_replicas(api, start_replicas, s
     for i in range(4):
         await _say(api, pump, ADMIN_ID, f"admin picture {i}")
     assert _queued(sync_redis, HIGH_QUEUE) == 4
-    refused = [r.ops.metrics.registry.get_sample_value("kb_bot_requests_refused_total",
+    counted = [r.ops.metrics.registry.get_sample_value("kb_bot_requests_refused_total",
                                                        {"reason": "per_minute"}) for r in replicas]
-    assert sum(v or 0 for v in refused) == 2
+    assert sum(v or 0.0 for v in counted) == 2
 
 
 async def test_per_day_and_in_flight_limits(api, start_replicas, sync_redis) -> None:
