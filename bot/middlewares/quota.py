@@ -8,6 +8,7 @@ queue's ``submit`` — so a multi-step dialog (two photos, then weights) counts 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
@@ -17,6 +18,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from aiogram import BaseMiddleware
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 from redis.asyncio import Redis
 
@@ -142,6 +144,8 @@ async def _answer(event: TelegramObject, text: str) -> None:
     if isinstance(event, Message):
         await event.answer(text)
     elif isinstance(event, CallbackQuery):
-        await event.answer()
+        # The handler may have answered the press already; the message below is what matters.
+        with contextlib.suppress(TelegramBadRequest):
+            await event.answer()
         if event.message is not None:
             await event.bot.send_message(event.message.chat.id, text)  # type: ignore[union-attr]

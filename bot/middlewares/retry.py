@@ -25,10 +25,26 @@ MAX_SERVER_ERROR_TRIES = 3
 
 
 class RetryAfterMiddleware(BaseRequestMiddleware):
-    """Wait exactly as long as Telegram says and retry, a bounded number of times."""
+    """Wait exactly as long as Telegram says and retry, a bounded number of times.
+
+    Flood control is per chat: after a 429 every other request to that chat (a progress edit,
+    a chat action) waits out the same retry_after instead of hitting the limit again.
+    """
 
     def __init__(self, max_tries: int = 5) -> None:
         self.max_tries = max_tries
+        self._flood_until: dict[int | str, float] = {}
+
+    async def _wait_flood(self, chat: int | str | None) -> None:
+        if chat is None:
+            return
+        loop = asyncio.get_running_loop()
+        while (until := self._flood_until.get(chat)) is not None:
+            left = until - loop.time()
+            if left <= 0:
+                self._flood_until.pop(chat, None)
+                return
+            await asyncio.sleep(left)
 
     async def __call__(
         self,
@@ -38,16 +54,23 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         tries = 0
         server_errors = 0
+        chat: int | str | None = getattr(method, "chat_id", None)
         while True:
             tries += 1
+            await self._wait_flood(chat)
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as exc:
+                if chat is not None:
+                    loop = asyncio.get_running_loop()
+                    until = loop.time() + min(exc.retry_after, MAX_RETRY_AFTER_S)
+                    self._flood_until[chat] = max(until, self._flood_until.get(chat, 0.0))
                 if tries >= self.max_tries or exc.retry_after > MAX_RETRY_AFTER_S:
                     raise
                 log.warning("telegram 429 on %s: waiting %ss (try %d/%d)",
                             type(method).__name__, exc.retry_after, tries, self.max_tries)
-                await asyncio.sleep(exc.retry_after)
+                if chat is None:
+                    await asyncio.sleep(exc.retry_after)
             except TelegramServerError:
                 server_errors += 1
                 if server_errors >= MAX_SERVER_ERROR_TRIES:

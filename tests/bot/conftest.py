@@ -159,8 +159,11 @@ class Harness:
         return found[0]
 
     async def wait_text(self, user: SimUser, fragment: str, timeout: float = 20.0, after: int = 0) -> SentMessage:
-        return await self.wait_message(
-            user, lambda m: fragment in (m.text or "") or fragment in (m.caption or ""), timeout, after)
+        """A message that shows (or showed, before an edit) ``fragment``."""
+        def shows(m: SentMessage) -> bool:
+            return any(fragment in (v.text or "") or fragment in (v.caption or "") for v in [m, *m.edits])
+
+        return await self.wait_message(user, shows, timeout, after)
 
     async def wait_result(self, user: SimUser, kind: str = "photo", after: int = 0,
                           timeout: float = RESULT_TIMEOUT_S) -> SentMessage:
@@ -231,6 +234,7 @@ async def harness(botapi: LocalBotAPI, bot_redis: RedisServer) -> AsyncIterator[
             await client.aclose()
     assert not botapi.violations, botapi.violations
     assert not botapi.server_errors, botapi.server_errors
+    assert not botapi.early_retries, botapi.early_retries
 
 
 @pytest.fixture
