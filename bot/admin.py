@@ -45,6 +45,8 @@ BROADCAST_RATE = 25.0
 BROADCAST_LEASE_S = 15
 """A replica running a broadcast renews this lease; after a crash another replica takes over
 once it lapses, so the same broadcast never runs twice at once."""
+BROADCAST_LEASE_POLL_S = 1.0
+"""How often a standing-by replica checks whether the sending one's lease has lapsed."""
 BROADCAST_MAX_RETRY_AFTER_S = 60.0
 """A 429 asking for longer than this is a flood ban: the message counts as failed."""
 
@@ -338,11 +340,19 @@ class BroadcastService:
             await self.redis.delete(key)
 
     async def run(self, bot: Bot, broadcast_id: str) -> BroadcastReport | None:
-        """Send from the stored cursor to the end; returns the final report, or None if another
-        replica holds the broadcast."""
-        if not await self._take_lease(broadcast_id):
-            log.info("broadcast %s: another replica is sending it", broadcast_id)
-            return None
+        """Send from the stored cursor to the end; returns the final report.
+
+        While another replica holds the lease this one stands by, and takes over if that replica
+        dies (its lease lapses); None when the broadcast was finished by someone else.
+        """
+        waiting_logged = False
+        while not await self._take_lease(broadcast_id):
+            if not await self.redis.sismember(BROADCASTS_ACTIVE_KEY, broadcast_id):  # type: ignore[misc]
+                return None
+            if not waiting_logged:
+                log.info("broadcast %s: another replica holds it; standing by", broadcast_id)
+                waiting_logged = True
+            await asyncio.sleep(BROADCAST_LEASE_POLL_S)
         try:
             return await self._run_locked(bot, broadcast_id)
         finally:
@@ -351,7 +361,8 @@ class BroadcastService:
     async def _run_locked(self, bot: Bot, broadcast_id: str) -> BroadcastReport | None:
         bkey = broadcast_key(broadcast_id)
         meta = {_s(k): _s(v) for k, v in (await self.redis.hgetall(bkey)).items()}
-        if not meta:
+        if not meta or meta.get("status") == "done":
+            # Gone, or finished (and reported) by another replica while this one stood by.
             await self.redis.srem(BROADCASTS_ACTIVE_KEY, broadcast_id)
             return None
         text = meta["text"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import redis as redis_sync
 
-from bot.admin import BROADCASTS_ACTIVE_KEY, broadcast_key
+from bot.admin import BROADCAST_LEASE_POLL_S, BROADCASTS_ACTIVE_KEY, broadcast_key, broadcast_lease_key
 from bot.user_settings import blocked_key
 from devkit.botapi import LocalBotAPI
 from tests.ops.conftest import ADMIN_ID, EVENT_TIMEOUT_S, last_text
@@ -79,3 +81,33 @@ async def test_broadcast_is_paced_resumed_after_restart_and_reported(
     assert not sync_redis.sismember(BROADCASTS_ACTIVE_KEY, broadcast_id)
     assert sync_redis.exists(blocked_key(BLOCKS_NOW))  # learnt from the 403
     assert api.violations == []
+
+
+async def test_broadcast_of_a_crashed_replica_is_taken_over_once(
+    api: LocalBotAPI, start_replicas, sync_redis: redis_sync.Redis
+) -> None:
+    replicas, pump = await start_replicas(1, broadcast_rate=10.0)
+    audience = list(range(3001, 3016))
+    for user_id in audience:
+        await api.user(user_id).send_text("/start")
+    await pump.idle()
+    admin = api.user(ADMIN_ID)
+    await admin.send_text(f"/broadcast {TEXT}")
+    await pump.idle()
+    await admin.press(api.messages_to(ADMIN_ID)[-1], button_text="📣 Send")
+    await api.wait_for(lambda: len(_broadcast_sends(api)) >= 3, EVENT_TIMEOUT_S)
+    await pump.stop()
+    await replicas[0].stop()
+    (broadcast_id,) = [_text(b) for b in sync_redis.smembers(BROADCASTS_ACTIVE_KEY)]
+    # As if that replica had been killed while sending: its lease is still held for a moment.
+    sync_redis.set(broadcast_lease_key(broadcast_id), "killed-replica", ex=2)
+    # Two replicas start; both know the unfinished broadcast, one sends it once the lease lapses.
+    await start_replicas(2, broadcast_rate=10.0)
+    await api.wait_for(lambda: "finished" in last_text(api, ADMIN_ID), 3 * EVENT_TIMEOUT_S)
+    await asyncio.sleep(BROADCAST_LEASE_POLL_S * 1.5)  # the stand-by replica must not send again
+    receivers = sorted(chat for chat, _, ok in _broadcast_sends(api) if ok)
+    assert receivers == sorted([*audience, ADMIN_ID])
+    reports = [m for m in api.messages_to(ADMIN_ID)
+               if (m.text or "").startswith(f"Broadcast {broadcast_id} finished")]
+    assert len(reports) == 1
+    assert reports[0].text == f"Broadcast {broadcast_id} finished: 16 sent, 0 blocked, 0 failed (of 16)."
