@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contract.spec import JobSpec, Mode, bucket_size
+from contract.spec import JobSpec, Mode, Style, bucket_size
 from worker.cli import main, output_paths
 from worker.engine import Engine
 
@@ -50,7 +50,7 @@ def test_text2image_in_a_subprocess_matches_the_engine(
     assert image.format == "PNG" and image.size == bucket_size("16:9", 512)
     width, height = bucket_size("16:9", 512)
     spec = JobSpec(
-        mode=Mode.TEXT2IMAGE, prompt="red cat", style="anime", width=width, height=height,
+        mode=Mode.TEXT2IMAGE, prompt="red cat", style=Style.ANIME, width=width, height=height,
         seed=77, steps=2, prior_steps=2,
     )  # fmt: skip
     expected = engine.generate(spec).images[0]
