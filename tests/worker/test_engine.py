@@ -206,6 +206,18 @@ def test_batch_with_negative_prompt_is_reproducible_alone(engine: Engine) -> Non
     assert mean_abs_diff(batch.images[1], alone.images[0]) < 1.0
 
 
+@pytest.mark.parametrize("mode", [Mode.DEPTH, Mode.INPAINT])
+def test_image_batches_of_image_modes_are_reproducible_alone(engine: Engine, mode: Mode) -> None:
+    """Depth and inpaint feed one input per image so each row keeps its own generator."""
+    spec = make_spec(mode, seed=60, num_images=2)
+    images, mask = inputs_for(spec)
+    batch = engine.generate(spec, images, mask)
+    assert [im.size for im in batch.images] == [WIDE, WIDE]
+    assert mean_abs_diff(batch.images[0], batch.images[1]) > 0.5
+    alone = engine.generate(make_spec(mode, seed=61), images, mask)
+    assert mean_abs_diff(batch.images[1], alone.images[0]) < 1.0
+
+
 def test_seeds_wrap_around_2_to_the_32() -> None:
     spec = make_spec(Mode.TEXT2IMAGE, seed=MAX_SEED, num_images=2)
     # Checked without running the models: the engine's seed rule is (seed + i) % 2**32.

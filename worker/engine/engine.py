@@ -253,6 +253,8 @@ class Engine:
         if self.settings.cpu_offload and self.device.startswith("cuda"):
             pipe.enable_model_cpu_offload(device=self.device)
         else:
+            if self.settings.cpu_offload:
+                logger.warning("cpu_offload ignored: models already live on %s", self.device)
             pipe.to(self.device)
         return pipe
 
