@@ -202,11 +202,7 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
             with contextlib.suppress(Exception):
                 await bot.delete_webhook()
             await runner.cleanup()
-        await consumer.stop()
         await ops.stop()
-        consumer_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await consumer_task
         await bot.session.close()
         await queue.close()
         await redis.aclose()

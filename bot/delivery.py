@@ -127,7 +127,8 @@ class Delivery:
             if CHAT_GONE not in exc.message.lower():
                 raise
             # Retrying can never reach a chat that no longer exists: the event is done with.
-            log.warning("job %s: chat %s not found; dropping %s event", event.job_id, event.chat_id, event.type)
+            log.warning("job %s: chat %s not found; dropping %s event", event.job_id, event.chat_id,
+                        event.type)
         finally:
             if event.type is not EventType.PROGRESS:
                 self._forget(event)

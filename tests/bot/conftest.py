@@ -158,7 +158,8 @@ class Harness:
             raise TimeoutError(f"{exc}; bot messages to the chat: {seen}") from None
         return found[0]
 
-    async def wait_text(self, user: SimUser, fragment: str, timeout: float = 20.0, after: int = 0) -> SentMessage:
+    async def wait_text(self, user: SimUser, fragment: str, timeout: float = 20.0,
+                        after: int = 0) -> SentMessage:
         """A message that shows (or showed, before an edit) ``fragment``."""
         def shows(m: SentMessage) -> bool:
             return any(fragment in (v.text or "") or fragment in (v.caption or "") for v in [m, *m.edits])
@@ -250,6 +251,8 @@ async def press(h: Harness, user: SimUser, message: SentMessage, label: str, exp
     query_id = await user.press(message, button_text=label)
     await h.api.wait_for(lambda: h.api.callback_queries[query_id].answered, timeout=timeout)
     if expect is not None:
-        await h.api.wait_for(
-            lambda: expect in (h.api.message(message.chat_id, message.message_id).text or ""), timeout=timeout)
+        def shown() -> bool:
+            return expect in (h.api.message(message.chat_id, message.message_id).text or "")
+
+        await h.api.wait_for(shown, timeout=timeout)
     return query_id

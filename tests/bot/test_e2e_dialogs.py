@@ -24,7 +24,8 @@ async def test_start_help_and_command_menu(harness: Harness) -> None:
     user = h.user(first_name="<b>Ann</b>")
     await user.send_text("/start")
     greeting = await h.wait_text(user, "Hi, ")
-    assert "&lt;b&gt;" not in (greeting.text or "") and "<b>Ann</b>" in (greeting.text or "")  # escaped, shown raw
+    # The name was HTML-escaped on the wire, so the client shows it raw.
+    assert "&lt;b&gt;" not in (greeting.text or "") and "<b>Ann</b>" in (greeting.text or "")
     labels = [b["text"] for b in greeting.inline_buttons]
     assert len(labels) == 7 and "⚙️ Settings" in labels
     await user.send_text("/help")
@@ -134,8 +135,8 @@ async def test_bad_inputs_are_refused_and_nothing_is_queued(harness: Harness) ->
     await h.wait_text(user, "Cancelled")
     before = h.count(user)
     await user.send_text("x" * (MAX_PROMPT_CHARS + 5))
-    await h.wait_text(user, f"too long: {MAX_PROMPT_CHARS + 5:,} characters, the limit is {MAX_PROMPT_CHARS:,}",
-                      after=before)
+    expected = f"too long: {MAX_PROMPT_CHARS + 5:,} characters, the limit is {MAX_PROMPT_CHARS:,}"
+    await h.wait_text(user, expected, after=before)
     await user.send_text("/imagine    ")
     await h.wait_text(user, "What should I draw?")
     await user.send_photo(photo())

@@ -104,8 +104,11 @@ async def test_variations_of_a_document_two_images(live: Harness) -> None:
     await live.wait_text(user, "Send me a photo")
     await user.send_document(photo(640, 480), "holiday.jpg", "image/jpeg")
     first = await live.wait_result(user)
-    await live.api.wait_for(lambda: len([m for m in live.api.messages_to(user.chat_id) if m.kind == "photo"]) == 2)
-    photos = [m for m in live.api.messages_to(user.chat_id) if m.kind == "photo"]
+    def photos_sent() -> list[SentMessage]:
+        return [m for m in live.api.messages_to(user.chat_id) if m.kind == "photo"]
+
+    await live.api.wait_for(lambda: len(photos_sent()) == 2)
+    photos = photos_sent()
     assert photos[0].media_group_id is not None and photos[0].media_group_id == photos[1].media_group_id
     for p in photos:
         check_photo(p, "3:2")

@@ -23,7 +23,9 @@ _KEY_IN_CODE = re.compile(r"""\bt\(\s*["']([a-z][a-z0-9_-]+)["']""")
 
 
 def test_every_key_in_both_locales() -> None:
-    ids = {loc: message_ids((LOCALES_DIR / loc / "messages.ftl").read_text("utf-8")) for loc in SUPPORTED_LOCALES}
+    ids = {
+        loc: message_ids((LOCALES_DIR / loc / "messages.ftl").read_text("utf-8")) for loc in SUPPORTED_LOCALES
+    }
     assert ids["en"] == ids["ru"], {"only en": ids["en"] - ids["ru"], "only ru": ids["ru"] - ids["en"]}
     assert len(ids["en"]) > 50
 
