@@ -99,7 +99,9 @@ class Decision:
 
 
 # KEYS: minute zset, day counter, inflight set
-# ARGV: now_ms, per_minute, per_day, max_inflight, member, minute_ttl, day_ttl, window_ms
+# ARGV: now_ms, per_minute, per_day, max_inflight, member, minute_ttl, day_ttl, window_ms, job key prefix
+# In flight = members of the user's in-flight set whose job record is not finished: entries of
+# jobs that ended while no bot was there to clean up must not block the user.
 # Returns {code, retry_ms}: 0 granted, 1 per-minute, 2 per-day, 3 in-flight.
 _ADMIT_LUA = """
 local now = tonumber(ARGV[1])
@@ -116,7 +118,14 @@ local used = tonumber(redis.call('GET', KEYS[2]) or '0')
 if used >= tonumber(ARGV[3]) then
   return {2, 0}
 end
-if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[4]) then
+local live = 0
+for _, job_id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  local status = redis.call('HGET', ARGV[9] .. job_id, 'status')
+  if status and status ~= 'done' and status ~= 'failed' and status ~= 'cancelled' then
+    live = live + 1
+  end
+end
+if live >= tonumber(ARGV[4]) then
   return {3, 0}
 end
 redis.call('ZADD', KEYS[1], now, ARGV[5])
@@ -163,7 +172,7 @@ class QuotaService:
         code, retry_ms = await self._admit(
             keys=[minute_key(user_id), day_key(user_id, utc_day(now)), keys.inflight(user_id)],
             args=[int(now * 1000), limits.per_minute, limits.per_day, limits.inflight, member,
-                  MINUTE_KEY_TTL, DAY_KEY_TTL, MINUTE_WINDOW_S * 1000],
+                  MINUTE_KEY_TTL, DAY_KEY_TTL, MINUTE_WINDOW_S * 1000, keys.job("")],
         )
         code = int(code)
         if code == 0:
