@@ -142,6 +142,12 @@ def is_file_rejected(exc: TelegramAPIError) -> bool:
     )
 
 
+def is_user_unknown(exc: TelegramAPIError) -> bool:
+    """Telegram only makes sets for users who have opened a private chat with the bot."""
+    text = _error_text(exc)
+    return "USER_ID_INVALID" in text or "PEER_ID_INVALID" in text
+
+
 class PackService:
     """Creates, fills and edits the sticker packs of users; one instance per bot process."""
 
@@ -276,6 +282,8 @@ class PackService:
             if is_file_rejected(exc):
                 log.warning("user %s: sticker file rejected: %s", user_id, exc.message)
                 raise PackError("pack-file-rejected") from exc
+            if is_user_unknown(exc):
+                raise PackError("pack-start-bot-first") from exc
             raise
         return file.file_id
 

@@ -291,3 +291,11 @@ async def test_pack_menu_of_someone_else_is_refused(api, start_replicas, sync_re
     name = f"k{USER}n1_by_{BOT_USERNAME}"
     assert _s(sync_redis.get(user_current_key(USER))) == name
     assert last_text(api, group.chat_id).startswith("Your sticker packs (1)")
+
+
+async def test_user_who_never_opened_the_bot_is_told_how(api, start_replicas, sync_redis) -> None:
+    await start_replicas(1)
+    api.inject("uploadStickerFile", error_code=400, description="Bad Request: PEER_ID_INVALID")
+    text = await _add_via_buttons(api, sync_redis, USER, USER)
+    assert text.startswith("To make your own sticker pack, open a private chat with me")
+    assert api.sticker_sets == {} and sync_redis.keys("kb:pack*") == []

@@ -165,7 +165,7 @@ pack-pick-emoji = Pick an emoji for the sticker:
 pack-btn-default-emoji = { $emoji } Default
 pack-default-title = { $name }'s Kandinsky stickers { $n }
 pack-created = New pack «{ $title }» created with this sticker: { $link }
-    { $count }/{ $limit } stickers, { $left } places left.
+    { $count }/{ $limit } stickers, { $left } places left. Manage your packs: /packs
 pack-added = Added to «{ $title }»: { $link }
     { $count }/{ $limit } stickers, { $left } places left.
 pack-already-added = This sticker is already in «{ $title }»: { $link }
@@ -197,6 +197,7 @@ pack-title-invalid = A title must be 1-{ $limit } characters. Send another one.
 pack-file-rejected = Telegram did not accept this image as a sticker. Try generating it again.
 pack-busy = Your pack is being updated, please try again in a moment.
 pack-names-exhausted = I could not find a free name for a new pack. Please try again later.
+pack-start-bot-first = To make your own sticker pack, open a private chat with me and press Start, then try again.
 
 ## Admin commands (issue 5)
 admin-stats-header = <b>Stats</b>

@@ -166,7 +166,7 @@ pack-pick-emoji = Выберите эмодзи для стикера:
 pack-btn-default-emoji = { $emoji } По умолчанию
 pack-default-title = Стикеры Kandinsky { $name } { $n }
 pack-created = Создан новый пак «{ $title }» с этим стикером: { $link }
-    Стикеров: { $count }/{ $limit }, свободно мест: { $left }.
+    Стикеров: { $count }/{ $limit }, свободно мест: { $left }. Управление паками: /packs
 pack-added = Добавлено в «{ $title }»: { $link }
     Стикеров: { $count }/{ $limit }, свободно мест: { $left }.
 pack-already-added = Этот стикер уже в «{ $title }»: { $link }
@@ -198,6 +198,7 @@ pack-title-invalid = Название должно быть длиной 1–{ $
 pack-file-rejected = Telegram не принял это изображение как стикер. Попробуйте сгенерировать заново.
 pack-busy = Ваш пак сейчас обновляется, попробуйте через минуту.
 pack-names-exhausted = Не удалось подобрать свободное имя для нового пака. Попробуйте позже.
+pack-start-bot-first = Чтобы создать свой стикерпак, откройте личный чат со мной и нажмите «Старт», затем попробуйте снова.
 
 ## Команды администратора (issue 5)
 admin-stats-header = <b>Статистика</b>
