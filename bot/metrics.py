@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 import redis as redis_sync
@@ -32,9 +31,9 @@ from aiogram.methods.base import TelegramType
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from rq import Queue
 
 from contract import stats as jobstats
-from contract.observability import serve
 from contract.queue import QUEUES_IN_ORDER
 
 if TYPE_CHECKING:
@@ -81,7 +80,8 @@ class RedisStatsCollector(Collector):
             for (mode, outcome), value in sorted(counts.items()):
                 jobs.add_metric([mode, outcome], value)
             for name in QUEUES_IN_ORDER:
-                depth.add_metric([name], int(self.client.llen(f"rq:queue:{name}")))  # type: ignore[arg-type]
+                key = f"{Queue.redis_queue_namespace_prefix}{name}"
+                depth.add_metric([name], int(self.client.llen(key)))  # type: ignore[arg-type]
         except redis_sync.RedisError as exc:
             log.warning("metrics: Redis unreadable: %s", exc)
         yield jobs
@@ -141,14 +141,3 @@ def sync_client(url: str) -> redis_sync.Redis:
     return redis_sync.Redis.from_url(
         url, socket_timeout=HEALTH_REDIS_TIMEOUT_S, socket_connect_timeout=HEALTH_REDIS_TIMEOUT_S
     )
-
-
-def start_bot_metrics(
-    port: int, redis_url: str, host: str = "0.0.0.0"
-) -> tuple[BotMetrics, ThreadingHTTPServer]:
-    """Serve /metrics and /healthz on ``port``; returns the metrics to count into and the server."""
-    client = sync_client(redis_url)
-    metrics = BotMetrics(client)
-    server = serve(port, metrics.registry, lambda: redis_health(client), host=host)
-    log.info("bot metrics and health on port %s", port)
-    return metrics, server
