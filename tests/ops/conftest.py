@@ -40,6 +40,8 @@ EVENT_TIMEOUT_S = 15.0
 """Every round trip here takes milliseconds; fifteen seconds means the update was lost."""
 PUMP_POLL_TIMEOUT_S = 1
 """Short long-polling, so stopping the pump at the end of a test is quick."""
+CONSUMER_BLOCK_MS = 100
+"""Short blocking reads, so a replica's consumer stops promptly at the end of a test."""
 STOP_TIMEOUT_S = 10.0
 """Stopping a replica closes sessions and tasks; ten seconds means something hangs."""
 
@@ -92,7 +94,7 @@ class Replica:
         await self.ops.start(self.bot, self.dp, self.services.i18n)
         delivery = Delivery(self.bot, self.services)
         self.consumer = EventConsumer(self.redis, handler=delivery.handle, consumer=self.name,
-                                      block_ms=100)
+                                      block_ms=CONSUMER_BLOCK_MS)
         self._consumer_task = asyncio.create_task(self.consumer.run())
         return self
 

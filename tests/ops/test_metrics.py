@@ -19,6 +19,11 @@ from tests.ops.conftest import ADMIN_ID, EVENT_TIMEOUT_S, last_text
 from worker.metrics import record_job, start_worker_metrics
 
 USER = 801
+RUN_BOT_STOP_TIMEOUT_S = 30.0
+"""run_bot stops polling, the consumer and the endpoint; half a minute means it hangs."""
+HTTP_RETRIES = 200
+HTTP_RETRY_S = 0.05
+"""The endpoint starts with the bot: up to ten seconds of polling for it to answer."""
 
 
 async def _get(url: str) -> tuple[int, str]:
@@ -35,10 +40,10 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def _wait_http(url: str) -> tuple[int, str]:
-    for _ in range(200):
+    for _ in range(HTTP_RETRIES):
         with contextlib.suppress(aiohttp.ClientError):
             return await _get(url)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(HTTP_RETRY_S)
     raise TimeoutError(url)
 
 
@@ -81,7 +86,7 @@ async def test_bot_metrics_and_health_through_run_bot(api: LocalBotAPI, redis_ur
         assert samples[("kb_bot_jobs_submitted_total", (("mode", "text2image"),))] == 1
     finally:
         stop.set()
-        await asyncio.wait_for(task, 30)
+        await asyncio.wait_for(task, RUN_BOT_STOP_TIMEOUT_S)
     with pytest.raises(aiohttp.ClientError):
         await _get(f"http://127.0.0.1:{port}/healthz")
 
