@@ -456,6 +456,33 @@ def test_zero_embed_is_computed_once(engine: Engine) -> None:
     assert len(engine._zero_embed_cache) == 1
 
 
+def test_settings_come_from_kandinsky_env(monkeypatch: pytest.MonkeyPatch, tiny_bundle: Path) -> None:
+    monkeypatch.setenv("KANDINSKY_MODEL_DIR", str(tiny_bundle))
+    monkeypatch.setenv("KANDINSKY_PRELOAD", "false")
+    monkeypatch.setenv("KANDINSKY_DTYPE", "auto")
+    monkeypatch.setenv("KANDINSKY_DEVICE", "auto")
+    settings = EngineSettings()
+    assert settings.model_dir == tiny_bundle and settings.preload is False
+    lazy = Engine.load(settings)
+    expected_device = "cuda" if torch.cuda.is_available() else "cpu"
+    assert lazy.device == expected_device
+    assert lazy.dtype == ("float16" if expected_device == "cuda" else "float32")
+    assert lazy.model_ids["prior"] == str(tiny_bundle / "prior")
+    assert lazy.model_ids["rembg"].endswith(".onnx")
+
+
+def test_public_ids_are_the_default_sources() -> None:
+    engine = Engine(EngineSettings(device="cpu", preload=False))
+    assert engine.model_ids == {
+        "prior": "kandinsky-community/kandinsky-2-2-prior",
+        "decoder": "kandinsky-community/kandinsky-2-2-decoder",
+        "inpaint": "kandinsky-community/kandinsky-2-2-decoder-inpaint",
+        "controlnet": "kandinsky-community/kandinsky-2-2-controlnet-depth",
+        "depth": "Intel/dpt-hybrid-midas",
+        "rembg": "u2net",
+    }
+
+
 def test_lazy_engine_loads_only_what_a_mode_needs(tiny_bundle: Path) -> None:
     lazy = Engine.load(EngineSettings(model_dir=tiny_bundle, device="cpu", dtype="float32", preload=False))
     assert lazy._prior is None and lazy._decoder is None
