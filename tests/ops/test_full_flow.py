@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from devkit.botapi import LocalBotAPI
+from devkit.botapi import LocalBotAPI, SentMessage
 from devkit.redis_server import free_port
 from tests.ops.conftest import ADMIN_ID, EVENT_TIMEOUT_S, last_text
 
@@ -42,6 +42,10 @@ async def test_sticker_from_a_real_worker_into_a_pack(api: LocalBotAPI, start_re
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     metrics_text = workers_text = ""
+
+    def admin_text() -> str:
+        return last_text(api, ADMIN_ID) if api.messages_to(ADMIN_ID) else ""
+
     try:
         # While the worker runs, its endpoint answers; read the metrics once the job is counted.
         async with aiohttp.ClientSession() as session:
@@ -58,8 +62,7 @@ async def test_sticker_from_a_real_worker_into_a_pack(api: LocalBotAPI, start_re
         # /workers shows the live worker with its device while it runs.
         if metrics_text:
             await api.user(ADMIN_ID).send_text("/workers")
-            await api.wait_for(lambda: "Workers (1)" in (last_text(api, ADMIN_ID)
-                                                         if api.messages_to(ADMIN_ID) else ""), EVENT_TIMEOUT_S)
+            await api.wait_for(lambda: "Workers (1)" in admin_text(), EVENT_TIMEOUT_S)
             workers_text = last_text(api, ADMIN_ID)
     finally:
         if proc.returncode is None:
@@ -70,12 +73,14 @@ async def test_sticker_from_a_real_worker_into_a_pack(api: LocalBotAPI, start_re
     assert "cpu-worker-1 on " in workers_text and "(cpu)" in workers_text and "1 done" in workers_text
 
     # Delivered with the "add to my pack" button; the pack is made from the worker's WEBP.
-    def sticker_message():  # noqa: ANN202
+    def sticker_message() -> SentMessage | None:
         return next((m for m in api.messages_to(USER)
                      if any(b["text"] == "➕ Add to my pack" for b in m.inline_buttons)), None)
 
     await api.wait_for(lambda: sticker_message() is not None, EVENT_TIMEOUT_S)
-    await user.press(sticker_message(), button_text="➕ Add to my pack")
+    delivered = sticker_message()
+    assert delivered is not None
+    await user.press(delivered, button_text="➕ Add to my pack")
     await api.wait_for(lambda: last_text(api, USER) == "Pick an emoji for the sticker:", EVENT_TIMEOUT_S)
     picker = api.messages_to(USER)[-1]
     await user.press(picker, button_text="🔥")
@@ -86,12 +91,11 @@ async def test_sticker_from_a_real_worker_into_a_pack(api: LocalBotAPI, start_re
 
     admin = api.user(ADMIN_ID)
     await admin.send_text("/stats")
-    await api.wait_for(lambda: "Stats" in (last_text(api, ADMIN_ID) if api.messages_to(ADMIN_ID) else ""),
-                       EVENT_TIMEOUT_S)
+    await api.wait_for(lambda: "Stats" in admin_text(), EVENT_TIMEOUT_S)
     assert "sticker: 1 today, 1 total, failed 0/0" in last_text(api, ADMIN_ID)
 
 
 @pytest.fixture(autouse=True)
-def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worker subprocess must reach nothing but the local Redis."""
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker subprocess loads the tiny bundle from disk and must never try the network."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
