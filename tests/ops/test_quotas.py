@@ -139,3 +139,18 @@ async def test_maintenance_mode(api, start_replicas, sync_redis) -> None:
     assert (await _say(api, pump, ADMIN_ID, "/maintenance off")).startswith("Maintenance mode is OFF")
     assert "maintenance" not in await _say(api, pump, USER, "a lighthouse at night")
     assert _queued(sync_redis) == 1
+
+
+async def test_again_button_is_limited_like_a_typed_request(api, start_replicas, sync_redis) -> None:
+    _, pump = await start_replicas(1, rate_per_minute=1, max_inflight=10)
+    api.user(USER)
+    job_id = finish_sticker_job(sync_redis, USER, USER)
+    result = await delivered_sticker(api, USER, job_id)
+    assert "Too many" not in await _say(api, pump, USER, "a typed request")
+    before = len(api.messages_to(USER))
+    query_id = await api.user(USER).press(result, button_text="🔄 Again")
+    await pump.idle()
+    await api.wait_for(lambda: len(api.messages_to(USER)) > before, EVENT_TIMEOUT_S)
+    assert last_text(api, USER).startswith("⏳ Too many requests: 1 per minute.")
+    assert api.callback_queries[query_id].answered
+    assert _queued(sync_redis) == 1
