@@ -43,6 +43,7 @@ REQUEST_TIMEOUT_S = 60
 """One Bot API call, uploads of 10 MB photos included."""
 COMMANDS: tuple[str, ...] = (
     "start", "help", "imagine", "mix", "blend", "variations", "sticker", "depth", "settings", "cancel",
+    "packs",
 )
 """The bot menu (setMyCommands) and /help list these, in this order."""
 

@@ -9,6 +9,7 @@ cmd-sticker = Make a sticker
 cmd-depth = Keep the shapes, change the look
 cmd-settings = Style, aspect ratio, language…
 cmd-cancel = Leave a dialog or cancel your jobs
+cmd-packs = Your sticker packs
 
 start-greeting =
     Hi, { $name }! I draw pictures with Kandinsky 2.2.
@@ -20,6 +21,7 @@ help-text =
     /blend — mix an image and a text (a photo with a caption works)
     /variations — variations of a photo
     /sticker — make a sticker with a transparent background
+    /packs — your sticker packs: links, new pack, rename, remove a sticker
     /depth — keep the shapes of a photo, change its look
     /settings — style, aspect ratio, number of images, negative prompt, language
     /cancel — leave a dialog or cancel your queued jobs
