@@ -43,6 +43,7 @@ PACK_LOCK_POLL_S = 0.05
 """Polling interval while waiting for the per-user pack lock."""
 ADDED_MARK_TTL = keys.RESULT_TTL
 """A sticker can only be added while its result exists; the "already added" mark lives as long."""
+_NAME_SEQ = re.compile(r"^k\d+n(\d+)_by_")
 DEFAULT_EMOJI = "🎨"
 EMOJI_CHOICES: tuple[str, ...] = ("😀", "😂", "😍", "😎", "🥳", "😢", "😡", "🔥", "👍", "❤️", "🐱", "🎨")
 """Emoji offered when a sticker is added; Telegram needs at least one per sticker."""
@@ -70,6 +71,12 @@ def user_lock_key(user_id: int) -> str:
 def pack_key(name: str) -> str:
     """Hash: owner, title, count, created_at."""
     return f"{keys.PREFIX}:pack:{name.lower()}"
+
+
+def seq_of(name: str) -> int:
+    """The number in a pack name made by :meth:`PackService.pack_name` (-1 for any other name)."""
+    match = _NAME_SEQ.match(name)
+    return int(match.group(1)) if match else -1
 
 
 def added_key(job_id: str, index: int) -> str:

@@ -199,9 +199,17 @@ class QuotaService:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcount(minute_key(user_id), (now - MINUTE_WINDOW_S) * 1000, "+inf")
             pipe.get(day_key(user_id, utc_day(now)))
-            pipe.scard(keys.inflight(user_id))
-            minute, day, inflight = await pipe.execute()
-        return int(minute), int(day or 0), int(inflight)
+            pipe.smembers(keys.inflight(user_id))
+            minute, day, members = await pipe.execute()
+        inflight = 0
+        for member in members:
+            job_id = member.decode() if isinstance(member, bytes) else str(member)
+            status = await self.redis.hget(keys.job(job_id), "status")
+            if status is not None and (status.decode() if isinstance(status, bytes) else status) not in (
+                "done", "failed", "cancelled"
+            ):
+                inflight += 1
+        return int(minute), int(day or 0), inflight
 
     # --- limits -----------------------------------------------------------------------------
     async def limits_for(self, user_id: int) -> Limits:

@@ -22,7 +22,15 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callbacks import ResultAction, ResultCb
 from bot.delivery import image_files
 from bot.i18n import Translator
-from bot.packs import DEFAULT_EMOJI, EMOJI_CHOICES, MAX_STICKERS_PER_PACK, Pack, PackError, PackService
+from bot.packs import (
+    DEFAULT_EMOJI,
+    EMOJI_CHOICES,
+    MAX_STICKERS_PER_PACK,
+    Pack,
+    PackError,
+    PackService,
+    seq_of,
+)
 from bot.services import Services
 from contract.spec import Mode
 
@@ -37,11 +45,12 @@ class PackEmojiCb(CallbackData, prefix="pe"):
 
 
 class PackCb(CallbackData, prefix="pk"):
-    """An action on one of the ``owner``'s packs (``i`` = position in their list)."""
+    """An action on one of the ``owner``'s packs; ``seq`` is the number in the pack's name, so a
+    button keeps pointing at the same pack when the list changes."""
 
     action: str
     owner: int
-    i: int = -1
+    seq: int = -1
 
 
 class PackDialog(StatesGroup):
@@ -139,7 +148,7 @@ async def _packs_view(user_id: int, packs: PackService, t: Translator) -> tuple[
             is_current = current is not None and current.name == pack.name
             lines.append(_pack_line(t, i + 1, pack, is_current))
             kb.button(text=t("pack-btn-open", n=i + 1, title=pack.title[:40]),
-                      callback_data=PackCb(action="open", owner=user_id, i=i))
+                      callback_data=PackCb(action="open", owner=user_id, seq=seq_of(pack.name)))
         text = "\n".join(lines)
     kb.button(text=t("pack-btn-new"), callback_data=PackCb(action="new", owner=user_id))
     kb.adjust(1)
@@ -154,19 +163,21 @@ async def cmd_packs(message: Message, state: FSMContext, packs: PackService, t: 
     await message.answer(text, reply_markup=markup, disable_web_page_preview=True)
 
 
-async def _pack_at(query: CallbackQuery, cb: PackCb, packs: PackService, t: Translator) -> Pack | None:
-    mine = await packs.packs(query.from_user.id)
-    if not 0 <= cb.i < len(mine):
-        await query.answer(t("pack-not-found"), show_alert=True)
-        return None
-    return mine[cb.i]
+async def _pack_at(query: CallbackQuery, cb: PackCb, packs: PackService,
+                   t: Translator) -> tuple[int, Pack] | None:
+    """(position in the user's list, pack) of the button's pack; None (answered) when it is gone."""
+    for i, pack in enumerate(await packs.packs(query.from_user.id)):
+        if seq_of(pack.name) == cb.seq:
+            return i, pack
+    await query.answer(t("pack-not-found"), show_alert=True)
+    return None
 
 
-def _pack_menu(t: Translator, owner: int, i: int) -> InlineKeyboardMarkup:
+def _pack_menu(t: Translator, owner: int, seq: int) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    kb.button(text=t("pack-btn-use"), callback_data=PackCb(action="use", owner=owner, i=i))
-    kb.button(text=t("pack-btn-rename"), callback_data=PackCb(action="rename", owner=owner, i=i))
-    kb.button(text=t("pack-btn-remove"), callback_data=PackCb(action="remove", owner=owner, i=i))
+    kb.button(text=t("pack-btn-use"), callback_data=PackCb(action="use", owner=owner, seq=seq))
+    kb.button(text=t("pack-btn-rename"), callback_data=PackCb(action="rename", owner=owner, seq=seq))
+    kb.button(text=t("pack-btn-remove"), callback_data=PackCb(action="remove", owner=owner, seq=seq))
     kb.button(text=t("pack-btn-back"), callback_data=PackCb(action="list", owner=owner))
     kb.adjust(1, 2, 1)
     return kb.as_markup()
@@ -194,18 +205,19 @@ async def pack_action(query: CallbackQuery, callback_data: PackCb, bot: Bot, sta
         await query.answer()
         await bot.send_message(chat_id, t("pack-next-new"))
         return
-    pack = await _pack_at(query, callback_data, packs, t)
-    if pack is None:
+    found = await _pack_at(query, callback_data, packs, t)
+    if found is None:
         return
+    position, pack = found
     try:
         if action == "open":
             pack, _ = await packs.fetch(bot, user_id, pack.name)
             await query.answer()
             current = await packs.current(user_id)
-            text = _pack_line(t, callback_data.i + 1, pack, current is not None and current.name == pack.name)
+            text = _pack_line(t, position + 1, pack, current is not None and current.name == pack.name)
             if message is not None:
                 await bot.edit_message_text(text=text, chat_id=chat_id, message_id=message.message_id,
-                                            reply_markup=_pack_menu(t, user_id, callback_data.i),
+                                            reply_markup=_pack_menu(t, user_id, callback_data.seq),
                                             disable_web_page_preview=True)
         elif action == "use":
             pack = await packs.make_current(user_id, pack.name)

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from bot.app import create_bot
 from bot.config import BotSettings
 from bot.middlewares.quota import GuardedQueue, QuotaRefused
-from bot.packs import MAX_STICKERS_PER_PACK, PackService
+from bot.packs import MAX_STICKERS_PER_PACK, PackService, seq_of
 from bot.queue import QueueSettings, TooManyJobs
 from bot.quotas import Limits, QuotaService, Verdict, minute_key
 from contract.spec import JobSpec, Mode
@@ -101,6 +101,7 @@ async def test_pack_rolls_over_when_the_record_says_full(api: LocalBotAPI, bot: 
 def test_pack_names_follow_telegram_rules() -> None:
     packs = PackService(Redis(), "kandinsky_test_bot")
     assert packs.pack_name(123, 4) == "k123n4_by_kandinsky_test_bot"
+    assert seq_of(packs.pack_name(123, 4)) == 4 and seq_of("someone_elses_by_kandinsky_test_bot") == -1
     with pytest.raises(ValueError, match="no valid sticker set name"):
         PackService(Redis(), "b" * 60).pack_name(123456789, 1)
     with pytest.raises(ValueError, match="bot_username"):
