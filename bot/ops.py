@@ -2,6 +2,19 @@
 
 ``bot.app.run_bot`` builds one :class:`Ops` per process and plugs it in with a few calls, so
 the production bot and the end-to-end tests assemble exactly the same pieces.
+
+Environment (read by bot.config.BotSettings):
+
+| variable          | default | meaning                                                         |
+|-------------------|---------|-----------------------------------------------------------------|
+| `ADMIN_IDS`       | empty   | numeric Telegram user ids, comma-separated: admin commands, no limits |
+| `RATE_PER_MINUTE` | 5       | new requests (jobs) per user per sliding minute                 |
+| `RATE_PER_DAY`    | 100     | new requests per user per UTC day                               |
+| `MAX_INFLIGHT`    | 2       | jobs a user may have queued or running at once                  |
+| `BROADCAST_RATE`  | 25      | broadcast messages per second (at most 30)                      |
+| `HEALTH_PORT`     | 0 (off) | port of `/metrics` (Prometheus) and `/healthz`                  |
+
+Admins change one user's limits at run time with ``/limits <id> <per minute> <per day> <in flight>``.
 """
 
 from __future__ import annotations
