@@ -299,3 +299,21 @@ async def test_user_who_never_opened_the_bot_is_told_how(api, start_replicas, sy
     text = await _add_via_buttons(api, sync_redis, USER, USER)
     assert text.startswith("To make your own sticker pack, open a private chat with me")
     assert api.sticker_sets == {} and sync_redis.keys("kb:pack*") == []
+
+
+async def test_opening_a_pack_deleted_in_telegram_drops_it_from_the_list(api, start_replicas,
+                                                                         sync_redis) -> None:
+    await start_replicas(1)
+    await _add_via_buttons(api, sync_redis, USER, USER)
+    name = f"k{USER}n1_by_{BOT_USERNAME}"
+    del api.sticker_sets[name]
+    user = api.user(USER)
+    await user.send_text("/packs")
+    await api.wait_for(lambda: "Your sticker packs (1)" in last_text(api, USER), EVENT_TIMEOUT_S)
+    listing = api.messages_to(USER)[-1]
+    await user.press(listing, button_text=listing.inline_buttons[0]["text"])
+    await api.wait_for(lambda: "was deleted in Telegram" in last_text(api, USER), EVENT_TIMEOUT_S)
+    assert not sync_redis.exists(pack_key(name)) and not sync_redis.exists(user_packs_key(USER))
+    await user.send_text("/packs")
+    await api.wait_for(lambda: last_text(api, USER).startswith("You have no sticker packs yet"),
+                       EVENT_TIMEOUT_S)
