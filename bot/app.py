@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from bot.config import BotMode, BotSettings
 from bot.delivery import Delivery
 from bot.i18n import I18n
+from bot.isolation import OrderedEventIsolation
 from bot.middlewares import RetryAfterMiddleware, setup_middlewares
 from bot.ops import Ops
 from bot.queue import EventConsumer, JobQueue
@@ -75,9 +76,9 @@ def create_dispatcher(services: Services, *, extra_routers: Sequence[Router] = (
     """
     key_builder = DefaultKeyBuilder(prefix=f"{keys.PREFIX}:fsm")
     storage = RedisStorage(services.redis, key_builder=key_builder, state_ttl=DIALOG_TTL, data_ttl=DIALOG_TTL)
-    # Updates of one chat run one at a time (across replicas too): the two photos of an album
-    # must not both see an empty dialog.
-    isolation = RedisEventIsolation(services.redis, key_builder=key_builder)
+    # Updates of one chat run one at a time and in order (across replicas too): the two photos
+    # of an album must not both see an empty dialog, and "/mix" must come before its photo.
+    isolation = OrderedEventIsolation(RedisEventIsolation(services.redis, key_builder=key_builder))
     dp = Dispatcher(storage=storage, events_isolation=isolation)
     dp["services"] = services
     dp["config"] = services.config

@@ -4,6 +4,7 @@ local Bot API server, a redis-server of its own, and a real worker process on th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -205,22 +206,20 @@ async def stop_bot(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
     await asyncio.wait_for(task, timeout=BOT_STOP_TIMEOUT_S)
 
 
-@pytest.fixture
-async def harness(botapi: LocalBotAPI, bot_redis: RedisServer) -> AsyncIterator[Harness]:
-    """A running bot in polling mode; on teardown it must stop cleanly with no Telegram limit broken.
-
-    No worker: jobs stay queued (enough for refusals, settings, cancelling queued jobs)."""
+@contextlib.asynccontextmanager
+async def running_harness(api: LocalBotAPI, redis_url: str) -> AsyncIterator[Harness]:
+    """A running bot in polling mode; on exit it must stop cleanly with no Telegram limit broken."""
     records: list[logging.LogRecord] = []
     collector = _Collect(records)
     root = logging.getLogger()
     old_level = root.level
     root.setLevel(logging.DEBUG)
     root.addHandler(collector)
-    settings = make_settings(botapi, bot_redis.url)
-    client = Redis.from_url(bot_redis.url)
-    queue = JobQueue.from_url(bot_redis.url, QueueSettings())
-    h = Harness(botapi, settings, client, queue, records)
-    h.running = await start_bot(botapi, settings)
+    settings = make_settings(api, redis_url)
+    client = Redis.from_url(redis_url)
+    queue = JobQueue.from_url(redis_url, QueueSettings())
+    h = Harness(api, settings, client, queue, records)
+    h.running = await start_bot(api, settings)
     try:
         yield h
     finally:
@@ -233,15 +232,31 @@ async def harness(botapi: LocalBotAPI, bot_redis: RedisServer) -> AsyncIterator[
             root.setLevel(old_level)
             await queue.close()
             await client.aclose()
-    assert not botapi.violations, botapi.violations
-    assert not botapi.server_errors, botapi.server_errors
-    assert not botapi.early_retries, botapi.early_retries
+    assert not api.violations, api.violations
+    assert not api.server_errors, api.server_errors
+    assert not api.early_retries, api.early_retries
+
+
+@pytest.fixture(scope="session")
+def idle_redis() -> Iterator[RedisServer]:
+    """A redis-server no worker listens to: jobs stay queued, so tests can look at and cancel them."""
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture
-async def live(worker_process: subprocess.Popen[bytes], harness: Harness) -> AsyncIterator[Harness]:
-    """The harness with a real worker serving the queue."""
-    yield harness
+async def harness(botapi: LocalBotAPI, idle_redis: RedisServer) -> AsyncIterator[Harness]:
+    """The bot with no worker behind it (refusals, dialogs, settings, cancelling queued jobs)."""
+    async with running_harness(botapi, idle_redis.url) as h:
+        yield h
+
+
+@pytest.fixture
+async def live(botapi: LocalBotAPI, bot_redis: RedisServer,
+               worker_process: subprocess.Popen[bytes]) -> AsyncIterator[Harness]:
+    """The bot with a real worker serving its queue."""
+    async with running_harness(botapi, bot_redis.url) as h:
+        yield h
     assert worker_process.poll() is None, "the worker died during the test"
 
 

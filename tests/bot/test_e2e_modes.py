@@ -7,7 +7,7 @@ import re
 
 from bot.user_settings import SettingsStore, UserSettings, blocked_key
 from contract import keys
-from contract.spec import bucket_size
+from contract.spec import Style, bucket_size
 from devkit.botapi.models import SentMessage
 from tests.bot.conftest import Harness, press
 from tests.bot.images import open_image, photo
@@ -50,7 +50,7 @@ async def test_text_to_image_plain_text(live: Harness) -> None:
 
 async def test_imagine_in_russian_with_style_and_aspect(live: Harness) -> None:
     user = live.user(language_code="ru")
-    await set_settings(live, user.user_id, aspect="9:16", style="anime")
+    await set_settings(live, user.user_id, aspect="9:16", style=Style.ANIME)
     await user.send_text("/imagine маяк в шторм")
     result = await live.wait_result(user)
     check_photo(result, "9:16")

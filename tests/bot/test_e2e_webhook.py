@@ -11,10 +11,10 @@ from tests.bot.conftest import make_settings, start_bot, stop_bot
 SECRET = "webhook-secret-Value_42"
 
 
-async def test_webhook_with_right_and_wrong_secret(botapi: LocalBotAPI, bot_redis: RedisServer) -> None:
+async def test_webhook_with_right_and_wrong_secret(botapi: LocalBotAPI, idle_redis: RedisServer) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/tg/webhook"
-    settings = make_settings(botapi, bot_redis.url, BOT_MODE="webhook", WEBHOOK_URL=url,
+    settings = make_settings(botapi, idle_redis.url, BOT_MODE="webhook", WEBHOOK_URL=url,
                              WEBHOOK_PATH="/tg/webhook", WEBHOOK_SECRET=SECRET, WEBHOOK_HOST="127.0.0.1",
                              WEBHOOK_PORT=port)
     running = await start_bot(botapi, settings)
