@@ -9,6 +9,8 @@ import signal
 from bot.app import run_bot
 from bot.config import BotSettings
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 class TokenRedactingFilter(logging.Filter):
     """Replaces the bot token in every formatted record: aiohttp errors may quote request URLs."""
@@ -40,8 +42,8 @@ async def _serve(settings: BotSettings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = BotSettings()  # type: ignore[call-arg]
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     install_token_filter(settings.bot_token.get_secret_value())
     asyncio.run(_serve(settings))
 

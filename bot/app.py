@@ -16,7 +16,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramForbiddenError
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from aiogram.types import BotCommand, ErrorEvent
@@ -42,6 +42,8 @@ DIALOG_TTL = 24 * 3600
 """A dialog left half-way (one photo of two sent) is forgotten after a day."""
 REQUEST_TIMEOUT_S = 60
 """One Bot API call, uploads of 10 MB photos included."""
+NOT_MODIFIED = "message is not modified"
+"""Telegram's 400 for an edit that changes nothing; harmless, so never reported to the user."""
 COMMANDS: tuple[str, ...] = (
     "start", "help", "imagine", "mix", "blend", "variations", "sticker", "depth", "settings", "cancel",
     "packs",
@@ -115,6 +117,10 @@ async def on_error(event: ErrorEvent, services: Services) -> bool:
         user = update.callback_query.from_user
     else:
         user = None
+    if isinstance(event.exception, TelegramBadRequest) and NOT_MODIFIED in event.exception.message:
+        # Pressing the button of what is already shown: nothing changed, nothing to tell.
+        log.debug("update %s (chat %s): message not modified", update.update_id, chat_id)
+        return True
     if user is not None:
         settings = await services.store.get(user.id)
         locale = settings.locale or services.i18n.pick(user.language_code)

@@ -41,6 +41,7 @@ class BotSettings(BaseSettings):
     """Minimum gap between two edits of one status message (Telegram allows ~1 edit/s per chat)."""
     retry_after_max_tries: int = Field(default=5, ge=1, alias="BOT_RETRY_AFTER_MAX_TRIES")
     """How many 429 answers one request may get before the error is raised."""
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     consumer_name: str = Field(default="bot-1", alias="BOT_CONSUMER_NAME")
     """Name of this replica in the events consumer group (one per replica)."""
     # --- operations (issue 5): quotas, broadcasts, metrics ---

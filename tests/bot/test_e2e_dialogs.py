@@ -71,12 +71,15 @@ async def test_mix_weights_and_album(harness: Harness) -> None:
     user = h.user()
     await user.send_text("/mix")
     ask = await h.wait_text(user, "Send me two photos")
+    await press(h, user, ask, "• 50/50")  # already chosen: Telegram answers "not modified", quietly ignored
     await press(h, user, ask, "30/70")
     await h.api.wait_for(lambda: "• 30/70" in [b["text"] for b in h.api.message(ask.chat_id, ask.message_id)
                                                .inline_buttons])
     await user.send_album([photo(200, 200, (255, 0, 0)), photo(240, 180, (0, 0, 255))])
     await h.wait_text(user, "in the queue")
     assert not any("second photo" in (m.text or "") for m in h.api.messages_to(user.chat_id))
+    assert not any("went wrong" in (m.text or "") for m in h.api.messages_to(user.chat_id))
+    assert any("message is not modified" in (c.description or "") for c in h.api.calls)
     [job_id] = await h.queue.user_jobs(user.user_id)
     record = await h.queue.job(job_id)
     assert record is not None and record.spec is not None
@@ -169,6 +172,7 @@ async def test_settings_reach_the_job_spec_and_survive_a_restart(harness: Harnes
     panel = await h.wait_text(user, "Settings")
     await press(h, user, panel, "Style", expect="Pick a style")
     await press(h, user, panel, "Anime", expect="Style: Anime")
+
     await press(h, user, panel, "Aspect ratio", expect="Pick an aspect ratio")
     await press(h, user, panel, "16:9", expect="Aspect ratio: 16:9")
     await press(h, user, panel, "Images", expect="How many images")
