@@ -43,3 +43,11 @@ class HasText(BaseFilter):
 
     async def __call__(self, message: Message) -> bool:
         return bool(message.text) and not (message.text or "").startswith("/")
+
+
+class NotCommand(BaseFilter):
+    """Passes messages whose text or caption is not a /command: inside a dialog, a command
+    must reach its own handler instead of being taken as the prompt or the wrong input."""
+
+    async def __call__(self, message: Message) -> bool:
+        return not (message.text or message.caption or "").lstrip().startswith("/")

@@ -19,7 +19,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot import keyboards
 from bot.callbacks import MenuCb, WeightsCb
-from bot.filters import HasImage, ImageRef, image_ref
+from bot.filters import HasImage, HasText, ImageRef, NotCommand, image_ref
 from bot.i18n import Translator
 from bot.inputs import InputError, validate_prompt
 from bot.jobs import DEFAULT_WEIGHT_PERCENT, normalize_weights, requester
@@ -134,14 +134,14 @@ def image_mode_router(spec: ImageMode) -> Router:
         if isinstance(query.message, Message):
             await ask_missing(query.message, state, t, album=False)
 
-    @router.message(spec.state, HasImage())
+    @router.message(spec.state, HasImage(), NotCommand())
     async def got_image(message: Message, image: ImageRef, state: FSMContext, bot: Bot, services: Services,
                         t: Translator, locale: str, user_settings: UserSettings) -> None:
         caption = message.caption if (message.caption and message.caption.strip()) else None
         await contribute(message, image, caption, state=state, bot=bot, services=services, t=t, locale=locale,
                          user_settings=user_settings)
 
-    @router.message(spec.state, F.text)
+    @router.message(spec.state, HasText())
     async def got_text(message: Message, state: FSMContext, bot: Bot, services: Services, t: Translator,
                        locale: str, user_settings: UserSettings) -> None:
         data = await state.get_data()
@@ -151,7 +151,7 @@ def image_mode_router(spec: ImageMode) -> Router:
         await contribute(message, None, message.text, state=state, bot=bot, services=services, t=t,
                          locale=locale, user_settings=user_settings)
 
-    @router.message(spec.state)
+    @router.message(spec.state, NotCommand())
     async def other(message: Message, t: Translator) -> None:
         await message.answer(t("need-photo"), reply_markup=keyboards.dialog_cancel(t))
 

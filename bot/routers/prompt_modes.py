@@ -10,7 +10,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot import keyboards
 from bot.callbacks import MenuCb
-from bot.filters import HasText
+from bot.filters import HasText, NotCommand
 from bot.i18n import Translator
 from bot.inputs import InputError, validate_prompt
 from bot.jobs import requester
@@ -60,7 +60,7 @@ def prompt_mode_router(*, name: str, command: str, mode: Mode, ask_key: str, wai
                             user_settings=user_settings):
             await state.clear()
 
-    @router.message(waiting)
+    @router.message(waiting, NotCommand())
     async def not_text(message: Message, t: Translator) -> None:
         await message.answer(t("need-text"), reply_markup=keyboards.dialog_cancel(t))
 

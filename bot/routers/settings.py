@@ -12,7 +12,7 @@ from aiogram.types import CallbackQuery, Message, User
 
 from bot import keyboards
 from bot.callbacks import MenuCb, SettingsCb, SettingsField
-from bot.filters import HasText
+from bot.filters import HasText, NotCommand
 from bot.i18n import I18n, Translator
 from bot.inputs import InputError, validate_prompt
 from bot.services import Services, refuse
@@ -170,5 +170,5 @@ def make_router() -> Router:
     router.callback_query.register(menu_settings, MenuCb.filter(F.mode == "settings"))
     router.callback_query.register(settings_button, SettingsCb.filter())
     router.message.register(got_negative, SettingsDialog.negative, HasText())
-    router.message.register(negative_not_text, SettingsDialog.negative)
+    router.message.register(negative_not_text, SettingsDialog.negative, NotCommand())
     return router

@@ -56,6 +56,12 @@ async def test_menu_dialog_asks_for_what_is_missing(harness: Harness) -> None:
     await user.send_text("another text")
     await h.wait_text(user, "I need a photo here")
     assert await h.queue.user_jobs(user.user_id) == []
+    # A command inside the dialog is a command, not the missing input; the dialog starts over.
+    await user.send_text("/variations")
+    await h.wait_text(user, "Send me a photo and I will draw variations")
+    before = h.count(user)
+    await user.send_text("/blend a watercolor city")
+    await h.wait_text(user, "Now send the photo to mix with this text", after=before)
     await user.send_photo(photo(300, 200))
     status = await h.wait_text(user, "in the queue")
     [job_id] = await h.queue.user_jobs(user.user_id)
