@@ -1,0 +1,325 @@
+"""``make demo`` / ``python -m devkit.demo``: the whole service on this machine, one command.
+
+- Redis: ``REDIS_URL`` if set, else a real redis-server started on a free local port.
+- Models: the ``KANDINSKY_*`` settings if any is set, else the tiny random-weight bundle
+  (written once under ``.cache/``); images from it are noise, every code path is real.
+- One worker process (``python -m worker``), and the bot.
+- With ``BOT_TOKEN`` the bot talks to Telegram (``TELEGRAM_API_URL``) until Ctrl-C.
+  Without it the bot talks to the project's local Bot API server, a scripted user goes through
+  every mode, and an HTML report with the transcript and every image is written.
+
+Everything started here is stopped on the way out, also on Ctrl-C or an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import html
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devkit.redis_server import RedisServer
+from devkit.stack import REPO, WorkerProcess, ensure_tiny_bundle, real_models_configured
+
+log = logging.getLogger("demo")
+
+DEMO_TOKEN = "100001:LOCAL-DEMO-TOKEN"
+DEMO_USER_ID = 4242
+"""The scripted user; also the admin, so the transcript can show /stats."""
+STEP_TIMEOUT_S = 300.0
+"""One demo step (a job on the CPU) finishes in seconds on the tiny bundle; real weights on a CPU
+take minutes."""
+DEFAULT_REPORT_DIR = REPO / "demo-report"
+
+
+@dataclass
+class Entry:
+    who: str  # "user" or "bot"
+    text: str = ""
+    image: str | None = None  # file name inside the report folder
+    note: str = ""
+
+
+@dataclass
+class Transcript:
+    out_dir: Path
+    entries: list[Entry] = field(default_factory=list)
+    _n: int = 0
+
+    def save_image(self, data: bytes, suffix: str) -> str:
+        self._n += 1
+        name = f"{self._n:02d}.{suffix}"
+        (self.out_dir / name).write_bytes(data)
+        return name
+
+    def write_html(self, title: str) -> Path:
+        rows = []
+        for e in self.entries:
+            # Bot text is Telegram HTML that the bot already escaped; the user's text is raw.
+            body = (html.escape(e.text) if e.who == "user" else e.text).replace("\n", "<br>")
+            img = f'<div><img src="{e.image}" alt=""></div>' if e.image else ""
+            note = f'<div class="note">{html.escape(e.note)}</div>' if e.note else ""
+            rows.append(f'<div class="msg {e.who}">{note}<div>{body}</div>{img}</div>')
+        page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; background: #e6ebee; max-width: 760px; margin: 2em auto; }}
+.msg {{ border-radius: 12px; padding: 8px 12px; margin: 8px 0; max-width: 80%; background: #fff; }}
+.user {{ margin-left: auto; background: #dcf8c6; }}
+.note {{ color: #888; font-size: 12px; }}
+img {{ max-width: 100%; max-height: 360px; margin-top: 6px; border-radius: 8px;
+       background: repeating-conic-gradient(#ccc 0 25%, #fff 0 50%) 50% / 16px 16px; }}
+code {{ background: #eee; padding: 0 3px; }}
+</style></head><body><h1>{html.escape(title)}</h1>
+{"".join(rows)}
+</body></html>
+"""
+        path = self.out_dir / "index.html"
+        path.write_text(page, encoding="utf-8")
+        return path
+
+
+@contextlib.contextmanager
+def _redis() -> Iterator[str]:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    with RedisServer(appendonly=False) as server:
+        log.info("started redis-server on port %s", server.port)
+        yield server.url
+
+
+def _model_env() -> dict[str, str]:
+    if real_models_configured():
+        return {}
+    bundle = ensure_tiny_bundle()
+    log.info("no KANDINSKY_* models configured: using the tiny random-weight bundle at %s", bundle)
+    return {"KANDINSKY_MODEL_DIR": str(bundle), "HF_HUB_OFFLINE": "1"}
+
+
+def _photo(width: int, height: int, hue: int) -> bytes:
+    """A colourful gradient standing in for a user's photo."""
+    import io
+
+    from PIL import Image
+
+    img = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    r, g, b = img.split()
+    img = Image.merge("RGB", (r.point(lambda v: (v + hue) % 256), g.rotate(90), b.transpose(0)))
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> Path:
+    from bot.app import run_bot
+    from bot.config import BotSettings
+    from bot.i18n import I18n
+    from devkit.botapi import LocalBotAPI, SentMessage
+
+    t = I18n().translator("en")
+    transcript = Transcript(out_dir)
+    async with LocalBotAPI(token=DEMO_TOKEN, bot_username="kandinsky_demo_bot") as api:
+        overrides = {"BOT_LONG_SIDE": "512", "BOT_STEPS": "8", "BOT_PRIOR_STEPS": "4"} if tiny else {}
+        settings = BotSettings(**{  # type: ignore[arg-type]
+            "BOT_TOKEN": DEMO_TOKEN,
+            "TELEGRAM_API_URL": api.base_url,
+            "REDIS_URL": redis_url,
+            "ADMIN_IDS": str(DEMO_USER_ID),
+            "BOT_PROGRESS_EDIT_INTERVAL": "0.5",
+            **{k: os.environ.get(k, v) for k, v in overrides.items()},
+        })
+        user = api.user(DEMO_USER_ID, first_name="Demo", language_code="en", username="demo_user")
+        stop = asyncio.Event()
+        bot_task = asyncio.create_task(run_bot(settings, stop=stop))
+        await api.wait_for(lambda: bot_task.done() or bool(api.commands), timeout=30)
+        if bot_task.done():
+            bot_task.result()
+        seen = 0
+
+        def record_new() -> list[SentMessage]:
+            nonlocal seen
+            new = [m for m in api.messages_to(user.chat_id)[seen:] if not m.deleted]
+            seen = len(api.messages_to(user.chat_id))
+            for m in new:
+                image, suffix = None, None
+                if m.photo_bytes:
+                    image, suffix = m.photo_bytes, "jpg" if m.photo_bytes[:2] == b"\xff\xd8" else "png"
+                elif m.sticker_bytes:
+                    image, suffix = m.sticker_bytes, "webp"
+                elif m.document_bytes and (m.file_name or "").endswith(".png"):
+                    image, suffix = m.document_bytes, "png"
+                name = transcript.save_image(image, suffix) if image and suffix else None
+                transcript.entries.append(Entry("bot", m.text or m.caption or "", name, note=m.kind))
+            return new
+
+        async def until(predicate: Callable[[SentMessage], bool], what: str) -> SentMessage:
+            start = seen
+            found: list[SentMessage] = []
+
+            def check() -> bool:
+                if bot_task.done():
+                    return True
+                found[:] = [m for m in api.messages_to(user.chat_id)[start:]
+                            if not m.deleted and predicate(m)]
+                return bool(found)
+
+            try:
+                await api.wait_for(check, timeout=STEP_TIMEOUT_S)
+            except TimeoutError as exc:
+                raise TimeoutError(f"demo step '{what}' did not finish: {exc}") from None
+            if bot_task.done():
+                bot_task.result()
+                raise RuntimeError("the bot stopped during the demo")
+            record_new()
+            log.info("demo: %s ✓", what)
+            return found[0]
+
+        def said(text: str, image: bytes | None = None, note: str = "") -> None:
+            name = transcript.save_image(image, "jpg") if image else None
+            transcript.entries.append(Entry("user", text, name, note))
+
+        def has_button(label: str) -> Callable[[SentMessage], bool]:
+            return lambda m: any(b.get("text") == label for b in m.inline_buttons)
+
+        def is_kind(kind: str) -> Callable[[SentMessage], bool]:
+            return lambda m: m.kind == kind
+
+        async def press(message: SentMessage, label: str) -> None:
+            said(f"[presses “{label}”]")
+            await user.press(message, button_text=label)
+
+        try:
+            said("/start")
+            await user.send_text("/start")
+            await until(has_button(t("btn-settings")), "start menu")
+
+            prompt = "a red fox in a snowy forest, golden hour"
+            said(prompt, note="text → image")
+            await user.send_text(prompt)
+            fox = await until(is_kind("photo"), "text → image")
+
+            said("/settings")
+            await user.send_text("/settings")
+            menu = await until(has_button(t("settings-btn-style")), "settings")
+            await press(menu, t("settings-btn-style"))
+            anime = t("style-anime")
+            await api.wait_for(lambda: has_button(anime)(api.message(menu.chat_id, menu.message_id)))
+            await press(api.message(menu.chat_id, menu.message_id), anime)
+            await api.wait_for(lambda: anime in (api.message(menu.chat_id, menu.message_id).text or ""))
+            transcript.entries.append(Entry("bot", api.message(menu.chat_id, menu.message_id).text or "",
+                                            note="settings (edited)"))
+
+            said("/mix", note="mix two images")
+            await user.send_text("/mix")
+            await until(lambda m: m.kind == "text", "mix asks for photos")
+            first, second = fox.photo_bytes or _photo(512, 512, 0), _photo(640, 480, 90)
+            said("[album of two photos]", first)
+            said("", second)
+            await user.send_album([first, second])
+            await until(is_kind("photo"), "mix")
+
+            said("/blend", note="image + text")
+            await user.send_text("/blend")
+            await until(lambda m: m.kind == "text", "blend asks for a photo")
+            blend_photo = _photo(480, 480, 160)
+            said("as a stained glass window", blend_photo)
+            await user.send_photo(blend_photo, caption="as a stained glass window")
+            await until(is_kind("photo"), "blend")
+
+            said("/variations", note="variations")
+            await user.send_text("/variations")
+            await until(lambda m: m.kind == "text", "variations asks for a photo")
+            said("", first)
+            await user.send_photo(first)
+            await until(is_kind("photo"), "variations")
+
+            said("/sticker", note="sticker")
+            await user.send_text("/sticker")
+            await until(lambda m: m.kind == "text", "sticker asks for a prompt")
+            said("a happy cat astronaut")
+            await user.send_text("a happy cat astronaut")
+            await until(is_kind("sticker"), "sticker")
+            card = await until(has_button(t("btn-add-to-pack")), "sticker card")
+            await press(card, t("btn-add-to-pack"))
+            # The pack flow may first ask for an emoji; the default one is the first button.
+            await api.wait_for(lambda: bool(api.sticker_sets) or any(
+                m.inline_buttons for m in api.messages_to(user.chat_id)[seen:]), timeout=STEP_TIMEOUT_S)
+            if not api.sticker_sets:
+                ask = next(m for m in api.messages_to(user.chat_id)[seen:] if m.inline_buttons)
+                await press(ask, ask.inline_buttons[0]["text"])
+            await api.wait_for(lambda: bool(api.sticker_sets), timeout=STEP_TIMEOUT_S)
+            await asyncio.sleep(0.5)
+            record_new()
+            log.info("demo: sticker added to pack %s ✓", ", ".join(api.sticker_sets))
+
+            depth_photo = _photo(384, 512, 40)
+            said("/depth a bronze statue in a museum", depth_photo, note="keep depth, change look")
+            await user.send_photo(depth_photo, caption="/depth a bronze statue in a museum")
+            await until(is_kind("photo"), "depth")
+
+            said("/stats", note="admin")
+            await user.send_text("/stats")
+            await until(lambda m: m.kind == "text", "admin stats")
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(bot_task, timeout=30)
+        problems = [*api.violations, *api.server_errors]
+        title = "Kandinsky bot — offline demo"
+        if tiny:
+            title += " (tiny random-weight bundle: images are noise)"
+        report = transcript.write_html(title)
+        if problems:
+            raise RuntimeError(f"the local Bot API server saw problems: {problems}")
+        return report
+
+
+def _run_real_telegram(redis_url: str, model_env: dict[str, str], out_dir: Path) -> int:
+    """Worker + ``python -m bot`` against Telegram until Ctrl-C."""
+    env = {**os.environ, "REDIS_URL": redis_url}
+    with WorkerProcess(redis_url, out_dir / "worker.log", env=model_env):
+        bot = subprocess.Popen([sys.executable, "-m", "bot"], cwd=REPO, env=env)
+        log.info("bot running against %s; Ctrl-C to stop", os.environ.get("TELEGRAM_API_URL", "Telegram"))
+        try:
+            return bot.wait()
+        except KeyboardInterrupt:
+            bot.send_signal(signal.SIGINT)
+            return bot.wait(timeout=30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devkit.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=DEFAULT_REPORT_DIR, help="report folder")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("aiogram.event", "httpx", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    out_dir: Path = args.out
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    model_env = _model_env()
+    started = time.monotonic()
+    with _redis() as redis_url:
+        if os.environ.get("BOT_TOKEN"):
+            return _run_real_telegram(redis_url, model_env, out_dir)
+        with WorkerProcess(redis_url, out_dir / "worker.log", env=model_env):
+            report = asyncio.run(_scripted_conversation(out_dir, redis_url, tiny=bool(model_env)))
+    print(f"\nDemo finished in {time.monotonic() - started:.0f} s. Report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
