@@ -288,9 +288,10 @@ class _JobRun:
         files = []
         with self.conn.pipeline(transaction=False) as pipe:
             for index, item in enumerate(encoded):
-                key = keys.result(self.job_id, index, item.format)
+                fmt = item.format.lower()
+                key = keys.result(self.job_id, index, fmt)
                 pipe.set(key, item.data, ex=keys.RESULT_TTL)
-                files.append(ResultFile(key=key, format=item.format, width=item.width, height=item.height))
+                files.append(ResultFile(key=key, format=fmt, width=item.width, height=item.height))
             pipe.execute()
         elapsed = time.time() - started
         timings = {**{k: float(v) for k, v in out.timings.items()}, "total": round(elapsed, 4)}

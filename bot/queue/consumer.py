@@ -152,7 +152,8 @@ class EventConsumer:
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self._stop.wait()
 
     async def _pending_pass(self, *, only_due: bool) -> None:
         """Re-read this consumer's own pending entries (after a restart, or for a due retry)."""
@@ -244,7 +245,10 @@ class EventConsumer:
 
     async def _call(self, event: Event, eid: str) -> bool:
         try:
-            await asyncio.wait_for(self._handler(event), timeout=self._handler_timeout_s)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # races a handler finishing, which would keep a stopped bot consuming.
+            async with asyncio.timeout(self._handler_timeout_s):
+                await self._handler(event)
             return True
         except Exception:
             log.exception(
@@ -290,7 +294,7 @@ class EventConsumer:
 
     def _schedule_retry(self, eid: str) -> None:
         failures = self._retry.get(eid, (0, 0.0))[0] + 1
-        delay = min(self._retry_max_s, self._retry_base_s * 2 ** (failures - 1))
+        delay = min(self._retry_max_s, self._retry_base_s * 2 ** min(failures - 1, 30))
         self._retry[eid] = (failures, time.monotonic() + delay)
 
 
