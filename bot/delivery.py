@@ -151,15 +151,16 @@ class Delivery:
         step, total = int(event.data.get("step", 0) or 0), int(event.data.get("total", 0) or 0)
         interval = self.services.config.progress_edit_interval_s
         last = self._last_edit.get(event.job_id)
-        if last is not None and now - last < interval and not (total and step >= total):
+        preview_key = event.data.get("preview")
+        first_preview = bool(preview_key) and not status.is_photo  # never throttled away
+        if last is not None and now - last < interval and not (total and step >= total) and not first_preview:
             return
         self._last_edit[event.job_id] = now
         if len(self._last_edit) > MAX_THROTTLE_ENTRIES:
             self._last_edit.clear()
         text = t("status-progress", stage=escape(str(event.data.get("stage", ""))), step=step, total=total)
         markup = keyboards.job_status(t, event.job_id)
-        preview_key = event.data.get("preview")
-        if preview_key and not status.is_photo:
+        if first_preview:
             preview = await self.services.queue.result_bytes(str(preview_key))
             if preview:
                 await self._switch_to_photo(event, status, preview, text, t)

@@ -1,0 +1,72 @@
+"""Delivery details the tiny worker does not exercise: a progress preview on the status message.
+
+The test plays the worker's part on the events stream (the same contract.queue.add_event a
+worker uses), so the bot's consumer, throttling and Telegram calls are the real ones.
+"""
+
+from __future__ import annotations
+
+from contract.events import Event, EventType
+from contract.queue import add_event
+from tests.bot.conftest import Harness
+from tests.bot.images import open_image, png
+
+
+async def emit(h: Harness, event: Event) -> None:
+    async with h.redis.pipeline(transaction=True) as pipe:
+        add_event(pipe, event)
+        await pipe.execute()
+
+
+async def test_progress_preview_replaces_the_text_status(harness: Harness) -> None:
+    h = harness
+    user = h.user()
+    await user.send_text("a harbour at dawn")
+    status = await h.wait_text(user, "in the queue")
+    [job_id] = await h.queue.user_jobs(user.user_id)
+
+    def progress(data: dict[str, object]) -> Event:
+        return Event(type=EventType.PROGRESS, job_id=job_id, chat_id=user.chat_id, user_id=user.user_id,
+                     data=data)
+
+    await emit(h, progress({"stage": "prior", "step": 1, "total": 4}))
+    await h.api.wait_for(
+        lambda: "prior: 1/4" in (h.api.message(status.chat_id, status.message_id).text or ""), timeout=10)
+
+    preview_key = await h.queue.put_blob(png(64, 64))
+    await emit(h, progress({"stage": "decoder", "step": 2, "total": 4, "preview": preview_key}))
+    photo_status = await h.wait_result(user, kind="photo", timeout=10)
+    assert "decoder: 2/4" in (photo_status.caption or "")
+    assert open_image(photo_status.photo_bytes or b"").size == (64, 64)
+    assert [b["text"] for b in photo_status.inline_buttons] == ["✖️ Cancel"]
+    await h.api.wait_for(lambda: h.api.message(status.chat_id, status.message_id).deleted, timeout=10)
+
+    await emit(h, progress({"stage": "decoder", "step": 4, "total": 4}))
+    await h.api.wait_for(
+        lambda: "decoder: 4/4" in (h.api.message(user.chat_id, photo_status.message_id).caption or ""),
+        timeout=10)
+
+    # Cancelled: the photo status goes, the news comes as text.
+    await h.queue.cancel(job_id, user.user_id)
+    await h.wait_text(user, "The request was cancelled")
+    await h.api.wait_for(lambda: h.api.message(user.chat_id, photo_status.message_id).deleted, timeout=10)
+
+
+async def test_progress_edits_are_throttled_and_failures_explained(harness: Harness) -> None:
+    h = harness
+    user = h.user(language_code="ru")
+    await user.send_text("башня")
+    status = await h.wait_text(user, "в очереди")
+    [job_id] = await h.queue.user_jobs(user.user_id)
+    ids = {"job_id": job_id, "chat_id": user.chat_id, "user_id": user.user_id}
+    for step in range(1, 31):
+        await emit(h, Event.model_validate(
+            {"type": "progress", **ids, "data": {"stage": "decoder", "step": step, "total": 30}}))
+    await h.api.wait_for(
+        lambda: "30/30" in (h.api.message(status.chat_id, status.message_id).text or ""), timeout=10)
+    edits = [c for c in h.api.calls if c.method == "editMessageText"]
+    assert 1 <= len(edits) < 30
+    await emit(h, Event.model_validate(
+        {"type": "failed", **ids, "data": {"reason": "input_expired", "message": "blob gone"}}))
+    await h.api.wait_for(
+        lambda: "устарела" in (h.api.message(status.chat_id, status.message_id).text or ""), timeout=10)
