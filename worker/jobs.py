@@ -279,11 +279,14 @@ class _JobRun:
                     should_cancel=progress.should_cancel,
                 )
             except JobCancelled:
-                self._finish(JobStatus.CANCELLED, EventType.CANCELLED, {})
-                self._log(logging.INFO, "cancelled while running")
-                return JobStatus.CANCELLED.value
+                out = None
             except ValueError as exc:
                 raise JobFailure(FailureReason.BAD_INPUT, f"engine refused the inputs: {exc}") from None
+        # The publisher has flushed its last progress: the terminal event comes after it.
+        if out is None:
+            self._finish(JobStatus.CANCELLED, EventType.CANCELLED, {})
+            self._log(logging.INFO, "cancelled while running")
+            return JobStatus.CANCELLED.value
         encoded = encode_images(out, spec.mode)
         files = []
         with self.conn.pipeline(transaction=False) as pipe:
@@ -405,12 +408,20 @@ class ProgressPublisher:
                 if latest is not None and version != seen:
                     wait = self._throttle_s - (now - last_publish)
                     if wait > 0 and self._closed.wait(timeout=wait):
-                        return
+                        break
                     latest, version = self._latest, self._version
                     assert latest is not None
                     self._publish(*latest)
                     seen, last_publish = version, time.monotonic()
             except redis.RedisError as exc:  # progress is best effort; the job goes on
+                log.warning("job %s chat %s worker %s: progress not published: %s",
+                            self._spec.job_id, self._spec.chat_id, self._worker, exc)
+        latest = self._latest
+        if latest is not None and self._version != seen:
+            # The last step always goes out, so the status message ends at 100 %.
+            try:
+                self._publish(*latest)
+            except redis.RedisError as exc:
                 log.warning("job %s chat %s worker %s: progress not published: %s",
                             self._spec.job_id, self._spec.chat_id, self._worker, exc)
 
