@@ -190,8 +190,8 @@ SMALL = Scale(
     },
     movq={
         **_MOVQ_BLOCKS,
-        "block_out_channels": (32, 32, 64, 64),
-        "layers_per_block": 1,
+        "block_out_channels": (32, 32, 32, 32),
+        "layers_per_block": 0,
         "norm_num_groups": 8,
         "num_vq_embeddings": 12,
     },

@@ -242,7 +242,9 @@ def _unet(in_channels: int, addition_embed_type: str) -> UNet2DConditionModel:
 def _movq() -> VQModel:
     torch.manual_seed(0)
     return VQModel(
-        block_out_channels=(32, 32, 64, 64),  # SpatialNorm needs multiples of 32
+        # SpatialNorm's GroupNorm(32) needs >= 32 channels; no extra resnets: the full-resolution
+        # decoder blocks dominate CPU time (20 GFLOP instead of 46 for a 512² decode).
+        block_out_channels=(32, 32, 32, 32),
         down_block_types=(
             "DownEncoderBlock2D",
             "DownEncoderBlock2D",
@@ -251,7 +253,7 @@ def _movq() -> VQModel:
         ),
         in_channels=3,
         latent_channels=4,
-        layers_per_block=1,
+        layers_per_block=0,
         norm_num_groups=8,
         norm_type="spatial",
         num_vq_embeddings=12,
