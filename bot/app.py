@@ -130,9 +130,13 @@ async def on_error(event: ErrorEvent, services: Services) -> bool:
         if user is not None:
             await services.store.mark_blocked(user.id)
         return True
+    text = services.i18n.get(locale, "error-generic")
+    if update.callback_query is not None:
+        with contextlib.suppress(Exception):  # already answered, or too old: nothing more to do
+            await update.callback_query.answer(text)
     if chat_id is not None and update.bot is not None:
         with contextlib.suppress(Exception):
-            await update.bot.send_message(chat_id, services.i18n.get(locale, "error-generic"))
+            await update.bot.send_message(chat_id, text)
     return True
 
 

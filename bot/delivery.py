@@ -229,28 +229,44 @@ class Delivery:
                                      images[index].full.height),
                     reply_markup=keyboards.result(t, event.job_id, index, sticker=True),
                 )
-        elif len(blobs) == 1:
-            await self.bot.send_photo(
-                chat_id, BufferedInputFile(blobs[0], filename=f"{event.job_id}.{first.format}"),
-                caption=text, reply_markup=keyboards.result(t, event.job_id, 0, sticker=False),
-                reply_parameters=reply,
-            )
         else:
-            media: list[Any] = [
-                InputMediaPhoto(
-                    media=BufferedInputFile(data, filename=f"{event.job_id}-{i}.{images[i].display.format}"),
-                    caption=text if i == 0 else None,
-                )
-                for i, data in enumerate(blobs)
-            ]
-            await self.bot.send_media_group(chat_id, media=media, reply_parameters=reply)
-            await self.bot.send_message(chat_id, t("result-buttons"),
-                                        reply_markup=keyboards.results_multi(t, event.job_id, len(blobs)))
+            names = [f"{event.job_id}-{i + 1}.{files.display.format}" for i, files in enumerate(images)]
+            try:
+                await self._send_photos(chat_id, blobs, names, text, event.job_id, t, reply)
+            except TelegramBadRequest as exc:
+                if CHAT_GONE in exc.message.lower():
+                    raise
+                # Telegram refused the photo itself (size, dimensions): a file always goes through,
+                # and retrying the same photo never would.
+                log.warning("job %s: photo refused for chat %s (%s); sending files", event.job_id, chat_id,
+                            exc.message)
+                for i, data in enumerate(blobs):
+                    await self.bot.send_document(
+                        chat_id, BufferedInputFile(data, filename=names[i]), caption=text if i == 0 else None,
+                        reply_markup=keyboards.result(t, event.job_id, i, sticker=False),
+                    )
         log.info("job %s: delivered %d image(s) to chat %s (worker %s)", event.job_id, len(blobs), chat_id,
                  result.worker or "?")
         status = await load_status(self.services.redis, event.job_id)
         if status is not None:
             await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))
+
+    async def _send_photos(self, chat_id: int, blobs: list[bytes], names: list[str], text: str, job_id: str,
+                           t: Translator, reply: Any) -> None:
+        """One photo with its buttons, or a media group followed by one message of buttons."""
+        if len(blobs) == 1:
+            await self.bot.send_photo(
+                chat_id, BufferedInputFile(blobs[0], filename=names[0]), caption=text,
+                reply_markup=keyboards.result(t, job_id, 0, sticker=False), reply_parameters=reply,
+            )
+            return
+        media: list[Any] = [
+            InputMediaPhoto(media=BufferedInputFile(data, filename=name), caption=text if i == 0 else None)
+            for i, (data, name) in enumerate(zip(blobs, names, strict=True))
+        ]
+        await self.bot.send_media_group(chat_id, media=media, reply_parameters=reply)
+        await self.bot.send_message(chat_id, t("result-buttons"),
+                                    reply_markup=keyboards.results_multi(t, job_id, len(blobs)))
 
     async def _final_text(self, event: Event, text: str) -> None:
         """Turn the status message into the final word; a new message when it cannot be edited."""

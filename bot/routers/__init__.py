@@ -18,6 +18,7 @@ from bot.routers import (
     depth,
     fallback,
     imagine,
+    membership,
     mix,
     results,
     settings,
@@ -30,6 +31,7 @@ from bot.routers import (
 def feature_routers() -> list[Router]:
     return [
         cancel.make_router(),
+        membership.make_router(),
         start.make_router(),
         settings.make_router(),
         imagine.make_router(),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aiogram import Router
+from aiogram import F, Router
+from aiogram.enums import ChatType
 from aiogram.filters import StateFilter
 from aiogram.types import Message
 
@@ -17,5 +18,6 @@ async def photo_outside_dialog(message: Message, t: Translator) -> None:
 
 def make_router() -> Router:
     router = Router(name="fallback")
-    router.message.register(photo_outside_dialog, StateFilter(None), HasImage())
+    router.message.register(photo_outside_dialog, StateFilter(None), HasImage(),
+                            F.chat.type == ChatType.PRIVATE)
     return router

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, Router
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatType
 from aiogram.filters import StateFilter
 from aiogram.types import Message
 
@@ -29,5 +30,6 @@ async def plain_text(message: Message, bot: Bot, services: Services, t: Translat
 def make_plain_text_router() -> Router:
     """Included last: only text that no dialog and no other feature claimed becomes a prompt."""
     router = Router(name="plain-text")
-    router.message.register(plain_text, StateFilter(None), HasText())
+    # Only in private chats: in a group, people talk to each other, not to the bot.
+    router.message.register(plain_text, StateFilter(None), HasText(), F.chat.type == ChatType.PRIVATE)
     return router

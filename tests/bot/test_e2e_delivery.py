@@ -6,7 +6,7 @@ worker uses), so the bot's consumer, throttling and Telegram calls are the real 
 
 from __future__ import annotations
 
-from contract.events import Event, EventType
+from contract.events import Event, EventType, JobResult, ResultFile
 from contract.queue import add_event
 from tests.bot.conftest import Harness
 from tests.bot.images import open_image, png
@@ -70,3 +70,21 @@ async def test_progress_edits_are_throttled_and_failures_explained(harness: Harn
         {"type": "failed", **ids, "data": {"reason": "input_expired", "message": "blob gone"}}))
     await h.api.wait_for(
         lambda: "устарела" in (h.api.message(status.chat_id, status.message_id).text or ""), timeout=10)
+
+
+async def test_a_refused_photo_arrives_as_a_file(harness: Harness) -> None:
+    h = harness
+    user = h.user()
+    await user.send_text("a tall tower")
+    await h.wait_text(user, "in the queue")
+    [job_id] = await h.queue.user_jobs(user.user_id)
+    key = await h.queue.put_blob(png(512, 512))
+    result = JobResult(job_id=job_id, seed=7, seeds=[7], files=[ResultFile(key=key, format="png", width=512,
+                                                                           height=512)])
+    h.api.inject("sendPhoto", error_code=400, description="Bad Request: PHOTO_INVALID_DIMENSIONS")
+    await emit(h, Event(type=EventType.DONE, job_id=job_id, chat_id=user.chat_id, user_id=user.user_id,
+                        data=result.model_dump(mode="json")))
+    doc = await h.wait_result(user, kind="document", timeout=20)
+    assert "Seed: <code>7</code>" not in (doc.caption or "") and "Seed: 7" in (doc.caption or "")
+    assert "🔄 Again" in [b["text"] for b in doc.inline_buttons]
+    assert open_image(doc.document_bytes or b"").size == (512, 512)

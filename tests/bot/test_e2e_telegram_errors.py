@@ -120,3 +120,36 @@ async def test_token_never_in_logs(harness: Harness) -> None:
     assert "Failed to fetch updates" in text and "chat not found" in text and "429" in text
     secret = TOKEN.split(":", 1)[1]
     assert TOKEN not in text and secret not in text
+
+
+async def test_blocking_marks_the_user_at_once_and_groups_get_no_unasked_replies(harness: Harness) -> None:
+    h = harness
+    user = h.user()
+    await user.send_text("/start")
+    await h.wait_text(user, "Hi, ")
+    h.api.block_bot(user.user_id)  # Telegram sends my_chat_member: member -> kicked
+
+    async def marked() -> bool:
+        return bool(await h.redis.exists(blocked_key(user.user_id)))
+
+    for _ in range(100):
+        if await marked():
+            break
+        await asyncio.sleep(0.1)
+    assert await marked()
+    h.api.unblock_bot(user.user_id)
+    for _ in range(100):
+        if not await marked():
+            break
+        await asyncio.sleep(0.1)
+    assert not await marked()
+
+    # In a group, chatter is not a prompt; an explicit command is.
+    group = h.api.group(-4_200_001, "friends")
+    await user.send_text("nice weather today", in_chat=group)
+    await user.send_text("/help", in_chat=group)
+    def helped() -> bool:
+        return any("What I can do" in (m.text or "") for m in h.api.messages_to(group.chat_id))
+
+    await h.api.wait_for(helped, timeout=20)
+    assert len(h.api.messages_to(group.chat_id)) == 1 and await h.jobs_of(user) == []
