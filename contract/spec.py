@@ -142,7 +142,8 @@ class JobSpec(BaseModel):
     height: int = 1024
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     steps: int = Field(default=50, ge=1, le=MAX_STEPS)
-    prior_steps: int = Field(default=25, ge=1, le=MAX_STEPS)
+    prior_steps: int = Field(default=25, ge=2, le=MAX_STEPS)
+    """The prior's UnCLIP scheduler needs at least two steps (it divides by steps - 1)."""
     guidance: float = Field(default=4.0, ge=1.0, le=20.0)
     prior_guidance: float = Field(default=4.0, ge=1.0, le=20.0)
     num_images: int = Field(default=1, ge=1, le=MAX_IMAGES_PER_JOB)
@@ -194,6 +195,10 @@ class JobSpec(BaseModel):
                 raise ValueError(f"weights must sum to 1, got {sum(self.weights):.3f}")
         elif self.weights:
             raise ValueError(f"mode {self.mode} takes no weights")
+        if self.mode is Mode.DEPTH and int(self.steps * self.strength) < 1:
+            raise ValueError(
+                f"steps × strength must leave at least one step, got {self.steps} × {self.strength}"
+            )
         return self
 
     @property

@@ -45,6 +45,8 @@ def test_roundtrip_and_effective_prompt() -> None:
         ({"mode": "inpaint", "prompt": "a", "inputs": ["a"]}, "needs a mask"),
         ({"mode": "text2image", "prompt": "a", "weights": [1.0]}, "takes no weights"),
         ({"mode": "text2image", "prompt": "a", "seed": -1}, "seed"),
+        ({"mode": "text2image", "prompt": "a", "prior_steps": 1}, "prior_steps"),
+        ({"mode": "depth", "prompt": "a", "inputs": ["a"], "steps": 2, "strength": 0.3}, "at least one step"),
         ({"mode": "text2image", "prompt": "a", "surprise": 1}, "surprise"),
     ],
 )
