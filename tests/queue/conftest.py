@@ -31,6 +31,7 @@ import redis
 import redis.asyncio as aioredis
 
 from bot.queue import EventConsumer, JobQueue, QueueSettings
+from contract import keys
 from contract.events import Event, EventType
 from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE
 from contract.spec import JobSpec, Mode, bucket_size
@@ -258,6 +259,16 @@ async def collector(aredis: aioredis.Redis) -> AsyncIterator[Collector]:
     yield c
     with contextlib.suppress(Exception):
         await c.stop()
+
+
+def stream_events(conn: redis.Redis) -> list[Event]:
+    """Everything in the events stream, oldest first (acked or not)."""
+    entries: Any = conn.xrange(keys.EVENTS_STREAM)
+    return [Event.from_fields(fields) for _id, fields in entries]
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def wait_until(predicate: Any, timeout: float = EVENT_TIMEOUT_S, what: str = "condition") -> None:

@@ -22,7 +22,7 @@ from contract import keys
 from contract.events import Event, EventType
 from contract.queue import F, JobStatus, add_event
 from tests.queue import consumer_proc
-from tests.queue.conftest import ROOT, Collector, wait_until
+from tests.queue.conftest import ROOT, Collector, text, wait_until
 from worker.jobs import finish
 
 USER = 7
@@ -210,7 +210,7 @@ def _spawn(url: str, name: str, mode: str) -> subprocess.Popen[bytes]:
 
 
 def _list(conn: redis.Redis, key: str) -> list[str]:
-    return [x.decode() for x in conn.lrange(key, 0, -1)]
+    return [text(x) for x in conn.lrange(key, 0, -1)]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("successor", ["bot-1", "bot-2"], ids=["restart-same-name", "other-replica"])

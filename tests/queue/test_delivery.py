@@ -9,10 +9,10 @@ from PIL import Image
 
 from bot.queue import CancelOutcome, JobQueue, JobStatus
 from contract import keys
-from contract.events import Event, EventType, FailureReason, JobResult
+from contract.events import EventType, FailureReason, JobResult
 from contract.queue import DURATIONS_KEY
 from contract.spec import Mode
-from tests.queue.conftest import TEST_SIZE, Collector, WorkerPool, new_spec, wait_until
+from tests.queue.conftest import TEST_SIZE, Collector, WorkerPool, new_spec, stream_events, wait_until
 
 STAGE_ORDER = {"prior": 0, "decoder": 1}
 
@@ -34,7 +34,8 @@ async def test_a_job_runs_and_its_result_is_delivered_and_acked(
     data = await job_queue.result_bytes(file.key)
     assert data is not None
     image = Image.open(io.BytesIO(data))
-    assert (image.format, image.size) == ("PNG", TEST_SIZE) == (file.format.upper(), (file.width, file.height))
+    assert (image.format, image.size) == ("PNG", TEST_SIZE)
+    assert (file.format, file.width, file.height) == ("png", *TEST_SIZE)
 
     record = await job_queue.job(spec.job_id)
     assert record is not None and record.status is JobStatus.DONE
@@ -57,7 +58,7 @@ async def test_progress_events_arrive_in_order_before_the_result(
     await collector.wait_terminal(spec.job_id)
 
     # In the stream: every step, in order, then the result.
-    stream = [Event.from_fields(f) for _id, f in redis_client.xrange(keys.EVENTS_STREAM)]
+    stream = stream_events(redis_client)
     mine = [e for e in stream if e.job_id == spec.job_id]
     assert mine[-1].type is EventType.DONE
     progress = [e.data for e in mine[:-1]]
