@@ -104,7 +104,7 @@ async def set_commands(bot: Bot, services: Services) -> None:
         await bot.set_my_commands(commands, language_code=language)
 
 
-async def on_error(event: ErrorEvent, services: Services) -> bool:
+async def on_error(event: ErrorEvent, bot: Bot, services: Services) -> bool:
     """Last resort: log with the chat id, tell the user something went wrong, keep polling."""
     update = event.update
     chat_id = None
@@ -134,9 +134,9 @@ async def on_error(event: ErrorEvent, services: Services) -> bool:
     if update.callback_query is not None:
         with contextlib.suppress(Exception):  # already answered, or too old: nothing more to do
             await update.callback_query.answer(text)
-    if chat_id is not None and update.bot is not None:
+    if chat_id is not None:
         with contextlib.suppress(Exception):
-            await update.bot.send_message(chat_id, text)
+            await bot.send_message(chat_id, text)
     return True
 
 

@@ -36,7 +36,7 @@ class BotSettings(BaseSettings):
     long_side: int = Field(default=DEFAULT_LONG_SIDE, alias="BOT_LONG_SIDE")
     """Resolution tier of every job (1024 in production; tests pick 512)."""
     steps: int = Field(default=50, ge=1, le=MAX_STEPS, alias="BOT_STEPS")
-    prior_steps: int = Field(default=25, ge=1, le=MAX_STEPS, alias="BOT_PRIOR_STEPS")
+    prior_steps: int = Field(default=25, ge=2, le=MAX_STEPS, alias="BOT_PRIOR_STEPS")
     progress_edit_interval_s: float = Field(default=2.0, ge=0.0, alias="BOT_PROGRESS_EDIT_INTERVAL")
     """Minimum gap between two edits of one status message (Telegram allows ~1 edit/s per chat)."""
     retry_after_max_tries: int = Field(default=5, ge=1, alias="BOT_RETRY_AFTER_MAX_TRIES")
@@ -60,7 +60,8 @@ class BotSettings(BaseSettings):
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
-            return frozenset(int(part) for part in value.replace(";", ",").split(",") if part.strip())
+            parts = value.strip().strip("[]").replace(";", ",").split(",")
+            return frozenset(int(part) for part in parts if part.strip())
         if isinstance(value, int):
             return frozenset({value})
         return value

@@ -23,7 +23,7 @@ from bot import keyboards
 from bot.config import BotSettings
 from bot.filters import ImageRef
 from bot.i18n import Translator
-from bot.inputs import InputError, check_file_size, normalize_image
+from bot.inputs import MAX_DOWNLOAD_BYTES, InputError, check_file_size, normalize_image
 from bot.queue import JobQueue, TooManyJobs
 from bot.services import Services, reply_to
 from bot.user_settings import UserSettings
@@ -82,7 +82,7 @@ async def download_image(bot: Bot, ref: ImageRef) -> bytes:
         await bot.download_file(file.file_path, destination=buf, timeout=DOWNLOAD_TIMEOUT_S)
     except TelegramBadRequest as exc:
         if "too big" in exc.message.lower():
-            raise InputError("input-too-large", {"limit_mb": 20}) from None
+            raise InputError("input-too-large", {"limit_mb": MAX_DOWNLOAD_BYTES // (1024 * 1024)}) from None
         log.warning("getFile failed: %s", exc.message)
         raise InputError("input-download-failed") from None
     return buf.getvalue()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiogram import Bot
 from aiogram.types import Message, ReplyParameters
 from redis.asyncio import Redis
 
@@ -35,6 +34,3 @@ async def refuse(message: Message, t: Translator, error: InputError) -> None:
     """Tell the user what was wrong with what they sent; nothing was stored or queued."""
     await message.answer(t(error.key, **error.params), reply_parameters=reply_to(message.message_id))
 
-
-async def send_text(bot: Bot, chat_id: int, text: str) -> Message:
-    return await bot.send_message(chat_id, text)

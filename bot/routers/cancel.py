@@ -32,20 +32,11 @@ async def _cancel_everything(user: User, state: FSMContext, services: Services, 
         return t("dialog-cancelled")
     cancelled = 0
     for job_id in await services.queue.user_jobs(user.id):
-        outcome = await services.queue.cancel(_job_id(job_id), user.id)
+        outcome = await services.queue.cancel(job_id, user.id)
         if outcome in (CancelOutcome.QUEUED_REMOVED, CancelOutcome.STOPPING):
             cancelled += 1
     log.info("user %s cancelled %d job(s)", user.id, cancelled)
     return t("jobs-cancelled", count=cancelled) if cancelled else t("nothing-to-cancel")
-
-
-def _job_id(item: object) -> str:
-    """user_jobs may list ids or records; both carry the id."""
-    if isinstance(item, bytes):
-        return item.decode()
-    if isinstance(item, str):
-        return item
-    return str(getattr(item, "job_id", None) or getattr(getattr(item, "spec", None), "job_id", ""))
 
 
 async def cmd_cancel(message: Message, state: FSMContext, services: Services, t: Translator) -> None:
