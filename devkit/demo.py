@@ -161,7 +161,8 @@ async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> P
                 elif m.document_bytes and (m.file_name or "").endswith(".png"):
                     image, suffix = m.document_bytes, "png"
                 name = transcript.save_image(image, suffix) if image and suffix else None
-                transcript.entries.append(Entry("bot", m.text or m.caption or "", name, note=m.kind))
+                note = m.kind if m.kind in ("sticker", "document") else ""
+                transcript.entries.append(Entry("bot", m.text or m.caption or "", name, note=note))
             return new
 
         async def until(predicate: Callable[[SentMessage], bool], what: str) -> SentMessage:
