@@ -116,7 +116,8 @@ def _photo(width: int, height: int, hue: int) -> bytes:
 
     img = Image.linear_gradient("L").resize((width, height)).convert("RGB")
     r, g, b = img.split()
-    img = Image.merge("RGB", (r.point(lambda v: (v + hue) % 256), g.rotate(90), b.transpose(0)))
+    flipped = b.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    img = Image.merge("RGB", (r.point(lambda v: (v + hue) % 256), g.rotate(90), flipped))
     out = io.BytesIO()
     img.save(out, format="JPEG", quality=90)
     return out.getvalue()
