@@ -287,7 +287,9 @@ class _JobRun:
             self._finish(JobStatus.CANCELLED, EventType.CANCELLED, {})
             self._log(logging.INFO, "cancelled while running")
             return JobStatus.CANCELLED.value
+        encode_started = time.perf_counter()
         encoded = encode_images(out, spec.mode)
+        encode_s = time.perf_counter() - encode_started
         files = []
         with self.conn.pipeline(transaction=False) as pipe:
             for index, item in enumerate(encoded):
@@ -297,7 +299,13 @@ class _JobRun:
                 files.append(ResultFile(key=key, format=fmt, width=item.width, height=item.height))
             pipe.execute()
         elapsed = time.time() - started
-        timings = {**{k: float(v) for k, v in out.timings.items()}, "total": round(elapsed, 4)}
+        # The engine's own stages (and its "total"), then what the worker added around them.
+        timings = {
+            **{k: float(v) for k, v in out.timings.items()},
+            "encode": round(encode_s, 4),
+            "job": round(elapsed, 4),
+            "queue_wait": round(max(0.0, started - float(record.get(F.CREATED) or started)), 4),
+        }
         result = JobResult(
             job_id=self.job_id, seed=int(out.seeds[0]) if out.seeds else spec.seed,
             seeds=[int(s) for s in out.seeds], files=files, timings=timings,

@@ -29,7 +29,8 @@ async def test_a_job_runs_and_its_result_is_delivered_and_acked(
     result = JobResult.model_validate(done.data)
     assert result.job_id == spec.job_id and result.seeds == [spec.seed]
     assert result.worker in workers.names.values()
-    assert {"prior", "decoder", "total"} <= set(result.timings)
+    assert {"prior", "decoder", "total", "encode", "job", "queue_wait"} <= set(result.timings)
+    assert result.timings["job"] >= result.timings["total"] > 0
     [file] = result.files
     data = await job_queue.result_bytes(file.key)
     assert data is not None
