@@ -48,8 +48,18 @@ async def test_menu_dialog_asks_for_what_is_missing(harness: Harness) -> None:
     user = h.user()
     await user.send_text("/start")
     menu = await h.wait_text(user, "Hi, ")
+    entries = (
+        ("🏷 Sticker", "What should the sticker show?"), ("🎨 Text to image", "What should I draw?"),
+        ("🔀 Mix two images", "Send me two photos"), ("🔁 Variations", "draw variations of it"),
+        ("🗿 Keep depth", "I will keep its shapes"), ("⚙️ Settings", "Images per request"),
+    )
+    for label, asks in entries:
+        before = h.count(user)
+        await press(h, user, menu, label)
+        await h.wait_text(user, asks, after=before)
+    before = h.count(user)
     await press(h, user, menu, "🖼 Image + text")
-    ask = await h.wait_text(user, "Send me a photo")
+    ask = await h.wait_text(user, "Send me a photo", after=before)
     assert [b["text"] for b in ask.inline_buttons][:3] == ["30/70", "• 50/50", "70/30"]
     await user.send_text("a watercolor city")
     await h.wait_text(user, "Now send the photo to mix with this text")
