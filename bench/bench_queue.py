@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         bundle = write_tiny_bundle(bundle)
 
     rows: list[dict[str, Any]] = []
+    load_before = [round(x, 2) for x in os.getloadavg()]
     with RedisServer(appendonly=True) as server:
         for count in args.workers:
             redis.Redis.from_url(server.url).flushall()
@@ -277,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         "bench": "queue",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "processor": platform.processor() or platform.machine()},
+                    "processor": platform.processor() or platform.machine(),
+                    "loadavg_at_start": load_before,
+                    "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
         "versions": versions(),
         "setup": {"jobs_in_flight": args.jobs, "size": list(SIZE), "steps": STEPS, "device": "cpu",
                   "omp_threads_per_worker": 1, "redis_aof": True},

@@ -129,6 +129,14 @@ class QueueStats:
         return sum(self.recent_durations) / len(self.recent_durations) if self.recent_durations else None
 
 
+def _eta(position: int, durations: list[float], workers: int) -> float | None:
+    """Seconds until the job at ``position`` is done: jobs ahead run ``workers`` at a time, then ours."""
+    if len(durations) < ETA_MIN_SAMPLES:
+        return None
+    mean = sum(durations) / len(durations)
+    return mean * (math.ceil((position - 1) / max(workers, 1)) + 1)
+
+
 def _queue_key(name: str) -> str:
     return f"{Queue.redis_queue_namespace_prefix}{name}"
 
@@ -236,8 +244,27 @@ class JobQueue:
             "job %s queued on %s for chat %s (user %s, mode %s)",
             job_id, queue_name, spec.chat_id, spec.user_id, spec.mode,
         )
-        position = await self.position(job_id)
-        return Submission(job_id=job_id, position=position, eta_s=await self._eta(position))
+        return await self._placement(job_id, queue_name)
+
+    async def _placement(self, job_id: str, queue_name: str) -> Submission:
+        """Position and wait estimate in one round trip (submit is on every user's critical path)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.lpos(_queue_key(queue_name), job_id)
+            for name in QUEUES_IN_ORDER:
+                pipe.llen(_queue_key(name))
+            pipe.lrange(DURATIONS_KEY, 0, -1)
+            for name in QUEUES_IN_ORDER:
+                pipe.scard(WORKERS_BY_QUEUE_KEY % name)
+            replies: list[Any] = await pipe.execute()
+        n = len(QUEUES_IN_ORDER)
+        index, lengths, durations, workers = replies[0], replies[1:1 + n], replies[1 + n], replies[2 + n:]
+        if index is None:
+            return Submission(job_id=job_id, position=None, eta_s=None)
+        ahead = sum(int(length) for name, length in zip(QUEUES_IN_ORDER, lengths, strict=True)
+                    if QUEUES_IN_ORDER.index(name) < QUEUES_IN_ORDER.index(queue_name))
+        position = int(index) + ahead + 1
+        return Submission(job_id=job_id, position=position,
+                          eta_s=_eta(position, [float(d) for d in durations], max(int(w) for w in workers)))
 
     def _enqueue(self, queue_name: str, job_id: str) -> None:
         retries = self._settings.max_retries
@@ -277,19 +304,6 @@ class JobQueue:
                 break
             ahead += int(await self._redis.llen(_queue_key(name)))
         return ahead + 1
-
-    async def _eta(self, position: int | None) -> float | None:
-        if position is None:
-            return None
-        durations = [float(d) for d in await self._redis.lrange(DURATIONS_KEY, 0, -1)]
-        if len(durations) < ETA_MIN_SAMPLES:
-            return None
-        workers = 0
-        for name in QUEUES_IN_ORDER:
-            workers = max(workers, int(await self._redis.scard(WORKERS_BY_QUEUE_KEY % name)))
-        mean = sum(durations) / len(durations)
-        # Jobs ahead are served `workers` at a time; then ours runs.
-        return mean * (math.ceil((position - 1) / max(workers, 1)) + 1)
 
     async def job(self, job_id: str) -> JobRecord | None:
         raw = await self._redis.hgetall(keys.job(job_id))
