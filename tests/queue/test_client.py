@@ -17,6 +17,7 @@ from contract import keys
 from contract.events import EventType
 from contract.queue import DEFAULT_QUEUE, DURATIONS_KEY, HIGH_QUEUE, RUN_JOB_FUNC, F
 from contract.spec import Mode, Priority
+from devkit.redis_server import RedisServer
 from tests.queue.conftest import new_spec, stream_events
 
 
@@ -193,3 +194,18 @@ async def test_a_spec_from_a_newer_bot_still_shows_as_a_record(
     record = await queue.job(spec.job_id)
     assert record is not None and record.spec is None and record.user_id == spec.user_id
     assert time.time() - (record.created_at or 0) < 60
+
+
+async def test_a_password_protected_redis_works_for_records_and_rq_alike() -> None:
+    """Production Redis has a password: RQ's own sync connection must carry it too."""
+    with RedisServer(password="s3cret-pass") as server:
+        queue = JobQueue.from_url(server.url, QueueSettings())
+        try:
+            spec = new_spec()
+            assert (await queue.submit(spec)).position == 1
+            rq_job = Job.fetch(spec.job_id, connection=redis.Redis.from_url(server.url))
+            assert rq_job.args == (spec.job_id,)
+        finally:
+            await queue.close()
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis.from_url(server.url.replace("s3cret-pass", "wrong")).ping()
