@@ -45,6 +45,8 @@ BROADCAST_RATE = 25.0
 BROADCAST_LEASE_S = 15
 """A replica running a broadcast renews this lease; after a crash another replica takes over
 once it lapses, so the same broadcast never runs twice at once."""
+BROADCAST_PUSH_CHUNK = 10_000
+"""The audience is stored in chunks: one RPUSH with a million arguments would stall Redis."""
 BROADCAST_LEASE_POLL_S = 1.0
 """How often a standing-by replica checks whether the sending one's lease has lapsed."""
 BROADCAST_MAX_RETRY_AFTER_S = 60.0
@@ -271,8 +273,8 @@ class BroadcastService:
         broadcast_id = secrets.token_hex(6)
         users = sorted(int(_s(u)) for u in await self.redis.smembers(USERS_KEY))
         async with self.redis.pipeline(transaction=True) as pipe:
-            if users:
-                pipe.rpush(broadcast_targets_key(broadcast_id), *users)
+            for start in range(0, len(users), BROADCAST_PUSH_CHUNK):
+                pipe.rpush(broadcast_targets_key(broadcast_id), *users[start:start + BROADCAST_PUSH_CHUNK])
             pipe.expire(broadcast_targets_key(broadcast_id), BROADCAST_TTL)
             pipe.hset(broadcast_key(broadcast_id), mapping={
                 "text": text, "admin": admin_id, "chat": chat_id, "status": "running", "cursor": 0,
