@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 MAINTENANCE_LOCK_TTL_S = 30
 """One worker sweeps a queue at a time; if it dies mid-sweep another takes over after this
 (RQ's own lock lasts 15 minutes, which would stall recovery after exactly the crash it is for)."""
+IDLE_WORKER_TTL_S = 30
+"""An idle worker's registration outlives its last heartbeat by this (RQ adds 60 s): a killed
+worker drops out of /workers and of the bot's wait estimate in about a minute and a half, not RQ's eight."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -59,15 +62,16 @@ class KandinskyWorker(SimpleWorker):
         metrics: WorkerMetrics | None = None,
         **kwargs: Any,
     ) -> None:
+        self.settings = settings  # RQ's __init__ already reads dequeue_timeout
         super().__init__(
             list(queues),
             name=settings.name,
             connection=connection,
             maintenance_interval=settings.maintenance_interval_s,
             job_monitoring_interval=settings.heartbeat_interval_s,
+            worker_ttl=IDLE_WORKER_TTL_S,
             **kwargs,
         )
-        self.settings = settings
         self.engine = engine
         self.metrics = metrics
         self.log_result_lifespan = False
