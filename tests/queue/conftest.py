@@ -1,7 +1,8 @@
 """Real worker processes (``python -m worker`` on the tiny bundle), real RQ, a real redis-server.
 
 Worker processes take seconds to start (torch import, engine load), so a small pool lives for the
-whole session and survives the per-test FLUSHALL of the ``redis_url`` fixture (RQ workers only
+tests of this package (and stops with them, so it never takes jobs meant for other packages'
+workers) and survives the per-test FLUSHALL of the ``redis_url`` fixture (RQ workers only
 block on their queue keys). Two roles:
 
 * ``a`` listens to the admins' queue and the default queue,
@@ -154,7 +155,7 @@ class WorkerPool:
                 proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def worker_pool(
     redis_server: RedisServer, tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerPool]:
