@@ -212,3 +212,14 @@ async def test_settings_reach_the_job_spec_and_survive_a_restart(harness: Harnes
     assert spec.style is Style.ANIME and (spec.width, spec.height) == bucket_size("16:9", 512)
     assert spec.num_images == 2 and spec.negative_prompt == "blurry, <watermark>" and spec.locale == "ru"
     assert spec.steps == 2 and spec.prior_steps == 2
+
+
+async def test_unknown_command_gets_a_hint_in_the_users_language(harness: Harness) -> None:
+    h = harness
+    user, russian = h.user(), h.user(language_code="ru")
+    await user.send_text("/frobnicate")
+    hint = await h.wait_text(user, "I don't know this command")
+    assert "/help" in (hint.text or "") and len(hint.inline_buttons) == 7
+    await russian.send_text("/stats")  # an admin command from a non-admin: just an unknown command
+    await h.wait_text(russian, "Такой команды я не знаю")
+    assert await h.queue.user_jobs(user.user_id) == [] and await h.queue.user_jobs(russian.user_id) == []

@@ -54,6 +54,7 @@ weights-set = Weights set to { $first }% / { $second }%.
 need-photo = I need a photo here (or an image file). Send /cancel to leave.
 need-text = I need a text here. Send /cancel to leave.
 photo-outside-dialog = What should I do with this photo? Pick a mode first:
+unknown-command = I don't know this command. /help lists what I can do, or pick a mode:
 dialog-cancelled = Cancelled. Send me a text or pick a mode.
 nothing-to-cancel = There is nothing to cancel.
 jobs-cancelled = { $count ->

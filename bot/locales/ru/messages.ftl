@@ -54,6 +54,7 @@ weights-set = Веса: { $first }% / { $second }%.
 need-photo = Здесь нужна фотография (или файл с картинкой). /cancel — выйти.
 need-text = Здесь нужен текст. /cancel — выйти.
 photo-outside-dialog = Что сделать с этой фотографией? Сначала выберите режим:
+unknown-command = Такой команды я не знаю. /help покажет, что я умею, или выберите режим:
 dialog-cancelled = Отменено. Пришлите текст или выберите режим.
 nothing-to-cancel = Отменять нечего.
 jobs-cancelled = { $count ->
