@@ -1,0 +1,117 @@
+"""Load: 200 simulated users, 5 requests each within a minute, mixed modes, on two shared cores.
+
+The tiny-bundle engine needs ~10 s per 512-px job on these busy cores, so 1000 engine jobs cannot
+finish in a sane time here: ENGINE_USERS users send one real generation (text → image or sticker)
+among their five requests; every other request is one the bot answers itself (/start, /help,
+/settings, /variations and a refused file in that dialog). All 1000 must be answered, with no error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import random
+import time
+
+import pytest
+
+from bot.i18n import I18n
+from contract.queue import JobStatus
+from devkit.botapi.sim import SimUser
+from tests.reliability.conftest import (
+    Rel,
+    Tally,
+    Workers,
+    account,
+    redis_used_mb,
+    self_rss_mb,
+)
+
+USERS = 200
+REQUESTS_PER_USER = 5
+ENGINE_USERS = 8
+"""Users whose requests include one real generation (see the module docstring)."""
+SEND_WINDOW_S = 50.0
+"""All 1000 requests are sent within this window (the issue asks for within a minute)."""
+ANSWER_TIMEOUT_S = 240
+"""Answers to 1000 requests plus ENGINE_USERS jobs on two cores shared with the workers."""
+BOT_RSS_GROWTH_MB = 250
+"""aiogram, 200 FSM contexts and the recorded Bot API traffic; past this something leaks."""
+REDIS_USED_MB = 64
+"""200 users' settings, 8 job records and results with TTLs; far less is expected."""
+I18N = I18n()
+
+
+@pytest.mark.slow
+async def test_200_users_5_requests_each_within_a_minute(
+        live: Rel, workers: Workers, tally: Tally) -> None:
+    h = live
+    rng = random.Random(8)
+    users: list[SimUser] = [h.user(language_code="ru" if i % 3 == 0 else "en") for i in range(USERS)]
+    engine_users = set(rng.sample(range(USERS), ENGINE_USERS))
+    gc.collect()
+    rss_before = self_rss_mb()
+    errors_before = len([r for r in h.log_records if r.levelno >= logging.ERROR])
+    bad_file = b"this is not a picture\n" * 10
+
+    async def act(index: int, user: SimUser) -> None:
+        await asyncio.sleep(rng.uniform(0, SEND_WINDOW_S - 8))
+        steps: list[object] = ["/start", "/settings", "/help", "/variations", bad_file]
+        if index in engine_users:
+            steps[2] = f"/sticker a cat {index}" if index % 2 else f"a red kite over a field {index}"
+        for step in steps:
+            if isinstance(step, bytes):
+                await user.send_document(step, "not-a-photo.jpg", "image/jpeg")
+            else:
+                await user.send_text(str(step))
+            await asyncio.sleep(rng.uniform(0.2, 1.5))
+
+    started = time.monotonic()
+    await asyncio.gather(*(act(i, u) for i, u in enumerate(users)))
+    sent_s = time.monotonic() - started
+    assert sent_s < 60, f"sending took {sent_s:.0f} s"
+    tally.bad_inputs += USERS  # the refused file in the variations dialog
+
+    def answered(user: SimUser) -> int:
+        # Each request gets one bot message (a job's status message is its answer; its result
+        # is accounted for below).
+        return len([m for m in h.api.messages_to(user.chat_id) if m.from_bot and m.method != "sendPhoto"
+                    and m.method != "sendSticker" and not _is_result_buttons(m)])
+
+    def all_answered() -> bool:
+        return all(answered(u) >= REQUESTS_PER_USER for u in users)
+
+    await h.api.wait_for(all_answered, timeout=ANSWER_TIMEOUT_S)
+    answered_s = time.monotonic() - started
+    acc = await account(h, [users[i] for i in engine_users], tally, settle=True)
+    drained_s = time.monotonic() - started
+    assert acc.accepted == ENGINE_USERS
+    assert set(acc.statuses.values()) == {JobStatus.DONE.value}, acc.statuses
+    extra = {u.user_id: answered(u) for u in users if answered(u) != REQUESTS_PER_USER}
+    assert not extra, f"users with more or fewer answers than requests: {list(extra.items())[:5]}"
+    generic = [I18N.get(loc, "error-generic") for loc in ("en", "ru")]
+    assert not [m for u in users for m in h.api.messages_to(u.chat_id) if (m.text or "") in generic]
+    errors = [r for r in h.log_records[errors_before:] if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors[:5]]
+    queued = await h.redis.llen("rq:queue:kb-default") + await h.redis.llen("rq:queue:kb-high")
+    assert queued == 0, "the queue did not drain"
+    gc.collect()
+    rss_growth = self_rss_mb() - rss_before
+    redis_mb = redis_used_mb(h.settings.redis_url.get_secret_value())
+    non_engine = USERS * REQUESTS_PER_USER - ENGINE_USERS
+    tally.accepted += non_engine
+    tally.answered += non_engine
+    tally.figures.append(
+        f"load: {USERS} users × {REQUESTS_PER_USER} requests sent in {sent_s:.0f} s "
+        f"({ENGINE_USERS} engine jobs, {non_engine} answered by the bot alone); all answered after "
+        f"{answered_s:.0f} s, queue drained after {drained_s:.0f} s; bot process RSS +{rss_growth:.0f} MB, "
+        f"Redis used {redis_mb:.1f} MB")
+    assert rss_growth < BOT_RSS_GROWTH_MB, f"bot RSS grew {rss_growth:.0f} MB"
+    assert redis_mb < REDIS_USED_MB, f"Redis uses {redis_mb:.1f} MB"
+
+
+def _is_result_buttons(m: object) -> bool:
+    from tests.reliability.conftest import job_of
+
+    return job_of(m) is not None  # type: ignore[arg-type]
