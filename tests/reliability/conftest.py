@@ -297,7 +297,7 @@ async def _job_records(h: Harness, users: list[SimUser]) -> dict[str, dict[str, 
     ids = {u.user_id for u in users}
     out: dict[str, dict[str, str]] = {}
     async for key in h.redis.scan_iter(match=f"{keys.PREFIX}:job:*", count=1000):
-        raw = await h.redis.hgetall(key)
+        raw: dict[bytes, bytes] = await h.redis.hgetall(key)  # type: ignore[misc,assignment]
         rec = {k.decode(): v.decode() for k, v in raw.items()}
         if int(rec.get(F.USER, 0) or 0) in ids:
             out[key.decode().split(":", 2)[2]] = rec
@@ -310,8 +310,8 @@ async def wait_settled(h: Harness, users: list[SimUser], timeout: float = QUIET_
     while True:
         records = await job_records(h, users)
         try:
-            pending = [job_id for job_id, rec in records.items()
-                       if rec.get(F.STATUS) not in TERMINAL or not await h.redis.exists(keys.delivered(job_id))]
+            pending = [j for j, rec in records.items()
+                       if rec.get(F.STATUS) not in TERMINAL or not await h.redis.exists(keys.delivered(j))]
         except (redis.ConnectionError, redis.TimeoutError):
             pending = list(records) or ["(redis)"]
         if not pending:

@@ -39,8 +39,8 @@ class Sample:
 
 def _img(mode: str, size: tuple[int, int], fmt: str, color: object = None, **save: object) -> bytes:
     buf = io.BytesIO()
-    image = Image.new(mode, size, color if color is not None else (30, 120, 200)[: len(mode)]
-                      if mode in ("RGB", "RGBA") else 100)
+    default = (30, 120, 200)[: len(mode)] if mode in ("RGB", "RGBA") else 100
+    image = Image.new(mode, size, color if color is not None else default)  # type: ignore[arg-type]
     image.save(buf, fmt, **save)
     return buf.getvalue()
 
@@ -52,7 +52,8 @@ def _gradient(size: tuple[int, int] = (64, 48)) -> Image.Image:
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
 def png_bomb(side: int = BOMB_SIDE) -> bytes:
@@ -136,7 +137,8 @@ def samples() -> list[tuple[Sample, bytes]]:
         (Sample("page.html", "image/png", "refuse"), html),
         (Sample("animated.gif", "image/gif", "refuse"), _animated("GIF")),
         (Sample("animated.webp", "image/webp", "refuse"), _animated("WEBP")),
-        (Sample("big-document.png", "image/png", "refuse"), b"\x89PNG\r\n\x1a\n" + b"\x00" * BIG_DOCUMENT_BYTES),
+        (Sample("big-document.png", "image/png", "refuse"),
+         b"\x89PNG\r\n\x1a\n" + b"\x00" * BIG_DOCUMENT_BYTES),
         (Sample("drawing.svg", "image/svg+xml", "refuse"), svg),
         (Sample("photo.heic", "image/heic", "refuse"), heic),
         (Sample("scan.pdf", "application/pdf", "refuse"), pdf),

@@ -124,10 +124,11 @@ async def test_forged_and_replayed_callbacks_are_refused_without_side_effects(
         target.reply_markup = {"inline_keyboard": [[{"text": "b", "callback_data": data}]]}
         query_id = await mallory.press(target, callback_data=data)
         tally.faults += 1
-        await h.api.wait_for(lambda q=query_id: h.api.callback_queries[q].answered, timeout=15)
+        await h.api.wait_for(lambda: h.api.callback_queries[query_id].answered, timeout=15)  # noqa: B023
         state = h.api.callback_queries[query_id]
         if data.startswith(("r:", "pe:", "j:cancel:")) and job_id in data:
-            assert state.answer_text in (not_yours, I18N.get("en", "pack-not-yours")), (data, state.answer_text)
+            refusals = (not_yours, I18N.get("en", "pack-not-yours"))
+            assert state.answer_text in refusals, (data, state.answer_text)
     # Alice's own result button replayed by Alice after it was used still works once per press,
     # and nothing Mallory pressed touched her job, her chat or the queue.
     await asyncio.sleep(1.0)
@@ -222,7 +223,8 @@ async def _settle_any_chat(h: Rel, user: SimUser, groups: list[Any], tally: Tall
     for job_id, rec in records.items():
         chat = int(rec["chat_id"])
         msgs: list[SentMessage] = [m for m in h.api.messages_to(chat) if m.from_bot and not m.deleted]
-        results = [m for m in msgs if any(f":{job_id}:" in str(b.get("callback_data")) for b in m.inline_buttons)]
+        results = [m for m in msgs
+                   if any(f":{job_id}:" in str(b.get("callback_data")) for b in m.inline_buttons)]
         finals = [m for m in msgs if (m.text or "") == cancelled and any(
             f"j:cancel:{job_id}" == str(b.get("callback_data")) for v in m.edits for b in v.inline_buttons)]
         n = len(results) + len(finals)
