@@ -23,6 +23,10 @@ from aiogram.types import BotCommand, ErrorEvent
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.config import BotMode, BotSettings
 from bot.delivery import Delivery
@@ -42,6 +46,11 @@ DIALOG_TTL = 24 * 3600
 """A dialog left half-way (one photo of two sent) is forgotten after a day."""
 REQUEST_TIMEOUT_S = 60
 """One Bot API call, uploads of 10 MB photos included."""
+REDIS_RETRIES = 5
+"""A restarted Redis leaves every pooled connection dead: a command reconnects and retries (with
+backoff up to REDIS_RETRY_CAP_S) instead of failing the user's update on the first stale one."""
+REDIS_RETRY_CAP_S = 2.0
+"""Longest pause between two tries; Redis restarts in well under a second."""
 NOT_MODIFIED = "message is not modified"
 """Telegram's 400 for an edit that changes nothing; harmless, so never reported to the user."""
 COMMANDS: tuple[str, ...] = (
@@ -49,6 +58,10 @@ COMMANDS: tuple[str, ...] = (
     "packs",
 )
 """The bot menu (setMyCommands) and /help list these, in this order."""
+
+
+def redis_retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=REDIS_RETRY_CAP_S, base=0.1), REDIS_RETRIES)
 
 
 def create_bot(settings: BotSettings) -> Bot:
@@ -155,7 +168,8 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
                   extra_middlewares: Sequence[BaseMiddleware] = ()) -> None:
     """Run until ``stop`` is set (forever without one); every resource is closed on the way out."""
     stop = stop or asyncio.Event()
-    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    redis = Redis.from_url(settings.redis_url.get_secret_value(), retry=redis_retry(),
+                           retry_on_error=[RedisConnectionError, RedisTimeoutError])
     ops = Ops.create(settings, redis)  # quotas, packs, admin commands, metrics (issue 5)
     queue = ops.job_queue()
     services = create_services(settings, redis, queue)

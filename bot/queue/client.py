@@ -19,6 +19,8 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry as SyncRetry
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
@@ -401,6 +403,8 @@ class JobQueue:
         job.delete(remove_from_queue=True)
 
 
+SYNC_RETRY_CAP_S = 2.0
+"""Longest pause between two tries of the sync twin; Redis restarts in well under a second."""
 _SYNC_KWARGS = (
     "host", "port", "db", "username", "password", "path", "socket_timeout", "socket_connect_timeout",
     "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_check_hostname",
@@ -412,6 +416,11 @@ def _sync_twin(client: aioredis.Redis) -> redis.Redis:
     """A sync client for the same server and database as ``client`` (TCP, TLS or Unix socket)."""
     pool = client.connection_pool
     kwargs = {k: v for k, v in pool.connection_kwargs.items() if k in _SYNC_KWARGS}
+    retry = pool.connection_kwargs.get("retry")
+    if retry is not None and pool.connection_kwargs.get("retry_on_error"):
+        # The same reconnect-and-retry policy as the async client (e.g. across a Redis restart).
+        kwargs["retry"] = SyncRetry(ExponentialBackoff(cap=SYNC_RETRY_CAP_S, base=0.1), retry.get_retries())
+        kwargs["retry_on_error"] = list(pool.connection_kwargs["retry_on_error"])
     connection_class: type[redis.Connection] | type[redis.UnixDomainSocketConnection] = redis.Connection
     if issubclass(pool.connection_class, aioredis.SSLConnection):
         connection_class = redis.SSLConnection
