@@ -22,6 +22,7 @@ from bot import keyboards
 from bot.i18n import Translator
 from bot.jobs import StatusRef, load_status, save_status
 from bot.services import Services, reply_to
+from contract import keys
 from contract.events import Event, EventType, FailureReason, JobResult, ResultFile
 from contract.spec import ASPECT_RATIOS, LONG_SIDES, JobSpec, Mode, bucket_size
 
@@ -245,6 +246,7 @@ class Delivery:
                         chat_id, BufferedInputFile(data, filename=names[i]), caption=text if i == 0 else None,
                         reply_markup=keyboards.result(t, event.job_id, i, sticker=False),
                     )
+        await self._mark_sent(event)
         log.info("job %s: delivered %d image(s) to chat %s (worker %s)", event.job_id, len(blobs), chat_id,
                  result.worker or "?")
         status = await load_status(self.services.redis, event.job_id)
@@ -274,6 +276,7 @@ class Delivery:
         if status is not None and not status.is_photo:
             try:
                 await self.bot.edit_message_text(text, chat_id=status.chat_id, message_id=status.message_id)
+                await self._mark_sent(event)
                 log.info("job %s: %s told to chat %s", event.job_id, event.type, event.chat_id)
                 return
             except TelegramBadRequest as exc:
@@ -281,4 +284,11 @@ class Delivery:
         if status is not None and status.is_photo:
             await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))
         await self.bot.send_message(event.chat_id, text)
+        await self._mark_sent(event)
         log.info("job %s: %s told to chat %s", event.job_id, event.type, event.chat_id)
+
+    async def _mark_sent(self, event: Event) -> None:
+        """Mark the job delivered the moment Telegram took its answer, before the status clean-up
+        and the consumer's ack: a bot that dies in between re-reads the event, finds the mark and
+        acks it instead of sending the image a second time."""
+        await self.services.redis.set(keys.delivered(event.job_id), event.type.value, ex=keys.DELIVERED_TTL)
