@@ -1,0 +1,458 @@
+"""Front end: updates per second the bot handles on the enqueue path, on one core.
+
+A burst of ``/imagine <prompt>`` messages, each from a different user (so per-user quotas never
+refuse one), goes through the service's real Dispatcher (bot.app.create_dispatcher with the
+operations routers and middlewares, wired the way bot.app.run_bot wires them): i18n and settings
+middlewares, quotas, the per-chat ordered isolation lock and the FSM in Redis, prompt validation,
+the RQ enqueue with its job record, and the "queued" reply sent over HTTP by a real aiogram Bot.
+
+How updates get in: ``dp.feed_update`` with a real Bot whose session talks HTTP to the project's
+local Bot API server. That server and redis-server run as separate processes pinned to the other
+core(s), and this process is pinned to one core, so the figure is the bot's own cost alone; polling
+would add one getUpdates request per 100 updates (aiogram fetches them in batches), which is noise
+next to the per-update work. ``--polling`` also runs the deployed path end to end (bot.app.run_bot
+polling the server) for comparison.
+
+The reference run, in the same process against the same servers: a bare aiogram Dispatcher whose
+only handler replies with one sendMessage — the floor set by aiogram + aiohttp + the Bot API round
+trip. The service's rate is reported as a ratio to it.
+
+Besides updates per wall-clock second (what other processes on a shared machine take away from),
+it reports updates per CPU second of this process, the rate one free core would give. Goal ≥ 1000/s.
+
+    python bench/bench_frontend.py                     # 2000 updates, 1 core
+    python bench/bench_frontend.py --updates 100 --warmup 20      # smoke size
+
+Results go to bench/results/bench_frontend-<UTC time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import io
+import json
+import os
+import pstats
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.common import (  # noqa: E402
+    RESULTS_DIR,
+    install_sigterm,
+    load_average,
+    metadata,
+    print_table,
+    summary,
+    write_results,
+)
+
+TOKEN = "777002:BENCH-frontend-token"
+FIRST_USER_ID = 7_000_001
+SERVER_START_TIMEOUT_S = 60.0
+"""The Bot API child imports aiohttp and PIL and binds a port; a minute on busy cores."""
+BURST_TIMEOUT_S = 600.0
+"""2000 updates at even 20/s finish in under two minutes; ten means the bot is stuck."""
+POLL_CHECK_S = 0.01
+"""How often the polling run looks at Redis for the jobs it expects; its cost stays negligible."""
+POLL_STALL_S = 10.0
+"""In the polling run, no new job for this long means the remaining updates failed."""
+CONCURRENCY = 100
+"""Updates handled at once: aiogram's polling starts one task per update of a 100-update batch."""
+GOAL_UPDATES_PER_S = 1000.0
+PROMPT = "/imagine a red fox in the snow, bench update {n}"
+
+
+# --------------------------------------------------------------------------- the Bot API child
+
+
+def serve_botapi(users: int, port_file: Path) -> int:
+    """Child process: a LocalBotAPI with ``users`` private chats; 'push FIRST COUNT' on stdin queues
+    that many /imagine messages (for the polling run); EOF or SIGTERM stops it."""
+    from devkit.botapi import LocalBotAPI
+
+    async def main() -> None:
+        async with LocalBotAPI(token=TOKEN, bot_username="kandinsky_bench_bot") as api:
+            for uid in range(FIRST_USER_ID, FIRST_USER_ID + users):
+                api.user(uid)
+            port_file.write_text(api.base_url)
+            loop = asyncio.get_running_loop()
+            reader = asyncio.StreamReader()
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+            while line := (await reader.readline()).decode().strip():
+                cmd, *rest = line.split()
+                if cmd == "push":
+                    first, count = int(rest[0]), int(rest[1])
+                    for n in range(count):
+                        await api.users[FIRST_USER_ID + first + n].send_text(PROMPT.format(n=first + n))
+                    print(f"pushed {time.time()}", flush=True)
+                elif cmd == "stats":
+                    stats = {"calls": len(api.calls), "violations": api.violations,
+                             "server_errors": api.server_errors,
+                             "send_message_ok": sum(1 for c in api.calls if c.method.lower() == "sendmessage"
+                                                    and c.ok)}
+                    print(json.dumps(stats), flush=True)
+
+    install_sigterm()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    return 0
+
+
+class BotAPIChild:
+    def __init__(self, users: int, workdir: Path, cpus: set[int] | None) -> None:
+        self.users = users
+        self.port_file = workdir / "botapi.url"
+        self.cpus = cpus
+        self.proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+
+    def start(self) -> BotAPIChild:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve-botapi", "--users", str(self.users), "--port-file",
+             str(self.port_file)],
+            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        if self.cpus:
+            os.sched_setaffinity(self.proc.pid, self.cpus)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not self.port_file.exists() or not self.port_file.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the local Bot API server did not start")
+            time.sleep(0.05)
+        self.base_url = self.port_file.read_text()
+        return self
+
+    def command(self, line: str) -> str:
+        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# --------------------------------------------------------------------------- updates
+
+
+def message_update(update_id: int, user_id: int, text: str) -> dict[str, Any]:
+    """The JSON Telegram sends for a private text message with a leading command."""
+    user = {"id": user_id, "is_bot": False, "first_name": "Bench", "language_code": "en"}
+    command = text.split(maxsplit=1)[0]
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": 1,
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private", "first_name": "Bench"},
+            "from": user,
+            "text": text,
+            "entities": [{"type": "bot_command", "offset": 0, "length": len(command)}],
+        },
+    }
+
+
+async def feed_burst(feed: Callable[[dict[str, Any]], Awaitable[Any]], first: int, count: int,
+                     concurrency: int = CONCURRENCY) -> dict[str, Any]:
+    """Feed ``count`` updates, ``concurrency`` at a time; wall and CPU time and per-update latency."""
+    semaphore = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    async def one(n: int) -> None:
+        async with semaphore:
+            started = time.perf_counter()
+            try:
+                await feed(message_update(first + n + 1, FIRST_USER_ID + first + n,
+                                          PROMPT.format(n=first + n)))
+            except Exception as exc:  # counted and reported: a failed update is not a handled one
+                errors.append(f"{type(exc).__name__}: {exc}")
+            latencies.append((time.perf_counter() - started) * 1e3)
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(count))), BURST_TIMEOUT_S)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return {
+        "updates": count,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "updates_per_s": count / wall,
+        "updates_per_cpu_s": count / cpu if cpu > 0 else None,
+        "latency_ms": summary(latencies),
+        "errors": len(errors),
+        "first_errors": errors[:5],
+        "load_average": load_average(),
+    }
+
+
+# --------------------------------------------------------------------------- the runs
+
+
+def bot_settings(base_url: str, redis_url: str) -> Any:
+    """The bot's settings as its environment would give them (tiny jobs, quiet logs)."""
+    from bot.config import BotSettings
+
+    values: dict[str, object] = {"BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": base_url, "REDIS_URL": redis_url,
+                                 "BOT_LONG_SIDE": 512, "BOT_STEPS": 1, "BOT_PRIOR_STEPS": 2,
+                                 "LOG_LEVEL": "WARNING", "BOT_CONSUMER_NAME": "bench-frontend"}
+    return BotSettings(**values)  # type: ignore[arg-type]
+
+
+async def run_service(base_url: str, redis_url: str, warmup: int, count: int,
+                      profile: bool) -> dict[str, Any]:
+    """The service's dispatcher, wired as bot.app.run_bot wires it, fed directly."""
+    from redis.asyncio import Redis
+
+    from bot.app import create_bot, create_dispatcher, create_services
+    from bot.ops import Ops
+
+    settings = bot_settings(base_url, redis_url)
+    redis = Redis.from_url(redis_url)
+    ops = Ops.create(settings, redis)
+    queue = ops.job_queue()
+    services = create_services(settings, redis, queue)
+    bot = create_bot(settings)
+    dp = create_dispatcher(services, extra_routers=ops.routers(), extra_middlewares=ops.middlewares())
+    await ops.start(bot, dp, services.i18n)
+    try:
+        async def feed(raw: dict[str, Any]) -> Any:
+            return await dp.feed_raw_update(bot, raw)
+
+        await feed_burst(feed, 0, warmup)
+        commands_before = await _redis_commands(redis)
+        jobs_before = await _count_jobs(redis)
+        profiler = cProfile.Profile() if profile else None
+        if profiler is not None:
+            profiler.enable()
+        result = await feed_burst(feed, warmup, count)
+        if profiler is not None:
+            profiler.disable()
+            result["profile_top"] = _profile_top(profiler)
+        commands_after = await _redis_commands(redis)
+        per_update = {name: (calls - commands_before.get(name, 0)) / count
+                      for name, calls in commands_after.items() if calls > commands_before.get(name, 0)}
+        result["redis_commands_per_update"] = dict(sorted(per_update.items(), key=lambda kv: -kv[1]))
+        result["redis_commands_per_update_total"] = sum(per_update.values())
+        result["jobs_queued"] = await _count_jobs(redis) - jobs_before
+        # Updates answered without a queued job: the bot's error handler caught a failure.
+        result["not_queued"] = count - result["jobs_queued"]
+        return result
+    finally:
+        await ops.stop()
+        await bot.session.close()
+        await queue.close()
+        await dp.storage.close()
+        with contextlib.suppress(Exception):
+            await redis.aclose()
+
+
+async def run_reference(base_url: str, warmup: int, count: int) -> dict[str, Any]:
+    """A bare aiogram Dispatcher replying once per update: the framework and HTTP floor."""
+    from aiogram import Bot, Dispatcher
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+    from aiogram.types import Message
+
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base_url)))
+    dp = Dispatcher()
+
+    @dp.message()
+    async def reply(message: Message) -> None:
+        await message.answer("queued")
+
+    try:
+        async def feed(raw: dict[str, Any]) -> Any:
+            return await dp.feed_raw_update(bot, raw)
+
+        await feed_burst(feed, 0, warmup)
+        return await feed_burst(feed, warmup, count)
+    finally:
+        await bot.session.close()
+
+
+async def run_polling(child: BotAPIChild, redis_url: str, first: int, count: int) -> dict[str, Any]:
+    """The deployed path: bot.app.run_bot polls the server; time from push to the last job queued."""
+    from redis.asyncio import Redis
+
+    from bot.app import run_bot
+
+    settings = bot_settings(child.base_url, redis_url)
+    redis = Redis.from_url(redis_url)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_bot(settings, stop=stop))
+    try:
+        before = await _count_jobs(redis)
+        await asyncio.sleep(2.0)  # startup: setMyCommands, deleteWebhook, the first long poll
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.to_thread(child.command, f"push {first} {count}")
+        handled, progress_at = 0, time.perf_counter()
+        while handled < count:
+            now_handled = await _count_jobs(redis) - before
+            if now_handled > handled:
+                handled, progress_at = now_handled, time.perf_counter()
+            elif task.done() or time.perf_counter() - progress_at > POLL_STALL_S:
+                break  # the rest failed (the bot logged why); report what was handled
+            await asyncio.sleep(POLL_CHECK_S)
+        cpu, wall = time.process_time() - cpu0, progress_at - wall0
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)
+        await redis.aclose()
+    return {"updates": count, "handled": handled, "errors": count - handled, "wall_s": wall, "cpu_s": cpu,
+            "updates_per_s": handled / wall, "updates_per_cpu_s": handled / cpu if cpu > 0 else None,
+            "load_average": load_average(),
+            "note": "wall time includes the server child pushing the updates and this process's Redis checks"}
+
+
+async def _count_jobs(redis: Any) -> int:
+    from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE
+
+    lengths = [int(await redis.llen(f"rq:queue:{name}")) for name in (DEFAULT_QUEUE, HIGH_QUEUE)]
+    return sum(lengths)
+
+
+def _profile_top(profiler: cProfile.Profile, limit: int = 30) -> dict[str, str]:
+    """The hottest functions by own time, and the project's own functions by cumulative time."""
+    out: dict[str, str] = {}
+    views = (("tottime", "tottime", ""), ("project_cumulative", "cumulative", "/main/(bot|contract)/"))
+    for key, sort, restrict in views:
+        buf = io.StringIO()
+        stats = pstats.Stats(profiler, stream=buf).sort_stats(sort)
+        if restrict:
+            stats.print_stats(restrict, limit)
+        else:
+            stats.print_stats(limit)
+        out[key] = buf.getvalue()
+    return out
+
+
+async def _redis_commands(redis: Any) -> dict[str, int]:
+    """Calls per Redis command so far (INFO commandstats), to count what one update costs."""
+    info = await redis.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in info.items()}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+
+
+    meta = metadata()
+    cpus = sorted(os.sched_getaffinity(0))
+    bot_cpus = {cpus[0]}
+    other_cpus = set(cpus[1:]) or None
+    os.sched_setaffinity(0, bot_cpus)
+    try:
+        return await _run_pinned(args, meta, bot_cpus, other_cpus)
+    finally:
+        os.sched_setaffinity(0, cpus)  # a caller (a test) keeps its cores
+
+
+async def _run_pinned(args: argparse.Namespace, meta: dict[str, Any], bot_cpus: set[int],
+                      other_cpus: set[int] | None) -> dict[str, Any]:
+    import tempfile
+
+    from devkit.redis_server import RedisServer
+
+    total_users = 2 * (args.warmup + args.updates) + (args.updates if args.polling else 0)
+    report: dict[str, Any] = {
+        **meta,
+        "bench": "bench_frontend",
+        "setup": {
+            "path": "dp.feed_raw_update with a real aiogram Bot over HTTP to devkit.botapi (own process)",
+            "bot_cpus": sorted(bot_cpus),
+            "servers_cpus": sorted(other_cpus) if other_cpus else "shared with the bot (1 usable core)",
+            "concurrency": CONCURRENCY,
+            "update": "/imagine <prompt> from a new private user each",
+        },
+        "goal_updates_per_s": GOAL_UPDATES_PER_S,
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-frontend-") as tmp, RedisServer() as redis_server:
+        if redis_server.proc is not None and other_cpus:
+            os.sched_setaffinity(redis_server.proc.pid, other_cpus)
+        child = BotAPIChild(total_users, Path(tmp), other_cpus).start()
+        try:
+            reference = await run_reference(child.base_url, args.warmup, args.updates)
+            first = args.warmup + args.updates
+            service = await run_service(child.base_url, redis_server.url, args.warmup, args.updates,
+                                        args.profile)
+            report["reference"] = reference
+            report["service"] = service
+            report["service_vs_reference"] = service["updates_per_s"] / reference["updates_per_s"]
+            ours, floor = service["updates_per_cpu_s"], reference["updates_per_cpu_s"]
+            if ours and floor:
+                report["service_vs_reference_cpu"] = ours / floor
+            report["goal_met"] = service["updates_per_s"] >= GOAL_UPDATES_PER_S
+            if args.polling:
+                report["polling"] = await run_polling(child, redis_server.url, 2 * first, args.updates)
+            stats = json.loads(child.command("stats"))
+            report["botapi"] = stats
+        finally:
+            child.stop()
+    report["load_average_end"] = load_average()
+    return report
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(f"bench_frontend on {report['machine']['cpu']}: bot pinned to cpu {report['setup']['bot_cpus']}, "
+          f"load average at start {report['load_average_start']}")
+    rows = []
+    for name in ("reference", "service", "polling"):
+        r = report.get(name)
+        if r is None:
+            continue
+        lat = r.get("latency_ms", {})
+        failed = r.get("not_queued", r.get("errors", 0)) if name != "reference" else r.get("errors", 0)
+        rows.append([name, r["updates"], f"{r['updates_per_s']:.0f}", f"{r['updates_per_cpu_s'] or 0:.0f}",
+                     lat.get("p50", "-"), lat.get("p99", "-"), failed])
+    print_table("updates handled (enqueue path)",
+                ["run", "updates", "per s", "per cpu s", "p50 ms", "p99 ms", "failed"], rows)
+    print(f"service / bare aiogram reference: {report['service_vs_reference']:.2f}x; goal "
+          f"{report['goal_updates_per_s']:.0f}/s {'met' if report['goal_met'] else 'MISSED'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--updates", type=int, default=2000, help="updates in the measured burst")
+    parser.add_argument("--warmup", type=int, default=200, help="unmeasured updates first")
+    parser.add_argument("--polling", action="store_true", help="also run the deployed polling path")
+    parser.add_argument("--profile", action="store_true", help="cProfile the service burst (slower)")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--serve-botapi", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--users", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--port-file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_botapi:
+        return serve_botapi(args.users, args.port_file)
+    if args.updates < 1 or args.warmup < 0:
+        parser.error("--updates must be at least 1 and --warmup at least 0")
+    install_sigterm()
+    report = asyncio.run(run(args))
+    print_report(report)
+    path = write_results(report, args.out_dir, "bench_frontend")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Helpers every bench script shares: run metadata, JSON results, percentiles, tables.
+
+Absolute times move from machine to machine (and on a shared box from minute to minute), so a
+result is only worth keeping with the machine, the versions, the date and the load it ran under.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+RESULTS_DIR = REPO / "bench" / "results"
+PACKAGES: tuple[str, ...] = (
+    "torch", "diffusers", "transformers", "aiogram", "aiohttp", "rq", "redis", "pydantic", "onnxruntime",
+    "rembg",
+)
+"""The libraries whose speed the service's numbers depend on."""
+GIT_TIMEOUT_S = 5.0
+"""`git rev-parse` answers at once; a hung git must not hang a bench."""
+PERCENTILES: tuple[int, ...] = (50, 95, 99)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _redis_server_version() -> str | None:
+    path = shutil.which("redis-server")
+    if path is None:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True,
+                             timeout=GIT_TIMEOUT_S).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return next((part.split("=", 1)[1] for part in out.split() if part.startswith("v=")), out.strip() or None)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                             timeout=GIT_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    out["redis-server"] = _redis_server_version()
+    return out
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages: on a shared machine they say how much the numbers mean."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "memory_total_kib": _meminfo_kib("MemTotal"),
+    }
+
+
+def _meminfo_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def metadata() -> dict[str, Any]:
+    """What every results file starts with; call it when the run starts (its load average too)."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+        "machine": machine(),
+        "versions": versions(),
+        "load_average_start": load_average(),
+    }
+
+
+def write_results(report: dict[str, Any], out_dir: Path, stem: str) -> Path:
+    """Write ``report`` as ``<out_dir>/<stem>-<UTC stamp>.json``; adds the machine metadata it lacks."""
+    full = {**metadata(), **report}
+    full.setdefault("load_average_end", load_average())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = out_dir / f"{stem}-{stamp}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(full, indent=2, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); ValueError on no data."""
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0 <= p <= 100:
+        raise ValueError(f"percentile must be within 0..100, got {p}")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * p / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summary(values: Sequence[float], ps: Iterable[int] = PERCENTILES) -> dict[str, float]:
+    """n, mean, min, max and the percentiles (``p50``, ...) of ``values``."""
+    if not values:
+        raise ValueError("summary of no values")
+    out: dict[str, float] = {"n": len(values), "mean": sum(values) / len(values), "min": min(values),
+                             "max": max(values)}
+    for p in ps:
+        out[f"p{p}"] = percentile(values, p)
+    return out
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A plain aligned text table; floats get 1 decimal below 100 and none above."""
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
+        return str(value)
+
+    body = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+    return "\n".join(lines)
+
+
+def print_table(title: str, headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    print(title)
+    print(format_table(headers, rows))
+    print()
+
+
+def install_sigterm() -> None:
+    """SIGTERM raises KeyboardInterrupt, so a killed bench still stops the processes it started
+    (a background job started from a script ignores SIGINT; SIGTERM's default skips every finally)."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)

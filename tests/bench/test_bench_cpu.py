@@ -1,0 +1,172 @@
+"""The CPU benches at smoke size: they run the real service and write JSON with the fields the
+README's tables come from. No timing is asserted; speed targets live in the scripts' output."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+METADATA_FIELDS = ("date", "git_commit", "machine", "versions", "load_average_start", "load_average_end")
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def only_result(out_dir: Path, stem: str) -> dict:
+    (path,) = out_dir.glob(f"{stem}-*.json")
+    report = json.loads(path.read_text())
+    for field in METADATA_FIELDS:
+        assert field in report, field
+    assert report["machine"]["cpus_usable"] >= 1 and len(report["load_average_start"]) == 3
+    assert report["versions"]["aiogram"] and report["versions"]["python"]
+    return report
+
+
+# --------------------------------------------------------------------------- bench/common.py
+
+
+def test_percentiles_interpolate_between_ranks() -> None:
+    common = load("common")
+    assert common.percentile([10.0], 99) == 10.0
+    assert common.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert common.percentile(list(map(float, range(101))), 95) == pytest.approx(95.0)
+    stats = common.summary([3.0, 1.0, 2.0])
+    assert stats["n"] == 3 and stats["min"] == 1.0 and stats["max"] == 3.0 and stats["p50"] == 2.0
+
+
+def test_percentiles_refuse_bad_input() -> None:
+    common = load("common")
+    with pytest.raises(ValueError, match="no values"):
+        common.percentile([], 50)
+    with pytest.raises(ValueError, match=r"0\.\.100"):
+        common.percentile([1.0], 101)
+    with pytest.raises(ValueError, match="no values"):
+        common.summary([])
+
+
+def test_table_aligns_columns() -> None:
+    table = load("common").format_table(["name", "ms"], [["a", 1.25], ["longer", 1234.0]])
+    lines = table.splitlines()
+    assert len({len(line) for line in lines}) == 1  # every row as wide as the header
+    assert lines[2].endswith("1.2") and lines[3].endswith("1234")
+
+
+def test_results_carry_machine_versions_date_and_load(tmp_path: Path) -> None:
+    path = load("common").write_results({"bench": "x", "value": 1}, tmp_path / "out", "x")
+    assert path.parent == tmp_path / "out" and path.name.startswith("x-") and path.suffix == ".json"
+    report = only_result(tmp_path / "out", "x")
+    assert report["value"] == 1 and not list((tmp_path / "out").glob("*.tmp"))
+
+
+# --------------------------------------------------------------------------- bench_system.py
+
+
+def test_waiting_behind_other_jobs_is_not_counted_as_overhead() -> None:
+    bench = load("bench_system")
+
+    def job(created: float, started: float, finished: float) -> object:
+        return bench.JobTiming(chat_id=1, job_id="j", worker="w", sent=created - 0.01, created=created,
+                               started=started, finished=finished, delivered=finished + 0.02, engine_s=0.5,
+                               encode_s=0.0)
+
+    first, second = job(0.0, 0.01, 1.0), job(0.1, 1.03, 2.0)
+    # One worker: the second job waited 0.9 s (0.1 → 1.0) while the first ran; 0.03 s was pickup.
+    assert bench.blocked_time(second, [first, second], workers=1) == pytest.approx(0.9)
+    second.blocked_s = 0.9
+    assert second.stages_ms()["pickup"] == pytest.approx(30.0)
+    assert second.own_overhead_s == pytest.approx(second.e2e_s - 0.5 - 0.9)
+    assert sum(second.stages_ms().values()) == pytest.approx(second.own_overhead_s * 1e3)
+    # Two workers: one busy worker never blocks a job.
+    assert bench.blocked_time(second, [first, second], workers=2) == 0.0
+
+
+def test_system_smoke_run_writes_latency_and_scaling(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    bench = load("bench_system")
+    assert bench.main(["--inflight", "1", "2", "--jobs", "2", "--workers", "1", "--scaling-jobs", "2",
+                       "--warmup", "1", "--out-dir", str(tmp_path)]) == 0
+    report = only_result(tmp_path, "bench_system")
+    assert [lv["inflight"] for lv in report["latency"]] == [1, 2]
+    for level in report["latency"]:
+        assert level["jobs"] == 2 and len(level["timings"]) == 2
+        for key in ("own_overhead_ms", "e2e_ms", "engine_ms", "blocked_behind_other_jobs_ms"):
+            assert {"p50", "p95", "p99", "n"} <= set(level[key])
+        assert set(level["stages_ms"]) == {"ingress", "pickup", "worker", "egress"}
+        for t in level["timings"]:
+            # Causal order across processes: sent → queued → started → finished → delivered.
+            assert t["sent"] < t["created"] <= t["started"] < t["finished"] < t["delivered"]
+            assert 0 < t["engine_s"] < t["finished"] - t["started"]
+        assert level["e2e_ms"]["p50"] > level["engine_ms"]["p50"] > 0
+    (scaling,) = report["scaling"]
+    assert scaling["workers"] == 1 and scaling["jobs"] == 2 and scaling["jobs_per_s"] > 0
+    assert scaling["speedup_vs_first"] == 1.0
+    assert report["botapi_violations"] == [] and report["botapi_server_errors"] == []
+    assert "own overhead" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- bench_frontend.py
+
+
+def test_frontend_smoke_run_writes_rates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bench = load("bench_frontend")
+    cores = os.sched_getaffinity(0)
+    assert bench.main(["--updates", "20", "--warmup", "5", "--polling", "--out-dir", str(tmp_path)]) == 0
+    assert os.sched_getaffinity(0) == cores  # the bench pins itself to one core, then lets go
+    report = only_result(tmp_path, "bench_frontend")
+    for name in ("reference", "service"):
+        run = report[name]
+        assert run["updates"] == 20 and run["updates_per_s"] > 0 and run["updates_per_cpu_s"] > 0
+        assert run["errors"] == 0 and {"p50", "p99"} <= set(run["latency_ms"])
+    service = report["service"]
+    assert service["jobs_queued"] == 20 and service["not_queued"] == 0
+    # Every measured update read and wrote Redis (FSM, quotas, the job record, the RQ queue).
+    assert service["redis_commands_per_update_total"] > 5 and "rpush" in service["redis_commands_per_update"]
+    assert report["polling"]["handled"] == 20 and report["polling"]["updates_per_s"] > 0
+    assert report["service_vs_reference"] > 0 and isinstance(report["goal_met"], bool)
+    assert report["botapi"]["violations"] == [] and report["botapi"]["server_errors"] == []
+    assert report["botapi"]["send_message_ok"] >= 2 * 25 + 20  # every update was answered
+    assert "updates handled" in capsys.readouterr().out
+
+
+def test_frontend_refuses_an_empty_burst(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        load("bench_frontend").main(["--updates", "0", "--out-dir", str(tmp_path)])
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- bench_memory.py
+
+
+def test_memory_smoke_run_writes_resident_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bench = load("bench_memory")
+    assert bench.main(["--burst", "5", "--out-dir", str(tmp_path)]) == 0
+    report = only_result(tmp_path, "bench_memory")
+    samples = report["samples_kib"]
+    for name in ("bot_idle", "bot_after_burst", "worker_idle", "worker_after_one_job", "ref_python",
+                 "ref_import_aiogram_redis", "ref_import_torch_diffusers"):
+        sample = samples[name]
+        assert 0 < sample["private"] <= sample["vmrss"] <= sample["vmhwm"], name
+        assert sample["pss"] > 0
+    # The bot and the worker each hold more than a bare interpreter; the worker holds torch.
+    assert samples["bot_idle"]["vmrss"] > samples["ref_python"]["vmrss"]
+    assert samples["worker_idle"]["vmrss"] > samples["bot_idle"]["vmrss"]
+    assert report["ratios"]["worker_idle_rss_over_torch_import"] > 0
+    assert "resident memory" in capsys.readouterr().out
+
+
+def test_memory_refuses_an_empty_burst(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        load("bench_memory").main(["--burst", "0", "--out-dir", str(tmp_path)])
