@@ -41,6 +41,8 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import percentile as pct  # noqa: E402
+from bench.common import versions  # noqa: E402
 from bot.queue import EventConsumer, JobQueue, QueueSettings  # noqa: E402
 from contract import keys  # noqa: E402
 from contract.events import Event, EventType, JobResult  # noqa: E402
@@ -194,25 +196,6 @@ def overheads(samples: list[Sample]) -> dict[str, list[float]]:
             parts["deliver"].append(s.received - s.finished)
             prev_finished = s.finished
     return parts
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
-def versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for name in ("rq", "redis", "torch", "diffusers"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "absent"
-    server = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False)
-    out["redis-server"] = server.stdout.strip()
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
