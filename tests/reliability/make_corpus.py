@@ -145,7 +145,7 @@ def samples() -> list[tuple[Sample, bytes]]:
         (Sample("random.png", "image/png", "refuse"), bytes((i * 7919) % 251 for i in range(4096))),
         (Sample("zip-named.png", "image/png", "refuse"), b"PK\x03\x04" + b"\x00" * 200),
         (Sample("program.jpg", "image/jpeg", "refuse"), b"MZ\x90\x00" + b"\x00" * 300),
-        (Sample("bad-crc.png", "image/png", "refuse"), png[:33] + b"\xde\xad" + png[35:]),
+        (Sample("bad-crc.png", "image/png", "refuse"), png[:29] + b"\xde\xad\xbe\xef" + png[33:]),
         (Sample("gif-truncated.gif", "image/gif", "refuse"), gif[: len(gif) // 2]),
         (Sample("psd-header.jpg", "image/jpeg", "refuse"), b"8BPS\x00\x01" + b"\x00" * 100),
         (Sample("icon.ico", "image/x-icon", "refuse"), _img("RGB", (16, 16), "ICO")),
