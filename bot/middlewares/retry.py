@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.exceptions import TelegramRetryAfter, TelegramServerError
+from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 
@@ -22,6 +22,8 @@ SERVER_ERROR_BACKOFF_S = 1.0
 """First wait after a 5xx; doubles per try. Telegram's 5xx are short hiccups."""
 MAX_SERVER_ERROR_TRIES = 3
 """A 5xx that persists past this is an outage, not a hiccup."""
+MAX_NETWORK_ERROR_TRIES = 4
+"""Connection resets and refused connections come in short bursts; past this the network is down."""
 
 
 class RetryAfterMiddleware(BaseRequestMiddleware):
@@ -54,6 +56,7 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         tries = 0
         server_errors = 0
+        network_errors = 0
         chat: int | str | None = getattr(method, "chat_id", None)
         while True:
             tries += 1
@@ -77,4 +80,13 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
                     raise
                 delay = SERVER_ERROR_BACKOFF_S * 2 ** (server_errors - 1)
                 log.warning("telegram 5xx on %s: retrying in %.1fs", type(method).__name__, delay)
+                await asyncio.sleep(delay)
+            except TelegramNetworkError as exc:
+                # A reset or refused connection: without a retry the user's answer is simply lost.
+                network_errors += 1
+                if network_errors >= MAX_NETWORK_ERROR_TRIES:
+                    raise
+                delay = SERVER_ERROR_BACKOFF_S * 2 ** (network_errors - 1)
+                log.warning("telegram unreachable on %s (%s): retrying in %.1fs", type(method).__name__,
+                            exc.message, delay)
                 await asyncio.sleep(delay)
