@@ -323,11 +323,11 @@ async def wait_settled(h: Harness, users: list[SimUser], timeout: float = QUIET_
 
 
 async def account(h: Harness, users: list[SimUser], tally: Tally, *, failure_texts: tuple[str, ...] = (),
-                  settle: bool = True, grace_s: float = 1.0) -> Account:
+                  settle: bool = True, grace_s: float = 1.0, timeout: float = QUIET_TIMEOUT_S) -> Account:
     """Every accepted job of these users answered exactly once: one result message for a DONE job,
     one final text for a FAILED/CANCELLED one; no result for a job that did not finish."""
     if settle:
-        await wait_settled(h, users)
+        await wait_settled(h, users, timeout)
     await asyncio.sleep(grace_s)  # a duplicate would arrive right after the first answer
     records = await job_records(h, users)
     results: dict[str, int] = {}

@@ -115,7 +115,15 @@ async def test_bad_prompts_are_refused_clearly_or_delivered_escaped(
     user = h.user(language_code=locale)
     empty = I18N.get(locale, "prompt-empty")
     too_long = I18N.get(locale, "prompt-too-long", length=len(PROMPTS["too-long-10000"].strip()), limit=1000)
-    too_long_client = I18N.get(locale, "prompt-too-long", length=4096, limit=1000)
+    too_long_client = I18N.get(locale, "prompt-too-long", length=len(PROMPTS["client-maximum-4096"].strip()),
+                               limit=1000)
+
+    def raw_text(text: str) -> None:
+        """A text no Telegram client would send (too long, or blank): pushed as a raw update."""
+        h.api._push_update("message", {
+            "message_id": h.api.next_message_id(user.chat_id), "date": int(time.time()),
+            "chat": {"id": user.chat_id, "type": "private", "first_name": user.first_name},
+            "from": user.to_json(), "text": text})
 
     async def ask(text: str, expect: str) -> None:
         before = h.count(user)
@@ -123,14 +131,19 @@ async def test_bad_prompts_are_refused_clearly_or_delivered_escaped(
         tally.bad_inputs += 1
         await h.wait_text(user, expect, after=before, timeout=ANSWER_TIMEOUT_S)
 
-    await ask("/imagine " + PROMPTS["empty"], empty.split(".")[0])
-    await ask(PROMPTS["client-maximum-4096"], too_long_client)
-    # 10 000 characters: more than a client may send, so it comes as a raw update.
+    # "/imagine" alone asks for the description; a blank one is refused and the question stays.
     before = h.count(user)
-    h.api._push_update("message", {
-        "message_id": h.api.next_message_id(user.chat_id), "date": int(time.time()),
-        "chat": {"id": user.chat_id, "type": "private", "first_name": user.first_name},
-        "from": user.to_json(), "text": PROMPTS["too-long-10000"]})
+    await user.send_text("/imagine")
+    await h.wait_message(user, lambda m: m.from_bot, after=before)
+    before = h.count(user)
+    raw_text(PROMPTS["empty"])
+    tally.bad_inputs += 1
+    await h.wait_text(user, empty, after=before, timeout=ANSWER_TIMEOUT_S)
+    await user.send_text("/cancel")
+    await ask(PROMPTS["client-maximum-4096"], too_long_client)
+    # 10 000 characters: more than a client may send.
+    before = h.count(user)
+    raw_text(PROMPTS["too-long-10000"])
     tally.bad_inputs += 1
     await h.wait_text(user, too_long, after=before, timeout=ANSWER_TIMEOUT_S)
     assert await job_records(h, [user]) == {}, "a refused prompt was queued"

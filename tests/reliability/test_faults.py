@@ -33,9 +33,9 @@ from tests.reliability.conftest import (
 )
 
 I18N = I18n()
-KILLS = int(os.environ.get("RELIABILITY_KILLS", "6"))
-"""SIGKILLs in the kill scenario (the issue asks for 20; RELIABILITY_KILLS=20 runs that, at about
-8 s per kill here, because every killed worker must reload its engine on two shared cores)."""
+KILLS = int(os.environ.get("RELIABILITY_KILLS", "4"))
+"""SIGKILLs in the kill scenario. The issue asks for 20; RELIABILITY_KILLS=20 runs that, but here each
+kill costs ~25 s (the killed worker reloads its engine, the re-queued job reruns, on two shared cores)."""
 SLOW_STEP_S = 0.2
 """Each step of a faulted job sleeps this long, so a kill lands mid-job, not between jobs."""
 KILL_SCENARIO_TIMEOUT_S = 300
@@ -91,6 +91,8 @@ async def test_sigkill_mid_job_across_two_workers_delivers_every_job_once(
             continue
         name, job_id = victim
         await asyncio.sleep(0.3)  # mid-job: past the start, inside the engine's steps
+        if await running_on(h, user, name) != job_id:
+            continue  # it finished meanwhile: every kill must hit a job killed no time before
         os.kill(workers.pid(name), signal.SIGKILL)
         workers.procs[name].proc.wait()  # type: ignore[union-attr]
         kills += 1
@@ -101,7 +103,7 @@ async def test_sigkill_mid_job_across_two_workers_delivers_every_job_once(
         if kills % 2 == 0:
             await asyncio.gather(*restarts)
     await asyncio.gather(*restarts)
-    acc = await account(h, [user], tally)
+    acc = await account(h, [user], tally, timeout=KILL_SCENARIO_TIMEOUT_S)
     assert acc.accepted == jobs
     assert set(acc.statuses.values()) == {JobStatus.DONE.value}, acc.statuses
     assert kills == KILLS
