@@ -103,9 +103,15 @@ class KandinskyWorker(SimpleWorker):
         try:
             with bound(ctx):
                 self.perform_job(job, queue, execution)
+            self.set_state(WorkerStatus.IDLE)
+        except redis.ConnectionError as exc:
+            # Redis went away as the job ended, so neither its result nor its failure could be
+            # recorded. The worker must not die for that: the job stays in the started registry and
+            # the abandoned-job sweep re-queues it once Redis is back; the dequeue loop waits for it.
+            log.warning("job %s worker %s: Redis unavailable as the job ended (%s); it will be re-queued",
+                        job.id, self.name, exc)
         finally:
             beat.stop()
-        self.set_state(WorkerStatus.IDLE)
 
     def _on_job_exception(
         self, job: Job, exc_type: type[BaseException] | None, exc_value: BaseException | None,
