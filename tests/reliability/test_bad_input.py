@@ -154,6 +154,10 @@ async def test_bad_prompts_are_refused_clearly_or_delivered_escaped(
     for name in odd:
         await user.send_text(PROMPTS[name])
         tally.bad_inputs += 1
+    deadline = time.monotonic() + ANSWER_TIMEOUT_S
+    while len(await job_records(h, [user])) < len(odd):  # accepted before they are accounted for
+        assert time.monotonic() < deadline, "the bot did not queue every odd prompt"
+        await asyncio.sleep(0.1)
     acc = await account(h, [user], tally)
     assert acc.accepted == len(odd)
     assert set(acc.statuses.values()) == {JobStatus.DONE.value}

@@ -174,7 +174,7 @@ async def test_bot_killed_between_sending_and_acking_sends_the_image_once(
 
     async def dying_ack(self: consumer_mod.EventConsumer, eid: str, event: object, lease: str, *,
                         mark: bool) -> None:
-        if mark and not sent.is_set():
+        if mark and not sent.is_set() and getattr(event, "chat_id", None) == user.chat_id:
             sent.set()
             await asyncio.Event().wait()  # never returns: the task is cancelled here
         await original_ack(self, eid, event, lease, mark=mark)  # type: ignore[arg-type]
