@@ -374,18 +374,6 @@ BAD_INPUTS: dict[str, tuple[BadCase, str]] = {
         lambda: (make_spec(Mode.OUTPAINT), [smooth_image(1, WIDE)], inpaint_mask(WIDE)),
         "takes no mask",
     ),
-    "depth strength runs no step": (
-        lambda: (make_spec(Mode.DEPTH, steps=2, strength=0.2), [smooth_image(1, WIDE)], None),
-        "run no denoising step",
-    ),
-    "one prior step": (
-        lambda: (make_spec(Mode.TEXT2IMAGE, prior_steps=1), [], None),
-        "prior_steps must be at least 2",
-    ),
-    "depth with one prior step": (
-        lambda: (make_spec(Mode.DEPTH, prior_steps=1), [smooth_image(1, WIDE)], None),
-        "prior_steps must be at least 2",
-    ),
     "spec is a dict": (lambda: ({"mode": "text2image"}, [], None), "must be a contract.spec.JobSpec"),
 }
 

@@ -47,8 +47,6 @@ DEPTH_PRIOR_STRENGTH = 0.85
 NEGATIVE_DEPTH_PRIOR_STRENGTH = 1.0
 """The model card embeds a negative prompt for depth mode with the prior at full strength."""
 
-MIN_PRIOR_STEPS = 2
-"""UnCLIPScheduler.set_timesteps divides by (steps - 1); at DEPTH_PRIOR_STRENGTH 2 steps still run one."""
 
 MIN_INPUT_SIDE = 64
 """Smaller inputs carry too little for CLIP (224 px) or the depth model to see anything."""
@@ -415,16 +413,7 @@ class Engine:
                 )
         elif mask is not None:
             raise ValueError(f"mode {spec.mode} takes no mask")
-        if spec.prior_steps < MIN_PRIOR_STEPS:
-            raise ValueError(
-                f"prior_steps must be at least {MIN_PRIOR_STEPS} (got {spec.prior_steps}): "
-                "the prior's UnCLIP scheduler cannot run a single step"
-            )
-        if spec.mode is Mode.DEPTH and _img2img_steps(spec.steps, spec.strength) < 1:
-            raise ValueError(
-                f"steps {spec.steps} at strength {spec.strength} run no denoising step; "
-                "raise steps or strength"
-            )
+        # prior_steps ≥ 2 and depth's steps × strength ≥ 1 are the spec's own checks (contract.spec).
         return rgb
 
     @contextmanager
