@@ -21,7 +21,6 @@ Results go to bench/results/bench_engine_gpu-<device>-<scale>-<utc time>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -40,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.common import write_results  # noqa: E402
 from contract.spec import LONG_SIDES, JobSpec, Mode  # noqa: E402
 from worker.tiny_models import (  # noqa: E402
     DECODER_SCHEDULER_CONFIG,
@@ -580,10 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     report = run(args)
     print_report(report)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = args.out_dir / f"bench_engine_gpu-{report['device']}-{report['scale']}-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = write_results(report, args.out_dir, f"bench_engine_gpu-{report['device']}-{report['scale']}")
     print(f"wrote {path}")
     return 0
 

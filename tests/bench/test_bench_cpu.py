@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ def load(name: str) -> ModuleType:
     return module
 
 
-def only_result(out_dir: Path, stem: str) -> dict:
+def only_result(out_dir: Path, stem: str) -> dict[str, Any]:
     (path,) = out_dir.glob(f"{stem}-*.json")
     report = json.loads(path.read_text())
     for field in METADATA_FIELDS:
@@ -77,20 +78,24 @@ def test_results_carry_machine_versions_date_and_load(tmp_path: Path) -> None:
 def test_waiting_behind_other_jobs_is_not_counted_as_overhead() -> None:
     bench = load("bench_system")
 
-    def job(created: float, started: float, finished: float) -> object:
-        return bench.JobTiming(chat_id=1, job_id="j", worker="w", sent=created - 0.01, created=created,
+    def job(created: float, started: float, finished: float, worker: str = "w1") -> Any:
+        return bench.JobTiming(chat_id=1, job_id="j", worker=worker, sent=created - 0.01, created=created,
                                started=started, finished=finished, delivered=finished + 0.02, engine_s=0.5,
                                encode_s=0.0)
 
-    first, second = job(0.0, 0.01, 1.0), job(0.1, 1.03, 2.0)
-    # One worker: the second job waited 0.9 s (0.1 → 1.0) while the first ran; 0.03 s was pickup.
-    assert bench.blocked_time(second, [first, second], workers=1) == pytest.approx(0.9)
+    first, second, third = job(0.0, 0.01, 1.0), job(0.1, 1.03, 2.0), job(0.2, 2.05, 3.0)
+    jobs = [first, second, third]
+    # One worker: the second job waited 0.9 s (0.1 → 1.0) while the first ran; 0.03 s was its pickup.
+    assert bench.blocked_time(second, jobs) == pytest.approx(0.9)
     second.blocked_s = 0.9
     assert second.stages_ms()["pickup"] == pytest.approx(30.0)
     assert second.own_overhead_s == pytest.approx(second.e2e_s - 0.5 - 0.9)
     assert sum(second.stages_ms().values()) == pytest.approx(second.own_overhead_s * 1e3)
-    # Two workers: one busy worker never blocks a job.
-    assert bench.blocked_time(second, [first, second], workers=2) == 0.0
+    # The third waits for the second only: the first job's gap is not charged to it again.
+    assert bench.blocked_time(third, jobs) == pytest.approx(2.0 - 0.2)
+    assert bench.blocked_time(first, jobs) == 0.0
+    # A job on another worker was never behind these.
+    assert bench.blocked_time(job(0.5, 0.6, 1.5, worker="w2"), jobs) == 0.0
 
 
 def test_system_smoke_run_writes_latency_and_scaling(tmp_path: Path,
