@@ -113,6 +113,14 @@ class KandinskyWorker(SimpleWorker):
         finally:
             beat.stop()
 
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ's loop beats right after each job; with Redis away that must not end the process (the
+        next dequeue waits for Redis and reconnects)."""
+        try:
+            super().heartbeat(timeout, pipeline)
+        except redis.ConnectionError as exc:
+            log.warning("worker %s: heartbeat failed, Redis unavailable (%s)", self.name, exc)
+
     def _on_job_exception(
         self, job: Job, exc_type: type[BaseException] | None, exc_value: BaseException | None,
         tb: TracebackType | None,
