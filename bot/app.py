@@ -22,7 +22,7 @@ from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from aiogram.types import BotCommand, ErrorEvent
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -51,6 +51,13 @@ REDIS_RETRIES = 5
 backoff up to REDIS_RETRY_CAP_S) instead of failing the user's update on the first stale one."""
 REDIS_RETRY_CAP_S = 2.0
 """Longest pause between two tries; Redis restarts in well under a second."""
+REDIS_MAX_CONNECTIONS = 64
+"""Connections one bot process opens at most; beyond that a command waits for a free one."""
+REDIS_POOL_TIMEOUT_S = 20.0
+"""How long a command waits for a free connection in a burst before the update fails."""
+POLLING_CONCURRENCY = 32
+"""Updates handled at once in polling mode; a burst of thousands waits its turn instead of each
+update opening Redis connections until the pool runs out (which lost updates before)."""
 NOT_MODIFIED = "message is not modified"
 """Telegram's 400 for an edit that changes nothing; harmless, so never reported to the user."""
 COMMANDS: tuple[str, ...] = (
@@ -62,6 +69,15 @@ COMMANDS: tuple[str, ...] = (
 
 def redis_retry() -> Retry:
     return Retry(ExponentialBackoff(cap=REDIS_RETRY_CAP_S, base=0.1), REDIS_RETRIES)
+
+
+def create_redis(settings: BotSettings) -> Redis:
+    """A blocking pool: in a burst, commands wait for a connection instead of failing."""
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url.get_secret_value(), max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_POOL_TIMEOUT_S, retry=redis_retry(),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError])
+    return Redis.from_pool(pool)
 
 
 def create_bot(settings: BotSettings) -> Bot:
@@ -168,8 +184,7 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
                   extra_middlewares: Sequence[BaseMiddleware] = ()) -> None:
     """Run until ``stop`` is set (forever without one); every resource is closed on the way out."""
     stop = stop or asyncio.Event()
-    redis = Redis.from_url(settings.redis_url.get_secret_value(), retry=redis_retry(),
-                           retry_on_error=[RedisConnectionError, RedisTimeoutError])
+    redis = create_redis(settings)
     ops = Ops.create(settings, redis)  # quotas, packs, admin commands, metrics (issue 5)
     queue = ops.job_queue()
     services = create_services(settings, redis, queue)
@@ -200,7 +215,8 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
             await bot.delete_webhook(drop_pending_updates=False)
             polling = asyncio.create_task(
                 dp.start_polling(bot, handle_signals=False, close_bot_session=False,
-                                 allowed_updates=dp.resolve_used_update_types()),
+                                 allowed_updates=dp.resolve_used_update_types(),
+                                 tasks_concurrency_limit=POLLING_CONCURRENCY),
                 name="polling",
             )
             log.info("polling mode started")
