@@ -27,6 +27,9 @@ MASK_THRESHOLD = 128
 
 WEBP_QUALITY = 95
 """High enough that sticker edges do not ring; Telegram limits static stickers to 512 KB."""
+PNG_COMPRESS_LEVEL = 1
+"""zlib level 1: a 1024² photo-like PNG encodes in ~90 ms instead of ~535 ms at level 6, for
+~17% more bytes (measured, bench/NOTES.md); the worker's CPU is the bottleneck, not the network."""
 
 
 @dataclass
@@ -109,7 +112,7 @@ def _encode(image: Image.Image, fmt: str) -> EncodedImage:
     if fmt == "WEBP":
         image.save(buf, format="WEBP", quality=WEBP_QUALITY, method=4, exact=True)
     else:
-        image.save(buf, format="PNG", optimize=False, compress_level=6)
+        image.save(buf, format="PNG", optimize=False, compress_level=PNG_COMPRESS_LEVEL)
     return EncodedImage(format=fmt, data=buf.getvalue(), width=image.width, height=image.height)
 
 
