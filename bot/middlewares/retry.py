@@ -87,6 +87,7 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
                 if network_errors >= MAX_NETWORK_ERROR_TRIES:
                     raise
                 delay = SERVER_ERROR_BACKOFF_S * 2 ** (network_errors - 1)
+                # Never the message: aiohttp's text can carry the request URL, which holds the token.
                 log.warning("telegram unreachable on %s (%s): retrying in %.1fs", type(method).__name__,
-                            exc.message, delay)
+                            type(exc.__cause__ or exc).__name__, delay)
                 await asyncio.sleep(delay)
