@@ -16,9 +16,11 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramNetworkError
 from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.types import BotCommand, ErrorEvent
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
@@ -80,10 +82,25 @@ def create_redis(settings: BotSettings) -> Redis:
     return Redis.from_pool(pool)
 
 
+class RedactingSession(AiohttpSession):
+    """aiohttp's connection errors quote the request URL, which holds the token; aiogram logs them
+    (e.g. "Failed to fetch updates"), so the token is cut out of the error where it is made."""
+
+    async def make_request(self, bot: Bot, method: TelegramMethod[TelegramType],
+                           timeout: int | None = None) -> TelegramType:
+        try:
+            return await super().make_request(bot, method, timeout)
+        except TelegramNetworkError as exc:
+            if bot.token not in exc.message:
+                raise
+            redacted = exc.message.replace(bot.token, "<BOT_TOKEN>")
+            raise TelegramNetworkError(method=method, message=redacted) from None
+
+
 def create_bot(settings: BotSettings) -> Bot:
     """A Bot on any Bot API server, with the 429/5xx retry middleware on its session."""
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url),
-                             timeout=REQUEST_TIMEOUT_S)
+    session = RedactingSession(api=TelegramAPIServer.from_base(settings.telegram_api_url),
+                               timeout=REQUEST_TIMEOUT_S)
     session.middleware(RetryAfterMiddleware(max_tries=settings.retry_after_max_tries))
     return Bot(
         token=settings.bot_token.get_secret_value(),
