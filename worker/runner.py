@@ -24,7 +24,7 @@ from rq.executions import Execution
 from rq.job import Job
 from rq.registry import StartedJobRegistry, clean_registries
 from rq.timeouts import JobTimeoutException
-from rq.utils import now
+from rq.utils import now, utcparse
 from rq.worker import WorkerStatus
 from rq.worker_registration import clean_worker_registry
 
@@ -46,6 +46,9 @@ MAINTENANCE_LOCK_TTL_S = 30
 IDLE_WORKER_TTL_S = 30
 """An idle worker's registration outlives its last heartbeat by this (RQ adds 60 s): a killed
 worker drops out of /workers and of the bot's wait estimate in about a minute and a half, not RQ's eight."""
+NAME_TAKEOVER_WAIT_BEATS = 2
+"""A restarted worker (same name, e.g. a container's host.1) waits at most this many abandon
+periods for its killed predecessor's registration to go stale; a live namesake is an error."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -77,6 +80,29 @@ class KandinskyWorker(SimpleWorker):
         self.log_result_lifespan = False
         self.log_job_description = False
         self.push_exc_handler(self._on_job_exception)
+
+    # --- registration -----------------------------------------------------------------------
+
+    def register_birth(self) -> None:
+        """Take over the name from a predecessor that was killed (its registration lingers and RQ
+        would refuse to start), but never from a worker that is still heartbeating."""
+        deadline = time.monotonic() + NAME_TAKEOVER_WAIT_BEATS * self.settings.abandon_after_s
+        while True:
+            raw = self.connection.hmget(self.key, ["death", "last_heartbeat"])
+            death, beat = raw[0], raw[1]
+            if death is not None or beat is None:
+                break  # no registration, or a clean death: RQ takes it from here
+            beat_text = beat.decode() if isinstance(beat, bytes) else beat
+            age = (now() - utcparse(beat_text)).total_seconds()
+            if age > self.settings.abandon_after_s:
+                log.warning("worker %s: taking over the name from a worker silent for %.0f s",
+                            self.name, age)
+                self.connection.hset(self.key, "death", now().isoformat())
+                break
+            if time.monotonic() > deadline:
+                break  # still alive: RQ refuses with its own clear error
+            time.sleep(1.0)
+        super().register_birth()
 
     # --- timing -----------------------------------------------------------------------------
 
