@@ -7,7 +7,7 @@ demo:
 
 test:
 	bash scripts/bootstrap.sh
-	.venv/bin/python -m pytest -q -p no:cacheprovider
+	.venv/bin/python -m pytest -q -p no:cacheprovider --reruns 1 --reruns-delay 5
 
 lint:
 	.venv/bin/ruff check .
