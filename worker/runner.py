@@ -49,6 +49,10 @@ worker drops out of /workers and of the bot's wait estimate in about a minute an
 NAME_TAKEOVER_WAIT_BEATS = 2
 """A restarted worker (same name, e.g. a container's host.1) waits at most this many abandon
 periods for its killed predecessor's registration to go stale; a live namesake is an error."""
+REDIS_RETRY_PAUSE_S = 1.0
+"""Pause between tries while Redis is away: a restart takes about a second, a failover a few."""
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+"""What RQ's loop would quit on (outside its dequeue) while Redis restarts or fails over."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -130,7 +134,7 @@ class KandinskyWorker(SimpleWorker):
             with bound(ctx):
                 self.perform_job(job, queue, execution)
             self.set_state(WorkerStatus.IDLE)
-        except redis.ConnectionError as exc:
+        except REDIS_DOWN as exc:
             # Redis went away as the job ended, so neither its result nor its failure could be
             # recorded. The worker must not die for that: the job stays in the started registry and
             # the abandoned-job sweep re-queues it once Redis is back; the dequeue loop waits for it.
@@ -144,7 +148,7 @@ class KandinskyWorker(SimpleWorker):
         next dequeue waits for Redis and reconnects)."""
         try:
             super().heartbeat(timeout, pipeline)
-        except redis.ConnectionError as exc:
+        except REDIS_DOWN as exc:
             log.warning("worker %s: heartbeat failed, Redis unavailable (%s)", self.name, exc)
 
     def _on_job_exception(
@@ -177,9 +181,27 @@ class KandinskyWorker(SimpleWorker):
 
     # --- maintenance ------------------------------------------------------------------------
 
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ asks Redis for ``rq suspend`` outside its reconnecting dequeue, so a Redis restart
+        between two jobs would end the worker there: wait for Redis instead."""
+        while True:
+            try:
+                super().check_for_suspension(burst)
+                return
+            except REDIS_DOWN as exc:
+                if self._stop_requested:
+                    return
+                log.warning("worker %s: Redis unavailable (%s); retrying in %.0f s",
+                            self.name, exc, REDIS_RETRY_PAUSE_S)
+                time.sleep(REDIS_RETRY_PAUSE_S)
+
     def run_maintenance_tasks(self) -> None:
-        super().run_maintenance_tasks()
-        self.publish_info()
+        """Skipped while Redis is away; the next interval runs it again."""
+        try:
+            super().run_maintenance_tasks()
+            self.publish_info()
+        except REDIS_DOWN as exc:
+            log.warning("worker %s: maintenance skipped, Redis unavailable (%s)", self.name, exc)
 
     def publish_info(self) -> None:
         """What /workers shows beside RQ's record (kept fresh by maintenance and the heartbeat)."""

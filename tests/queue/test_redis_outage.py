@@ -1,0 +1,69 @@
+"""A worker outlives a Redis restart in the middle of a job and serves jobs once Redis is back.
+
+RQ's loop asks Redis whether workers are suspended outside its reconnecting dequeue, so before
+``KandinskyWorker.check_for_suspension`` waited, a restart at the wrong moment ended the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import redis
+import redis.asyncio as aioredis
+
+from bot.app import redis_retry
+from bot.queue import JobQueue, QueueSettings
+from contract import keys
+from contract.queue import F, JobStatus
+from devkit.redis_server import RedisServer
+from devkit.stack import WorkerProcess
+from tests.queue.conftest import new_spec
+from tests.queue.test_restart_same_name import FAST
+
+OUTAGE_S = 4.0
+"""Longer than the worker's 1 s suspension check and maintenance interval, so both hit the outage."""
+JOB_TIMEOUT_S = 120.0
+"""A 2-step tiny job takes about a second; two minutes means the worker is gone, not slow."""
+
+
+async def _wait_status(queue: JobQueue, job_id: str, worker: WorkerProcess, log_file: Path,
+                       *wanted: JobStatus) -> None:
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    values = {w.value.encode() for w in wanted}
+    while (status := await queue._redis.hget(keys.job(job_id), F.STATUS)) not in values:
+        assert worker.proc is not None and worker.proc.poll() is None, log_file.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"job {job_id} still {status!r} after {JOB_TIMEOUT_S} s"
+        await asyncio.sleep(0.1)
+
+
+async def test_worker_survives_a_redis_restart_mid_job(tiny_bundle: Path, tmp_path: Path) -> None:
+    env = {**FAST, "KANDINSKY_MODEL_DIR": str(tiny_bundle), "OMP_NUM_THREADS": "1", "WORKER_TEST_FAULTS": "1"}
+    log_file = tmp_path / "worker.log"
+    with RedisServer(appendonly=True) as server:
+        worker = WorkerProcess(server.url, log_file, env=env, name="outage-worker").start()
+        # Reconnecting like the bot's own client, so the test's side rides out the restart too.
+        client = aioredis.Redis.from_url(server.url, retry=redis_retry(),
+                                         retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+        queue = JobQueue(client, QueueSettings())
+        try:
+            during = new_spec("[fault:slow=1] during the outage")
+            await queue.submit(during)
+            await _wait_status(queue, during.job_id, worker, log_file, JobStatus.RUNNING)
+            await queue._redis.bgrewriteaof()  # a clean restart: what was written is kept
+            await asyncio.sleep(0.5)
+            server.stop()
+            await asyncio.sleep(OUTAGE_S)  # the job ends while Redis is away
+            assert worker.proc is not None and worker.proc.poll() is None, log_file.read_text()[-3000:]
+            server.start()
+            after = new_spec("after the outage")
+            await queue.submit(after)
+            await _wait_status(queue, after.job_id, worker, log_file, JobStatus.DONE)
+            # The job the outage interrupted is re-queued by the abandoned-job sweep and finishes too.
+            await _wait_status(queue, during.job_id, worker, log_file, JobStatus.DONE)
+        finally:
+            await queue.close()
+            await client.aclose()
+            worker.stop()
+    assert "Redis unavailable" in log_file.read_text()
