@@ -98,12 +98,35 @@ class Decision:
         return self.verdict is Verdict.OK
 
 
-# KEYS: minute zset, day counter, inflight set
-# ARGV: now_ms, per_minute, per_day, max_inflight, member, minute_ttl, day_ttl, window_ms, job key prefix
+NO_CUSTOM_LIMITS = "0"
+"""What the admit script's caller expects to find under the limits key when it passes the defaults:
+the key is absent. Otherwise it passes "1" followed by the exact JSON it validated."""
+
+# KEYS: minute zset, day counter, inflight set, banned set, maintenance flag, custom limits
+# ARGV: now_ms, per_minute, per_day, max_inflight, member, minute_ttl, day_ttl, window_ms, job key prefix,
+#       user id, expected custom limits (NO_CUSTOM_LIMITS, or "1" .. the JSON the limits came from)
+# Bans and maintenance are checked first, in the same atomic step as the counting. The limits are
+# the caller's: they came from Limits' own validation of the JSON under KEYS[6], so the script only
+# checks that this JSON is still the one there; if not it returns {6, json or false} and the caller
+# validates the new JSON and asks again (the first request of a user with custom limits, or an
+# admin's change in between). Counting happens only with the right limits.
 # In flight = members of the user's in-flight set whose job record is not finished: entries of
 # jobs that ended while no bot was there to clean up must not block the user.
-# Returns {code, retry_ms}: 0 granted, 1 per-minute, 2 per-day, 3 in-flight.
+# Returns {code, retry_ms}: 0 granted, 1 per-minute, 2 per-day, 3 in-flight, 4 banned,
+# 5 maintenance, 6 other limits (then {6, custom limits JSON or false}).
 _ADMIT_LUA = """
+if redis.call('SISMEMBER', KEYS[4], ARGV[10]) == 1 then
+  return {4, 0}
+end
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return {5, 0}
+end
+local custom = redis.call('GET', KEYS[6])
+local found = '0'
+if custom then found = '1' .. custom end
+if found ~= ARGV[11] then
+  return {6, custom}
+end
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[8])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
@@ -134,6 +157,13 @@ redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
 return {0, 0}
 """
+_LIMITS_CHANGED = 6
+"""The admit script's code for "the custom limits are not the ones you passed"."""
+
+
+def _expect(raw: bytes | str) -> bytes | str:
+    """The admit script's ARGV for "the custom limits are exactly this JSON" (bytes stay bytes)."""
+    return b"1" + raw if isinstance(raw, bytes) else "1" + raw
 
 
 class QuotaService:
@@ -161,24 +191,42 @@ class QuotaService:
         return Decision(Verdict.OK)
 
     async def admit(self, user_id: int, now: float | None = None) -> Decision:
-        """Count one new request if every limit allows it; refuse (counting nothing) otherwise."""
-        gate = await self.gate(user_id)
-        if not gate.allowed or self.is_admin(user_id):
-            return gate
+        """Count one new request if every limit allows it; refuse (counting nothing) otherwise.
+
+        Ban, maintenance, custom limits and the count are one script call (one round trip) for
+        users on the default limits; a user with custom limits takes a second call (see _ADMIT_LUA).
+        """
+        if self.is_admin(user_id):
+            return Decision(Verdict.OK)
         now = time.time() if now is None else now
-        limits = await self.limits_for(user_id)
         self._seq += 1
         member = f"{now:.6f}:{id(self)}:{self._seq}"
-        code, retry_ms = await self._admit(
-            keys=[minute_key(user_id), day_key(user_id, utc_day(now)), keys.inflight(user_id)],
-            args=[int(now * 1000), limits.per_minute, limits.per_day, limits.inflight, member,
-                  MINUTE_KEY_TTL, DAY_KEY_TTL, MINUTE_WINDOW_S * 1000, keys.job("")],
-        )
-        code = int(code)
+        day = utc_day(now)
+        script_keys = [minute_key(user_id), day_key(user_id, day), keys.inflight(user_id), BANNED_KEY,
+                       MAINTENANCE_KEY, limits_key(user_id)]
+        limits = self.default_limits
+        expected: bytes | str = NO_CUSTOM_LIMITS
+        while True:  # a second pass only when the custom limits differ from the ones passed
+            code, extra = await self._admit(
+                keys=script_keys,
+                args=[int(now * 1000), limits.per_minute, limits.per_day, limits.inflight, member,
+                      MINUTE_KEY_TTL, DAY_KEY_TTL, MINUTE_WINDOW_S * 1000, keys.job(""), str(user_id),
+                      expected],
+            )
+            code = int(code)
+            if code != _LIMITS_CHANGED:
+                break
+            raw = None if extra is None or extra is False else extra  # Lua's false: no key
+            limits = self._parse_limits(user_id, raw)
+            expected = NO_CUSTOM_LIMITS if raw is None else _expect(raw)
+        if code == 4:
+            return Decision(Verdict.BANNED)
+        if code == 5:
+            return Decision(Verdict.MAINTENANCE)
         if code == 0:
-            return Decision(Verdict.OK, limits=limits, ticket=f"{utc_day(now)}|{member}")
+            return Decision(Verdict.OK, limits=limits, ticket=f"{day}|{member}")
         if code == 1:
-            return Decision(Verdict.PER_MINUTE, retry_at=int(retry_ms) / 1000, limits=limits)
+            return Decision(Verdict.PER_MINUTE, retry_at=int(extra) / 1000, limits=limits)
         if code == 2:
             return Decision(Verdict.PER_DAY, retry_at=next_utc_midnight(now), limits=limits)
         return Decision(Verdict.INFLIGHT, limits=limits)
@@ -213,7 +261,10 @@ class QuotaService:
 
     # --- limits -----------------------------------------------------------------------------
     async def limits_for(self, user_id: int) -> Limits:
-        raw = await self.redis.get(limits_key(user_id))
+        return self._parse_limits(user_id, await self.redis.get(limits_key(user_id)))
+
+    def _parse_limits(self, user_id: int, raw: bytes | str | None) -> Limits:
+        """Custom limits as stored, or the defaults (with a warning) when they do not validate."""
         if raw is None:
             return self.default_limits
         try:
@@ -256,11 +307,17 @@ class QuotaService:
         return raw.decode() if isinstance(raw, bytes) else raw
 
     # --- audience ---------------------------------------------------------------------------
-    async def seen(self, user_id: int, now: float | None = None) -> None:
-        """Remember a user for broadcasts and /stats (total and active today)."""
+    async def seen(self, user_id: int, now: float | None = None) -> bool:
+        """Remember a user for broadcasts and /stats (total and active today); True if banned.
+
+        The ban check rides along in the same round trip: the middleware needs both on every update.
+        """
         now = time.time() if now is None else now
+        day_set = active_key(utc_day(now))
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.sadd(USERS_KEY, user_id)
-            pipe.sadd(active_key(utc_day(now)), user_id)
-            pipe.expire(active_key(utc_day(now)), ACTIVE_DAY_TTL)
-            await pipe.execute()
+            pipe.sadd(day_set, user_id)
+            pipe.expire(day_set, ACTIVE_DAY_TTL)
+            pipe.sismember(BANNED_KEY, str(user_id))
+            replies = await pipe.execute()
+        return bool(replies[-1])

@@ -115,10 +115,10 @@ class QuotaMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         if user is None or user.is_bot:
             return await handler(event, data)
-        await self.quotas.seen(user.id)
+        banned = await self.quotas.seen(user.id)  # one round trip for both (on every update)
         data["quotas"] = self.quotas
         t = data.get("t")
-        if not self.quotas.is_admin(user.id) and await self.quotas.is_banned(user.id):
+        if banned and not self.quotas.is_admin(user.id):
             if t is not None:
                 await self._tell_banned(event, user.id, t("quota-banned"))
             log.info("update from banned user %s dropped", user.id)

@@ -14,7 +14,7 @@ from bot.config import BotSettings
 from bot.middlewares.quota import GuardedQueue, QuotaRefused
 from bot.packs import MAX_STICKERS_PER_PACK, PackService, seq_of
 from bot.queue import QueueSettings, TooManyJobs
-from bot.quotas import Limits, QuotaService, Verdict, minute_key
+from bot.quotas import Limits, QuotaService, Verdict, limits_key, minute_key
 from contract.spec import JobSpec, Mode
 from devkit.botapi import LocalBotAPI
 from tests.ops.conftest import sticker_images
@@ -59,6 +59,45 @@ async def test_sliding_window_frees_a_slot_after_a_minute(aredis: Redis) -> None
     refused = await quotas.admit(USER, now=t0 + 59)
     assert refused.verdict is Verdict.PER_MINUTE and refused.retry_at == pytest.approx(t0 + 60)
     assert (await quotas.admit(USER, now=t0 + 60.5)).allowed
+
+
+async def test_admit_checks_ban_maintenance_and_custom_limits_in_the_script(
+    aredis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = 902
+    quotas = QuotaService(aredis, frozenset({admin}), Limits(per_minute=2, per_day=100, inflight=100))
+    t0 = 1_800_000_000.0
+    await quotas.ban(USER)
+    assert (await quotas.admit(USER, now=t0)).verdict is Verdict.BANNED
+    assert await quotas.seen(USER) is True and await quotas.seen(admin) is False
+    await quotas.unban(USER)
+    await quotas.set_maintenance(True, by=admin)
+    assert (await quotas.admit(USER, now=t0)).verdict is Verdict.MAINTENANCE
+    await quotas.ban(admin)
+    assert (await quotas.admit(admin, now=t0)).allowed  # admins are exempt from all of it
+    await quotas.set_maintenance(False)
+    assert await quotas.usage(USER, now=t0) == (0, 0, 0)  # refusals counted nothing
+
+    await quotas.set_limits(USER, Limits(per_minute=1, per_day=100, inflight=100))
+    first = await quotas.admit(USER, now=t0)
+    assert first.allowed and first.limits == Limits(per_minute=1, per_day=100, inflight=100)
+    refused = await quotas.admit(USER, now=t0 + 1)
+    assert refused.verdict is Verdict.PER_MINUTE and refused.limits is not None
+    assert refused.limits.per_minute == 1
+
+    await quotas.set_limits(USER, Limits(per_minute=3, per_day=100, inflight=100))  # an admin's change
+    assert (await quotas.admit(USER, now=t0 + 2)).allowed
+    await quotas.reset_limits(USER)  # back to the defaults: 2 a minute, both used
+    assert (await quotas.admit(USER, now=t0 + 3)).verdict is Verdict.PER_MINUTE
+
+    other = USER + 2  # neither USER nor the admin
+    await aredis.set(limits_key(other), '{"per_minute": "lots"}')
+    with caplog.at_level("WARNING", logger="bot.quotas"):
+        granted = await quotas.admit(other, now=t0)
+    assert granted.allowed and granted.limits == quotas.default_limits
+    assert "unreadable custom limits" in caplog.text
+    assert (await quotas.admit(other, now=t0 + 1)).allowed
+    assert (await quotas.admit(other, now=t0 + 2)).verdict is Verdict.PER_MINUTE  # the defaults apply
 
 
 async def test_slot_is_refunded_when_the_queue_refuses(aredis: Redis) -> None:
