@@ -59,6 +59,46 @@ INFLIGHT_TTL = keys.INPUT_BLOB_TTL
 ETA_MIN_SAMPLES = 1
 """One finished job is enough to give a rough wait; with none the bot says nothing."""
 
+_TERMINAL_LUA = " or ".join(f"status == '{status}'" for status in sorted(TERMINAL_STATUSES))
+# KEYS: the user's in-flight set, the new job's record
+# ARGV: job id, in-flight limit, in-flight set TTL, record TTL, job record key prefix, this call's
+#       created-at (as written to the record), then the record's field/value pairs
+# The record must not exist yet, unless it is this very call's (same created-at: the client
+# retried after a lost reply), which counts as accepted. In flight = members whose record is not
+# finished; members whose record is terminal or gone (the bot was down when the job ended) are
+# dropped, but only when the job is accepted, so a refusal writes nothing.
+# Returns {0, stale members dropped} accepted, {1, 0} the record exists, {2, 0} at the limit.
+_SUBMIT_LUA = f"""
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  if redis.call('HGET', KEYS[2], '{F.CREATED}') == ARGV[6] then
+    return {{0, 0}}
+  end
+  return {{1, 0}}
+end
+local live = 0
+local stale = {{}}
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local status = redis.call('HGET', ARGV[5] .. member, '{F.STATUS}')
+  if (not status) or {_TERMINAL_LUA} then
+    stale[#stale + 1] = member
+  else
+    live = live + 1
+  end
+end
+if live >= tonumber(ARGV[2]) then
+  return {{2, 0}}
+end
+if #stale > 0 then
+  redis.call('SREM', KEYS[1], unpack(stale))
+end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+redis.call('HSET', KEYS[2], unpack(ARGV, 7, #ARGV))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
+return {{0, #stale}}
+"""
+_SUBMIT_EXISTS, _SUBMIT_FULL = 1, 2
+
 
 class QueueSettings(BaseModel):
     """Plain values; the bot's own settings fill them from the environment."""
@@ -154,6 +194,33 @@ def _float(value: bytes | str | None) -> float | None:
     return float(text) if text else None
 
 
+_PLACEMENT_REPLIES = 2 + 2 * len(QUEUES_IN_ORDER)
+"""Replies of :func:`_queue_placement_reads`: LPOS, one LLEN per queue, LRANGE, one SCARD per queue."""
+
+
+def _queue_placement_reads(pipe: Any, queue_name: str, job_id: str) -> None:
+    """The reads a job's position and wait estimate need, queued on a (sync or async) pipeline."""
+    pipe.lpos(_queue_key(queue_name), job_id)
+    for name in QUEUES_IN_ORDER:
+        pipe.llen(_queue_key(name))
+    pipe.lrange(DURATIONS_KEY, 0, -1)
+    for name in QUEUES_IN_ORDER:
+        pipe.scard(WORKERS_BY_QUEUE_KEY % name)
+
+
+def _submission(job_id: str, queue_name: str, replies: list[Any]) -> Submission:
+    """Position (admins' queue counts first) and ETA from the replies of :func:`_queue_placement_reads`."""
+    n = len(QUEUES_IN_ORDER)
+    index, lengths, durations, workers = replies[0], replies[1:1 + n], replies[1 + n], replies[2 + n:]
+    if index is None:
+        return Submission(job_id=job_id, position=None, eta_s=None)
+    ahead = sum(int(length) for name, length in zip(QUEUES_IN_ORDER, lengths, strict=True)
+                if QUEUES_IN_ORDER.index(name) < QUEUES_IN_ORDER.index(queue_name))
+    position = int(index) + ahead + 1
+    return Submission(job_id=job_id, position=position,
+                      eta_s=_eta(position, [float(d) for d in durations], max(int(w) for w in workers)))
+
+
 class JobQueue:
     """One per bot process; safe to share between handlers."""
 
@@ -166,6 +233,7 @@ class JobQueue:
         self._sync = _sync_twin(redis_client)
         self._queues = {name: Queue(name, connection=self._sync) for name in QUEUES_IN_ORDER}
         self._finish = self._redis.register_script(FINISH_SCRIPT)
+        self._submit = self._redis.register_script(_SUBMIT_LUA)
         self._owns_client = False
 
     @classmethod
@@ -202,41 +270,28 @@ class JobQueue:
         job_id = spec.job_id
         inflight_key = keys.inflight(spec.user_id)
         record_key = keys.job(job_id)
-        now = time.time()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(inflight_key, record_key)
-                    if await pipe.exists(record_key):
-                        raise ValueError(f"job {job_id} already exists; build a new JobSpec for a new job")
-                    members = [_text(m) for m in await pipe.smembers(inflight_key)]
-                    stale = await self._stale_inflight(pipe, [m for m in members if m])
-                    if len(members) - len(stale) >= limit:
-                        raise TooManyJobs(limit)
-                    pipe.multi()
-                    if stale:
-                        pipe.srem(inflight_key, *stale)
-                    pipe.sadd(inflight_key, job_id)
-                    pipe.expire(inflight_key, INFLIGHT_TTL)
-                    pipe.hset(
-                        record_key,
-                        mapping={
-                            F.SPEC: spec.to_json(),
-                            F.STATUS: JobStatus.QUEUED.value,
-                            F.USER: spec.user_id,
-                            F.CHAT: spec.chat_id,
-                            F.QUEUE: queue_name,
-                            F.CREATED: now,
-                            F.ATTEMPTS: 0,
-                        },
-                    )
-                    pipe.expire(record_key, keys.JOB_RECORD_TTL)
-                    await pipe.execute()
-                    break
-                except redis.WatchError:
-                    continue
+        created = repr(time.time())  # the same text redis-py would write for the float
+        record: dict[str, str | int] = {
+            F.SPEC: spec.to_json(),
+            F.STATUS: JobStatus.QUEUED.value,
+            F.USER: spec.user_id,
+            F.CHAT: spec.chat_id,
+            F.QUEUE: queue_name,
+            F.CREATED: created,
+            F.ATTEMPTS: 0,
+        }
+        # Check and write in one atomic script: one round trip instead of WATCH, reads, MULTI/EXEC.
+        code, _ = await self._submit(
+            keys=[inflight_key, record_key],
+            args=[job_id, limit, INFLIGHT_TTL, keys.JOB_RECORD_TTL, keys.job(""), created,
+                  *(item for pair in record.items() for item in pair)],
+        )
+        if int(code) == _SUBMIT_EXISTS:
+            raise ValueError(f"job {job_id} already exists; build a new JobSpec for a new job")
+        if int(code) == _SUBMIT_FULL:
+            raise TooManyJobs(limit)
         try:
-            await asyncio.to_thread(self._enqueue, queue_name, job_id)
+            placement = await asyncio.to_thread(self._enqueue, queue_name, job_id)
         except Exception:
             # Nothing was queued: undo so the user is not blocked by a job that does not exist.
             await self._redis.srem(inflight_key, job_id)
@@ -246,49 +301,31 @@ class JobQueue:
             "job %s queued on %s for chat %s (user %s, mode %s)",
             job_id, queue_name, spec.chat_id, spec.user_id, spec.mode,
         )
-        return await self._placement(job_id, queue_name)
+        return _submission(job_id, queue_name, placement)
 
-    async def _placement(self, job_id: str, queue_name: str) -> Submission:
-        """Position and wait estimate in one round trip (submit is on every user's critical path)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.lpos(_queue_key(queue_name), job_id)
-            for name in QUEUES_IN_ORDER:
-                pipe.llen(_queue_key(name))
-            pipe.lrange(DURATIONS_KEY, 0, -1)
-            for name in QUEUES_IN_ORDER:
-                pipe.scard(WORKERS_BY_QUEUE_KEY % name)
-            replies: list[Any] = await pipe.execute()
-        n = len(QUEUES_IN_ORDER)
-        index, lengths, durations, workers = replies[0], replies[1:1 + n], replies[1 + n], replies[2 + n:]
-        if index is None:
-            return Submission(job_id=job_id, position=None, eta_s=None)
-        ahead = sum(int(length) for name, length in zip(QUEUES_IN_ORDER, lengths, strict=True)
-                    if QUEUES_IN_ORDER.index(name) < QUEUES_IN_ORDER.index(queue_name))
-        position = int(index) + ahead + 1
-        return Submission(job_id=job_id, position=position,
-                          eta_s=_eta(position, [float(d) for d in durations], max(int(w) for w in workers)))
+    def _enqueue(self, queue_name: str, job_id: str) -> list[Any]:
+        """RQ's enqueue and the reads for the job's place in line, in one transaction (one round trip).
 
-    def _enqueue(self, queue_name: str, job_id: str) -> None:
+        Runs in a thread (RQ is sync). RQ queues its writes on the pipeline it is given; the
+        placement reads follow them inside the same MULTI, so they see the job already pushed.
+        Returns the placement replies (see :func:`_submission`).
+        """
         retries = self._settings.max_retries
-        self._queues[queue_name].enqueue_call(
-            RUN_JOB_FUNC,
-            args=(job_id,),
-            job_id=job_id,
-            description=f"run_job {job_id}",
-            timeout=self._settings.job_timeout_s,
-            result_ttl=self._settings.rq_result_ttl,
-            failure_ttl=self._settings.rq_failure_ttl,
-            retry=Retry(max=retries) if retries > 0 else None,
-        )
-
-    async def _stale_inflight(self, pipe: Any, members: list[str]) -> list[str]:
-        """In-flight entries whose job already ended or vanished (e.g. the bot was down at the end)."""
-        stale = []
-        for member in members:
-            status = _text(await pipe.hget(keys.job(member), F.STATUS))
-            if status is None or status in TERMINAL_STATUSES:
-                stale.append(member)
-        return stale
+        with self._sync.pipeline(transaction=True) as pipe:
+            self._queues[queue_name].enqueue_call(
+                RUN_JOB_FUNC,
+                args=(job_id,),
+                job_id=job_id,
+                description=f"run_job {job_id}",
+                timeout=self._settings.job_timeout_s,
+                result_ttl=self._settings.rq_result_ttl,
+                failure_ttl=self._settings.rq_failure_ttl,
+                retry=Retry(max=retries) if retries > 0 else None,
+                pipeline=pipe,
+            )
+            _queue_placement_reads(pipe, queue_name, job_id)
+            replies: list[Any] = pipe.execute()
+        return replies[-_PLACEMENT_REPLIES:]
 
     # --- lookups --------------------------------------------------------------------------------
 

@@ -125,6 +125,40 @@ async def test_a_finished_job_frees_its_slot_even_before_its_event_is_delivered(
     assert await queue.user_jobs(user) == sorted([second.job_id, third.job_id])
 
 
+async def test_stale_in_flight_entries_are_dropped_only_when_a_job_is_accepted(
+    queue: JobQueue, sync_client: redis.Redis
+) -> None:
+    """Entries whose record is finished or gone do not count; a refusal leaves them in place."""
+    user = 78
+    live, done, gone = (new_spec(user_id=user) for _ in range(3))
+    for spec in (live, done, gone):
+        await queue.submit(spec, is_admin=True)  # the admin limit (3) lets all three in
+    sync_client.hset(keys.job(done.job_id), F.STATUS, JobStatus.DONE.value)
+    sync_client.delete(keys.job(gone.job_id))
+    second_live = new_spec(user_id=user)
+    await queue.submit(second_live)  # 1 live of 2 allowed: accepted, the two stale ones dropped
+    assert await queue.user_jobs(user) == sorted([live.job_id, second_live.job_id])
+    sync_client.sadd(keys.inflight(user), gone.job_id)  # stale again, but the user is at the limit
+    extra = new_spec(user_id=user)
+    with pytest.raises(TooManyJobs) as refused:
+        await queue.submit(extra)
+    assert refused.value.limit == 2
+    assert not sync_client.exists(keys.job(extra.job_id))
+    assert await queue.user_jobs(user) == sorted([live.job_id, second_live.job_id, gone.job_id])
+
+
+async def test_a_retried_submit_script_call_is_not_a_duplicate(queue: JobQueue) -> None:
+    """A reply lost after the script ran makes redis-py send it again: the same call is accepted."""
+    spec = new_spec()
+    created = "1800000000.5"
+    args = [spec.job_id, 2, 60, 60, keys.job(""), created, F.STATUS, "queued", F.CREATED, created]
+    script_keys = [keys.inflight(spec.user_id), keys.job(spec.job_id)]
+    assert [int(x) for x in await queue._submit(keys=script_keys, args=args)] == [0, 0]
+    assert [int(x) for x in await queue._submit(keys=script_keys, args=args)] == [0, 0]
+    other_call = [*args[:5], "1800000000.6", *args[6:]]
+    assert [int(x) for x in await queue._submit(keys=script_keys, args=other_call)] == [1, 0]
+
+
 async def test_cancel_a_queued_job_removes_it_and_sends_one_cancelled_event(
     queue: JobQueue, sync_client: redis.Redis
 ) -> None:
