@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot
-from aiogram.enums import ChatAction
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Message
 from redis.asyncio import Redis
@@ -55,9 +54,11 @@ class StatusRef:
 
 async def save_status(redis: Redis, job_id: str, chat_id: int, message_id: int, *,
                       is_photo: bool = False) -> None:
-    await redis.hset(status_key(job_id),
-                     mapping={"chat_id": chat_id, "message_id": message_id, "photo": int(is_photo)})
-    await redis.expire(status_key(job_id), STATUS_TTL)
+    async with redis.pipeline(transaction=False) as pipe:  # one round trip: on every submit
+        pipe.hset(status_key(job_id),
+                  mapping={"chat_id": chat_id, "message_id": message_id, "photo": int(is_photo)})
+        pipe.expire(status_key(job_id), STATUS_TTL)
+        await pipe.execute()
 
 
 async def load_status(redis: Redis, job_id: str) -> StatusRef | None:
@@ -140,7 +141,11 @@ def build_spec(
 
 
 async def submit(spec: JobSpec, *, bot: Bot, services: Services, t: Translator) -> str | None:
-    """Queue the job, answer with its position and remember that answer as the status message."""
+    """Queue the job, answer with its position and remember that answer as the status message.
+
+    No "uploading photo" chat action here: it lapses after 5 s, long before a queued job starts;
+    delivery sends one with the job's progress, when it means something.
+    """
     try:
         sub = await services.queue.submit(spec, is_admin=spec.user_id in services.config.admin_ids)
     except TooManyJobs as exc:
@@ -157,7 +162,6 @@ async def submit(spec: JobSpec, *, bot: Bot, services: Services, t: Translator) 
         spec.chat_id, text, reply_markup=keyboards.job_status(t, sub.job_id),
         reply_parameters=reply_to(spec.reply_to),
     )
-    await bot.send_chat_action(spec.chat_id, ChatAction.UPLOAD_PHOTO)
     await save_status(services.redis, sub.job_id, spec.chat_id, status.message_id)
     log.info("job %s queued for chat %s at position %s", sub.job_id, spec.chat_id, sub.position)
     return sub.job_id

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
+from aiogram.fsm.storage.redis import RedisStorage
 
 
 class Imagine(StatesGroup):
@@ -31,3 +33,16 @@ class Depth(StatesGroup):
 
 class SettingsDialog(StatesGroup):
     negative = State()
+
+
+async def clear_dialog(state: FSMContext) -> None:
+    """``state.clear()`` in one Redis round trip instead of two (aiogram deletes state, then data).
+
+    Every /imagine and /sticker with a prompt clears the dialog first, so this is on the hot path.
+    """
+    storage = state.storage
+    if not isinstance(storage, RedisStorage):
+        await state.clear()
+        return
+    await storage.redis.delete(storage.key_builder.build(state.key, "state"),
+                               storage.key_builder.build(state.key, "data"))

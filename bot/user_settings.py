@@ -55,11 +55,19 @@ class SettingsStore:
         if raw is None:
             return UserSettings()
         await self.redis.expire(settings_key(user_id), USER_SETTINGS_TTL)
-        try:
-            return UserSettings.model_validate_json(raw)
-        except ValidationError:
-            log.warning("user %s: unreadable settings, using defaults", user_id)
-            return UserSettings()
+        return _parse(user_id, raw)
+
+    async def on_update(self, user_id: int) -> UserSettings:
+        """:meth:`get` plus :meth:`unmark_blocked`, in one round trip: both run on every update.
+
+        EXPIRE of a missing key does nothing, so renewing unconditionally is the same as ``get``.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(settings_key(user_id))
+            pipe.expire(settings_key(user_id), USER_SETTINGS_TTL)
+            pipe.delete(blocked_key(user_id))
+            raw, _, _ = await pipe.execute()
+        return UserSettings() if raw is None else _parse(user_id, raw)
 
     async def save(self, user_id: int, settings: UserSettings) -> None:
         await self.redis.set(settings_key(user_id), settings.model_dump_json(), ex=USER_SETTINGS_TTL)
@@ -72,3 +80,11 @@ class SettingsStore:
 
     async def is_blocked(self, user_id: int) -> bool:
         return bool(await self.redis.exists(blocked_key(user_id)))
+
+
+def _parse(user_id: int, raw: bytes | str) -> UserSettings:
+    try:
+        return UserSettings.model_validate_json(raw)
+    except ValidationError:
+        log.warning("user %s: unreadable settings, using defaults", user_id)
+        return UserSettings()

@@ -29,11 +29,10 @@ class I18nMiddleware(BaseMiddleware):
         if user is None:
             locale = self.i18n.default_locale
         else:
-            settings = await self.store.get(user.id)
+            # A user who writes to us has (again) not blocked the bot: the mark goes in the same trip.
+            settings = await self.store.on_update(user.id)
             data["user_settings"] = settings
             locale = settings.locale or self.i18n.pick(user.language_code)
-            # A user who writes to us has (again) not blocked the bot.
-            await self.store.unmark_blocked(user.id)
         data["locale"] = locale
         data["t"] = self.i18n.translator(locale)
         return await handler(event, data)

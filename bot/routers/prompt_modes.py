@@ -15,6 +15,7 @@ from bot.i18n import Translator
 from bot.inputs import InputError, validate_prompt
 from bot.jobs import requester
 from bot.services import Services, refuse
+from bot.states import clear_dialog
 from bot.user_settings import UserSettings
 from contract.spec import Mode
 
@@ -38,7 +39,7 @@ def prompt_mode_router(*, name: str, command: str, mode: Mode, ask_key: str, wai
     @router.message(Command(command))
     async def cmd(message: Message, command: CommandObject, state: FSMContext, bot: Bot,
                   services: Services, t: Translator, locale: str, user_settings: UserSettings) -> None:
-        await state.clear()
+        await clear_dialog(state)
         if command.args and command.args.strip():
             await run_prompt(message, command.args, mode, bot=bot, services=services, t=t, locale=locale,
                              user_settings=user_settings)
@@ -58,7 +59,7 @@ def prompt_mode_router(*, name: str, command: str, mode: Mode, ask_key: str, wai
                          locale: str, user_settings: UserSettings) -> None:
         if await run_prompt(message, message.text, mode, bot=bot, services=services, t=t, locale=locale,
                             user_settings=user_settings):
-            await state.clear()
+            await clear_dialog(state)
 
     @router.message(waiting, NotCommand())
     async def not_text(message: Message, t: Translator) -> None:
