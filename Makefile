@@ -7,9 +7,9 @@ demo:
 
 test:
 	bash scripts/bootstrap.sh
-	.venv/bin/python -m pytest -q -p no:cacheprovider --reruns 1 --reruns-delay 5 --ignore=tests/reliability
+	.venv/bin/python -m pytest -q -p no:cacheprovider --reruns 1 --reruns-delay 5
 
-# The fault, bad-input, security and load suite (issue 8): ~8-12 min; not yet stable enough for CI.
+# Only the fault, bad-input, security and load suite (part of `make test`; ~7 min on two cores).
 test-reliability:
 	bash scripts/bootstrap.sh
 	.venv/bin/python -m pytest -q -p no:cacheprovider tests/reliability
