@@ -14,8 +14,18 @@ the DONE event reaching the consumer's handler into:
   reading the record, progress publishing, PNG encoding and storing the result, the DONE event,
   and the consumer's read — i.e. what the queue costs.
 
-Usage: ``.venv/bin/python -m bench.bench_queue [--jobs 50] [--workers 1 2 4] [--bundle DIR]``.
-Prints a table and writes bench/results/queue.json (machine, versions, date).
+Two engine profiles:
+
+* ``cpu`` (default): the tiny bundle computes on this machine's cores, one torch thread per worker.
+  Worker scaling then measures the cores: on a 2-core box, 4 workers cannot be faster than 2.
+* ``--gpu-standin S``: every step of the engine also sleeps S seconds (the workers' test hook,
+  ``[fault:slow=S]`` in the prompt with WORKER_TEST_FAULTS=1). The engine's time is then mostly off
+  this CPU, as it is on GPU hosts where each worker has its own device, so the scaling figure shows
+  what the queue itself allows (dispatch, locks, Redis) rather than how many cores the box has.
+  The sleep counts as engine time, so the overhead figures mean the same in both profiles.
+
+Usage: ``.venv/bin/python -m bench.bench_queue [--jobs 50] [--workers 1 2 4] [--gpu-standin S]``.
+Prints a table and writes bench/results/queue.json (or --out) with machine, versions and date.
 """
 
 from __future__ import annotations
@@ -74,7 +84,7 @@ class Sample:
 
 
 def start_workers(
-    url: str, bundle: Path, count: int, tag: str, log_dir: Path
+    url: str, bundle: Path, count: int, tag: str, log_dir: Path, standin: bool = False
 ) -> list[subprocess.Popen[bytes]]:
     procs = []
     for i in range(count):
@@ -87,6 +97,7 @@ def start_workers(
             "KANDINSKY_DTYPE": "float32",
             "WORKER_NAME": name,
             "OMP_NUM_THREADS": "1",  # one core per worker, as one GPU per worker in production
+            "WORKER_TEST_FAULTS": "1" if standin else "0",
         }
         log = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
         procs.append(subprocess.Popen([sys.executable, "-m", "worker", "--log-level", "WARNING"],
@@ -113,7 +124,7 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-async def run_once(url: str, jobs: int, warmup: int) -> tuple[list[Sample], float]:
+async def run_once(url: str, jobs: int, warmup: int, standin_s: float) -> tuple[list[Sample], float]:
     client = aioredis.Redis.from_url(url)
     queue = JobQueue(client, QueueSettings(per_user_inflight=jobs, max_retries=0))
     samples: dict[str, Sample] = {}
@@ -136,8 +147,10 @@ async def run_once(url: str, jobs: int, warmup: int) -> tuple[list[Sample], floa
     await consumer.ensure_group()
     task = asyncio.create_task(consumer.run())
 
+    marker = f"[fault:slow={standin_s}] " if standin_s > 0 else ""
+
     def spec(i: int) -> JobSpec:
-        return JobSpec(mode=Mode.TEXT2IMAGE, prompt=f"bench cube {i}", width=SIZE[0], height=SIZE[1],
+        return JobSpec(mode=Mode.TEXT2IMAGE, prompt=f"{marker}bench cube {i}", width=SIZE[0], height=SIZE[1],
                        steps=STEPS, prior_steps=STEPS, user_id=1, chat_id=1, seed=i)
 
     # Warm-up: first jobs pay for lazy allocations in each worker; not measured.
@@ -204,8 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--bundle", type=Path, default=None, help="tiny bundle dir (written if absent)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "queue.json")
+    parser.add_argument("--gpu-standin", type=float, default=0.0, metavar="S",
+                        help="each engine step also sleeps S s (engine time off this CPU, as on GPU hosts)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results file (default bench/results/queue.json, queue-gpu-standin.json)")
     args = parser.parse_args(argv)
+    standin = args.gpu_standin > 0
+    if args.out is None:
+        args.out = ROOT / "bench" / "results" / ("queue-gpu-standin.json" if standin else "queue.json")
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-queue-"))
     bundle = args.bundle or tmp / "bundle"
@@ -219,9 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     with RedisServer(appendonly=True) as server:
         for count in args.workers:
             redis.Redis.from_url(server.url).flushall()
-            procs = start_workers(server.url, bundle, count, f"w{count}", tmp)
+            procs = start_workers(server.url, bundle, count, f"w{count}", tmp, standin)
             try:
-                samples, wall = asyncio.run(run_once(server.url, args.jobs, max(args.warmup, count)))
+                samples, wall = asyncio.run(
+                    run_once(server.url, args.jobs, max(args.warmup, count), args.gpu_standin))
             finally:
                 stop_workers(procs)
             parts = overheads(samples)
@@ -243,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row["speedup_vs_first"] = round(row["jobs_per_s"] / base, 2)
 
-    print(f"{args.jobs} jobs in flight, {SIZE[0]}x{SIZE[1]}, {STEPS} steps, tiny bundle on CPU "
+    profile = f"GPU stand-in: +{args.gpu_standin} s sleep per step" if standin else "engine on the CPU"
+    print(f"{args.jobs} jobs in flight, {SIZE[0]}x{SIZE[1]}, {STEPS} steps, tiny bundle, {profile} "
           f"({os.cpu_count()} cores)")
     print(f"{'workers':>7} {'jobs/s':>7} {'speedup':>7} {'engine s':>8} {'ovh p50':>8} {'ovh p99':>8} "
           f"{'-PNG p50':>8} {'-PNG p99':>8} | p50 ms: "
@@ -266,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
                     "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
         "versions": versions(),
         "setup": {"jobs_in_flight": args.jobs, "size": list(SIZE), "steps": STEPS, "device": "cpu",
-                  "omp_threads_per_worker": 1, "redis_aof": True},
+                  "omp_threads_per_worker": 1, "redis_aof": True,
+                  "gpu_standin_sleep_per_step_s": args.gpu_standin},
         "targets": {"overhead_p50_ms": 25, "overhead_p99_ms": 100},
         "rows": rows,
     }

@@ -122,6 +122,22 @@ def test_system_smoke_run_writes_latency_and_scaling(tmp_path: Path,
     assert "own overhead" in capsys.readouterr().out
 
 
+def test_queue_smoke_run_with_a_gpu_standin_counts_the_sleep_as_engine_time(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bench = load("bench_queue")
+    out = tmp_path / "queue.json"
+    assert bench.main(["--jobs", "2", "--workers", "1", "--warmup", "1", "--gpu-standin", "0.3",
+                       "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["setup"]["gpu_standin_sleep_per_step_s"] == 0.3
+    (row,) = report["rows"]
+    assert row["workers"] == 1 and row["jobs"] == 2 and row["jobs_per_s"] > 0
+    # Two steps sleeping 0.3 s each are inside the engine's time, so not charged to the queue.
+    assert row["engine_mean_s"] >= 0.6
+    assert row["overhead_p50_ms"] < row["engine_mean_s"] * 1000
+    assert "GPU stand-in" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------- bench_frontend.py
 
 
