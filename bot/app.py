@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 
 DIALOG_TTL = 24 * 3600
 """A dialog left half-way (one photo of two sent) is forgotten after a day."""
-REQUEST_TIMEOUT_S = 60
-"""One Bot API call, uploads of 10 MB photos included."""
 REDIS_RETRIES = 5
 """A restarted Redis leaves every pooled connection dead: a command reconnects and retries (with
 backoff up to REDIS_RETRY_CAP_S) instead of failing the user's update on the first stale one."""
@@ -117,7 +115,7 @@ class RedactingSession(AiohttpSession):
 def create_bot(settings: BotSettings) -> Bot:
     """A Bot on any Bot API server, with the 429/5xx retry middleware on its session."""
     session = RedactingSession(api=TelegramAPIServer.from_base(settings.telegram_api_url),
-                               timeout=REQUEST_TIMEOUT_S)
+                               timeout=settings.request_timeout_s)
     session.middleware(RetryAfterMiddleware(max_tries=settings.retry_after_max_tries))
     return Bot(
         token=settings.bot_token.get_secret_value(),

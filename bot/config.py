@@ -41,6 +41,9 @@ class BotSettings(BaseSettings):
     """Minimum gap between two edits of one status message (Telegram allows ~1 edit/s per chat)."""
     retry_after_max_tries: int = Field(default=5, ge=1, alias="BOT_RETRY_AFTER_MAX_TRIES")
     """How many 429 answers one request may get before the error is raised."""
+    request_timeout_s: float = Field(default=60.0, gt=0, le=600, alias="BOT_REQUEST_TIMEOUT_S")
+    """One Bot API call, 10 MB photo uploads included; past it the call counts as a network error
+    and is retried (the request never reached Telegram, or its answer never came back)."""
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     consumer_name: str = Field(default="bot-1", alias="BOT_CONSUMER_NAME")
     """Name of this replica in the events consumer group (one per replica)."""

@@ -22,8 +22,11 @@ SERVER_ERROR_BACKOFF_S = 1.0
 """First wait after a 5xx; doubles per try. Telegram's 5xx are short hiccups."""
 MAX_SERVER_ERROR_TRIES = 3
 """A 5xx that persists past this is an outage, not a hiccup."""
-MAX_NETWORK_ERROR_TRIES = 4
-"""Connection resets and refused connections come in short bursts; past this the network is down."""
+NETWORK_RETRY_WINDOW_S = 60.0
+"""Resets, refused connections and timeouts are retried until the first of them is this old: a
+flapping network or a restarting proxy loses nobody's answer; a minute of it means it is down."""
+NETWORK_BACKOFF_CAP_S = 8.0
+"""Longest pause between two tries after network errors (they double from SERVER_ERROR_BACKOFF_S)."""
 
 
 class RetryAfterMiddleware(BaseRequestMiddleware):
@@ -33,8 +36,9 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
     a chat action) waits out the same retry_after instead of hitting the limit again.
     """
 
-    def __init__(self, max_tries: int = 5) -> None:
+    def __init__(self, max_tries: int = 5, network_window_s: float = NETWORK_RETRY_WINDOW_S) -> None:
         self.max_tries = max_tries
+        self.network_window_s = network_window_s
         self._flood_until: dict[int | str, float] = {}
 
     async def _wait_flood(self, chat: int | str | None) -> None:
@@ -54,24 +58,26 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
-        tries = 0
+        # Each kind of failure has its own budget: a network flap costs none of the 429 tries.
+        flood_answers = 0
         server_errors = 0
         network_errors = 0
+        first_network_error = 0.0
         chat: int | str | None = getattr(method, "chat_id", None)
         while True:
-            tries += 1
             await self._wait_flood(chat)
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as exc:
+                flood_answers += 1
                 if chat is not None:
                     loop = asyncio.get_running_loop()
                     until = loop.time() + min(exc.retry_after, MAX_RETRY_AFTER_S)
                     self._flood_until[chat] = max(until, self._flood_until.get(chat, 0.0))
-                if tries >= self.max_tries or exc.retry_after > MAX_RETRY_AFTER_S:
+                if flood_answers >= self.max_tries or exc.retry_after > MAX_RETRY_AFTER_S:
                     raise
                 log.warning("telegram 429 on %s: waiting %ss (try %d/%d)",
-                            type(method).__name__, exc.retry_after, tries, self.max_tries)
+                            type(method).__name__, exc.retry_after, flood_answers, self.max_tries)
                 if chat is None:
                     await asyncio.sleep(exc.retry_after)
             except TelegramServerError:
@@ -82,11 +88,15 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
                 log.warning("telegram 5xx on %s: retrying in %.1fs", type(method).__name__, delay)
                 await asyncio.sleep(delay)
             except TelegramNetworkError as exc:
-                # A reset or refused connection: without a retry the user's answer is simply lost.
+                # A reset, a refused connection or a timeout: without a retry the answer is lost.
+                loop = asyncio.get_running_loop()
                 network_errors += 1
-                if network_errors >= MAX_NETWORK_ERROR_TRIES:
+                if network_errors == 1:
+                    first_network_error = loop.time()
+                left = first_network_error + self.network_window_s - loop.time()
+                if left <= 0:
                     raise
-                delay = SERVER_ERROR_BACKOFF_S * 2 ** (network_errors - 1)
+                delay = min(SERVER_ERROR_BACKOFF_S * 2 ** (network_errors - 1), NETWORK_BACKOFF_CAP_S, left)
                 # Never the message: aiohttp's text can carry the request URL, which holds the token.
                 log.warning("telegram unreachable on %s (%s): retrying in %.1fs", type(method).__name__,
                             type(exc.__cause__ or exc).__name__, delay)

@@ -197,6 +197,9 @@ async def test_bot_killed_between_sending_and_acking_sends_the_image_once(
 class ResettingProxy:
     """A TCP proxy in front of the local Bot API that, during a burst, resets connections: new ones
     at once, idle keep-alive ones too (what a flaky network or a restarted load balancer does).
+    During a stall it swallows new requests without an answer, so the bot's calls time out (a
+    black-holed route): what arrives then never reaches the Bot API, and the connection stays
+    silent until the bot gives up on it.
 
     A connection with a request in flight is left to finish: cut there, nobody can know whether
     Telegram acted on the request (the Bot API has no idempotency key), so a retry may duplicate
@@ -207,7 +210,9 @@ class ResettingProxy:
         self.target_port = target_port
         self.port = 0
         self.bursting = False
+        self.stalling = False
         self.resets = 0
+        self.swallowed = 0
         self._conns: dict[asyncio.StreamWriter, list[Any]] = {}
         """client writer -> [upstream writer, request in flight, monotonic time of last answer byte]"""
         self._server: asyncio.Server | None = None
@@ -245,9 +250,23 @@ class ResettingProxy:
             writer.close()
         self.resets += 1
 
+    def stall(self, on: bool) -> None:
+        self.stalling = on
+
+    async def _swallow(self, reader: asyncio.StreamReader) -> None:
+        """Read and drop whatever the client sends until it gives up and closes."""
+        self.swallowed += 1
+        with contextlib.suppress(ConnectionError, OSError):
+            while await reader.read(65536):
+                pass
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.bursting:
             self._reset(writer)
+            return
+        if self.stalling:
+            await self._swallow(reader)
+            writer.close()
             return
         try:
             up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
@@ -261,6 +280,13 @@ class ResettingProxy:
             try:
                 while data := await src.read(65536):
                     if writer not in self._conns:
+                        break
+                    if request and self.stalling and not state[1]:
+                        # A new request on a kept-alive connection: it goes nowhere, from now on.
+                        self._conns.pop(writer, None)
+                        with contextlib.suppress(OSError):
+                            up_w.close()
+                        await self._swallow(src)
                         break
                     state[1] = request
                     state[2] = time.monotonic()
@@ -286,6 +312,11 @@ BURSTS = 3
 """Network bursts in the Telegram-errors scenario, each cutting every connection for a moment."""
 BURST_S = 0.5
 """Short enough that aiogram's polling backoff and the consumer's retry ride it out."""
+REQUEST_TIMEOUT_S = 3
+"""The bot's Bot API call timeout in this scenario (60 s in production), so stalls time calls out."""
+STALLS = 2
+"""Black-holed stretches in the Telegram-errors scenario, each longer than REQUEST_TIMEOUT_S."""
+STALL_S = REQUEST_TIMEOUT_S + 1.0
 
 
 async def test_bot_api_429_500_and_connection_resets_every_message_arrives_in_order(
@@ -295,7 +326,8 @@ async def test_bot_api_429_500_and_connection_resets_every_message_arrives_in_or
     base = botapi.base_url
     botapi.base_url = f"http://127.0.0.1:{proxy.port}"  # the bot talks through the proxy
     try:
-        async with rel_harness(botapi, clean_redis, **RELAXED_LIMITS) as h:
+        async with rel_harness(botapi, clean_redis, BOT_REQUEST_TIMEOUT_S=REQUEST_TIMEOUT_S,
+                               **RELAXED_LIMITS) as h:
             botapi.base_url = base
             # One chat gets a generation (its result meets a 429), two others a stream of /help
             # answers (they meet 429s and 5xx). Requests to one chat are sequential here, so every
@@ -323,12 +355,19 @@ async def test_bot_api_429_500_and_connection_resets_every_message_arrives_in_or
             for command in ORDERED:
                 for user in askers:
                     await user.send_text(command)
-            for _ in range(BURSTS):
-                await asyncio.sleep(1.0)
-                proxy.burst(True)
-                await asyncio.sleep(BURST_S)
-                proxy.burst(False)
-                tally.faults += 1
+            for i in range(max(BURSTS, STALLS)):
+                if i < BURSTS:
+                    await asyncio.sleep(1.0)
+                    proxy.burst(True)
+                    await asyncio.sleep(BURST_S)
+                    proxy.burst(False)
+                    tally.faults += 1
+                if i < STALLS:
+                    await asyncio.sleep(0.5)
+                    proxy.stall(True)
+                    await asyncio.sleep(STALL_S)
+                    proxy.stall(False)
+                    tally.faults += 1
             def all_answered() -> bool:
                 return all(len(said(u)) >= len(expected) for u in askers)
 
@@ -337,8 +376,12 @@ async def test_bot_api_429_500_and_connection_resets_every_message_arrives_in_or
             for user in askers:
                 # Each request answered once, and in the order the user asked.
                 assert said(user) == expected, (said(user), expected)
-            assert proxy.resets > 0
+            assert proxy.resets > 0 and proxy.swallowed > 0
+            timeouts = [r for r in h.log_records if "telegram unreachable" in r.getMessage()
+                        and "Timeout" in r.getMessage()]
+            assert timeouts, "no Bot API call timed out during the stalls"
             tally.figures.append(f"telegram faults: {proxy.resets} connections reset, "
+                                 f"{len(timeouts)} calls timed out and retried, "
                                  f"{sum(c.status == 429 for c in h.api.calls)} answers 429, "
                                  f"{sum(c.status >= 500 for c in h.api.calls)} answers 5xx")
     finally:
