@@ -180,16 +180,6 @@ class QuotaService:
         return user_id in self.admin_ids
 
     # --- who may ask at all ---------------------------------------------------------------
-    async def gate(self, user_id: int) -> Decision:
-        """Ban and maintenance check, without counting anything (for every update)."""
-        if self.is_admin(user_id):
-            return Decision(Verdict.OK)
-        if await self.is_banned(user_id):
-            return Decision(Verdict.BANNED)
-        if await self.maintenance() is not None:
-            return Decision(Verdict.MAINTENANCE)
-        return Decision(Verdict.OK)
-
     async def admit(self, user_id: int, now: float | None = None) -> Decision:
         """Count one new request if every limit allows it; refuse (counting nothing) otherwise.
 

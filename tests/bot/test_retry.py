@@ -28,7 +28,8 @@ def make_bot(port: int, window_s: float) -> Bot:
     return Bot(token=TOKEN, session=session)
 
 
-async def test_network_errors_are_retried_for_the_window_then_raised(caplog: pytest.LogCaptureFixture) -> None:
+async def test_network_errors_are_retried_for_the_window_then_raised(
+        caplog: pytest.LogCaptureFixture) -> None:
     bot = make_bot(free_port(), WINDOW_S)
     caplog.set_level(logging.WARNING, logger="bot.middlewares.retry")
     started = time.monotonic()

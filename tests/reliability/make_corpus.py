@@ -1,12 +1,14 @@
 """Write the bad-input corpus: files users send that are broken, hostile, odd or huge.
 
-They are built, not checked in (a 25 MB document and decompression bombs have no place in git).
-``python -m tests.reliability.make_corpus DIR`` writes them to DIR; the tests call :func:`build`
-on a temporary directory. Each file comes with how a Telegram client would send it and what the
-bot must do: ``refuse`` (a clear message, nothing queued) or ``accept`` (a valid if unusual image:
-normalised and processed, so the user gets a result or a clear failure).
-"""
+The corpus lives in ``tests/data/bad-inputs/``: every file small enough for git is checked in there,
+with ``manifest.json`` (how a Telegram client sends each file and what the bot must do) and
+``prompts.json``. Files too big for git (the 25 MB document) are listed in the manifest but built
+at test time. ``python -m tests.reliability.make_corpus`` rewrites the folder after a change here;
+``python -m tests.reliability.make_corpus DIR`` writes the whole corpus, big files included, to DIR.
 
+What the bot must do: ``refuse`` (a clear message, nothing queued) or ``accept`` (a valid if unusual
+image: normalised and processed, so the user gets a result or a clear failure).
+"""
 from __future__ import annotations
 
 import io
@@ -14,7 +16,7 @@ import json
 import struct
 import sys
 import zlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -25,6 +27,11 @@ BIG_DOCUMENT_BYTES = 25 * 1024 * 1024
 """Above Telegram's 20 MB getFile limit for bots."""
 HUGE_EXIF_BYTES = 60_000
 """Close to the 64 KB a JPEG APP1 segment can hold."""
+DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "bad-inputs"
+"""The checked-in corpus."""
+CHECK_IN_LIMIT_BYTES = 1024 * 1024
+"""Files above this are built at test time instead of living in git."""
+MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -185,10 +192,49 @@ def build(directory: Path) -> list[tuple[Sample, Path]]:
         path = directory / sample.name
         path.write_bytes(data)
         written.append((sample, path))
-    (directory / "prompts.json").write_text(json.dumps(PROMPTS, ensure_ascii=False, indent=1))
+    (directory / "prompts.json").write_text(json.dumps(PROMPTS, ensure_ascii=False, indent=1) + "\n")
     return written
 
 
+def write_checked_in(directory: Path = DATA_DIR) -> list[tuple[Sample, Path]]:
+    """Rewrite the checked-in corpus: the files git can hold, the manifest of all, the prompts."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.iterdir():
+        old.unlink()
+    written = []
+    for sample, data in samples():
+        if len(data) <= CHECK_IN_LIMIT_BYTES:
+            (directory / sample.name).write_bytes(data)
+        written.append((sample, directory / sample.name))
+    manifest = [asdict(sample) for sample, _ in written]
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    (directory / "prompts.json").write_text(json.dumps(PROMPTS, ensure_ascii=False, indent=1) + "\n")
+    return written
+
+
+def manifest(directory: Path = DATA_DIR) -> list[Sample]:
+    return [Sample(**entry) for entry in json.loads((directory / MANIFEST).read_text())]
+
+
+def load(build_dir: Path, directory: Path = DATA_DIR) -> list[tuple[Sample, Path]]:
+    """The corpus for a test run: checked-in files as they are, the big ones built into ``build_dir``."""
+    missing = {s.name for s in manifest(directory) if not (directory / s.name).exists()}
+    built = {sample.name: path for sample, path in _build_some(build_dir, missing)}
+    return [(s, built.get(s.name, directory / s.name)) for s in manifest(directory)]
+
+
+def _build_some(directory: Path, names: set[str]) -> list[tuple[Sample, Path]]:
+    directory.mkdir(parents=True, exist_ok=True)
+    out = []
+    for sample, data in samples():
+        if sample.name in names:
+            (directory / sample.name).write_bytes(data)
+            out.append((sample, directory / sample.name))
+    return out
+
+
 if __name__ == "__main__":
-    for sample, path in build(Path(sys.argv[1] if len(sys.argv) > 1 else "corpus")):
-        print(f"{path}  {path.stat().st_size} B  {sample.mime}  {sample.expect}")
+    files = build(Path(sys.argv[1])) if len(sys.argv) > 1 else write_checked_in()
+    for sample, path in files:
+        size = f"{path.stat().st_size} B" if path.exists() else "built at test time"
+        print(f"{path}  {size}  {sample.mime}  {sample.expect}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import time
 from pathlib import Path
 
@@ -15,7 +16,15 @@ from contract.queue import JobStatus
 from devkit.botapi.models import SentMessage
 from devkit.botapi.sim import SimUser
 from tests.reliability.conftest import WORKER_NAMES, Rel, Tally, Workers, account, job_records, self_rss_mb
-from tests.reliability.make_corpus import PROMPTS, Sample, build
+from tests.reliability.make_corpus import (
+    CHECK_IN_LIMIT_BYTES,
+    DATA_DIR,
+    PROMPTS,
+    Sample,
+    load,
+    manifest,
+    samples,
+)
 
 BOT_RSS_GROWTH_MB = 300
 """The corpus holds a 25 MB document and 900-MP bombs: decoding one would cost gigabytes; keeping
@@ -38,7 +47,20 @@ def refusal_texts(locale: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Sample, Path]]:
-    return build(tmp_path_factory.mktemp("corpus"))
+    return load(tmp_path_factory.mktemp("corpus"))
+
+
+def test_checked_in_corpus_matches_its_script() -> None:
+    """tests/data/bad-inputs holds what make_corpus makes (run it after changing the list)."""
+    built = samples()
+    assert manifest() == [sample for sample, _ in built]
+    assert len(built) >= 30
+    for sample, data in built:
+        path = DATA_DIR / sample.name
+        assert path.exists() == (len(data) <= CHECK_IN_LIMIT_BYTES), sample.name
+        if path.exists():
+            assert abs(path.stat().st_size - len(data)) <= len(data) // 10 + 64, sample.name
+    assert json.loads((DATA_DIR / "prompts.json").read_text()) == PROMPTS
 
 
 async def _answer_after(h: Rel, user: SimUser, after: int) -> SentMessage:
