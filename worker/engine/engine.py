@@ -130,6 +130,24 @@ def _img2img_steps(steps: int, strength: float) -> int:
     return min(int(steps * strength), steps)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """One job's state, built once in ``generate``: every mode recipe needs the same six things,
+    and one value keeps their signatures from drifting apart. ``timings`` is filled in place."""
+
+    spec: JobSpec
+    images: list[PIL.Image.Image]
+    mask: PIL.Image.Image | None
+    generators: list[torch.Generator]
+    progress: _Progress
+    timings: dict[str, float]
+
+    @property
+    def n(self) -> int:
+        """Images in the batch: one generator each."""
+        return len(self.generators)
+
+
 def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -348,7 +366,8 @@ class Engine:
             # One generator per image on the model device: image i is reproducible alone,
             # and no random numbers cross from host to device inside the step loops.
             generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
-            recipe = {
+            run = _Run(spec, inputs, mask, generators, progress, timings)
+            recipe: Callable[[_Run], list[PIL.Image.Image]] = {
                 Mode.TEXT2IMAGE: self._text2image,
                 Mode.STICKER: self._sticker,
                 Mode.MIX: self._interpolate,
@@ -358,7 +377,7 @@ class Engine:
                 Mode.INPAINT: self._inpaint_mode,
                 Mode.OUTPAINT: self._outpaint_mode,
             }[spec.mode]
-            result = recipe(spec, inputs, mask, generators, progress, timings)
+            result = recipe(run)
         timings["total"] = time.perf_counter() - started
         logger.info(
             "job %s chat %s: %s %dx%d x%d seed %d in %.2fs",
@@ -431,196 +450,151 @@ class Engine:
     def _negative(self, spec: JobSpec) -> str | None:
         return spec.negative_prompt.strip() or None
 
-    def _text_embeds(
-        self,
-        spec: JobSpec,
-        generators: list[torch.Generator],
-        progress: _Progress,
-        timings: dict[str, float],
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Model-card prior call; a negative prompt rides in the same batch (prompt rows, then negatives)."""
-        prior = self.prior_pipeline()
-        negative = self._negative(spec)
-        # With a negative prompt the prior's batch is [prompt × n, negative × n]: generator i draws
-        # its prompt row, then its negative row, in the same order whatever n is.
-        prior_generators = generators + generators if negative else generators
-        progress.begin("prior", spec.prior_steps)
-        with self._stage(timings, "prior"), _count_forward_calls(prior.prior, progress):
-            out = prior(
-                spec.effective_prompt,
-                negative_prompt=negative,
-                num_images_per_prompt=len(generators),
-                num_inference_steps=spec.prior_steps,
-                generator=prior_generators,
-                guidance_scale=spec.prior_guidance,
+    def _prior_call(self, run: _Run, prior: Any, prompt: str, negative_prompt: str | None = None) -> Any:
+        """Model-card prior call, one step counted per prior forward.
+
+        A negative prompt rides in the same batch: [prompt × n, negative × n], so generator i draws
+        its prompt row, then its negative row, in the same order whatever n is.
+        """
+        generators = run.generators + run.generators if negative_prompt else run.generators
+        run.progress.begin("prior", run.spec.prior_steps)
+        with _count_forward_calls(prior.prior, run.progress):
+            return prior(
+                prompt,
+                negative_prompt=negative_prompt,
+                num_images_per_prompt=run.n,
+                num_inference_steps=run.spec.prior_steps,
+                generator=generators,
+                guidance_scale=run.spec.prior_guidance,
             )
+
+    def _text_embeds(self, run: _Run) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prompt's image embedding and its negative (the negative prompt's, or the zero embed)."""
+        prior = self.prior_pipeline()
+        with self._stage(run.timings, "prior"):
+            out = self._prior_call(run, prior, run.spec.effective_prompt, self._negative(run.spec))
         return out.image_embeds, out.negative_image_embeds
+
+    @torch.no_grad()
+    def _reference_embeds(self, run: _Run, prior: Any) -> torch.Tensor:
+        """CLIP image embedding of the reference, once per image of the batch."""
+        pixels = prior.image_processor(run.images[0], return_tensors="pt").pixel_values
+        pixels = pixels.to(device=self.device, dtype=prior.image_encoder.dtype)
+        embeds: torch.Tensor = prior.image_encoder(pixels)["image_embeds"]
+        return embeds.repeat(run.n, 1)
 
     # --- decoders ---------------------------------------------------------------------------------
 
     def _decode(
         self,
-        spec: JobSpec,
+        run: _Run,
         image_embeds: torch.Tensor,
         negative_embeds: torch.Tensor,
-        generators: list[torch.Generator],
-        progress: _Progress,
-        timings: dict[str, float],
+        pipe: Any = None,
+        **inputs: Any,
     ) -> list[PIL.Image.Image]:
-        decoder = self.decoder_pipeline()
-        progress.begin("decoder", spec.steps)
-        with self._stage(timings, "decoder"):
+        """Embeddings → images with the text2image decoder, or with ``pipe`` (the inpaint decoder,
+        which takes the same arguments plus its ``inputs``: image and mask)."""
+        decoder = self.decoder_pipeline() if pipe is None else pipe
+        run.progress.begin("decoder", run.spec.steps)
+        with self._stage(run.timings, "decoder"):
             out = decoder(
+                **inputs,
                 image_embeds=image_embeds,
                 negative_image_embeds=negative_embeds,
-                height=spec.height,
-                width=spec.width,
-                num_inference_steps=spec.steps,
-                guidance_scale=spec.guidance,
-                generator=generators,
-                callback_on_step_end=progress.on_step_end,
+                height=run.spec.height,
+                width=run.spec.width,
+                num_inference_steps=run.spec.steps,
+                guidance_scale=run.spec.guidance,
+                generator=run.generators,
+                callback_on_step_end=run.progress.on_step_end,
             )
         return list(out.images)
 
     # --- modes ------------------------------------------------------------------------------------
 
-    def _text2image(
-        self,
-        spec: JobSpec,
-        images: list[PIL.Image.Image],
-        mask: PIL.Image.Image | None,
-        generators: list[torch.Generator],
-        progress: _Progress,
-        timings: dict[str, float],
-    ) -> list[PIL.Image.Image]:
-        embeds, negative = self._text_embeds(spec, generators, progress, timings)
-        return self._decode(spec, embeds, negative, generators, progress, timings)
+    def _text2image(self, run: _Run) -> list[PIL.Image.Image]:
+        embeds, negative = self._text_embeds(run)
+        return self._decode(run, embeds, negative)
 
-    def _sticker(
-        self,
-        spec: JobSpec,
-        images: list[PIL.Image.Image],
-        mask: PIL.Image.Image | None,
-        generators: list[torch.Generator],
-        progress: _Progress,
-        timings: dict[str, float],
-    ) -> list[PIL.Image.Image]:
+    def _sticker(self, run: _Run) -> list[PIL.Image.Image]:
         from rembg import remove
 
-        pictures = self._text2image(spec, images, mask, generators, progress, timings)
+        pictures = self._text2image(run)
         session = self.rembg_session()
-        progress.check()
-        with self._stage(timings, "rembg"):
+        run.progress.check()
+        with self._stage(run.timings, "rembg"):
             cutouts = [remove(p, session=session, post_process_mask=True) for p in pictures]
             return [sticker_from_cutout(c) for c in cutouts]
 
-    def _interpolate(
-        self,
-        spec: JobSpec,
-        images: list[PIL.Image.Image],
-        mask: PIL.Image.Image | None,
-        generators: list[torch.Generator],
-        progress: _Progress,
-        timings: dict[str, float],
-    ) -> list[PIL.Image.Image]:
+    def _interpolate(self, run: _Run) -> list[PIL.Image.Image]:
         """mix (two images) and blend (image + prompt): the prior's ``interpolate``."""
+        spec = run.spec
         prior = self.prior_pipeline()
-        conditions: list[Any] = list(images)
+        conditions: list[Any] = list(run.images)
         if spec.mode is Mode.BLEND:
             conditions.append(spec.effective_prompt)
         # interpolate runs the prior once per text condition and once for the negative branch.
         prior_runs = 1 + sum(isinstance(c, str) for c in conditions)
-        progress.begin("prior", spec.prior_steps * prior_runs)
-        with self._stage(timings, "prior"), _count_forward_calls(prior.prior, progress):
+        run.progress.begin("prior", spec.prior_steps * prior_runs)
+        with self._stage(run.timings, "prior"), _count_forward_calls(prior.prior, run.progress):
             out = prior.interpolate(
                 conditions,
                 list(spec.weights),
-                num_images_per_prompt=len(generators),
+                num_images_per_prompt=run.n,
                 num_inference_steps=spec.prior_steps,
-                generator=generators,
+                generator=run.generators,
                 negative_prior_prompt=None,
                 negative_prompt=spec.negative_prompt.strip(),
                 guidance_scale=spec.prior_guidance,
             )
-        return self._decode(spec, out.image_embeds, out.negative_image_embeds, generators, progress, timings)
+        return self._decode(run, out.image_embeds, out.negative_image_embeds)
 
-    def _variations(
-        self,
-        spec: JobSpec,
-        images: list[PIL.Image.Image],
-        mask: PIL.Image.Image | None,
-        generators: list[torch.Generator],
-        progress: _Progress,
-        timings: dict[str, float],
-    ) -> list[PIL.Image.Image]:
+    def _variations(self, run: _Run) -> list[PIL.Image.Image]:
         """The reference's own CLIP image embedding, decoded with new seeds."""
         prior = self.prior_pipeline()
-        n = len(generators)
-        negative = self._negative(spec)
-        with self._stage(timings, "prior"):
-            pixels = prior.image_processor(images[0], return_tensors="pt").pixel_values
-            pixels = pixels.to(device=self.device, dtype=prior.image_encoder.dtype)
-            with torch.no_grad():
-                embeds = prior.image_encoder(pixels)["image_embeds"].repeat(n, 1)
+        negative = self._negative(run.spec)
+        with self._stage(run.timings, "prior"):
+            embeds = self._reference_embeds(run, prior)
             if negative:
-                progress.begin("prior", spec.prior_steps)
-                with _count_forward_calls(prior.prior, progress):
-                    negative_embeds = prior(
-                        negative,
-                        num_images_per_prompt=n,
-                        num_inference_steps=spec.prior_steps,
-                        generator=generators,
-                        guidance_scale=spec.prior_guidance,
-                    ).image_embeds
+                negative_embeds = self._prior_call(run, prior, negative).image_embeds
             else:
-                negative_embeds = prior.get_zero_embed(n, device=self.device)
-        return self._decode(spec, embeds, negative_embeds, generators, progress, timings)
+                negative_embeds = prior.get_zero_embed(run.n, device=self.device)
+        return self._decode(run, embeds, negative_embeds)
 
-    def _depth_mode(
-        self,
-        spec: JobSpec,
-        images: list[PIL.Image.Image],
-        mask: PIL.Image.Image | None,
-        generators: list[torch.Generator],
-        progress: _Progress,
-        timings: dict[str, float],
-    ) -> list[PIL.Image.Image]:
+    def _depth_mode(self, run: _Run) -> list[PIL.Image.Image]:
         """Keep depth, change look: DPT depth → hint → emb2emb prior → controlnet img2img."""
-        n = len(generators)
-        init = fit_to_size(images[0], spec.width, spec.height)
+        spec, n = run.spec, run.n
+        init = fit_to_size(run.images[0], spec.width, spec.height)
         model, processor = self.depth_model()
-        with self._stage(timings, "depth"):
+        with self._stage(run.timings, "depth"):
             hint = make_hint(depth_map(model, processor, init), self.device, self._torch_dtype)
         emb2emb = self.emb2emb_pipeline()
         negative = self._negative(spec)
+
+        def embed(prompt: str, strength: float) -> Any:
+            return emb2emb(
+                prompt,
+                image=init,
+                strength=strength,
+                num_images_per_prompt=n,
+                num_inference_steps=spec.prior_steps,
+                generator=run.generators,
+                guidance_scale=spec.prior_guidance,
+            )
+
         prior_total = _img2img_steps(spec.prior_steps, DEPTH_PRIOR_STRENGTH)
         if negative:
             prior_total += _img2img_steps(spec.prior_steps, NEGATIVE_DEPTH_PRIOR_STRENGTH)
-        progress.begin("prior", prior_total)
-        with self._stage(timings, "prior"), _count_forward_calls(emb2emb.prior, progress):
-            out = emb2emb(
-                spec.effective_prompt,
-                image=init,
-                strength=DEPTH_PRIOR_STRENGTH,
-                num_images_per_prompt=n,
-                num_inference_steps=spec.prior_steps,
-                generator=generators,
-                guidance_scale=spec.prior_guidance,
-            )
+        run.progress.begin("prior", prior_total)
+        with self._stage(run.timings, "prior"), _count_forward_calls(emb2emb.prior, run.progress):
+            out = embed(spec.effective_prompt, DEPTH_PRIOR_STRENGTH)
             embeds, negative_embeds = out.image_embeds, out.negative_image_embeds
             if negative:
-                negative_embeds = emb2emb(
-                    negative,
-                    image=init,
-                    strength=NEGATIVE_DEPTH_PRIOR_STRENGTH,
-                    num_images_per_prompt=n,
-                    num_inference_steps=spec.prior_steps,
-                    generator=generators,
-                    guidance_scale=spec.prior_guidance,
-                ).image_embeds
+                negative_embeds = embed(negative, NEGATIVE_DEPTH_PRIOR_STRENGTH).image_embeds
         controlnet = self.controlnet_pipeline()
-        progress.begin("decoder", _img2img_steps(spec.steps, spec.strength))
-        with self._stage(timings, "decoder"):
+        run.progress.begin("decoder", _img2img_steps(spec.steps, spec.strength))
+        with self._stage(run.timings, "decoder"):
             result = controlnet(
                 image_embeds=embeds,
                 image=[init] * n,
@@ -633,64 +607,29 @@ class Engine:
                 num_inference_steps=spec.steps,
                 guidance_scale=spec.guidance,
                 strength=spec.strength,
-                generator=generators,
-                callback=progress.legacy_callback,
+                generator=run.generators,
+                callback=run.progress.legacy_callback,
                 callback_steps=1,
             )
         return list(result.images)
 
-    def _repaint(
-        self,
-        spec: JobSpec,
-        init: PIL.Image.Image,
-        mask: PIL.Image.Image,
-        generators: list[torch.Generator],
-        progress: _Progress,
-        timings: dict[str, float],
-    ) -> list[PIL.Image.Image]:
+    def _repaint(self, run: _Run, init: PIL.Image.Image, mask: PIL.Image.Image) -> list[PIL.Image.Image]:
         """Inpaint ``init`` where ``mask`` is white; black-mask pixels come back bit-exact."""
-        n = len(generators)
-        embeds, negative = self._text_embeds(spec, generators, progress, timings)
+        embeds, negative = self._text_embeds(run)
         inpaint = self.inpaint_pipeline()
-        progress.begin("decoder", spec.steps)
-        with self._stage(timings, "decoder"):
-            # diffusers >= 0.19: white = repaint, black = keep — our convention, passed as is.
-            out = inpaint(
-                image=[init] * n,
-                mask_image=[mask] * n,
-                image_embeds=embeds,
-                negative_image_embeds=negative,
-                height=spec.height,
-                width=spec.width,
-                num_inference_steps=spec.steps,
-                guidance_scale=spec.guidance,
-                generator=generators,
-                callback_on_step_end=progress.on_step_end,
-            )
-        return [keep_unmasked(image, init, mask) for image in out.images]
+        # diffusers >= 0.19: white = repaint, black = keep — our convention, passed as is.
+        images = self._decode(
+            run, embeds, negative, pipe=inpaint, image=[init] * run.n, mask_image=[mask] * run.n
+        )
+        return [keep_unmasked(image, init, mask) for image in images]
 
-    def _inpaint_mode(
-        self,
-        spec: JobSpec,
-        images: list[PIL.Image.Image],
-        mask: PIL.Image.Image | None,
-        generators: list[torch.Generator],
-        progress: _Progress,
-        timings: dict[str, float],
-    ) -> list[PIL.Image.Image]:
-        assert mask is not None  # checked in _check_inputs
-        init = fit_to_size(images[0], spec.width, spec.height)
-        fitted = fit_mask(mask, spec.width, spec.height)
-        return self._repaint(spec, init, fitted, generators, progress, timings)
+    def _inpaint_mode(self, run: _Run) -> list[PIL.Image.Image]:
+        if run.mask is None:  # _check_inputs refuses this first; here for the type checker
+            raise ValueError("mode inpaint needs a mask (white = repaint)")
+        spec = run.spec
+        init = fit_to_size(run.images[0], spec.width, spec.height)
+        return self._repaint(run, init, fit_mask(run.mask, spec.width, spec.height))
 
-    def _outpaint_mode(
-        self,
-        spec: JobSpec,
-        images: list[PIL.Image.Image],
-        mask: PIL.Image.Image | None,
-        generators: list[torch.Generator],
-        progress: _Progress,
-        timings: dict[str, float],
-    ) -> list[PIL.Image.Image]:
-        canvas, border = outpaint_canvas(images[0], spec.width, spec.height)
-        return self._repaint(spec, canvas, border, generators, progress, timings)
+    def _outpaint_mode(self, run: _Run) -> list[PIL.Image.Image]:
+        canvas, border = outpaint_canvas(run.images[0], run.spec.width, run.spec.height)
+        return self._repaint(run, canvas, border)
