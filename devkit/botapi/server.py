@@ -135,6 +135,8 @@ JSON_FIELDS = frozenset(
 """Parameters sent as JSON-serialized objects in form requests."""
 
 Handler = Callable[["Params"], Awaitable[Any]]
+MediaLoader = Callable[["Params"], Awaitable[dict[str, Any]]]
+"""Reads a send method's file from the request into the message's content fields."""
 
 
 class Params:
@@ -1214,53 +1216,43 @@ class LocalBotAPI:
             stored = self.store_file(data, "stickers", ext, f"image/{ext}", width=width, height=height)
         return {"sticker": self.sticker_json(stored, emoji), "file": stored}
 
-    async def _send_photo(self, params: Params) -> dict[str, Any]:
+    async def _send_media(
+        self, params: Params, method: str, kind: str, load: MediaLoader, *, caption: bool = True
+    ) -> dict[str, Any]:
+        """One sendPhoto / sendDocument / sendSticker message; ``load`` turns the request's file into
+        the message's content. One order of checks for all (chat, caption, markup, reply target,
+        then the file), so which error a bad request gets does not depend on the method."""
         chat_id = self._chat(params)
-        caption, entities, parse_mode = self._format(params, "caption", "caption_entities", caption=True)
+        fields: dict[str, Any] = {}
+        if caption:
+            text, entities, parse_mode = self._format(params, "caption", "caption_entities", caption=True)
+            fields = {"caption": text, "caption_entities": entities, "parse_mode": parse_mode}
         markup = self._markup(params)
         reply_to = self._reply_to(params, chat_id)
-        content = await self._photo_content(params.raw("photo"), params.files)
+        content = await load(params)
         msg = self._bot_message(
-            chat_id,
-            "sendPhoto",
-            "photo",
-            caption=caption,
-            caption_entities=entities,
-            parse_mode=parse_mode,
-            reply_markup=markup,
-            reply_to_message_id=reply_to,
-            **content,
+            chat_id, method, kind, reply_markup=markup, reply_to_message_id=reply_to, **fields, **content
         )
         return self.message_json(msg)
+
+    async def _send_photo(self, params: Params) -> dict[str, Any]:
+        return await self._send_media(
+            params, "sendPhoto", "photo", lambda p: self._photo_content(p.raw("photo"), p.files)
+        )
 
     async def _send_document(self, params: Params) -> dict[str, Any]:
-        chat_id = self._chat(params)
-        caption, entities, parse_mode = self._format(params, "caption", "caption_entities", caption=True)
-        markup = self._markup(params)
-        reply_to = self._reply_to(params, chat_id)
-        content = await self._document_content(params.raw("document"), params)
-        msg = self._bot_message(
-            chat_id,
-            "sendDocument",
-            "document",
-            caption=caption,
-            caption_entities=entities,
-            parse_mode=parse_mode,
-            reply_markup=markup,
-            reply_to_message_id=reply_to,
-            **content,
+        return await self._send_media(
+            params, "sendDocument", "document", lambda p: self._document_content(p.raw("document"), p)
         )
-        return self.message_json(msg)
 
     async def _send_sticker(self, params: Params) -> dict[str, Any]:
-        chat_id = self._chat(params)
-        markup = self._markup(params)
-        reply_to = self._reply_to(params, chat_id)
-        content = await self._sticker_content(params.raw("sticker"), params, params.get_str("emoji"))
-        msg = self._bot_message(
-            chat_id, "sendSticker", "sticker", reply_markup=markup, reply_to_message_id=reply_to, **content
+        return await self._send_media(
+            params,
+            "sendSticker",
+            "sticker",
+            lambda p: self._sticker_content(p.raw("sticker"), p, p.get_str("emoji")),
+            caption=False,
         )
-        return self.message_json(msg)
 
     async def _send_media_group(self, params: Params) -> list[dict[str, Any]]:
         chat_id = self._chat(params)
