@@ -47,15 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.common import (  # noqa: E402
-    RESULTS_DIR,
-    install_sigterm,
-    load_average,
-    metadata,
-    print_table,
-    summary,
-    write_results,
-)
+from bench import common  # noqa: E402
 
 TOKEN = "777002:BENCH-frontend-token"
 FIRST_USER_ID = 7_000_001
@@ -103,7 +95,7 @@ def serve_botapi(users: int, port_file: Path) -> int:
                                                     and c.ok)}
                     print(json.dumps(stats), flush=True)
 
-    install_sigterm()
+    common.install_sigterm()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
     return 0
@@ -198,10 +190,10 @@ async def feed_burst(feed: Callable[[dict[str, Any]], Awaitable[Any]], first: in
         "cpu_s": cpu,
         "updates_per_s": count / wall,
         "updates_per_cpu_s": count / cpu if cpu > 0 else None,
-        "latency_ms": summary(latencies),
+        "latency_ms": common.summary(latencies),
         "errors": len(errors),
         "first_errors": errors[:5],
-        "load_average": load_average(),
+        "load_average": common.load_average(),
     }
 
 
@@ -323,7 +315,7 @@ async def run_polling(child: BotAPIChild, redis_url: str, first: int, count: int
         await redis.aclose()
     return {"updates": count, "handled": handled, "errors": count - handled, "wall_s": wall, "cpu_s": cpu,
             "updates_per_s": handled / wall, "updates_per_cpu_s": handled / cpu if cpu > 0 else None,
-            "load_average": load_average(),
+            "load_average": common.load_average(),
             "note": "wall time includes the server child pushing the updates and this process's Redis checks"}
 
 
@@ -358,7 +350,7 @@ async def _redis_commands(redis: Any) -> dict[str, int]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
-    meta = metadata()
+    meta = common.metadata()
     cpus = sorted(os.sched_getaffinity(0))
     bot_cpus = {cpus[0]}
     other_cpus = set(cpus[1:]) or None
@@ -410,7 +402,7 @@ async def _run_pinned(args: argparse.Namespace, meta: dict[str, Any], bot_cpus: 
             report["botapi"] = stats
         finally:
             child.stop()
-    report["load_average_end"] = load_average()
+    report["load_average_end"] = common.load_average()
     return report
 
 
@@ -426,8 +418,8 @@ def print_report(report: dict[str, Any]) -> None:
         failed = r.get("not_queued", r.get("errors", 0)) if name != "reference" else r.get("errors", 0)
         rows.append([name, r["updates"], f"{r['updates_per_s']:.0f}", f"{r['updates_per_cpu_s'] or 0:.0f}",
                      lat.get("p50", "-"), lat.get("p99", "-"), failed])
-    print_table("updates handled (enqueue path)",
-                ["run", "updates", "per s", "per cpu s", "p50 ms", "p99 ms", "failed"], rows)
+    common.print_table("updates handled (enqueue path)",
+                       ["run", "updates", "per s", "per cpu s", "p50 ms", "p99 ms", "failed"], rows)
     print(f"service / bare aiogram reference: {report['service_vs_reference']:.2f}x; goal "
           f"{report['goal_updates_per_s']:.0f}/s {'met' if report['goal_met'] else 'MISSED'}")
 
@@ -439,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=200, help="unmeasured updates first")
     parser.add_argument("--polling", action="store_true", help="also run the deployed polling path")
     parser.add_argument("--profile", action="store_true", help="cProfile the service burst (slower)")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--out-dir", type=Path, default=common.RESULTS_DIR)
     parser.add_argument("--serve-botapi", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--users", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port-file", type=Path, help=argparse.SUPPRESS)
@@ -448,12 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve_botapi(args.users, args.port_file)
     if args.updates < 1 or args.warmup < 0:
         parser.error("--updates must be at least 1 and --warmup at least 0")
-    install_sigterm()
-    report = asyncio.run(run(args))
-    print_report(report)
-    path = write_results(report, args.out_dir, "bench_frontend")
-    print(f"wrote {path}")
-    return 0
+    return common.run_and_write(run, args, print_report, "bench_frontend")
 
 
 if __name__ == "__main__":

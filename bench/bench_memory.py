@@ -39,22 +39,13 @@ if str(REPO) not in sys.path:
 
 import redis  # noqa: E402
 
-from bench.common import (  # noqa: E402
-    RESULTS_DIR,
-    install_sigterm,
-    load_average,
-    metadata,
-    print_table,
-    write_results,
-)
+from bench import common  # noqa: E402
 from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE  # noqa: E402
 from devkit.botapi import LocalBotAPI  # noqa: E402
 from devkit.redis_server import RedisServer  # noqa: E402
 from devkit.stack import WorkerProcess, ensure_tiny_bundle  # noqa: E402
 
 TOKEN = "777003:BENCH-memory-token"
-BOT_START_TIMEOUT_S = 60.0
-"""``python -m bot`` imports aiogram and registers its commands in a few seconds; 60 on busy cores."""
 BURST_TIMEOUT_S = 300.0
 """A few hundred updates take seconds to queue; minutes means the bot is stuck."""
 JOB_TIMEOUT_S = 300.0
@@ -141,7 +132,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                                        stderr=subprocess.STDOUT)
             try:
                 await api.wait_for(lambda: bot.poll() is not None or len(api.commands) >= 2,
-                                   BOT_START_TIMEOUT_S)
+                                   common.BOT_START_TIMEOUT_S)
                 if bot.poll() is not None:
                     raise RuntimeError(f"the bot exited at start; see {logs / 'bot.log'}")
                 await asyncio.sleep(SETTLE_S)
@@ -186,7 +177,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    meta = metadata()
+    meta = common.metadata()
     result = await measure(args)
     s = result["samples_kib"]
     return {
@@ -201,7 +192,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             / s["ref_import_torch_diffusers"]["vmrss"],
         },
         "note": "tiny random-weight bundle on the CPU; real weights live in GPU memory, not measured here",
-        "load_average_end": load_average(),
+        "load_average_end": common.load_average(),
     }
 
 
@@ -209,7 +200,7 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"bench_memory on {report['machine']['cpu']}, load average at start {report['load_average_start']}")
     rows = [[name, round(m["vmrss"] / 1024, 1), round(m["vmhwm"] / 1024, 1), round(m["pss"] / 1024, 1),
              round(m["private"] / 1024, 1)] for name, m in report["samples_kib"].items()]
-    print_table("resident memory (MiB)", ["process", "RSS", "peak RSS", "PSS", "private"], rows)
+    common.print_table("resident memory (MiB)", ["process", "RSS", "peak RSS", "PSS", "private"], rows)
     for key, value in report["ratios"].items():
         print(f"{key}: {value:.2f}x")
 
@@ -218,16 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--burst", type=int, default=90, help="updates the bot queues before the 2nd sample")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--out-dir", type=Path, default=common.RESULTS_DIR)
     args = parser.parse_args(argv)
     if args.burst < 1:
         parser.error("--burst must be at least 1")
-    install_sigterm()
-    report = asyncio.run(run(args))
-    print_report(report)
-    path = write_results(report, args.out_dir, "bench_memory")
-    print(f"wrote {path}")
-    return 0
+    return common.run_and_write(run, args, print_report, "bench_memory")
 
 
 if __name__ == "__main__":

@@ -54,15 +54,7 @@ if str(REPO) not in sys.path:
 
 import redis  # noqa: E402
 
-from bench.common import (  # noqa: E402
-    RESULTS_DIR,
-    install_sigterm,
-    load_average,
-    metadata,
-    print_table,
-    summary,
-    write_results,
-)
+from bench import common  # noqa: E402
 from contract.events import JobResult  # noqa: E402
 from contract.queue import F  # noqa: E402
 from devkit.botapi import LocalBotAPI  # noqa: E402
@@ -70,8 +62,6 @@ from devkit.redis_server import RedisServer  # noqa: E402
 from devkit.stack import WorkerProcess, ensure_tiny_bundle  # noqa: E402
 
 TOKEN = "777001:BENCH-token-not-a-secret"
-BOT_START_TIMEOUT_S = 60.0
-"""``python -m bot`` imports aiogram and registers its commands in a few seconds; 60 on busy cores."""
 BOT_STOP_TIMEOUT_S = 30.0
 """SIGTERM stops polling at once; a delivery in flight may take a few seconds more."""
 JOB_TIMEOUT_S = 1800.0
@@ -174,7 +164,7 @@ class Service:
         bot = self.bot
         try:
             await self.api.wait_for(lambda: bot.poll() is not None or len(self.api.commands) >= 2,
-                                    timeout=BOT_START_TIMEOUT_S)
+                                    timeout=common.BOT_START_TIMEOUT_S)
         except TimeoutError:
             bot.kill()
             raise
@@ -291,14 +281,14 @@ class Service:
 
 
 def _ms(values: Sequence[float]) -> dict[str, float]:
-    return {k: (v if k == "n" else v * 1e3) for k, v in summary(values).items()}
+    return {k: (v if k == "n" else v * 1e3) for k, v in common.summary(values).items()}
 
 
 def latency_level(jobs: list[JobTiming], workers: int, inflight: int, wall_s: float) -> dict[str, Any]:
     for job in jobs:
         job.blocked_s = blocked_time(job, jobs)
-    stages = {name: summary([j.stages_ms()[name] for j in jobs]) for name in ("ingress", "pickup", "worker",
-                                                                              "egress")}
+    stages = {name: common.summary([j.stages_ms()[name] for j in jobs])
+              for name in ("ingress", "pickup", "worker", "egress")}
     own = _ms([j.own_overhead_s for j in jobs])
     return {
         "inflight": inflight,
@@ -313,13 +303,13 @@ def latency_level(jobs: list[JobTiming], workers: int, inflight: int, wall_s: fl
         "engine_share_of_e2e": sum(j.engine_s for j in jobs) / sum(j.e2e_s for j in jobs),
         "goal_p50_met": own["p50"] < GOAL_P50_MS,
         "goal_p99_met": own["p99"] < GOAL_P99_MS,
-        "load_average": load_average(),
+        "load_average": common.load_average(),
         "timings": [{**asdict(j), "own_overhead_s": j.own_overhead_s} for j in jobs],
     }
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    meta = metadata()
+    meta = common.metadata()
     bundle = ensure_tiny_bundle()
     logs = Path(tempfile.mkdtemp(prefix="bench-system-"))
     report: dict[str, Any] = {
@@ -369,7 +359,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         "engine_ms": _ms([j.engine_s for j in timings]),
                         "jobs_per_worker": {w: sum(j.worker == w for j in timings)
                                             for w in sorted({j.worker for j in timings})},
-                        "load_average": load_average(),
+                        "load_average": common.load_average(),
                     })
                     print(f"  {workers} worker(s): {len(timings)} jobs, "
                           f"{scaling[-1]['jobs_per_s']:.2f} jobs/s", flush=True)
@@ -393,14 +383,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await service.stop()
             report["botapi_violations"] = list(api.violations)
             report["botapi_server_errors"] = list(api.server_errors)
-    report["load_average_end"] = load_average()
+    report["load_average_end"] = common.load_average()
     return report
 
 
 def print_report(report: dict[str, Any]) -> None:
     print(f"bench_system on {report['machine']['cpu']} ({report['machine']['cpus_usable']} cores), "
           f"load average at start {report['load_average_start']}")
-    print_table(
+    common.print_table(
         "own overhead per job (ms) = delivered - sent - engine - waiting behind other jobs; 1 worker",
         ["in flight", "jobs", "p50", "p95", "p99", "ingress p50", "pickup p50", "worker p50", "egress p50",
          "e2e p50", "engine p50", "goal"],
@@ -411,7 +401,7 @@ def print_report(report: dict[str, Any]) -> None:
           "met" if lv["goal_p50_met"] and lv["goal_p99_met"] else "MISSED"] for lv in report["latency"]],
     )
     if report.get("scaling"):
-        print_table(
+        common.print_table(
             "worker scaling through the whole service",
             ["workers", "jobs", "jobs/s", "x 1 worker", "x linear", "x where cores allow", "engine p50 ms"],
             [[s["workers"], s["jobs"], f"{s['jobs_per_s']:.2f}", f"{s['speedup_vs_first']:.2f}",
@@ -439,19 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scaling-jobs", type=int, default=6, help="jobs per worker in a scaling run")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured jobs before the first level")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads per worker")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--out-dir", type=Path, default=common.RESULTS_DIR)
     args = parser.parse_args(argv)
     args.inflight = list(_positive(args.inflight))
     args.workers = list(_positive(args.workers))
     for name in ("jobs", "scaling_jobs", "warmup", "torch_threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    install_sigterm()
-    report = asyncio.run(run(args))
-    print_report(report)
-    path = write_results(report, args.out_dir, "bench_system")
-    print(f"wrote {path}")
-    return 0
+    return common.run_and_write(run, args, print_report, "bench_system")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ result is only worth keeping with the machine, the versions, the date and the lo
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import importlib.metadata
 import json
 import math
@@ -15,7 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -34,6 +36,8 @@ PACKAGES: tuple[str, ...] = (
 GIT_TIMEOUT_S = 5.0
 """`git rev-parse` answers at once; a hung git must not hang a bench."""
 PERCENTILES: tuple[int, ...] = (50, 95, 99)
+BOT_START_TIMEOUT_S = 60.0
+"""``python -m bot`` imports aiogram and registers its commands in a few seconds; 60 on busy cores."""
 
 
 def _cpu_model() -> str:
@@ -179,3 +183,19 @@ def install_sigterm() -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def run_and_write(
+    run: Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
+    args: argparse.Namespace,
+    print_report: Callable[[dict[str, Any]], None],
+    stem: str,
+) -> int:
+    """The end of every script's ``main``: run the bench (a SIGTERM still stops what it started),
+    print its report and write it to ``args.out_dir`` as ``<stem>-<UTC stamp>.json``."""
+    install_sigterm()
+    report = asyncio.run(run(args))
+    print_report(report)
+    path = write_results(report, args.out_dir, stem)
+    print(f"wrote {path}")
+    return 0
