@@ -159,8 +159,8 @@ async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> P
                     image, suffix = m.photo_bytes, "jpg" if m.photo_bytes[:2] == b"\xff\xd8" else "png"
                 elif m.sticker_bytes:
                     image, suffix = m.sticker_bytes, "webp"
-                elif m.document_bytes and (m.file_name or "").endswith(".png"):
-                    image, suffix = m.document_bytes, "png"
+                elif m.document_bytes and (m.file_name or "").endswith((".png", ".jpg")):
+                    image, suffix = m.document_bytes, (m.file_name or "").rsplit(".", 1)[-1]
                 name = transcript.save_image(image, suffix) if image and suffix else None
                 note = m.kind if m.kind in ("sticker", "document") else ""
                 transcript.entries.append(Entry("bot", m.text or m.caption or "", name, note=note))

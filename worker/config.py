@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +61,8 @@ class WorkerSettings(BaseSettings):
     maintenance_interval_s: int = Field(default=DEFAULT_MAINTENANCE_INTERVAL_S, ge=1)
     progress_throttle_s: float = Field(default=DEFAULT_PROGRESS_THROTTLE_S, ge=0.0)
     cancel_poll_s: float = Field(default=DEFAULT_CANCEL_POLL_S, gt=0.0)
+    result_format: Literal["jpeg", "png"] = "jpeg"
+    """How non-sticker results are stored and sent: JPEG q95 (fast, small) or lossless PNG."""
     health_port: int | None = Field(
         default=None, validation_alias=AliasChoices("HEALTH_PORT", "WORKER_HEALTH_PORT")
     )

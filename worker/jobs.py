@@ -288,7 +288,7 @@ class _JobRun:
             self._log(logging.INFO, "cancelled while running")
             return JobStatus.CANCELLED.value
         encode_started = time.perf_counter()
-        encoded = encode_images(out, spec.mode)
+        encoded = encode_images(out, spec.mode, self.ctx.settings.result_format.upper())
         encode_s = time.perf_counter() - encode_started
         files = []
         with self.conn.pipeline(transaction=False) as pipe:

@@ -57,13 +57,15 @@ def _file(record: JobRecord, index: int, *, full: bool) -> ResultFile | None:
     return images[index].full if full else images[index].display
 
 
-def _to_png(data: bytes) -> bytes:
+def _as_document(data: bytes) -> tuple[bytes, str]:
+    """The file for "full size", and its extension: JPEG and PNG as stored; anything else (a WEBP,
+    which Telegram would show as a sticker) as PNG."""
     with Image.open(io.BytesIO(data)) as img:
-        if img.format == "PNG":
-            return data
+        if img.format in ("JPEG", "PNG"):
+            return data, "jpg" if img.format == "JPEG" else "png"
         out = io.BytesIO()
         img.save(out, format="PNG")
-        return out.getvalue()
+        return out.getvalue(), "png"
 
 
 async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot, services: Services,
@@ -84,9 +86,9 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
         if data is None:
             await bot.send_message(chat_id, t("result-expired"))
             return
-        png = await asyncio.to_thread(_to_png, data)
-        name = f"kandinsky-{spec.job_id}-{index + 1}.png"
-        await bot.send_document(chat_id, BufferedInputFile(png, filename=name))
+        document, ext = await asyncio.to_thread(_as_document, data)
+        name = f"kandinsky-{spec.job_id}-{index + 1}.{ext}"
+        await bot.send_document(chat_id, BufferedInputFile(document, filename=name))
         return
 
     if action is ResultAction.AGAIN:

@@ -143,7 +143,9 @@ async def test_result_buttons_and_foreign_press(live: Harness) -> None:
 
     await press(h, owner, result, "📎 Full size")
     doc = await h.wait_result(owner, kind="document")
-    assert open_image(doc.document_bytes or b"").size == (512, 512)
+    full = open_image(doc.document_bytes or b"")
+    assert full.size == (512, 512) and full.format == "JPEG"  # as the worker stored it, not re-encoded
+    assert doc.file_name is not None and doc.file_name.endswith(".jpg")
 
     await press(h, owner, result, "🎯 Same seed")
     same = await h.wait_message(owner, lambda m: m.kind == "photo" and m.message_id > doc.message_id,

@@ -35,8 +35,8 @@ async def test_a_job_runs_and_its_result_is_delivered_and_acked(
     data = await job_queue.result_bytes(file.key)
     assert data is not None
     image = Image.open(io.BytesIO(data))
-    assert (image.format, image.size) == ("PNG", TEST_SIZE)
-    assert (file.format, file.width, file.height) == ("png", *TEST_SIZE)
+    assert (image.format, image.size) == ("JPEG", TEST_SIZE)  # WORKER_RESULT_FORMAT's default
+    assert (file.format, file.width, file.height) == ("jpeg", *TEST_SIZE)
 
     record = await job_queue.job(spec.job_id)
     assert record is not None and record.status is JobStatus.DONE

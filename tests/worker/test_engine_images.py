@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from contract.spec import Mode
 from worker.engine.images import (
     STICKER_PAD_FRACTION,
     STICKER_SIDE,
+    encode_image_list,
     fit_mask,
     fit_to_size,
     keep_unmasked,
@@ -101,3 +105,18 @@ def test_keep_unmasked_restores_black_pixels_exactly() -> None:
     keep = np.asarray(mask) == 0
     assert (result[keep] == np.asarray(original)[keep]).all()
     assert (result[~keep] == (1, 2, 3)).all()
+
+
+def test_photo_results_encode_as_the_worker_asks_and_stickers_keep_alpha() -> None:
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    [jpeg] = encode_image_list([photo], Mode.TEXT2IMAGE, "JPEG")
+    decoded = Image.open(io.BytesIO(jpeg.data))
+    assert (jpeg.format, decoded.format, decoded.size) == ("JPEG", "JPEG", (64, 48))
+    [png] = encode_image_list([photo], Mode.TEXT2IMAGE, "PNG")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png.data))), np.asarray(photo))  # lossless
+    sticker = Image.new("RGBA", (512, 512), (10, 20, 30, 0))
+    formats = [e.format for e in encode_image_list([sticker], Mode.STICKER, "JPEG")]
+    assert formats == ["PNG", "WEBP"]
+    with pytest.raises(ValueError, match="photo_format"):
+        encode_image_list([photo], Mode.TEXT2IMAGE, "GIF")

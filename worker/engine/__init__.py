@@ -8,9 +8,10 @@ from worker.engine.images import EncodedImage, encode_image_list
 from worker.engine.settings import EngineSettings
 
 
-def encode_images(output: GenerationOutput, mode: Mode) -> list[EncodedImage]:
-    """Files to store: stickers give PNG then WEBP per image (both with alpha); other modes one PNG each."""
-    return encode_image_list(output.images, mode)
+def encode_images(output: GenerationOutput, mode: Mode, photo_format: str = "PNG") -> list[EncodedImage]:
+    """Files to store: stickers give PNG then WEBP per image (both with alpha); other modes one
+    ``photo_format`` file each ("JPEG" or "PNG")."""
+    return encode_image_list(output.images, mode, photo_format)
 
 
 __all__ = [

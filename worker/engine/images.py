@@ -30,11 +30,16 @@ WEBP_QUALITY = 95
 PNG_COMPRESS_LEVEL = 1
 """zlib level 1: a 1024² photo-like PNG encodes in ~90 ms instead of ~535 ms at level 6, for
 ~17% more bytes (measured, bench/NOTES.md); the worker's CPU is the bottleneck, not the network."""
+JPEG_QUALITY = 95
+"""Visually lossless, with full-resolution colour (4:4:4): a 1024² photo-like image encodes in ~5 ms
+instead of PNG's ~80 ms and is ~3x smaller to upload (bench/NOTES.md); Telegram re-encodes photos anyway."""
+PHOTO_FORMATS = ("JPEG", "PNG")
+"""Formats a non-sticker result may be stored in (stickers keep alpha: PNG + WEBP)."""
 
 
 @dataclass
 class EncodedImage:
-    """One output file: format name as PIL spells it ("PNG", "WEBP"), bytes and size."""
+    """One output file: format name as PIL spells it ("JPEG", "PNG", "WEBP"), bytes and size."""
 
     format: str
     data: bytes
@@ -111,16 +116,22 @@ def _encode(image: Image.Image, fmt: str) -> EncodedImage:
     buf = io.BytesIO()
     if fmt == "WEBP":
         image.save(buf, format="WEBP", quality=WEBP_QUALITY, method=4, exact=True)
+    elif fmt == "JPEG":
+        image.convert("RGB").save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
     else:
         image.save(buf, format="PNG", optimize=False, compress_level=PNG_COMPRESS_LEVEL)
     return EncodedImage(format=fmt, data=buf.getvalue(), width=image.width, height=image.height)
 
 
-def encode_image_list(images: list[Image.Image], mode: Mode) -> list[EncodedImage]:
-    """Stickers: PNG then WEBP per image (both keep alpha); every other mode: one PNG per image."""
+def encode_image_list(images: list[Image.Image], mode: Mode, photo_format: str = "PNG") -> list[EncodedImage]:
+    """Stickers: PNG then WEBP per image (both keep alpha); every other mode: one ``photo_format`` file
+    per image (the worker stores JPEG; local files from the CLI stay lossless PNG)."""
+    if photo_format not in PHOTO_FORMATS:
+        raise ValueError(f"photo_format must be one of {PHOTO_FORMATS}, got {photo_format!r}")
     out: list[EncodedImage] = []
     for image in images:
-        out.append(_encode(image, "PNG"))
         if mode is Mode.STICKER:
-            out.append(_encode(image, "WEBP"))
+            out += [_encode(image, "PNG"), _encode(image, "WEBP")]
+        else:
+            out.append(_encode(image, photo_format))
     return out
