@@ -11,7 +11,7 @@ the DONE event reaching the consumer's handler into:
 * blocked: time the job waited because every worker was busy computing *other* jobs — from its
   submit until its worker finished the job before it (that job's FINISH),
 * overhead: everything else — submit (record + RQ enqueue + position), RQ dequeue and bookkeeping,
-  reading the record, progress publishing, PNG encoding and storing the result, the DONE event,
+  reading the record, progress publishing, encoding and storing the result, the DONE event,
   and the consumer's read — i.e. what the queue costs.
 
 Two engine profiles:
@@ -188,7 +188,7 @@ async def run_once(url: str, jobs: int, warmup: int, standin_s: float) -> tuple[
 
 
 def overheads(samples: list[Sample]) -> dict[str, list[float]]:
-    """Per job, in seconds: the overhead, without PNG encoding, and its parts."""
+    """Per job, in seconds: the overhead, without result encoding, and its parts."""
     by_worker: dict[str, list[Sample]] = {}
     for s in samples:
         by_worker.setdefault(s.worker, []).append(s)
@@ -254,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
                 "engine_mean_s": round(statistics.mean(engine), 4),
                 "encode_mean_ms": round(statistics.mean(s.encode_s for s in samples) * 1000, 2),
                 "workers_used": len({s.worker for s in samples}),
+                # Share of the workers' wall time spent in the engine: 1.0 means the queue never
+                # kept a worker waiting; below it, dispatch, bookkeeping or delivery did.
+                "engine_utilization": round(len(samples) / wall * statistics.mean(engine) / count, 3),
             }
             for name, values in parts.items():
                 row[f"{name}_p50_ms"] = round(pct(values, 50) * 1000, 2)
@@ -266,17 +269,20 @@ def main(argv: list[str] | None = None) -> int:
     profile = f"GPU stand-in: +{args.gpu_standin} s sleep per step" if standin else "engine on the CPU"
     print(f"{args.jobs} jobs in flight, {SIZE[0]}x{SIZE[1]}, {STEPS} steps, tiny bundle, {profile} "
           f"({os.cpu_count()} cores)")
-    print(f"{'workers':>7} {'jobs/s':>7} {'speedup':>7} {'engine s':>8} {'ovh p50':>8} {'ovh p99':>8} "
-          f"{'-PNG p50':>8} {'-PNG p99':>8} | p50 ms: "
+    print(f"{'workers':>7} {'jobs/s':>7} {'speedup':>7} {'util':>5} {'engine s':>8} "
+          f"{'ovh p50':>8} {'ovh p99':>8} "
+          f"{'-enc p50':>8} {'-enc p99':>8} | p50 ms: "
           f"{'submit':>6} {'pickup':>6} {'worker':>6} {'deliver':>7}")
     for r in rows:
         print(f"{r['workers']:>7} {r['jobs_per_s']:>7.2f} {r['speedup_vs_first']:>7.2f} "
+              f"{r['engine_utilization']:>5.2f} "
               f"{r['engine_mean_s']:>8.3f} {r['overhead_p50_ms']:>8.1f} {r['overhead_p99_ms']:>8.1f} "
               f"{r['no_encode_p50_ms']:>8.1f} {r['no_encode_p99_ms']:>8.1f} |         "
               f"{r['submit_p50_ms']:>6.1f} {r['pickup_p50_ms']:>6.1f} {r['worker_p50_ms']:>6.1f} "
               f"{r['deliver_p50_ms']:>7.1f}")
     print("ovh = submit → DONE at the consumer, minus engine time and minus time spent behind other jobs;")
-    print("-PNG = the same without the PNG encoding of the result; all times in ms unless marked.")
+    print("-enc = the same without encoding the result (JPEG or PNG); util = engine time / (wall × workers);")
+    print("all times in ms unless marked.")
 
     report = {
         "bench": "queue",
