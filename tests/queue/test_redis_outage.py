@@ -22,8 +22,11 @@ from devkit.stack import WorkerProcess
 from tests.queue.conftest import new_spec
 from tests.queue.test_restart_same_name import FAST
 
-OUTAGE_S = 4.0
-"""Longer than the worker's 1 s suspension check and maintenance interval, so both hit the outage."""
+SLOW_STEP_S = 0.5
+"""The interrupted job sleeps this long at each of its 4 progress steps: ~2 s plus the tiny engine."""
+OUTAGE_S = 8.0
+"""Far longer than that job (it must end while Redis is away, even on slow CI cores) and than the
+worker's 1 s suspension check and maintenance interval, so both hit the outage."""
 JOB_TIMEOUT_S = 120.0
 """A 2-step tiny job takes about a second; two minutes means the worker is gone, not slow."""
 
@@ -48,7 +51,7 @@ async def test_worker_survives_a_redis_restart_mid_job(tiny_bundle: Path, tmp_pa
                                          retry_on_error=[redis.ConnectionError, redis.TimeoutError])
         queue = JobQueue(client, QueueSettings())
         try:
-            during = new_spec("[fault:slow=1] during the outage")
+            during = new_spec(f"[fault:slow={SLOW_STEP_S}] during the outage")
             await queue.submit(during)
             await _wait_status(queue, during.job_id, worker, log_file, JobStatus.RUNNING)
             await queue._redis.bgrewriteaof()  # a clean restart: what was written is kept
@@ -56,6 +59,7 @@ async def test_worker_survives_a_redis_restart_mid_job(tiny_bundle: Path, tmp_pa
             server.stop()
             await asyncio.sleep(OUTAGE_S)  # the job ends while Redis is away
             assert worker.proc is not None and worker.proc.poll() is None, log_file.read_text()[-3000:]
+            assert "as the job ended" in log_file.read_text(), "the job did not end during the outage"
             server.start()
             after = new_spec("after the outage")
             await queue.submit(after)
