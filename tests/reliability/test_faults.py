@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -363,19 +364,16 @@ async def test_bot_api_429_500_and_connection_resets_every_message_arrives_in_or
             for command in ORDERED:
                 for user in askers:
                     await user.send_text(command)
-            for i in range(max(BURSTS, STALLS)):
-                if i < BURSTS:
-                    await asyncio.sleep(1.0)
-                    proxy.burst(True)
-                    await asyncio.sleep(BURST_S)
-                    proxy.burst(False)
-                    tally.faults += 1
-                if i < STALLS:
-                    await asyncio.sleep(0.5)
-                    proxy.stall(True)
-                    await asyncio.sleep(STALL_S)
-                    proxy.stall(False)
-                    tally.faults += 1
+            # Resets and stalls take turns: (pause before, the fault, how long it lasts).
+            bursts = [(1.0, proxy.burst, BURST_S)] * BURSTS
+            stalls = [(0.5, proxy.stall, STALL_S)] * STALLS
+            schedule = [w for pair in itertools.zip_longest(bursts, stalls) for w in pair if w is not None]
+            for pause, fault, length in schedule:
+                await asyncio.sleep(pause)
+                fault(True)
+                await asyncio.sleep(length)
+                fault(False)
+                tally.faults += 1
             def all_answered() -> bool:
                 return all(len(said(u)) >= len(expected) for u in askers)
 
