@@ -138,6 +138,24 @@ def test_queue_smoke_run_with_a_gpu_standin_counts_the_sleep_as_engine_time(
     assert "GPU stand-in" in capsys.readouterr().out
 
 
+def test_progress_smoke_run_times_the_step_hooks_against_a_reference(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bench = load("bench_progress")
+    assert bench.main(["--steps", "500", "--paced-steps", "20", "--step-ms", "1", "--out-dir",
+                       str(tmp_path)]) == 0
+    report = only_result(tmp_path, "bench_progress")
+    runs = report["runs"]
+    assert len(runs) == 6 and {r["loop"] for r in runs.values()} == {"hot", "paced"}
+    for name, r in runs.items():
+        assert r["us_per_step"] > 0
+        if "reference" in name:
+            assert r["added_us_per_step"] == 0.0 and r["events_published"] == 0
+    # Paced like GPU steps, an unthrottled publisher really publishes, so the cost is measured live.
+    assert runs["paced: publisher, throttle 0.0 s"]["events_published"] >= 2
+    assert runs["paced: reference, no-op hooks"]["us_per_step"] >= 1000
+    assert "step hooks" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------- bench_frontend.py
 
 
