@@ -7,7 +7,7 @@ demo:
 
 test:
 	bash scripts/bootstrap.sh
-	.venv/bin/python -m pytest -q -p no:cacheprovider --reruns 1 --reruns-delay 5
+	.venv/bin/python -m pytest -q -p no:cacheprovider -rfER --reruns 1 --reruns-delay 5
 
 # Only the fault, bad-input, security and load suite (part of `make test`; ~7 min on two cores).
 test-reliability:
