@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 
 from contract import keys
+from contract.queue import TERMINAL_STATUSES, F, lua_is_terminal
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,8 @@ if used >= tonumber(ARGV[3]) then
 end
 local live = 0
 for _, job_id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  local status = redis.call('HGET', ARGV[9] .. job_id, 'status')
-  if status and status ~= 'done' and status ~= 'failed' and status ~= 'cancelled' then
+  local status = redis.call('HGET', ARGV[9] .. job_id, '""" + F.STATUS + """')
+  if status and not """ + lua_is_terminal("status") + """ then
     live = live + 1
   end
 end
@@ -242,9 +243,9 @@ class QuotaService:
         inflight = 0
         for member in members:
             job_id = member.decode() if isinstance(member, bytes) else str(member)
-            status = await self.redis.hget(keys.job(job_id), "status")
+            status = await self.redis.hget(keys.job(job_id), F.STATUS)
             if status is not None and (status.decode() if isinstance(status, bytes) else status) not in (
-                "done", "failed", "cancelled"
+                TERMINAL_STATUSES
             ):
                 inflight += 1
         return int(minute), int(day or 0), inflight

@@ -35,6 +35,12 @@ class JobStatus(StrEnum):
 TERMINAL_STATUSES: frozenset[str] = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
+def lua_is_terminal(var: str) -> str:
+    """A Lua expression, true when ``var`` holds a final status: for the scripts that count a
+    user's live jobs (the quota check and the submit), so they agree with TERMINAL_STATUSES."""
+    return "(" + " or ".join(f"{var} == '{status}'" for status in sorted(TERMINAL_STATUSES)) + ")"
+
+
 class F:
     """Field names of the job-record hash ``keys.job(job_id)``."""
 

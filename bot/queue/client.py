@@ -41,6 +41,7 @@ from contract.queue import (
     F,
     JobStatus,
     finish_args,
+    lua_is_terminal,
 )
 from contract.spec import JobSpec, Priority, SpecError
 
@@ -59,7 +60,6 @@ INFLIGHT_TTL = keys.INPUT_BLOB_TTL
 ETA_MIN_SAMPLES = 1
 """One finished job is enough to give a rough wait; with none the bot says nothing."""
 
-_TERMINAL_LUA = " or ".join(f"status == '{status}'" for status in sorted(TERMINAL_STATUSES))
 # KEYS: the user's in-flight set, the new job's record
 # ARGV: job id, in-flight limit, in-flight set TTL, record TTL, job record key prefix, this call's
 #       created-at (as written to the record), then the record's field/value pairs
@@ -79,7 +79,7 @@ local live = 0
 local stale = {{}}
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local status = redis.call('HGET', ARGV[5] .. member, '{F.STATUS}')
-  if (not status) or {_TERMINAL_LUA} then
+  if (not status) or {lua_is_terminal("status")} then
     stale[#stale + 1] = member
   else
     live = live + 1
