@@ -51,22 +51,21 @@ class SettingsStore:
         self.redis = redis
 
     async def get(self, user_id: int) -> UserSettings:
-        raw = await self.redis.get(settings_key(user_id))
-        if raw is None:
-            return UserSettings()
-        await self.redis.expire(settings_key(user_id), USER_SETTINGS_TTL)
-        return _parse(user_id, raw)
+        """The user's settings (defaults when none or unreadable); reading renews their TTL."""
+        return await self._read(user_id, unmark_blocked=False)
 
     async def on_update(self, user_id: int) -> UserSettings:
-        """:meth:`get` plus :meth:`unmark_blocked`, in one round trip: both run on every update.
+        """:meth:`get` plus :meth:`unmark_blocked`, in the same round trip: both run on every update."""
+        return await self._read(user_id, unmark_blocked=True)
 
-        EXPIRE of a missing key does nothing, so renewing unconditionally is the same as ``get``.
-        """
+    async def _read(self, user_id: int, *, unmark_blocked: bool) -> UserSettings:
+        # EXPIRE of a missing key does nothing, so the renewal needs no read first.
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(settings_key(user_id))
             pipe.expire(settings_key(user_id), USER_SETTINGS_TTL)
-            pipe.delete(blocked_key(user_id))
-            raw, _, _ = await pipe.execute()
+            if unmark_blocked:
+                pipe.delete(blocked_key(user_id))
+            raw = (await pipe.execute())[0]
         return UserSettings() if raw is None else _parse(user_id, raw)
 
     async def save(self, user_id: int, settings: UserSettings) -> None:
