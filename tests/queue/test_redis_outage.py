@@ -7,7 +7,6 @@ RQ's loop asks Redis whether workers are suspended outside its reconnecting dequ
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import redis
@@ -19,7 +18,7 @@ from contract import keys
 from contract.queue import F, JobStatus
 from devkit.redis_server import RedisServer
 from devkit.stack import WorkerProcess
-from tests.queue.conftest import new_spec
+from tests.queue.conftest import new_spec, wait_until
 from tests.queue.test_restart_same_name import FAST
 
 SLOW_STEP_S = 0.5
@@ -31,14 +30,13 @@ JOB_TIMEOUT_S = 120.0
 """A 2-step tiny job takes about a second; two minutes means the worker is gone, not slow."""
 
 
-async def _wait_status(queue: JobQueue, job_id: str, worker: WorkerProcess, log_file: Path,
-                       *wanted: JobStatus) -> None:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    values = {w.value.encode() for w in wanted}
-    while (status := await queue._redis.hget(keys.job(job_id), F.STATUS)) not in values:
+async def _wait_status(client: aioredis.Redis, job_id: str, worker: WorkerProcess, log_file: Path,
+                       wanted: JobStatus) -> None:
+    async def reached() -> bool:
         assert worker.proc is not None and worker.proc.poll() is None, log_file.read_text()[-3000:]
-        assert time.monotonic() < deadline, f"job {job_id} still {status!r} after {JOB_TIMEOUT_S} s"
-        await asyncio.sleep(0.1)
+        return bool(await client.hget(keys.job(job_id), F.STATUS) == wanted.value.encode())
+
+    await wait_until(reached, JOB_TIMEOUT_S, f"job {job_id} to be {wanted.value}")
 
 
 async def test_worker_survives_a_redis_restart_mid_job(tiny_bundle: Path, tmp_path: Path) -> None:
@@ -53,8 +51,8 @@ async def test_worker_survives_a_redis_restart_mid_job(tiny_bundle: Path, tmp_pa
         try:
             during = new_spec(f"[fault:slow={SLOW_STEP_S}] during the outage")
             await queue.submit(during)
-            await _wait_status(queue, during.job_id, worker, log_file, JobStatus.RUNNING)
-            await queue._redis.bgrewriteaof()  # a clean restart: what was written is kept
+            await _wait_status(client, during.job_id, worker, log_file, JobStatus.RUNNING)
+            await client.bgrewriteaof()  # a clean restart: what was written is kept
             await asyncio.sleep(0.5)
             server.stop()
             await asyncio.sleep(OUTAGE_S)  # the job ends while Redis is away
@@ -63,9 +61,9 @@ async def test_worker_survives_a_redis_restart_mid_job(tiny_bundle: Path, tmp_pa
             server.start()
             after = new_spec("after the outage")
             await queue.submit(after)
-            await _wait_status(queue, after.job_id, worker, log_file, JobStatus.DONE)
+            await _wait_status(client, after.job_id, worker, log_file, JobStatus.DONE)
             # The job the outage interrupted is re-queued by the abandoned-job sweep and finishes too.
-            await _wait_status(queue, during.job_id, worker, log_file, JobStatus.DONE)
+            await _wait_status(client, during.job_id, worker, log_file, JobStatus.DONE)
         finally:
             await queue.close()
             await client.aclose()
