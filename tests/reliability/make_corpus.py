@@ -16,6 +16,7 @@ import json
 import struct
 import sys
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -184,31 +185,38 @@ PROMPTS: dict[str, str] = {
 """Prompts that must be refused clearly or delivered with a correctly escaped caption."""
 
 
-def build(directory: Path) -> list[tuple[Sample, Path]]:
-    """Write every file (and prompts.json) into ``directory``; returns the files with their samples."""
+def _write(directory: Path, keep: Callable[[Sample, bytes], bool]) -> list[tuple[Sample, Path]]:
+    """Every sample with its path in ``directory``; only those ``keep`` accepts are written there."""
     directory.mkdir(parents=True, exist_ok=True)
-    written = []
+    out = []
     for sample, data in samples():
         path = directory / sample.name
-        path.write_bytes(data)
-        written.append((sample, path))
+        if keep(sample, data):
+            path.write_bytes(data)
+        out.append((sample, path))
+    return out
+
+
+def _write_prompts(directory: Path) -> None:
     (directory / "prompts.json").write_text(json.dumps(PROMPTS, ensure_ascii=False, indent=1) + "\n")
+
+
+def build(directory: Path) -> list[tuple[Sample, Path]]:
+    """Write every file (and prompts.json) into ``directory``; returns the files with their samples."""
+    written = _write(directory, lambda sample, data: True)
+    _write_prompts(directory)
     return written
 
 
 def write_checked_in(directory: Path = DATA_DIR) -> list[tuple[Sample, Path]]:
     """Rewrite the checked-in corpus: the files git can hold, the manifest of all, the prompts."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for old in directory.iterdir():
-        old.unlink()
-    written = []
-    for sample, data in samples():
-        if len(data) <= CHECK_IN_LIMIT_BYTES:
-            (directory / sample.name).write_bytes(data)
-        written.append((sample, directory / sample.name))
-    manifest = [asdict(sample) for sample, _ in written]
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-    (directory / "prompts.json").write_text(json.dumps(PROMPTS, ensure_ascii=False, indent=1) + "\n")
+    if directory.exists():
+        for old in directory.iterdir():
+            old.unlink()
+    written = _write(directory, lambda sample, data: len(data) <= CHECK_IN_LIMIT_BYTES)
+    entries = [asdict(sample) for sample, _ in written]
+    (directory / MANIFEST).write_text(json.dumps(entries, indent=1) + "\n")
+    _write_prompts(directory)
     return written
 
 
@@ -218,19 +226,11 @@ def manifest(directory: Path = DATA_DIR) -> list[Sample]:
 
 def load(build_dir: Path, directory: Path = DATA_DIR) -> list[tuple[Sample, Path]]:
     """The corpus for a test run: checked-in files as they are, the big ones built into ``build_dir``."""
-    missing = {s.name for s in manifest(directory) if not (directory / s.name).exists()}
-    built = {sample.name: path for sample, path in _build_some(build_dir, missing)}
-    return [(s, built.get(s.name, directory / s.name)) for s in manifest(directory)]
-
-
-def _build_some(directory: Path, names: set[str]) -> list[tuple[Sample, Path]]:
-    directory.mkdir(parents=True, exist_ok=True)
-    out = []
-    for sample, data in samples():
-        if sample.name in names:
-            (directory / sample.name).write_bytes(data)
-            out.append((sample, directory / sample.name))
-    return out
+    listed = manifest(directory)
+    missing = {s.name for s in listed if not (directory / s.name).exists()}
+    built = {s.name: path for s, path in _write(build_dir, lambda s, data: s.name in missing)
+             if s.name in missing}
+    return [(s, built.get(s.name, directory / s.name)) for s in listed]
 
 
 if __name__ == "__main__":
