@@ -51,8 +51,8 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import RESULTS_DIR, versions  # noqa: E402
 from bench.common import percentile as pct  # noqa: E402
-from bench.common import versions  # noqa: E402
 from bot.queue import EventConsumer, JobQueue, QueueSettings  # noqa: E402
 from contract import keys  # noqa: E402
 from contract.events import Event, EventType, JobResult  # noqa: E402
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     standin = args.gpu_standin > 0
     if args.out is None:
-        args.out = ROOT / "bench" / "results" / ("queue-gpu-standin.json" if standin else "queue.json")
+        args.out = RESULTS_DIR / ("queue-gpu-standin.json" if standin else "queue.json")
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-queue-"))
     bundle = args.bundle or tmp / "bundle"

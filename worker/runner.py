@@ -49,6 +49,8 @@ worker drops out of /workers and of the bot's wait estimate in about a minute an
 NAME_TAKEOVER_WAIT_BEATS = 2
 """A restarted worker (same name, e.g. a container's host.1) waits at most this many abandon
 periods for its killed predecessor's registration to go stale; a live namesake is an error."""
+NAME_TAKEOVER_POLL_S = 1.0
+"""How often a restarted worker looks again at its namesake's last heartbeat."""
 REDIS_RETRY_PAUSE_S = 1.0
 """Pause between tries while Redis is away: a restart takes about a second, a failover a few."""
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
@@ -105,7 +107,7 @@ class KandinskyWorker(SimpleWorker):
                 break
             if time.monotonic() > deadline:
                 break  # still alive: RQ refuses with its own clear error
-            time.sleep(1.0)
+            time.sleep(NAME_TAKEOVER_POLL_S)
         super().register_birth()
 
     # --- timing -----------------------------------------------------------------------------
