@@ -37,7 +37,15 @@ from worker.engine.images import (
     sticker_from_cutout,
 )
 from worker.engine.pipelines import CachedPriorEmb2EmbPipeline, CachedPriorPipeline, ZeroEmbedCache
-from worker.engine.settings import EngineSettings
+from worker.engine.settings import EngineSettings, parse_size
+from worker.engine.speed import (
+    allow_recompiles,
+    compile_forward,
+    compile_movq_decode,
+    decoder_scheduler,
+    prior_compile_mode,
+    to_channels_last,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +131,16 @@ def _count_forward_calls(module: torch.nn.Module, progress: _Progress) -> Iterat
         yield
     finally:
         handle.remove()
+
+
+WARMUP_MODES: tuple[Mode, ...] = (Mode.TEXT2IMAGE, Mode.INPAINT, Mode.DEPTH)
+"""One per compiled graph family: the decoder UNet with the prior and MoVQ decode, the inpaint
+UNet, the depth ControlNet UNet (every other mode reuses one of these)."""
+
+WARMUP_STEPS = 2
+"""Enough to trace and compile every graph once (the prior needs two); the images are discarded."""
+
+WARMUP_PROMPT = "warm-up"
 
 
 def _img2img_steps(steps: int, strength: float) -> int:
@@ -234,6 +252,10 @@ class Engine:
         self._controlnet: Any = None
         self._depth: tuple[Any, Any] | None = None
         self._rembg: Any = None
+        self.warmup_timings: dict[str, float] = {}
+        """Seconds each warm-up job took at load (compile time when ``compile`` is on)."""
+        if settings.compile:
+            allow_recompiles()
 
     @classmethod
     def load(cls, settings: EngineSettings) -> Engine:
@@ -254,7 +276,43 @@ class Engine:
                 time.perf_counter() - started,
                 settings.model_dir or "public ids",
             )
+            if settings.compile:
+                engine.warmup(settings.warmup_sizes)
         return engine
+
+    def warmup(self, sizes: Sequence[str], modes: Sequence[Mode] = WARMUP_MODES) -> dict[str, float]:
+        """Run one small job per mode and size so compiled graphs exist before the first user.
+
+        Each bucket compiles its own graphs (shapes are fixed); batches of more than one image
+        compile on first use. Returns (and keeps in ``warmup_timings``) seconds per job.
+        """
+        grey = PIL.Image.new("RGB", (MIN_INPUT_SIDE * 4, MIN_INPUT_SIDE * 4), (128, 128, 128))
+        mask = PIL.Image.new("L", grey.size, 0)
+        mask.paste(255, (0, 0, grey.width // 2, grey.height // 2))
+        for size in sizes:
+            width, height = parse_size(size)
+            for mode in modes:
+                inputs = (WARMUP_PROMPT,) * images_needed(mode)  # blob keys: never read here
+                spec = JobSpec(
+                    mode=mode,
+                    prompt=WARMUP_PROMPT,
+                    width=width,
+                    height=height,
+                    steps=WARMUP_STEPS,
+                    prior_steps=WARMUP_STEPS,
+                    inputs=inputs,
+                    mask=WARMUP_PROMPT if mode is Mode.INPAINT else None,
+                )
+                started = time.perf_counter()
+                self.generate(
+                    spec,
+                    [grey] * images_needed(mode),
+                    mask if mode is Mode.INPAINT else None,
+                )
+                took = time.perf_counter() - started
+                self.warmup_timings[f"{mode} {size}"] = took
+                logger.info("engine warm-up: %s %s in %.1fs", mode, size, took)
+        return dict(self.warmup_timings)
 
     # --- loading: each group once, then resident -------------------------------------------------
 
@@ -272,7 +330,24 @@ class Engine:
             if self.settings.cpu_offload:
                 logger.warning("cpu_offload ignored: models already live on %s", self.device)
             pipe.to(self.device)
+        self._speed_up(pipe)
         return pipe
+
+    def _speed_up(self, pipe: Any) -> None:
+        """The opt-in speed settings (worker/engine/speed.py), applied to each placed pipeline."""
+        settings = self.settings
+        convolutional = [getattr(pipe, name) for name in ("unet", "movq") if hasattr(pipe, name)]
+        if settings.channels_last:
+            to_channels_last(*convolutional)
+        if not settings.compile:
+            return
+        mode, backend = settings.compile_mode, settings.compile_backend
+        if hasattr(pipe, "prior"):
+            compile_forward(pipe.prior, prior_compile_mode(mode, self.device), backend)
+        if hasattr(pipe, "unet"):
+            compile_forward(pipe.unet, mode, backend)
+        if hasattr(pipe, "movq"):
+            compile_movq_decode(pipe.movq, mode, backend)
 
     def prior_pipeline(self) -> Any:
         with self._load_lock:
@@ -298,6 +373,8 @@ class Engine:
             if self._decoder is None:
                 kwargs = self._pretrained_kwargs()
                 decoder = KandinskyV22Pipeline.from_pretrained(self.model_ids["decoder"], **kwargs)
+                if self.settings.scheduler != "ddpm":  # the public decoder ships DDPM: keep it as loaded
+                    decoder.scheduler = decoder_scheduler(self.settings.scheduler, decoder.scheduler.config)
                 self._decoder = self._place(decoder)
             return self._decoder
 

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contract.spec import SIZE_BUCKETS
+
+SchedulerName = Literal["ddpm", "ddim", "dpmpp-2m"]
 
 
 class EngineSettings(BaseSettings):
@@ -29,3 +35,35 @@ class EngineSettings(BaseSettings):
     preload: bool = True
     """Load every model at start; else each on first use, then resident."""
     cache_dir: Path | None = None
+
+    # Speed options (worker/engine/speed.py): off until a GPU run of bench/bench_engine_gpu.py shows
+    # they help there; bench/NOTES.md has each one's prediction and measurement.
+    channels_last: bool = False
+    """Decoder UNets and MoVQ in NHWC memory format (same numbers, faster convolutions on tensor cores)."""
+    compile: bool = False
+    """torch.compile the decoder UNets, the MoVQ decode and the prior transformer for fixed shapes."""
+    compile_mode: str = "default"
+    """torch.compile's mode for the decoders ("default", "max-autotune", ...); on CUDA the prior
+    uses CUDA graphs ("reduce-overhead") unless this names another mode."""
+    compile_backend: str = "inductor"
+    warmup_sizes: tuple[str, ...] = Field(default=("1024x1024",))
+    """Buckets ("WxH") compiled at load, so no user waits for a compile; others compile on first use."""
+    scheduler: SchedulerName = "ddpm"
+    """The decoders' scheduler: "ddpm" is the model card's; "ddim" / "dpmpp-2m" need about half
+    the steps (pair them with a lower BOT_STEPS) but change the image for a given seed."""
+
+    @field_validator("warmup_sizes")
+    @classmethod
+    def _warmup_sizes_are_buckets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for size in value:
+            if parse_size(size) not in SIZE_BUCKETS:
+                raise ValueError(f"warm-up size {size!r} is not one of the size buckets (contract.spec)")
+        return value
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """"1024x576" → (1024, 576); anything else raises ValueError."""
+    width, sep, height = size.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        raise ValueError(f"size {size!r} is not WIDTHxHEIGHT")
+    return int(width), int(height)

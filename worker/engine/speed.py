@@ -1,0 +1,87 @@
+"""Opt-in speed settings for the resident models: memory format, torch.compile, the decoder scheduler.
+
+Each one is an ``EngineSettings`` field, off by default until a GPU run of
+``bench/bench_engine_gpu.py`` (which times each as a variant next to the default engine) shows
+that it helps; ``bench/NOTES.md`` has the prediction and, once it exists, the measurement.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+from worker.engine.settings import SchedulerName
+
+logger = logging.getLogger(__name__)
+
+SCHEDULERS: dict[SchedulerName, type[Any]] = {
+    "ddpm": DDPMScheduler,
+    "ddim": DDIMScheduler,
+    "dpmpp-2m": DPMSolverMultistepScheduler,
+}
+"""The decoders' scheduler by name. ``ddpm`` is the model card's (identical to plain diffusers);
+DDIM and DPM-Solver++ (2M) reach similar images in about half the steps (operators pair them with
+a lower ``BOT_STEPS``), at the price of images that differ from the model card's for the same
+seed. Only schedulers whose ``step`` takes a ``generator`` fit the Kandinsky pipelines (UniPC does not)."""
+
+RECOMPILE_LIMIT = 128
+"""Compiled graphs kept per function. Shapes are fixed per bucket (9 aspects × 3 sides) and per
+batch (1-4 images, doubled by CFG): torch's default of 8 would drop the rest back to eager."""
+
+PRIOR_COMPILE_MODE_CUDA = "reduce-overhead"
+"""The prior's steps are small (a 20-layer transformer on 81 tokens) and bound by kernel launches:
+CUDA graphs replay a whole step in one launch."""
+
+
+def decoder_scheduler(name: SchedulerName, config: Any) -> Any:
+    """A fresh scheduler of kind ``name`` built from the decoder's own scheduler config."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}; expected one of {', '.join(SCHEDULERS)}")
+    return SCHEDULERS[name].from_config(config)
+
+
+def to_channels_last(*modules: Any) -> None:
+    """NHWC weights for convolution-heavy models: cuDNN's tensor-core kernels read it without
+    transposing. Numerically the same computation, so images match the default format."""
+    for module in modules:
+        module.to(memory_format=torch.channels_last)  # Module.to's stubs omit this documented form
+
+
+def allow_recompiles() -> None:
+    """One graph per bucket and batch must fit in dynamo's cache (see ``RECOMPILE_LIMIT``)."""
+    config: Any = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
+    config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, RECOMPILE_LIMIT * 8)
+
+
+def compile_forward(module: torch.nn.Module, mode: str, backend: str) -> None:
+    """Compile ``module.forward`` in place for fixed shapes.
+
+    The bound method is replaced rather than the module wrapped: pipelines keep their own module
+    type, and forward hooks (the engine counts prior steps with one) still run, eagerly, around
+    the compiled code.
+    """
+    if getattr(module, "_kandinsky_compiled", False):
+        return
+    compiled = torch.compile(module.forward, mode=mode, backend=backend, dynamic=False)
+    object.__setattr__(module, "forward", compiled)
+    object.__setattr__(module, "_kandinsky_compiled", True)
+
+
+def compile_movq_decode(movq: torch.nn.Module, mode: str, backend: str) -> None:
+    """The pipelines call ``movq.decode`` (not forward) once per job: that is what gets compiled."""
+    if getattr(movq, "_kandinsky_decode_compiled", False):
+        return
+    decode = torch.compile(movq.decode, mode=mode, backend=backend, dynamic=False)  # type: ignore[arg-type]
+    object.__setattr__(movq, "decode", decode)
+    object.__setattr__(movq, "_kandinsky_decode_compiled", True)
+
+
+def prior_compile_mode(mode: str, device: str) -> str:
+    """CUDA graphs for the prior on a GPU unless the operator chose a mode explicitly."""
+    if mode == "default" and device.startswith("cuda"):
+        return PRIOR_COMPILE_MODE_CUDA
+    return mode
