@@ -1,36 +1,43 @@
-"""Engine speed on a GPU: text → image at 512² / 768² / 1024², split by stage, as ratios.
+"""Engine speed on a GPU: every mode, size and batch, split by stage, as ratios to two baselines.
 
-Builds the Kandinsky 2.2 prior and decoder at their public sizes (configs of the public repos)
-with random weights, writes them as a bundle, and times three ways of running the same job:
+Builds the Kandinsky 2.2 prior (with its ViT-bigG text and image encoders), decoder, inpaint and
+controlnet-depth UNets, MoVQ and DPT depth model at their public sizes with random weights, writes
+them as a bundle the service's ``Engine`` loads, and times, on the same inputs in the same process:
 
-* ``engine``   — worker.engine.Engine loaded from the bundle (the service's code path);
-* ``plain``    — the model-card recipe: stock prior + decoder pipelines, fp16, resident on the GPU;
-* ``offload``  — ``KandinskyV22CombinedPipeline`` with ``enable_model_cpu_offload()`` (how many bots run it).
+* ``engine``    — ``worker.engine.Engine.generate`` from the bundle (the service's code path);
+* variants      — extra ``Engine``s with ``EngineSettings`` fields overridden (``--variant``);
+* ``plain``     — the model-card code: stock pipelines, fp16, resident, the same steps as ours (b);
+* ``offload``   — the combined pipelines with ``enable_model_cpu_offload()`` and their default
+  steps (100 decoder, 25 prior in diffusers 0.42): the seed's recipe (a).
 
-It reports seconds per stage (prior, UNet loop, MoVQ decode), the engine's ratio to each baseline,
-the UNet FLOP count per job (torch's FlopCounterMode) and the achieved TFLOP/s. A FLOP-floor ratio
-is printed only when the device's peak is known from its datasheet table below. Every number
-written is measured in this run; nothing is estimated.
+Per cell (mode × size × batch): seconds per image, images per minute, stages (prior, decoder steps,
+MoVQ decode, depth, rembg), peak GPU memory, UNet and prior FLOPs per job (FlopCounterMode on the
+inputs the UNet really got), achieved UNet TFLOP/s and its fraction of the bf16 matmul rate measured
+on the same device. Every number is measured in this run; nothing is estimated.
 
-    python bench/bench_engine_gpu.py                 # GPU, public sizes, 50 decoder steps
-    python bench/bench_engine_gpu.py --small         # CPU-sized models and images, 2 steps
+Work runs in priority order (text2image at the first size against plain, the other modes, the
+other sizes, the batch sweep, then the offload recipe) and the JSON is rewritten after every cell,
+so a run cut short by ``--budget-s`` or a kill still leaves every finished cell on disk.
 
-Results go to bench/results/bench_engine_gpu-<device>-<scale>-<utc time>.json.
+    python bench/bench_engine_gpu.py --bundle-dir /tmp/k22-bundle --budget-s 500   # GPU, public sizes
+    python bench/bench_engine_gpu.py --small          # CPU-sized models, 2 steps: checks the code path
+
+Results: <out-dir>/bench_engine_gpu-<device>-<scale>-<utc time>.json (default bench/results/).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
-import statistics
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -39,549 +46,709 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.common import write_results  # noqa: E402
-from contract.spec import LONG_SIDES, JobSpec, Mode  # noqa: E402
-from worker.tiny_models import (  # noqa: E402
-    DECODER_SCHEDULER_CONFIG,
-    PRIOR_SCHEDULER_CONFIG,
-    REMBG_ONNX_NAME,
-    build_segmentation_onnx,
-    build_tokenizer_files,
+from bench.common import format_table, install_sigterm, load_average, metadata  # noqa: E402
+from bench.engine_gpu.measure import (  # noqa: E402
+    MemoryWatch,
+    Probe,
+    StageTimes,
+    forward_flops,
+    free_device_memory,
+    is_oom,
+    matmul_rate,
+    resident_bytes,
+    sync,
 )
+from bench.engine_gpu.models import (  # noqa: E402
+    REMBG_MODEL_LABEL,
+    SCALES,
+    Scale,
+    Size,
+    ensure_bundle,
+)
+from bench.engine_gpu.recipes import (  # noqa: E402
+    EngineRecipe,
+    Inputs,
+    OffloadRecipe,
+    PlainRecipe,
+    RunOutput,
+    job_spec,
+    mode_inputs,
+)
+from contract.spec import MAX_IMAGES_PER_JOB, SIZE_BUCKETS, JobSpec, Mode  # noqa: E402
 
 DEFAULT_RESULTS = REPO / "bench" / "results"
 
-PEAK_DENSE_FP16_TFLOPS: dict[str, float] = {
+DEFAULT_VARIANTS: tuple[str, ...] = ()
+"""``--variant`` specs always timed besides ``engine`` (the engine owner fills these in)."""
+
+DEFAULT_BATCHES: tuple[int, ...] = (1, 2, 4)
+"""Up to MAX_IMAGES_PER_JOB, the most one job may ask for."""
+
+BATCH_HELPS = 1.05
+"""A batch "helps" when its images per minute beat the previous batch's by at least 5%."""
+
+DEFAULT_OFFLOAD_REPEATS = 1
+"""The offload recipe runs 100 steps with weights crossing PCIe: one timed run after the warm-up."""
+
+RESERVED_NAMES = frozenset({"engine", "plain", "offload"})
+
+PEAK_DENSE_BF16_TFLOPS: dict[str, float] = {
     "H100": 989.0,  # SXM datasheet, dense fp16/bf16 tensor cores
     "H200": 989.0,
     "A100": 312.0,
 }
-"""Datasheet peaks by GPU name fragment; used only to turn a measured time into a floor ratio."""
+"""Datasheet peaks by GPU name fragment: extra information only; ratios use the measured rate."""
+
+GOAL = {"mode": "text2image", "size": (1024, 1024), "steps": 50, "s_per_image": 1.0, "speedup_vs_plain": 1.5}
+"""Issue 7's target for text → image at 1024², 50 decoder steps, batch 1 (on an H100)."""
+
+
+class Recipe(Protocol):
+    name: str
+
+    def skip_reason(self, mode: Mode) -> str | None: ...
+    def prepare(self, mode: Mode) -> None: ...
+    def weights(self, mode: Mode) -> list[Any]: ...
+    def probe(self, spec: JobSpec) -> Probe: ...
+    def run(self, spec: JobSpec, inputs: Inputs, probe: Probe) -> RunOutput: ...
+    def free(self) -> None: ...
 
 
 @dataclass(frozen=True)
-class Scale:
-    """Model configs and run sizes for one bench scale."""
+class Cell:
+    """One unit of work, timed and written as a whole."""
 
-    name: str
-    text_encoder: dict[str, Any]
-    image_encoder: dict[str, Any]
-    prior: dict[str, Any]
-    unet: dict[str, Any]
-    movq: dict[str, Any]
-    sizes: tuple[int, ...]
-    steps: int
-    prior_steps: int
-    repeats: int
+    section: str  # "compare" (engine, variants, plain), "batch" (engine, variants), "offload"
+    mode: Mode
+    size: Size
+    batch: int
 
-
-_UNET_BLOCKS: dict[str, Any] = {
-    "in_channels": 4,
-    "out_channels": 8,
-    "addition_embed_type": "image",
-    "encoder_hid_dim_type": "image_proj",
-    "down_block_types": (
-        "ResnetDownsampleBlock2D",
-        "SimpleCrossAttnDownBlock2D",
-        "SimpleCrossAttnDownBlock2D",
-        "SimpleCrossAttnDownBlock2D",
-    ),
-    "up_block_types": (
-        "SimpleCrossAttnUpBlock2D",
-        "SimpleCrossAttnUpBlock2D",
-        "SimpleCrossAttnUpBlock2D",
-        "ResnetUpsampleBlock2D",
-    ),
-    "mid_block_type": "UNetMidBlock2DSimpleCrossAttn",
-    "resnet_time_scale_shift": "scale_shift",
-    "class_embed_type": None,
-}
-_MOVQ_BLOCKS: dict[str, Any] = {
-    "down_block_types": (
-        "DownEncoderBlock2D",
-        "DownEncoderBlock2D",
-        "DownEncoderBlock2D",
-        "AttnDownEncoderBlock2D",
-    ),
-    "up_block_types": ("AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"),
-    "in_channels": 3,
-    "out_channels": 3,
-    "latent_channels": 4,
-    "vq_embed_dim": 4,
-    "norm_type": "spatial",
-}
-
-PUBLIC = Scale(
-    name="public",
-    # kandinsky-2-2-prior: OpenCLIP ViT-bigG/14 text and vision towers, 1280-d embeddings.
-    text_encoder={
-        "hidden_size": 1280,
-        "intermediate_size": 5120,
-        "num_attention_heads": 20,
-        "num_hidden_layers": 32,
-        "projection_dim": 1280,
-        "vocab_size": 49408,
-        "max_position_embeddings": 77,
-        "hidden_act": "gelu",
-    },
-    image_encoder={
-        "hidden_size": 1664,
-        "intermediate_size": 8192,
-        "num_attention_heads": 16,
-        "num_hidden_layers": 48,
-        "projection_dim": 1280,
-        "image_size": 224,
-        "patch_size": 14,
-        "hidden_act": "gelu",
-    },
-    prior={"num_attention_heads": 32, "attention_head_dim": 64, "num_layers": 20, "embedding_dim": 1280},
-    unet={
-        **_UNET_BLOCKS,
-        "block_out_channels": (384, 768, 1152, 1536),
-        "layers_per_block": 3,
-        "attention_head_dim": 64,
-        "cross_attention_dim": 768,
-        "encoder_hid_dim": 1280,
-        "addition_embed_type_num_heads": 64,
-    },
-    movq={
-        **_MOVQ_BLOCKS,
-        "block_out_channels": (128, 256, 256, 512),
-        "layers_per_block": 2,
-        "norm_num_groups": 32,
-        "num_vq_embeddings": 16384,
-    },
-    sizes=(512, 768, 1024),
-    steps=50,
-    prior_steps=25,
-    repeats=3,
-)
-
-SMALL = Scale(
-    name="small",
-    text_encoder={
-        "hidden_size": 32,
-        "intermediate_size": 37,
-        "num_attention_heads": 4,
-        "num_hidden_layers": 2,
-        "projection_dim": 32,
-        "vocab_size": 1000,
-        "max_position_embeddings": 77,
-    },
-    image_encoder={
-        "hidden_size": 32,
-        "intermediate_size": 37,
-        "num_attention_heads": 4,
-        "num_hidden_layers": 2,
-        "projection_dim": 32,
-        "image_size": 224,
-        "patch_size": 14,
-    },
-    prior={"num_attention_heads": 2, "attention_head_dim": 12, "num_layers": 1, "embedding_dim": 32},
-    unet={
-        **_UNET_BLOCKS,
-        "down_block_types": ("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
-        "up_block_types": ("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
-        "block_out_channels": (32, 64),
-        "layers_per_block": 1,
-        "attention_head_dim": 4,
-        "cross_attention_dim": 64,
-        "encoder_hid_dim": 32,
-    },
-    movq={
-        **_MOVQ_BLOCKS,
-        "block_out_channels": (32, 32, 32, 32),
-        "layers_per_block": 0,
-        "norm_num_groups": 8,
-        "num_vq_embeddings": 12,
-    },
-    sizes=(512,),  # the smallest square bucket; the models, not the image, are what is small
-    steps=2,
-    prior_steps=2,
-    repeats=1,
-)
-
-
-def build_bundle(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> Path:
-    """Random-weight prior + decoder at ``scale``, saved like the public repos (text2image needs no more)."""
-    from diffusers import DDPMScheduler, KandinskyV22Pipeline, PriorTransformer, UnCLIPScheduler, VQModel
-    from diffusers import KandinskyV22PriorPipeline as PriorPipeline
-    from diffusers import UNet2DConditionModel as UNet
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPTextConfig,
-        CLIPTextModelWithProjection,
-        CLIPTokenizer,
-        CLIPVisionConfig,
-        CLIPVisionModelWithProjection,
-    )
-
-    build_tokenizer_files(root / "tokenizer-src")
-    tokenizer = CLIPTokenizer.from_pretrained(root / "tokenizer-src", model_max_length=77)
-    torch.manual_seed(0)
-    with torch.device(device):  # initialise big tensors where they will run: fast on a GPU
-        text_encoder = CLIPTextModelWithProjection(
-            CLIPTextConfig(
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-                **scale.text_encoder,
-            )
-        )
-        image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**scale.image_encoder))
-        prior: Any = PriorTransformer(**scale.prior)
-        prior.clip_std = torch.nn.Parameter(torch.ones_like(prior.clip_std))
-        unet = UNet(**scale.unet)
-        movq = VQModel(**scale.movq)
-    size = scale.image_encoder["image_size"]
-    processor = CLIPImageProcessor(crop_size=size, size=size, resample=3, do_center_crop=True)
-    prior_pipe: Any = PriorPipeline(
-        prior=prior,
-        image_encoder=image_encoder,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        scheduler=UnCLIPScheduler(**PRIOR_SCHEDULER_CONFIG),  # type: ignore[arg-type]
-        image_processor=processor,
-    )
-    prior_pipe.to(dtype=dtype)
-    prior_pipe.save_pretrained(root / "prior")
-    decoder: Any = KandinskyV22Pipeline(
-        unet=unet,
-        scheduler=DDPMScheduler(**DECODER_SCHEDULER_CONFIG),  # type: ignore[arg-type]
-        movq=movq,
-    )
-    decoder.to(dtype=dtype)
-    decoder.save_pretrained(root / "decoder")
-    del prior_pipe, decoder, text_encoder, image_encoder, prior, unet, movq
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
-    # text2image with preload=False never opens these; the engine only checks that they exist.
-    for folder in ("decoder_inpaint", "controlnet_depth", "depth", "rembg"):
-        (root / folder).mkdir(exist_ok=True)
-    import onnx
-
-    onnx.save(build_segmentation_onnx(), str(root / "rembg" / REMBG_ONNX_NAME))
-    return root
-
-
-@dataclass
-class StageTimes:
-    prior: float
-    unet_loop: float
-    decode: float
-    total: float
-
-
-@dataclass
-class Measurement:
-    variant: str
-    size: int
-    runs: list[StageTimes] = field(default_factory=list)
-    skipped: str | None = None
-
-    def median(self) -> StageTimes | None:
-        if not self.runs:
-            return None
-        fields = ("prior", "unet_loop", "decode", "total")
-        return StageTimes(*(statistics.median(getattr(r, f) for r in self.runs) for f in fields))
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-class _LastStepClock:
-    """Time stamp of the decoder's last step (synchronised), to split the UNet loop from the decode."""
-
-    def __init__(self, device: str, total: int) -> None:
-        self.device, self.total, self.at = device, total, 0.0
-
-    def mark(self) -> None:
-        _sync(self.device)
-        self.at = time.perf_counter()
-
-
-def time_engine(engine: Any, spec: JobSpec) -> tuple[StageTimes, np.ndarray]:
-    clock = _LastStepClock(engine.device, spec.steps)
-
-    def on_progress(stage: str, step: int, total: int) -> None:
-        if stage == "decoder" and step == total:
-            clock.mark()
-
-    _sync(engine.device)
-    started = time.perf_counter()
-    out = engine.generate(spec, on_progress=on_progress)
-    _sync(engine.device)
-    ended = time.perf_counter()
-    decode = ended - clock.at
-    times = StageTimes(out.timings["prior"], out.timings["decoder"] - decode, decode, ended - started)
-    return times, np.asarray(out.images[0])
-
-
-def _recipe(
-    run_prior: Callable[[torch.Generator], Any],
-    run_decoder: Callable[[Any, torch.Generator, Callable[..., Any]], Any],
-    device: str,
-    spec: JobSpec,
-    generator_device: str,
-) -> tuple[StageTimes, np.ndarray]:
-    clock = _LastStepClock(device, spec.steps)
-
-    def on_step_end(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if step + 1 == spec.steps:
-            clock.mark()
-        return kwargs
-
-    generator = torch.Generator(device=generator_device).manual_seed(spec.seed)
-    _sync(device)
-    started = time.perf_counter()
-    embeds = run_prior(generator)
-    _sync(device)
-    prior_done = time.perf_counter()
-    images = run_decoder(embeds, generator, on_step_end)
-    _sync(device)
-    ended = time.perf_counter()
-    decode = ended - clock.at
-    times = StageTimes(prior_done - started, clock.at - prior_done, decode, ended - started)
-    return times, np.asarray(images[0])
-
-
-def time_plain(prior: Any, decoder: Any, spec: JobSpec, device: str) -> tuple[StageTimes, np.ndarray]:
-    """The model-card recipe, resident on the device; one generator from prior to decoder."""
-
-    def run_prior(generator: torch.Generator) -> Any:
-        return prior(
-            spec.effective_prompt,
-            num_inference_steps=spec.prior_steps,
-            guidance_scale=spec.prior_guidance,
-            generator=generator,
-        ).to_tuple()
-
-    def run_decoder(embeds: Any, generator: torch.Generator, cb: Callable[..., Any]) -> Any:
-        image_emb, zero_emb = embeds
-        return decoder(
-            image_embeds=image_emb,
-            negative_image_embeds=zero_emb,
-            height=spec.height,
-            width=spec.width,
-            num_inference_steps=spec.steps,
-            guidance_scale=spec.guidance,
-            generator=generator,
-            callback_on_step_end=cb,
-        ).images
-
-    return _recipe(run_prior, run_decoder, device, spec, device)
-
-
-def time_offload(combined: Any, spec: JobSpec) -> tuple[StageTimes, np.ndarray]:
-    """The combined pipeline with model CPU offload: prior and decoder in one call."""
-    clock = _LastStepClock("cuda", spec.steps)
-    marks: dict[str, float] = {}
-
-    def prior_end(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if step + 1 == spec.prior_steps:
-            _sync("cuda")
-            marks["prior"] = time.perf_counter()
-        return kwargs
-
-    def decoder_end(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if step + 1 == spec.steps:
-            clock.mark()
-        return kwargs
-
-    generator = torch.Generator(device="cpu").manual_seed(spec.seed)  # offload runs start on the CPU
-    _sync("cuda")
-    started = time.perf_counter()
-    images = combined(
-        prompt=spec.effective_prompt,
-        height=spec.height,
-        width=spec.width,
-        num_inference_steps=spec.steps,
-        prior_num_inference_steps=spec.prior_steps,
-        guidance_scale=spec.guidance,
-        prior_guidance_scale=spec.prior_guidance,
-        generator=generator,
-        prior_callback_on_step_end=prior_end,
-        callback_on_step_end=decoder_end,
-    ).images
-    _sync("cuda")
-    ended = time.perf_counter()
-    prior = marks["prior"] - started
-    times = StageTimes(prior, clock.at - started - prior, ended - clock.at, ended - started)
-    return times, np.asarray(images[0])
-
-
-def unet_flops_per_job(unet: Any, size: int, steps: int, device: str, dtype: torch.dtype) -> int:
-    """FLOPs of the decoder UNet for one job: one CFG-batched forward (batch 2) per step."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    latent = size // 8
-    sample = torch.randn(2, unet.config.in_channels, latent, latent, device=device, dtype=dtype)
-    embeds = torch.randn(2, unet.config.encoder_hid_dim, device=device, dtype=dtype)
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        unet(sample, 500, encoder_hidden_states=None, added_cond_kwargs={"image_embeds": embeds})
-    return int(counter.get_total_flops()) * steps
-
-
-def peak_tflops(device: str) -> float | None:
-    if not device.startswith("cuda"):
-        return None
-    name = torch.cuda.get_device_name()
-    return next((peak for key, peak in PEAK_DENSE_FP16_TFLOPS.items() if key in name), None)
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    from diffusers import KandinskyV22CombinedPipeline, KandinskyV22Pipeline, KandinskyV22PriorPipeline
-
-    from worker.engine import Engine, EngineSettings
-
-    scale = SMALL if args.small else PUBLIC
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype_name = "float16" if device.startswith("cuda") else "float32"
-    dtype = getattr(torch, dtype_name)
-    sizes = tuple(args.sizes) if args.sizes else scale.sizes
-    steps = args.steps or scale.steps
-    prior_steps = args.prior_steps or scale.prior_steps
-    repeats = args.repeats or scale.repeats
-
-    workdir = Path(tempfile.mkdtemp(prefix="bench-engine-"))
-    try:
-        started = time.perf_counter()
-        bundle = build_bundle(workdir / "bundle", scale, device, dtype)
-        build_s = time.perf_counter() - started
-        engine = Engine.load(
-            EngineSettings(model_dir=bundle, device=device, dtype=dtype_name, preload=False)
-        )
-        plain_prior: Any = KandinskyV22PriorPipeline.from_pretrained(bundle / "prior", torch_dtype=dtype)
-        plain_decoder: Any = KandinskyV22Pipeline.from_pretrained(bundle / "decoder", torch_dtype=dtype)
-        for pipe in (plain_prior, plain_decoder):
-            pipe.to(device)
-            pipe.set_progress_bar_config(disable=True)
-        combined: Any = None
-        offload_skip: str | None = None
-        if device.startswith("cuda"):
-            # Separate copies from disk so offloading does not move the resident baseline's modules.
-            cpu_prior: Any = KandinskyV22PriorPipeline.from_pretrained(bundle / "prior", torch_dtype=dtype)
-            cpu_decoder: Any = KandinskyV22Pipeline.from_pretrained(bundle / "decoder", torch_dtype=dtype)
-            prior_parts = {f"prior_{k}": v for k, v in cpu_prior.components.items()}
-            combined = KandinskyV22CombinedPipeline(**cpu_decoder.components, **prior_parts)
-            combined.enable_model_cpu_offload()
-            combined.set_progress_bar_config(disable=True)
-        else:
-            offload_skip = "enable_model_cpu_offload needs a CUDA device"
-
-        results: list[dict[str, Any]] = []
-        for size in sizes:
-            spec = JobSpec(
-                mode=Mode.TEXT2IMAGE,
-                prompt="red cat, 4k photo",
-                width=size,
-                height=size,
-                seed=42,
-                steps=steps,
-                prior_steps=prior_steps,
-            )
-            measurements = {name: Measurement(name, size) for name in ("engine", "plain", "offload")}
-            if offload_skip:
-                measurements["offload"].skipped = offload_skip
-            images: dict[str, np.ndarray] = {}
-            for attempt in range(repeats + 1):  # the first pass warms caches and kernels
-                timed: dict[str, tuple[StageTimes, np.ndarray]] = {
-                    "engine": time_engine(engine, spec),
-                    "plain": time_plain(plain_prior, plain_decoder, spec, device),
-                }
-                if combined is not None:
-                    timed["offload"] = time_offload(combined, spec)
-                for name, (times, image) in timed.items():
-                    images[name] = image
-                    if attempt > 0:
-                        measurements[name].runs.append(times)
-            flops = unet_flops_per_job(engine.decoder_pipeline().unet, size, steps, device, dtype)
-            engine_median = measurements["engine"].median()
-            assert engine_median is not None
-            entry: dict[str, Any] = {
-                "size": size,
-                "unet_flops_per_job": flops,
-                "achieved_unet_tflops": flops / engine_median.unet_loop / 1e12,
-                "variants": {},
-                "engine_vs_plain_max_pixel_diff": int(
-                    np.abs(images["engine"].astype(np.int16) - images["plain"].astype(np.int16)).max()
-                ),
-            }
-            peak = peak_tflops(device)
-            if peak is not None:
-                floor_s = flops / (peak * 1e12)
-                entry["unet_floor_s"] = floor_s
-                entry["unet_time_over_floor"] = engine_median.unet_loop / floor_s
-            for name, m in measurements.items():
-                median = m.median()
-                entry["variants"][name] = {
-                    "skipped": m.skipped,
-                    "median": asdict(median) if median else None,
-                    "runs": [asdict(r) for r in m.runs],
-                }
-                if median and name != "engine":
-                    entry[f"engine_speedup_vs_{name}"] = median.total / engine_median.total
-            results.append(entry)
+    def key(self) -> dict[str, Any]:
         return {
-            "bench": "bench_engine_gpu",
-            "scale": scale.name,
-            "device": device,
-            "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
-            "dtype": dtype_name,
-            "torch": torch.__version__,
-            "steps": steps,
-            "prior_steps": prior_steps,
-            "repeats": repeats,
-            "bundle_build_s": build_s,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "results": results,
+            "section": self.section,
+            "mode": str(self.mode),
+            "width": self.size[0],
+            "height": self.size[1],
+            "batch": self.batch,
         }
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
-def print_report(report: dict[str, Any]) -> None:
-    print(f"{report['bench']} on {report['device_name']} ({report['dtype']}), {report['scale']} models")
-    for entry in report["results"]:
-        print(f"  {entry['size']}²: UNet {entry['unet_flops_per_job'] / 1e12:.3f} TFLOP/job, "
-              f"engine achieves {entry['achieved_unet_tflops']:.4f} TFLOP/s")
-        if "unet_time_over_floor" in entry:
-            print(f"    UNet loop / FLOP floor: {entry['unet_time_over_floor']:.2f}x")
-        for name, variant in entry["variants"].items():
-            if variant["skipped"]:
-                print(f"    {name:8s} skipped: {variant['skipped']}")
-                continue
-            m = variant["median"]
-            print(f"    {name:8s} prior {m['prior']:.3f}s  unet {m['unet_loop']:.3f}s  "
-                  f"decode {m['decode']:.3f}s  total {m['total']:.3f}s")
-        for key in ("engine_speedup_vs_plain", "engine_speedup_vs_offload"):
-            if key in entry:
-                print(f"    {key}: {entry[key]:.2f}x")
-        print(f"    engine vs plain max pixel diff: {entry['engine_vs_plain_max_pixel_diff']}")
+@dataclass
+class Timed:
+    """Everything one recipe measured in one cell."""
+
+    runs: list[StageTimes] = field(default_factory=list)
+    first_run_s: float | None = None
+    load_s: float | None = None
+    peaks: list[float] = field(default_factory=list)
+    device_peaks: list[float] = field(default_factory=list)
+    image: np.ndarray | None = None
+    probe: Probe | None = None
+    oom: str | None = None
 
 
-def main(argv: list[str] | None = None) -> int:
+# --- arguments --------------------------------------------------------------------------------------
+
+
+def parse_size(text: str) -> Size:
+    """``WxH`` or one side (square); must be a bucket of contract.spec."""
+    try:
+        if "x" in text.lower():
+            w, h = (int(v) for v in text.lower().split("x"))
+        else:
+            w = h = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r}: expected WxH or a side") from None
+    if (w, h) not in SIZE_BUCKETS:
+        buckets = ", ".join(f"{a}x{b}" for a, b in sorted(SIZE_BUCKETS))
+        raise argparse.ArgumentTypeError(f"size {w}x{h} is not a bucket; buckets: {buckets}")
+    return (w, h)
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    """``NAME:key=value[,key=value...]``; values are JSON where they parse, else strings."""
+    from worker.engine import EngineSettings
+
+    name, colon, rest = text.partition(":")
+    if not colon or not name:
+        raise argparse.ArgumentTypeError(f"variant {text!r}: expected NAME:key=value[,key=value...]")
+    if name in RESERVED_NAMES:
+        raise argparse.ArgumentTypeError(f"variant name {name!r} is taken by a recipe")
+    overrides: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, eq, raw = item.partition("=")
+        if not eq:
+            raise argparse.ArgumentTypeError(f"variant {name}: {item!r} is not key=value")
+        if key not in EngineSettings.model_fields:
+            # EngineSettings ignores unknown keys; a misspelt option must not time the plain engine.
+            raise argparse.ArgumentTypeError(f"variant {name}: EngineSettings has no field {key!r}")
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    return name, overrides
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--small", action="store_true", help="CPU-sized models and images, 2 steps")
+    parser.add_argument("--small", action="store_true", help="CPU-sized models, 512², 2 steps")
     parser.add_argument("--device", help="default: cuda when available, else cpu")
-    parser.add_argument("--sizes", type=int, nargs="+", choices=LONG_SIDES, help="square sides to time")
+    parser.add_argument(
+        "--sizes",
+        type=parse_size,
+        nargs="+",
+        help="WxH or a side; default 1024, 512, 768, 1024x576 (small: 512)",
+    )
+    parser.add_argument("--modes", type=Mode, nargs="+", choices=list(Mode), help="default: every mode")
+    parser.add_argument(
+        "--batches",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_BATCHES),
+        choices=range(1, MAX_IMAGES_PER_JOB + 1),
+        help="batch sweep (num_images)",
+    )
+    parser.add_argument("--batch-size-for", type=parse_size, help="size of the batch sweep (default 1024)")
+    parser.add_argument(
+        "--batch-modes",
+        type=Mode,
+        nargs="+",
+        choices=list(Mode),
+        help="modes of the batch sweep (default: --modes)",
+    )
     parser.add_argument("--steps", type=int)
     parser.add_argument("--prior-steps", type=int)
-    parser.add_argument("--repeats", type=int, help="timed runs per size after one warm-up")
+    parser.add_argument("--repeats", type=int, help="timed runs per cell after one warm-up")
+    parser.add_argument("--offload-repeats", type=int, default=DEFAULT_OFFLOAD_REPEATS)
+    parser.add_argument("--no-offload", action="store_true", help="skip the offload section")
+    parser.add_argument(
+        "--variant",
+        type=parse_variant,
+        action="append",
+        default=[],
+        help="NAME:key=value,... an extra Engine with EngineSettings fields overridden",
+    )
+    parser.add_argument("--no-default-variants", action="store_true", help="ignore DEFAULT_VARIANTS")
+    parser.add_argument("--bundle-dir", type=Path, help="reuse the bundle there, or build it there")
+    parser.add_argument("--budget-s", type=float, help="start no new cell past this many seconds")
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_RESULTS)
-    args = parser.parse_args(argv)
+    return parser
+
+
+# --- planning ---------------------------------------------------------------------------------------
+
+
+def plan(
+    modes: list[Mode],
+    sizes: list[Size],
+    batch_size: Size,
+    batches: list[int],
+    batch_modes: list[Mode],
+    offload: bool,
+) -> list[Cell]:
+    """Cells in priority order: text2image first, the first size first, then batches, then offload.
+    A sweep's batch 1 is the compare cell at that size when there is one (not timed twice)."""
+    first = [m for m in modes if m is Mode.TEXT2IMAGE] + [m for m in modes if m is not Mode.TEXT2IMAGE]
+    ordered_sizes = [batch_size] + [s for s in sizes if s != batch_size] if batch_size in sizes else sizes
+    cells = [Cell("compare", m, s, 1) for s in ordered_sizes for m in first]
+    for m in [m for m in first if m in batch_modes]:
+        cells += [
+            Cell("batch", m, batch_size, n) for n in sorted(set(batches)) if n > 1 or batch_size not in sizes
+        ]
+    if offload:
+        cells += [Cell("offload", m, s, 1) for s in ordered_sizes for m in first]
+    return cells
+
+
+# --- timing -----------------------------------------------------------------------------------------
+
+
+def time_once(
+    recipe: Recipe, spec: JobSpec, inputs: Inputs, device: str
+) -> tuple[StageTimes, Any, Probe, tuple[float | None, float | None]]:
+    probe = recipe.probe(spec)
+    memory = MemoryWatch(device)
+    own = resident_bytes(recipe.weights(spec.mode)) if device.startswith("cuda") else 0
+    memory.begin()
+    with probe.attached():
+        sync(device)
+        started = time.perf_counter()
+        out = recipe.run(spec, inputs, probe)
+        sync(device)
+        total = time.perf_counter() - started
+    times = StageTimes(out.prior, probe.decoder_steps(), probe.movq_decode(), out.depth, out.rembg, total)
+    return times, out.images[0], probe, memory.peaks(own)
+
+
+def _pixel_diff(a: np.ndarray | None, b: np.ndarray | None) -> int | None:
+    if a is None or b is None or a.shape != b.shape:
+        return None
+    return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+
+
+class Bench:
+    """The run's state: recipes, matmul rate, finished cells; ``report()`` is what gets written."""
+
+    def __init__(self, args: argparse.Namespace, scale: Scale, device: str, dtype_name: str) -> None:
+        self.args, self.scale, self.device, self.dtype_name = args, scale, device, dtype_name
+        self.steps: int = args.steps or scale.steps
+        self.prior_steps: int = args.prior_steps or scale.prior_steps
+        self.repeats: int = args.repeats or scale.repeats
+        self.cells: list[dict[str, Any]] = []
+        self.not_run: list[dict[str, Any]] = []
+        self.loaded: set[tuple[str, Mode]] = set()
+        self.oom_modes: dict[Mode, int] = {}
+        self.info: dict[str, Any] = {}
+        self.started = time.perf_counter()
+        self.meta = metadata()
+
+    # --- one cell ---
+
+    def run_cell(self, cell: Cell, recipes: list[Recipe]) -> dict[str, Any]:
+        spec = job_spec(cell.mode, cell.size, cell.batch, self.steps, self.prior_steps)
+        inputs = mode_inputs(cell.mode)
+        repeats = self.args.offload_repeats if cell.section == "offload" else self.repeats
+        entry: dict[str, Any] = {**cell.key(), "recipes": {}}
+        started = time.perf_counter()
+        timed: dict[str, Timed] = {}
+        for recipe in recipes:
+            reason = recipe.skip_reason(cell.mode)
+            if reason:
+                entry["recipes"][recipe.name] = {"skipped": reason}
+                continue
+            timed[recipe.name] = t = Timed()
+            if (recipe.name, cell.mode) not in self.loaded:  # first use: loading is timed apart
+                load_started = time.perf_counter()
+                recipe.prepare(cell.mode)
+                sync(self.device)
+                t.load_s = time.perf_counter() - load_started
+                self.loaded.add((recipe.name, cell.mode))
+        for attempt in range(repeats + 1):  # the first pass warms kernels and caches (and compiles)
+            for recipe in recipes:
+                t = timed.get(recipe.name) or Timed(oom="skipped")
+                if t.oom:
+                    continue
+                try:
+                    times, image, probe, (peak, device_peak) = time_once(recipe, spec, inputs, self.device)
+                except Exception as exc:
+                    if not is_oom(exc):
+                        raise
+                    t.oom = f"out of memory at attempt {attempt}: {str(exc).splitlines()[0][:200]}"
+                    free_device_memory(self.device)
+                    continue
+                t.image = image
+                if attempt == 0:
+                    t.first_run_s, t.probe = times.total, probe
+                    continue
+                t.runs.append(times)
+                if peak is not None and device_peak is not None:
+                    t.peaks.append(peak)
+                    t.device_peaks.append(device_peak)
+        self._summarise(entry, cell, spec, timed)
+        entry["wall_s"] = time.perf_counter() - started
+        return entry
+
+    def _summarise(self, entry: dict[str, Any], cell: Cell, spec: JobSpec, timed: dict[str, Timed]) -> None:
+        flops = self._count_flops(timed)
+        entry.update(flops)
+        matmul = self.info["matmul"]["tflops"]
+        for name, t in timed.items():
+            block: dict[str, Any] = {
+                "skipped": None,
+                "oom": t.oom,
+                "load_s": t.load_s,
+                "first_run_s": t.first_run_s,
+                "runs": [r.as_dict() for r in t.runs],
+            }
+            if t.probe is not None:
+                block["unet_calls_per_job"] = t.probe.calls["unet"]
+                block["prior_calls_per_job"] = t.probe.calls["prior"]
+            if t.runs:
+                median = StageTimes.median_of(t.runs)
+                block["median"] = median.as_dict()
+                block["s_per_image"] = median.total / cell.batch
+                block["images_per_minute"] = 60.0 * cell.batch / median.total
+                block["peak_gpu_gib"] = max(t.peaks) if t.peaks else None
+                block["device_peak_gpu_gib"] = max(t.device_peaks) if t.device_peaks else None
+                per_forward = flops.get("unet_flops_per_forward")
+                if per_forward and t.probe is not None and median.decoder_steps:
+                    job_flops = per_forward * t.probe.calls["unet"]
+                    block["unet_flops_per_job"] = job_flops
+                    block["achieved_unet_tflops"] = job_flops / median.decoder_steps / 1e12
+                    block["unet_fraction_of_matmul_rate"] = block["achieved_unet_tflops"] / matmul
+            entry["recipes"][name] = block
+        if cell.mode is Mode.STICKER:
+            entry["rembg_model"] = REMBG_MODEL_LABEL
+        self._ratios(entry, timed)
+
+    def _count_flops(self, timed: dict[str, Timed]) -> dict[str, Any]:
+        """FLOPs of one UNet and one prior forward on the inputs the first timed recipe fed them
+        (every recipe of a cell feeds the same shapes), and per job for the engine."""
+        out: dict[str, Any] = {}
+        for t in timed.values():
+            probe = t.probe
+            if probe is None or "unet" not in probe.first_inputs:
+                continue
+            unet = forward_flops(probe.modules["unet"], probe.first_inputs["unet"])
+            prior = (
+                forward_flops(probe.modules["prior"], probe.first_inputs["prior"])
+                if "prior" in probe.first_inputs
+                else 0
+            )
+            out["unet_flops_per_forward"] = unet
+            out["unet_flops_per_job"] = unet * probe.calls["unet"] if unet is not None else None
+            out["prior_flops_per_forward"] = prior
+            out["prior_flops_per_job"] = prior * probe.calls["prior"] if prior is not None else None
+            break
+        return out
+
+    def _ratios(self, entry: dict[str, Any], timed: dict[str, Timed]) -> None:
+        recipes = entry["recipes"]
+
+        def total(name: str) -> float | None:
+            median = recipes.get(name, {}).get("median")
+            return median["total"] if median else None
+
+        engine, plain = total("engine"), total("plain")
+        if engine:
+            for key in (
+                "achieved_unet_tflops",
+                "unet_fraction_of_matmul_rate",
+                "s_per_image",
+                "images_per_minute",
+                "peak_gpu_gib",
+            ):
+                entry[key] = recipes["engine"].get(key)
+        if engine and plain:
+            entry["engine_speedup_vs_plain"] = plain / engine
+        if "engine" in timed and "plain" in timed:
+            entry["engine_vs_plain_max_pixel_diff"] = _pixel_diff(timed["engine"].image, timed["plain"].image)
+        variants = [n for n in timed if n not in RESERVED_NAMES]
+        if variants:
+            entry["variant_speedup_vs_engine"] = {
+                n: engine / v for n in variants if engine and (v := total(n))
+            }
+            entry["variant_speedup_vs_plain"] = {n: plain / v for n in variants if plain and (v := total(n))}
+            if "plain" in timed:
+                entry["variant_vs_plain_max_pixel_diff"] = {
+                    n: _pixel_diff(timed[n].image, timed["plain"].image) for n in variants
+                }
+
+    def attach_offload(self, entry: dict[str, Any]) -> None:
+        """Put the offload recipe's speedup on the matching compare cell, and the engine's on it."""
+        offload = entry["recipes"].get("offload", {}).get("median")
+        for cell in self.cells:
+            if (cell["section"], cell["mode"], cell["width"], cell["height"], cell["batch"]) != (
+                "compare",
+                entry["mode"],
+                entry["width"],
+                entry["height"],
+                entry["batch"],
+            ):
+                continue
+            if offload and cell.get("recipes", {}).get("engine", {}).get("median"):
+                ratio = offload["total"] / cell["recipes"]["engine"]["median"]["total"]
+                cell["engine_speedup_vs_offload"] = entry["engine_speedup_vs_offload"] = ratio
+            elif not offload:
+                cell["offload_skipped"] = entry["recipes"].get("offload", {}).get("skipped") or entry[
+                    "recipes"
+                ].get("offload", {}).get("oom")
+
+    # --- the report ---
+
+    def batch_summary(self) -> dict[str, Any]:
+        """Per mode at the sweep size: images per minute by batch, and the largest batch that helps."""
+        size = self.info.get("batch_size_for")
+        out: dict[str, Any] = {}
+        for cell in self.cells:
+            if cell["section"] == "offload" or [cell["width"], cell["height"]] != size:
+                continue
+            ipm = cell["recipes"].get("engine", {}).get("images_per_minute")
+            if ipm:
+                out.setdefault(cell["mode"], {"images_per_minute": {}})["images_per_minute"][
+                    cell["batch"]
+                ] = ipm
+        for summary in out.values():
+            by_batch = dict(sorted(summary["images_per_minute"].items()))
+            best, previous = None, None
+            for n, ipm in by_batch.items():
+                if previous is None or ipm >= previous * BATCH_HELPS:
+                    best = n
+                else:
+                    break
+                previous = ipm
+            summary["images_per_minute"] = by_batch
+            summary["largest_batch_that_helps"] = best
+        return out
+
+    def goal(self) -> dict[str, Any] | None:
+        for cell in self.cells:
+            if (cell["section"], cell["mode"], (cell["width"], cell["height"]), cell["batch"]) == (
+                "compare",
+                GOAL["mode"],
+                GOAL["size"],
+                1,
+            ) and self.steps == GOAL["steps"]:
+                s = cell.get("s_per_image")
+                speedup = cell.get("engine_speedup_vs_plain")
+                return {
+                    "target": GOAL,
+                    "s_per_image": s,
+                    "engine_speedup_vs_plain": speedup,
+                    "pixel_diff_vs_plain": cell.get("engine_vs_plain_max_pixel_diff"),
+                    "s_per_image_met": s is not None and s <= GOAL["s_per_image"],
+                    "speedup_met": speedup is not None and speedup >= GOAL["speedup_vs_plain"],
+                }
+        return None
+
+    def report(self, complete: bool) -> dict[str, Any]:
+        return {
+            **self.meta,
+            "bench": "bench_engine_gpu",
+            "complete": complete,
+            "scale": self.scale.name,
+            "device": self.device,
+            "device_name": torch.cuda.get_device_name() if self.device.startswith("cuda") else "cpu",
+            "dtype": self.dtype_name,
+            "steps": self.steps,
+            "prior_steps": self.prior_steps,
+            "repeats": self.repeats,
+            "offload_repeats": self.args.offload_repeats,
+            **self.info,
+            "elapsed_s": time.perf_counter() - self.started,
+            "cells": self.cells,
+            "not_run": self.not_run,
+            "batch_summary": self.batch_summary(),
+            "goal_text2image_1024": self.goal(),
+            "load_average_end": load_average(),
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    """Rewrite the one results file of this run (atomically: a kill never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def estimate_s(cell: Cell, done: list[tuple[Cell, float]]) -> float:
+    """Wall time the next cell will likely take: the last finished cell of the same section (any
+    section if none yet), scaled by pixels × batch. Only used to decide whether to start it."""
+    same = [(c, s) for c, s in done if c.section == cell.section] or done
+    if not same:
+        return 0.0
+    last, seconds = same[-1]
+    work = cell.size[0] * cell.size[1] * cell.batch
+    return seconds * work / (last.size[0] * last.size[1] * last.batch)
+
+
+def run(args: argparse.Namespace, results_path: list[Path]) -> dict[str, Any]:
+    from worker.engine import Engine, EngineSettings
+
+    scale = SCALES["small" if args.small else "public"]
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype_name = "float16" if device.startswith("cuda") else "float32"
+    dtype = getattr(torch, dtype_name)
+    bench = Bench(args, scale, device, dtype_name)
+    sizes: list[Size] = list(args.sizes or scale.sizes)
+    batch_size: Size = args.batch_size_for or scale.batch_size_for
+    modes: list[Mode] = list(args.modes or Mode)
+    variant_specs = [] if args.no_default_variants else [parse_variant(v) for v in DEFAULT_VARIANTS]
+    variant_specs += args.variant
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = args.out_dir / f"bench_engine_gpu-{device}-{scale.name}-{stamp}.json"
+    results_path.append(path)
+
+    workdir = None if args.bundle_dir else Path(tempfile.mkdtemp(prefix="bench-engine-"))
+    bundle = args.bundle_dir or (workdir / "bundle")  # type: ignore[operator]
+    try:
+        reused, build_s = ensure_bundle(bundle, scale, device, dtype)
+        bench.info.update(
+            {
+                "bundle_dir": str(bundle),
+                "bundle_reused": reused,
+                "bundle_build_s": build_s,
+                "sizes": [list(s) for s in sizes],
+                "modes": [str(m) for m in modes],
+                "batches": sorted(set(args.batches)),
+                "batch_size_for": list(batch_size),
+                "variants": {name: overrides for name, overrides in variant_specs},
+                "budget_s": args.budget_s,
+                "rembg_model": REMBG_MODEL_LABEL,
+                "matmul": matmul_rate(device),
+                "datasheet_dense_bf16_tflops": next(
+                    (
+                        v
+                        for k, v in PEAK_DENSE_BF16_TFLOPS.items()
+                        if device.startswith("cuda") and k in torch.cuda.get_device_name()
+                    ),
+                    None,
+                ),
+            }
+        )
+        bench.info["matmul_tflops_measured"] = bench.info["matmul"]["tflops"]
+
+        def engine(**overrides: Any) -> Any:
+            settings = {"model_dir": bundle, "device": device, "dtype": dtype_name, "preload": False}
+            return Engine.load(EngineSettings(**{**settings, **overrides}))
+
+        engines: list[Recipe] = [EngineRecipe("engine", engine())]
+        engines += [EngineRecipe(name, engine(**overrides)) for name, overrides in variant_specs]
+        plain = PlainRecipe(bundle, device, dtype)
+        offload = OffloadRecipe(bundle, device, dtype)
+        bench.info["offload_steps"] = offload.defaults
+        cells = plan(
+            modes, sizes, batch_size, args.batches, list(args.batch_modes or modes), not args.no_offload
+        )
+        done: list[tuple[Cell, float]] = []
+        section = ""
+        for index, cell in enumerate(cells):
+            if cell.section != section:  # free what the finished section no longer needs
+                if section == "compare":
+                    plain.free()
+                if cell.section == "offload":
+                    for recipe in engines:
+                        recipe.free()
+                    engines = []
+                section = cell.section
+            elapsed = time.perf_counter() - bench.started
+            estimate = estimate_s(cell, done)
+            if args.budget_s is not None and done and elapsed + estimate > args.budget_s:
+                reason = (
+                    f"budget: {elapsed:.0f} s of {args.budget_s:.0f} s spent, "
+                    f"next cell likely {estimate:.0f} s"
+                )
+                bench.not_run += [{**c.key(), "reason": reason} for c in cells[index:]]
+                break
+            if cell.section == "batch" and cell.mode in bench.oom_modes:
+                reason = f"batch {bench.oom_modes[cell.mode]} ran out of memory"
+                bench.not_run.append({**cell.key(), "reason": reason})
+                continue
+            by_section: dict[str, list[Recipe]] = {
+                "compare": [*engines, plain],
+                "batch": engines,
+                "offload": [offload],
+            }
+            recipes = by_section[cell.section]
+            entry = bench.run_cell(cell, recipes)
+            bench.cells.append(entry)
+            if cell.section == "batch" and entry["recipes"].get("engine", {}).get("oom"):
+                bench.oom_modes[cell.mode] = cell.batch
+            if cell.section == "offload":
+                bench.attach_offload(entry)
+            done.append((cell, entry["wall_s"]))
+            write_json(bench.report(complete=False), path)
+        report = bench.report(complete=True)
+        write_json(report, path)
+        return report
+    except KeyboardInterrupt as exc:  # SIGTERM (a device time limit): keep what was measured
+        report = bench.report(complete=False)
+        report["interrupted"] = str(exc) or "interrupted"
+        write_json(report, path)
+        raise
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    matmul = report["matmul"]
+    print(
+        f"{report['bench']} on {report['device_name']} ({report['dtype']}), {report['scale']} models, "
+        f"{report['steps']} decoder / {report['prior_steps']} prior steps; measured {matmul['dtype']} "
+        f"matmul {matmul['side']}³: {matmul['tflops']:.3g} TFLOP/s"
+    )
+    rows: list[list[str]] = []
+    for cell in report["cells"]:
+        for name, block in cell["recipes"].items():
+            if block.get("skipped") or not block.get("median"):
+                continue
+            if name == "engine":
+                vs_plain, vs_offload = (
+                    cell.get("engine_speedup_vs_plain"),
+                    cell.get("engine_speedup_vs_offload"),
+                )
+            elif name == "plain":
+                vs_plain, vs_offload = 1.0, None
+            elif name == "offload":
+                vs_plain, vs_offload = None, 1.0
+            else:
+                vs_plain, vs_offload = cell.get("variant_speedup_vs_plain", {}).get(name), None
+            rows.append(
+                [
+                    cell["mode"],
+                    f"{cell['width']}x{cell['height']}",
+                    str(cell["batch"]),
+                    name,
+                    _fmt(block["s_per_image"]),
+                    _fmt(block["images_per_minute"]),
+                    _fmt(vs_plain),
+                    _fmt(vs_offload),
+                    _fmt(block.get("achieved_unet_tflops")),
+                    _fmt(block.get("unet_fraction_of_matmul_rate")),
+                    _fmt(block.get("peak_gpu_gib")),
+                ]
+            )
+    headers = [
+        "mode",
+        "size",
+        "batch",
+        "recipe",
+        "s/image",
+        "images/min",
+        "× plain",
+        "× offload",
+        "UNet TFLOP/s",
+        "of matmul",
+        "peak GiB",
+    ]
+    print(format_table(headers, rows))
+    skipped = {
+        (name, block["skipped"])
+        for cell in report["cells"]
+        for name, block in cell["recipes"].items()
+        if block.get("skipped")
+    }
+    for name, reason in sorted(skipped):
+        print(f"  skipped {name}: {reason}")
+    for mode, summary in report["batch_summary"].items():
+        print(f"  {mode}: largest batch that helps: {summary['largest_batch_that_helps']}")
+    for cell in report["cells"]:
+        if "engine_vs_plain_max_pixel_diff" in cell:
+            print(
+                f"  {cell['mode']} {cell['width']}x{cell['height']}: engine vs plain max pixel diff "
+                f"{cell['engine_vs_plain_max_pixel_diff']}"
+            )
+    if report["not_run"]:
+        print(f"  not run: {len(report['not_run'])} cells ({report['not_run'][0]['reason']})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if not args.small and not torch.cuda.is_available() and args.device in (None, "cuda"):
         print("no CUDA device: run with --small for the CPU-sized check", file=sys.stderr)
         return 2
-    report = run(args)
+    previous = signal.getsignal(signal.SIGTERM)
+    install_sigterm()  # a SIGTERM (device time limit) still writes what was measured
+    paths: list[Path] = []
+    try:
+        report = run(args, paths)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print_report(report)
-    path = write_results(report, args.out_dir, f"bench_engine_gpu-{report['device']}-{report['scale']}")
-    print(f"wrote {path}")
+    print(f"wrote {paths[0]}")
     return 0
 
 

@@ -1,17 +1,22 @@
-"""bench/bench_engine_gpu.py in its CPU-sized mode: it runs, measures, and writes honest JSON."""
+"""bench/bench_engine_gpu.py in its CPU-sized mode: it runs every mode, measures, and writes honest JSON."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import torch
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_engine_gpu.py"
+SIZE = "512x256"
+"""The smallest bucket: every mode at one size, cheaply (the small models are what is small)."""
+MODES = ("text2image", "sticker", "mix", "blend", "variations", "depth", "inpaint", "outpaint")
 
 
 def load_bench() -> ModuleType:
@@ -23,28 +28,216 @@ def load_bench() -> ModuleType:
     return module
 
 
-def test_small_mode_writes_measured_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread: on two shared cores a second one only waits for the neighbours."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def small_run(
+    tmp_path_factory: pytest.TempPathFactory, one_thread: None
+) -> tuple[dict[str, Any], str, Path, Path]:
+    """Every mode at one size against plain, a text2image batch sweep of 1 and 2; one bench run."""
+    root = tmp_path_factory.mktemp("bench-engine")
+    out, bundle = root / "out", root / "bundle"
     bench = load_bench()
-    assert bench.main(["--small", "--device", "cpu", "--out-dir", str(tmp_path)]) == 0
+    argv = [
+        "--small",
+        "--device",
+        "cpu",
+        "--sizes",
+        SIZE,
+        "--batches",
+        "1",
+        "2",
+        "--batch-size-for",
+        SIZE,
+        "--batch-modes",
+        "text2image",
+        "--no-default-variants",
+        "--bundle-dir",
+        str(bundle),
+        "--out-dir",
+        str(out),
+    ]
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert bench.main(argv) == 0
+    (path,) = out.glob("bench_engine_gpu-cpu-small-*.json")
+    return json.loads(path.read_text()), printed.getvalue(), path, bundle
+
+
+def cells(report: dict[str, Any], section: str) -> dict[tuple[str, int], dict[str, Any]]:
+    return {(c["mode"], c["batch"]): c for c in report["cells"] if c["section"] == section}
+
+
+def test_every_mode_is_timed_against_plain_on_the_service_path(
+    small_run: tuple[dict[str, Any], str, Path, Path],
+) -> None:
+    report, printed, path, _ = small_run
+    assert report["complete"] is True and report["device"] == "cpu" and report["scale"] == "small"
+    assert report["versions"]["torch"] and report["machine"]["cpu_count"]  # bench.common metadata
+    compare = cells(report, "compare")
+    assert {mode for mode, _ in compare} == set(MODES)
+    for (mode, _), cell in compare.items():
+        assert (cell["width"], cell["height"]) == (512, 256)
+        engine = cell["recipes"]["engine"]
+        median = engine["median"]
+        assert median["total"] > 0 and median["decoder_steps"] > 0 and median["movq_decode"] > 0
+        assert median["total"] >= median["decoder_steps"] + median["movq_decode"]
+        assert engine["first_run_s"] > 0 and engine["load_s"] >= 0
+        assert engine["s_per_image"] == pytest.approx(median["total"])
+        assert engine["images_per_minute"] == pytest.approx(60 / median["total"])
+        assert engine["unet_calls_per_job"] >= 1
+        assert cell["unet_flops_per_job"] > 0 and cell["achieved_unet_tflops"] > 0
+        assert cell["unet_fraction_of_matmul_rate"] > 0
+        # No GPU: no peak memory is reported, rather than a made-up one.
+        assert engine["peak_gpu_gib"] is None and cell["peak_gpu_gib"] is None
+        if mode == "sticker":
+            assert median["rembg"] > 0 and cell["rembg_model"] == "small random seg net, not u2net"
+            assert "text2image row" in cell["recipes"]["plain"]["skipped"]
+            assert "engine_speedup_vs_plain" not in cell
+        else:
+            assert cell["recipes"]["plain"]["median"]["total"] > 0
+            assert cell["engine_speedup_vs_plain"] > 0
+            # Speed work must not change the image: same spec, same seed, same pixels as the recipe.
+            assert cell["engine_vs_plain_max_pixel_diff"] <= 3
+        if mode == "depth":
+            assert median["depth"] > 0
+            assert engine["unet_calls_per_job"] == 1  # img2img: int(2 steps × 0.6 strength)
+        if mode in ("text2image", "inpaint"):
+            assert cell["prior_flops_per_job"] > 0
+        assert cell["offload_skipped"] == "enable_model_cpu_offload needs a CUDA device"
+        assert "engine_speedup_vs_offload" not in cell
+    assert (
+        compare[("text2image", 1)]["unet_flops_per_job"]
+        == 2 * compare[("text2image", 1)]["unet_flops_per_forward"]
+    )
+    # The matmul rate is measured, not looked up; no datasheet peak is invented for a CPU.
+    assert report["matmul_tflops_measured"] > 0 and report["matmul"]["dtype"] == "float32"
+    assert report["datasheet_dense_bf16_tflops"] is None
+    assert report["bundle_reused"] is False and report["bundle_build_s"] > 0
+    assert report["not_run"] == [] and report["goal_text2image_1024"] is None
+    for mode in MODES:  # printed table: one engine row per mode
+        assert any(line.split()[:4] == [mode, SIZE, "1", "engine"] for line in printed.splitlines())
+    assert str(path) in printed
+
+
+def test_batch_sweep_and_offload_section(small_run: tuple[dict[str, Any], str, Path, Path]) -> None:
+    report, *_ = small_run
+    (batch2,) = cells(report, "batch").values()
+    assert (batch2["mode"], batch2["batch"]) == ("text2image", 2)
+    engine = batch2["recipes"]["engine"]
+    assert engine["s_per_image"] == pytest.approx(engine["median"]["total"] / 2)
+    assert engine["images_per_minute"] == pytest.approx(120 / engine["median"]["total"])
+    single = cells(report, "compare")[("text2image", 1)]
+    assert batch2["unet_flops_per_job"] == 2 * single["unet_flops_per_job"]  # CFG batch 4 vs 2
+    summary = report["batch_summary"]["text2image"]
+    assert set(summary["images_per_minute"]) == {"1", "2"}
+    assert summary["largest_batch_that_helps"] in (1, 2)
+    offload = cells(report, "offload")
+    assert len(offload) == len(MODES)
+    for cell in offload.values():
+        block = cell["recipes"]["offload"]
+        assert block["skipped"] == "enable_model_cpu_offload needs a CUDA device"
+        assert "median" not in block and "engine_speedup_vs_offload" not in cell
+    assert report["offload_steps"] == {"steps": 100, "prior_steps": 25}  # the combined pipelines' defaults
+
+
+def test_variant_and_budget_stop_early_on_a_reused_bundle(
+    small_run: tuple[dict[str, Any], str, Path, Path], tmp_path: Path
+) -> None:
+    _, _, _, bundle = small_run
+    bench = load_bench()
+    argv = [
+        "--small",
+        "--device",
+        "cpu",
+        "--sizes",
+        SIZE,
+        "--modes",
+        "text2image",
+        "inpaint",
+        "--batches",
+        "1",
+        "2",
+        "--no-default-variants",
+        "--variant",
+        'same:dtype="float32",preload=false',
+        "--budget-s",
+        "0",
+        "--bundle-dir",
+        str(bundle),
+        "--out-dir",
+        str(tmp_path),
+    ]
+    assert bench.main(argv) == 0
     (path,) = tmp_path.glob("bench_engine_gpu-cpu-small-*.json")
     report = json.loads(path.read_text())
-    assert report["device"] == "cpu" and report["scale"] == "small"
-    (entry,) = report["results"]
-    assert entry["size"] == 512
-    assert entry["unet_flops_per_job"] > 0 and entry["achieved_unet_tflops"] > 0
-    for name in ("engine", "plain"):
-        median = entry["variants"][name]["median"]
-        assert median["total"] > 0 and median["unet_loop"] > 0 and median["decode"] > 0
-        assert median["total"] >= median["prior"]
-    assert entry["variants"]["offload"]["skipped"] == "enable_model_cpu_offload needs a CUDA device"
-    assert entry["variants"]["offload"]["median"] is None
-    assert entry["engine_speedup_vs_plain"] > 0
-    # Speed work must not change the image: same spec, same seed, same pixels as the recipe.
-    assert entry["engine_vs_plain_max_pixel_diff"] <= 3
-    # No peak is known for a CPU: no floor ratio is invented.
-    assert "unet_floor_s" not in entry and "unet_time_over_floor" not in entry
-    out = capsys.readouterr().out
-    assert "engine_speedup_vs_plain" in out and str(path) in out
+    assert report["bundle_reused"] is True and report["bundle_build_s"] == 0
+    assert report["variants"] == {"same": {"dtype": "float32", "preload": False}}
+    # The first cell always runs; the budget (0 s) stops every later one, recorded with its reason.
+    (cell,) = report["cells"]
+    assert (cell["section"], cell["mode"]) == ("compare", "text2image")
+    assert cell["recipes"]["same"]["median"]["total"] > 0 and cell["recipes"]["same"]["first_run_s"] > 0
+    assert cell["variant_speedup_vs_engine"]["same"] > 0
+    assert cell["variant_vs_plain_max_pixel_diff"]["same"] <= 3
+    not_run = {(c["section"], c["mode"], c["batch"]) for c in report["not_run"]}
+    assert ("compare", "inpaint", 1) in not_run and ("batch", "text2image", 2) in not_run
+    assert all(c["reason"].startswith("budget:") for c in report["not_run"])
+    assert report["complete"] is True
+
+
+def test_results_are_rewritten_after_every_cell(
+    small_run: tuple[dict[str, Any], str, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, _, bundle = small_run
+    bench = load_bench()
+    written: list[dict[str, Any]] = []
+    real_write = bench.write_json
+
+    def spy(report: dict[str, Any], path: Path) -> None:
+        real_write(report, path)
+        written.append(json.loads(path.read_text()))
+
+    monkeypatch.setattr(bench, "write_json", spy)
+    argv = [
+        "--small",
+        "--device",
+        "cpu",
+        "--sizes",
+        SIZE,
+        "--modes",
+        "variations",
+        "--batches",
+        "1",
+        "--batch-size-for",
+        SIZE,
+        "--no-offload",
+        "--no-default-variants",
+        "--bundle-dir",
+        str(bundle),
+        "--out-dir",
+        str(tmp_path),
+    ]
+    assert bench.main(argv) == 0
+    assert [w["complete"] for w in written] == [False, True]
+    assert len(written[0]["cells"]) == 1 and written[0]["cells"][0]["mode"] == "variations"
+
+
+def test_variant_refuses_unknown_settings() -> None:
+    bench = load_bench()
+    with pytest.raises(SystemExit):
+        bench.build_parser().parse_args(["--variant", "typo:chanels_last=true"])
+    assert bench.parse_variant("x:preload=false,device=cpu") == ("x", {"preload": False, "device": "cpu"})
+    assert bench.parse_size("1024") == (1024, 1024) and bench.parse_size("1024x576") == (1024, 576)
 
 
 def test_full_mode_refuses_without_a_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

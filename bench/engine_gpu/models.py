@@ -1,0 +1,388 @@
+"""Kandinsky 2.2 models at public (or CPU-sized) configs with random weights, written as a bundle.
+
+The bundle has the layout of ``worker.tiny_models.write_tiny_bundle`` (prior, decoder,
+decoder_inpaint, controlnet_depth, depth, rembg), so ``worker.engine.Engine`` loads it through the
+service's own ``from_pretrained`` path. Random weights time exactly like trained ones: the FLOPs and
+memory traffic depend on the shapes only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from contract.spec import bucket_size
+from worker.tiny_models import (
+    DECODER_SCHEDULER_CONFIG,
+    PRIOR_SCHEDULER_CONFIG,
+    REMBG_ONNX_NAME,
+    SUBFOLDERS,
+    build_segmentation_onnx,
+    build_tokenizer_files,
+)
+
+MARKER_NAME = "BENCH_BUNDLE.json"
+"""Written last: a bundle folder without it is a build that did not finish, and is rebuilt."""
+
+REMBG_MODEL_LABEL = "small random seg net, not u2net"
+"""A full-size U2-Net cannot be built here (no weights, no public config in diffusers/transformers):
+sticker rows time rembg with the tiny bundle's 2-conv segmentation net, and say so."""
+
+Size = tuple[int, int]
+"""(width, height) of a job, one of ``contract.spec.SIZE_BUCKETS``."""
+
+WIDE_BUCKET: Size = bucket_size("16:9", 1024)
+"""The one wide bucket the issue asks for, at the largest tier."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Model configs and default run sizes for one bench scale."""
+
+    name: str
+    text_encoder: dict[str, Any]
+    image_encoder: dict[str, Any]
+    prior: dict[str, Any]
+    unet: dict[str, Any]
+    movq: dict[str, Any]
+    depth: dict[str, Any]
+    depth_image_size: int
+    sizes: tuple[Size, ...]
+    batch_size_for: Size
+    steps: int
+    prior_steps: int
+    repeats: int
+
+
+_UNET_BLOCKS: dict[str, Any] = {
+    "out_channels": 8,  # mean and learned variance, as in the public decoders
+    "encoder_hid_dim_type": "image_proj",
+    "down_block_types": (
+        "ResnetDownsampleBlock2D",
+        "SimpleCrossAttnDownBlock2D",
+        "SimpleCrossAttnDownBlock2D",
+        "SimpleCrossAttnDownBlock2D",
+    ),
+    "up_block_types": (
+        "SimpleCrossAttnUpBlock2D",
+        "SimpleCrossAttnUpBlock2D",
+        "SimpleCrossAttnUpBlock2D",
+        "ResnetUpsampleBlock2D",
+    ),
+    "mid_block_type": "UNetMidBlock2DSimpleCrossAttn",
+    "resnet_time_scale_shift": "scale_shift",
+    "class_embed_type": None,
+}
+_MOVQ_BLOCKS: dict[str, Any] = {
+    "down_block_types": (
+        "DownEncoderBlock2D",
+        "DownEncoderBlock2D",
+        "DownEncoderBlock2D",
+        "AttnDownEncoderBlock2D",
+    ),
+    "up_block_types": ("AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"),
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    "vq_embed_dim": 4,
+    "norm_type": "spatial",
+}
+
+UNET_VARIANTS: dict[str, tuple[int, str]] = {
+    "decoder": (4, "image"),
+    "decoder_inpaint": (9, "image"),  # latents + masked-image latents + mask
+    # The depth hint is encoded to 4 latent channels and concatenated to the latents inside the
+    # UNet (diffusers' "image_hint" embedding), so the controlnet UNet takes 4 + 4 channels.
+    "controlnet_depth": (8, "image_hint"),
+}
+"""Bundle folder → (UNet in_channels, addition_embed_type), as in worker/tiny_models.py."""
+
+PUBLIC = Scale(
+    name="public",
+    # kandinsky-2-2-prior: OpenCLIP ViT-bigG/14 text and vision towers, 1280-d embeddings.
+    text_encoder={
+        "hidden_size": 1280,
+        "intermediate_size": 5120,
+        "num_attention_heads": 20,
+        "num_hidden_layers": 32,
+        "projection_dim": 1280,
+        "vocab_size": 49408,
+        "max_position_embeddings": 77,
+        "hidden_act": "gelu",
+    },
+    image_encoder={
+        "hidden_size": 1664,
+        "intermediate_size": 8192,
+        "num_attention_heads": 16,
+        "num_hidden_layers": 48,
+        "projection_dim": 1280,
+        "image_size": 224,
+        "patch_size": 14,
+        "hidden_act": "gelu",
+    },
+    prior={"num_attention_heads": 32, "attention_head_dim": 64, "num_layers": 20, "embedding_dim": 1280},
+    unet={
+        **_UNET_BLOCKS,
+        "block_out_channels": (384, 768, 1152, 1536),
+        "layers_per_block": 3,
+        "attention_head_dim": 64,
+        "cross_attention_dim": 768,
+        "encoder_hid_dim": 1280,
+        "addition_embed_type_num_heads": 64,
+    },
+    movq={
+        **_MOVQ_BLOCKS,
+        "block_out_channels": (128, 256, 256, 512),
+        "layers_per_block": 2,
+        "norm_num_groups": 32,
+        "num_vq_embeddings": 16384,
+    },
+    # Intel/dpt-hybrid-midas: ViT-B/16 on a BiT-R50 stem (DPTConfig's hybrid backbone defaults),
+    # with the hybrid head sizes transformers' DPT-hybrid conversion uses. Written from that
+    # conversion's settings, not fetched from the hub (no network here); 122 M parameters, as public.
+    depth={
+        "is_hybrid": True,
+        "hidden_size": 768,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "intermediate_size": 3072,
+        "image_size": 384,
+        "patch_size": 16,
+        "backbone_out_indices": [2, 5, 8, 11],
+        "readout_type": "project",
+        "neck_hidden_sizes": [256, 512, 768, 768],
+        "reassemble_factors": [1, 1, 1, 0.5],
+        "fusion_hidden_size": 256,
+        "backbone_featmap_shape": [1, 1024, 24, 24],
+        "neck_ignore_stages": [0, 1],
+    },
+    depth_image_size=384,
+    sizes=((1024, 1024), (512, 512), (768, 768), WIDE_BUCKET),
+    batch_size_for=(1024, 1024),
+    steps=50,
+    prior_steps=25,
+    repeats=3,
+)
+
+SMALL = Scale(
+    name="small",
+    text_encoder={
+        "hidden_size": 32,
+        "intermediate_size": 37,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "projection_dim": 32,
+        "vocab_size": 1000,
+        "max_position_embeddings": 77,
+    },
+    image_encoder={
+        "hidden_size": 32,
+        "intermediate_size": 37,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "projection_dim": 32,
+        "image_size": 224,
+        "patch_size": 14,
+    },
+    prior={"num_attention_heads": 2, "attention_head_dim": 12, "num_layers": 1, "embedding_dim": 32},
+    unet={
+        **_UNET_BLOCKS,
+        "down_block_types": ("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+        "up_block_types": ("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+        "block_out_channels": (32, 64),
+        "layers_per_block": 1,
+        "attention_head_dim": 4,
+        "cross_attention_dim": 64,
+        "encoder_hid_dim": 32,
+    },
+    movq={
+        **_MOVQ_BLOCKS,
+        "block_out_channels": (32, 32, 32, 32),
+        "layers_per_block": 0,
+        "norm_num_groups": 8,
+        "num_vq_embeddings": 12,
+    },
+    # worker/tiny_models.py::_write_depth's settings.
+    depth={
+        "image_size": 32,
+        "patch_size": 16,
+        "num_channels": 3,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "backbone_out_indices": [0, 1],
+        "num_attention_heads": 4,
+        "intermediate_size": 37,
+        "neck_hidden_sizes": [16, 32],
+        "fusion_hidden_size": 16,
+        "reassemble_factors": [4, 2],
+        "is_hybrid": False,
+        "head_in_index": -1,
+    },
+    depth_image_size=32,
+    sizes=((512, 512),),  # the smallest square bucket; the models, not the image, are what is small
+    batch_size_for=(512, 512),
+    steps=2,
+    prior_steps=2,
+    repeats=1,
+)
+
+SCALES: dict[str, Scale] = {s.name: s for s in (PUBLIC, SMALL)}
+
+
+def _write_prior(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> None:
+    from diffusers import KandinskyV22PriorPipeline, PriorTransformer, UnCLIPScheduler
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextConfig,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    build_tokenizer_files(root / "tokenizer-src")
+    tokenizer = CLIPTokenizer.from_pretrained(root / "tokenizer-src", model_max_length=77)
+    torch.manual_seed(0)
+    with torch.device(device):  # initialise big tensors where they will run: fast on a GPU
+        text_encoder = CLIPTextModelWithProjection(
+            CLIPTextConfig(
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+                **scale.text_encoder,
+            )
+        )
+        image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**scale.image_encoder))
+        prior: Any = PriorTransformer(**scale.prior)
+        # Zero clip_std would make post_process_latents return zeros; public weights have real stats.
+        prior.clip_std = torch.nn.Parameter(torch.ones_like(prior.clip_std))
+    size = scale.image_encoder["image_size"]
+    processor = CLIPImageProcessor(crop_size=size, size=size, resample=3, do_center_crop=True)
+    pipe: Any = KandinskyV22PriorPipeline(
+        prior=prior,
+        image_encoder=image_encoder,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=UnCLIPScheduler(**PRIOR_SCHEDULER_CONFIG),  # type: ignore[arg-type]
+        image_processor=processor,
+    )
+    pipe.to(dtype=dtype)
+    pipe.save_pretrained(root / "prior")
+    shutil.rmtree(root / "tokenizer-src", ignore_errors=True)
+
+
+def _write_decoders(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> None:
+    """One UNet at a time (each is ~2.5 GB in fp16 at public size); one MoVQ saved with each."""
+    from diffusers import (
+        DDPMScheduler,
+        KandinskyV22ControlnetPipeline,
+        KandinskyV22InpaintPipeline,
+        KandinskyV22Pipeline,
+        UNet2DConditionModel,
+        VQModel,
+    )
+
+    classes: dict[str, Any] = {
+        "decoder": KandinskyV22Pipeline,
+        "decoder_inpaint": KandinskyV22InpaintPipeline,
+        "controlnet_depth": KandinskyV22ControlnetPipeline,
+    }
+    torch.manual_seed(0)
+    with torch.device(device):
+        movq: Any = VQModel(**scale.movq)
+    movq.to(dtype)
+    for folder, (in_channels, embed_type) in UNET_VARIANTS.items():
+        torch.manual_seed(0)
+        with torch.device(device):
+            unet: Any = UNet2DConditionModel(
+                **scale.unet, in_channels=in_channels, addition_embed_type=embed_type
+            )
+        unet.to(dtype)
+        scheduler = DDPMScheduler(**DECODER_SCHEDULER_CONFIG)  # type: ignore[arg-type]
+        pipe: Any = classes[folder](unet=unet, scheduler=scheduler, movq=movq)
+        pipe.save_pretrained(root / folder)
+        del pipe, unet
+        _empty_cache(device)
+
+
+def _write_depth(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> None:
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    torch.manual_seed(0)
+    with torch.device(device):
+        model: Any = DPTForDepthEstimation(DPTConfig(**scale.depth))
+    model.to(dtype)
+    model.eval()
+    model.save_pretrained(root / "depth")
+    side = scale.depth_image_size
+    DPTImageProcessor(
+        do_resize=True,
+        size={"height": side, "width": side},
+        keep_aspect_ratio=False,
+        ensure_multiple_of=1,
+        resample=3,
+        do_normalize=True,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    ).save_pretrained(root / "depth")
+
+
+def _empty_cache(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def read_marker(root: Path) -> dict[str, Any] | None:
+    path = root / MARKER_NAME
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def build_bundle(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> Path:
+    """Every model the engine can load, at ``scale``, saved like the public repos; marker last."""
+    import onnx
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER_NAME).unlink(missing_ok=True)
+    for folder in SUBFOLDERS:
+        shutil.rmtree(root / folder, ignore_errors=True)
+    _write_prior(root, scale, device, dtype)
+    _empty_cache(device)
+    _write_decoders(root, scale, device, dtype)
+    _write_depth(root, scale, device, dtype)
+    _empty_cache(device)
+    (root / "rembg").mkdir(exist_ok=True)
+    onnx.save(build_segmentation_onnx(), str(root / "rembg" / REMBG_ONNX_NAME))
+    marker = {
+        "scale": scale.name,
+        "dtype": str(dtype).removeprefix("torch."),
+        "rembg_model": REMBG_MODEL_LABEL,
+    }
+    (root / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n")
+    return root
+
+
+def ensure_bundle(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> tuple[bool, float]:
+    """Reuse a finished bundle of the same scale at ``root``, else build it there.
+
+    Returns (reused, seconds spent). A finished bundle of another scale is refused, not overwritten.
+    """
+    marker = read_marker(root)
+    if marker is not None:
+        if marker.get("scale") != scale.name:
+            raise SystemExit(
+                f"{root} holds a {marker.get('scale')!r} bundle, not {scale.name!r}: "
+                "pick another --bundle-dir"
+            )
+        return True, 0.0
+    started = time.perf_counter()
+    build_bundle(root, scale, device, dtype)
+    return False, time.perf_counter() - started
