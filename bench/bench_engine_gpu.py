@@ -470,7 +470,8 @@ class Bench:
                 out.setdefault(cell["mode"], {"images_per_minute": {}})["images_per_minute"][
                     cell["batch"]
                 ] = ipm
-        for summary in out.values():
+        out = {mode: summary for mode, summary in out.items() if len(summary["images_per_minute"]) > 1}
+        for summary in out.values():  # only where a sweep ran: one batch alone says nothing
             by_batch = dict(sorted(summary["images_per_minute"].items()))
             best, previous = None, None
             for n, ipm in by_batch.items():
