@@ -83,8 +83,9 @@ def test_multistep_scheduler_drives_every_decoder(
 ) -> None:
     fast = load(tiny_bundle, scheduler=name, preload=False)
     for mode in MODES:
-        image, seen = run(fast, mode)
-        reference, reference_seen = run(engine, mode)
+        # Four steps: at two, depth's single img2img step lands too close to the DDPM one to tell.
+        image, seen = run(fast, mode, steps=4)
+        reference, reference_seen = run(engine, mode, steps=4)
         # Same number of decoder steps reported (depth runs steps × strength of them) ...
         decoder = [event for event in seen if event[0] == "decoder"]
         assert decoder == [event for event in reference_seen if event[0] == "decoder"]
