@@ -78,8 +78,17 @@ from contract.spec import MAX_IMAGES_PER_JOB, SIZE_BUCKETS, JobSpec, Mode  # noq
 
 DEFAULT_RESULTS = REPO / "bench" / "results"
 
-DEFAULT_VARIANTS: tuple[str, ...] = ()
-"""``--variant`` specs always timed besides ``engine`` (the engine owner fills these in)."""
+DEFAULT_VARIANTS: tuple[str, ...] = (
+    "nhwc:channels_last=true",
+    "compiled:channels_last=true,compile=true",
+    "dpm25:scheduler=dpmpp-2m,spec.steps=25",
+)
+"""The engine's opt-in speed settings (worker/engine/speed.py), each timed besides ``engine``:
+channels-last alone; torch.compile on top of it (the gain of compiling is compiled ÷ nhwc; the
+first run of each cell, ``first_run_s``, holds its compile time); DPM-Solver++ 2M at half the
+steps (a different image for the same seed: its pixel difference to plain is expected to be large)."""
+
+SPEC_PREFIX = "spec."
 
 DEFAULT_BATCHES: tuple[int, ...] = (1, 2, 4)
 """Up to MAX_IMAGES_PER_JOB, the most one job may ask for."""
@@ -166,7 +175,11 @@ def parse_size(text: str) -> Size:
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
-    """``NAME:key=value[,key=value...]``; values are JSON where they parse, else strings."""
+    """``NAME:key=value[,key=value...]``; values are JSON where they parse, else strings.
+
+    Keys are ``EngineSettings`` fields, or ``spec.FIELD`` for a JobSpec field the variant changes
+    in every job it runs (``spec.steps=25`` for a scheduler that needs fewer steps).
+    """
     from worker.engine import EngineSettings
 
     name, colon, rest = text.partition(":")
@@ -179,7 +192,10 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
         key, eq, raw = item.partition("=")
         if not eq:
             raise argparse.ArgumentTypeError(f"variant {name}: {item!r} is not key=value")
-        if key not in EngineSettings.model_fields:
+        if key.startswith(SPEC_PREFIX):
+            if key.removeprefix(SPEC_PREFIX) not in JobSpec.model_fields:
+                raise argparse.ArgumentTypeError(f"variant {name}: JobSpec has no field {key!r}")
+        elif key not in EngineSettings.model_fields:
             # EngineSettings ignores unknown keys; a misspelt option must not time the plain engine.
             raise argparse.ArgumentTypeError(f"variant {name}: EngineSettings has no field {key!r}")
         try:
@@ -598,7 +614,10 @@ def run(args: argparse.Namespace, results_path: list[Path]) -> dict[str, Any]:
             return Engine.load(EngineSettings(**{**settings, **overrides}))
 
         engines: list[Recipe] = [EngineRecipe("engine", engine())]
-        engines += [EngineRecipe(name, engine(**overrides)) for name, overrides in variant_specs]
+        for name, overrides in variant_specs:
+            settings = {k: v for k, v in overrides.items() if not k.startswith(SPEC_PREFIX)}
+            spec = {k.removeprefix(SPEC_PREFIX): v for k, v in overrides.items() if k.startswith(SPEC_PREFIX)}
+            engines.append(EngineRecipe(name, engine(**settings), spec))
         plain = PlainRecipe(bundle, device, dtype)
         offload = OffloadRecipe(bundle, device, dtype)
         bench.info["offload_steps"] = offload.defaults

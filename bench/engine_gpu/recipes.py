@@ -126,10 +126,17 @@ class _Clock:
 class EngineRecipe:
     """``Engine.generate``, the service's path; ``name`` is "engine" or a variant's name."""
 
-    def __init__(self, name: str, engine: Any) -> None:
+    def __init__(self, name: str, engine: Any, spec_overrides: dict[str, Any] | None = None) -> None:
         self.name = name
         self.engine = engine
         self.device: str = engine.device
+        self.spec_overrides = dict(spec_overrides or {})
+        """JobSpec fields this variant changes (a faster scheduler runs fewer ``steps``)."""
+
+    def _spec(self, spec: JobSpec) -> JobSpec:
+        if not self.spec_overrides:
+            return spec
+        return JobSpec.model_validate({**spec.model_dump(), **self.spec_overrides})  # checked again
 
     def skip_reason(self, mode: Mode) -> str | None:
         return None
@@ -161,13 +168,17 @@ class EngineRecipe:
     def probe(self, spec: JobSpec) -> Probe:
         decoder = self._decoder(spec.mode)
         prior = self.engine.prior_pipeline().prior
-        return Probe(self.device, decoder.unet, decoder.movq.decoder, prior, decoder_steps_for(spec))
+        # A compiled MoVQ decode would trace the probe's hooks on its decoder in as graph breaks
+        # (slowing what is measured): compiled engines report no decode split instead.
+        movq = None if self.engine.settings.compile else decoder.movq.decoder
+        return Probe(self.device, decoder.unet, movq, prior, decoder_steps_for(self._spec(spec)))
 
     def run(self, spec: JobSpec, inputs: Inputs, probe: Probe) -> RunOutput:
         def on_progress(stage: str, step: int, total: int) -> None:
             if stage == "decoder":
                 probe.tick()
 
+        spec = self._spec(spec)
         out = self.engine.generate(spec, inputs.images, inputs.mask, on_progress=on_progress)
         t = out.timings
         images = [np.asarray(image) for image in out.images]

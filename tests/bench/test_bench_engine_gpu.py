@@ -171,6 +171,8 @@ def test_variant_and_budget_stop_early_on_a_reused_bundle(
         "--no-default-variants",
         "--variant",
         'same:dtype="float32",preload=false',
+        "--variant",
+        "fewer:scheduler=ddim,spec.steps=1",
         "--budget-s",
         "0",
         "--bundle-dir",
@@ -182,13 +184,19 @@ def test_variant_and_budget_stop_early_on_a_reused_bundle(
     (path,) = tmp_path.glob("bench_engine_gpu-cpu-small-*.json")
     report = json.loads(path.read_text())
     assert report["bundle_reused"] is True and report["bundle_build_s"] == 0
-    assert report["variants"] == {"same": {"dtype": "float32", "preload": False}}
+    assert report["variants"] == {
+        "same": {"dtype": "float32", "preload": False},
+        "fewer": {"scheduler": "ddim", "spec.steps": 1},
+    }
     # The first cell always runs; the budget (0 s) stops every later one, recorded with its reason.
     (cell,) = report["cells"]
     assert (cell["section"], cell["mode"]) == ("compare", "text2image")
     assert cell["recipes"]["same"]["median"]["total"] > 0 and cell["recipes"]["same"]["first_run_s"] > 0
     assert cell["variant_speedup_vs_engine"]["same"] > 0
     assert cell["variant_vs_plain_max_pixel_diff"]["same"] <= 3
+    # A variant's JobSpec overrides reach every job it runs: one decoder step instead of two.
+    assert cell["recipes"]["fewer"]["unet_calls_per_job"] == 1
+    assert cell["recipes"]["engine"]["unet_calls_per_job"] == 2
     not_run = {(c["section"], c["mode"], c["batch"]) for c in report["not_run"]}
     assert ("compare", "inpaint", 1) in not_run and ("batch", "text2image", 2) in not_run
     assert all(c["reason"].startswith("budget:") for c in report["not_run"])
@@ -236,7 +244,13 @@ def test_variant_refuses_unknown_settings() -> None:
     bench = load_bench()
     with pytest.raises(SystemExit):
         bench.build_parser().parse_args(["--variant", "typo:chanels_last=true"])
+    with pytest.raises(SystemExit):
+        bench.build_parser().parse_args(["--variant", "typo:spec.stpes=25"])
     assert bench.parse_variant("x:preload=false,device=cpu") == ("x", {"preload": False, "device": "cpu"})
+    # The engine's speed settings are timed by default, each under a valid field name.
+    defaults = dict(bench.parse_variant(v) for v in bench.DEFAULT_VARIANTS)
+    assert defaults["compiled"] == {"channels_last": True, "compile": True}
+    assert defaults["dpm25"] == {"scheduler": "dpmpp-2m", "spec.steps": 25}
     assert bench.parse_size("1024") == (1024, 1024) and bench.parse_size("1024x576") == (1024, 576)
 
 
