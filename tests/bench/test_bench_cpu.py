@@ -115,6 +115,10 @@ def test_system_smoke_run_writes_latency_and_scaling(tmp_path: Path,
             assert t["sent"] < t["created"] <= t["started"] < t["finished"] < t["delivered"]
             assert 0 < t["engine_s"] < t["finished"] - t["started"]
         assert level["e2e_ms"]["p50"] > level["engine_ms"]["p50"] > 0
+    # Steady state = the jobs after each level's opening burst of `in flight` messages.
+    one, two = report["latency"]
+    assert one["steady_own_overhead_ms"]["n"] == 1 and set(one["steady_stages_ms"]) == set(one["stages_ms"])
+    assert two["steady_own_overhead_ms"] is None  # 2 jobs at 2 in flight: all burst, none steady
     (scaling,) = report["scaling"]
     assert scaling["workers"] == 1 and scaling["jobs"] == 2 and scaling["jobs_per_s"] > 0
     assert scaling["speedup_vs_first"] == 1.0
