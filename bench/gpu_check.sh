@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The GPU run of bench/bench_engine_gpu.py, as one command for a lent GPU machine (device tool).
+#
+# Prepare here (network to the package registries): `bash scripts/gpu_wheels.sh` → .whl/.
+# Then one device call, carrying the wheels:
+#   run(command="bash bench/gpu_check.sh", carry=[".whl"], timeout_s=600)
+# Everything it measures lands in $OUT (the JSON results, rewritten after every cell, and the log),
+# so a run stopped at its limit still returns what it finished. BUDGET_S bounds the bench itself;
+# the rest of the limit is the bundle build (full-size random weights, written once per machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT="${OUT:-bench/results}"
+BUDGET_S="${BUDGET_S:-420}"
+BUNDLE_DIR="${BUNDLE_DIR:-/tmp/k22-bundle}"
+mkdir -p "$OUT"
+
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl
+  export PYTHONPATH="/tmp/site:$PWD"
+fi
+export PYTHONUNBUFFERED=1
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/gpu.txt"
+python3 bench/bench_engine_gpu.py --bundle-dir "$BUNDLE_DIR" --budget-s "$BUDGET_S" --out-dir "$OUT" "$@" \
+  2>&1 | tee "$OUT/bench_engine_gpu.log"
