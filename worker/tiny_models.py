@@ -286,9 +286,14 @@ def _write_depth(directory: Path) -> None:
     )
     model = DPTForDepthEstimation(config).eval()
     model.save_pretrained(directory)
-    processor = DPTImageProcessor(
+    depth_processor(DEPTH_IMAGE_SIZE).save_pretrained(directory)
+
+
+def depth_processor(side: int) -> DPTImageProcessor:
+    """The DPT-hybrid-MiDaS preprocessing (bicubic to ``side``², normalised to [-1, 1])."""
+    return DPTImageProcessor(
         do_resize=True,
-        size={"height": DEPTH_IMAGE_SIZE, "width": DEPTH_IMAGE_SIZE},
+        size={"height": side, "width": side},
         keep_aspect_ratio=False,
         ensure_multiple_of=1,
         resample=3,
@@ -296,7 +301,6 @@ def _write_depth(directory: Path) -> None:
         image_mean=[0.5, 0.5, 0.5],
         image_std=[0.5, 0.5, 0.5],
     )
-    processor.save_pretrained(directory)
 
 
 def build_segmentation_onnx(seed: int = 0) -> onnx.ModelProto:

@@ -25,6 +25,7 @@ from worker.tiny_models import (
     SUBFOLDERS,
     build_segmentation_onnx,
     build_tokenizer_files,
+    depth_processor,
 )
 
 MARKER_NAME = "BENCH_BUNDLE.json"
@@ -312,7 +313,7 @@ def _write_decoders(root: Path, scale: Scale, device: str, dtype: torch.dtype) -
 
 
 def _write_depth(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> None:
-    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+    from transformers import DPTConfig, DPTForDepthEstimation
 
     torch.manual_seed(0)
     with torch.device(device):
@@ -320,17 +321,7 @@ def _write_depth(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> N
     model.to(dtype)
     model.eval()
     model.save_pretrained(root / "depth")
-    side = scale.depth_image_size
-    DPTImageProcessor(
-        do_resize=True,
-        size={"height": side, "width": side},
-        keep_aspect_ratio=False,
-        ensure_multiple_of=1,
-        resample=3,
-        do_normalize=True,
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
-    ).save_pretrained(root / "depth")
+    depth_processor(scale.depth_image_size).save_pretrained(root / "depth")
 
 
 def _empty_cache(device: str) -> None:
