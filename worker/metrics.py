@@ -66,8 +66,19 @@ class WorkerMetrics:
                                 registry=self.registry)
         self.engine_loaded = Gauge("kb_worker_engine_loaded", "1 once the engine is resident",
                                    registry=self.registry)
+        self.warmup_seconds = Gauge(
+            "kb_worker_warmup_seconds",
+            "Seconds each start-up warm-up job took (compile time when KANDINSKY_COMPILE is on)",
+            ["mode", "size"], registry=self.registry,
+        )
         for kind in ("allocated", "reserved", "max_allocated"):
             self.gpu_memory.labels(kind).set_function(_gpu_reader(kind))
+
+    def observe_warmup(self, timings: Mapping[str, float]) -> None:
+        """``Engine.warmup_timings`` ("<mode> <WxH>": seconds), so compile time shows apart from jobs."""
+        for key, seconds in timings.items():
+            mode, _, size = key.partition(" ")
+            self.warmup_seconds.labels(mode, size).set(seconds)
 
     def observe_job(self, mode: str, outcome: str, duration_s: float | None,
                     timings: Mapping[str, float] | None = None) -> None:

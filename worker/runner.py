@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics, _server = start_worker_metrics(
             settings.health_port, url, lambda: True, worker_name=settings.name
         )
+        metrics.observe_warmup(engine.warmup_timings)
     worker = KandinskyWorker(
         settings.queues, connection=connection, settings=settings, engine=engine, metrics=metrics
     )

@@ -110,8 +110,11 @@ async def test_worker_metrics_and_health(own_redis: RedisServer) -> None:
         client = redis_sync.Redis.from_url(own_redis.url)
         record_job(client, "depth", "done", 2.0, timings={"prior": 0.5, "decoder": 1.25}, metrics=metrics)
         record_job(client, "depth", "failed", 0.3, metrics=metrics)
+        metrics.observe_warmup({"text2image 1024x1024": 42.5, "depth 1024x576": 7.0})
         status, text = await _get(f"{url}/metrics")
         samples = _samples(text)
+        assert samples[("kb_worker_warmup_seconds", (("mode", "text2image"), ("size", "1024x1024")))] == 42.5
+        assert samples[("kb_worker_warmup_seconds", (("mode", "depth"), ("size", "1024x576")))] == 7.0
         assert samples[("kb_worker_jobs_total", (("mode", "depth"), ("outcome", "done")))] == 1
         assert samples[("kb_worker_jobs_total", (("mode", "depth"), ("outcome", "failed")))] == 1
         assert samples[("kb_worker_stage_seconds_sum", (("stage", "decoder"),))] == 1.25
