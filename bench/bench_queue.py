@@ -51,7 +51,7 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import RESULTS_DIR, versions  # noqa: E402
+from bench.common import GPU_STANDIN_ENV, RESULTS_DIR, gpu_standin_marker, versions  # noqa: E402
 from bench.common import percentile as pct  # noqa: E402
 from bot.queue import EventConsumer, JobQueue, QueueSettings  # noqa: E402
 from contract import keys  # noqa: E402
@@ -97,7 +97,7 @@ def start_workers(
             "KANDINSKY_DTYPE": "float32",
             "WORKER_NAME": name,
             "OMP_NUM_THREADS": "1",  # one core per worker, as one GPU per worker in production
-            "WORKER_TEST_FAULTS": "1" if standin else "0",
+            **(GPU_STANDIN_ENV if standin else {}),
         }
         log = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
         procs.append(subprocess.Popen([sys.executable, "-m", "worker", "--log-level", "WARNING"],
@@ -147,7 +147,7 @@ async def run_once(url: str, jobs: int, warmup: int, standin_s: float) -> tuple[
     await consumer.ensure_group()
     task = asyncio.create_task(consumer.run())
 
-    marker = f"[fault:slow={standin_s}] " if standin_s > 0 else ""
+    marker = gpu_standin_marker(standin_s)
 
     def spec(i: int) -> JobSpec:
         return JobSpec(mode=Mode.TEXT2IMAGE, prompt=f"{marker}bench cube {i}", width=SIZE[0], height=SIZE[1],

@@ -78,7 +78,7 @@ RESULT_FILE = re.compile(r"^[0-9A-Za-z_-]+-\d+\.(png|webp|jpe?g)$")
 """Delivery names result uploads ``<job id>-<n>.<fmt>``; progress previews are ``preview.png``."""
 GOAL_P50_MS = 25.0
 GOAL_P99_MS = 100.0
-PROMPT = "/imagine a lighthouse on a cliff at dusk, bench job {n}"
+PROMPT = "/imagine {marker}a lighthouse on a cliff at dusk, bench job {n}"
 
 
 @dataclass
@@ -133,8 +133,10 @@ class Service:
     """Redis, the bot process and worker processes around one in-process LocalBotAPI."""
 
     def __init__(self, api: LocalBotAPI, redis_server: RedisServer, bundle: Path, logs: Path,
-                 torch_threads: int) -> None:
+                 torch_threads: int, gpu_standin_s: float = 0.0) -> None:
         self.api = api
+        self.gpu_standin_s = gpu_standin_s
+        self.marker = common.gpu_standin_marker(gpu_standin_s)
         self.redis_server = redis_server
         self.bundle = bundle
         self.logs = logs
@@ -182,6 +184,7 @@ class Service:
             "OMP_NUM_THREADS": str(self.torch_threads),
             "MKL_NUM_THREADS": str(self.torch_threads),
             "HF_HUB_OFFLINE": "1",
+            **(common.GPU_STANDIN_ENV if self.gpu_standin_s > 0 else {}),
         }
         numbers = range(len(self.workers) + 1, len(self.workers) + count + 1)
         new = [WorkerProcess(self.redis_server.url, self.logs / f"worker-{n}.log", env=env,
@@ -227,7 +230,7 @@ class Service:
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._waiting[user.chat_id] = future
         sent = time.time()
-        await user.send_text(PROMPT.format(n=n))
+        await user.send_text(PROMPT.format(marker=self.marker, n=n))
         try:
             delivered = await asyncio.wait_for(future, timeout=JOB_TIMEOUT_S)
         except TimeoutError:
@@ -326,13 +329,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "workers": f"python -m worker, tiny bundle, cpu float32, {args.torch_threads} torch thread(s)",
             "job": "/imagine <prompt>: text2image 512x512, 2 prior + 1 decoder step, a new user per job",
             "overhead": "sendPhoto received - message sent - engine total - wait for the previous job",
+            "gpu_standin_s_per_step": args.gpu_standin,
             "logs": str(logs),
         },
         "goal_ms": {"p50": GOAL_P50_MS, "p99": GOAL_P99_MS},
     }
     with RedisServer() as redis_server:
         async with LocalBotAPI(token=TOKEN, bot_username="kandinsky_bench_bot") as api:
-            service = Service(api, redis_server, bundle, logs, args.torch_threads)
+            service = Service(api, redis_server, bundle, logs, args.torch_threads, args.gpu_standin)
             watcher = asyncio.create_task(service.watch())
             try:
                 await service.start_bot()
@@ -446,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scaling-jobs", type=int, default=6, help="jobs per worker in a scaling run")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured jobs before the first level")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads per worker")
+    parser.add_argument("--gpu-standin", type=float, default=0.0, metavar="S",
+                        help="every engine step also sleeps S seconds, off the CPU (as on a GPU host)")
     parser.add_argument("--out-dir", type=Path, default=common.RESULTS_DIR)
     args = parser.parse_args(argv)
     args.inflight = list(_positive(args.inflight))

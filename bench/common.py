@@ -36,6 +36,18 @@ PACKAGES: tuple[str, ...] = (
 GIT_TIMEOUT_S = 5.0
 """`git rev-parse` answers at once; a hung git must not hang a bench."""
 PERCENTILES: tuple[int, ...] = (50, 95, 99)
+GPU_STANDIN_ENV = {"WORKER_TEST_FAULTS": "1"}
+"""Workers honour the engine's slow-step test hook only with this (worker.jobs.FAULT_SLOW_PREFIX)."""
+
+
+def gpu_standin_marker(seconds: float) -> str:
+    """Prompt prefix that makes every engine step also sleep ``seconds`` (GIL released, no CPU):
+    the engine's time moves off this machine's cores, as it is on a GPU host. Empty for 0."""
+    from worker.jobs import FAULT_SLOW_PREFIX  # torch-free module; only needed here
+
+    return f"{FAULT_SLOW_PREFIX}{seconds}] " if seconds > 0 else ""
+
+
 BOT_START_TIMEOUT_S = 60.0
 """``python -m bot`` imports aiogram and registers its commands in a few seconds; 60 on busy cores."""
 
