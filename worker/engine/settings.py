@@ -47,7 +47,8 @@ class EngineSettings(BaseSettings):
     uses CUDA graphs ("reduce-overhead") unless this names another mode."""
     compile_backend: str = "inductor"
     warmup_sizes: tuple[str, ...] = Field(default=("1024x1024",))
-    """Buckets ("WxH") compiled at load, so no user waits for a compile; others compile on first use."""
+    """Buckets ("WxH") compiled at load (with ``preload``), so no user waits for a compile; other
+    buckets, and batches of more than one image, compile on their first job."""
     scheduler: SchedulerName = "ddpm"
     """The decoders' scheduler: "ddpm" is the model card's; "ddim" / "dpmpp-2m" need about half
     the steps (pair them with a lower BOT_STEPS) but change the image for a given seed."""
