@@ -154,6 +154,7 @@ class Timed:
     image: np.ndarray | None = None
     probe: Probe | None = None
     oom: str | None = None
+    error: str | None = None
 
 
 # --- arguments --------------------------------------------------------------------------------------
@@ -298,6 +299,10 @@ def time_once(
     return times, out.images[0], probe, memory.peaks(own)
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [""])[0][:200]
+
+
 def _pixel_diff(a: np.ndarray | None, b: np.ndarray | None) -> int | None:
     if a is None or b is None or a.shape != b.shape:
         return None
@@ -316,6 +321,9 @@ class Bench:
         self.not_run: list[dict[str, Any]] = []
         self.loaded: set[tuple[str, Mode]] = set()
         self.oom_modes: dict[Mode, int] = {}
+        self.failed_variants: dict[str, str] = {}
+        """A variant whose run raised (an untried speed setting on new hardware, say): its error,
+        kept once, and the variant is left out of later cells instead of ending the whole run."""
         self.info: dict[str, Any] = {}
         self.started = time.perf_counter()
         self.meta = metadata()
@@ -331,28 +339,35 @@ class Bench:
         timed: dict[str, Timed] = {}
         for recipe in recipes:
             reason = recipe.skip_reason(cell.mode)
+            if recipe.name in self.failed_variants:
+                reason = f"failed in an earlier cell: {self.failed_variants[recipe.name]}"
             if reason:
                 entry["recipes"][recipe.name] = {"skipped": reason}
                 continue
             timed[recipe.name] = t = Timed()
             if (recipe.name, cell.mode) not in self.loaded:  # first use: loading is timed apart
                 load_started = time.perf_counter()
-                recipe.prepare(cell.mode)
+                try:
+                    recipe.prepare(cell.mode)
+                except Exception as exc:
+                    self._variant_failed(recipe, t, exc, "loading")
+                    continue
                 sync(self.device)
                 t.load_s = time.perf_counter() - load_started
                 self.loaded.add((recipe.name, cell.mode))
         for attempt in range(repeats + 1):  # the first pass warms kernels and caches (and compiles)
             for recipe in recipes:
                 t = timed.get(recipe.name) or Timed(oom="skipped")
-                if t.oom:
+                if t.oom or t.error:
                     continue
                 try:
                     times, image, probe, (peak, device_peak) = time_once(recipe, spec, inputs, self.device)
                 except Exception as exc:
-                    if not is_oom(exc):
-                        raise
-                    t.oom = f"out of memory at attempt {attempt}: {str(exc).splitlines()[0][:200]}"
-                    free_device_memory(self.device)
+                    if is_oom(exc):
+                        t.oom = f"out of memory at attempt {attempt}: {_first_line(exc)}"
+                        free_device_memory(self.device)
+                    else:
+                        self._variant_failed(recipe, t, exc, f"attempt {attempt}")
                     continue
                 t.image = image
                 if attempt == 0:
@@ -366,6 +381,15 @@ class Bench:
         entry["wall_s"] = time.perf_counter() - started
         return entry
 
+    def _variant_failed(self, recipe: Recipe, t: Timed, exc: Exception, when: str) -> None:
+        """Record a variant's error and leave it out from here on; the engine's own path or a
+        baseline failing is the result itself, so that error ends the run."""
+        if recipe.name in RESERVED_NAMES:
+            raise exc
+        t.error = f"{type(exc).__name__} at {when}: {_first_line(exc)}"
+        self.failed_variants[recipe.name] = t.error
+        free_device_memory(self.device)
+
     def _summarise(self, entry: dict[str, Any], cell: Cell, spec: JobSpec, timed: dict[str, Timed]) -> None:
         flops = self._count_flops(timed)
         entry.update(flops)
@@ -374,6 +398,7 @@ class Bench:
             block: dict[str, Any] = {
                 "skipped": None,
                 "oom": t.oom,
+                "error": t.error,
                 "load_s": t.load_s,
                 "first_run_s": t.first_run_s,
                 "runs": [r.as_dict() for r in t.runs],

@@ -59,6 +59,9 @@ def small_run(
         "--batch-modes",
         "text2image",
         "--no-default-variants",
+        # A variant that cannot even load (an unknown compile backend) must not end the run.
+        "--variant",
+        "broken:compile=true,compile_backend=no-such-backend",
         "--bundle-dir",
         str(bundle),
         "--out-dir",
@@ -86,6 +89,11 @@ def test_every_mode_is_timed_against_plain_on_the_service_path(
     assert report["versions"]["torch"] and report["machine"]["cpu_count"]  # bench.common metadata
     compare = cells(report, "compare")
     assert {mode for mode, _ in compare} == set(MODES)
+    first, *later = [c for c in report["cells"] if c["section"] == "compare"]
+    assert first["recipes"]["broken"]["error"].startswith("InvalidBackend at loading")
+    assert "median" not in first["recipes"]["broken"]
+    for cell in later:
+        assert cell["recipes"]["broken"]["skipped"].startswith("failed in an earlier cell: InvalidBackend")
     for (mode, _), cell in compare.items():
         assert (cell["width"], cell["height"]) == (512, 256)
         engine = cell["recipes"]["engine"]
