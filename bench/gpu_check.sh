@@ -22,7 +22,7 @@ if [ -d .whl ]; then
 fi
 export PYTHONUNBUFFERED=1
 
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv || echo "no nvidia-smi"; } | tee "$OUT/gpu.txt"
 python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/gpu.txt"
 python3 bench/bench_engine_gpu.py --bundle-dir "$BUNDLE_DIR" --budget-s "$BUDGET_S" --out-dir "$OUT" "$@" \
   2>&1 | tee "$OUT/bench_engine_gpu.log"
