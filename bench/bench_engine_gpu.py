@@ -162,11 +162,10 @@ class Timed:
 
 def parse_size(text: str) -> Size:
     """``WxH`` or one side (square); must be a bucket of contract.spec."""
+    from worker.engine.settings import parse_size as parse_wxh
+
     try:
-        if "x" in text.lower():
-            w, h = (int(v) for v in text.lower().split("x"))
-        else:
-            w = h = int(text)
+        w, h = parse_wxh(text) if "x" in text.lower() else (int(text), int(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size {text!r}: expected WxH or a side") from None
     if (w, h) not in SIZE_BUCKETS:

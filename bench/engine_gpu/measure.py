@@ -143,12 +143,11 @@ def forward_flops(module: Any, inputs: tuple[tuple[Any, ...], dict[str, Any]]) -
     under the counter (e.g. a compiled module): then nothing is reported rather than a guess."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    target = getattr(module, "_orig_mod", module)  # count the eager module behind torch.compile
     args, kwargs = inputs
     counter = FlopCounterMode(display=False)
     try:
         with torch.no_grad(), counter:
-            target(*args, **kwargs)
+            module(*args, **kwargs)
     except Exception:  # any failure means "not counted", never a made-up number
         return None
     return int(counter.get_total_flops())

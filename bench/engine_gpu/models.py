@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from bench.engine_gpu.measure import free_device_memory
 from contract.spec import bucket_size
 from worker.tiny_models import (
     DECODER_SCHEDULER_CONFIG,
@@ -309,7 +310,7 @@ def _write_decoders(root: Path, scale: Scale, device: str, dtype: torch.dtype) -
         pipe: Any = classes[folder](unet=unet, scheduler=scheduler, movq=movq)
         pipe.save_pretrained(root / folder)
         del pipe, unet
-        _empty_cache(device)
+        free_device_memory(device)
 
 
 def _write_depth(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> None:
@@ -322,11 +323,6 @@ def _write_depth(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> N
     model.eval()
     model.save_pretrained(root / "depth")
     depth_processor(scale.depth_image_size).save_pretrained(root / "depth")
-
-
-def _empty_cache(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
 
 
 def read_marker(root: Path) -> dict[str, Any] | None:
@@ -346,10 +342,10 @@ def build_bundle(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> P
     for folder in SUBFOLDERS:
         shutil.rmtree(root / folder, ignore_errors=True)
     _write_prior(root, scale, device, dtype)
-    _empty_cache(device)
+    free_device_memory(device)
     _write_decoders(root, scale, device, dtype)
     _write_depth(root, scale, device, dtype)
-    _empty_cache(device)
+    free_device_memory(device)
     (root / "rembg").mkdir(exist_ok=True)
     onnx.save(build_segmentation_onnx(), str(root / "rembg" / REMBG_ONNX_NAME))
     marker = {

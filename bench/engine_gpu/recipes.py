@@ -26,6 +26,7 @@ from bench.engine_gpu.measure import Probe, free_device_memory, sync
 from bench.engine_gpu.models import Size
 from contract.spec import JobSpec, Mode, images_needed
 from worker.engine.depth import depth_map, make_hint
+from worker.engine.engine import DEPTH_PRIOR_STRENGTH, img2img_steps
 from worker.engine.images import fit_mask, fit_to_size, keep_unmasked, outpaint_canvas
 
 PROMPT = "red cat, 4k photo"
@@ -35,8 +36,6 @@ INPUT_SIDE = 768
 MASK_BOX = (0.25, 0.25, 0.75, 0.75)
 """Inpaint repaints the centre quarter of the picture (white = repaint)."""
 MIX_WEIGHTS = (0.5, 0.5)
-DEPTH_PRIOR_STRENGTH = 0.85
-"""Model-card value, the same as worker.engine's (its constant is private to the engine)."""
 
 REPAINT_MODES = (Mode.INPAINT, Mode.OUTPAINT)
 
@@ -90,11 +89,6 @@ def job_spec(mode: Mode, size: Size, batch: int, steps: int, prior_steps: int) -
         mask="mask" if mode is Mode.INPAINT else None,
         weights=MIX_WEIGHTS if mode in (Mode.MIX, Mode.BLEND) else (),
     )
-
-
-def img2img_steps(steps: int, strength: float) -> int:
-    """Steps diffusers' img2img pipelines run for ``strength`` (their ``get_timesteps``)."""
-    return min(int(steps * strength), steps)
 
 
 def decoder_steps_for(spec: JobSpec) -> int:

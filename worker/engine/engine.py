@@ -143,7 +143,7 @@ WARMUP_STEPS = 2
 WARMUP_PROMPT = "warm-up"
 
 
-def _img2img_steps(steps: int, strength: float) -> int:
+def img2img_steps(steps: int, strength: float) -> int:
     """Steps diffusers' img2img pipelines actually run for ``strength`` (their ``get_timesteps``)."""
     return min(int(steps * strength), steps)
 
@@ -292,7 +292,7 @@ class Engine:
         for size in sizes:
             width, height = parse_size(size)
             for mode in modes:
-                inputs = (WARMUP_PROMPT,) * images_needed(mode)  # blob keys: never read here
+                needed, masked = images_needed(mode), mode is Mode.INPAINT
                 spec = JobSpec(
                     mode=mode,
                     prompt=WARMUP_PROMPT,
@@ -300,15 +300,11 @@ class Engine:
                     height=height,
                     steps=WARMUP_STEPS,
                     prior_steps=WARMUP_STEPS,
-                    inputs=inputs,
-                    mask=WARMUP_PROMPT if mode is Mode.INPAINT else None,
+                    inputs=(WARMUP_PROMPT,) * needed,  # blob keys: never read here
+                    mask=WARMUP_PROMPT if masked else None,
                 )
                 started = time.perf_counter()
-                self.generate(
-                    spec,
-                    [grey] * images_needed(mode),
-                    mask if mode is Mode.INPAINT else None,
-                )
+                self.generate(spec, [grey] * needed, mask if masked else None)
                 took = time.perf_counter() - started
                 self.warmup_timings[f"{mode} {size}"] = took
                 logger.info("engine warm-up: %s %s in %.1fs", mode, size, took)
@@ -660,9 +656,9 @@ class Engine:
                 guidance_scale=spec.prior_guidance,
             )
 
-        prior_total = _img2img_steps(spec.prior_steps, DEPTH_PRIOR_STRENGTH)
+        prior_total = img2img_steps(spec.prior_steps, DEPTH_PRIOR_STRENGTH)
         if negative:
-            prior_total += _img2img_steps(spec.prior_steps, NEGATIVE_DEPTH_PRIOR_STRENGTH)
+            prior_total += img2img_steps(spec.prior_steps, NEGATIVE_DEPTH_PRIOR_STRENGTH)
         run.progress.begin("prior", prior_total)
         with self._stage(run.timings, "prior"), _count_forward_calls(emb2emb.prior, run.progress):
             out = embed(spec.effective_prompt, DEPTH_PRIOR_STRENGTH)
@@ -670,7 +666,7 @@ class Engine:
             if negative:
                 negative_embeds = embed(negative, NEGATIVE_DEPTH_PRIOR_STRENGTH).image_embeds
         controlnet = self.controlnet_pipeline()
-        run.progress.begin("decoder", _img2img_steps(spec.steps, spec.strength))
+        run.progress.begin("decoder", img2img_steps(spec.steps, spec.strength))
         with self._stage(run.timings, "decoder"):
             result = controlnet(
                 image_embeds=embeds,
