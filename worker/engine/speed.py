@@ -7,15 +7,12 @@ that it helps; ``bench/NOTES.md`` has the prediction and, once it exists, the me
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
 from worker.engine.settings import SchedulerName
-
-logger = logging.getLogger(__name__)
 
 SCHEDULERS: dict[SchedulerName, type[Any]] = {
     "ddpm": DDPMScheduler,
@@ -57,6 +54,18 @@ def allow_recompiles() -> None:
     config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, RECOMPILE_LIMIT * 8)
 
 
+def _compile_method(module: torch.nn.Module, name: str, flag: str, mode: str, backend: str) -> None:
+    """Replace ``module.<name>`` by its compiled version, once (``flag`` marks it: shared modules
+    get here twice)."""
+    if getattr(module, flag, False):
+        return
+    compiled = torch.compile(getattr(module, name), mode=mode, backend=backend, dynamic=False)
+    # object.__setattr__: nn.Module.__setattr__ would treat the compiled callable as an attribute
+    # to register; the instance attribute shadows the class method.
+    object.__setattr__(module, name, compiled)
+    object.__setattr__(module, flag, True)
+
+
 def compile_forward(module: torch.nn.Module, mode: str, backend: str) -> None:
     """Compile ``module.forward`` in place for fixed shapes.
 
@@ -64,20 +73,12 @@ def compile_forward(module: torch.nn.Module, mode: str, backend: str) -> None:
     type, and forward hooks (the engine counts prior steps with one) still run, eagerly, around
     the compiled code.
     """
-    if getattr(module, "_kandinsky_compiled", False):
-        return
-    compiled = torch.compile(module.forward, mode=mode, backend=backend, dynamic=False)
-    object.__setattr__(module, "forward", compiled)
-    object.__setattr__(module, "_kandinsky_compiled", True)
+    _compile_method(module, "forward", "_kandinsky_compiled", mode, backend)
 
 
 def compile_movq_decode(movq: torch.nn.Module, mode: str, backend: str) -> None:
     """The pipelines call ``movq.decode`` (not forward) once per job: that is what gets compiled."""
-    if getattr(movq, "_kandinsky_decode_compiled", False):
-        return
-    decode = torch.compile(movq.decode, mode=mode, backend=backend, dynamic=False)  # type: ignore[arg-type]
-    object.__setattr__(movq, "decode", decode)
-    object.__setattr__(movq, "_kandinsky_decode_compiled", True)
+    _compile_method(movq, "decode", "_kandinsky_decode_compiled", mode, backend)
 
 
 def prior_compile_mode(mode: str, device: str) -> str:
