@@ -76,6 +76,8 @@ JOBS_PER_WORKER_IN_FLIGHT = 2
 """Enough queued work that a worker never waits for the bot between two jobs."""
 RESULT_FILE = re.compile(r"^[0-9A-Za-z_-]+-\d+\.(png|webp|jpe?g)$")
 """Delivery names result uploads ``<job id>-<n>.<fmt>``; progress previews are ``preview.png``."""
+STAGES = ("ingress", "pickup", "worker", "egress")
+"""A job's own overhead, in the order it happens (``JobTiming.stages_ms``)."""
 GOAL_P50_MS = 25.0
 GOAL_P99_MS = 100.0
 PROMPT = "/imagine {marker}a lighthouse on a cliff at dusk, bench job {n}"
@@ -287,11 +289,14 @@ def _ms(values: Sequence[float]) -> dict[str, float]:
     return {k: (v if k == "n" else v * 1e3) for k, v in common.summary(values).items()}
 
 
+def _stage_summary(jobs: Sequence[JobTiming]) -> dict[str, dict[str, float]]:
+    return {name: common.summary([j.stages_ms()[name] for j in jobs]) for name in STAGES}
+
+
 def latency_level(jobs: list[JobTiming], workers: int, inflight: int, wall_s: float) -> dict[str, Any]:
     for job in jobs:
         job.blocked_s = blocked_time(job, jobs)
-    stages = {name: common.summary([j.stages_ms()[name] for j in jobs])
-              for name in ("ingress", "pickup", "worker", "egress")}
+    stages = _stage_summary(jobs)
     own = _ms([j.own_overhead_s for j in jobs])
     # The first ``inflight`` messages arrive as one burst (the loop's start), so they queue on the
     # bot's core; the jobs after them arrive one per finished job, as users in a steady state do.
@@ -303,8 +308,7 @@ def latency_level(jobs: list[JobTiming], workers: int, inflight: int, wall_s: fl
         "wall_s": wall_s,
         "own_overhead_ms": own,
         "steady_own_overhead_ms": _ms([j.own_overhead_s for j in steady]) if steady else None,
-        "steady_stages_ms": {name: common.summary([j.stages_ms()[name] for j in steady])
-                             for name in ("ingress", "pickup", "worker", "egress")} if steady else None,
+        "steady_stages_ms": _stage_summary(steady) if steady else None,
         "e2e_ms": _ms([j.e2e_s for j in jobs]),
         "engine_ms": _ms([j.engine_s for j in jobs]),
         "blocked_behind_other_jobs_ms": _ms([j.blocked_s for j in jobs]),
@@ -418,7 +422,7 @@ def print_report(report: dict[str, Any]) -> None:
              "egress p50"],
             [[lv["inflight"], lv["steady_own_overhead_ms"]["n"], lv["steady_own_overhead_ms"]["p50"],
               lv["steady_own_overhead_ms"]["p95"], lv["steady_own_overhead_ms"]["p99"],
-              *(lv["steady_stages_ms"][name]["p50"] for name in ("ingress", "pickup", "worker", "egress"))]
+              *(lv["steady_stages_ms"][name]["p50"] for name in STAGES)]
              for lv in steady],
         )
     if report.get("scaling"):
