@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-queue-"))
     bundle = args.bundle or tmp / "bundle"
     if not (bundle / "prior").exists():
-        from worker.tiny_models import write_tiny_bundle
+        from devkit.tiny_models import write_tiny_bundle
 
         bundle = write_tiny_bundle(bundle)
 

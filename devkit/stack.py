@@ -39,7 +39,7 @@ def ensure_tiny_bundle(path: Path = DEFAULT_BUNDLE_DIR) -> Path:
     """Write the tiny random-weight bundle once; later runs reuse it."""
     marker = path / ".complete"
     if not marker.exists():
-        from worker.tiny_models import write_tiny_bundle
+        from devkit.tiny_models import write_tiny_bundle
 
         write_tiny_bundle(path)
         marker.write_text("ok\n")

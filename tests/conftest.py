@@ -40,7 +40,7 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's tiny random-weight model bundle, written once per test session."""
-    from worker.tiny_models import write_tiny_bundle
+    from devkit.tiny_models import write_tiny_bundle
 
     return write_tiny_bundle(tmp_path_factory.mktemp("tiny-bundle"))
 

@@ -1,6 +1,6 @@
 """Kandinsky 2.2 models at public (or CPU-sized) configs with random weights, written as a bundle.
 
-The bundle has the layout of ``worker.tiny_models.write_tiny_bundle`` (prior, decoder,
+The bundle has the layout of ``devkit.tiny_models.write_tiny_bundle`` (prior, decoder,
 decoder_inpaint, controlnet_depth, depth, rembg), so ``worker.engine.Engine`` loads it through the
 service's own ``from_pretrained`` path. Random weights time exactly like trained ones: the FLOPs and
 memory traffic depend on the shapes only.
@@ -19,7 +19,7 @@ import torch
 
 from bench.engine_gpu.measure import free_device_memory
 from contract.spec import bucket_size
-from worker.tiny_models import (
+from devkit.tiny_models import (
     DECODER_SCHEDULER_CONFIG,
     PRIOR_SCHEDULER_CONFIG,
     REMBG_ONNX_NAME,
@@ -103,7 +103,7 @@ UNET_VARIANTS: dict[str, tuple[int, str]] = {
     # UNet (diffusers' "image_hint" embedding), so the controlnet UNet takes 4 + 4 channels.
     "controlnet_depth": (8, "image_hint"),
 }
-"""Bundle folder → (UNet in_channels, addition_embed_type), as in worker/tiny_models.py."""
+"""Bundle folder → (UNet in_channels, addition_embed_type), as in devkit/tiny_models.py."""
 
 PUBLIC = Scale(
     name="public",
@@ -210,7 +210,7 @@ SMALL = Scale(
         "norm_num_groups": 8,
         "num_vq_embeddings": 12,
     },
-    # worker/tiny_models.py::_write_depth's settings.
+    # devkit/tiny_models.py::_write_depth's settings.
     depth={
         "image_size": 32,
         "patch_size": 16,

@@ -14,7 +14,7 @@ from diffusers import UNet2DConditionModel
 from transformers import CLIPTokenizer, DPTForDepthEstimation
 
 from contract.spec import JobSpec, Mode, Style
-from worker.tiny_models import REMBG_ONNX_NAME, SUBFOLDERS, main, write_tiny_bundle
+from devkit.tiny_models import REMBG_ONNX_NAME, SUBFOLDERS, main, write_tiny_bundle
 
 # model_index.json class names of the public kandinsky-community repos.
 PUBLIC_PIPELINES = {

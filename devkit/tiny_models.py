@@ -367,7 +367,7 @@ def write_tiny_bundle(path: Path, seed: int = 0) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0].startswith("-"):
-        print("usage: python -m worker.tiny_models DIR", file=sys.stderr)
+        print("usage: python -m devkit.tiny_models DIR", file=sys.stderr)
         return 2
     out = write_tiny_bundle(Path(args[0]))
     print(f"tiny Kandinsky 2.2 bundle written to {out}")
