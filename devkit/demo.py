@@ -1,8 +1,11 @@
 """``make demo`` / ``python -m devkit.demo``: the whole service on this machine, one command.
 
 - Redis: ``REDIS_URL`` if set, else a real redis-server started on a free local port.
-- Models: the ``KANDINSKY_*`` settings if any is set, else the tiny random-weight bundle
-  (written once under ``.cache/``); images from it are noise, every code path is real.
+- Models: the ``KANDINSKY_*`` settings if any is set; else, on a machine with a CUDA GPU that
+  reaches the Hugging Face Hub, the public checkpoints (fetched once into the cache by
+  ``python -m worker prefetch``, with its progress bars); else (offline, or no GPU) the tiny
+  random-weight bundle written once under ``.cache/``, said in one line: its images are noise,
+  every code path is real. ``--models real|tiny`` (or ``DEMO_MODELS``) overrides the choice.
 - One worker process (``python -m worker``), and the bot.
 - With ``BOT_TOKEN`` the bot talks to Telegram (``TELEGRAM_API_URL``) until Ctrl-C.
   Without it the bot talks to the project's local Bot API server, a scripted user goes through
@@ -21,12 +24,15 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlparse
 
 from devkit.redis_server import RedisServer
 from devkit.stack import REPO, WorkerProcess, ensure_tiny_bundle, real_models_configured
@@ -40,6 +46,19 @@ STEP_TIMEOUT_S = 300.0
 """One demo step (a job on the CPU) finishes in seconds on the tiny bundle; real weights on a CPU
 take minutes."""
 DEFAULT_REPORT_DIR = REPO / "demo-report"
+HUB_URL = "https://huggingface.co"
+"""Where the public checkpoints come from (``HF_ENDPOINT`` overrides it, as for huggingface_hub)."""
+HUB_PROBE_TIMEOUT_S = 3.0
+"""A TCP connect to the hub answers in well under a second online; offline it fails at once (no
+DNS) or hangs, and the demo must not wait on it."""
+PREFETCH_TIMEOUT_S = 3 * 3600
+"""The public checkpoints are about 20 GB: hours on a slow line, after which something is wrong."""
+
+
+class ModelChoice(StrEnum):
+    CONFIGURED = "configured"  # the operator's KANDINSKY_* settings
+    REAL = "real"  # the public checkpoints (defaults of EngineSettings)
+    TINY = "tiny"  # the offline random-weight bundle
 
 
 @dataclass
@@ -100,11 +119,55 @@ def _redis() -> Iterator[str]:
         yield server.url
 
 
-def _model_env() -> dict[str, str]:
-    if real_models_configured():
+def hub_reachable(url: str | None = None, timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the hub opens (nothing is sent or downloaded)."""
+    parsed = urlparse(url or os.environ.get("HF_ENDPOINT") or HUB_URL)
+    host = parsed.hostname or ""
+    port = parsed.port or (443 if parsed.scheme != "http" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def cuda_available() -> bool:
+    import torch  # the worker extra is installed wherever the demo runs
+
+    return bool(torch.cuda.is_available())
+
+
+def choose_models(requested: str, env: Mapping[str, str], *, gpu: Callable[[], bool],
+                  online: Callable[[], bool]) -> tuple[ModelChoice, str]:
+    """Which models the demo runs, and the one line that says why (probes are called only when needed)."""
+    if real_models_configured(env):
+        return ModelChoice.CONFIGURED, "models: the configured KANDINSKY_* settings"
+    if requested == ModelChoice.TINY:
+        return ModelChoice.TINY, "models: the tiny random-weight bundle (asked for; images are noise)"
+    if requested == ModelChoice.REAL:
+        return ModelChoice.REAL, "models: the public Kandinsky 2.2 checkpoints (asked for)"
+    if env.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        why = "HF_HUB_OFFLINE is set"
+    elif not gpu():
+        why = "no CUDA GPU here (real models on a CPU take minutes per image)"
+    elif not online():
+        why = "the Hugging Face Hub is not reachable"
+    else:
+        return ModelChoice.REAL, "models: the public Kandinsky 2.2 checkpoints (GPU and network found)"
+    return ModelChoice.TINY, (f"models: the tiny random-weight bundle, images are noise ({why}; "
+                              "--models real to override)")
+
+
+def _model_env(choice: ModelChoice) -> dict[str, str]:
+    """The worker's model settings for ``choice``; fetches the public checkpoints first for REAL."""
+    if choice is ModelChoice.CONFIGURED:
+        return {}
+    if choice is ModelChoice.REAL:
+        log.info("fetching the public checkpoints into the model cache (once; later runs reuse it)")
+        subprocess.run([sys.executable, "-m", "worker", "prefetch"], cwd=REPO, check=True,
+                       timeout=PREFETCH_TIMEOUT_S)
         return {}
     bundle = ensure_tiny_bundle()
-    log.info("no KANDINSKY_* models configured: using the tiny random-weight bundle at %s", bundle)
     return {"KANDINSKY_MODEL_DIR": str(bundle), "HF_HUB_OFFLINE": "1"}
 
 
@@ -305,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devkit.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_REPORT_DIR, help="report folder")
+    parser.add_argument("--models", choices=["auto", ModelChoice.REAL.value, ModelChoice.TINY.value],
+                        default=os.environ.get("DEMO_MODELS", "auto"),
+                        help="auto (default): public checkpoints with a GPU and network, else tiny")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("aiogram.event", "httpx", "aiohttp.access"):
@@ -312,13 +378,16 @@ def main(argv: list[str] | None = None) -> int:
     out_dir: Path = args.out
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    model_env = _model_env()
+    choice, why = choose_models(args.models, os.environ, gpu=cuda_available, online=hub_reachable)
+    log.info("%s", why)
+    model_env = _model_env(choice)
     started = time.monotonic()
     with _redis() as redis_url:
         if os.environ.get("BOT_TOKEN"):
             return _run_real_telegram(redis_url, model_env, out_dir)
         with WorkerProcess(redis_url, out_dir / "worker.log", env=model_env):
-            report = asyncio.run(_scripted_conversation(out_dir, redis_url, tiny=bool(model_env)))
+            report = asyncio.run(_scripted_conversation(out_dir, redis_url,
+                                                        tiny=choice is ModelChoice.TINY))
     print(f"\nDemo finished in {time.monotonic() - started:.0f} s. Report: {report}")
     return 0
 

@@ -41,7 +41,7 @@ from diffusers import (
 )
 from onnx import TensorProto, helper, numpy_helper
 from transformers import (
-    CLIPImageProcessor,
+    CLIPImageProcessorPil,
     CLIPTextConfig,
     CLIPTextModelWithProjection,
     CLIPTokenizer,
@@ -49,7 +49,7 @@ from transformers import (
     CLIPVisionModelWithProjection,
     DPTConfig,
     DPTForDepthEstimation,
-    DPTImageProcessor,
+    DPTImageProcessorPil,
 )
 
 from contract.spec import STICKER_SUFFIX, STYLE_SUFFIXES
@@ -192,7 +192,9 @@ def _prior_pipeline() -> Any:
             patch_size=14,
         )
     )
-    image_processor = CLIPImageProcessor(
+    # The PIL processors save the same config as the public repos' (image_processor_type
+    # CLIPImageProcessor / DPTImageProcessor) without transformers' torchvision notice.
+    image_processor = CLIPImageProcessorPil(
         crop_size=CLIP_IMAGE_SIZE,
         do_center_crop=True,
         do_normalize=True,
@@ -289,9 +291,9 @@ def _write_depth(directory: Path) -> None:
     depth_processor(DEPTH_IMAGE_SIZE).save_pretrained(directory)
 
 
-def depth_processor(side: int) -> DPTImageProcessor:
+def depth_processor(side: int) -> DPTImageProcessorPil:
     """The DPT-hybrid-MiDaS preprocessing (bicubic to ``side``², normalised to [-1, 1])."""
-    return DPTImageProcessor(
+    return DPTImageProcessorPil(
         do_resize=True,
         size={"height": side, "width": side},
         keep_aspect_ratio=False,

@@ -2,3 +2,7 @@
 
 Never imports aiogram and holds no bot token.
 """
+
+from worker.notices import quiet_library_notices
+
+quiet_library_notices()  # before any worker module imports diffusers or transformers

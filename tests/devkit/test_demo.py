@@ -12,6 +12,7 @@ import psutil
 import pytest
 from PIL import Image
 
+from devkit.demo import ModelChoice, choose_models, hub_reachable
 from devkit.stack import REPO
 
 DEMO_TIMEOUT_S = 600
@@ -48,9 +49,50 @@ def test_offline_demo_covers_every_mode_and_leaves_no_process(tmp_path: Path) ->
     assert sticker.mode == "RGBA" and max(sticker.size) == 512
     assert "addstickers" in page
 
+    # One line says which models ran and why; nothing a newcomer would worry about in either log.
+    model_lines = [line for line in text.splitlines() if "models: " in line]
+    assert len(model_lines) == 1 and "tiny random-weight bundle" in model_lines[0], model_lines
+    worker_log = (out / "worker.log").read_text(errors="replace")
+    for log_text in (text, worker_log):
+        for worrying in ("Warning", "WARNING", "requires torchvision", "deprecated"):
+            assert worrying not in log_text, [ln for ln in log_text.splitlines() if worrying in ln][:5]
+
 
 def _session(p: psutil.Process) -> int | None:
     try:
         return os.getsid(p.pid)
     except (ProcessLookupError, PermissionError):
         return None
+
+
+def _never() -> bool:
+    raise AssertionError("this probe must not run for this choice")
+
+
+@pytest.mark.parametrize(("requested", "env", "gpu", "online", "expected", "said"), [
+    ("auto", {"KANDINSKY_MODEL_DIR": "/models"}, _never, _never, ModelChoice.CONFIGURED, "configured"),
+    ("tiny", {}, _never, _never, ModelChoice.TINY, "asked for"),
+    ("real", {}, _never, _never, ModelChoice.REAL, "asked for"),
+    ("auto", {"HF_HUB_OFFLINE": "1"}, _never, _never, ModelChoice.TINY, "HF_HUB_OFFLINE"),
+    ("auto", {}, lambda: False, _never, ModelChoice.TINY, "no CUDA GPU"),
+    ("auto", {}, lambda: True, lambda: False, ModelChoice.TINY, "not reachable"),
+    ("auto", {}, lambda: True, lambda: True, ModelChoice.REAL, "GPU and network found"),
+])
+def test_demo_makes_real_images_with_a_gpu_and_network_and_says_why_it_does_not(
+        requested: str, env: dict[str, str], gpu: object, online: object, expected: ModelChoice,
+        said: str) -> None:
+    choice, line = choose_models(requested, env, gpu=gpu, online=online)  # type: ignore[arg-type]
+    assert choice is expected
+    assert line.startswith("models: ") and said in line and "\n" not in line
+
+
+def test_hub_probe_opens_a_connection_and_nothing_more() -> None:
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        assert hub_reachable(f"http://127.0.0.1:{port}", timeout=2.0)
+    # The same port once nobody listens: refused at once, not a hang.
+    assert not hub_reachable(f"http://127.0.0.1:{port}", timeout=2.0)
