@@ -14,6 +14,18 @@ Typical test::
 Errors: ``api.inject("sendPhoto", error_code=429, retry_after=2, times=3)``,
 ``api.block_bot(user_id)``, ``api.rate_limit(1, per_seconds=1.0)``.
 Run ``python -m devkit.botapi --help`` for the interactive offline demo.
+
+Layout:
+
+- ``server.py``: :class:`LocalBotAPI`, the core: lifecycle, the HTTP routes, ``call`` (dispatch,
+  recording, flood control, error injection) and the test-driver API above.
+- ``methods/``: the Bot API methods, one module per area (``updates``, ``chats``, ``commands``,
+  ``files``, ``messages``, ``edits``, ``stickers``), each a mixin LocalBotAPI inherits. Adding a
+  method is one handler in its area marked ``@bot_method("methodName")``.
+- ``state.py``: :class:`~devkit.botapi.state.ServerState`, everything the server remembers.
+- ``params.py``: request parameters with Telegram's typing rules, the handler type.
+- ``models.py``: the recorded state's shapes and ApiError; ``limits.py``: Telegram's limits;
+  ``sim.py``: simulated users and chats.
 """
 
 from devkit.botapi.models import (
