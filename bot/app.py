@@ -42,6 +42,7 @@ from bot.routers import build_root_router
 from bot.services import Services
 from bot.user_settings import SettingsStore
 from contract import keys
+from contract.modes import mode_commands
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,8 @@ POLLING_CONCURRENCY = 32
 update opening Redis connections until the pool runs out (which lost updates before)."""
 NOT_MODIFIED = "message is not modified"
 """Telegram's 400 for an edit that changes nothing; harmless, so never reported to the user."""
-COMMANDS: tuple[str, ...] = (
-    "start", "help", "imagine", "mix", "blend", "variations", "sticker", "depth", "settings", "cancel",
-    "packs",
-)
-"""The bot menu (setMyCommands) and /help list these, in this order."""
+COMMANDS: tuple[str, ...] = ("start", "help", *mode_commands(), "settings", "cancel", "packs")
+"""The bot menu (setMyCommands) and /help list these, in this order (the modes' from contract.modes)."""
 
 
 def redis_retry() -> Retry:

@@ -8,7 +8,7 @@ from aiogram.filters.callback_data import CallbackData
 
 
 class MenuCb(CallbackData, prefix="m"):
-    """A mode picked from the inline menu (value of contract.spec.Mode, or "settings"/"help")."""
+    """A mode picked from the inline menu (value of contract.modes.Mode, or "settings")."""
 
     mode: str
 

@@ -17,17 +17,14 @@ from bot.callbacks import (
 )
 from bot.i18n import Translator
 from bot.user_settings import UserSettings
-from contract.spec import ASPECT_RATIOS, MAX_IMAGES_PER_JOB, Mode, Style
+from contract.modes import menu_modes
+from contract.spec import ASPECT_RATIOS, MAX_IMAGES_PER_JOB, Style
 
 MENU_MODES: tuple[tuple[str, str], ...] = (
-    (Mode.TEXT2IMAGE.value, "btn-imagine"),
-    (Mode.MIX.value, "btn-mix"),
-    (Mode.BLEND.value, "btn-blend"),
-    (Mode.VARIATIONS.value, "btn-variations"),
-    (Mode.STICKER.value, "btn-sticker"),
-    (Mode.DEPTH.value, "btn-depth"),
+    *((mode.mode.value, mode.button_key) for mode in menu_modes()),
     ("settings", "btn-settings"),
 )
+"""The main menu's (callback value, label key) pairs: the modes' from their descriptions, then settings."""
 WEIGHT_PRESETS: tuple[int, ...] = (30, 50, 70)
 """Percent of the first input offered as buttons; the second input gets the rest."""
 

@@ -6,29 +6,17 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.fsm.storage.redis import RedisStorage
 
-
-class Imagine(StatesGroup):
-    prompt = State()
+from contract.modes import ModeDescription
 
 
-class Sticker(StatesGroup):
-    prompt = State()
+def mode_state(mode: ModeDescription) -> State:
+    """A mode's dialog state, made from its description instead of a StatesGroup per mode.
 
-
-class Mix(StatesGroup):
-    collect = State()
-
-
-class Blend(StatesGroup):
-    collect = State()
-
-
-class Variations(StatesGroup):
-    collect = State()
-
-
-class Depth(StatesGroup):
-    collect = State()
+    The name (``Imagine:prompt``, ``Mix:collect``…) is what RedisStorage holds for a dialog in
+    progress, so it stays the name the old per-mode StatesGroups had.
+    """
+    group, leaf = mode.state_name.split(":")
+    return State(leaf, group_name=group)
 
 
 class SettingsDialog(StatesGroup):

@@ -15,6 +15,10 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+# Mode and STICKER_SUFFIX live with the mode descriptions; importing them from here keeps working.
+from contract.modes import STICKER_SUFFIX as STICKER_SUFFIX
+from contract.modes import Mode, describe
+
 SPEC_VERSION = 1
 """Bump when a field changes meaning; workers reject versions they do not know."""
 
@@ -34,17 +38,6 @@ class UnsupportedSpecVersion(SpecError):
     pass
 
 
-class Mode(StrEnum):
-    TEXT2IMAGE = "text2image"
-    MIX = "mix"  # two images
-    BLEND = "blend"  # image + text
-    VARIATIONS = "variations"
-    STICKER = "sticker"
-    DEPTH = "depth"  # keep depth, change look
-    INPAINT = "inpaint"
-    OUTPAINT = "outpaint"
-
-
 class Style(StrEnum):
     NONE = "none"
     ARTSTATION = "artstation"
@@ -59,10 +52,6 @@ STYLE_SUFFIXES: dict[Style, str] = {
     Style.ANIME: ", anime style, cel shading, vibrant colors, studio ghibli, detailed illustration",
 }
 """One table for every style: the bot shows the keys, the engine appends the suffix."""
-
-STICKER_SUFFIX = ", sticker, die-cut, cute simple illustration, centered, isolated on plain white background"
-"""Makes the subject easy for background removal to cut out."""
-
 
 class Priority(StrEnum):
     HIGH = "high"  # admins
@@ -102,25 +91,12 @@ SIZE_BUCKETS: frozenset[tuple[int, int]] = frozenset(
     bucket_size(a, s) for a in ASPECT_RATIOS for s in LONG_SIDES
 )
 
-# Which inputs each mode needs: (number of images, needs a prompt, takes weights, needs a mask).
-_MODE_INPUTS: dict[Mode, tuple[int, bool, bool, bool]] = {
-    Mode.TEXT2IMAGE: (0, True, False, False),
-    Mode.STICKER: (0, True, False, False),
-    Mode.MIX: (2, False, True, False),
-    Mode.BLEND: (1, True, True, False),
-    Mode.VARIATIONS: (1, False, False, False),
-    Mode.DEPTH: (1, True, False, False),
-    Mode.INPAINT: (1, True, False, True),
-    Mode.OUTPAINT: (1, True, False, False),
-}
-
-
 def images_needed(mode: Mode) -> int:
-    return _MODE_INPUTS[mode][0]
+    return describe(mode).images
 
 
 def prompt_needed(mode: Mode) -> bool:
-    return _MODE_INPUTS[mode][1]
+    return describe(mode).prompt
 
 
 def new_job_id() -> str:
@@ -172,21 +148,22 @@ class JobSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_mode_inputs(self) -> Self:
-        n_images, needs_prompt, takes_weights, needs_mask = _MODE_INPUTS[self.mode]
+        """What the job carries must be what its mode's description (contract.modes) asks for."""
+        needs = describe(self.mode)
         if (self.width, self.height) not in SIZE_BUCKETS:
             raise ValueError(
                 f"size {self.width}x{self.height} is not one of the buckets; "
                 f"use contract.spec.bucket_size(aspect, long_side)"
             )
-        if needs_prompt and not self.prompt.strip():
+        if needs.prompt and not self.prompt.strip():
             raise ValueError(f"mode {self.mode} needs a prompt")
-        if len(self.inputs) != n_images:
-            raise ValueError(f"mode {self.mode} needs {n_images} input image(s), got {len(self.inputs)}")
-        if needs_mask and not self.mask:
+        if len(self.inputs) != needs.images:
+            raise ValueError(f"mode {self.mode} needs {needs.images} input image(s), got {len(self.inputs)}")
+        if needs.mask and not self.mask:
             raise ValueError(f"mode {self.mode} needs a mask")
-        if not needs_mask and self.mask:
+        if not needs.mask and self.mask:
             raise ValueError(f"mode {self.mode} takes no mask")
-        if takes_weights:
+        if needs.weights:
             if len(self.weights) != 2:
                 raise ValueError(f"mode {self.mode} needs 2 weights, got {len(self.weights)}")
             if any(not math.isfinite(w) or w < 0 or w > 1 for w in self.weights):
@@ -195,7 +172,7 @@ class JobSpec(BaseModel):
                 raise ValueError(f"weights must sum to 1, got {sum(self.weights):.3f}")
         elif self.weights:
             raise ValueError(f"mode {self.mode} takes no weights")
-        if self.mode is Mode.DEPTH and int(self.steps * self.strength) < 1:
+        if needs.strength and int(self.steps * self.strength) < 1:
             raise ValueError(
                 f"steps × strength must leave at least one step, got {self.steps} × {self.strength}"
             )
@@ -203,11 +180,8 @@ class JobSpec(BaseModel):
 
     @property
     def effective_prompt(self) -> str:
-        """The prompt the model sees: the user's words, the style, and the sticker suffix."""
-        prompt = self.prompt.strip() + STYLE_SUFFIXES[self.style]
-        if self.mode is Mode.STICKER:
-            prompt += STICKER_SUFFIX
-        return prompt
+        """The prompt the model sees: the user's words, the style, and the mode's suffix (sticker)."""
+        return self.prompt.strip() + STYLE_SUFFIXES[self.style] + describe(self.mode).prompt_suffix
 
     def to_json(self) -> str:
         return self.model_dump_json()

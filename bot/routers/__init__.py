@@ -4,6 +4,7 @@ Order matters where filters overlap: /cancel first (it must work inside any dial
 feature routers next, then extra routers (sticker packs, quotas, admin commands), and the
 catch-alls last (plain text becomes a prompt, a stray photo gets the menu). Every module
 exposes ``make_router()``: a router can belong to one dispatcher only, and tests build many.
+The modes' routers are built from their descriptions (contract.modes), one per bot mode.
 """
 
 from __future__ import annotations
@@ -12,20 +13,20 @@ from collections.abc import Sequence
 
 from aiogram import Router
 
-from bot.routers import (
-    blend,
-    cancel,
-    depth,
-    fallback,
-    imagine,
-    membership,
-    mix,
-    results,
-    settings,
-    start,
-    sticker,
-    variations,
-)
+from bot.routers import cancel, fallback, membership, results, settings, start
+from bot.routers.image_modes import image_mode_router
+from bot.routers.prompt_modes import plain_text_router, prompt_mode_router
+from contract.modes import ModeDescription, bot_modes, plain_text_mode
+
+
+def mode_router(mode: ModeDescription) -> Router:
+    """A prompt-only mode gets the prompt dialog, a mode with input images the photo dialog."""
+    return image_mode_router(mode) if mode.images else prompt_mode_router(mode)
+
+
+def mode_routers() -> list[Router]:
+    """One router per mode the bot offers, straight from the descriptions."""
+    return [mode_router(mode) for mode in bot_modes()]
 
 
 def feature_routers() -> list[Router]:
@@ -34,18 +35,17 @@ def feature_routers() -> list[Router]:
         membership.make_router(),
         start.make_router(),
         settings.make_router(),
-        imagine.make_router(),
-        sticker.make_router(),
-        mix.make_router(),
-        blend.make_router(),
-        variations.make_router(),
-        depth.make_router(),
+        *mode_routers(),
         results.make_router(),
     ]
 
 
 def catch_all_routers() -> list[Router]:
-    return [imagine.make_plain_text_router(), fallback.make_router()]
+    routers = [fallback.make_router()]
+    plain_text = plain_text_mode()
+    if plain_text is not None:
+        routers.insert(0, plain_text_router(plain_text))
+    return routers
 
 
 def build_root_router(extra: Sequence[Router] = ()) -> Router:

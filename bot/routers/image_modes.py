@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
-from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, Message
 
 from bot import keyboards
@@ -24,31 +22,12 @@ from bot.i18n import Translator
 from bot.inputs import InputError, validate_prompt
 from bot.jobs import DEFAULT_WEIGHT_PERCENT, normalize_weights, requester
 from bot.services import Services, refuse
+from bot.states import mode_state
 from bot.user_settings import UserSettings
-from contract.spec import Mode, images_needed, prompt_needed
+from contract.modes import ModeDescription
 
 log = logging.getLogger(__name__)
 _WEIGHTS_ARG = re.compile(r"^\s*(\d{1,3}(?:\.\d+)?)\s*[/:, ]\s*(\d{1,3}(?:\.\d+)?)\s*$")
-
-
-@dataclass(frozen=True)
-class ImageMode:
-    mode: Mode
-    command: str
-    state: State
-    ask_photo: str
-    ask_next_photo: str
-    ask_photo_after_text: str
-    ask_text: str
-    weights: bool
-
-    @property
-    def images(self) -> int:
-        return images_needed(self.mode)
-
-    @property
-    def needs_prompt(self) -> bool:
-        return prompt_needed(self.mode)
 
 
 def parse_weights(args: str | None) -> int | None:
@@ -64,8 +43,12 @@ def parse_weights(args: str | None) -> int | None:
     return round(100 * a / (a + b))
 
 
-def image_mode_router(spec: ImageMode) -> Router:
+def image_mode_router(spec: ModeDescription) -> Router:
+    """A photo mode's dialog, from its description: what it collects, what it asks for."""
+    if spec.command is None or not spec.images:
+        raise ValueError(f"mode {spec.mode} is not a photo mode the bot offers")
     router = Router(name=spec.mode.value)
+    waiting = mode_state(spec)
 
     async def ask_missing(message: Message, state: FSMContext, t: Translator, *, album: bool) -> None:
         data = await state.get_data()
@@ -74,14 +57,14 @@ def image_mode_router(spec: ImageMode) -> Router:
             if album:
                 return  # the rest of the album is on its way
             if n_inputs == 0:
-                key = spec.ask_photo_after_text if data.get("prompt") else spec.ask_photo
+                key = spec.ask_photo_after_text_key if data.get("prompt") else spec.ask_photo_key
             else:
-                key = spec.ask_next_photo
+                key = spec.ask_next_photo_key
             markup = (keyboards.weights(t, data.get("w", DEFAULT_WEIGHT_PERCENT)) if spec.weights
                       else keyboards.dialog_cancel(t))
             await message.answer(t(key), reply_markup=markup)
         else:
-            await message.answer(t(spec.ask_text), reply_markup=keyboards.dialog_cancel(t))
+            await message.answer(t(spec.ask_text_key), reply_markup=keyboards.dialog_cancel(t))
 
     async def contribute(message: Message, image: ImageRef | None, text: str | None, *, state: FSMContext,
                          bot: Bot, services: Services, t: Translator, locale: str,
@@ -91,7 +74,7 @@ def image_mode_router(spec: ImageMode) -> Router:
         prompt: str | None = data.get("prompt")
         req = requester(message, bot=bot, services=services, t=t, locale=locale, user_settings=user_settings)
         try:
-            if text is not None and spec.needs_prompt:
+            if text is not None and spec.prompt:
                 prompt = validate_prompt(text)
             if image is not None and len(inputs) < spec.images:
                 inputs.append(await req.store(image))
@@ -99,7 +82,7 @@ def image_mode_router(spec: ImageMode) -> Router:
             await refuse(message, t, err)
             return
         await state.update_data(inputs=inputs, prompt=prompt)
-        if len(inputs) < spec.images or (spec.needs_prompt and not prompt):
+        if len(inputs) < spec.images or (spec.prompt and not prompt):
             album = message.media_group_id is not None and image is not None
             await ask_missing(message, state, t, album=album)
             return
@@ -112,12 +95,12 @@ def image_mode_router(spec: ImageMode) -> Router:
     async def cmd(message: Message, command: CommandObject, state: FSMContext, bot: Bot, services: Services,
                   t: Translator, locale: str, user_settings: UserSettings) -> None:
         await state.clear()
-        await state.set_state(spec.state)
+        await state.set_state(waiting)
         args = (command.args or "").strip() or None
         first = parse_weights(args) if spec.weights else None
         weight = first if first is not None else DEFAULT_WEIGHT_PERCENT
         await state.update_data(inputs=[], prompt=None, w=weight)
-        text = args if (args and spec.needs_prompt and first is None) else None
+        text = args if (args and spec.prompt and first is None) else None
         ref = image_ref(message)
         if ref is None and text is None:
             await ask_missing(message, state, t, album=False)
@@ -129,34 +112,34 @@ def image_mode_router(spec: ImageMode) -> Router:
     async def menu(query: CallbackQuery, state: FSMContext, t: Translator) -> None:
         await query.answer()
         await state.clear()
-        await state.set_state(spec.state)
+        await state.set_state(waiting)
         await state.update_data(inputs=[], prompt=None, w=DEFAULT_WEIGHT_PERCENT)
         if isinstance(query.message, Message):
             await ask_missing(query.message, state, t, album=False)
 
-    @router.message(spec.state, HasImage(), NotCommand())
+    @router.message(waiting, HasImage(), NotCommand())
     async def got_image(message: Message, image: ImageRef, state: FSMContext, bot: Bot, services: Services,
                         t: Translator, locale: str, user_settings: UserSettings) -> None:
         caption = message.caption if (message.caption and message.caption.strip()) else None
         await contribute(message, image, caption, state=state, bot=bot, services=services, t=t, locale=locale,
                          user_settings=user_settings)
 
-    @router.message(spec.state, HasText())
+    @router.message(waiting, HasText())
     async def got_text(message: Message, state: FSMContext, bot: Bot, services: Services, t: Translator,
                        locale: str, user_settings: UserSettings) -> None:
         data = await state.get_data()
-        if not spec.needs_prompt or (len(data.get("inputs", [])) < spec.images and data.get("prompt")):
+        if not spec.prompt or (len(data.get("inputs", [])) < spec.images and data.get("prompt")):
             await message.answer(t("need-photo"), reply_markup=keyboards.dialog_cancel(t))
             return
         await contribute(message, None, message.text, state=state, bot=bot, services=services, t=t,
                          locale=locale, user_settings=user_settings)
 
-    @router.message(spec.state, NotCommand())
+    @router.message(waiting, NotCommand())
     async def other(message: Message, t: Translator) -> None:
         await message.answer(t("need-photo"), reply_markup=keyboards.dialog_cancel(t))
 
     if spec.weights:
-        @router.callback_query(spec.state, WeightsCb.filter())
+        @router.callback_query(waiting, WeightsCb.filter())
         async def set_weights(query: CallbackQuery, callback_data: WeightsCb, state: FSMContext,
                               t: Translator) -> None:
             first = min(max(callback_data.first, 0), 100)

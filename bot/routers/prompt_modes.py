@@ -1,11 +1,15 @@
-"""The two prompt-only modes share one dialog shape: a command with or without the prompt."""
+"""The prompt-only modes (no input image) share one dialog: a command with or without the prompt.
+
+Each mode's router is built from its description (contract.modes); plain text outside any
+dialog starts the mode whose description says ``plain_text``.
+"""
 
 from __future__ import annotations
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram.enums import ChatType
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, Message
 
 from bot import keyboards
@@ -15,8 +19,9 @@ from bot.i18n import Translator
 from bot.inputs import InputError, validate_prompt
 from bot.jobs import requester
 from bot.services import Services, refuse
-from bot.states import clear_dialog
+from bot.states import clear_dialog, mode_state
 from bot.user_settings import UserSettings
+from contract.modes import ModeDescription
 from contract.spec import Mode
 
 
@@ -33,10 +38,13 @@ async def run_prompt(message: Message, text: str | None, mode: Mode, *, bot: Bot
     return True
 
 
-def prompt_mode_router(*, name: str, command: str, mode: Mode, ask_key: str, waiting: State) -> Router:
-    router = Router(name=name)
+def prompt_mode_router(description: ModeDescription) -> Router:
+    if description.command is None or description.images:
+        raise ValueError(f"mode {description.mode} is not a prompt-only bot mode")
+    mode, ask_key, waiting = description.mode, description.ask_prompt_key, mode_state(description)
+    router = Router(name=description.stem)
 
-    @router.message(Command(command))
+    @router.message(Command(description.command))
     async def cmd(message: Message, command: CommandObject, state: FSMContext, bot: Bot,
                   services: Services, t: Translator, locale: str, user_settings: UserSettings) -> None:
         await clear_dialog(state)
@@ -65,4 +73,19 @@ def prompt_mode_router(*, name: str, command: str, mode: Mode, ask_key: str, wai
     async def not_text(message: Message, t: Translator) -> None:
         await message.answer(t("need-text"), reply_markup=keyboards.dialog_cancel(t))
 
+    return router
+
+
+def plain_text_router(description: ModeDescription) -> Router:
+    """Included last: only text that no dialog and no other feature claimed becomes a prompt."""
+    mode = description.mode
+
+    async def plain_text(message: Message, bot: Bot, services: Services, t: Translator, locale: str,
+                         user_settings: UserSettings) -> None:
+        await run_prompt(message, message.text, mode, bot=bot, services=services, t=t, locale=locale,
+                         user_settings=user_settings)
+
+    router = Router(name="plain-text")
+    # Only in private chats: in a group, people talk to each other, not to the bot.
+    router.message.register(plain_text, StateFilter(None), HasText(), F.chat.type == ChatType.PRIVATE)
     return router

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import PIL.Image
 import torch
@@ -26,6 +26,7 @@ from diffusers import (
 )
 from transformers import AutoImageProcessor, DPTForDepthEstimation
 
+from contract.modes import KANDINSKY22
 from contract.spec import JobSpec, Mode, images_needed
 from worker.engine.depth import depth_map, make_hint
 from worker.engine.images import (
@@ -230,6 +231,28 @@ def local_onnx_session(path: Path) -> Any:
             return str(Path(kwargs["model_path"]).resolve())
 
     return BundleSegmentationSession("u2net_custom", ort.SessionOptions(), model_path=str(path))
+
+
+ENGINE_FAMILY = KANDINSKY22
+"""The model family this engine runs: every mode whose description (contract.modes) lists it."""
+
+Recipe = Callable[["Engine", _Run], list[PIL.Image.Image]]
+_R = TypeVar("_R", bound=Recipe)
+RECIPES: dict[Mode, Recipe] = {}
+"""Each mode's engine function, filled once at import by ``@recipe`` on the Engine methods."""
+
+
+def recipe(*modes: Mode) -> Callable[[_R], _R]:
+    """Register an Engine method as the function that runs ``modes`` (one function per mode)."""
+
+    def register(function: _R) -> _R:
+        for mode in modes:
+            if mode in RECIPES:
+                raise ValueError(f"mode {mode} has two engine functions")
+            RECIPES[mode] = function
+        return function
+
+    return register
 
 
 class Engine:
@@ -440,17 +463,7 @@ class Engine:
             # and no random numbers cross from host to device inside the step loops.
             generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
             run = _Run(spec, inputs, mask, generators, progress, timings)
-            recipe: Callable[[_Run], list[PIL.Image.Image]] = {
-                Mode.TEXT2IMAGE: self._text2image,
-                Mode.STICKER: self._sticker,
-                Mode.MIX: self._interpolate,
-                Mode.BLEND: self._interpolate,
-                Mode.VARIATIONS: self._variations,
-                Mode.DEPTH: self._depth_mode,
-                Mode.INPAINT: self._inpaint_mode,
-                Mode.OUTPAINT: self._outpaint_mode,
-            }[spec.mode]
-            result = recipe(run)
+            result = RECIPES[spec.mode](self, run)
         timings["total"] = time.perf_counter() - started
         logger.info(
             "job %s chat %s: %s %dx%d x%d seed %d in %.2fs",
@@ -586,10 +599,12 @@ class Engine:
 
     # --- modes ------------------------------------------------------------------------------------
 
+    @recipe(Mode.TEXT2IMAGE)
     def _text2image(self, run: _Run) -> list[PIL.Image.Image]:
         embeds, negative = self._text_embeds(run)
         return self._decode(run, embeds, negative)
 
+    @recipe(Mode.STICKER)
     def _sticker(self, run: _Run) -> list[PIL.Image.Image]:
         from rembg import remove
 
@@ -600,6 +615,7 @@ class Engine:
             cutouts = [remove(p, session=session, post_process_mask=True) for p in pictures]
             return [sticker_from_cutout(c) for c in cutouts]
 
+    @recipe(Mode.MIX, Mode.BLEND)
     def _interpolate(self, run: _Run) -> list[PIL.Image.Image]:
         """mix (two images) and blend (image + prompt): the prior's ``interpolate``."""
         spec = run.spec
@@ -623,6 +639,7 @@ class Engine:
             )
         return self._decode(run, out.image_embeds, out.negative_image_embeds)
 
+    @recipe(Mode.VARIATIONS)
     def _variations(self, run: _Run) -> list[PIL.Image.Image]:
         """The reference's own CLIP image embedding, decoded with new seeds."""
         prior = self.prior_pipeline()
@@ -635,6 +652,7 @@ class Engine:
                 negative_embeds = prior.get_zero_embed(run.n, device=self.device)
         return self._decode(run, embeds, negative_embeds)
 
+    @recipe(Mode.DEPTH)
     def _depth_mode(self, run: _Run) -> list[PIL.Image.Image]:
         """Keep depth, change look: DPT depth → hint → emb2emb prior → controlnet img2img."""
         spec, n = run.spec, run.n
@@ -696,6 +714,7 @@ class Engine:
         )
         return [keep_unmasked(image, init, mask) for image in images]
 
+    @recipe(Mode.INPAINT)
     def _inpaint_mode(self, run: _Run) -> list[PIL.Image.Image]:
         if run.mask is None:  # _check_inputs refuses this first; here for the type checker
             raise ValueError("mode inpaint needs a mask (white = repaint)")
@@ -703,6 +722,7 @@ class Engine:
         init = fit_to_size(run.images[0], spec.width, spec.height)
         return self._repaint(run, init, fit_mask(run.mask, spec.width, spec.height))
 
+    @recipe(Mode.OUTPAINT)
     def _outpaint_mode(self, run: _Run) -> list[PIL.Image.Image]:
         canvas, border = outpaint_canvas(run.images[0], run.spec.width, run.spec.height)
         return self._repaint(run, canvas, border)

@@ -38,16 +38,17 @@ btn-depth = 🗿 Keep depth
 btn-settings = ⚙️ Settings
 btn-cancel = ✖️ Cancel
 
-## Dialogs
-ask-prompt = What should I draw? Send me a description.
-ask-sticker-prompt = What should the sticker show? Send me a description.
-mix-ask-first = Send me two photos to mix (one by one or as an album).
-mix-ask-second = Got it. Now send the second photo.
+## Dialogs (a mode's keys: <command>-ask-…, listed by contract.modes.ModeDescription.text_keys)
+imagine-ask-prompt = What should I draw? Send me a description.
+sticker-ask-prompt = What should the sticker show? Send me a description.
+mix-ask-photo = Send me two photos to mix (one by one or as an album).
+mix-ask-next-photo = Got it. Now send the second photo.
 blend-ask-photo = Send me a photo (you can add the text as a caption).
 blend-ask-text = Now the text: what should I mix into this photo?
 blend-ask-photo-after-text = Now send the photo to mix with this text.
 variations-ask-photo = Send me a photo and I will draw variations of it.
 depth-ask-photo = Send me a photo; I will keep its shapes (add the new look as a caption).
+depth-ask-photo-after-text = { depth-ask-photo }
 depth-ask-text = Now the text: what should the photo look like?
 weights-hint = Weights: { $first }% / { $second }%. Change them with the buttons.
 weights-set = Weights set to { $first }% / { $second }%.

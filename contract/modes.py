@@ -1,0 +1,219 @@
+"""Every mode described once: its inputs, how the bot offers it, which model families serve it.
+
+Both sides import this (it imports neither torch nor aiogram) and derive the rest from it: the
+job spec validates a job's inputs against its mode's description, the bot builds each mode's
+dialog, FSM state, menu button and command from it, and the engine has one function registered
+for each mode its family serves (tests/contract/test_modes.py holds it to that).
+
+How to add a mode: add a member to ``Mode`` and a ``ModeDescription`` to ``MODES`` (the order of
+``MODES`` is the order of the menu and of the command list). Give the engine a function for it
+(``@recipe(Mode.NEW)`` on an ``Engine`` method in worker/engine/engine.py). If the bot offers it
+(``command`` set), add its texts to both bot/locales/*/messages.ftl: ``ModeDescription.text_keys``
+lists them (all derived from the command, the key stem), and add a line to ``help-text``. That is
+all: the routers, the FSM state, the menu, the command list and the spec's checks follow from the
+description, and tests/contract/test_modes.py and tests/bot/test_modes.py fail until every piece
+is there (the consistency tests also pin today's commands and menu, so extend those lists).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Mode(StrEnum):
+    """The value travels in job specs, callback data and Redis records: never rename one."""
+
+    TEXT2IMAGE = "text2image"
+    MIX = "mix"  # two images
+    BLEND = "blend"  # image + text
+    VARIATIONS = "variations"
+    STICKER = "sticker"
+    DEPTH = "depth"  # keep depth, change look
+    INPAINT = "inpaint"
+    OUTPAINT = "outpaint"
+
+
+KANDINSKY22 = "kandinsky22"
+"""The model family every mode has today (the next issue adds families that lack some modes)."""
+
+STICKER_SUFFIX = ", sticker, die-cut, cute simple illustration, centered, isolated on plain white background"
+"""Makes the subject easy for background removal to cut out."""
+
+PROMPT_STATE = "prompt"
+"""FSM state leaf of a prompt-only mode's dialog (``Imagine:prompt``): stored dialogs hold it."""
+PHOTO_STATE = "collect"
+"""FSM state leaf of a photo mode's dialog (``Mix:collect``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModeDescription:
+    """One mode: what a job of it carries, and how (whether) the bot offers it."""
+
+    mode: Mode
+    images: int
+    """Input images a job carries (blob keys in ``JobSpec.inputs``)."""
+    prompt: bool
+    """A non-empty prompt is required."""
+    weights: bool = False
+    """Two weights (one per condition, summing to 1) are required; none are taken otherwise."""
+    mask: bool = False
+    """A mask (white = repaint) is required; none is taken otherwise."""
+    strength: bool = False
+    """The decoder starts from the input at ``JobSpec.strength`` (img2img): steps × strength ≥ 1."""
+    prompt_suffix: str = ""
+    """Appended to the prompt (after the style) in what the model sees."""
+    command: str | None = None
+    """The bot command without the slash, also the stem of its texts' keys and its FSM group;
+    None: an engine/CLI-only mode the bot does not offer."""
+    menu: bool = False
+    """A button in the bot's main menu (callback data ``m:<mode value>``)."""
+    plain_text: bool = False
+    """Plain text sent outside any dialog becomes this mode's prompt (one mode at most)."""
+    families: frozenset[str] = field(default_factory=lambda: frozenset({KANDINSKY22}))
+    """The model families whose engines run this mode."""
+
+    def __post_init__(self) -> None:
+        if self.command is None and (self.menu or self.plain_text):
+            raise ValueError(f"mode {self.mode}: a menu button or plain text needs a command")
+        if self.plain_text and self.images:
+            raise ValueError(f"mode {self.mode}: plain text can only start a prompt-only mode")
+        if not self.families:
+            raise ValueError(f"mode {self.mode}: no model family serves it")
+
+    # --- derived: what the bot needs ---------------------------------------------------------------
+
+    @property
+    def in_bot(self) -> bool:
+        return self.command is not None
+
+    @property
+    def stem(self) -> str:
+        """Stem of the mode's text keys and its FSM group: the command (the mode value if none)."""
+        return self.command or self.mode.value
+
+    @property
+    def state_name(self) -> str:
+        """The dialog's FSM state as aiogram stores it in Redis, e.g. ``Imagine:prompt``."""
+        return f"{self.stem.capitalize()}:{PHOTO_STATE if self.images else PROMPT_STATE}"
+
+    @property
+    def name_key(self) -> str:
+        """The mode's name (result captions, admin stats): keyed by the mode value, every mode has one."""
+        return f"mode-{self.mode.value}"
+
+    @property
+    def command_key(self) -> str:
+        return f"cmd-{self.stem}"
+
+    @property
+    def button_key(self) -> str:
+        return f"btn-{self.stem}"
+
+    @property
+    def ask_prompt_key(self) -> str:
+        """Prompt-only modes: the dialog asks for the prompt."""
+        return f"{self.stem}-ask-prompt"
+
+    @property
+    def ask_photo_key(self) -> str:
+        """Photo modes: the first photo (or the only one)."""
+        return f"{self.stem}-ask-photo"
+
+    @property
+    def ask_next_photo_key(self) -> str:
+        """Modes of two or more photos: the next one."""
+        return f"{self.stem}-ask-next-photo"
+
+    @property
+    def ask_photo_after_text_key(self) -> str:
+        """Photo modes with a prompt: the text came first, now the photo."""
+        return f"{self.stem}-ask-photo-after-text"
+
+    @property
+    def ask_text_key(self) -> str:
+        """Photo modes with a prompt: the photos came, now the text."""
+        return f"{self.stem}-ask-text"
+
+    @property
+    def text_keys(self) -> tuple[str, ...]:
+        """Every locale key this mode's texts need (the dialog never asks for what it does not take)."""
+        keys = [self.name_key]
+        if not self.in_bot:
+            return tuple(keys)
+        keys.append(self.command_key)
+        if self.menu:
+            keys.append(self.button_key)
+        if self.images == 0:
+            keys.append(self.ask_prompt_key)
+            return tuple(keys)
+        keys.append(self.ask_photo_key)
+        if self.images > 1:
+            keys.append(self.ask_next_photo_key)
+        if self.prompt:
+            keys += [self.ask_photo_after_text_key, self.ask_text_key]
+        return tuple(keys)
+
+
+MODES: tuple[ModeDescription, ...] = (
+    ModeDescription(mode=Mode.TEXT2IMAGE, images=0, prompt=True, command="imagine", menu=True,
+                    plain_text=True),
+    ModeDescription(mode=Mode.MIX, images=2, prompt=False, weights=True, command="mix", menu=True),
+    ModeDescription(mode=Mode.BLEND, images=1, prompt=True, weights=True, command="blend", menu=True),
+    ModeDescription(mode=Mode.VARIATIONS, images=1, prompt=False, command="variations", menu=True),
+    ModeDescription(mode=Mode.STICKER, images=0, prompt=True, prompt_suffix=STICKER_SUFFIX,
+                    command="sticker", menu=True),
+    ModeDescription(mode=Mode.DEPTH, images=1, prompt=True, strength=True, command="depth", menu=True),
+    ModeDescription(mode=Mode.INPAINT, images=1, prompt=True, mask=True),  # engine and CLI only
+    ModeDescription(mode=Mode.OUTPAINT, images=1, prompt=True),  # engine and CLI only
+)
+"""Every mode, in menu and command-list order."""
+
+
+def index_modes(modes: tuple[ModeDescription, ...]) -> dict[Mode, ModeDescription]:
+    """Refuse at import what no test should have to find: a mode described twice or not at all."""
+    by_mode: dict[Mode, ModeDescription] = {}
+    for description in modes:
+        if description.mode in by_mode:
+            raise ValueError(f"mode {description.mode} is described twice")
+        by_mode[description.mode] = description
+    missing = [m.value for m in Mode if m not in by_mode]
+    if missing:
+        raise ValueError(f"modes without a description: {', '.join(missing)}")
+    commands = [d.command for d in modes if d.command is not None]
+    if len(commands) != len(set(commands)):
+        raise ValueError(f"two modes share a command: {commands}")
+    if sum(d.plain_text for d in modes) > 1:
+        raise ValueError("plain text can start one mode only")
+    return by_mode
+
+
+_BY_MODE: dict[Mode, ModeDescription] = index_modes(MODES)
+
+
+def describe(mode: Mode) -> ModeDescription:
+    return _BY_MODE[mode]
+
+
+def bot_modes() -> tuple[ModeDescription, ...]:
+    """The modes the bot offers (a command each), in menu order."""
+    return tuple(d for d in MODES if d.in_bot)
+
+
+def mode_commands() -> tuple[str, ...]:
+    """Every bot mode's command, in menu order."""
+    return tuple(d.command for d in MODES if d.command is not None)
+
+
+def menu_modes() -> tuple[ModeDescription, ...]:
+    return tuple(d for d in MODES if d.menu)
+
+
+def plain_text_mode() -> ModeDescription | None:
+    """The mode plain text outside a dialog starts, if any."""
+    return next((d for d in MODES if d.plain_text), None)
+
+
+def served_by(family: str) -> tuple[Mode, ...]:
+    """The modes an engine of ``family`` must run."""
+    return tuple(d.mode for d in MODES if family in d.families)

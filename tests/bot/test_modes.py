@@ -1,0 +1,152 @@
+"""The bot's modes come from their descriptions (contract.modes): routers, states, menu, commands.
+
+A description is all a mode needs on this side: the last test gives the bot a mode it has never
+offered (outpaint, engine-only today) from a description and its texts alone, and drives it
+over the real Bot API wire to a queued job.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from aiogram.filters import Command
+from aiogram.fsm.state import State
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from redis.asyncio import Redis
+
+from bot import keyboards
+from bot.app import COMMANDS, create_bot, create_dispatcher, create_services
+from bot.callbacks import MenuCb
+from bot.i18n import LOCALES_DIR, SUPPORTED_LOCALES, I18n
+from bot.routers import build_root_router, mode_router
+from bot.states import mode_state
+from contract.modes import MODES, Mode, ModeDescription, bot_modes, menu_modes
+from devkit.botapi import LocalBotAPI
+from devkit.redis_server import RedisServer
+from tests.bot.conftest import Harness, make_settings, press
+from tests.bot.images import photo
+
+EN = I18n().translator("en")
+
+
+def first_ask(mode: ModeDescription) -> str:
+    """What the dialog says first: the prompt question, or the (first) photo question."""
+    return EN(mode.ask_photo_key if mode.images else mode.ask_prompt_key)
+
+
+def test_commands_and_menu_are_derived_and_unchanged() -> None:
+    derived = ("start", "help", *(d.command for d in bot_modes()), "settings", "cancel", "packs")
+    assert derived == COMMANDS == ("start", "help", "imagine", "mix", "blend", "variations", "sticker",
+                                   "depth", "settings", "cancel", "packs")
+    menu = (*((d.mode.value, d.button_key) for d in menu_modes()), ("settings", "btn-settings"))
+    assert menu == keyboards.MENU_MODES
+    buttons = [b for row in keyboards.main_menu(EN).inline_keyboard for b in row]
+    assert [(b.text, b.callback_data) for b in buttons] == [
+        ("🎨 Text to image", "m:text2image"), ("🔀 Mix two images", "m:mix"), ("🖼 Image + text", "m:blend"),
+        ("🔁 Variations", "m:variations"), ("🏷 Sticker", "m:sticker"), ("🗿 Keep depth", "m:depth"),
+        ("⚙️ Settings", "m:settings"),
+    ]
+
+
+def test_every_bot_mode_has_one_router_and_its_state() -> None:
+    by_command: dict[str, list[set[str]]] = {}
+    for router in build_root_router().sub_routers:
+        handlers = router.message.handlers
+        commands = {c for h in handlers for f in h.filters or [] if isinstance(f.callback, Command)
+                    for c in f.callback.commands if isinstance(c, str)}
+        states = {f.callback.state for h in handlers for f in h.filters or []
+                  if isinstance(f.callback, State) and f.callback.state}
+        for command in commands:
+            by_command.setdefault(command, []).append(states)
+    for mode in bot_modes():
+        assert mode.command is not None
+        assert by_command.get(mode.command) == [{mode.state_name}], mode.mode
+        assert mode_state(mode) == mode.state_name
+    assert {d.mode for d in MODES} - {d.mode for d in bot_modes()} == {Mode.INPAINT, Mode.OUTPAINT}
+    assert not {"inpaint", "outpaint"} & set(by_command)
+
+
+async def test_every_command_and_menu_button_opens_its_dialog(harness: Harness) -> None:
+    h = harness
+    user = h.user()
+    for mode in bot_modes():
+        before = h.count(user)
+        await user.send_text(f"/{mode.command}")
+        await h.wait_text(user, first_ask(mode), after=before)
+        state_keys = h.redis.scan_iter(match=f"kb:fsm:*:{user.user_id}:state")
+        state = [await h.redis.get(k) async for k in state_keys]
+        assert state == [mode.state_name.encode()], (mode.mode, state)
+    await user.send_text("/start")
+    menu = await h.wait_text(user, "Hi, ")
+    for mode in menu_modes():
+        before = h.count(user)
+        await press(h, user, menu, EN(mode.button_key))
+        await h.wait_text(user, first_ask(mode), after=before)
+
+
+def _locales_with(texts: dict[str, str], target: Path) -> Path:
+    """The bot's locale files plus ``texts`` in every locale: what adding a mode's texts does."""
+    for locale in SUPPORTED_LOCALES:
+        (target / locale).mkdir(parents=True)
+        ftl = target / locale / "messages.ftl"
+        shutil.copy(LOCALES_DIR / locale / "messages.ftl", ftl)
+        with ftl.open("a", encoding="utf-8") as out:
+            out.writelines(f"\n{key} = {text}\n" for key, text in texts.items())
+    return target
+
+
+async def test_a_described_mode_needs_nothing_else(botapi: LocalBotAPI, idle_redis: RedisServer,
+                                                   tmp_path: Path) -> None:
+    """Outpaint offered in the bot: a description and its texts; the router, state and job follow."""
+    mode = ModeDescription(mode=Mode.OUTPAINT, images=1, prompt=True, command="outpaint", menu=True)
+    assert mode not in MODES
+    i18n = I18n()
+    texts = {key: f"[{key}]" for key in mode.text_keys if not i18n.bundles["en"].has_message(key)}
+    assert set(texts) == {"cmd-outpaint", "btn-outpaint", "outpaint-ask-photo",
+                          "outpaint-ask-photo-after-text", "outpaint-ask-text"}
+    settings = make_settings(botapi, idle_redis.url)
+    redis = Redis.from_url(idle_redis.url)
+    bot = create_bot(settings)
+    with_texts = I18n(locales_dir=_locales_with(texts, tmp_path))
+    services = await create_services(settings, redis, bot, i18n=with_texts)
+    queue = services.queue
+    dp = create_dispatcher(services, extra_routers=[mode_router(mode)])
+    user = botapi.user(int(time.time() * 1000) % 10**9 + 10**9, first_name="Ann", language_code="en")
+    offset: int | None = None
+
+    async def deliver() -> None:
+        nonlocal offset
+        for update in await bot.get_updates(offset=offset, timeout=0):
+            offset = update.update_id + 1
+            await dp.feed_update(bot, update)
+
+    def last_text() -> str:
+        return botapi.messages_to(user.chat_id)[-1].text or ""
+
+    try:
+        await user.send_text("/outpaint")
+        await deliver()
+        assert last_text() == "[outpaint-ask-photo]"
+        kb = InlineKeyboardBuilder()
+        kb.button(text="[btn-outpaint]", callback_data=MenuCb(mode=mode.mode.value))
+        await bot.send_message(user.chat_id, "menu", reply_markup=kb.as_markup())
+        await user.press(botapi.messages_to(user.chat_id)[-1], button_text="[btn-outpaint]")
+        await deliver()
+        assert last_text() == "[outpaint-ask-photo]"
+        await user.send_photo(photo(320, 320), caption="a wider view of the bay")
+        await deliver()
+        assert "Your request is in the queue" in last_text()
+        jobs = await queue.user_jobs(user.user_id)
+        assert len(jobs) == 1
+        record = await queue.job(jobs[0])
+        assert record is not None and record.spec is not None
+        assert record.spec.mode is Mode.OUTPAINT and len(record.spec.inputs) == 1
+        assert record.spec.prompt == "a wider view of the bay"
+        await queue.cancel(jobs[0], user.user_id)
+    finally:
+        await services.close()
+        await bot.session.close()
+        await redis.aclose()
+    assert not botapi.violations and not botapi.server_errors

@@ -1,0 +1,146 @@
+"""Every mode is described once, and the description is honoured everywhere it is read.
+
+The spec validates exactly what the description asks for, the engine has a function for every
+mode its family serves, and every mode the bot offers has its texts in both locales. The bot's
+derived routers, menu and commands are checked in tests/bot/test_modes.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.i18n import I18n
+from contract.modes import (
+    KANDINSKY22,
+    MODES,
+    STICKER_SUFFIX,
+    Mode,
+    ModeDescription,
+    bot_modes,
+    describe,
+    index_modes,
+    menu_modes,
+    mode_commands,
+    plain_text_mode,
+    served_by,
+)
+from contract.spec import JobSpec, SpecError, images_needed, prompt_needed
+from worker.engine.engine import ENGINE_FAMILY, RECIPES, Engine
+
+IDS = [d.mode.value for d in MODES]
+
+
+def valid_fields(d: ModeDescription) -> dict[str, Any]:
+    """The smallest job of mode ``d`` that its description allows."""
+    fields: dict[str, Any] = {"mode": d.mode.value, "width": 512, "height": 512,
+                              "inputs": [f"blob-{i}" for i in range(d.images)]}
+    if d.prompt:
+        fields["prompt"] = "a lighthouse"
+    if d.weights:
+        fields["weights"] = [0.3, 0.7]
+    if d.mask:
+        fields["mask"] = "blob-mask"
+    return fields
+
+
+def test_every_mode_is_described_exactly_once() -> None:
+    assert [d.mode for d in MODES] == list(Mode)
+    assert all(describe(d.mode) is d for d in MODES)
+    with pytest.raises(ValueError, match="described twice"):
+        index_modes((*MODES, MODES[0]))
+    with pytest.raises(ValueError, match="without a description"):
+        index_modes(MODES[1:])
+    with pytest.raises(ValueError, match="share a command"):
+        index_modes((*MODES[:-1], ModeDescription(mode=Mode.OUTPAINT, images=1, prompt=True, command="mix")))
+
+
+def test_a_description_refuses_what_cannot_work() -> None:
+    with pytest.raises(ValueError, match="needs a command"):
+        ModeDescription(mode=Mode.INPAINT, images=1, prompt=True, mask=True, menu=True)
+    with pytest.raises(ValueError, match="prompt-only"):
+        ModeDescription(mode=Mode.MIX, images=2, prompt=False, command="mix", plain_text=True)
+    with pytest.raises(ValueError, match="no model family"):
+        ModeDescription(mode=Mode.MIX, images=2, prompt=False, families=frozenset())
+
+
+def test_what_the_bot_offers_is_what_it_offered_before() -> None:
+    """No user-visible change: the same commands, the same menu, in the same order."""
+    assert mode_commands() == ("imagine", "mix", "blend", "variations", "sticker", "depth")
+    assert [d.mode for d in menu_modes()] == [Mode.TEXT2IMAGE, Mode.MIX, Mode.BLEND, Mode.VARIATIONS,
+                                              Mode.STICKER, Mode.DEPTH]
+    text = plain_text_mode()
+    assert text is not None and text.mode is Mode.TEXT2IMAGE
+    # Inpaint and outpaint are engine/CLI-only: no command, no button, no dialog.
+    assert {d.mode for d in MODES if not d.in_bot} == {Mode.INPAINT, Mode.OUTPAINT}
+    assert not any(d.menu for d in MODES if not d.in_bot)
+    assert all(d.families == frozenset({KANDINSKY22}) for d in MODES)
+
+
+def test_state_names_are_the_ones_stored_dialogs_hold() -> None:
+    """aiogram keeps a dialog's state name in Redis for a day: renaming one would strand dialogs."""
+    assert {d.mode: d.state_name for d in bot_modes()} == {
+        Mode.TEXT2IMAGE: "Imagine:prompt", Mode.STICKER: "Sticker:prompt", Mode.MIX: "Mix:collect",
+        Mode.BLEND: "Blend:collect", Mode.VARIATIONS: "Variations:collect", Mode.DEPTH: "Depth:collect",
+    }
+
+
+@pytest.mark.parametrize("d", MODES, ids=IDS)
+def test_spec_takes_exactly_what_the_description_asks_for(d: ModeDescription) -> None:
+    spec = JobSpec.parse(valid_fields(d))
+    assert images_needed(d.mode) == d.images == len(spec.inputs) and prompt_needed(d.mode) is d.prompt
+    wrong: list[dict[str, Any]] = [{"inputs": [f"blob-{i}" for i in range(d.images + 1)]},
+                                   {"weights": [] if d.weights else [0.5, 0.5]},
+                                   {"mask": None if d.mask else "blob-mask"}]
+    if d.prompt:
+        wrong.append({"prompt": "  "})
+    if d.strength:
+        wrong.append({"steps": 3, "strength": 0.2})
+    for change in wrong:
+        with pytest.raises(SpecError):
+            JobSpec.parse({**valid_fields(d), **change})
+    if not d.prompt:
+        assert JobSpec.parse({**valid_fields(d), "prompt": ""}).mode is d.mode
+    if not d.strength:
+        assert JobSpec.parse({**valid_fields(d), "steps": 3, "strength": 0.2}).mode is d.mode
+
+
+@pytest.mark.parametrize("d", MODES, ids=IDS)
+def test_the_prompt_suffix_is_the_description_s(d: ModeDescription) -> None:
+    fields = {**valid_fields(d), "prompt": "a cat"}
+    assert JobSpec.parse(fields).effective_prompt == "a cat" + d.prompt_suffix
+    assert (d.prompt_suffix == STICKER_SUFFIX) is (d.mode is Mode.STICKER)
+
+
+def test_the_engine_has_a_function_for_every_mode_of_its_family() -> None:
+    assert ENGINE_FAMILY == KANDINSKY22
+    assert set(RECIPES) == set(served_by(ENGINE_FAMILY)) == set(Mode)
+    for mode, function in RECIPES.items():
+        assert getattr(Engine, function.__name__) is function, mode
+    # mix and blend are one recipe (the prior's interpolate); every other mode has its own.
+    assert RECIPES[Mode.MIX] is RECIPES[Mode.BLEND]
+    assert len({id(f) for f in RECIPES.values()}) == len(Mode) - 1
+
+
+@pytest.mark.parametrize("d", MODES, ids=IDS)
+def test_every_mode_has_its_texts_in_both_locales(d: ModeDescription) -> None:
+    i18n = I18n()
+    assert d.name_key in d.text_keys
+    if d.in_bot:
+        assert {d.command_key, d.button_key} <= set(d.text_keys)
+    for locale, bundle in i18n.bundles.items():
+        missing = [key for key in d.text_keys if not bundle.has_message(key)]
+        assert not missing, (locale, missing)
+        if d.in_bot:
+            assert f"/{d.command} " in i18n.get(locale, "help-text"), (locale, d.command)
+
+
+def test_text_keys_follow_from_the_stem() -> None:
+    assert describe(Mode.MIX).text_keys == ("mode-mix", "cmd-mix", "btn-mix", "mix-ask-photo",
+                                            "mix-ask-next-photo")
+    assert describe(Mode.TEXT2IMAGE).text_keys == ("mode-text2image", "cmd-imagine", "btn-imagine",
+                                                   "imagine-ask-prompt")
+    assert describe(Mode.DEPTH).text_keys == ("mode-depth", "cmd-depth", "btn-depth", "depth-ask-photo",
+                                              "depth-ask-photo-after-text", "depth-ask-text")
+    assert describe(Mode.INPAINT).text_keys == ("mode-inpaint",)
