@@ -18,8 +18,8 @@ Two engine profiles:
 
 * ``cpu`` (default): the tiny bundle computes on this machine's cores, one torch thread per worker.
   Worker scaling then measures the cores: on a 2-core box, 4 workers cannot be faster than 2.
-* ``--gpu-standin S``: every step of the engine also sleeps S seconds (the workers' test hook,
-  ``[fault:slow=S]`` in the prompt with WORKER_TEST_FAULTS=1). The engine's time is then mostly off
+* ``--gpu-standin S``: every step of the engine also sleeps S seconds (``[fault:slow=S]`` in the
+  prompt, honoured by the workers' job hooks from devkit.faults). The engine's time is then mostly off
   this CPU, as it is on GPU hosts where each worker has its own device, so the scaling figure shows
   what the queue itself allows (dispatch, locks, Redis) rather than how many cores the box has.
   The sleep counts as engine time, so the overhead figures mean the same in both profiles.

@@ -27,6 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from devkit.faults import FAULT_HOOKS_ENV, slow_marker  # noqa: E402 - torch-free, needs REPO on the path
+
 RESULTS_DIR = REPO / "bench" / "results"
 PACKAGES: tuple[str, ...] = (
     "torch", "diffusers", "transformers", "aiogram", "aiohttp", "rq", "redis", "pydantic", "onnxruntime",
@@ -36,16 +38,14 @@ PACKAGES: tuple[str, ...] = (
 GIT_TIMEOUT_S = 5.0
 """`git rev-parse` answers at once; a hung git must not hang a bench."""
 PERCENTILES: tuple[int, ...] = (50, 95, 99)
-GPU_STANDIN_ENV = {"WORKER_TEST_FAULTS": "1"}
-"""Workers honour the engine's slow-step test hook only with this (worker.jobs.FAULT_SLOW_PREFIX)."""
+GPU_STANDIN_ENV = dict(FAULT_HOOKS_ENV)
+"""Workers honour the slow-step marker only with the fault hooks loaded (WORKER_JOB_HOOKS)."""
 
 
 def gpu_standin_marker(seconds: float) -> str:
     """Prompt prefix that makes every engine step also sleep ``seconds`` (GIL released, no CPU):
     the engine's time moves off this machine's cores, as it is on a GPU host. Empty for 0."""
-    from worker.jobs import FAULT_SLOW_PREFIX  # torch-free module; only needed here
-
-    return f"{FAULT_SLOW_PREFIX}{seconds}] " if seconds > 0 else ""
+    return slow_marker(seconds)
 
 
 BOT_START_TIMEOUT_S = 60.0

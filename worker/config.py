@@ -67,10 +67,10 @@ class WorkerSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("HEALTH_PORT", "WORKER_HEALTH_PORT")
     )
     """Serve /healthz and /metrics on this port (docker healthcheck); off when unset."""
-    test_faults: bool = False
-    """TEST HOOK, off by default (``WORKER_TEST_FAULTS=1``): prompts carrying a fault marker
-    (see worker.jobs.FAULT_ENGINE_ERROR, FAULT_SLOW_PREFIX) make the engine raise or slow down,
-    so tests can inject failures into real worker processes. Never set it in production."""
+    job_hooks: str | None = None
+    """``WORKER_JOB_HOOKS=module:attr``: the extension point for tests and benches (worker.hooks),
+    e.g. ``devkit.faults:FaultHooks``; loaded once at start, a bad path stops the worker. Unset in
+    production."""
 
     @field_validator("queues")
     @classmethod

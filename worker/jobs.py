@@ -14,10 +14,9 @@ from __future__ import annotations
 import io
 import json
 import logging
-import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -47,15 +46,11 @@ from contract.spec import JobSpec, SpecError
 if TYPE_CHECKING:
     from worker.config import WorkerSettings
     from worker.engine import Engine
+    from worker.hooks import JobHooks, ProgressCallback
     from worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
-FAULT_ENGINE_ERROR = "[fault:engine-error]"
-"""TEST HOOK (only with WorkerSettings.test_faults): a prompt containing this makes the engine raise."""
-FAULT_SLOW_PREFIX = "[fault:slow="
-"""TEST HOOK (only with WorkerSettings.test_faults): ``[fault:slow=1.5]`` sleeps 1.5 s at each step."""
-_FAULT_SLOW_RE = re.compile(r"\[fault:slow=([0-9.]+)\]")
 MAX_INPUT_PIXELS = 4096 * 4096
 """The bot normalises inputs to at most 1024 px; anything far larger is not one of ours."""
 ERROR_CHARS = 500
@@ -72,6 +67,8 @@ class WorkerContext:
     worker_name: str
     metrics: WorkerMetrics | None = None
     """Prometheus metrics of this process, when it serves them (HEALTH_PORT)."""
+    hooks: JobHooks | None = None
+    """WORKER_JOB_HOOKS (tests and benches only): called around each generation; None in production."""
 
 
 _context: ContextVar[WorkerContext] = ContextVar("kandinsky_worker_context")
@@ -256,23 +253,16 @@ class _JobRun:
             raise JobFailure(FailureReason.BAD_SPEC, str(exc)) from None
         images = [self._load_image(key, "RGB") for key in spec.inputs]
         mask = self._load_image(spec.mask, "L") if spec.mask else None
-        faults = self.ctx.settings.test_faults
-        slow = _FAULT_SLOW_RE.search(spec.prompt) if faults else None
+        hooks = self.ctx.hooks
         with ProgressPublisher(
             self.conn, spec, self.ctx.worker_name,
             throttle_s=self.ctx.settings.progress_throttle_s,
             cancel_poll_s=self.ctx.settings.cancel_poll_s,
         ) as progress:
-            on_progress: Callable[[str, int, int], None] = progress.on_progress
-            if slow:
-                delay = float(slow.group(1))
-
-                def on_progress(stage: str, step: int, total: int) -> None:
-                    progress.on_progress(stage, step, total)
-                    time.sleep(delay)
-
-            if faults and FAULT_ENGINE_ERROR in spec.prompt:
-                raise RuntimeError("injected engine error (WORKER_TEST_FAULTS)")
+            on_progress: ProgressCallback = progress.on_progress
+            if hooks is not None:
+                hooks.before_generate(spec)
+                on_progress = hooks.wrap_progress(spec, on_progress)
             try:
                 out = self.ctx.engine.generate(
                     spec, images=images, mask=mask, on_progress=on_progress,

@@ -32,6 +32,7 @@ from contract import keys
 from contract.events import FailureReason
 from contract.queue import F, JobStatus
 from worker.config import WorkerSettings
+from worker.hooks import HooksError, JobHooks, load_job_hooks
 from worker.jobs import WorkerContext, bound, fail_job
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ REDIS_RETRY_PAUSE_S = 1.0
 """Pause between tries while Redis is away: a restart takes about a second, a failover a few."""
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 """What RQ's loop would quit on (outside its dequeue) while Redis restarts or fails over."""
+EXIT_BAD_HOOKS = 2
+"""Exit status when WORKER_JOB_HOOKS cannot be loaded (as for a usage error: a restart won't help)."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -69,6 +72,7 @@ class KandinskyWorker(SimpleWorker):
         settings: WorkerSettings,
         engine: Engine,
         metrics: WorkerMetrics | None = None,
+        hooks: JobHooks | None = None,
         **kwargs: Any,
     ) -> None:
         self.settings = settings  # RQ's __init__ already reads dequeue_timeout
@@ -83,6 +87,7 @@ class KandinskyWorker(SimpleWorker):
         )
         self.engine = engine
         self.metrics = metrics
+        self.hooks = hooks
         self.log_result_lifespan = False
         self.log_job_description = False
         self.push_exc_handler(self._on_job_exception)
@@ -131,7 +136,7 @@ class KandinskyWorker(SimpleWorker):
         beat = _Heartbeat(self, job, execution)
         beat.start()
         ctx = WorkerContext(engine=self.engine, redis=self.connection, settings=self.settings,
-                            worker_name=self.name, metrics=self.metrics)
+                            worker_name=self.name, metrics=self.metrics, hooks=self.hooks)
         try:
             with bound(ctx):
                 self.perform_job(job, queue, execution)
@@ -281,6 +286,14 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     settings = WorkerSettings()
+    try:
+        hooks = load_job_hooks(settings.job_hooks) if settings.job_hooks else None
+    except HooksError as exc:
+        log.error("worker %s: refusing to start: %s", settings.name, exc)
+        return EXIT_BAD_HOOKS
+    if hooks is not None:
+        log.warning("worker %s: job hooks %s are on (tests and benches only)", settings.name,
+                    settings.job_hooks)
     from worker.engine import Engine, EngineSettings
 
     started = time.monotonic()
@@ -297,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         metrics.observe_warmup(engine.warmup_timings)
     worker = KandinskyWorker(
-        settings.queues, connection=connection, settings=settings, engine=engine, metrics=metrics
+        settings.queues, connection=connection, settings=settings, engine=engine, metrics=metrics,
+        hooks=hooks,
     )
     worker.work(burst=args.burst, max_jobs=args.max_jobs, logging_level=args.log_level.upper(),
                 log_format=LOG_FORMAT)

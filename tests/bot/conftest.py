@@ -25,6 +25,7 @@ from bot.queue import JobQueue, QueueSettings
 from devkit.botapi import LocalBotAPI
 from devkit.botapi.models import SentMessage
 from devkit.botapi.sim import SimUser
+from devkit.faults import FAULT_HOOKS_ENV
 from devkit.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +61,7 @@ def worker_process(bot_redis: RedisServer, tiny_bundle: Path,
         "KANDINSKY_DEVICE": "cpu",
         "KANDINSKY_DTYPE": "float32",
         "WORKER_NAME": "bot-e2e-worker",
-        "WORKER_TEST_FAULTS": "1",
+        **FAULT_HOOKS_ENV,
         "WORKER_PROGRESS_THROTTLE_S": "0.05",
         "HF_HUB_OFFLINE": "1",
     }

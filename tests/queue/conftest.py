@@ -36,6 +36,7 @@ from contract import keys
 from contract.events import Event, EventType
 from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE
 from contract.spec import JobSpec, Mode, bucket_size
+from devkit.faults import FAULT_HOOKS_ENV
 from devkit.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +89,7 @@ class WorkerPool:
             "WORKER_MAINTENANCE_INTERVAL_S": "1",
             "WORKER_PROGRESS_THROTTLE_S": "0",
             "WORKER_CANCEL_POLL_S": "0.05",
-            "WORKER_TEST_FAULTS": "1",
+            **FAULT_HOOKS_ENV,
             "OMP_NUM_THREADS": "1",
             "PYTHONUNBUFFERED": "1",
         }

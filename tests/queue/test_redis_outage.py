@@ -16,6 +16,7 @@ from bot.app import redis_retry
 from bot.queue import JobQueue, QueueSettings
 from contract import keys
 from contract.queue import F, JobStatus
+from devkit.faults import FAULT_HOOKS_ENV
 from devkit.redis_server import RedisServer
 from devkit.stack import WorkerProcess
 from tests.queue.conftest import new_spec, wait_until
@@ -40,7 +41,7 @@ async def _wait_status(client: aioredis.Redis, job_id: str, worker: WorkerProces
 
 
 async def test_worker_survives_a_redis_restart_mid_job(tiny_bundle: Path, tmp_path: Path) -> None:
-    env = {**FAST, "KANDINSKY_MODEL_DIR": str(tiny_bundle), "OMP_NUM_THREADS": "1", "WORKER_TEST_FAULTS": "1"}
+    env = {**FAST, "KANDINSKY_MODEL_DIR": str(tiny_bundle), "OMP_NUM_THREADS": "1", **FAULT_HOOKS_ENV}
     log_file = tmp_path / "worker.log"
     with RedisServer(appendonly=True) as server:
         worker = WorkerProcess(server.url, log_file, env=env, name="outage-worker").start()

@@ -29,6 +29,7 @@ from contract.queue import F, JobStatus
 from devkit.botapi import LocalBotAPI
 from devkit.botapi.models import SentMessage
 from devkit.botapi.sim import SimUser
+from devkit.faults import FAULT_HOOKS_ENV
 from devkit.redis_server import RedisServer
 from devkit.stack import WorkerProcess
 from tests.bot.conftest import TOKEN, Harness, _Collect, make_settings, start_bot, stop_bot
@@ -110,7 +111,7 @@ def worker_env(tiny_bundle: Path, **extra: str) -> dict[str, str]:
         "KANDINSKY_MODEL_DIR": str(tiny_bundle),
         "KANDINSKY_DEVICE": "cpu",
         "KANDINSKY_DTYPE": "float32",
-        "WORKER_TEST_FAULTS": "1",
+        **FAULT_HOOKS_ENV,
         "WORKER_HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S),
         "WORKER_MAINTENANCE_INTERVAL_S": str(HEARTBEAT_S),
         "WORKER_JOB_TIMEOUT_S": str(JOB_TIMEOUT_S),
