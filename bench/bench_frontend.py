@@ -217,17 +217,14 @@ async def run_service(base_url: str, redis_url: str, warmup: int, count: int,
 
     from bot.app import create_bot, create_dispatcher, create_services
     from bot.heap import freeze_startup_heap
-    from bot.ops import Ops
 
     settings = bot_settings(base_url, redis_url)
     freeze_startup_heap()  # as ``python -m bot`` does before run_bot (the reference run does not)
     redis = Redis.from_url(redis_url)
-    ops = Ops.create(settings, redis)
-    queue = ops.job_queue()
-    services = create_services(settings, redis, queue)
     bot = create_bot(settings)
-    dp = create_dispatcher(services, extra_routers=ops.routers(), extra_middlewares=ops.middlewares())
-    await ops.start(bot, dp, services.i18n)
+    services = await create_services(settings, redis, bot)
+    dp = create_dispatcher(services)
+    await services.start(bot)
     try:
         async def feed(raw: dict[str, Any]) -> Any:
             return await dp.feed_raw_update(bot, raw)
@@ -252,9 +249,8 @@ async def run_service(base_url: str, redis_url: str, warmup: int, count: int,
         result["not_queued"] = count - result["jobs_queued"]
         return result
     finally:
-        await ops.stop()
+        await services.close()
         await bot.session.close()
-        await queue.close()
         await dp.storage.close()
         with contextlib.suppress(Exception):
             await redis.aclose()

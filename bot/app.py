@@ -35,11 +35,15 @@ from bot.config import BotMode, BotSettings
 from bot.delivery import Delivery
 from bot.i18n import I18n
 from bot.isolation import OrderedEventIsolation
+from bot.metrics import BotMetrics, HealthEndpoint, sync_client
 from bot.middlewares import RetryAfterMiddleware, setup_middlewares
-from bot.ops import Ops
-from bot.queue import EventConsumer, JobQueue
+from bot.middlewares.quota import GuardedQueue
+from bot.queue import EventConsumer, QueueSettings
 from bot.routers import build_root_router
 from bot.services import Services
+from bot.services.admin import AdminLog, BroadcastService, StatsService, report_sender
+from bot.services.packs import PackService
+from bot.services.quotas import Limits, QuotaService
 from bot.user_settings import SettingsStore
 from contract import keys
 from contract.modes import mode_commands
@@ -122,32 +126,45 @@ def create_bot(settings: BotSettings) -> Bot:
     )
 
 
-def create_services(settings: BotSettings, redis: Redis, queue: JobQueue,
-                    i18n: I18n | None = None) -> Services:
-    return Services(config=settings, redis=redis, queue=queue,
-                    i18n=i18n or I18n(default_locale=settings.default_locale), store=SettingsStore(redis))
+async def create_services(settings: BotSettings, redis: Redis, bot: Bot, *,
+                          i18n: I18n | None = None) -> Services:
+    """Every service of one bot process, built here and nowhere else; close it with ``close()``.
+
+    Asks Telegram who the bot is first: sticker-set names end in the bot's username.
+    """
+    me = await bot.me()
+    i18n = i18n or I18n(default_locale=settings.default_locale)
+    sync = sync_client(settings.redis_url.get_secret_value())
+    metrics = BotMetrics(sync)
+    limits = Limits(per_minute=settings.rate_per_minute, per_day=settings.rate_per_day,
+                    inflight=settings.max_inflight)
+    quotas = QuotaService(redis, frozenset(settings.admin_ids), limits)
+    queue = GuardedQueue(redis, QueueSettings(per_user_inflight=max(1, settings.max_inflight)),
+                         quotas=quotas, metrics=metrics)
+    return Services(
+        config=settings, redis=redis, queue=queue, i18n=i18n, store=SettingsStore(redis), quotas=quotas,
+        packs=PackService(redis, me.username or ""), stats=StatsService(redis, sync),
+        admin_log=AdminLog(redis),
+        broadcasts=BroadcastService(redis, rate=settings.broadcast_rate, on_finish=report_sender(i18n)),
+        metrics=metrics, health=HealthEndpoint(settings.health_port, metrics, sync), sync_redis=sync,
+    )
 
 
 def create_dispatcher(services: Services, *, extra_routers: Sequence[Router] = (),
                       extra_middlewares: Sequence[BaseMiddleware] = ()) -> Dispatcher:
-    """The dispatcher with storage, middlewares, routers and error handler; deps in workflow data.
+    """The dispatcher with storage, middlewares, every router and the error handler.
 
-    Later features plug in through ``extra_routers`` (placed before the catch-alls) and
-    ``extra_middlewares`` (run after the i18n middleware, so they get ``t``).
+    The services reach handlers as workflow data, set here once (:meth:`Services.workflow_data`).
+    Tests and the demo add ``extra_routers`` (placed before the catch-alls) and
+    ``extra_middlewares`` (run after the bot's own, so they get ``t``).
     """
     key_builder = DefaultKeyBuilder(prefix=f"{keys.PREFIX}:fsm")
     storage = RedisStorage(services.redis, key_builder=key_builder, state_ttl=DIALOG_TTL, data_ttl=DIALOG_TTL)
     # Updates of one chat run one at a time and in order (across replicas too): the two photos
     # of an album must not both see an empty dialog, and "/mix" must come before its photo.
     isolation = OrderedEventIsolation(RedisEventIsolation(services.redis, key_builder=key_builder))
-    dp = Dispatcher(storage=storage, events_isolation=isolation)
-    dp["services"] = services
-    dp["config"] = services.config
-    dp["redis"] = services.redis
-    dp["queue"] = services.queue
-    dp["i18n"] = services.i18n
-    dp["settings_store"] = services.store
-    setup_middlewares(dp, i18n=services.i18n, store=services.store, extra=extra_middlewares)
+    dp = Dispatcher(storage=storage, events_isolation=isolation, **services.workflow_data())
+    setup_middlewares(dp, services, extra=extra_middlewares)
     dp.include_router(build_root_router(extra_routers))
     dp.errors.register(on_error)
     dp.startup.register(set_commands)
@@ -215,13 +232,15 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
     """Run until ``stop`` is set (forever without one); every resource is closed on the way out."""
     stop = stop or asyncio.Event()
     redis = create_redis(settings)
-    ops = Ops.create(settings, redis)  # quotas, packs, admin commands, metrics (issue 5)
-    queue = ops.job_queue()
-    services = create_services(settings, redis, queue)
     bot = create_bot(settings)
-    dp = create_dispatcher(services, extra_routers=[*ops.routers(), *extra_routers],
-                           extra_middlewares=[*ops.middlewares(), *extra_middlewares])
-    await ops.start(bot, dp, services.i18n)
+    try:
+        services = await create_services(settings, redis, bot)
+    except BaseException:
+        await bot.session.close()
+        await redis.aclose()
+        raise
+    dp = create_dispatcher(services, extra_routers=extra_routers, extra_middlewares=extra_middlewares)
+    await services.start(bot)
     delivery = Delivery(bot, services)
     consumer = EventConsumer(redis, handler=delivery.handle, consumer=settings.consumer_name)
     consumer_task = asyncio.create_task(consumer.run(), name="event-consumer")
@@ -274,8 +293,7 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
             with contextlib.suppress(Exception):
                 await bot.delete_webhook()
             await runner.cleanup()
-        await ops.stop()
+        await services.close()
         await bot.session.close()
-        await queue.close()
         await redis.aclose()
         log.info("bot stopped")

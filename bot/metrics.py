@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 import redis as redis_sync
@@ -34,6 +35,7 @@ from prometheus_client.registry import Collector
 from rq import Queue
 
 from contract import stats as jobstats
+from contract.observability import serve
 from contract.queue import QUEUES_IN_ORDER
 
 if TYPE_CHECKING:
@@ -141,3 +143,25 @@ def sync_client(url: str) -> redis_sync.Redis:
     return redis_sync.Redis.from_url(
         url, socket_timeout=HEALTH_REDIS_TIMEOUT_S, socket_connect_timeout=HEALTH_REDIS_TIMEOUT_S
     )
+
+
+class HealthEndpoint:
+    """``/metrics`` and ``/healthz`` of this replica, served while the bot runs (port 0: not at all)."""
+
+    def __init__(self, port: int, metrics: BotMetrics, client: redis_sync.Redis) -> None:
+        self.port = port
+        self.metrics = metrics
+        self.client = client
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        if not self.port or self._server is not None:
+            return
+        self._server = serve(self.port, self.metrics.registry, lambda: redis_health(self.client))
+        log.info("bot metrics and health on port %s", self.port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

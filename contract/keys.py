@@ -58,3 +58,85 @@ def inflight(user_id: int) -> str:
 EVENTS_STREAM = f"{PREFIX}:events"
 """Worker → bot: progress, result and failure events (a consumer group reads it)."""
 EVENTS_GROUP = "bot"
+
+# --- admission: quotas, bans, maintenance (one Lua script reads and writes them; see bot.queue.gate)
+QUOTA_WINDOW_S = 60
+"""The per-minute limit is a sliding window of this length."""
+QUOTA_MINUTE_TTL = QUOTA_WINDOW_S + 5
+"""The window's sorted set is useless once its newest entry is older than the window."""
+QUOTA_DAY_TTL = 2 * 24 * 3600
+"""A per-day counter only matters during its UTC day; two days covers any clock skew."""
+USER_LIMITS_TTL = 365 * 24 * 3600
+"""A custom limit an admin set for a user lapses after a year without being renewed."""
+BAN_NOTICE_TTL = 3600
+"""A banned user is told once an hour at most; answering every message would let them make us spam."""
+
+BANNED = f"{PREFIX}:banned"
+"""Set of banned user ids (no TTL: a ban lasts until an admin lifts it)."""
+MAINTENANCE = f"{PREFIX}:maintenance"
+"""Present while maintenance mode is on; the value is who turned it on and when."""
+
+
+def quota_minute(user_id: int) -> str:
+    """Sorted set: the user's admitted job ids of the last minute, scored by time (ms)."""
+    return f"{PREFIX}:quota:{user_id}:minute"
+
+
+def quota_day(user_id: int, day: str) -> str:
+    """Counter: the user's admitted jobs on one UTC day (YYYYMMDD)."""
+    return f"{PREFIX}:quota:{user_id}:day:{day}"
+
+
+def quota_limits(user_id: int) -> str:
+    """JSON of the user's custom limits, set by an admin."""
+    return f"{PREFIX}:quota:{user_id}:limits"
+
+
+def ban_notice(user_id: int) -> str:
+    """Present while a banned user has been told recently (see BAN_NOTICE_TTL)."""
+    return f"{PREFIX}:quota:{user_id}:bannotice"
+
+
+# --- audience: who wrote to the bot (broadcasts, /stats) ------------------------------------------
+ACTIVE_DAY_TTL = 8 * 24 * 3600
+"""Daily active-user sets back /stats for a week."""
+USERS = f"{PREFIX}:users"
+"""Set of every user id that ever wrote to the bot: the audience of a broadcast and /stats."""
+
+
+def active_users(day: str) -> str:
+    """Set of the user ids that wrote to the bot on one UTC day (YYYYMMDD)."""
+    return f"{PREFIX}:active:{day}"
+
+
+# --- admins: action log and broadcasts ------------------------------------------------------------
+ADMIN_LOG = f"{PREFIX}:adminlog"
+"""List of JSON entries (newest first): who did what and when."""
+ADMIN_LOG_KEEP = 10_000
+"""Entries kept in the action log; older ones are trimmed (the process log keeps them too)."""
+BROADCAST_TTL = 30 * 24 * 3600
+"""A finished broadcast's record and audience are kept a month for questions about it."""
+PENDING_BROADCAST_TTL = 600
+"""A broadcast text waits this long for the admin's confirmation, then must be sent again."""
+BROADCASTS_ACTIVE = f"{PREFIX}:broadcasts:active"
+"""Set of broadcast ids not finished yet: what a starting bot resumes."""
+
+
+def broadcast(broadcast_id: str) -> str:
+    """Hash: text, admin, chat, status, cursor, total, sent, blocked, failed, created_at, finished_at."""
+    return f"{PREFIX}:broadcast:{broadcast_id}"
+
+
+def broadcast_targets(broadcast_id: str) -> str:
+    """List of user ids: the audience frozen when the broadcast started."""
+    return f"{PREFIX}:broadcast:{broadcast_id}:targets"
+
+
+def broadcast_lease(broadcast_id: str) -> str:
+    """Token of the replica sending the broadcast, with a TTL it renews (the lease)."""
+    return f"{PREFIX}:broadcast:{broadcast_id}:lease"
+
+
+def pending_broadcast(admin_id: int) -> str:
+    """A broadcast text waiting for its admin's confirmation (PENDING_BROADCAST_TTL)."""
+    return f"{PREFIX}:broadcast:pending:{admin_id}"

@@ -1,7 +1,8 @@
-"""The middleware stack, set up in one place so later features (quotas, bans) can add theirs.
+"""The middleware stack, set up in one place.
 
 Order matters: the i18n middleware runs first (outer), so every later middleware and handler
-receives ``t`` (a Translator), ``locale`` and ``user_settings``.
+receives ``t`` (a Translator), ``locale`` and ``user_settings``; the quota middleware next
+(it records the user and stops banned ones, and answers them in their language).
 """
 
 from __future__ import annotations
@@ -10,19 +11,18 @@ from collections.abc import Sequence
 
 from aiogram import BaseMiddleware, Dispatcher
 
-from bot.i18n import I18n
 from bot.middlewares.i18n import I18nMiddleware
+from bot.middlewares.quota import QuotaMiddleware
 from bot.middlewares.retry import RetryAfterMiddleware
-from bot.user_settings import SettingsStore
+from bot.services import Services
 
-__all__ = ["I18nMiddleware", "RetryAfterMiddleware", "setup_middlewares"]
+__all__ = ["I18nMiddleware", "QuotaMiddleware", "RetryAfterMiddleware", "setup_middlewares"]
 
 
-def setup_middlewares(dp: Dispatcher, *, i18n: I18n, store: SettingsStore,
-                      extra: Sequence[BaseMiddleware] = ()) -> None:
-    """Install the update middlewares; ``extra`` ones run after i18n, in the given order."""
-    i18n_mw = I18nMiddleware(i18n, store)
+def setup_middlewares(dp: Dispatcher, services: Services, *, extra: Sequence[BaseMiddleware] = ()) -> None:
+    """Install the update middlewares; ``extra`` ones run after the bot's own, in the given order."""
+    stack: list[BaseMiddleware] = [I18nMiddleware(services.i18n, services.store),
+                                   QuotaMiddleware(services.quotas, services.redis), *extra]
     for observer in (dp.message, dp.callback_query):
-        observer.outer_middleware(i18n_mw)
-        for middleware in extra:
+        for middleware in stack:
             observer.outer_middleware(middleware)

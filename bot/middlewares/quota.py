@@ -24,19 +24,11 @@ from redis.asyncio import Redis
 
 from bot.metrics import BotMetrics
 from bot.queue import JobQueue, QueueSettings, Submission
-from bot.quotas import Decision, QuotaService, Verdict
+from bot.services.quotas import Decision, QuotaService, Verdict
 from contract import keys
 from contract.spec import JobSpec
 
 log = logging.getLogger(__name__)
-
-BAN_NOTICE_INTERVAL_S = 3600
-"""A banned user is told once an hour at most; answering every message would let them make us spam."""
-
-
-def ban_notice_key(user_id: int) -> str:
-    return f"{keys.PREFIX}:quota:{user_id}:bannotice"
-
 
 class QuotaRefused(Exception):
     """Raised by :meth:`GuardedQueue.submit` instead of queueing; nothing was queued."""
@@ -116,7 +108,6 @@ class QuotaMiddleware(BaseMiddleware):
         if user is None or user.is_bot:
             return await handler(event, data)
         banned = await self.quotas.seen(user.id)  # one round trip for both (on every update)
-        data["quotas"] = self.quotas
         t = data.get("t")
         if banned and not self.quotas.is_admin(user.id):
             if t is not None:
@@ -135,7 +126,7 @@ class QuotaMiddleware(BaseMiddleware):
         if isinstance(event, CallbackQuery):
             await event.answer(text, show_alert=True)
             return
-        fresh = await self.redis.set(ban_notice_key(user_id), "1", nx=True, ex=BAN_NOTICE_INTERVAL_S)
+        fresh = await self.redis.set(keys.ban_notice(user_id), "1", nx=True, ex=keys.BAN_NOTICE_TTL)
         if fresh:
             await _answer(event, text)
 

@@ -1,9 +1,10 @@
 """All routers, composed in one place.
 
 Order matters where filters overlap: /cancel first (it must work inside any dialog), the
-feature routers next, then extra routers (sticker packs, quotas, admin commands), and the
-catch-alls last (plain text becomes a prompt, a stray photo gets the menu). Every module
-exposes ``make_router()``: a router can belong to one dispatcher only, and tests build many.
+feature routers next, then the operations routers (sticker packs, admin commands), then any
+extra routers a test or the demo adds, and the catch-alls last (plain text becomes a prompt,
+a stray photo gets the menu). Every module exposes ``make_router()``: a router can belong to
+one dispatcher only, and tests build many.
 The modes' routers are built from their descriptions (contract.modes), one per bot mode.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 from aiogram import Router
 
-from bot.routers import cancel, fallback, membership, results, settings, start
+from bot.routers import admin, cancel, fallback, membership, packs, results, settings, start
 from bot.routers.image_modes import image_mode_router
 from bot.routers.prompt_modes import plain_text_router, prompt_mode_router
 from contract.modes import ModeDescription, bot_modes, plain_text_mode
@@ -40,6 +41,11 @@ def feature_routers() -> list[Router]:
     ]
 
 
+def operations_routers() -> list[Router]:
+    """Sticker packs, and the admin commands (filtered on ADMIN_IDS; others fall through)."""
+    return [packs.make_router(), admin.make_router()]
+
+
 def catch_all_routers() -> list[Router]:
     routers = [fallback.make_router()]
     plain_text = plain_text_mode()
@@ -49,7 +55,7 @@ def catch_all_routers() -> list[Router]:
 
 
 def build_root_router(extra: Sequence[Router] = ()) -> Router:
-    """One root router; ``extra`` routers go after the features and before the catch-alls."""
+    """Every router of the bot under one root; ``extra`` ones go just before the catch-alls."""
     root = Router(name="root")
-    root.include_routers(*feature_routers(), *extra, *catch_all_routers())
+    root.include_routers(*feature_routers(), *operations_routers(), *extra, *catch_all_routers())
     return root

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
-from collections.abc import Awaitable, Callable
 
 from aiogram import Bot, F, Router
 from aiogram.filters import BaseFilter, Command, CommandObject
@@ -19,19 +18,12 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, Telegram
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from redis.asyncio import Redis
 
-from bot.admin import AdminLog, BroadcastReport, BroadcastService, StatsService
-from bot.i18n import I18n, Translator
-from bot.quotas import Limits, QuotaService
+from bot.i18n import Translator
+from bot.services.admin import AdminLog, BroadcastService, StatsService
+from bot.services.quotas import Limits, QuotaService
 from contract import keys
 
 log = logging.getLogger(__name__)
-
-PENDING_BROADCAST_TTL = 600
-"""A broadcast text waits this long for the admin's confirmation, then must be sent again."""
-
-
-def pending_broadcast_key(admin_id: int) -> str:
-    return f"{keys.PREFIX}:broadcast:pending:{admin_id}"
 
 
 class IsAdmin(BaseFilter):
@@ -224,7 +216,7 @@ async def cmd_broadcast(message: Message, command: CommandObject, redis: Redis, 
     if not text:
         await message.answer(t("admin-broadcast-usage"))
         return
-    await redis.set(pending_broadcast_key(admin_id), text, ex=PENDING_BROADCAST_TTL)
+    await redis.set(keys.pending_broadcast(admin_id), text, ex=keys.PENDING_BROADCAST_TTL)
     await admin_log.record(admin_id, "broadcast-draft", text[:200])
     kb = InlineKeyboardBuilder()
     kb.button(text=t("admin-btn-broadcast-send"), callback_data=AdminCb(action="bc-send"))
@@ -248,14 +240,14 @@ async def admin_button(query: CallbackQuery, callback_data: AdminCb, bot: Bot, r
                                         reply_markup=_refresh_markup(t, action.removeprefix("refresh-")))
         return
     if action == "bc-cancel":
-        await redis.delete(pending_broadcast_key(admin_id))
+        await redis.delete(keys.pending_broadcast(admin_id))
         await query.answer()
         if message is not None:
             await bot.edit_message_text(text=t("admin-broadcast-cancelled"), chat_id=chat_id,
                                         message_id=message.message_id, reply_markup=None)
         return
     if action == "bc-send":
-        raw = await redis.getdel(pending_broadcast_key(admin_id))
+        raw = await redis.getdel(keys.pending_broadcast(admin_id))
         if raw is None:
             await query.answer(t("admin-broadcast-expired"), show_alert=True)
             return
@@ -270,19 +262,6 @@ async def admin_button(query: CallbackQuery, callback_data: AdminCb, bot: Bot, r
                                         chat_id=chat_id, message_id=message.message_id, reply_markup=None)
         return
     await query.answer()
-
-
-def report_sender(i18n: I18n, locale: str | None = None) -> Callable[[Bot, int, BroadcastReport],
-                                                                     Awaitable[None]]:
-    """The BroadcastService's ``on_finish``: the final report to the admin who started it."""
-
-    async def send(bot: Bot, chat_id: int, report: BroadcastReport) -> None:
-        text = i18n.get(locale or i18n.default_locale, "admin-broadcast-report", id=report.broadcast_id,
-                        total=report.total, sent=report.sent, blocked=report.blocked, failed=report.failed)
-        if chat_id:
-            await bot.send_message(chat_id, text)
-
-    return send
 
 
 def make_router() -> Router:

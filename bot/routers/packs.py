@@ -22,7 +22,8 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callbacks import ResultAction, ResultCb
 from bot.delivery import image_files
 from bot.i18n import Translator
-from bot.packs import (
+from bot.services import Services
+from bot.services.packs import (
     DEFAULT_EMOJI,
     EMOJI_CHOICES,
     MAX_STICKERS_PER_PACK,
@@ -31,7 +32,6 @@ from bot.packs import (
     PackService,
     seq_of,
 )
-from bot.services import Services
 from contract.spec import Mode
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """End-to-end harness for the operations features: bot replicas on the local Bot API server.
 
 A :class:`Replica` is assembled exactly as ``bot.app.run_bot`` assembles a bot (create_bot,
-Ops.create, ops.job_queue, create_services, create_dispatcher, ops.start, Delivery and the
-EventConsumer). A :class:`Pump` reads updates from the local server once and hands them to the
-replicas in turn, the way a load balancer spreads webhook calls over several replicas.
+create_services, create_dispatcher, services.start, Delivery and the EventConsumer). A
+:class:`Pump` reads updates from the local server once and hands them to the replicas in turn,
+the way a load balancer spreads webhook calls over several replicas.
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ from redis.asyncio import Redis
 from bot.app import create_bot, create_dispatcher, create_services
 from bot.config import BotSettings
 from bot.delivery import Delivery
-from bot.ops import Ops
 from bot.queue import EventConsumer
 from bot.services import Services
 from contract import keys
-from contract.events import EventType, JobResult, ResultFile
+from contract.events import DoneEvent, FileKind, JobResult, ResultFile
 from contract.queue import DEFAULT_QUEUE, F, JobStatus
 from contract.spec import JobSpec, Mode
 from devkit.botapi import LocalBotAPI, SentMessage
@@ -57,7 +56,7 @@ def sticker_images(color: tuple[int, int, int, int] = (200, 80, 40, 255)) -> tup
 
 
 class Replica:
-    """One bot process: its own Bot, Dispatcher, Ops, queue and event consumer; shared Redis."""
+    """One bot process: its own Bot, Dispatcher, services and event consumer; shared Redis."""
 
     def __init__(self, api: LocalBotAPI, redis_url: str, name: str, **overrides: Any) -> None:
         values: dict[str, Any] = {
@@ -75,7 +74,6 @@ class Replica:
         self.settings = BotSettings(**values)
         self.name = name
         self.redis: Redis
-        self.ops: Ops
         self.services: Services
         self.bot: Bot
         self.dp: Dispatcher
@@ -85,13 +83,10 @@ class Replica:
     async def start(self) -> Replica:
         settings = self.settings
         self.redis = Redis.from_url(settings.redis_url.get_secret_value())
-        self.ops = Ops.create(settings, self.redis)
-        queue = self.ops.job_queue()
-        self.services = create_services(settings, self.redis, queue)
         self.bot = create_bot(settings)
-        self.dp = create_dispatcher(self.services, extra_routers=self.ops.routers(),
-                                    extra_middlewares=self.ops.middlewares())
-        await self.ops.start(self.bot, self.dp, self.services.i18n)
+        self.services = await create_services(settings, self.redis, self.bot)
+        self.dp = create_dispatcher(self.services)
+        await self.services.start(self.bot)
         delivery = Delivery(self.bot, self.services)
         self.consumer = EventConsumer(self.redis, handler=delivery.handle, consumer=self.name,
                                       block_ms=CONSUMER_BLOCK_MS)
@@ -104,13 +99,12 @@ class Replica:
     async def stop(self) -> None:
         """A graceful stop, as on SIGTERM: broadcasts pause (state stays in Redis), sessions close."""
         await self.consumer.stop()
-        await self.ops.stop()
+        await self.services.close()
         if self._consumer_task is not None:
             self._consumer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._consumer_task, STOP_TIMEOUT_S)
         await self.bot.session.close()
-        await self.services.queue.close()
         await self.redis.aclose()
 
 
@@ -205,15 +199,15 @@ def finish_sticker_job(client: redis_sync.Redis, user_id: int, chat_id: int, pro
     })
     png, webp = sticker_images(color)
     files = []
-    for index, (fmt, data) in enumerate((("png", png), ("webp", webp))):
-        key = keys.result(spec.job_id, index, fmt)
+    for pos, (fmt, kind, data) in enumerate((("png", FileKind.STICKER_PNG, png),
+                                             ("webp", FileKind.STICKER_WEBP, webp))):
+        key = keys.result(spec.job_id, pos, fmt)
         client.set(key, data, ex=keys.RESULT_TTL)
-        files.append(ResultFile(key=key, format=fmt, width=512, height=512))
+        files.append(ResultFile(key=key, format=fmt, width=512, height=512, kind=kind, index=0))
     result = JobResult(job_id=spec.job_id, seed=7, seeds=[7], files=files, timings={"total": 0.1},
                        worker="test-gpu")
-    assert finish(client, spec.job_id, JobStatus.DONE, EventType.DONE, user_id=user_id, chat_id=chat_id,
-                  data=result.model_dump(mode="json"),
-                  fields={F.RESULT: result.model_dump_json(), F.WORKER: "test-gpu"})
+    assert finish(client, DoneEvent(job_id=spec.job_id, chat_id=chat_id, user_id=user_id, result=result),
+                  {F.WORKER: "test-gpu"})
     return spec.job_id
 
 

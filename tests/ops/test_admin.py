@@ -9,8 +9,7 @@ from typing import Any
 import redis as redis_sync
 from rq import Worker
 
-from bot.admin import ADMIN_LOG_KEY
-from bot.quotas import BANNED_KEY, MAINTENANCE_KEY
+from contract import keys
 from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE
 from contract.spec import JobSpec, Mode
 from devkit.botapi import LocalBotAPI
@@ -89,12 +88,12 @@ async def test_admin_commands_answer_admins(api, start_replicas, sync_redis: red
     worker.register_death()
 
     assert await ask("/ban 42", "banned") == "User 42 is banned."
-    assert sync_redis.sismember(BANNED_KEY, "42")
+    assert sync_redis.sismember(keys.BANNED, "42")
     assert await ask("/ban 42", "banned") == "User 42 was already banned."
     assert await ask(f"/ban {ADMIN_ID}", "Admins") == "Admins cannot be banned."
     assert await ask("/ban someone", "Usage") == "Usage: /ban <user id>"
     assert await ask("/unban 42", "unbanned") == "User 42 is unbanned."
-    assert not sync_redis.sismember(BANNED_KEY, "42")
+    assert not sync_redis.sismember(keys.BANNED, "42")
 
     assert await ask("/limits", "Default") == "Default limits: 5/min, 100/day, 2 in flight."
     set_text = await ask("/limits 42 1 2 3", "User 42")
@@ -105,10 +104,10 @@ async def test_admin_commands_answer_admins(api, start_replicas, sync_redis: red
     assert (await ask("/limits 42 -1 2 3", "Usage")).startswith("Usage: /limits")
 
     assert (await ask("/maintenance on", "Maintenance mode is ON")).startswith("Maintenance mode is ON")
-    assert sync_redis.exists(MAINTENANCE_KEY)
+    assert sync_redis.exists(keys.MAINTENANCE)
     assert await ask("/maintenance", "Maintenance mode is") == "Maintenance mode is on."
     assert (await ask("/maintenance off", "OFF")).startswith("Maintenance mode is OFF")
-    assert not sync_redis.exists(MAINTENANCE_KEY)
+    assert not sync_redis.exists(keys.MAINTENANCE)
     assert await ask("/maintenance maybe", "Usage") == "Usage: /maintenance on|off"
 
     confirm = await ask("/broadcast Hello everyone", "Send this to every user?")
@@ -118,7 +117,7 @@ async def test_admin_commands_answer_admins(api, start_replicas, sync_redis: red
     assert api.messages_to(USER)[-1].text != "Hello everyone"
 
     # Everything the admin did is in the action log, with who and when.
-    log = [json.loads(raw) for raw in sync_redis.lrange(ADMIN_LOG_KEY, 0, -1)]
+    log = [json.loads(raw) for raw in sync_redis.lrange(keys.ADMIN_LOG, 0, -1)]
     actions = [entry["action"] for entry in reversed(log)]
     for action in ("stats", "queue", "workers", "ban", "unban", "limits-set", "limits-reset", "maintenance",
                    "broadcast-draft", "button:bc-cancel"):
@@ -134,8 +133,8 @@ async def test_non_admin_gets_the_unknown_command_answer(api, start_replicas, sy
     for command in COMMANDS:
         assert await _answer_to(api, pump, USER, command) == unknown, command
     # ... and nothing happened.
-    assert not sync_redis.exists(BANNED_KEY) and not sync_redis.exists(MAINTENANCE_KEY)
-    assert not sync_redis.exists(ADMIN_LOG_KEY)
+    assert not sync_redis.exists(keys.BANNED) and not sync_redis.exists(keys.MAINTENANCE)
+    assert not sync_redis.exists(keys.ADMIN_LOG)
     assert sync_redis.keys("kb:quota:42:*") == []
     # The same command from the admin does answer (so the comparison above is not vacuous).
     api.user(ADMIN_ID)
@@ -165,4 +164,4 @@ async def test_non_admin_admin_button_is_like_a_stale_button(api, start_replicas
     for data in ("adm:bc-send", "adm:refresh-queue", "adm:refresh-workers", "adm:bc-cancel"):
         assert await press(data) == stale, data
     assert sync_redis.keys("kb:broadcast:*") == [b"kb:broadcast:pending:601"]
-    assert not sync_redis.exists(ADMIN_LOG_KEY)
+    assert not sync_redis.exists(keys.ADMIN_LOG)

@@ -6,8 +6,9 @@ import asyncio
 
 import redis as redis_sync
 
-from bot.admin import BROADCAST_LEASE_POLL_S, BROADCASTS_ACTIVE_KEY, broadcast_key, broadcast_lease_key
+from bot.services.admin import BROADCAST_LEASE_POLL_S
 from bot.user_settings import blocked_key
+from contract import keys
 from devkit.botapi import LocalBotAPI
 from tests.ops.conftest import ADMIN_ID, EVENT_TIMEOUT_S, last_text
 
@@ -51,8 +52,8 @@ async def test_broadcast_is_paced_resumed_after_restart_and_reported(
     # Restart: the replica stops (as on SIGTERM) mid-broadcast; a new one starts and resumes.
     await pump.stop()
     await replicas[0].stop()
-    (broadcast_id,) = [_text(b) for b in sync_redis.smembers(BROADCASTS_ACTIVE_KEY)]
-    cursor_at_stop = int(sync_redis.hget(broadcast_key(broadcast_id), "cursor") or 0)
+    (broadcast_id,) = [_text(b) for b in sync_redis.smembers(keys.BROADCASTS_ACTIVE)]
+    cursor_at_stop = int(sync_redis.hget(keys.broadcast(broadcast_id), "cursor") or 0)
     sent_at_stop = len(_broadcast_sends(api))
     assert 20 <= sent_at_stop < len(AUDIENCE) - 5 and cursor_at_stop >= sent_at_stop
     await start_replicas(1, broadcast_rate=25.0)
@@ -74,11 +75,11 @@ async def test_broadcast_is_paced_resumed_after_restart_and_reported(
     report = last_text(api, ADMIN_ID)
     assert report == (f"Broadcast {broadcast_id} finished: {len(expected)} sent, 2 blocked, 1 failed "
                       f"(of {len(AUDIENCE) + 1}).")
-    record = {_text(k): _text(v) for k, v in sync_redis.hgetall(broadcast_key(broadcast_id)).items()}
+    record = {_text(k): _text(v) for k, v in sync_redis.hgetall(keys.broadcast(broadcast_id)).items()}
     assert record["status"] == "done" and int(record["sent"]) == len(expected)
     assert int(record["blocked"]) == 2 and int(record["failed"]) == 1
     assert int(record["total"]) == int(record["sent"]) + int(record["blocked"]) + int(record["failed"])
-    assert not sync_redis.sismember(BROADCASTS_ACTIVE_KEY, broadcast_id)
+    assert not sync_redis.sismember(keys.BROADCASTS_ACTIVE, broadcast_id)
     assert sync_redis.exists(blocked_key(BLOCKS_NOW))  # learnt from the 403
     assert api.violations == []
 
@@ -98,9 +99,9 @@ async def test_broadcast_of_a_crashed_replica_is_taken_over_once(
     await api.wait_for(lambda: len(_broadcast_sends(api)) >= 3, EVENT_TIMEOUT_S)
     await pump.stop()
     await replicas[0].stop()
-    (broadcast_id,) = [_text(b) for b in sync_redis.smembers(BROADCASTS_ACTIVE_KEY)]
+    (broadcast_id,) = [_text(b) for b in sync_redis.smembers(keys.BROADCASTS_ACTIVE)]
     # As if that replica had been killed while sending: its lease is still held for a moment.
-    sync_redis.set(broadcast_lease_key(broadcast_id), "killed-replica", ex=2)
+    sync_redis.set(keys.broadcast_lease(broadcast_id), "killed-replica", ex=2)
     # Two replicas start; both know the unfinished broadcast, one sends it once the lease lapses.
     await start_replicas(2, broadcast_rate=10.0)
     await api.wait_for(lambda: "finished" in last_text(api, ADMIN_ID), 3 * EVENT_TIMEOUT_S)

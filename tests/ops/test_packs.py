@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis as redis_sync
 from aiogram.types import BufferedInputFile, InputSticker
 
-from bot.packs import MAX_STICKERS_PER_PACK, pack_key, user_current_key, user_packs_key
+from bot.services.packs import MAX_STICKERS_PER_PACK, pack_key, user_current_key, user_packs_key
 from devkit.botapi import LocalBotAPI, SentMessage
 from tests.ops.conftest import (
     EVENT_TIMEOUT_S,

@@ -7,7 +7,8 @@ import time
 
 import redis as redis_sync
 
-from bot.quotas import day_key, utc_day
+from bot.services.quotas import utc_day
+from contract import keys
 from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE
 from devkit.botapi import LocalBotAPI
 from tests.ops.conftest import (
@@ -53,13 +54,13 @@ async def test_per_minute_limit_is_shared_by_two_replicas(api, start_replicas, s
         assert 1 <= int(match.group(2)) <= 60
     assert all("Too many requests" not in a for a in answers[:3])
     # Refusals are not counted: today's counter holds the three queued requests only.
-    assert sync_redis.get(day_key(USER, utc_day(time.time()))) == b"3"
+    assert sync_redis.get(keys.quota_day(USER, utc_day(time.time()))) == b"3"
     # Admins are exempt.
     api.user(ADMIN_ID)
     for i in range(4):
         await _say(api, pump, ADMIN_ID, f"admin picture {i}")
     assert _queued(sync_redis, HIGH_QUEUE) == 4
-    counted = [r.ops.metrics.registry.get_sample_value("kb_bot_requests_refused_total",
+    counted = [r.services.metrics.registry.get_sample_value("kb_bot_requests_refused_total",
                                                        {"reason": "per_minute"}) for r in replicas]
     assert sum(v or 0.0 for v in counted) == 2
 

@@ -12,9 +12,10 @@ from redis.asyncio import Redis
 from bot.app import create_bot
 from bot.config import BotSettings
 from bot.middlewares.quota import GuardedQueue, QuotaRefused
-from bot.packs import MAX_STICKERS_PER_PACK, PackService, seq_of
 from bot.queue import QueueSettings, TooManyJobs
-from bot.quotas import Limits, QuotaService, Verdict, limits_key, minute_key
+from bot.services.packs import MAX_STICKERS_PER_PACK, PackService, seq_of
+from bot.services.quotas import Limits, QuotaService, Verdict
+from contract import keys
 from contract.spec import JobSpec, Mode
 from devkit.botapi import LocalBotAPI
 from tests.ops.conftest import sticker_images
@@ -48,7 +49,7 @@ async def test_concurrent_requests_on_two_replicas_never_exceed_the_limit(aredis
         await other.aclose()
     assert sum(d.allowed for d in decisions) == 5
     assert {d.verdict for d in decisions if not d.allowed} == {Verdict.PER_MINUTE}
-    assert await aredis.zcard(minute_key(USER)) == 5
+    assert await aredis.zcard(keys.quota_minute(USER)) == 5
 
 
 async def test_sliding_window_frees_a_slot_after_a_minute(aredis: Redis) -> None:
@@ -91,8 +92,8 @@ async def test_admit_checks_ban_maintenance_and_custom_limits_in_the_script(
     assert (await quotas.admit(USER, now=t0 + 3)).verdict is Verdict.PER_MINUTE
 
     other = USER + 2  # neither USER nor the admin
-    await aredis.set(limits_key(other), '{"per_minute": "lots"}')
-    with caplog.at_level("WARNING", logger="bot.quotas"):
+    await aredis.set(keys.quota_limits(other), '{"per_minute": "lots"}')
+    with caplog.at_level("WARNING", logger="bot.services.quotas"):
         granted = await quotas.admit(other, now=t0)
     assert granted.allowed and granted.limits == quotas.default_limits
     assert "unreadable custom limits" in caplog.text

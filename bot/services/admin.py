@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, Telegra
 from redis.asyncio import Redis
 from rq import Worker
 
-from bot.quotas import USERS_KEY, active_key
+from bot.i18n import I18n
 from bot.user_settings import blocked_key
 from contract import keys
 from contract import stats as jobstats
@@ -32,14 +33,6 @@ from contract.stats import worker_info_key
 
 log = logging.getLogger(__name__)
 
-ADMIN_LOG_KEY = f"{keys.PREFIX}:adminlog"
-"""List of JSON entries (newest first): who did what and when."""
-ADMIN_LOG_KEEP = 10_000
-"""Entries kept in the action log; older ones are trimmed (the process log keeps them too)."""
-BROADCASTS_ACTIVE_KEY = f"{keys.PREFIX}:broadcasts:active"
-"""Set of broadcast ids not finished yet: what a starting bot resumes."""
-BROADCAST_TTL = 30 * 24 * 3600
-"""A finished broadcast's record and audience are kept a month for questions about it."""
 BROADCAST_RATE = 25.0
 """Messages per second: under Telegram's ~30/s for bots, with room for the bot's normal traffic."""
 BROADCAST_LEASE_S = 15
@@ -51,20 +44,6 @@ BROADCAST_LEASE_POLL_S = 1.0
 """How often a standing-by replica checks whether the sending one's lease has lapsed."""
 BROADCAST_MAX_RETRY_AFTER_S = 60.0
 """A 429 asking for longer than this is a flood ban: the message counts as failed."""
-
-
-def broadcast_key(broadcast_id: str) -> str:
-    """Hash: text, admin, chat, status, cursor, total, sent, blocked, failed, created_at, finished_at."""
-    return f"{keys.PREFIX}:broadcast:{broadcast_id}"
-
-
-def broadcast_targets_key(broadcast_id: str) -> str:
-    """List of user ids: the audience frozen when the broadcast started."""
-    return f"{keys.PREFIX}:broadcast:{broadcast_id}:targets"
-
-
-def broadcast_lease_key(broadcast_id: str) -> str:
-    return f"{keys.PREFIX}:broadcast:{broadcast_id}:lease"
 
 
 def _s(value: Any) -> str:
@@ -81,13 +60,13 @@ class AdminLog:
     async def record(self, admin_id: int, action: str, detail: str = "") -> None:
         entry = {"ts": time.time(), "admin": admin_id, "action": action, "detail": detail}
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.lpush(ADMIN_LOG_KEY, json.dumps(entry, ensure_ascii=False))
-            pipe.ltrim(ADMIN_LOG_KEY, 0, ADMIN_LOG_KEEP - 1)
+            pipe.lpush(keys.ADMIN_LOG, json.dumps(entry, ensure_ascii=False))
+            pipe.ltrim(keys.ADMIN_LOG, 0, keys.ADMIN_LOG_KEEP - 1)
             await pipe.execute()
         log.info("admin %s: %s %s", admin_id, action, detail)
 
     async def recent(self, n: int = 20) -> list[dict[str, Any]]:
-        return [json.loads(raw) for raw in await self.redis.lrange(ADMIN_LOG_KEY, 0, n - 1)]
+        return [json.loads(raw) for raw in await self.redis.lrange(keys.ADMIN_LOG, 0, n - 1)]
 
 
 # --- statistics -----------------------------------------------------------------------------------
@@ -145,8 +124,8 @@ class StatsService:
         now = time.time() if now is None else now
         day = jobstats.utc_day(now)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.scard(USERS_KEY)
-            pipe.scard(active_key(day))
+            pipe.scard(keys.USERS)
+            pipe.scard(keys.active_users(day))
             pipe.hgetall(jobstats.TOTAL_KEY)
             pipe.hgetall(jobstats.day_key(day))
             for mode in self.modes:
@@ -242,11 +221,27 @@ class BroadcastReport:
     finished: bool
 
 
+ReportSender = Callable[[Bot, int, BroadcastReport], Awaitable[None]]
+"""``on_finish(bot, admin_chat_id, report)``: tells the admin how a broadcast went."""
+
+
+def report_sender(i18n: I18n, locale: str | None = None) -> ReportSender:
+    """The BroadcastService's ``on_finish``: the final report to the admin who started it."""
+
+    async def send(bot: Bot, chat_id: int, report: BroadcastReport) -> None:
+        text = i18n.get(locale or i18n.default_locale, "admin-broadcast-report", id=report.broadcast_id,
+                        total=report.total, sent=report.sent, blocked=report.blocked, failed=report.failed)
+        if chat_id:
+            await bot.send_message(chat_id, text)
+
+    return send
+
+
 class BroadcastService:
     """Sends one text to every known user who has not blocked the bot, paced and resumable.
 
-    ``on_finish(bot, admin_chat_id, report)`` sends the final report (a handler supplies the
-    translated text); it runs once, by the replica that sent the last message.
+    ``on_finish`` (see :func:`report_sender`) sends the final report; it runs once, by the
+    replica that sent the last message.
     """
 
     def __init__(
@@ -255,7 +250,7 @@ class BroadcastService:
         *,
         rate: float = BROADCAST_RATE,
         lease_s: int = BROADCAST_LEASE_S,
-        on_finish: Any = None,
+        on_finish: ReportSender | None = None,
     ) -> None:
         if rate <= 0:
             raise ValueError("broadcast rate must be positive")
@@ -271,17 +266,17 @@ class BroadcastService:
         if not text.strip():
             raise ValueError("empty broadcast text")
         broadcast_id = secrets.token_hex(6)
-        users = sorted(int(_s(u)) for u in await self.redis.smembers(USERS_KEY))
+        users = sorted(int(_s(u)) for u in await self.redis.smembers(keys.USERS))
         async with self.redis.pipeline(transaction=True) as pipe:
             for start in range(0, len(users), BROADCAST_PUSH_CHUNK):
-                pipe.rpush(broadcast_targets_key(broadcast_id), *users[start:start + BROADCAST_PUSH_CHUNK])
-            pipe.expire(broadcast_targets_key(broadcast_id), BROADCAST_TTL)
-            pipe.hset(broadcast_key(broadcast_id), mapping={
+                pipe.rpush(keys.broadcast_targets(broadcast_id), *users[start:start + BROADCAST_PUSH_CHUNK])
+            pipe.expire(keys.broadcast_targets(broadcast_id), keys.BROADCAST_TTL)
+            pipe.hset(keys.broadcast(broadcast_id), mapping={
                 "text": text, "admin": admin_id, "chat": chat_id, "status": "running", "cursor": 0,
                 "total": len(users), "sent": 0, "blocked": 0, "failed": 0, "created_at": time.time(),
             })
-            pipe.expire(broadcast_key(broadcast_id), BROADCAST_TTL)
-            pipe.sadd(BROADCASTS_ACTIVE_KEY, broadcast_id)
+            pipe.expire(keys.broadcast(broadcast_id), keys.BROADCAST_TTL)
+            pipe.sadd(keys.BROADCASTS_ACTIVE, broadcast_id)
             await pipe.execute()
         log.info("broadcast %s started by admin %s to %d users", broadcast_id, admin_id, len(users))
         self._spawn(bot, broadcast_id)
@@ -289,7 +284,7 @@ class BroadcastService:
 
     async def resume_all(self, bot: Bot) -> list[str]:
         """Continue every unfinished broadcast (called when the bot starts)."""
-        ids = sorted(_s(b) for b in await self.redis.smembers(BROADCASTS_ACTIVE_KEY))
+        ids = sorted(_s(b) for b in await self.redis.smembers(keys.BROADCASTS_ACTIVE))
         for broadcast_id in ids:
             if broadcast_id not in self.tasks or self.tasks[broadcast_id].done():
                 log.info("broadcast %s: resuming", broadcast_id)
@@ -314,7 +309,7 @@ class BroadcastService:
         self.tasks.clear()
 
     async def report(self, broadcast_id: str) -> BroadcastReport | None:
-        raw = await self.redis.hgetall(broadcast_key(broadcast_id))
+        raw = await self.redis.hgetall(keys.broadcast(broadcast_id))
         if not raw:
             return None
         data = {_s(k): _s(v) for k, v in raw.items()}
@@ -328,7 +323,7 @@ class BroadcastService:
         )
 
     async def _take_lease(self, broadcast_id: str) -> bool:
-        key = broadcast_lease_key(broadcast_id)
+        key = keys.broadcast_lease(broadcast_id)
         if await self.redis.set(key, self._token, nx=True, ex=self.lease_s):
             return True
         if _s(await self.redis.get(key)) == self._token:
@@ -337,7 +332,7 @@ class BroadcastService:
         return False
 
     async def _release_lease(self, broadcast_id: str) -> None:
-        key = broadcast_lease_key(broadcast_id)
+        key = keys.broadcast_lease(broadcast_id)
         if _s(await self.redis.get(key)) == self._token:
             await self.redis.delete(key)
 
@@ -349,7 +344,7 @@ class BroadcastService:
         """
         waiting_logged = False
         while not await self._take_lease(broadcast_id):
-            if not await self.redis.sismember(BROADCASTS_ACTIVE_KEY, broadcast_id):  # type: ignore[misc]
+            if not await self.redis.sismember(keys.BROADCASTS_ACTIVE, broadcast_id):  # type: ignore[misc]
                 return None
             if not waiting_logged:
                 log.info("broadcast %s: another replica holds it; standing by", broadcast_id)
@@ -361,15 +356,15 @@ class BroadcastService:
             await self._release_lease(broadcast_id)
 
     async def _run_locked(self, bot: Bot, broadcast_id: str) -> BroadcastReport | None:
-        bkey = broadcast_key(broadcast_id)
+        bkey = keys.broadcast(broadcast_id)
         meta = {_s(k): _s(v) for k, v in (await self.redis.hgetall(bkey)).items()}
         if not meta or meta.get("status") == "done":
             # Gone, or finished (and reported) by another replica while this one stood by.
-            await self.redis.srem(BROADCASTS_ACTIVE_KEY, broadcast_id)
+            await self.redis.srem(keys.BROADCASTS_ACTIVE, broadcast_id)
             return None
         text = meta["text"]
         cursor = int(meta.get("cursor") or 0)
-        targets = [int(_s(u)) for u in await self.redis.lrange(broadcast_targets_key(broadcast_id), 0, -1)]
+        targets = [int(_s(u)) for u in await self.redis.lrange(keys.broadcast_targets(broadcast_id), 0, -1)]
         interval = 1.0 / self.rate
         next_at = time.monotonic()
         lease_renewed = time.monotonic()
@@ -394,7 +389,7 @@ class BroadcastService:
                 await pipe.execute()
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(bkey, mapping={"status": "done", "finished_at": time.time()})
-            pipe.srem(BROADCASTS_ACTIVE_KEY, broadcast_id)
+            pipe.srem(keys.BROADCASTS_ACTIVE, broadcast_id)
             await pipe.execute()
         report = await self.report(broadcast_id)
         assert report is not None

@@ -21,40 +21,6 @@ from contract.queue import TERMINAL_STATUSES, F, lua_is_terminal
 
 log = logging.getLogger(__name__)
 
-MINUTE_WINDOW_S = 60
-"""The per-minute limit is a sliding window of this length."""
-MINUTE_KEY_TTL = MINUTE_WINDOW_S + 5
-"""The window's sorted set is useless once its newest entry is older than the window."""
-DAY_KEY_TTL = 2 * 24 * 3600
-"""A per-day counter only matters during its UTC day; two days covers any clock skew."""
-USER_LIMITS_TTL = 365 * 24 * 3600
-"""A custom limit an admin set for a user lapses after a year without being renewed."""
-ACTIVE_DAY_TTL = 8 * 24 * 3600
-"""Daily active-user sets back /stats for a week."""
-
-BANNED_KEY = f"{keys.PREFIX}:banned"
-"""Set of banned user ids (no TTL: a ban lasts until an admin lifts it)."""
-MAINTENANCE_KEY = f"{keys.PREFIX}:maintenance"
-"""Present while maintenance mode is on; the value is who turned it on and when."""
-USERS_KEY = f"{keys.PREFIX}:users"
-"""Set of every user id that ever wrote to the bot: the audience of a broadcast and /stats."""
-
-
-def minute_key(user_id: int) -> str:
-    return f"{keys.PREFIX}:quota:{user_id}:minute"
-
-
-def day_key(user_id: int, day: str) -> str:
-    return f"{keys.PREFIX}:quota:{user_id}:day:{day}"
-
-
-def limits_key(user_id: int) -> str:
-    return f"{keys.PREFIX}:quota:{user_id}:limits"
-
-
-def active_key(day: str) -> str:
-    return f"{keys.PREFIX}:active:{day}"
-
 
 def utc_day(now: float) -> str:
     return dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y%m%d")
@@ -193,16 +159,16 @@ class QuotaService:
         self._seq += 1
         member = f"{now:.6f}:{id(self)}:{self._seq}"
         day = utc_day(now)
-        script_keys = [minute_key(user_id), day_key(user_id, day), keys.inflight(user_id), BANNED_KEY,
-                       MAINTENANCE_KEY, limits_key(user_id)]
+        script_keys = [keys.quota_minute(user_id), keys.quota_day(user_id, day), keys.inflight(user_id),
+                       keys.BANNED, keys.MAINTENANCE, keys.quota_limits(user_id)]
         limits = self.default_limits
         expected: bytes | str = NO_CUSTOM_LIMITS
         while True:  # a second pass only when the custom limits differ from the ones passed
             code, extra = await self._admit(
                 keys=script_keys,
                 args=[int(now * 1000), limits.per_minute, limits.per_day, limits.inflight, member,
-                      MINUTE_KEY_TTL, DAY_KEY_TTL, MINUTE_WINDOW_S * 1000, keys.job(""), str(user_id),
-                      expected],
+                      keys.QUOTA_MINUTE_TTL, keys.QUOTA_DAY_TTL, keys.QUOTA_WINDOW_S * 1000, keys.job(""),
+                      str(user_id), expected],
             )
             code = int(code)
             if code != _LIMITS_CHANGED:
@@ -228,16 +194,16 @@ class QuotaService:
             return
         day, member = decision.ticket.split("|", 1)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(minute_key(user_id), member)
-            pipe.decr(day_key(user_id, day))
+            pipe.zrem(keys.quota_minute(user_id), member)
+            pipe.decr(keys.quota_day(user_id, day))
             await pipe.execute()
 
     async def usage(self, user_id: int, now: float | None = None) -> tuple[int, int, int]:
         """(requests in the last minute, requests today, jobs in flight) for /limits."""
         now = time.time() if now is None else now
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcount(minute_key(user_id), (now - MINUTE_WINDOW_S) * 1000, "+inf")
-            pipe.get(day_key(user_id, utc_day(now)))
+            pipe.zcount(keys.quota_minute(user_id), (now - keys.QUOTA_WINDOW_S) * 1000, "+inf")
+            pipe.get(keys.quota_day(user_id, utc_day(now)))
             pipe.smembers(keys.inflight(user_id))
             minute, day, members = await pipe.execute()
         inflight = 0
@@ -252,7 +218,7 @@ class QuotaService:
 
     # --- limits -----------------------------------------------------------------------------
     async def limits_for(self, user_id: int) -> Limits:
-        return self._parse_limits(user_id, await self.redis.get(limits_key(user_id)))
+        return self._parse_limits(user_id, await self.redis.get(keys.quota_limits(user_id)))
 
     def _parse_limits(self, user_id: int, raw: bytes | str | None) -> Limits:
         """Custom limits as stored, or the defaults (with a warning) when they do not validate."""
@@ -265,36 +231,36 @@ class QuotaService:
             return self.default_limits
 
     async def has_custom_limits(self, user_id: int) -> bool:
-        return bool(await self.redis.exists(limits_key(user_id)))
+        return bool(await self.redis.exists(keys.quota_limits(user_id)))
 
     async def set_limits(self, user_id: int, limits: Limits) -> None:
-        await self.redis.set(limits_key(user_id), limits.model_dump_json(), ex=USER_LIMITS_TTL)
+        await self.redis.set(keys.quota_limits(user_id), limits.model_dump_json(), ex=keys.USER_LIMITS_TTL)
 
     async def reset_limits(self, user_id: int) -> None:
-        await self.redis.delete(limits_key(user_id))
+        await self.redis.delete(keys.quota_limits(user_id))
 
     # --- bans -------------------------------------------------------------------------------
     async def ban(self, user_id: int) -> bool:
         """True if the user was not banned before."""
-        return bool(await self.redis.sadd(BANNED_KEY, user_id))
+        return bool(await self.redis.sadd(keys.BANNED, user_id))
 
     async def unban(self, user_id: int) -> bool:
         """True if the user was banned before."""
-        return bool(await self.redis.srem(BANNED_KEY, user_id))
+        return bool(await self.redis.srem(keys.BANNED, user_id))
 
     async def is_banned(self, user_id: int) -> bool:
-        return bool(await self.redis.sismember(BANNED_KEY, str(user_id)))
+        return bool(await self.redis.sismember(keys.BANNED, str(user_id)))
 
     # --- maintenance ------------------------------------------------------------------------
     async def set_maintenance(self, on: bool, by: int = 0) -> None:
         if on:
-            await self.redis.set(MAINTENANCE_KEY, f"{by}:{int(time.time())}")
+            await self.redis.set(keys.MAINTENANCE, f"{by}:{int(time.time())}")
         else:
-            await self.redis.delete(MAINTENANCE_KEY)
+            await self.redis.delete(keys.MAINTENANCE)
 
     async def maintenance(self) -> str | None:
         """Who turned maintenance on and when ("<admin id>:<unix time>"), or None when off."""
-        raw = await self.redis.get(MAINTENANCE_KEY)
+        raw = await self.redis.get(keys.MAINTENANCE)
         return raw.decode() if isinstance(raw, bytes) else raw
 
     # --- audience ---------------------------------------------------------------------------
@@ -304,11 +270,11 @@ class QuotaService:
         The ban check rides along in the same round trip: the middleware needs both on every update.
         """
         now = time.time() if now is None else now
-        day_set = active_key(utc_day(now))
+        day_set = keys.active_users(utc_day(now))
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.sadd(USERS_KEY, user_id)
+            pipe.sadd(keys.USERS, user_id)
             pipe.sadd(day_set, user_id)
-            pipe.expire(day_set, ACTIVE_DAY_TTL)
-            pipe.sismember(BANNED_KEY, str(user_id))
+            pipe.expire(day_set, keys.ACTIVE_DAY_TTL)
+            pipe.sismember(keys.BANNED, str(user_id))
             replies = await pipe.execute()
         return bool(replies[-1])
