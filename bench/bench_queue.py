@@ -135,7 +135,7 @@ async def run_once(url: str, jobs: int, warmup: int, standin_s: float) -> tuple[
         if event.type is EventType.PROGRESS:
             return
         if event.type is not EventType.DONE:
-            raise SystemExit(f"job {event.job_id} ended {event.type}: {event.data}")
+            raise SystemExit(f"job {event.job_id} ended: {event!r}")
         sample = samples.get(event.job_id)
         if sample is not None:
             sample.received = time.time()

@@ -23,7 +23,18 @@ from bot.i18n import Translator
 from bot.jobs import StatusRef, load_status, save_status
 from bot.services import Services, reply_to
 from contract import keys
-from contract.events import Event, EventType, FailureReason, JobResult, ResultFile
+from contract.events import (
+    CancelledEvent,
+    DoneEvent,
+    Event,
+    EventType,
+    FailedEvent,
+    FileKind,
+    JobResult,
+    ProgressEvent,
+    ResultFile,
+    TerminalEvent,
+)
 from contract.spec import ASPECT_RATIOS, LONG_SIDES, JobSpec, Mode, bucket_size
 
 log = logging.getLogger(__name__)
@@ -62,31 +73,38 @@ def caption(t: Translator, spec: JobSpec, seeds: list[int], width: int, height: 
     )
 
 
+DISPLAY_KINDS = (FileKind.STICKER_WEBP, FileKind.PHOTO)
+"""What an image is shown as in the chat, in order of preference."""
+FULL_KINDS = (FileKind.STICKER_PNG, FileKind.PHOTO)
+"""What "full size" sends and variations start from, in order of preference."""
+
+
 @dataclass(frozen=True)
 class ImageFiles:
+    index: int
+    """Which image of the job: the index its buttons carry."""
     display: ResultFile
     """What is shown in the chat (the WEBP for a sticker)."""
     full: ResultFile
-    """What the "full size" button sends (the PNG)."""
+    """What the "full size" button sends (a sticker's PNG)."""
 
 
-def image_files(result: JobResult, sticker: bool) -> list[ImageFiles]:
-    """Per image: stickers come as a PNG followed by its WEBP, other modes as one file each."""
-    files = result.files
-    if not sticker:
-        return [ImageFiles(f, f) for f in files]
-    out: list[ImageFiles] = []
-    i = 0
-    while i < len(files):
-        first = files[i]
-        nxt = files[i + 1] if i + 1 < len(files) else None
-        if nxt is not None and first.format == "png" and nxt.format == "webp":
-            out.append(ImageFiles(display=nxt, full=first))
-            i += 2
-        else:
-            out.append(ImageFiles(first, first))
-            i += 1
-    return out
+def image(result: JobResult, index: int) -> ImageFiles | None:
+    """The files of image ``index`` of a result, picked by kind; None when it has none."""
+    display = _first_of(result, index, DISPLAY_KINDS) or _first_of(result, index, FULL_KINDS)
+    full = _first_of(result, index, FULL_KINDS) or display
+    if display is None or full is None:
+        return None
+    return ImageFiles(index, display, full)
+
+
+def image_files(result: JobResult) -> list[ImageFiles]:
+    """Every image of a result, in order."""
+    return [files for i in result.image_indices() if (files := image(result, i)) is not None]
+
+
+def _first_of(result: JobResult, index: int, kinds: tuple[FileKind, ...]) -> ResultFile | None:
+    return next((f for kind in kinds if (f := result.file(index, kind)) is not None), None)
 
 
 class Delivery:
@@ -110,15 +128,13 @@ class Delivery:
         locale = spec.locale if spec is not None else self.services.i18n.default_locale
         t = self.services.i18n.translator(locale)
         try:
-            if event.type is EventType.PROGRESS:
+            if isinstance(event, ProgressEvent):
                 await self._progress(event, t)
-            elif event.type is EventType.DONE:
+            elif isinstance(event, DoneEvent):
                 await self._done(event, spec, t)
-            elif event.type is EventType.FAILED:
-                reason = str(event.data.get("reason", ""))
-                key = f"failed-{reason}" if reason in set(FailureReason) else "error-generic"
-                await self._final_text(event, t(key))
-            elif event.type is EventType.CANCELLED:
+            elif isinstance(event, FailedEvent):
+                await self._final_text(event, t(f"failed-{event.failure.reason.value}"))
+            elif isinstance(event, CancelledEvent):
                 await self._final_text(event, t("job-cancelled"))
         except TelegramForbiddenError:
             await store.mark_blocked(event.user_id)
@@ -141,7 +157,7 @@ class Delivery:
 
     # --- progress -----------------------------------------------------------------------------
 
-    async def _progress(self, event: Event, t: Translator) -> None:
+    async def _progress(self, event: ProgressEvent, t: Translator) -> None:
         now = time.monotonic()
         if now - self._last_action.get(event.chat_id, -1e9) >= CHAT_ACTION_EVERY_S:
             self._last_action[event.chat_id] = now
@@ -149,20 +165,21 @@ class Delivery:
         status = await load_status(self.services.redis, event.job_id)
         if status is None:
             return
-        step, total = int(event.data.get("step", 0) or 0), int(event.data.get("total", 0) or 0)
+        progress = event.progress
+        step, total = progress.step, progress.total
         interval = self.services.config.progress_edit_interval_s
         last = self._last_edit.get(event.job_id)
-        preview_key = event.data.get("preview")
+        preview_key = progress.preview
         first_preview = bool(preview_key) and not status.is_photo  # never throttled away
         if last is not None and now - last < interval and not (total and step >= total) and not first_preview:
             return
         self._last_edit[event.job_id] = now
         if len(self._last_edit) > MAX_THROTTLE_ENTRIES:
             self._last_edit.clear()
-        text = t("status-progress", stage=escape(str(event.data.get("stage", ""))), step=step, total=total)
+        text = t("status-progress", stage=escape(progress.stage), step=step, total=total)
         markup = keyboards.job_status(t, event.job_id)
-        if first_preview:
-            preview = await self.services.queue.result_bytes(str(preview_key))
+        if first_preview and preview_key:
+            preview = await self.services.queue.result_bytes(preview_key)
             if preview:
                 await self._switch_to_photo(event, status, preview, text, t)
                 return
@@ -173,7 +190,7 @@ class Delivery:
             await self._best_effort(self.bot.edit_message_text(
                 text, chat_id=status.chat_id, message_id=status.message_id, reply_markup=markup))
 
-    async def _switch_to_photo(self, event: Event, status: StatusRef, preview: bytes, text: str,
+    async def _switch_to_photo(self, event: ProgressEvent, status: StatusRef, preview: bytes, text: str,
                                t: Translator) -> None:
         """A text message cannot become a photo: send the preview as the new status, drop the old."""
         sent = await self.bot.send_photo(
@@ -195,14 +212,14 @@ class Delivery:
 
     # --- results ------------------------------------------------------------------------------
 
-    async def _done(self, event: Event, spec: JobSpec | None, t: Translator) -> None:
-        result = JobResult.model_validate(event.data)
+    async def _done(self, event: DoneEvent, spec: JobSpec | None, t: Translator) -> None:
+        result = event.result
         chat_id = event.chat_id
         if spec is None:
             await self.bot.send_message(chat_id, t("error-generic"))
             return
         sticker = spec.mode is Mode.STICKER
-        images = image_files(result, sticker)
+        images = image_files(result)
         blobs: list[bytes] = []
         for files in images:
             data = await self.services.queue.result_bytes(files.display.key)
@@ -220,14 +237,15 @@ class Delivery:
         text = caption(t, spec, seeds, first.width, first.height)
         reply = reply_to(spec.reply_to)
         if sticker:
-            for index, data in enumerate(blobs):
+            for pos, (files, data) in enumerate(zip(images, blobs, strict=True)):
+                index = files.index
                 await self.bot.send_sticker(
                     chat_id, BufferedInputFile(data, filename=f"{event.job_id}-{index}.webp"),
-                    reply_parameters=reply if index == 0 else None,
+                    reply_parameters=reply if pos == 0 else None,
                 )
                 await self.bot.send_message(
-                    chat_id, caption(t, spec, [seeds[min(index, len(seeds) - 1)]], images[index].full.width,
-                                     images[index].full.height),
+                    chat_id, caption(t, spec, [seeds[min(index, len(seeds) - 1)]], files.full.width,
+                                     files.full.height),
                     reply_markup=keyboards.result(t, event.job_id, index, sticker=True),
                 )
         else:
@@ -241,10 +259,10 @@ class Delivery:
                 # and retrying the same photo never would.
                 log.warning("job %s: photo refused for chat %s (%s); sending files", event.job_id, chat_id,
                             exc.message)
-                for i, data in enumerate(blobs):
+                for i, (files, data) in enumerate(zip(images, blobs, strict=True)):
                     await self.bot.send_document(
                         chat_id, BufferedInputFile(data, filename=names[i]), caption=text if i == 0 else None,
-                        reply_markup=keyboards.result(t, event.job_id, i, sticker=False),
+                        reply_markup=keyboards.result(t, event.job_id, files.index, sticker=False),
                     )
         await self._mark_sent(event)
         log.info("job %s: delivered %d image(s) to chat %s (worker %s)", event.job_id, len(blobs), chat_id,
@@ -270,7 +288,7 @@ class Delivery:
         await self.bot.send_message(chat_id, t("result-buttons"),
                                     reply_markup=keyboards.results_multi(t, job_id, len(blobs)))
 
-    async def _final_text(self, event: Event, text: str) -> None:
+    async def _final_text(self, event: TerminalEvent, text: str) -> None:
         """Turn the status message into the final word; a new message when it cannot be edited."""
         status = await load_status(self.services.redis, event.job_id)
         if status is not None and not status.is_photo:
@@ -287,7 +305,7 @@ class Delivery:
         await self._mark_sent(event)
         log.info("job %s: %s told to chat %s", event.job_id, event.type, event.chat_id)
 
-    async def _mark_sent(self, event: Event) -> None:
+    async def _mark_sent(self, event: TerminalEvent) -> None:
         """Mark the job delivered the moment Telegram took its answer, before the status clean-up
         and the consumer's ack: a bot that dies in between re-reads the event, finds the mark and
         acks it instead of sending the image a second time."""

@@ -3,7 +3,22 @@
 Imports neither torch nor aiogram.
 """
 
-from contract.events import Event, EventType, FailureReason, JobResult, ResultFile
+from contract.events import (
+    CancelledEvent,
+    DoneEvent,
+    Event,
+    EventType,
+    FailedEvent,
+    Failure,
+    FailureReason,
+    FileKind,
+    JobResult,
+    Progress,
+    ProgressEvent,
+    ResultFile,
+    TerminalEvent,
+    parse_event,
+)
 from contract.spec import (
     ASPECT_RATIOS,
     SIZE_BUCKETS,
@@ -21,16 +36,25 @@ __all__ = [
     "ASPECT_RATIOS",
     "SIZE_BUCKETS",
     "SPEC_VERSION",
+    "CancelledEvent",
+    "DoneEvent",
     "Event",
     "EventType",
+    "FailedEvent",
+    "Failure",
     "FailureReason",
+    "FileKind",
     "JobResult",
     "JobSpec",
     "Mode",
     "Priority",
+    "Progress",
+    "ProgressEvent",
     "ResultFile",
     "SpecError",
     "Style",
+    "TerminalEvent",
     "UnsupportedSpecVersion",
     "bucket_size",
+    "parse_event",
 ]

@@ -1,11 +1,18 @@
-"""Events a worker sends back to the bot through the Redis stream ``keys.EVENTS_STREAM``."""
+"""Events a worker sends back to the bot through the Redis stream ``keys.EVENTS_STREAM``.
+
+One model per event type, told apart by ``type`` (:data:`Event` is their union). ``to_fields`` is
+the one way an entry is written and :func:`parse_event` the one way it is read. On the wire every
+event is ``{"type", "job_id", "chat_id", "user_id", "data": <its payload>}``, the layout of earlier
+releases, so a bot and a worker of different releases still read each other during an upgrade.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 
 class EventType(StrEnum):
@@ -26,11 +33,25 @@ class FailureReason(StrEnum):
     WORKER_LOST = "worker_lost"
 
 
+class FileKind(StrEnum):
+    """What a result file is for: the bot picks files by kind and image index, never by position."""
+
+    PHOTO = "photo"
+    """A non-sticker image: shown in the chat as a photo and sent as the "full size" file."""
+    STICKER_PNG = "sticker_png"
+    """A sticker's lossless cut-out: the "full size" file and the input of its variations."""
+    STICKER_WEBP = "sticker_webp"
+    """The same sticker as Telegram takes it: sent as the sticker and added to packs."""
+
+
 class ResultFile(BaseModel):
     key: str  # Redis key of the bytes
     format: str  # "png", "webp", "jpeg"
     width: int
     height: int
+    kind: FileKind
+    index: int = Field(ge=0)
+    """Which image of the job this file shows (0-based, the order of ``JobResult.seeds``)."""
 
 
 class JobResult(BaseModel):
@@ -42,27 +63,120 @@ class JobResult(BaseModel):
     seed: int
     seeds: list[int] = Field(default_factory=list)  # one per image
     files: list[ResultFile] = Field(default_factory=list)
-    """One display file per image (stickers add a WEBP after each PNG)."""
+    """Every stored file, each naming its kind and image (stickers have a PNG and a WEBP per image)."""
     timings: dict[str, float] = Field(default_factory=dict)  # seconds per stage
     model_ids: dict[str, str] = Field(default_factory=dict)
     worker: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _read_legacy_layout(cls, data: Any) -> Any:
+        """Results written before files named their kind (records live ``keys.JOB_RECORD_TTL``)."""
+        files = data.get("files") if isinstance(data, dict) else None
+        if not files or not all(isinstance(f, dict) and "kind" not in f for f in files):
+            return data
+        return {**data, "files": _legacy_files(files)}
 
-class Event(BaseModel):
-    """One stream entry. ``data`` holds a JobResult (DONE), progress numbers, or a failure."""
+    def file(self, index: int, kind: FileKind) -> ResultFile | None:
+        """The file of image ``index`` with that kind, if the result has one."""
+        return next((f for f in self.files if f.index == index and f.kind is kind), None)
 
-    type: EventType
+    def image_indices(self) -> list[int]:
+        """The images of the job, in order."""
+        return sorted({f.index for f in self.files})
+
+
+def _legacy_files(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The old layout: one file per image, except stickers, whose PNG was followed by its WEBP."""
+    out: list[dict[str, Any]] = []
+    pos = index = 0
+    while pos < len(files):
+        first = files[pos]
+        nxt = files[pos + 1] if pos + 1 < len(files) else None
+        if nxt is not None and first.get("format") == "png" and nxt.get("format") == "webp":
+            out += [{**first, "kind": FileKind.STICKER_PNG, "index": index},
+                    {**nxt, "kind": FileKind.STICKER_WEBP, "index": index}]
+            pos += 2
+        else:
+            out.append({**first, "kind": FileKind.PHOTO, "index": index})
+            pos += 1
+        index += 1
+    return out
+
+
+class Progress(BaseModel):
+    """Where a running job is; the bot edits the status message with it."""
+
+    stage: str  # "prior", "decoder", …
+    step: int
+    total: int
+    seq: int
+    """The publisher's counter (from 1): a job's progress events leave in this order."""
+    worker: str
+    preview: str | None = None
+    """Redis key of a preview image the status message switches to."""
+
+
+class Failure(BaseModel):
+    reason: FailureReason
+    message: str = ""
+    """One line for the logs, never shown to the user."""
+
+
+STREAM_FIELD = "event"
+"""The one field of a stream entry; it holds the event's JSON."""
+_PAYLOAD = "data"
+"""Wire name of every event's payload."""
+
+
+class _Envelope(BaseModel):
+    """Who an event is for; each event type adds its ``type`` and its payload."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
     job_id: str
     chat_id: int
     user_id: int
-    data: dict[str, Any] = Field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
 
     def to_fields(self) -> dict[str, str]:
-        return {"event": self.model_dump_json()}
+        return {STREAM_FIELD: self.to_json()}
 
-    @classmethod
-    def from_fields(cls, fields: dict[bytes | str, bytes | str]) -> Event:
-        raw = fields.get(b"event", fields.get("event"))
-        if raw is None:
-            raise ValueError("stream entry has no 'event' field")
-        return cls.model_validate_json(raw)
+
+class ProgressEvent(_Envelope):
+    type: Literal[EventType.PROGRESS] = EventType.PROGRESS
+    progress: Progress = Field(validation_alias=_PAYLOAD, serialization_alias=_PAYLOAD)
+
+
+class DoneEvent(_Envelope):
+    type: Literal[EventType.DONE] = EventType.DONE
+    result: JobResult = Field(validation_alias=_PAYLOAD, serialization_alias=_PAYLOAD)
+
+
+class FailedEvent(_Envelope):
+    type: Literal[EventType.FAILED] = EventType.FAILED
+    failure: Failure = Field(validation_alias=_PAYLOAD, serialization_alias=_PAYLOAD)
+
+
+class CancelledEvent(_Envelope):
+    type: Literal[EventType.CANCELLED] = EventType.CANCELLED
+
+
+TerminalEvent = DoneEvent | FailedEvent | CancelledEvent
+"""The events that end a job: exactly one per job reaches the bot."""
+Event = Annotated[ProgressEvent | TerminalEvent, Field(discriminator="type")]
+"""Any stream entry, told apart by ``type``."""
+
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(fields: Mapping[Any, Any]) -> Event:
+    """The event of one stream entry (bytes or str keys, as redis-py gives them). ValueError (a
+    pydantic ValidationError) when it is none: no event field, not JSON, an unknown type, or a
+    payload that does not fit its type."""
+    raw = fields.get(STREAM_FIELD.encode(), fields.get(STREAM_FIELD))
+    if raw is None:
+        raise ValueError(f"stream entry has no {STREAM_FIELD!r} field")
+    return _EVENT.validate_json(raw)

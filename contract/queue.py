@@ -9,11 +9,12 @@ Imports neither torch nor aiogram.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
 from contract import keys
-from contract.events import Event
+from contract.events import DoneEvent, Event, EventType, FailedEvent, TerminalEvent
 
 RUN_JOB_FUNC = "worker.jobs.run_job"
 """What RQ calls; its only argument is the job id, so no image bytes or secrets reach RQ's logs."""
@@ -33,6 +34,12 @@ class JobStatus(StrEnum):
 
 
 TERMINAL_STATUSES: frozenset[str] = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED})
+STATUS_OF: dict[EventType, JobStatus] = {
+    EventType.DONE: JobStatus.DONE,
+    EventType.FAILED: JobStatus.FAILED,
+    EventType.CANCELLED: JobStatus.CANCELLED,
+}
+"""The status a terminal event leaves in the job record."""
 
 
 def lua_is_terminal(var: str) -> str:
@@ -84,7 +91,8 @@ def add_event(pipe: Any, event: Event) -> Any:
 
 FINISH_SCRIPT = """
 -- KEYS[1] job record, KEYS[2] events stream
--- ARGV[1] record TTL, ARGV[2] stream maxlen, ARGV[3] event JSON, ARGV[4..] field/value pairs
+-- ARGV[1] record TTL, ARGV[2] stream maxlen, ARGV[3] event JSON (stream field events.STREAM_FIELD),
+-- ARGV[4..] field/value pairs
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'done' or status == 'failed' or status == 'cancelled' then
   return 0
@@ -100,12 +108,18 @@ return 1
 the abandoned-job sweeper, a queued-job cancel racing a worker) changes nothing and sends nothing."""
 
 
-def finish_args(event: Event, status: JobStatus, fields: dict[str, str | int | float]) -> tuple[
+def finish_args(event: TerminalEvent, fields: Mapping[str, str | int | float] | None = None) -> tuple[
     list[str], list[str | int | float]
 ]:
-    """KEYS and ARGV for :data:`FINISH_SCRIPT`."""
-    argv: list[str | int | float] = [keys.JOB_RECORD_TTL, keys.EVENTS_STREAM_MAXLEN, event.model_dump_json()]
-    merged: dict[str, str | int | float] = {F.STATUS: status.value, F.FINISHED: time.time(), **fields}
+    """KEYS and ARGV for :data:`FINISH_SCRIPT`: the event, and the record fields it implies (its
+    status, the result of a DONE, the reason of a FAILED) plus ``fields`` (worker, error line)."""
+    merged: dict[str, str | int | float] = {F.STATUS: STATUS_OF[event.type].value, F.FINISHED: time.time()}
+    if isinstance(event, DoneEvent):
+        merged[F.RESULT] = event.result.model_dump_json()
+    elif isinstance(event, FailedEvent):
+        merged[F.REASON] = event.failure.reason.value
+    merged.update(fields or {})
+    argv: list[str | int | float] = [keys.JOB_RECORD_TTL, keys.EVENTS_STREAM_MAXLEN, event.to_json()]
     for k, v in merged.items():
         argv += [k, v]
     return [keys.job(event.job_id), keys.EVENTS_STREAM], argv

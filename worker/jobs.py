@@ -28,12 +28,24 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from contract import keys
-from contract.events import Event, EventType, FailureReason, JobResult, ResultFile
+from contract.events import (
+    CancelledEvent,
+    DoneEvent,
+    FailedEvent,
+    Failure,
+    FailureReason,
+    JobResult,
+    Progress,
+    ProgressEvent,
+    ResultFile,
+    TerminalEvent,
+)
 from contract.queue import (
     DURATIONS_KEEP,
     DURATIONS_KEY,
     DURATIONS_TTL,
     FINISH_SCRIPT,
+    STATUS_OF,
     TERMINAL_STATUSES,
     WAIT_TIME_KEY,
     F,
@@ -110,19 +122,10 @@ def _text(value: Any) -> str:
 
 
 def finish(
-    conn: redis.Redis,
-    job_id: str,
-    status: JobStatus,
-    event_type: EventType,
-    *,
-    user_id: int,
-    chat_id: int,
-    data: dict[str, Any] | None = None,
-    fields: dict[str, str | int | float] | None = None,
+    conn: redis.Redis, event: TerminalEvent, fields: dict[str, str | int | float] | None = None,
 ) -> bool:
     """Write the terminal status and its event once; False when the job had already ended."""
-    event = Event(type=event_type, job_id=job_id, chat_id=chat_id, user_id=user_id, data=data or {})
-    key_args, argv = finish_args(event, status, fields or {})
+    key_args, argv = finish_args(event, fields)
     return bool(conn.eval(FINISH_SCRIPT, len(key_args), *key_args, *argv))
 
 
@@ -136,11 +139,9 @@ def fail_job(
         log.error("job %s (worker %s): cannot report %s, job record is gone", job_id, worker_name, reason)
         return False
     user_id, chat_id = int(_text(raw[0])), int(_text(raw[1] or b"0"))
-    sent = finish(
-        conn, job_id, JobStatus.FAILED, EventType.FAILED, user_id=user_id, chat_id=chat_id,
-        data={"reason": reason.value, "message": message},
-        fields={F.REASON: reason.value, F.ERROR: message[:ERROR_CHARS], F.WORKER: worker_name},
-    )
+    event = FailedEvent(job_id=job_id, chat_id=chat_id, user_id=user_id,
+                        failure=Failure(reason=reason, message=message))
+    sent = finish(conn, event, {F.ERROR: message[:ERROR_CHARS], F.WORKER: worker_name})
     if sent:
         log.warning(
             "job %s chat %s worker %s: FAILED (%s): %s", job_id, chat_id, worker_name, reason, message
@@ -199,7 +200,7 @@ class _JobRun:
             self._log(logging.INFO, "already %s; skipping", status)
             return status
         if self.conn.exists(keys.cancel_flag(self.job_id)):
-            self._finish(JobStatus.CANCELLED, EventType.CANCELLED, {})
+            self._finish(CancelledEvent(job_id=self.job_id, chat_id=self.chat_id, user_id=self.user_id))
             self._log(logging.INFO, "cancelled before it started")
             return JobStatus.CANCELLED.value
         started = self.started = time.time()
@@ -274,7 +275,7 @@ class _JobRun:
                 raise JobFailure(FailureReason.BAD_INPUT, f"engine refused the inputs: {exc}") from None
         # The publisher has flushed its last progress: the terminal event comes after it.
         if out is None:
-            self._finish(JobStatus.CANCELLED, EventType.CANCELLED, {})
+            self._finish(CancelledEvent(job_id=self.job_id, chat_id=self.chat_id, user_id=self.user_id))
             self._log(logging.INFO, "cancelled while running")
             return JobStatus.CANCELLED.value
         encode_started = time.perf_counter()
@@ -286,7 +287,8 @@ class _JobRun:
                 fmt = item.format.lower()
                 key = keys.result(self.job_id, index, fmt)
                 pipe.set(key, item.data, ex=keys.RESULT_TTL)
-                files.append(ResultFile(key=key, format=fmt, width=item.width, height=item.height))
+                files.append(ResultFile(key=key, format=fmt, width=item.width, height=item.height,
+                                        kind=item.kind, index=item.index))
             pipe.execute()
         elapsed = time.time() - started
         # The engine's own stages (and its "total"), then what the worker added around them.
@@ -302,8 +304,8 @@ class _JobRun:
             model_ids=dict(out.model_ids), worker=self.ctx.worker_name,
         )
         sent = self._finish(
-            JobStatus.DONE, EventType.DONE, result.model_dump(mode="json"),
-            {F.RESULT: result.model_dump_json()}, timings=dict(out.timings),
+            DoneEvent(job_id=self.job_id, chat_id=self.chat_id, user_id=self.user_id, result=result),
+            timings=dict(out.timings),
         )
         with self.conn.pipeline(transaction=False) as pipe:
             pipe.lpush(DURATIONS_KEY, round(elapsed, 4))
@@ -328,22 +330,21 @@ class _JobRun:
             raise JobFailure(FailureReason.BAD_INPUT, f"input {key} is not a readable image: {exc}") from None
 
     def _finish(
-        self, status: JobStatus, event_type: EventType, data: dict[str, Any],
-        fields: dict[str, str | int | float] | None = None, timings: dict[str, float] | None = None,
+        self, event: TerminalEvent, fields: dict[str, str | int | float] | None = None,
+        timings: dict[str, float] | None = None,
     ) -> bool:
-        sent = finish(
-            self.conn, self.job_id, status, event_type, user_id=self.user_id, chat_id=self.chat_id,
-            data=data, fields={F.WORKER: self.ctx.worker_name, **(fields or {})},
-        )
+        sent = finish(self.conn, event, {F.WORKER: self.ctx.worker_name, **(fields or {})})
         if sent:
             duration = time.time() - self.started
+            status = STATUS_OF[event.type]
             record_outcome(self.conn, self.ctx.metrics, self.job_id, self.mode, status, duration, timings)
         return sent
 
     def _fail(self, reason: FailureReason, message: str) -> None:
         self._finish(
-            JobStatus.FAILED, EventType.FAILED, {"reason": reason.value, "message": message},
-            {F.REASON: reason.value, F.ERROR: message[:ERROR_CHARS]},
+            FailedEvent(job_id=self.job_id, chat_id=self.chat_id, user_id=self.user_id,
+                        failure=Failure(reason=reason, message=message)),
+            {F.ERROR: message[:ERROR_CHARS]},
         )
         self._log(logging.WARNING, "FAILED (%s): %s", reason, message)
 
@@ -425,12 +426,12 @@ class ProgressPublisher:
 
     def _publish(self, stage: str, step: int, total: int) -> None:
         self.published += 1
-        data = {"stage": stage, "step": step, "total": total, "seq": self.published, "worker": self._worker}
-        event = Event(
-            type=EventType.PROGRESS, job_id=self._spec.job_id, chat_id=self._spec.chat_id,
-            user_id=self._spec.user_id, data=data,
-        )
+        progress = Progress(stage=stage, step=step, total=total, seq=self.published, worker=self._worker)
+        spec = self._spec
+        event = ProgressEvent(job_id=spec.job_id, chat_id=spec.chat_id, user_id=spec.user_id,
+                              progress=progress)
         with self._conn.pipeline(transaction=False) as pipe:
-            pipe.set(keys.progress(self._spec.job_id), json.dumps(data), ex=keys.PROGRESS_TTL)
+            pipe.set(keys.progress(spec.job_id), progress.model_dump_json(exclude_none=True),
+                     ex=keys.PROGRESS_TTL)
             add_event(pipe, event)
             pipe.execute()

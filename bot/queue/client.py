@@ -1,4 +1,4 @@
-"""The bot's side of the job queue: store inputs, submit, cancel, look up jobs and results.
+"""The bot's side of the job queue: store inputs, admit and enqueue, cancel, look up jobs and results.
 
 The bot is asyncio and RQ is synchronous: every RQ call runs in a thread on RQ's own sync
 connection, built from the same URL, so the event loop never blocks on it. Plain Redis reads
@@ -27,8 +27,18 @@ from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
+from bot.queue.gate import (
+    ADMIT_LUA,
+    AdmitCall,
+    InFlight,
+    LimitsChanged,
+    Refusal,
+    Rules,
+    admit_call,
+    read_reply,
+)
 from contract import keys
-from contract.events import Event, EventType, JobResult
+from contract.events import CancelledEvent, JobResult
 from contract.queue import (
     DEFAULT_QUEUE,
     DURATIONS_KEY,
@@ -41,7 +51,6 @@ from contract.queue import (
     F,
     JobStatus,
     finish_args,
-    lua_is_terminal,
 )
 from contract.spec import JobSpec, Priority, SpecError
 
@@ -55,50 +64,8 @@ RQ_RESULT_TTL = 600
 """RQ's own copy of a finished job: only for operators' dashboards; the real result is in kb:*."""
 RQ_FAILURE_TTL = 24 * 3600
 """Failed RQ jobs keep their traceback a day, for operators."""
-INFLIGHT_TTL = keys.INPUT_BLOB_TTL
-"""A user's in-flight set outlives no job that can still run: inputs expire with it anyway."""
 ETA_MIN_SAMPLES = 1
 """One finished job is enough to give a rough wait; with none the bot says nothing."""
-
-# KEYS: the user's in-flight set, the new job's record
-# ARGV: job id, in-flight limit, in-flight set TTL, record TTL, job record key prefix, this call's
-#       created-at (as written to the record), then the record's field/value pairs
-# The record must not exist yet, unless it is this very call's (same created-at: the client
-# retried after a lost reply), which counts as accepted. In flight = members whose record is not
-# finished; members whose record is terminal or gone (the bot was down when the job ended) are
-# dropped, but only when the job is accepted, so a refusal writes nothing.
-# Returns {0, stale members dropped} accepted, {1, 0} the record exists, {2, 0} at the limit.
-_SUBMIT_LUA = f"""
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  if redis.call('HGET', KEYS[2], '{F.CREATED}') == ARGV[6] then
-    return {{0, 0}}
-  end
-  return {{1, 0}}
-end
-local live = 0
-local stale = {{}}
-for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local status = redis.call('HGET', ARGV[5] .. member, '{F.STATUS}')
-  if (not status) or {lua_is_terminal("status")} then
-    stale[#stale + 1] = member
-  else
-    live = live + 1
-  end
-end
-if live >= tonumber(ARGV[2]) then
-  return {{2, 0}}
-end
-if #stale > 0 then
-  redis.call('SREM', KEYS[1], unpack(stale))
-end
-redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-redis.call('HSET', KEYS[2], unpack(ARGV, 7, #ARGV))
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
-return {{0, #stale}}
-"""
-_SUBMIT_EXISTS, _SUBMIT_FULL = 1, 2
-
 
 class QueueSettings(BaseModel):
     """Plain values; the bot's own settings fill them from the environment."""
@@ -112,7 +79,7 @@ class QueueSettings(BaseModel):
 
 
 class TooManyJobs(Exception):
-    """The user already has ``limit`` jobs queued or running."""
+    """The bare :meth:`JobQueue.submit` (tests, benches): the user already has ``limit`` jobs in flight."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"already {limit} job(s) in flight")
@@ -233,7 +200,7 @@ class JobQueue:
         self._sync = _sync_twin(redis_client)
         self._queues = {name: Queue(name, connection=self._sync) for name in QUEUES_IN_ORDER}
         self._finish = self._redis.register_script(FINISH_SCRIPT)
-        self._submit = self._redis.register_script(_SUBMIT_LUA)
+        self._admit = self._redis.register_script(ADMIT_LUA)
         self._owns_client = False
 
     @classmethod
@@ -263,14 +230,18 @@ class JobQueue:
 
     # --- submit ---------------------------------------------------------------------------------
 
-    async def submit(self, spec: JobSpec, *, is_admin: bool = False) -> Submission:
-        """Record and enqueue a job; raises TooManyJobs when the user is at the limit."""
-        limit = self._settings.admin_inflight if is_admin else self._settings.per_user_inflight
+    async def admit(self, spec: JobSpec, rules: Rules, *, is_admin: bool = False,
+                    now: float | None = None) -> Submission | Refusal | LimitsChanged:
+        """Admit, record and enqueue a job in one script call (see bot.queue.gate), or refuse it.
+
+        ``now`` is when the rates count the request (tests move it); the record's created-at is
+        always the real time. If RQ's enqueue fails nothing stays behind: the record, the
+        in-flight entry and the counted request are taken back, then the error propagates.
+        """
+        created_at = time.time()
+        now = created_at if now is None else now
         queue_name = HIGH_QUEUE if is_admin or spec.priority is Priority.HIGH else DEFAULT_QUEUE
-        job_id = spec.job_id
-        inflight_key = keys.inflight(spec.user_id)
-        record_key = keys.job(job_id)
-        created = repr(time.time())  # the same text redis-py would write for the float
+        created = repr(created_at)  # the same text redis-py would write for the float
         record: dict[str, str | int] = {
             F.SPEC: spec.to_json(),
             F.STATUS: JobStatus.QUEUED.value,
@@ -280,28 +251,43 @@ class JobQueue:
             F.CREATED: created,
             F.ATTEMPTS: 0,
         }
-        # Check and write in one atomic script: one round trip instead of WATCH, reads, MULTI/EXEC.
-        code, _ = await self._submit(
-            keys=[inflight_key, record_key],
-            args=[job_id, limit, INFLIGHT_TTL, keys.JOB_RECORD_TTL, keys.job(""), created,
-                  *(item for pair in record.items() for item in pair)],
-        )
-        if int(code) == _SUBMIT_EXISTS:
-            raise ValueError(f"job {job_id} already exists; build a new JobSpec for a new job")
-        if int(code) == _SUBMIT_FULL:
-            raise TooManyJobs(limit)
+        call = admit_call(spec, rules, created=created, now=now, record=record)
+        refused = read_reply(await self._admit(keys=call.keys, args=call.args), spec, rules, now)
+        if refused is not None:
+            return refused
         try:
-            placement = await asyncio.to_thread(self._enqueue, queue_name, job_id)
+            placement = await asyncio.to_thread(self._enqueue, queue_name, spec.job_id)
         except Exception:
-            # Nothing was queued: undo so the user is not blocked by a job that does not exist.
-            await self._redis.srem(inflight_key, job_id)
-            await self._redis.delete(record_key)
+            # Nothing was queued: undo, so the user is neither blocked nor charged for a job that
+            # does not exist.
+            await self._take_back(call, spec.job_id)
             raise
         log.info(
             "job %s queued on %s for chat %s (user %s, mode %s)",
-            job_id, queue_name, spec.chat_id, spec.user_id, spec.mode,
+            spec.job_id, queue_name, spec.chat_id, spec.user_id, spec.mode,
         )
-        return _submission(job_id, queue_name, placement)
+        return _submission(spec.job_id, queue_name, placement)
+
+    async def _take_back(self, call: AdmitCall, job_id: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.srem(call.inflight_key, job_id)
+            pipe.delete(call.record_key)
+            if call.counted:
+                pipe.zrem(call.minute_key, job_id)
+                pipe.decr(call.day_key)
+            await pipe.execute()
+
+    async def submit(self, spec: JobSpec, *, is_admin: bool = False) -> Submission:
+        """The bare queue, without the bot's quotas (tests, benches, tools): the in-flight cap of
+        :class:`QueueSettings` only; raises TooManyJobs at it. The bot admits through
+        bot.services.admission, which applies every limit in the same script."""
+        limit = self._settings.admin_inflight if is_admin else self._settings.per_user_inflight
+        outcome = await self.admit(spec, Rules(inflight=limit), is_admin=is_admin)
+        if isinstance(outcome, Submission):
+            return outcome
+        if isinstance(outcome, InFlight):
+            raise TooManyJobs(outcome.limit)
+        raise AssertionError(f"the in-flight-only rules refused with {outcome!r}")
 
     def _enqueue(self, queue_name: str, job_id: str) -> list[Any]:
         """RQ's enqueue and the reads for the job's place in line, in one transaction (one round trip).
@@ -425,8 +411,8 @@ class JobQueue:
         if not removed:
             log.info("job %s for chat %s: cancel requested while running", job_id, chat)
             return CancelOutcome.STOPPING
-        event = Event(type=EventType.CANCELLED, job_id=job_id, chat_id=int(chat or 0), user_id=user_id)
-        key_args, argv = finish_args(event, JobStatus.CANCELLED, {})
+        event = CancelledEvent(job_id=job_id, chat_id=int(chat or 0), user_id=user_id)
+        key_args, argv = finish_args(event)
         await self._finish(keys=key_args, args=argv)
         await asyncio.to_thread(self._delete_rq_job, job_id)
         log.info("job %s for chat %s: removed from queue %s", job_id, chat, queue_name)

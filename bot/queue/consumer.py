@@ -24,7 +24,7 @@ import redis
 import redis.asyncio as aioredis
 
 from contract import keys
-from contract.events import Event, EventType
+from contract.events import Event, EventType, parse_event
 from contract.queue import delivering
 
 log = logging.getLogger(__name__)
@@ -212,8 +212,8 @@ class EventConsumer:
             try:
                 if not fields:
                     raise ValueError("entry was trimmed from the stream before it was acked")
-                parsed.append((eid, Event.from_fields(fields)))
-            except ValueError as exc:
+                parsed.append((eid, parse_event(fields)))
+            except ValueError as exc:  # not JSON, an unknown type, a payload that does not fit its type
                 log.error("event consumer %s: dropping unreadable entry %s: %s", self.consumer, eid, exc)
                 parsed.append((eid, None))
         # Only the newest progress per job is worth an edit; none once the job has ended.

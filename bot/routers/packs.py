@@ -20,7 +20,6 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import ResultAction, ResultCb
-from bot.delivery import image_files
 from bot.i18n import Translator
 from bot.services import Services
 from bot.services.packs import (
@@ -32,6 +31,7 @@ from bot.services.packs import (
     PackService,
     seq_of,
 )
+from contract.events import FileKind
 from contract.spec import Mode
 
 log = logging.getLogger(__name__)
@@ -82,11 +82,11 @@ async def _owned_sticker(query: CallbackQuery, job_id: str, index: int, services
     if record.result is None or record.spec is None or record.spec.mode is not Mode.STICKER:
         await query.answer(t("pack-result-expired"), show_alert=True)
         return None
-    files = image_files(record.result, sticker=True)
-    if not 0 <= index < len(files):
+    sticker = record.result.file(index, FileKind.STICKER_WEBP)
+    if sticker is None:
         await query.answer(t("pack-result-expired"), show_alert=True)
         return None
-    data = await services.queue.result_bytes(files[index].display.key)
+    data = await services.queue.result_bytes(sticker.key)
     if data is None:
         await query.answer(t("pack-result-expired"), show_alert=True)
         return None

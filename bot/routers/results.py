@@ -17,7 +17,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery
 from PIL import Image
 
 from bot.callbacks import ResultAction, ResultCb
-from bot.delivery import image_files
+from bot.delivery import image
 from bot.i18n import Translator
 from bot.inputs import InputError, normalize_image
 from bot.jobs import Requester, submit
@@ -48,13 +48,10 @@ async def owned_record(query: CallbackQuery, job_id: str, services: Services,
     return record
 
 
-def _file(record: JobRecord, index: int, *, full: bool) -> ResultFile | None:
-    if record.result is None or record.spec is None:
-        return None
-    images = image_files(record.result, record.spec.mode is Mode.STICKER)
-    if not 0 <= index < len(images):
-        return None
-    return images[index].full if full else images[index].display
+def _full_file(record: JobRecord, index: int) -> ResultFile | None:
+    """The full-size file of image ``index`` (a sticker's PNG, a photo itself)."""
+    files = image(record.result, index) if record.result is not None else None
+    return files.full if files is not None else None
 
 
 def _as_document(data: bytes) -> tuple[bytes, str]:
@@ -81,7 +78,7 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
     req = Requester(bot, services, t, locale, user_settings, query.from_user.id, chat_id)
 
     if action is ResultAction.FILE:
-        file = _file(record, index, full=True)
+        file = _full_file(record, index)
         data = await services.queue.result_bytes(file.key) if file is not None else None
         if data is None:
             await bot.send_message(chat_id, t("result-expired"))
@@ -100,7 +97,7 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
         return
 
     if action is ResultAction.VARIATIONS:
-        file = _file(record, index, full=True)
+        file = _full_file(record, index)
         data = await services.queue.result_bytes(file.key) if file is not None else None
         if data is None:
             await bot.send_message(chat_id, t("result-expired"))

@@ -6,7 +6,20 @@ worker uses), so the bot's consumer, throttling and Telegram calls are the real 
 
 from __future__ import annotations
 
-from contract.events import Event, EventType, JobResult, ResultFile
+from typing import Any
+
+from contract.events import (
+    DoneEvent,
+    Event,
+    FailedEvent,
+    Failure,
+    FailureReason,
+    FileKind,
+    JobResult,
+    Progress,
+    ProgressEvent,
+    ResultFile,
+)
 from contract.queue import add_event
 from tests.bot.conftest import Harness
 from tests.bot.images import open_image, png
@@ -25,23 +38,23 @@ async def test_progress_preview_replaces_the_text_status(harness: Harness) -> No
     status = await h.wait_text(user, "in the queue")
     [job_id] = await h.queue.user_jobs(user.user_id)
 
-    def progress(data: dict[str, object]) -> Event:
-        return Event(type=EventType.PROGRESS, job_id=job_id, chat_id=user.chat_id, user_id=user.user_id,
-                     data=data)
+    def progress(seq: int, stage: str, step: int, preview: str | None = None) -> Event:
+        return ProgressEvent(job_id=job_id, chat_id=user.chat_id, user_id=user.user_id, progress=Progress(
+            stage=stage, step=step, total=4, seq=seq, worker="w1", preview=preview))
 
-    await emit(h, progress({"stage": "prior", "step": 1, "total": 4}))
+    await emit(h, progress(1, "prior", 1))
     await h.api.wait_for(
         lambda: "prior: 1/4" in (h.api.message(status.chat_id, status.message_id).text or ""), timeout=10)
 
     preview_key = await h.queue.put_blob(png(64, 64))
-    await emit(h, progress({"stage": "decoder", "step": 2, "total": 4, "preview": preview_key}))
+    await emit(h, progress(2, "decoder", 2, preview=preview_key))
     photo_status = await h.wait_result(user, kind="photo", timeout=10)
     assert "decoder: 2/4" in (photo_status.caption or "")
     assert open_image(photo_status.photo_bytes or b"").size == (64, 64)
     assert [b["text"] for b in photo_status.inline_buttons] == ["✖️ Cancel"]
     await h.api.wait_for(lambda: h.api.message(status.chat_id, status.message_id).deleted, timeout=10)
 
-    await emit(h, progress({"stage": "decoder", "step": 4, "total": 4}))
+    await emit(h, progress(3, "decoder", 4))
     await h.api.wait_for(
         lambda: "decoder: 4/4" in (h.api.message(user.chat_id, photo_status.message_id).caption or ""),
         timeout=10)
@@ -58,16 +71,16 @@ async def test_progress_edits_are_throttled_and_failures_explained(harness: Harn
     await user.send_text("башня")
     status = await h.wait_text(user, "в очереди")
     [job_id] = await h.queue.user_jobs(user.user_id)
-    ids = {"job_id": job_id, "chat_id": user.chat_id, "user_id": user.user_id}
+    ids: dict[str, Any] = {"job_id": job_id, "chat_id": user.chat_id, "user_id": user.user_id}
     for step in range(1, 31):
-        await emit(h, Event.model_validate(
-            {"type": "progress", **ids, "data": {"stage": "decoder", "step": step, "total": 30}}))
+        await emit(h, ProgressEvent(**ids, progress=Progress(stage="decoder", step=step, total=30, seq=step,
+                                                             worker="w1")))
     await h.api.wait_for(
         lambda: "30/30" in (h.api.message(status.chat_id, status.message_id).text or ""), timeout=10)
     edits = [c for c in h.api.calls if c.method == "editMessageText"]
     assert 1 <= len(edits) < 30
-    await emit(h, Event.model_validate(
-        {"type": "failed", **ids, "data": {"reason": "input_expired", "message": "blob gone"}}))
+    gone = Failure(reason=FailureReason.INPUT_EXPIRED, message="blob gone")
+    await emit(h, FailedEvent(**ids, failure=gone))
     await h.api.wait_for(
         lambda: "устарела" in (h.api.message(status.chat_id, status.message_id).text or ""), timeout=10)
 
@@ -79,11 +92,10 @@ async def test_a_refused_photo_arrives_as_a_file(harness: Harness) -> None:
     await h.wait_text(user, "in the queue")
     [job_id] = await h.queue.user_jobs(user.user_id)
     key = await h.queue.put_blob(png(512, 512))
-    result = JobResult(job_id=job_id, seed=7, seeds=[7], files=[ResultFile(key=key, format="png", width=512,
-                                                                           height=512)])
+    result = JobResult(job_id=job_id, seed=7, seeds=[7], files=[
+        ResultFile(key=key, format="png", width=512, height=512, kind=FileKind.PHOTO, index=0)])
     h.api.inject("sendPhoto", error_code=400, description="Bad Request: PHOTO_INVALID_DIMENSIONS")
-    await emit(h, Event(type=EventType.DONE, job_id=job_id, chat_id=user.chat_id, user_id=user.user_id,
-                        data=result.model_dump(mode="json")))
+    await emit(h, DoneEvent(job_id=job_id, chat_id=user.chat_id, user_id=user.user_id, result=result))
     doc = await h.wait_result(user, kind="document", timeout=20)
     assert "Seed: <code>7</code>" not in (doc.caption or "") and "Seed: 7" in (doc.caption or "")
     assert "🔄 Again" in [b["text"] for b in doc.inline_buttons]

@@ -3,10 +3,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import redis
 
 from contract import JobSpec, Mode, SpecError, Style, UnsupportedSpecVersion, bucket_size
-from contract.events import Event, EventType
 from contract.spec import ASPECT_RATIOS, LONG_SIDES, MAX_PROMPT_CHARS, SIZE_BUCKETS
 
 
@@ -63,10 +61,3 @@ def test_unknown_version_is_rejected_before_anything_else() -> None:
 def test_not_json_is_a_spec_error() -> None:
     with pytest.raises(SpecError, match="not valid JSON"):
         JobSpec.from_json(b"\xff\x00")
-
-
-def test_event_survives_a_real_stream(redis_client: redis.Redis) -> None:
-    event = Event(type=EventType.PROGRESS, job_id="j1", chat_id=5, user_id=6, data={"step": 3})
-    redis_client.xadd("s", event.to_fields())  # type: ignore[arg-type]
-    [(_, [(_, fields)])] = redis_client.xread({"s": 0})
-    assert Event.from_fields(fields) == event

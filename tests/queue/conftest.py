@@ -33,7 +33,7 @@ import redis.asyncio as aioredis
 
 from bot.queue import EventConsumer, JobQueue, QueueSettings
 from contract import keys
-from contract.events import Event, EventType
+from contract.events import Event, EventType, parse_event
 from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE
 from contract.spec import JobSpec, Mode, bucket_size
 from devkit.faults import FAULT_HOOKS_ENV
@@ -266,7 +266,7 @@ async def collector(aredis: aioredis.Redis) -> AsyncIterator[Collector]:
 def stream_events(conn: redis.Redis) -> list[Event]:
     """Everything in the events stream, oldest first (acked or not)."""
     entries: Any = conn.xrange(keys.EVENTS_STREAM)
-    return [Event.from_fields(fields) for _id, fields in entries]
+    return [parse_event(fields) for _id, fields in entries]
 
 
 def text(value: Any) -> str:

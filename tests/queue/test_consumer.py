@@ -7,6 +7,7 @@ worker makes — into a database no worker listens on, so each scenario is exact
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -19,7 +20,17 @@ import redis.asyncio as aioredis
 
 from bot.queue import EventConsumer
 from contract import keys
-from contract.events import Event, EventType
+from contract.events import (
+    DoneEvent,
+    Event,
+    EventType,
+    FailedEvent,
+    Failure,
+    FailureReason,
+    JobResult,
+    Progress,
+    ProgressEvent,
+)
 from contract.queue import F, JobStatus, add_event
 from tests.queue import consumer_proc
 from tests.queue.conftest import ROOT, Collector, text, wait_until
@@ -41,15 +52,19 @@ async def client(idle_redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await c.aclose()
 
 
+def done_event(job_id: str) -> DoneEvent:
+    return DoneEvent(job_id=job_id, chat_id=CHAT, user_id=USER, result=JobResult(job_id=job_id, seed=1))
+
+
 def emit_done(conn: redis.Redis, job_id: str) -> bool:
     conn.hset(keys.job(job_id), mapping={F.STATUS: JobStatus.RUNNING.value, F.USER: USER, F.CHAT: CHAT})
     conn.sadd(keys.inflight(USER), job_id)
-    return finish(conn, job_id, JobStatus.DONE, EventType.DONE, user_id=USER, chat_id=CHAT, data={"n": 1})
+    return finish(conn, done_event(job_id))
 
 
 def emit_progress(conn: redis.Redis, job_id: str, step: int, total: int = 4) -> None:
-    event = Event(type=EventType.PROGRESS, job_id=job_id, chat_id=CHAT, user_id=USER,
-                  data={"stage": "decoder", "step": step, "total": total, "seq": step})
+    event = ProgressEvent(job_id=job_id, chat_id=CHAT, user_id=USER,
+                          progress=Progress(stage="decoder", step=step, total=total, seq=step, worker="w1"))
     with conn.pipeline() as pipe:
         add_event(pipe, event)
         pipe.execute()
@@ -58,8 +73,13 @@ def emit_progress(conn: redis.Redis, job_id: str, step: int, total: int = 4) -> 
 def emit_duplicate_done(conn: redis.Redis, job_id: str) -> None:
     """What a worker that died after XADD but before RQ noted success leaves behind on retry."""
     with conn.pipeline() as pipe:
-        add_event(pipe, Event(type=EventType.DONE, job_id=job_id, chat_id=CHAT, user_id=USER))
+        add_event(pipe, done_event(job_id))
         pipe.execute()
+
+
+def step_of(event: Event) -> int:
+    assert isinstance(event, ProgressEvent)
+    return event.progress.step
 
 
 def pending(conn: redis.Redis) -> int:
@@ -78,7 +98,7 @@ async def test_terminal_event_is_handled_acked_marked_and_frees_the_user_slot(
     try:
         assert emit_done(sync_client, "j1")
         event = await c.wait_terminal("j1")
-        assert (event.type, event.chat_id, event.data) == (EventType.DONE, CHAT, {"n": 1})
+        assert event == done_event("j1")
         await wait_until(lambda: pending(sync_client) == 0, what="ack")
         assert sync_client.get(keys.delivered("j1")) == b"done"
         assert 0 < sync_client.ttl(keys.delivered("j1")) <= keys.DELIVERED_TTL
@@ -90,7 +110,9 @@ async def test_terminal_event_is_handled_acked_marked_and_frees_the_user_slot(
 
 async def test_second_finish_of_a_job_sends_nothing(sync_client: redis.Redis) -> None:
     assert emit_done(sync_client, "j1")
-    assert not finish(sync_client, "j1", JobStatus.FAILED, EventType.FAILED, user_id=USER, chat_id=CHAT)
+    failed = FailedEvent(job_id="j1", chat_id=CHAT, user_id=USER,
+                         failure=Failure(reason=FailureReason.TIMEOUT))
+    assert not finish(sync_client, failed)
     assert sync_client.xlen(keys.EVENTS_STREAM) == 1
     assert sync_client.hget(keys.job("j1"), F.STATUS) == b"done"
 
@@ -178,10 +200,10 @@ async def test_progress_is_acked_even_when_the_handler_fails_and_only_the_newest
     try:
         await wait_until(lambda: calls, what="progress handled")
         await wait_until(lambda: pending(sync_client) == 0, what="progress acked")
-        assert [e.data["step"] for e in calls] == [3]
+        assert [step_of(e) for e in calls] == [3]
         emit_progress(sync_client, "j1", 4)
         await wait_until(lambda: len(calls) == 2, what="later progress")
-        assert calls[-1].data["step"] == 4
+        assert step_of(calls[-1]) == 4
     finally:
         await consumer.stop()
         await task
@@ -198,6 +220,28 @@ async def test_progress_after_the_job_ended_is_dropped(
         await c.wait_terminal("j1")
         await wait_until(lambda: pending(sync_client) == 0, what="all acked")
         assert [e.type for e in c.of("j1")] == [EventType.DONE]
+    finally:
+        await c.stop()
+
+
+async def test_unreadable_entries_are_acked_and_dropped_and_the_next_is_delivered(
+    client: aioredis.Redis, sync_client: redis.Redis
+) -> None:
+    wire = {"type": "failed", "job_id": "j0", "chat_id": CHAT, "user_id": USER}
+    for fields in (
+        {"event": "{not json"},
+        {"event": json.dumps({**wire, "type": "exploded", "data": {}})},  # a type this build does not know
+        {"event": json.dumps({**wire, "data": {"step": 3}})},  # a payload that is not a failure
+        {"something": "else"},
+    ):
+        sync_client.xadd(keys.EVENTS_STREAM, fields)  # type: ignore[arg-type]
+    emit_done(sync_client, "j1")
+    c = await fast_collector(client).begin()
+    try:
+        await c.wait_terminal("j1")
+        await wait_until(lambda: pending(sync_client) == 0, what="all acked")
+        assert [e.job_id for e in c.events] == ["j1"]
+        assert not sync_client.exists(keys.delivered("j0"))
     finally:
         await c.stop()
 

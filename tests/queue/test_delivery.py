@@ -9,12 +9,27 @@ from PIL import Image
 
 from bot.queue import CancelOutcome, JobQueue, JobStatus
 from contract import keys
-from contract.events import EventType, FailureReason, JobResult
+from contract.events import (
+    DoneEvent,
+    Event,
+    EventType,
+    FailedEvent,
+    FailureReason,
+    FileKind,
+    Progress,
+    ProgressEvent,
+)
 from contract.queue import DURATIONS_KEY
 from contract.spec import Mode
 from tests.queue.conftest import TEST_SIZE, Collector, WorkerPool, new_spec, stream_events, wait_until
 
 STAGE_ORDER = {"prior": 0, "decoder": 1}
+
+
+def progress_of(events: list[Event]) -> list[Progress]:
+    """The progress payloads of events that must all be progress events."""
+    assert all(isinstance(e, ProgressEvent) for e in events)
+    return [e.progress for e in events if isinstance(e, ProgressEvent)]
 
 
 async def test_a_job_runs_and_its_result_is_delivered_and_acked(
@@ -26,7 +41,8 @@ async def test_a_job_runs_and_its_result_is_delivered_and_acked(
     done = await collector.wait_terminal(spec.job_id)
     assert done.type is EventType.DONE and (done.user_id, done.chat_id) == (spec.user_id, spec.chat_id)
 
-    result = JobResult.model_validate(done.data)
+    assert isinstance(done, DoneEvent)
+    result = done.result
     assert result.job_id == spec.job_id and result.seeds == [spec.seed]
     assert result.worker in workers.names.values()
     assert {"prior", "decoder", "total", "encode", "job", "queue_wait"} <= set(result.timings)
@@ -37,6 +53,7 @@ async def test_a_job_runs_and_its_result_is_delivered_and_acked(
     image = Image.open(io.BytesIO(data))
     assert (image.format, image.size) == ("JPEG", TEST_SIZE)  # WORKER_RESULT_FORMAT's default
     assert (file.format, file.width, file.height) == ("jpeg", *TEST_SIZE)
+    assert (file.kind, file.index) == (FileKind.PHOTO, 0)
 
     record = await job_queue.job(spec.job_id)
     assert record is not None and record.status is JobStatus.DONE
@@ -62,17 +79,16 @@ async def test_progress_events_arrive_in_order_before_the_result(
     stream = stream_events(redis_client)
     mine = [e for e in stream if e.job_id == spec.job_id]
     assert mine[-1].type is EventType.DONE
-    progress = [e.data for e in mine[:-1]]
-    assert all(e.type is EventType.PROGRESS for e in mine[:-1])
-    assert [p["seq"] for p in progress] == list(range(1, len(progress) + 1))
-    order = [(STAGE_ORDER[p["stage"]], p["step"]) for p in progress]
+    progress = progress_of(mine[:-1])
+    assert [p.seq for p in progress] == list(range(1, len(progress) + 1))
+    order = [(STAGE_ORDER[p.stage], p.step) for p in progress]
     assert order == sorted(order) and len(set(order)) == len(order)
-    assert order[-1] == (1, 3) and all(p["total"] == 3 for p in progress)
+    assert order[-1] == (1, 3) and all(p.total == 3 for p in progress)
 
     # At the handler: in the same order (newest-only coalescing may skip some), result last.
     handled = collector.of(spec.job_id)
     assert handled[-1].type is EventType.DONE
-    seqs = [e.data["seq"] for e in handled[:-1]]
+    seqs = [p.seq for p in progress_of(handled[:-1])]
     assert seqs == sorted(seqs) and len(seqs) >= 1
 
 
@@ -88,7 +104,7 @@ async def test_cancel_a_running_job_stops_it_at_the_next_step(
     assert end.type is EventType.CANCELLED
     record = await job_queue.job(spec.job_id)
     assert record is not None and record.status is JobStatus.CANCELLED and record.result is None
-    steps = [e.data["step"] for e in collector.of(spec.job_id, EventType.PROGRESS)]
+    steps = [p.step for p in progress_of(collector.of(spec.job_id, EventType.PROGRESS))]
     assert max(steps) < 10  # it did not run to the end
     assert await job_queue.cancel(spec.job_id, spec.user_id) is CancelOutcome.ALREADY_FINISHED
 
@@ -117,7 +133,7 @@ async def test_every_key_written_has_a_ttl_or_is_bounded(
     await job_queue.cancel(specs[3].job_id, specs[3].user_id)
     ends = [await collector.wait_terminal(s.job_id) for s in specs]
     assert [e.type for e in ends] == [EventType.DONE, EventType.FAILED, EventType.FAILED, EventType.CANCELLED]
-    assert ends[2].data["reason"] == FailureReason.BAD_INPUT
+    assert isinstance(ends[2], FailedEvent) and ends[2].failure.reason is FailureReason.BAD_INPUT
     await wait_until(lambda: redis_client.xpending(keys.EVENTS_STREAM, keys.EVENTS_GROUP)["pending"] == 0,
                      what="all acked")
 

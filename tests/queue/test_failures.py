@@ -16,12 +16,22 @@ from rq.job import JobStatus as RQStatus
 
 from bot.queue import JobQueue, JobStatus, QueueSettings
 from contract import keys
-from contract.events import EventType, FailureReason, JobResult
+from contract.events import DoneEvent, Event, EventType, FailedEvent, Failure, FailureReason, JobResult
 from contract.queue import F
 from contract.spec import Mode
 from tests.queue.conftest import HEARTBEAT_S, Collector, WorkerPool, new_spec, stream_events, text, wait_until
 
 ABANDON_S = 3 * HEARTBEAT_S
+
+
+def failure_of(event: Event) -> Failure:
+    assert isinstance(event, FailedEvent), event
+    return event.failure
+
+
+def result_of(event: Event) -> JobResult:
+    assert isinstance(event, DoneEvent), event
+    return event.result
 
 
 def terminal_entries(conn: redis.Redis, job_id: str) -> list[str]:
@@ -69,9 +79,9 @@ async def test_bad_job_records_fail_with_a_reason_and_the_worker_serves_the_next
         await job_queue.submit(spec, is_admin=True)
 
     ends = {s.job_id: await collector.wait_terminal(s.job_id) for s in (newer, expired, corrupt, good)}
-    reasons = [ends[s.job_id].data.get("reason") for s in (newer, expired, corrupt)]
+    reasons = [failure_of(ends[s.job_id]).reason for s in (newer, expired, corrupt)]
     assert reasons == [FailureReason.BAD_SPEC, FailureReason.INPUT_EXPIRED, FailureReason.BAD_INPUT]
-    assert "version 2" in ends[newer.job_id].data["message"]
+    assert "version 2" in failure_of(ends[newer.job_id]).message
     assert ends[good.job_id].type is EventType.DONE
     worker_a = workers.names["a"]
     for spec in (newer, expired, corrupt, good):
@@ -89,8 +99,8 @@ async def test_a_job_that_always_fails_gives_one_failed_event_after_the_retries(
     spec = new_spec("[fault:engine-error] a cube")
     await queue.submit(spec)
     end = await collector.wait_terminal(spec.job_id)
-    assert end.type is EventType.FAILED and end.data["reason"] == FailureReason.ENGINE_ERROR
-    assert "injected engine error" in end.data["message"]
+    assert failure_of(end).reason is FailureReason.ENGINE_ERROR
+    assert "injected engine error" in failure_of(end).message
     record = await queue.job(spec.job_id)
     assert record is not None and record.attempts == 3 and record.status is JobStatus.FAILED
     await wait_until(lambda: Job.fetch(spec.job_id, connection=redis_client).get_status() == RQStatus.FAILED,
@@ -111,7 +121,7 @@ async def test_a_job_timeout_fails_the_job_and_the_worker_serves_the_next(
     started = time.monotonic()
     await queue.submit(slow, is_admin=True)
     end = await collector.wait_terminal(slow.job_id)
-    assert end.type is EventType.FAILED and end.data["reason"] == FailureReason.TIMEOUT
+    assert failure_of(end).reason is FailureReason.TIMEOUT
     assert time.monotonic() - started < 6  # stopped at the timeout, not after the 6 s job
     record = await queue.job(slow.job_id)
     assert record is not None and record.attempts == 1  # a timeout is not retried
@@ -120,7 +130,7 @@ async def test_a_job_timeout_fails_the_job_and_the_worker_serves_the_next(
     after = new_spec()
     await job_queue.submit(after, is_admin=True)  # the usual 30 s timeout
     done = await collector.wait_terminal(after.job_id)
-    assert done.type is EventType.DONE and JobResult.model_validate(done.data).worker == workers.names["a"]
+    assert result_of(done).worker == workers.names["a"]
 
 
 async def test_a_worker_killed_mid_job_is_replaced_and_the_job_delivered_once(
@@ -137,7 +147,7 @@ async def test_a_worker_killed_mid_job_is_replaced_and_the_job_delivered_once(
 
     done = await collector.wait_terminal(spec.job_id)
     assert done.type is EventType.DONE
-    result = JobResult.model_validate(done.data)
+    result = result_of(done)
     assert result.worker != victim
     assert time.monotonic() - killed_at < ABANDON_S + 15  # picked up within seconds, not minutes
     record = await job_queue.job(spec.job_id)
@@ -160,7 +170,7 @@ async def test_a_killed_job_without_retries_left_fails_as_worker_lost(
     workers.signal(role, signal.SIGKILL)
     workers.wait_exit(role)
     end = await collector.wait_terminal(spec.job_id)
-    assert end.type is EventType.FAILED and end.data["reason"] == FailureReason.WORKER_LOST
+    assert failure_of(end).reason is FailureReason.WORKER_LOST
     record = await queue.job(spec.job_id)
     assert record is not None and record.attempts == 1 and record.status is JobStatus.FAILED
     assert terminal_entries(redis_client, spec.job_id) == ["failed"]
@@ -176,7 +186,7 @@ async def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(
     await collector.wait_for(spec.job_id, EventType.PROGRESS)
     workers.signal("a", signal.SIGTERM)
     done = await collector.wait_terminal(spec.job_id)
-    assert done.type is EventType.DONE and JobResult.model_validate(done.data).worker == workers.names["a"]
+    assert result_of(done).worker == workers.names["a"]
     assert workers.wait_exit("a") == 0
     record = await job_queue.job(spec.job_id)
     assert record is not None and record.attempts == 1

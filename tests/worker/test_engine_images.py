@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from contract.events import FileKind
 from contract.spec import Mode
 from worker.engine.images import (
     STICKER_PAD_FRACTION,
@@ -120,3 +121,13 @@ def test_photo_results_encode_as_the_worker_asks_and_stickers_keep_alpha() -> No
     assert formats == ["PNG", "WEBP"]
     with pytest.raises(ValueError, match="photo_format"):
         encode_image_list([photo], Mode.TEXT2IMAGE, "GIF")
+
+
+def test_each_encoded_file_names_its_kind_and_image() -> None:
+    photo = Image.new("RGB", (64, 48), (200, 10, 10))
+    sticker = Image.new("RGBA", (512, 512), (10, 20, 30, 0))
+    assert [(e.kind, e.index) for e in encode_image_list([photo, photo], Mode.TEXT2IMAGE, "JPEG")] == [
+        (FileKind.PHOTO, 0), (FileKind.PHOTO, 1)]
+    assert [(e.format, e.kind, e.index) for e in encode_image_list([sticker, sticker], Mode.STICKER)] == [
+        ("PNG", FileKind.STICKER_PNG, 0), ("WEBP", FileKind.STICKER_WEBP, 0),
+        ("PNG", FileKind.STICKER_PNG, 1), ("WEBP", FileKind.STICKER_WEBP, 1)]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
+from contract.events import FileKind
 from contract.spec import Mode
 
 STICKER_SIDE = 512
@@ -39,12 +40,15 @@ PHOTO_FORMATS = ("JPEG", "PNG")
 
 @dataclass
 class EncodedImage:
-    """One output file: format name as PIL spells it ("JPEG", "PNG", "WEBP"), bytes and size."""
+    """One output file: format name as PIL spells it ("JPEG", "PNG", "WEBP"), bytes and size, what it
+    is for and which image of the job it shows (the result's ResultFile says the same to the bot)."""
 
     format: str
     data: bytes
     width: int
     height: int
+    kind: FileKind
+    index: int
 
 
 def fit_to_size(image: Image.Image, width: int, height: int) -> Image.Image:
@@ -112,7 +116,7 @@ def sticker_from_cutout(cutout: Image.Image) -> Image.Image:
     return padded.resize(size, Image.Resampling.LANCZOS)
 
 
-def _encode(image: Image.Image, fmt: str) -> EncodedImage:
+def _encode(image: Image.Image, fmt: str, kind: FileKind, index: int) -> EncodedImage:
     buf = io.BytesIO()
     if fmt == "WEBP":
         image.save(buf, format="WEBP", quality=WEBP_QUALITY, method=4, exact=True)
@@ -120,7 +124,8 @@ def _encode(image: Image.Image, fmt: str) -> EncodedImage:
         image.convert("RGB").save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
     else:
         image.save(buf, format="PNG", optimize=False, compress_level=PNG_COMPRESS_LEVEL)
-    return EncodedImage(format=fmt, data=buf.getvalue(), width=image.width, height=image.height)
+    return EncodedImage(format=fmt, data=buf.getvalue(), width=image.width, height=image.height, kind=kind,
+                        index=index)
 
 
 def encode_image_list(images: list[Image.Image], mode: Mode, photo_format: str = "PNG") -> list[EncodedImage]:
@@ -129,9 +134,10 @@ def encode_image_list(images: list[Image.Image], mode: Mode, photo_format: str =
     if photo_format not in PHOTO_FORMATS:
         raise ValueError(f"photo_format must be one of {PHOTO_FORMATS}, got {photo_format!r}")
     out: list[EncodedImage] = []
-    for image in images:
+    for index, image in enumerate(images):
         if mode is Mode.STICKER:
-            out += [_encode(image, "PNG"), _encode(image, "WEBP")]
+            out += [_encode(image, "PNG", FileKind.STICKER_PNG, index),
+                    _encode(image, "WEBP", FileKind.STICKER_WEBP, index)]
         else:
-            out.append(_encode(image, photo_format))
+            out.append(_encode(image, photo_format, FileKind.PHOTO, index))
     return out
