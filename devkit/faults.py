@@ -4,6 +4,8 @@ A worker started with :data:`FAULT_HOOKS_ENV` (``WORKER_JOB_HOOKS=devkit.faults:
 reads markers from each job's prompt:
 
 * ``[fault:engine-error]``: the attempt fails with a RuntimeError just before the engine runs;
+* ``[fault:value-error]``: a plain ValueError comes out of the engine's first step, as a bug deep in
+  diffusers or torch would (an engine error, retried: only the engine's input checks are bad input);
 * ``[fault:slow=1.5]``: each engine step also sleeps 1.5 s (GIL released, no CPU), which stretches
   a job for cancel, timeout and kill tests, or stands in for a GPU's time in the benches.
 
@@ -23,6 +25,8 @@ FAULT_HOOKS_ENV = {"WORKER_JOB_HOOKS": HOOKS_PATH}
 """Environment of a worker process that honours the markers below."""
 ENGINE_ERROR = "[fault:engine-error]"
 """A prompt containing this fails every attempt with an injected engine error."""
+VALUE_ERROR = "[fault:value-error]"
+"""A prompt containing this raises ValueError from inside the engine's step loop, every attempt."""
 SLOW_PREFIX = "[fault:slow="
 """``[fault:slow=S]`` sleeps S seconds at each engine step."""
 _SLOW_RE = re.compile(r"\[fault:slow=([0-9.]+)\]")
@@ -41,6 +45,8 @@ class FaultHooks:
             raise RuntimeError("injected engine error (devkit.faults)")
 
     def wrap_progress(self, spec: JobSpec, on_progress: ProgressCallback) -> ProgressCallback:
+        if VALUE_ERROR in spec.prompt:
+            return _raise_value_error
         slow = _SLOW_RE.search(spec.prompt)
         if slow is None:
             return on_progress
@@ -51,3 +57,8 @@ class FaultHooks:
             time.sleep(delay)
 
         return slowed
+
+
+def _raise_value_error(stage: str, step: int, total: int) -> None:
+    """The engine calls this from inside the pipeline's step loop (diffusers' step callback)."""
+    raise ValueError(f"injected ValueError at {stage} step {step}/{total} (devkit.faults)")

@@ -246,7 +246,7 @@ class _JobRun:
         return attempt
 
     def _generate(self, record: dict[str, str], started: float) -> str:
-        from worker.engine import JobCancelled, encode_images
+        from worker.engine import InputRejected, JobCancelled, encode_images
 
         try:
             spec = JobSpec.from_json(record.get(F.SPEC, ""))
@@ -271,7 +271,7 @@ class _JobRun:
                 )
             except JobCancelled:
                 out = None
-            except ValueError as exc:
+            except InputRejected as exc:  # only the engine's own checks: anything else is retried
                 raise JobFailure(FailureReason.BAD_INPUT, f"engine refused the inputs: {exc}") from None
         # The publisher has flushed its last progress: the terminal event comes after it.
         if out is None:

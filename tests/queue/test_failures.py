@@ -4,6 +4,7 @@ tests show that the very worker that failed a job serves the next one."""
 
 from __future__ import annotations
 
+import io
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis
 import redis.asyncio as aioredis
+from PIL import Image
 from rq.job import Job
 from rq.job import JobStatus as RQStatus
 
@@ -19,9 +21,12 @@ from contract import keys
 from contract.events import DoneEvent, Event, EventType, FailedEvent, Failure, FailureReason, JobResult
 from contract.queue import F
 from contract.spec import Mode
+from devkit.faults import VALUE_ERROR
 from tests.queue.conftest import HEARTBEAT_S, Collector, WorkerPool, new_spec, stream_events, text, wait_until
 
 ABANDON_S = 3 * HEARTBEAT_S
+TOO_SMALL_SIDE = 32
+"""Below the engine's MIN_INPUT_SIDE (64 px): a readable image that the engine's own check refuses."""
 
 
 def failure_of(event: Event) -> Failure:
@@ -191,3 +196,36 @@ async def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(
     record = await job_queue.job(spec.job_id)
     assert record is not None and record.attempts == 1
     workers.start("a")
+
+
+async def test_an_engine_input_check_fails_the_job_as_bad_input_without_a_retry(
+    workers: WorkerPool, make_queue: Callable[..., JobQueue], collector: Collector, redis_client: redis.Redis
+) -> None:
+    queue = make_queue(max_retries=2)
+    small = io.BytesIO()
+    Image.new("RGB", (TOO_SMALL_SIDE, TOO_SMALL_SIDE), (200, 40, 40)).save(small, "PNG")
+    blob = await queue.put_blob(small.getvalue())
+    spec = new_spec(mode=Mode.VARIATIONS, prompt="", inputs=(blob,))
+    await queue.submit(spec)
+    end = await collector.wait_terminal(spec.job_id)
+    assert end.type is EventType.FAILED
+    record = await queue.job(spec.job_id)
+    assert record is not None and record.reason == FailureReason.BAD_INPUT and record.attempts == 1
+    assert record.error is not None and "engine refused the inputs" in record.error
+    assert f"is {TOO_SMALL_SIDE}x{TOO_SMALL_SIDE}; each side must be at least" in record.error
+    assert terminal_entries(redis_client, spec.job_id) == ["failed"]
+
+
+async def test_a_plain_value_error_from_inside_the_engine_is_retried_then_an_engine_error(
+    workers: WorkerPool, make_queue: Callable[..., JobQueue], collector: Collector, redis_client: redis.Redis
+) -> None:
+    queue = make_queue(max_retries=2)
+    spec = new_spec(f"{VALUE_ERROR} a cube")  # raised from the pipeline's step callback
+    await queue.submit(spec)
+    end = await collector.wait_terminal(spec.job_id)
+    assert end.type is EventType.FAILED
+    record = await queue.job(spec.job_id)
+    assert record is not None and record.reason == FailureReason.ENGINE_ERROR
+    assert record.attempts == 3 and record.status is JobStatus.FAILED  # retried like any engine error
+    assert record.error is not None and record.error.startswith("ValueError: injected ValueError")
+    assert terminal_entries(redis_client, spec.job_id) == ["failed"]

@@ -19,6 +19,7 @@ from worker.engine import (
     Engine,
     EngineSettings,
     GenerationOutput,
+    InputRejected,
     JobCancelled,
     encode_images,
 )
@@ -383,7 +384,7 @@ def test_bad_input_is_a_clear_value_error(engine: Engine, case: str) -> None:
     build, message = BAD_INPUTS[case]
     spec, images, mask = build()
     called: list[Any] = []
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputRejected, match=message):  # a ValueError the worker does not retry
         engine.generate(spec, images, mask, on_progress=lambda *e: called.append(e))
     assert called == [], "refused before any model ran"
 

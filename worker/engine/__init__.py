@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contract.spec import Mode
-from worker.engine.engine import Engine, GenerationOutput, JobCancelled
+from worker.engine.engine import Engine, GenerationOutput, InputRejected, JobCancelled
 from worker.engine.images import EncodedImage, encode_image_list
 from worker.engine.settings import EngineSettings
 
@@ -19,6 +19,7 @@ __all__ = [
     "Engine",
     "EngineSettings",
     "GenerationOutput",
+    "InputRejected",
     "JobCancelled",
     "encode_images",
 ]

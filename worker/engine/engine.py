@@ -79,6 +79,11 @@ class JobCancelled(Exception):
     """``should_cancel()`` turned true; raised at the next denoising step."""
 
 
+class InputRejected(ValueError):
+    """The engine's own input checks refused the job's inputs: the same inputs fail every time, so
+    the job is not retried. Any other exception from the engine is an engine error."""
+
+
 @dataclass
 class GenerationOutput:
     images: list[PIL.Image.Image]
@@ -451,7 +456,7 @@ class Engine:
         on_progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> GenerationOutput:
-        """Run one job. Input problems raise ValueError before any model runs."""
+        """Run one job. Input problems raise InputRejected before any model runs."""
         inputs = self._check_inputs(spec, images, mask)
         progress = _Progress(on_progress, should_cancel)
         seeds = [(spec.seed + i) % SEED_MODULUS for i in range(spec.num_images)]
@@ -482,42 +487,42 @@ class Engine:
         self, spec: JobSpec, images: Sequence[PIL.Image.Image], mask: PIL.Image.Image | None
     ) -> list[PIL.Image.Image]:
         if not isinstance(spec, JobSpec):
-            raise ValueError(f"spec must be a contract.spec.JobSpec, got {type(spec).__name__}")
+            raise InputRejected(f"spec must be a contract.spec.JobSpec, got {type(spec).__name__}")
         needed = images_needed(spec.mode)
         if len(images) != needed:
-            raise ValueError(f"mode {spec.mode} needs {needed} input image(s), got {len(images)}")
+            raise InputRejected(f"mode {spec.mode} needs {needed} input image(s), got {len(images)}")
         rgb: list[PIL.Image.Image] = []
         for i, image in enumerate(images):
             if not isinstance(image, PIL.Image.Image):
-                raise ValueError(f"input image {i} is a {type(image).__name__}, not a PIL image")
+                raise InputRejected(f"input image {i} is a {type(image).__name__}, not a PIL image")
             if min(image.size) < MIN_INPUT_SIDE:
-                raise ValueError(
+                raise InputRejected(
                     f"input image {i} is {image.width}x{image.height}; "
                     f"each side must be at least {MIN_INPUT_SIDE} px"
                 )
             if max(image.size) > MAX_INPUT_SIDE:
-                raise ValueError(
+                raise InputRejected(
                     f"input image {i} is {image.width}x{image.height}; "
                     f"each side must be at most {MAX_INPUT_SIDE} px"
                 )
             rgb.append(image.convert("RGB"))
         if spec.mode is Mode.INPAINT:
             if mask is None:
-                raise ValueError("mode inpaint needs a mask (white = repaint)")
+                raise InputRejected("mode inpaint needs a mask (white = repaint)")
             if not isinstance(mask, PIL.Image.Image):
-                raise ValueError(f"mask is a {type(mask).__name__}, not a PIL image")
+                raise InputRejected(f"mask is a {type(mask).__name__}, not a PIL image")
             if mask.size != images[0].size:
-                raise ValueError(
+                raise InputRejected(
                     f"mask is {mask.width}x{mask.height} but the image is "
                     f"{images[0].width}x{images[0].height}; they must match"
                 )
             brightest = mask.convert("L").getextrema()[1]
             if not isinstance(brightest, int) or brightest < MASK_THRESHOLD:
-                raise ValueError(
+                raise InputRejected(
                     "mask has no white pixels: nothing to repaint (white = repaint, black = keep)"
                 )
         elif mask is not None:
-            raise ValueError(f"mode {spec.mode} takes no mask")
+            raise InputRejected(f"mode {spec.mode} takes no mask")
         # prior_steps ≥ 2 and depth's steps × strength ≥ 1 are the spec's own checks (contract.spec).
         return rgb
 
@@ -717,7 +722,7 @@ class Engine:
     @recipe(Mode.INPAINT)
     def _inpaint_mode(self, run: _Run) -> list[PIL.Image.Image]:
         if run.mask is None:  # _check_inputs refuses this first; here for the type checker
-            raise ValueError("mode inpaint needs a mask (white = repaint)")
+            raise InputRejected("mode inpaint needs a mask (white = repaint)")
         spec = run.spec
         init = fit_to_size(run.images[0], spec.width, spec.height)
         return self._repaint(run, init, fit_mask(run.mask, spec.width, spec.height))
