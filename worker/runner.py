@@ -294,21 +294,26 @@ def main(argv: list[str] | None = None) -> int:
     if hooks is not None:
         log.warning("worker %s: job hooks %s are on (tests and benches only)", settings.name,
                     settings.job_hooks)
-    from worker.engine import Engine, EngineSettings
-
-    started = time.monotonic()
-    engine = Engine.load(EngineSettings())
-    log.info("worker %s: engine loaded in %.1f s", settings.name, time.monotonic() - started)
     url = settings.redis_url.get_secret_value()
-    connection = redis.Redis.from_url(url)
+    engine_ready = threading.Event()  # set once the engine is loaded and warmed up
     metrics = None
     if settings.health_port is not None:
         from worker.metrics import start_worker_metrics
 
+        # Served before the (possibly minutes-long) load, answering 503 "engine not loaded" until
+        # it is done: a healthcheck or orchestrator sees a worker that is starting, not a dead one.
         metrics, _server = start_worker_metrics(
-            settings.health_port, url, lambda: True, worker_name=settings.name
+            settings.health_port, url, engine_ready.is_set, worker_name=settings.name
         )
+    from worker.engine import Engine, EngineSettings
+
+    started = time.monotonic()
+    engine = Engine.load(EngineSettings())  # loads every model, then the warm-up jobs when compiling
+    log.info("worker %s: engine loaded in %.1f s", settings.name, time.monotonic() - started)
+    engine_ready.set()
+    if metrics is not None:
         metrics.observe_warmup(engine.warmup_timings)
+    connection = redis.Redis.from_url(url)
     worker = KandinskyWorker(
         settings.queues, connection=connection, settings=settings, engine=engine, metrics=metrics,
         hooks=hooks,
