@@ -122,6 +122,17 @@ class Failure(BaseModel):
     message: str = ""
     """One line for the logs, never shown to the user."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _unknown_reason_is_an_engine_error(cls, data: Any) -> Any:
+        """A reason a newer worker added must not make its event unreadable (the user would hear
+        nothing): it reads as an engine error, and the log line keeps what the worker said."""
+        reason = data.get("reason") if isinstance(data, dict) else None
+        if not isinstance(reason, str) or reason in set(FailureReason):
+            return data
+        said = f"(reason {reason!r} is unknown to this release) "
+        return {**data, "reason": FailureReason.ENGINE_ERROR, "message": said + str(data.get("message", ""))}
+
 
 STREAM_FIELD = "event"
 """The one field of a stream entry; it holds the event's JSON."""

@@ -78,11 +78,20 @@ def test_the_wire_keeps_the_layout_of_earlier_releases() -> None:
     ("done", {"job_id": "j1", "seed": 1, "files": [{"key": "k", "format": "png", "width": 1, "height": 1,
                                                     "kind": "gif", "index": 0}]}),
     ("failed", {"step": 3}),
-    ("failed", {"reason": "out_of_cheese", "message": "x"}),
+    ("failed", {"reason": 7, "message": "x"}),
 ])
 def test_a_payload_that_does_not_fit_its_type_is_refused(etype: str, data: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="validation error"):
         parse_event({"event": json.dumps({"type": etype, **WHO, "data": data})})
+
+
+def test_a_reason_this_release_does_not_know_reads_as_an_engine_error() -> None:
+    """A newer worker's new reason must still end the job for the user (with the generic failure)."""
+    wire = {"type": "failed", **WHO, "data": {"reason": "out_of_cheese", "message": "x"}}
+    event = parse_event({"event": json.dumps(wire)})
+    assert isinstance(event, FailedEvent)
+    assert event.failure.reason is FailureReason.ENGINE_ERROR
+    assert "out_of_cheese" in event.failure.message and event.failure.message.endswith("x")
 
 
 @pytest.mark.parametrize("fields, match", [
