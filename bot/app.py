@@ -37,11 +37,11 @@ from bot.i18n import I18n
 from bot.isolation import OrderedEventIsolation
 from bot.metrics import BotMetrics, HealthEndpoint, sync_client
 from bot.middlewares import RetryAfterMiddleware, setup_middlewares
-from bot.middlewares.quota import GuardedQueue
-from bot.queue import EventConsumer, QueueSettings
+from bot.queue import EventConsumer, JobQueue, QueueSettings
 from bot.routers import build_root_router
 from bot.services import Services
 from bot.services.admin import AdminLog, BroadcastService, StatsService, report_sender
+from bot.services.admission import Admission
 from bot.services.packs import PackService
 from bot.services.quotas import Limits, QuotaService
 from bot.user_settings import SettingsStore
@@ -139,10 +139,12 @@ async def create_services(settings: BotSettings, redis: Redis, bot: Bot, *,
     limits = Limits(per_minute=settings.rate_per_minute, per_day=settings.rate_per_day,
                     inflight=settings.max_inflight)
     quotas = QuotaService(redis, frozenset(settings.admin_ids), limits)
-    queue = GuardedQueue(redis, QueueSettings(per_user_inflight=max(1, settings.max_inflight)),
-                         quotas=quotas, metrics=metrics)
+    queue_settings = QueueSettings(per_user_inflight=max(1, settings.max_inflight))
+    queue = JobQueue(redis, queue_settings)
+    admission = Admission(queue, quotas, admin_inflight=queue_settings.admin_inflight, metrics=metrics)
     return Services(
         config=settings, redis=redis, queue=queue, i18n=i18n, store=SettingsStore(redis), quotas=quotas,
+        admission=admission,
         packs=PackService(redis, me.username or ""), stats=StatsService(redis, sync),
         admin_log=AdminLog(redis),
         broadcasts=BroadcastService(redis, rate=settings.broadcast_rate, on_finish=report_sender(i18n)),

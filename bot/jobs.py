@@ -23,25 +23,20 @@ from bot.config import BotSettings
 from bot.filters import ImageRef
 from bot.i18n import Translator
 from bot.inputs import MAX_DOWNLOAD_BYTES, InputError, check_file_size, normalize_image
-from bot.queue import JobQueue, TooManyJobs
+from bot.queue import JobQueue, Submission
 from bot.services import Services, reply_to
+from bot.services.admission import refusal_text
 from bot.user_settings import UserSettings
 from contract import keys
 from contract.spec import MAX_SEED, JobSpec, Mode, Priority, bucket_size
 
 log = logging.getLogger(__name__)
 
-STATUS_TTL = 24 * 3600
-"""Where a job's status message is; only needed until the job is delivered (a day at most)."""
 DOWNLOAD_TIMEOUT_S = 60
 """A 20 MB download from Telegram; longer means the connection is stuck."""
 STICKER_ASPECT = "1:1"
 """Stickers are square before the 512 px cut-out; the 512 rule is met by the worker."""
 DEFAULT_WEIGHT_PERCENT = 50
-
-
-def status_key(job_id: str) -> str:
-    return f"{keys.PREFIX}:status:{job_id}"
 
 
 @dataclass(frozen=True)
@@ -55,14 +50,14 @@ class StatusRef:
 async def save_status(redis: Redis, job_id: str, chat_id: int, message_id: int, *,
                       is_photo: bool = False) -> None:
     async with redis.pipeline(transaction=False) as pipe:  # one round trip: on every submit
-        pipe.hset(status_key(job_id),
+        pipe.hset(keys.status(job_id),
                   mapping={"chat_id": chat_id, "message_id": message_id, "photo": int(is_photo)})
-        pipe.expire(status_key(job_id), STATUS_TTL)
+        pipe.expire(keys.status(job_id), keys.STATUS_TTL)
         await pipe.execute()
 
 
 async def load_status(redis: Redis, job_id: str) -> StatusRef | None:
-    raw: dict[Any, Any] = await redis.hgetall(status_key(job_id))  # type: ignore[misc]
+    raw: dict[Any, Any] = await redis.hgetall(keys.status(job_id))  # type: ignore[misc]
     if not raw:
         return None
     def get(name: str) -> Any:
@@ -141,16 +136,15 @@ def build_spec(
 
 
 async def submit(spec: JobSpec, *, bot: Bot, services: Services, t: Translator) -> str | None:
-    """Queue the job, answer with its position and remember that answer as the status message.
+    """Queue the job, answer with its position and remember that answer as the status message;
+    or tell the user which limit refused it (then None: nothing was counted or queued).
 
     No "uploading photo" chat action here: it lapses after 5 s, long before a queued job starts;
     delivery sends one with the job's progress, when it means something.
     """
-    try:
-        sub = await services.queue.submit(spec, is_admin=spec.user_id in services.config.admin_ids)
-    except TooManyJobs as exc:
-        await bot.send_message(spec.chat_id, t("too-many-jobs", limit=exc.limit),
-                               reply_parameters=reply_to(spec.reply_to))
+    sub = await services.admission.admit_and_record(spec)
+    if not isinstance(sub, Submission):
+        await bot.send_message(spec.chat_id, refusal_text(t, sub))
         return None
     if sub.position is None:
         text = t("queued-now")

@@ -19,6 +19,10 @@ PROGRESS_TTL = 3600
 """Latest progress of a job; only useful while the job runs."""
 DELIVERED_TTL = 7 * 24 * 3600
 """Dedupe marker: longer than any redelivery window of the events stream."""
+STATUS_TTL = 24 * 3600
+"""Where a job's status message is; only needed until the job is delivered (a day at most)."""
+INFLIGHT_TTL = INPUT_BLOB_TTL
+"""A user's in-flight set outlives no job that can still run: inputs expire with it anyway."""
 CANCEL_FLAG_TTL = 3600
 """A cancel request only matters while the job may still start or run."""
 EVENTS_STREAM_MAXLEN = 100_000
@@ -48,6 +52,11 @@ def delivered(job_id: str) -> str:
 
 def cancel_flag(job_id: str) -> str:
     return f"{PREFIX}:cancel:{job_id}"
+
+
+def status(job_id: str) -> str:
+    """Hash: chat_id, message_id, photo — the "queued" message that delivery edits into progress."""
+    return f"{PREFIX}:status:{job_id}"
 
 
 def inflight(user_id: int) -> str:

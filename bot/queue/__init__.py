@@ -1,4 +1,4 @@
-"""The bot's side of the job queue: submit jobs to the GPU workers and consume their events."""
+"""The bot's side of the job queue: admit and submit jobs to the GPU workers, consume their events."""
 
 from bot.queue.client import (
     CancelOutcome,
@@ -10,17 +10,37 @@ from bot.queue.client import (
     TooManyJobs,
 )
 from bot.queue.consumer import EventConsumer, Handler
+from bot.queue.gate import (
+    Banned,
+    InFlight,
+    LimitsChanged,
+    Maintenance,
+    PerDay,
+    PerMinute,
+    Rates,
+    Refusal,
+    Rules,
+)
 from contract.queue import JobStatus
 
 __all__ = [
+    "Banned",
     "CancelOutcome",
     "EventConsumer",
     "Handler",
+    "InFlight",
     "JobQueue",
     "JobRecord",
     "JobStatus",
+    "LimitsChanged",
+    "Maintenance",
+    "PerDay",
+    "PerMinute",
     "QueueSettings",
     "QueueStats",
+    "Rates",
+    "Refusal",
+    "Rules",
     "Submission",
     "TooManyJobs",
 ]

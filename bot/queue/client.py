@@ -228,7 +228,7 @@ class JobQueue:
         data: Any = await self._redis.get(key)
         return bytes(data) if data is not None else None
 
-    # --- submit ---------------------------------------------------------------------------------
+    # --- admit and submit -----------------------------------------------------------------------
 
     async def admit(self, spec: JobSpec, rules: Rules, *, is_admin: bool = False,
                     now: float | None = None) -> Submission | Refusal | LimitsChanged:

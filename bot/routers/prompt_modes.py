@@ -27,15 +27,15 @@ from contract.spec import Mode
 
 async def run_prompt(message: Message, text: str | None, mode: Mode, *, bot: Bot, services: Services,
                      t: Translator, locale: str, user_settings: UserSettings) -> bool:
-    """Validate the prompt and queue the job; False (and a refusal message) when the prompt is bad."""
+    """Validate the prompt and queue the job; False (and a refusal message) when the prompt is bad
+    or a limit refused the job: then the dialog stays open for the user's next try."""
     try:
         prompt = validate_prompt(text)
     except InputError as err:
         await refuse(message, t, err)
         return False
     req = requester(message, bot=bot, services=services, t=t, locale=locale, user_settings=user_settings)
-    await req.run(mode, prompt=prompt, reply_to_id=message.message_id)
-    return True
+    return await req.run(mode, prompt=prompt, reply_to_id=message.message_id) is not None
 
 
 def prompt_mode_router(description: ModeDescription) -> Router:

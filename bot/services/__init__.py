@@ -7,11 +7,12 @@ through the dispatcher's workflow data, set once from :meth:`Services.workflow_d
 The modules of this package are the services (what the bot knows and does, on Redis);
 ``bot.routers`` holds the handlers that use them:
 
-| module                   | what                                                         |
-|--------------------------|--------------------------------------------------------------|
-| ``bot.services.quotas``  | limits, bans, maintenance, the audience (who wrote, when)    |
-| ``bot.services.admin``   | /stats numbers, broadcasts, the admin action log             |
-| ``bot.services.packs``   | users' sticker packs                                         |
+| module                     | what                                                         |
+|----------------------------|--------------------------------------------------------------|
+| ``bot.services.admission`` | the one admission gate: a request becomes a job or a refusal |
+| ``bot.services.quotas``    | limits, bans, maintenance, the audience (who wrote, when)    |
+| ``bot.services.admin``     | /stats numbers, broadcasts, the admin action log             |
+| ``bot.services.packs``     | users' sticker packs                                         |
 
 Environment (read by bot.config.BotSettings) for these services:
 
@@ -46,6 +47,7 @@ from bot.inputs import InputError
 from bot.metrics import BotMetrics, HealthEndpoint, TelegramErrorMetrics
 from bot.queue import JobQueue
 from bot.services.admin import AdminLog, BroadcastService, StatsService
+from bot.services.admission import Admission
 from bot.services.packs import PackService
 from bot.services.quotas import QuotaService
 from bot.user_settings import SettingsStore
@@ -63,6 +65,8 @@ class Services:
     i18n: I18n
     store: SettingsStore
     quotas: QuotaService
+    admission: Admission
+    """The only way handlers queue a job: every limit checked, the job recorded, in one step."""
     packs: PackService
     stats: StatsService
     admin_log: AdminLog
@@ -82,6 +86,7 @@ class Services:
             "i18n": self.i18n,
             "settings_store": self.store,
             "quotas": self.quotas,
+            "admission": self.admission,
             "packs": self.packs,
             "stats": self.stats,
             "admin_log": self.admin_log,

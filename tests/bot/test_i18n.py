@@ -14,7 +14,8 @@ from contract.spec import Mode, Style
 
 BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
 FRONT_END_MODULES = (
-    "app.py", "delivery.py", "jobs.py", "keyboards.py", "services.py", "inputs.py", "routers/start.py",
+    "app.py", "delivery.py", "jobs.py", "keyboards.py", "services/__init__.py", "services/admission.py",
+    "inputs.py", "routers/start.py",
     "routers/cancel.py", "routers/settings.py", "routers/results.py", "routers/fallback.py",
     "routers/prompt_modes.py", "routers/image_modes.py",
 )

@@ -155,3 +155,15 @@ async def test_again_button_is_limited_like_a_typed_request(api, start_replicas,
     assert last_text(api, USER).startswith("⏳ Too many requests: 1 per minute.")
     assert api.callback_queries[query_id].answered
     assert _queued(sync_redis) == 1
+
+
+async def test_a_refused_prompt_keeps_its_dialog_open(api, start_replicas, sync_redis) -> None:
+    """A limit refuses the job, not the dialog: the user's next text is still this mode's prompt."""
+    _, pump = await start_replicas(1, rate_per_minute=1, max_inflight=10)
+    api.user(USER)
+    assert "Too many" not in await _say(api, pump, USER, "a typed request")
+    await _say(api, pump, USER, "/sticker")
+    assert await_state(sync_redis, USER)
+    assert (await _say(api, pump, USER, "a dog")).startswith("⏳ Too many requests: 1 per minute.")
+    assert await_state(sync_redis, USER)
+    assert _queued(sync_redis) == 1

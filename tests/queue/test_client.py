@@ -12,7 +12,8 @@ import redis.asyncio as aioredis
 from rq import Queue
 from rq.job import Job
 
-from bot.queue import CancelOutcome, JobQueue, JobStatus, QueueSettings, TooManyJobs
+from bot.queue import CancelOutcome, JobQueue, JobStatus, QueueSettings, Rates, Rules, TooManyJobs
+from bot.queue.gate import admit_call, read_reply
 from contract import keys
 from contract.events import EventType
 from contract.queue import DEFAULT_QUEUE, DURATIONS_KEY, HIGH_QUEUE, RUN_JOB_FUNC, F
@@ -147,16 +148,23 @@ async def test_stale_in_flight_entries_are_dropped_only_when_a_job_is_accepted(
     assert await queue.user_jobs(user) == sorted([live.job_id, second_live.job_id, gone.job_id])
 
 
-async def test_a_retried_submit_script_call_is_not_a_duplicate(queue: JobQueue) -> None:
-    """A reply lost after the script ran makes redis-py send it again: the same call is accepted."""
+async def test_a_retried_submit_script_call_is_not_a_duplicate(
+    queue: JobQueue, sync_client: redis.Redis
+) -> None:
+    """A reply lost after the script ran makes redis-py send it again: the same call is accepted,
+    and counts once."""
     spec = new_spec()
-    created = "1800000000.5"
-    args = [spec.job_id, 2, 60, 60, keys.job(""), created, F.STATUS, "queued", F.CREATED, created]
-    script_keys = [keys.inflight(spec.user_id), keys.job(spec.job_id)]
-    assert [int(x) for x in await queue._submit(keys=script_keys, args=args)] == [0, 0]
-    assert [int(x) for x in await queue._submit(keys=script_keys, args=args)] == [0, 0]
-    other_call = [*args[:5], "1800000000.6", *args[6:]]
-    assert [int(x) for x in await queue._submit(keys=script_keys, args=other_call)] == [1, 0]
+    created, now = "1800000000.5", 1_800_000_000.5
+    rules = Rules(inflight=2, rates=Rates(per_minute=5, per_day=10))
+    call = admit_call(spec, rules, created=created, now=now, record={F.STATUS: "queued", F.CREATED: created})
+    assert [int(x) for x in await queue._admit(keys=call.keys, args=call.args)] == [0, 0]
+    assert [int(x) for x in await queue._admit(keys=call.keys, args=call.args)] == [0, 0]
+    assert sync_client.zcard(call.minute_key) == 1 and sync_client.get(call.day_key) == b"1"
+    other = admit_call(spec, rules, created="1800000000.6", now=now,
+                       record={F.STATUS: "queued", F.CREATED: "1800000000.6"})
+    with pytest.raises(ValueError, match="already exists"):
+        read_reply(await queue._admit(keys=other.keys, args=other.args), spec, rules, now)
+    assert sync_client.zcard(call.minute_key) == 1 and await queue.user_jobs(spec.user_id) == [spec.job_id]
 
 
 async def test_cancel_a_queued_job_removes_it_and_sends_one_cancelled_event(

@@ -67,7 +67,6 @@ jobs-cancelled = { $count ->
 queued = Your request is in the queue, position { $position }.
 queued-eta = Your request is in the queue, position { $position } (about { $eta } s).
 queued-now = Your request is being drawn now.
-too-many-jobs = You already have { $limit } requests in progress. Please wait for one to finish.
 status-progress = Drawing… { $stage }: { $step }/{ $total }
 status-waiting = Waiting in the queue…
 btn-cancel-job = ✖️ Cancel

@@ -68,7 +68,6 @@ jobs-cancelled = { $count ->
 queued = Ваш запрос в очереди, место { $position }.
 queued-eta = Ваш запрос в очереди, место { $position } (примерно { $eta } с).
 queued-now = Ваш запрос уже рисуется.
-too-many-jobs = У вас уже { $limit } запросов в работе. Дождитесь, пока один закончится.
 status-progress = Рисую… { $stage }: { $step }/{ $total }
 status-waiting = Жду своей очереди…
 btn-cancel-job = ✖️ Отменить

@@ -1,0 +1,111 @@
+"""The bot's one admission gate: a new request becomes a job here, or gets one refusal, here.
+
+Counted where a request really becomes a job, so a multi-step dialog (two photos, then
+weights) counts once, and the "again" and "variations" buttons count like typed requests.
+Bans, maintenance, the per-minute and per-day rates and the jobs in flight are all decided by
+one atomic script call (bot.queue.gate), which also writes the job's record; the answer is a
+value — the :class:`~bot.queue.Submission`, or one :data:`~bot.queue.Refusal` per limit — that
+:func:`refusal_text` turns into the user's message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import assert_never
+
+from bot.metrics import BotMetrics
+from bot.queue import (
+    Banned,
+    InFlight,
+    JobQueue,
+    LimitsChanged,
+    Maintenance,
+    PerDay,
+    PerMinute,
+    Rates,
+    Refusal,
+    Rules,
+    Submission,
+)
+from bot.services.quotas import QuotaService
+from contract.spec import JobSpec
+
+log = logging.getLogger(__name__)
+
+MAX_LIMITS_PASSES = 5
+"""The script asks again only when an admin changed the user's custom limits in between; five
+changes within milliseconds would be an admin script gone wild, not a reason to loop forever."""
+
+
+class Admission:
+    """Admits (and records and enqueues) new jobs, or refuses them, for every handler.
+
+    Admins skip bans, maintenance and the rates, but have their own in-flight cap.
+    """
+
+    def __init__(self, queue: JobQueue, quotas: QuotaService, *, admin_inflight: int,
+                 metrics: BotMetrics | None = None) -> None:
+        self.queue = queue
+        self.quotas = quotas
+        self.admin_inflight = admin_inflight
+        self.metrics = metrics
+
+    async def admit_and_record(self, spec: JobSpec, *, now: float | None = None) -> Submission | Refusal:
+        """One script call decides every limit and, if they all allow it, writes and queues the job.
+
+        A user with custom limits takes a second call (their JSON is validated here, by pydantic,
+        then the script checks it is still the one stored). ``now`` moves the rate clock (tests).
+        """
+        outcome: Submission | Refusal | LimitsChanged
+        if self.quotas.is_admin(spec.user_id):
+            admin_rules = Rules(inflight=self.admin_inflight)
+            outcome = await self.queue.admit(spec, admin_rules, is_admin=True, now=now)
+        else:
+            limits, raw = self.quotas.default_limits, None
+            for _ in range(MAX_LIMITS_PASSES):
+                rules = Rules(inflight=limits.inflight,
+                              rates=Rates(per_minute=limits.per_minute, per_day=limits.per_day,
+                                          custom_limits=raw))
+                outcome = await self.queue.admit(spec, rules, now=now)
+                if not isinstance(outcome, LimitsChanged):
+                    break
+                raw = outcome.raw
+                limits = self.quotas.parse_limits(spec.user_id, raw)
+            else:
+                raise RuntimeError(f"user {spec.user_id}: custom limits kept changing during admission")
+        if isinstance(outcome, Submission):
+            if self.metrics is not None:
+                self.metrics.jobs_submitted.labels(spec.mode.value).inc()
+            return outcome
+        assert not isinstance(outcome, LimitsChanged)
+        log.info("job refused for user %s in chat %s: %s", spec.user_id, spec.chat_id, outcome.reason)
+        if self.metrics is not None:
+            self.metrics.requests_refused.labels(outcome.reason).inc()
+        return outcome
+
+
+def refusal_text(t: Callable[..., str], refusal: Refusal, now: float | None = None) -> str:
+    """The user's message for a refusal (one per limit), with the next free slot where there is one."""
+    now = time.time() if now is None else now
+    match refusal:
+        case Banned():
+            return t("quota-banned")
+        case Maintenance():
+            return t("quota-maintenance")
+        case InFlight(limit=limit):
+            return t("quota-inflight", limit=limit)
+        case PerDay(limit=limit, retry_at=retry_at):
+            return t("quota-per-day", limit=limit, time=_clock(retry_at))
+        case PerMinute(limit=limit, retry_at=retry_at):
+            wait = max(1, math.ceil(retry_at - now))
+            return t("quota-per-minute", limit=limit, time=_clock(retry_at), seconds=wait)
+        case _:
+            assert_never(refusal)
+
+
+def _clock(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%H:%M:%S")
