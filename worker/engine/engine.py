@@ -24,7 +24,7 @@ from diffusers import (
     KandinskyV22Pipeline,
     UNet2DConditionModel,
 )
-from transformers import AutoImageProcessor, DPTForDepthEstimation
+from transformers import CLIPImageProcessorPil, DPTForDepthEstimation, DPTImageProcessorPil
 
 from contract.modes import KANDINSKY22
 from contract.spec import JobSpec, Mode, images_needed
@@ -341,7 +341,7 @@ class Engine:
     # --- loading: each group once, then resident -------------------------------------------------
 
     def _pretrained_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"torch_dtype": self._torch_dtype}
+        kwargs: dict[str, Any] = {"dtype": self._torch_dtype}
         if self.settings.cache_dir is not None:
             kwargs["cache_dir"] = str(self.settings.cache_dir)
         return kwargs
@@ -377,7 +377,12 @@ class Engine:
         with self._load_lock:
             if self._prior is None:
                 kwargs = self._pretrained_kwargs()
-                prior = CachedPriorPipeline.from_pretrained(self.model_ids["prior"], **kwargs)
+                source = self.model_ids["prior"]
+                # The PIL processor is what transformers falls back to without torchvision (the worker
+                # image has none); naming it keeps the same preprocessing without its notice at start.
+                processor = CLIPImageProcessorPil.from_pretrained(
+                    source, subfolder="image_processor", cache_dir=kwargs.get("cache_dir"))
+                prior = CachedPriorPipeline.from_pretrained(source, image_processor=processor, **kwargs)
                 prior.attach_zero_embed_cache(self._zero_embed_cache)
                 self._prior = self._place(prior)
             return self._prior
@@ -428,9 +433,9 @@ class Engine:
             if self._depth is None:
                 source = self.model_ids["depth"]
                 kwargs = self._pretrained_kwargs()
-                dtype = kwargs.pop("torch_dtype")
-                model: Any = DPTForDepthEstimation.from_pretrained(source, dtype=dtype, **kwargs)
-                processor = AutoImageProcessor.from_pretrained(source, **kwargs)
+                model: Any = DPTForDepthEstimation.from_pretrained(source, **kwargs)
+                kwargs.pop("dtype")
+                processor = DPTImageProcessorPil.from_pretrained(source, **kwargs)
                 self._depth = (model.to(self.device).eval(), processor)
             return self._depth
 
