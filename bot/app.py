@@ -50,8 +50,6 @@ from contract.modes import mode_commands
 
 log = logging.getLogger(__name__)
 
-DIALOG_TTL = 24 * 3600
-"""A dialog left half-way (one photo of two sent) is forgotten after a day."""
 REDIS_RETRIES = 5
 """A restarted Redis leaves every pooled connection dead: a command reconnects and retries (with
 backoff up to REDIS_RETRY_CAP_S) instead of failing the user's update on the first stale one."""
@@ -160,8 +158,9 @@ def create_dispatcher(services: Services, *, extra_routers: Sequence[Router] = (
     Tests and the demo add ``extra_routers`` (placed before the catch-alls) and
     ``extra_middlewares`` (run after the bot's own, so they get ``t``).
     """
-    key_builder = DefaultKeyBuilder(prefix=f"{keys.PREFIX}:fsm")
-    storage = RedisStorage(services.redis, key_builder=key_builder, state_ttl=DIALOG_TTL, data_ttl=DIALOG_TTL)
+    key_builder = DefaultKeyBuilder(prefix=keys.FSM_PREFIX)
+    storage = RedisStorage(services.redis, key_builder=key_builder, state_ttl=keys.DIALOG_TTL,
+                           data_ttl=keys.DIALOG_TTL)
     # Updates of one chat run one at a time and in order (across replicas too): the two photos
     # of an album must not both see an empty dialog, and "/mix" must come before its photo.
     isolation = OrderedEventIsolation(RedisEventIsolation(services.redis, key_builder=key_builder))

@@ -35,7 +35,7 @@ from prometheus_client.registry import Collector
 from rq import Queue
 
 from contract import stats as jobstats
-from contract.observability import serve
+from contract.observability import HEALTH_REDIS_TIMEOUT_S, serve
 from contract.queue import QUEUES_IN_ORDER
 
 if TYPE_CHECKING:
@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HEALTH_REDIS_TIMEOUT_S = 2.0
-"""A healthcheck must answer quickly; Redis not answering a PING in 2 s is unhealthy."""
 
 _ERROR_KINDS: tuple[tuple[type[TelegramAPIError], str], ...] = (
     (TelegramRetryAfter, "retry_after"),

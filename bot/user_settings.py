@@ -12,18 +12,6 @@ from contract.spec import ASPECT_RATIOS, DEFAULT_ASPECT, MAX_IMAGES_PER_JOB, MAX
 
 log = logging.getLogger(__name__)
 
-USER_SETTINGS_TTL = 365 * 24 * 3600
-"""Settings of a user silent for a year are dropped; every read by an active user renews them."""
-BLOCKED_TTL = 90 * 24 * 3600
-"""A user who blocked the bot is skipped for a while; writing to the bot again clears the mark."""
-
-
-def settings_key(user_id: int) -> str:
-    return f"{keys.PREFIX}:user:{user_id}:settings"
-
-
-def blocked_key(user_id: int) -> str:
-    return f"{keys.PREFIX}:user:{user_id}:blocked"
 
 
 class UserSettings(BaseModel):
@@ -61,24 +49,25 @@ class SettingsStore:
     async def _read(self, user_id: int, *, unmark_blocked: bool) -> UserSettings:
         # EXPIRE of a missing key does nothing, so the renewal needs no read first.
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(settings_key(user_id))
-            pipe.expire(settings_key(user_id), USER_SETTINGS_TTL)
+            pipe.get(keys.user_settings(user_id))
+            pipe.expire(keys.user_settings(user_id), keys.USER_SETTINGS_TTL)
             if unmark_blocked:
-                pipe.delete(blocked_key(user_id))
+                pipe.delete(keys.blocked(user_id))
             raw = (await pipe.execute())[0]
         return UserSettings() if raw is None else _parse(user_id, raw)
 
     async def save(self, user_id: int, settings: UserSettings) -> None:
-        await self.redis.set(settings_key(user_id), settings.model_dump_json(), ex=USER_SETTINGS_TTL)
+        await self.redis.set(keys.user_settings(user_id), settings.model_dump_json(),
+                             ex=keys.USER_SETTINGS_TTL)
 
     async def mark_blocked(self, user_id: int) -> None:
-        await self.redis.set(blocked_key(user_id), "1", ex=BLOCKED_TTL)
+        await self.redis.set(keys.blocked(user_id), "1", ex=keys.BLOCKED_TTL)
 
     async def unmark_blocked(self, user_id: int) -> None:
-        await self.redis.delete(blocked_key(user_id))
+        await self.redis.delete(keys.blocked(user_id))
 
     async def is_blocked(self, user_id: int) -> bool:
-        return bool(await self.redis.exists(blocked_key(user_id)))
+        return bool(await self.redis.exists(keys.blocked(user_id)))
 
 
 def _parse(user_id: int, raw: bytes | str) -> UserSettings:

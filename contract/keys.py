@@ -149,3 +149,58 @@ def broadcast_lease(broadcast_id: str) -> str:
 def pending_broadcast(admin_id: int) -> str:
     """A broadcast text waiting for its admin's confirmation (PENDING_BROADCAST_TTL)."""
     return f"{PREFIX}:broadcast:pending:{admin_id}"
+
+
+# --- users: settings, the dialog, sticker packs -------------------------------------------------
+USER_SETTINGS_TTL = 365 * 24 * 3600
+"""Settings of a user silent for a year are dropped; every read by an active user renews them."""
+BLOCKED_TTL = 90 * 24 * 3600
+"""A user who blocked the bot is skipped for a while; writing to the bot again clears the mark."""
+DIALOG_TTL = 24 * 3600
+"""A dialog left half-way (one photo of two sent) is forgotten after a day."""
+FSM_PREFIX = f"{PREFIX}:fsm"
+"""aiogram's RedisStorage and event isolation keys (dialog state and data, per-chat locks)."""
+PACK_RECORD_TTL = 2 * 365 * 24 * 3600
+"""Pack records outlive any plausible pause; every use renews them."""
+PACK_ADDED_TTL = RESULT_TTL
+"""A sticker can only be added while its result exists; the "already added" mark lives as long."""
+
+
+def user_settings(user_id: int) -> str:
+    """JSON of the user's /settings choices."""
+    return f"{PREFIX}:user:{user_id}:settings"
+
+
+def blocked(user_id: int) -> str:
+    """Present while the user has blocked the bot (BLOCKED_TTL)."""
+    return f"{PREFIX}:user:{user_id}:blocked"
+
+
+def user_packs(user_id: int) -> str:
+    """List of the user's pack names, oldest first."""
+    return f"{PREFIX}:user:{user_id}:packs"
+
+
+def user_current_pack(user_id: int) -> str:
+    """Name of the pack that receives the user's next sticker."""
+    return f"{PREFIX}:user:{user_id}:pack:current"
+
+
+def user_pack_seq(user_id: int) -> str:
+    """Counter behind pack names, so a name is never tried twice for one user."""
+    return f"{PREFIX}:user:{user_id}:pack:seq"
+
+
+def user_pack_lock(user_id: int) -> str:
+    """One pack operation per user at a time."""
+    return f"{PREFIX}:user:{user_id}:pack:lock"
+
+
+def pack(name: str) -> str:
+    """Hash: owner, title, count, created_at."""
+    return f"{PREFIX}:pack:{name.lower()}"
+
+
+def pack_added(job_id: str, index: int) -> str:
+    """Pack name a result was added to: pressing the button twice adds it once."""
+    return f"{PREFIX}:packadd:{job_id}:{index}"

@@ -19,6 +19,10 @@ HealthCheck = Callable[[], tuple[bool, str]]
 """Returns (healthy, one-line reason); must be cheap and must not block for long."""
 
 
+HEALTH_REDIS_TIMEOUT_S = 2.0
+"""A healthcheck must answer quickly (bot and worker alike): Redis silent for 2 s is unhealthy."""
+
+
 def serve(
     port: int, registry: CollectorRegistry, health: HealthCheck, host: str = "0.0.0.0"
 ) -> ThreadingHTTPServer:

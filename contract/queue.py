@@ -16,6 +16,13 @@ from typing import Any
 from contract import keys
 from contract.events import DoneEvent, Event, EventType, FailedEvent, TerminalEvent
 
+JOB_TIMEOUT_S = 600
+"""Cap on one job's run time, the same for the bot's enqueue and the worker: a 1024 px job with 4
+images takes well under a minute on a GPU; ten minutes means the job is stuck, and the GPU must go
+to the next user."""
+MAX_RETRIES = 2
+"""An engine error or a lost worker is retried twice; a third failure is the job, not bad luck."""
+
 RUN_JOB_FUNC = "worker.jobs.run_job"
 """What RQ calls; its only argument is the job id, so no image bytes or secrets reach RQ's logs."""
 

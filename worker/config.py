@@ -13,15 +13,10 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contract.queue import QUEUES_IN_ORDER
+from contract.queue import JOB_TIMEOUT_S, MAX_RETRIES, QUEUES_IN_ORDER
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 """A local Redis, as in development; production always sets REDIS_URL (with a password)."""
-DEFAULT_JOB_TIMEOUT_S = 600
-"""Cap on one job's run time: a 1024 px job with 4 images takes well under a minute on a GPU;
-ten minutes means the job is stuck, and the GPU must go to the next user."""
-DEFAULT_MAX_RETRIES = 2
-"""An engine error or a lost worker is retried twice; a third failure is the job, not bad luck."""
 DEFAULT_HEARTBEAT_INTERVAL_S = 5
 """How often a busy worker proves it is alive while a long job runs."""
 ABANDON_AFTER_BEATS = 3
@@ -53,9 +48,9 @@ class WorkerSettings(BaseSettings):
     """``WORKER_NAME``: the RQ worker name, shown in logs and in job records."""
     queues: tuple[str, ...] = QUEUES_IN_ORDER
     """High first, then default; a JSON list in ``WORKER_QUEUES``."""
-    job_timeout_s: int = Field(default=DEFAULT_JOB_TIMEOUT_S, ge=1)
+    job_timeout_s: int = Field(default=JOB_TIMEOUT_S, ge=1)
     """Cap on any job's run time; a job enqueued with a shorter timeout keeps its own."""
-    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
+    max_retries: int = Field(default=MAX_RETRIES, ge=0)
     """Cap on engine-error retries; a job enqueued with fewer keeps its own."""
     heartbeat_interval_s: int = Field(default=DEFAULT_HEARTBEAT_INTERVAL_S, ge=1)
     maintenance_interval_s: int = Field(default=DEFAULT_MAINTENANCE_INTERVAL_S, ge=1)

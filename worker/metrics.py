@@ -20,13 +20,11 @@ import redis as redis_sync
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from contract import stats as jobstats
-from contract.observability import serve
+from contract.observability import HEALTH_REDIS_TIMEOUT_S, serve
 from contract.stats import WORKER_INFO_TTL, worker_info_key
 
 log = logging.getLogger(__name__)
 
-HEALTH_REDIS_TIMEOUT_S = 2.0
-"""A healthcheck must answer quickly; Redis silent for 2 s is unhealthy."""
 STAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 """From a tiny CPU test job (tens of ms) to the ten-minute job cap."""
 

@@ -44,6 +44,8 @@ from contract.queue import (
     DURATIONS_KEY,
     FINISH_SCRIPT,
     HIGH_QUEUE,
+    JOB_TIMEOUT_S,
+    MAX_RETRIES,
     QUEUES_IN_ORDER,
     RUN_JOB_FUNC,
     TERMINAL_STATUSES,
@@ -56,10 +58,6 @@ from contract.spec import JobSpec, Priority, SpecError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_JOB_TIMEOUT_S = 600
-"""Same cap as the worker's: beyond ten minutes a job is stuck, not slow."""
-DEFAULT_MAX_RETRIES = 2
-"""An engine error or a lost worker is retried twice before the user hears about it."""
 RQ_RESULT_TTL = 600
 """RQ's own copy of a finished job: only for operators' dashboards; the real result is in kb:*."""
 RQ_FAILURE_TTL = 24 * 3600
@@ -72,8 +70,8 @@ class QueueSettings(BaseModel):
 
     per_user_inflight: int = Field(default=2, ge=1)
     admin_inflight: int = Field(default=10, ge=1)
-    job_timeout_s: int = Field(default=DEFAULT_JOB_TIMEOUT_S, ge=1)
-    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
+    job_timeout_s: int = Field(default=JOB_TIMEOUT_S, ge=1)
+    max_retries: int = Field(default=MAX_RETRIES, ge=0)
     rq_result_ttl: int = Field(default=RQ_RESULT_TTL, ge=1)
     rq_failure_ttl: int = Field(default=RQ_FAILURE_TTL, ge=1)
 

@@ -24,7 +24,6 @@ from redis.asyncio import Redis
 from rq import Worker
 
 from bot.i18n import I18n
-from bot.user_settings import blocked_key
 from contract import keys
 from contract import stats as jobstats
 from contract.queue import QUEUES_IN_ORDER, F
@@ -375,7 +374,7 @@ class BroadcastService:
                     log.warning("broadcast %s: lease lost, stopping here", broadcast_id)
                     return None
                 lease_renewed = time.monotonic()
-            if await self.redis.exists(blocked_key(user_id)):
+            if await self.redis.exists(keys.blocked(user_id)):
                 outcome = "blocked"
             else:
                 delay = next_at - time.monotonic()
@@ -405,9 +404,8 @@ class BroadcastService:
                 await bot.send_message(user_id, text, parse_mode=None)
                 return "sent"
             except TelegramForbiddenError:
-                from bot.user_settings import BLOCKED_TTL
 
-                await self.redis.set(blocked_key(user_id), "1", ex=BLOCKED_TTL)
+                await self.redis.set(keys.blocked(user_id), "1", ex=keys.BLOCKED_TTL)
                 return "blocked"
             except TelegramRetryAfter as exc:
                 if exc.retry_after > BROADCAST_MAX_RETRY_AFTER_S:

@@ -33,44 +33,18 @@ MAX_NAME_CHARS = 64
 """Telegram's limit for a sticker set name, including the ``_by_<bot>`` suffix."""
 MAX_NAME_ATTEMPTS = 5
 """Names taken by someone else are skipped; more than a few in a row means something else is wrong."""
-PACK_RECORD_TTL = 2 * 365 * 24 * 3600
-"""Pack records outlive any plausible pause; every use renews them."""
 PACK_LOCK_TTL_S = 60
 """One pack operation per user at a time; a crashed holder frees the lock after this."""
 PACK_LOCK_WAIT_S = 20.0
 """How long a second press waits for the first one's pack operation before giving up."""
 PACK_LOCK_POLL_S = 0.05
 """Polling interval while waiting for the per-user pack lock."""
-ADDED_MARK_TTL = keys.RESULT_TTL
-"""A sticker can only be added while its result exists; the "already added" mark lives as long."""
 _NAME_SEQ = re.compile(r"^k\d+n(\d+)_by_")
 DEFAULT_EMOJI = "🎨"
 EMOJI_CHOICES: tuple[str, ...] = ("😀", "😂", "😍", "😎", "🥳", "😢", "😡", "🔥", "👍", "❤️", "🐱", "🎨")
 """Emoji offered when a sticker is added; Telegram needs at least one per sticker."""
 
 
-def user_packs_key(user_id: int) -> str:
-    """List of the user's pack names, oldest first."""
-    return f"{keys.PREFIX}:user:{user_id}:packs"
-
-
-def user_current_key(user_id: int) -> str:
-    """Name of the pack that receives the user's next sticker."""
-    return f"{keys.PREFIX}:user:{user_id}:pack:current"
-
-
-def user_seq_key(user_id: int) -> str:
-    """Counter behind pack names, so a name is never tried twice for one user."""
-    return f"{keys.PREFIX}:user:{user_id}:pack:seq"
-
-
-def user_lock_key(user_id: int) -> str:
-    return f"{keys.PREFIX}:user:{user_id}:pack:lock"
-
-
-def pack_key(name: str) -> str:
-    """Hash: owner, title, count, created_at."""
-    return f"{keys.PREFIX}:pack:{name.lower()}"
 
 
 def seq_of(name: str) -> int:
@@ -78,10 +52,6 @@ def seq_of(name: str) -> int:
     match = _NAME_SEQ.match(name)
     return int(match.group(1)) if match else -1
 
-
-def added_key(job_id: str, index: int) -> str:
-    """Pack name a result was added to: pressing the button twice adds it once."""
-    return f"{keys.PREFIX}:packadd:{job_id}:{index}"
 
 
 class PackError(Exception):
@@ -174,7 +144,7 @@ class PackService:
 
     # --- records ----------------------------------------------------------------------------
     async def get_pack(self, name: str) -> Pack | None:
-        raw = await self.redis.hgetall(pack_key(name))
+        raw = await self.redis.hgetall(keys.pack(name))
         if not raw:
             return None
         data = {_s(k): _s(v) for k, v in raw.items()}
@@ -187,7 +157,7 @@ class PackService:
         )
 
     async def packs(self, user_id: int) -> list[Pack]:
-        names = [_s(n) for n in await self.redis.lrange(user_packs_key(user_id), 0, -1)]
+        names = [_s(n) for n in await self.redis.lrange(keys.user_packs(user_id), 0, -1)]
         packs = []
         for name in names:
             pack = await self.get_pack(name)
@@ -196,7 +166,7 @@ class PackService:
         return packs
 
     async def current(self, user_id: int) -> Pack | None:
-        name = _s(await self.redis.get(user_current_key(user_id)))
+        name = _s(await self.redis.get(keys.user_current_pack(user_id)))
         return await self.get_pack(name) if name else None
 
     async def owned(self, user_id: int, name: str) -> Pack:
@@ -207,29 +177,29 @@ class PackService:
 
     async def _save(self, pack: Pack, *, make_current: bool) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(pack_key(pack.name), mapping={
+            pipe.hset(keys.pack(pack.name), mapping={
                 "name": pack.name, "title": pack.title, "count": pack.count,
                 "owner": pack.owner, "created_at": pack.created_at,
             })
-            pipe.expire(pack_key(pack.name), PACK_RECORD_TTL)
-            pipe.expire(user_packs_key(pack.owner), PACK_RECORD_TTL)
+            pipe.expire(keys.pack(pack.name), keys.PACK_RECORD_TTL)
+            pipe.expire(keys.user_packs(pack.owner), keys.PACK_RECORD_TTL)
             if make_current:
-                pipe.set(user_current_key(pack.owner), pack.name, ex=PACK_RECORD_TTL)
+                pipe.set(keys.user_current_pack(pack.owner), pack.name, ex=keys.PACK_RECORD_TTL)
             await pipe.execute()
 
     async def _register(self, pack: Pack) -> None:
-        await self.redis.rpush(user_packs_key(pack.owner), pack.name)
+        await self.redis.rpush(keys.user_packs(pack.owner), pack.name)
         await self._save(pack, make_current=True)
 
     async def _forget(self, pack: Pack) -> None:
         """Drop a pack Telegram no longer has (deleted by its owner in @Stickers)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.lrem(user_packs_key(pack.owner), 0, pack.name)
-            pipe.delete(pack_key(pack.name))
+            pipe.lrem(keys.user_packs(pack.owner), 0, pack.name)
+            pipe.delete(keys.pack(pack.name))
             await pipe.execute()
-        current = _s(await self.redis.get(user_current_key(pack.owner)))
+        current = _s(await self.redis.get(keys.user_current_pack(pack.owner)))
         if current.lower() == pack.name.lower():
-            await self.redis.delete(user_current_key(pack.owner))
+            await self.redis.delete(keys.user_current_pack(pack.owner))
         log.info("pack %s of user %s is gone on Telegram; record dropped", pack.name, pack.owner)
 
     @asynccontextmanager
@@ -237,15 +207,15 @@ class PackService:
         """Serialise one user's pack operations across presses and bot replicas."""
         token = f"{time.time()}:{id(self)}"
         deadline = time.monotonic() + PACK_LOCK_WAIT_S
-        while not await self.redis.set(user_lock_key(user_id), token, nx=True, ex=PACK_LOCK_TTL_S):
+        while not await self.redis.set(keys.user_pack_lock(user_id), token, nx=True, ex=PACK_LOCK_TTL_S):
             if time.monotonic() > deadline:
                 raise PackError("pack-busy")
             await asyncio.sleep(PACK_LOCK_POLL_S)
         try:
             yield
         finally:
-            if _s(await self.redis.get(user_lock_key(user_id))) == token:
-                await self.redis.delete(user_lock_key(user_id))
+            if _s(await self.redis.get(keys.user_pack_lock(user_id))) == token:
+                await self.redis.delete(keys.user_pack_lock(user_id))
 
     # --- adding -----------------------------------------------------------------------------
     async def add_sticker(
@@ -264,7 +234,7 @@ class PackService:
         """
         async with self._locked(user_id):
             if source is not None:
-                done = _s(await self.redis.get(added_key(*source)))
+                done = _s(await self.redis.get(keys.pack_added(*source)))
                 if done:
                     pack = await self.get_pack(done)
                     if pack is not None:
@@ -275,7 +245,7 @@ class PackService:
             if outcome is None:
                 outcome = await self._create(bot, user_id, item, default_title)
             if source is not None:
-                await self.redis.set(added_key(*source), outcome.pack.name, ex=ADDED_MARK_TTL)
+                await self.redis.set(keys.pack_added(*source), outcome.pack.name, ex=keys.PACK_ADDED_TTL)
             log.info("user %s: sticker added to %s (%d/%d)%s", user_id, outcome.pack.name,
                      outcome.pack.count, MAX_STICKERS_PER_PACK, " new pack" if outcome.created else "")
             return outcome
@@ -320,8 +290,8 @@ class PackService:
     async def _create(self, bot: Bot, user_id: int, item: InputSticker, default_title: str) -> AddOutcome:
         title = default_title[:MAX_TITLE_CHARS] or "Kandinsky"
         for _ in range(MAX_NAME_ATTEMPTS):
-            seq = int(await self.redis.incr(user_seq_key(user_id)))
-            await self.redis.expire(user_seq_key(user_id), PACK_RECORD_TTL)
+            seq = int(await self.redis.incr(keys.user_pack_seq(user_id)))
+            await self.redis.expire(keys.user_pack_seq(user_id), keys.PACK_RECORD_TTL)
             name = self.pack_name(user_id, seq)
             try:
                 await bot.create_new_sticker_set(user_id=user_id, name=name, title=title, stickers=[item])
@@ -340,7 +310,7 @@ class PackService:
     # --- editing ----------------------------------------------------------------------------
     async def start_new(self, user_id: int) -> None:
         """The next sticker starts a new pack (created lazily: Telegram needs one sticker to create)."""
-        await self.redis.delete(user_current_key(user_id))
+        await self.redis.delete(keys.user_current_pack(user_id))
 
     async def make_current(self, user_id: int, name: str) -> Pack:
         pack = await self.owned(user_id, name)

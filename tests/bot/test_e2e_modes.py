@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from bot.user_settings import SettingsStore, UserSettings, blocked_key
+from bot.user_settings import SettingsStore, UserSettings
 from contract import keys
 from contract.spec import Style, bucket_size
 from devkit.botapi.models import SentMessage
@@ -192,10 +192,10 @@ async def test_blocked_user_is_marked_and_the_event_acked(live: Harness) -> None
     [job_id] = await h.queue.user_jobs(user.user_id)
     h.api.block_bot(user.user_id)
     for _ in range(600):
-        if await h.redis.exists(blocked_key(user.user_id)) and await h.redis.exists(keys.delivered(job_id)):
+        if await h.redis.exists(keys.blocked(user.user_id)) and await h.redis.exists(keys.delivered(job_id)):
             break
         await asyncio.sleep(0.1)
-    assert await h.redis.exists(blocked_key(user.user_id))
+    assert await h.redis.exists(keys.blocked(user.user_id))
     assert await h.redis.exists(keys.delivered(job_id))  # acked: never retried
     pending = await h.redis.xpending(keys.EVENTS_STREAM, keys.EVENTS_GROUP)
     assert pending["pending"] == 0

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 
-from bot.user_settings import blocked_key
 from contract import keys
 from devkit.botapi.models import SentMessage
 from tests.bot.conftest import TOKEN, Harness, press
@@ -88,17 +87,17 @@ async def test_blocked_user_during_cancellation(harness: Harness) -> None:
     h.api.block_bot(user.user_id)
     await h.queue.cancel(job_id, user.user_id)  # e.g. an admin's cancel: its event meets the block
     for _ in range(100):
-        if await h.redis.exists(keys.delivered(job_id)) and await h.redis.exists(blocked_key(user.user_id)):
+        if await h.redis.exists(keys.delivered(job_id)) and await h.redis.exists(keys.blocked(user.user_id)):
             break
         await asyncio.sleep(0.1)
     # Marked (by Telegram's my_chat_member update or by the 403), and the event acked, not retried.
-    assert await h.redis.exists(blocked_key(user.user_id))
+    assert await h.redis.exists(keys.blocked(user.user_id))
     assert await h.redis.exists(keys.delivered(job_id))
     assert (await h.redis.xpending(keys.EVENTS_STREAM, keys.EVENTS_GROUP))["pending"] == 0
     # Writing to the bot again lifts the mark.
     await user.send_text("/start")
     await h.wait_text(user, "Hi, ")
-    assert not await h.redis.exists(blocked_key(user.user_id))
+    assert not await h.redis.exists(keys.blocked(user.user_id))
 
 
 async def test_token_never_in_logs(harness: Harness) -> None:
@@ -132,7 +131,7 @@ async def test_blocking_marks_the_user_at_once_and_groups_get_no_unasked_replies
     h.api.block_bot(user.user_id)  # Telegram sends my_chat_member: member -> kicked
 
     async def marked() -> bool:
-        return bool(await h.redis.exists(blocked_key(user.user_id)))
+        return bool(await h.redis.exists(keys.blocked(user.user_id)))
 
     for _ in range(100):
         if await marked():

@@ -7,7 +7,6 @@ import asyncio
 import redis as redis_sync
 
 from bot.services.admin import BROADCAST_LEASE_POLL_S
-from bot.user_settings import blocked_key
 from contract import keys
 from devkit.botapi import LocalBotAPI
 from tests.ops.conftest import ADMIN_ID, EVENT_TIMEOUT_S, last_text
@@ -40,7 +39,7 @@ async def test_broadcast_is_paced_resumed_after_restart_and_reported(
     for user_id in AUDIENCE:
         await api.user(user_id).send_text("/start")
     await pump.idle()
-    sync_redis.set(blocked_key(BLOCKED_BEFORE), "1")
+    sync_redis.set(keys.blocked(BLOCKED_BEFORE), "1")
     api.block_bot(BLOCKS_NOW)
     api.inject("sendMessage", error_code=400, description="Bad Request: chat not found", chat_id=CHAT_GONE)
     admin = api.user(ADMIN_ID)
@@ -80,7 +79,7 @@ async def test_broadcast_is_paced_resumed_after_restart_and_reported(
     assert int(record["blocked"]) == 2 and int(record["failed"]) == 1
     assert int(record["total"]) == int(record["sent"]) + int(record["blocked"]) + int(record["failed"])
     assert not sync_redis.sismember(keys.BROADCASTS_ACTIVE, broadcast_id)
-    assert sync_redis.exists(blocked_key(BLOCKS_NOW))  # learnt from the 403
+    assert sync_redis.exists(keys.blocked(BLOCKS_NOW))  # learnt from the 403
     assert api.violations == []
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import redis as redis_sync
 from aiogram.types import BufferedInputFile, InputSticker
 
-from bot.services.packs import MAX_STICKERS_PER_PACK, pack_key, user_current_key, user_packs_key
+from bot.services.packs import MAX_STICKERS_PER_PACK
+from contract import keys
 from devkit.botapi import LocalBotAPI, SentMessage
 from tests.ops.conftest import (
     EVENT_TIMEOUT_S,
@@ -59,8 +60,8 @@ async def test_first_sticker_creates_pack_second_goes_to_same_pack(api, start_re
     assert "Added to" in text and "2/120" in text and "118 places left" in text
     assert [s.emoji_list for s in api.sticker_sets[name].stickers] == [["🔥"], ["😎"]]
     assert len(api.sticker_sets) == 1
-    assert sync_redis.hget(pack_key(name), "count") == b"2"
-    assert _s(sync_redis.get(user_current_key(USER))) == name
+    assert sync_redis.hget(keys.pack(name), "count") == b"2"
+    assert _s(sync_redis.get(keys.user_current_pack(USER))) == name
     assert api.violations == []
 
 
@@ -133,9 +134,9 @@ async def test_full_pack_rolls_over_to_a_new_pack(api, start_replicas, sync_redi
     assert "New pack" in text and second in text
     assert len(api.sticker_sets[first].stickers) == MAX_STICKERS_PER_PACK
     assert [s.emoji_list for s in api.sticker_sets[second].stickers] == [["🥳"]]
-    assert [_s(n) for n in sync_redis.lrange(user_packs_key(USER), 0, -1)] == [first, second]
-    assert sync_redis.hget(pack_key(first), "count") == str(MAX_STICKERS_PER_PACK).encode()
-    assert _s(sync_redis.get(user_current_key(USER))) == second
+    assert [_s(n) for n in sync_redis.lrange(keys.user_packs(USER), 0, -1)] == [first, second]
+    assert sync_redis.hget(keys.pack(first), "count") == str(MAX_STICKERS_PER_PACK).encode()
+    assert _s(sync_redis.get(keys.user_current_pack(USER))) == second
 
     # /packs shows both with their links and places left.
     await api.user(USER).send_text("/packs")
@@ -161,7 +162,8 @@ async def test_name_taken_moves_to_next_name(api, start_replicas, sync_redis) ->
     assert f"k{USER}n2_by_{BOT_USERNAME}" in text
     assert api.sticker_sets[taken].owner_user_id == OTHER and len(api.sticker_sets[taken].stickers) == 1
     assert api.sticker_sets[f"k{USER}n2_by_{BOT_USERNAME}"].owner_user_id == USER
-    assert [_s(n) for n in sync_redis.lrange(user_packs_key(USER), 0, -1)] == [f"k{USER}n2_by_{BOT_USERNAME}"]
+    packs = [_s(n) for n in sync_redis.lrange(keys.user_packs(USER), 0, -1)]
+    assert packs == [f"k{USER}n2_by_{BOT_USERNAME}"]
     assert [c.description for c in api.calls_to("createNewStickerSet") if not c.ok] == [
         "Bad Request: sticker set name is already occupied"
     ]
@@ -176,10 +178,10 @@ async def test_set_deleted_by_user_is_recreated_with_consistent_record(api, star
     text = await _add_via_buttons(api, sync_redis, USER, USER, emoji="😂")
     second = f"k{USER}n2_by_{BOT_USERNAME}"
     assert "New pack" in text and second in text
-    assert [_s(n) for n in sync_redis.lrange(user_packs_key(USER), 0, -1)] == [second]
-    assert not sync_redis.exists(pack_key(first))
-    assert sync_redis.hget(pack_key(second), "count") == b"1"
-    assert _s(sync_redis.get(user_current_key(USER))) == second
+    assert [_s(n) for n in sync_redis.lrange(keys.user_packs(USER), 0, -1)] == [second]
+    assert not sync_redis.exists(keys.pack(first))
+    assert sync_redis.hget(keys.pack(second), "count") == b"1"
+    assert _s(sync_redis.get(keys.user_current_pack(USER))) == second
     assert [c.description for c in api.calls_to("addStickerToSet") if not c.ok] == [
         "Bad Request: STICKERSET_INVALID"
     ]
@@ -191,7 +193,7 @@ async def test_file_rejected_has_clear_message_and_no_record(api, start_replicas
     text = await _add_via_buttons(api, sync_redis, USER, USER)
     assert text == "Telegram did not accept this image as a sticker. Try generating it again."
     assert api.sticker_sets == {}
-    assert sync_redis.keys("kb:pack*") == [] and not sync_redis.exists(user_packs_key(USER))
+    assert sync_redis.keys("kb:pack*") == [] and not sync_redis.exists(keys.user_packs(USER))
 
 
 def _send_pack_sticker(api: LocalBotAPI, user_id: int, name: str, index: int) -> int:
@@ -231,7 +233,7 @@ async def test_packs_menu_rename_remove_new_pack(api, start_replicas, sync_redis
     await user.send_text("My cats")
     await api.wait_for(lambda: "Renamed to «My cats»" in last_text(api, USER), EVENT_TIMEOUT_S)
     assert api.sticker_sets[name].title == "My cats"
-    assert sync_redis.hget(pack_key(name), "title") == b"My cats"
+    assert sync_redis.hget(keys.pack(name), "title") == b"My cats"
 
     # Remove: a sticker from elsewhere is refused; one from the pack is removed.
     menu = await open_pack()
@@ -246,7 +248,7 @@ async def test_packs_menu_rename_remove_new_pack(api, start_replicas, sync_redis
     await api.wait_for(lambda: "Sticker removed" in last_text(api, USER), EVENT_TIMEOUT_S)
     assert "1/120 stickers, 119 places left" in last_text(api, USER)
     assert [s.file.file_id for s in api.sticker_sets[name].stickers] == [kept]
-    assert sync_redis.hget(pack_key(name), "count") == b"1"
+    assert sync_redis.hget(keys.pack(name), "count") == b"1"
 
     # New pack: the next sticker starts a second pack; "use" switches back to the first.
     await user.send_text("/packs")
@@ -289,7 +291,7 @@ async def test_pack_menu_of_someone_else_is_refused(api, start_replicas, sync_re
     await api.wait_for(lambda: api.callback_queries[query_id].answered, EVENT_TIMEOUT_S)
     assert api.callback_queries[query_id].answer_text == "This button belongs to someone else."
     name = f"k{USER}n1_by_{BOT_USERNAME}"
-    assert _s(sync_redis.get(user_current_key(USER))) == name
+    assert _s(sync_redis.get(keys.user_current_pack(USER))) == name
     assert last_text(api, group.chat_id).startswith("Your sticker packs (1)")
 
 
@@ -313,7 +315,7 @@ async def test_opening_a_pack_deleted_in_telegram_drops_it_from_the_list(api, st
     listing = api.messages_to(USER)[-1]
     await user.press(listing, button_text=listing.inline_buttons[0]["text"])
     await api.wait_for(lambda: "was deleted in Telegram" in last_text(api, USER), EVENT_TIMEOUT_S)
-    assert not sync_redis.exists(pack_key(name)) and not sync_redis.exists(user_packs_key(USER))
+    assert not sync_redis.exists(keys.pack(name)) and not sync_redis.exists(keys.user_packs(USER))
     await user.send_text("/packs")
     await api.wait_for(lambda: last_text(api, USER).startswith("You have no sticker packs yet"),
                        EVENT_TIMEOUT_S)

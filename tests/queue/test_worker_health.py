@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HEALTH_POLL_S = 0.02
 """Far shorter than the engine's load (importing torch alone takes seconds), so the test sees it."""
 HTTP_TIMEOUT_S = 5.0
-"""The check answers at once, or within its 2 s Redis timeout (worker.metrics.HEALTH_REDIS_TIMEOUT_S)."""
+"""The check answers at once, or within its Redis timeout (contract.observability.HEALTH_REDIS_TIMEOUT_S)."""
 START_TIMEOUT_S = 180.0
 """Import of torch + diffusers and the tiny engine load; slow only on a loaded 2-core box."""
 CHANGE_TIMEOUT_S = 30.0
