@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from contract import JobSpec, Mode, SpecError, Style, UnsupportedSpecVersion, bucket_size
+from contract.spec import JobSpec, Mode, SpecError, Style, UnsupportedSpecVersion, bucket_size
 from contract.spec import ASPECT_RATIOS, LONG_SIDES, MAX_PROMPT_CHARS, SIZE_BUCKETS
 
 
