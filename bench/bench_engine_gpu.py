@@ -588,6 +588,7 @@ def estimate_s(cell: Cell, done: list[tuple[Cell, float]]) -> float:
 
 
 def run(args: argparse.Namespace, results_path: list[Path]) -> dict[str, Any]:
+    from contract.families import Family
     from worker.engine import Engine, EngineSettings
 
     scale = SCALES["small" if args.small else "public"]
@@ -634,8 +635,10 @@ def run(args: argparse.Namespace, results_path: list[Path]) -> dict[str, Any]:
         bench.info["matmul_tflops_measured"] = bench.info["matmul"]["tflops"]
 
         def engine(**overrides: Any) -> Any:
+            """The service's Kandinsky 2.2 family engine (the bundle's models, the variant's settings)."""
             settings = {"model_dir": bundle, "device": device, "dtype": dtype_name, "preload": False}
-            return Engine.load(EngineSettings(**{**settings, **overrides}))
+            return Engine.load(EngineSettings(**{**settings, **overrides}),
+                               families=[Family.KANDINSKY22])[Family.KANDINSKY22]
 
         engines: list[Recipe] = [EngineRecipe("engine", engine())]
         for name, overrides in variant_specs:

@@ -7,7 +7,8 @@ for each mode its family serves (tests/contract/test_modes.py holds it to that).
 
 How to add a mode: add a member to ``Mode`` and a ``ModeDescription`` to ``MODES`` (the order of
 ``MODES`` is the order of the menu and of the command list). Give the engine a function for it
-(``@recipe(Mode.NEW)`` on an ``Engine`` method in worker/engine/engine.py). If the bot offers it
+(``@recipe(Mode.NEW)`` on a method of each family engine that serves it, worker/engine/families/).
+If the bot offers it
 (``command`` set), add its texts to both bot/locales/*/messages.ftl: ``ModeDescription.text_keys``
 lists them (all derived from the command, the key stem), and add a line to ``help-text``. That is
 all: the routers, the FSM state, the menu, the command list and the spec's checks follow from the
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from contract.families import DEFAULT_FAMILY, Family
 
 
 class Mode(StrEnum):
@@ -34,8 +37,9 @@ class Mode(StrEnum):
     OUTPAINT = "outpaint"
 
 
-KANDINSKY22 = "kandinsky22"
-"""The model family every mode has today (the next issue adds families that lack some modes)."""
+KANDINSKY22 = Family.KANDINSKY22
+"""The family every mode had before there were several (contract/families.py describes them)."""
+KANDINSKY3 = Family.KANDINSKY3
 
 STICKER_SUFFIX = ", sticker, die-cut, cute simple illustration, centered, isolated on plain white background"
 """Makes the subject easy for background removal to cut out."""
@@ -70,8 +74,8 @@ class ModeDescription:
     """A button in the bot's main menu (callback data ``m:<mode value>``)."""
     plain_text: bool = False
     """Plain text sent outside any dialog becomes this mode's prompt (one mode at most)."""
-    families: frozenset[str] = field(default_factory=lambda: frozenset({KANDINSKY22}))
-    """The model families whose engines run this mode."""
+    families: frozenset[Family] = field(default_factory=lambda: frozenset({DEFAULT_FAMILY}))
+    """The model families whose engines run this mode (contract/families.py describes each)."""
 
     def __post_init__(self) -> None:
         if self.command is None and (self.menu or self.plain_text):

@@ -15,6 +15,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from contract.families import DEFAULT_FAMILY, Family, describe_family
+
 # Mode and STICKER_SUFFIX live with the mode descriptions; importing them from here keeps working.
 from contract.modes import STICKER_SUFFIX as STICKER_SUFFIX
 from contract.modes import Mode, describe
@@ -111,6 +113,9 @@ class JobSpec(BaseModel):
     version: int = SPEC_VERSION
     job_id: str = Field(default_factory=new_job_id, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     mode: Mode
+    model: Family = DEFAULT_FAMILY
+    """The model family that runs the job (contract.families); specs written before families were
+    Kandinsky 2.2's. ``steps`` and ``guidance`` left out of a spec are this family's defaults."""
     prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     style: Style = Style.NONE
@@ -146,10 +151,37 @@ class JobSpec(BaseModel):
                 )
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _family_defaults(cls, data: Any) -> Any:
+        """Steps and guidance a spec does not name are its family's (contract.families)."""
+        if not isinstance(data, dict):
+            return data
+        try:
+            family = describe_family(data.get("model", DEFAULT_FAMILY))
+        except ValueError:
+            return data  # the field's own check names the unknown family
+        defaults: dict[str, Any] = {"steps": family.default_steps, "guidance": family.default_guidance}
+        if family.default_prior_steps is not None:
+            defaults["prior_steps"] = family.default_prior_steps
+        if family.default_prior_guidance is not None:
+            defaults["prior_guidance"] = family.default_prior_guidance
+        missing = {k: v for k, v in defaults.items() if k not in data}
+        return {**data, **missing} if missing else data
+
     @model_validator(mode="after")
     def _check_mode_inputs(self) -> Self:
-        """What the job carries must be what its mode's description (contract.modes) asks for."""
+        """What the job carries must be what its mode's description (contract.modes) asks for, and
+        its family (contract.families) must serve that mode at that size."""
         needs = describe(self.mode)
+        family = describe_family(self.model)
+        if self.model not in needs.families:
+            serving = ", ".join(sorted(needs.families))
+            raise ValueError(f"mode {self.mode} is not served by {family.title} ({self.model}); "
+                             f"it is by {serving}")
+        if family.long_sides is not None and max(self.width, self.height) not in family.long_sides:
+            raise ValueError(f"{family.title} renders long sides {family.long_sides}, "
+                             f"not {self.width}x{self.height}")
         if (self.width, self.height) not in SIZE_BUCKETS:
             raise ValueError(
                 f"size {self.width}x{self.height} is not one of the buckets; "

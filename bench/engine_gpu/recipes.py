@@ -25,8 +25,9 @@ import torch
 from bench.engine_gpu.measure import Probe, free_device_memory, sync
 from bench.engine_gpu.models import Size
 from contract.spec import JobSpec, Mode, images_needed
+from worker.engine.base import img2img_steps
 from worker.engine.depth import depth_map, make_hint
-from worker.engine.engine import DEPTH_PRIOR_STRENGTH, img2img_steps
+from worker.engine.families.kandinsky22 import DEPTH_PRIOR_STRENGTH
 from worker.engine.images import fit_mask, fit_to_size, keep_unmasked, outpaint_canvas
 
 PROMPT = "red cat, 4k photo"

@@ -7,11 +7,12 @@ derived routers, menu and commands are checked in tests/bot/test_modes.py.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from bot.i18n import I18n
+from contract.families import Family
 from contract.modes import (
     KANDINSKY22,
     MODES,
@@ -27,7 +28,8 @@ from contract.modes import (
     served_by,
 )
 from contract.spec import JobSpec, SpecError, images_needed, prompt_needed
-from worker.engine.engine import ENGINE_FAMILY, RECIPES, Engine
+from worker.engine import EngineSettings
+from worker.engine.families import ENGINE_CLASSES, Kandinsky22Engine
 
 IDS = [d.mode.value for d in MODES]
 
@@ -113,14 +115,28 @@ def test_the_prompt_suffix_is_the_description_s(d: ModeDescription) -> None:
     assert (d.prompt_suffix == STICKER_SUFFIX) is (d.mode is Mode.STICKER)
 
 
-def test_the_engine_has_a_function_for_every_mode_of_its_family() -> None:
-    assert ENGINE_FAMILY == KANDINSKY22
-    assert set(RECIPES) == set(served_by(ENGINE_FAMILY)) == set(Mode)
-    for mode, function in RECIPES.items():
-        assert getattr(Engine, function.__name__) is function, mode
+def test_each_family_engine_has_a_function_for_every_mode_of_its_family() -> None:
+    assert {cls.family for cls in ENGINE_CLASSES} <= set(Family)
+    for cls in ENGINE_CLASSES:
+        assert set(cls.recipes) == set(served_by(cls.family)), cls.family
+        assert cls.recipe_gaps() == (set(), set())
+        for mode, function in cls.recipes.items():
+            assert getattr(cls, function.__name__) is function, mode
+    recipes = Kandinsky22Engine.recipes
+    assert set(recipes) == set(served_by(KANDINSKY22)) == set(Mode)
     # mix and blend are one recipe (the prior's interpolate); every other mode has its own.
-    assert RECIPES[Mode.MIX] is RECIPES[Mode.BLEND]
-    assert len({id(f) for f in RECIPES.values()}) == len(Mode) - 1
+    assert recipes[Mode.MIX] is recipes[Mode.BLEND]
+    assert len({id(f) for f in recipes.values()}) == len(Mode) - 1
+
+
+def test_a_family_engine_without_a_mode_of_its_family_is_refused() -> None:
+    class Incomplete(Kandinsky22Engine):
+        recipes: ClassVar[dict[Mode, Any]] = {}
+
+    Incomplete.recipes = {m: f for m, f in Kandinsky22Engine.recipes.items() if m is not Mode.DEPTH}
+    assert Incomplete.recipe_gaps() == ({Mode.DEPTH}, set())
+    with pytest.raises(TypeError, match="no recipe for"):
+        Incomplete(EngineSettings(device="cpu", preload=False))
 
 
 @pytest.mark.parametrize("d", MODES, ids=IDS)

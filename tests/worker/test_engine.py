@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from contract.families import Family
 from contract.spec import MAX_SEED, STICKER_SUFFIX, STYLE_SUFFIXES, JobSpec, Mode, Style, bucket_size
 from worker.engine import (
     EncodedImage,
@@ -23,6 +24,7 @@ from worker.engine import (
     JobCancelled,
     encode_images,
 )
+from worker.engine.families import Kandinsky22Engine
 from worker.engine.images import outpaint_canvas
 
 WIDE = bucket_size("16:9", 512)  # (512, 256): the cheapest bucket
@@ -125,6 +127,14 @@ class Runs:
 @pytest.fixture(scope="module")
 def runs(engine: Engine) -> Runs:
     return Runs(engine)
+
+
+@pytest.fixture(scope="module")
+def k22(engine: Engine) -> Kandinsky22Engine:
+    """The engine's Kandinsky 2.2 family, whose pipelines the sharing tests look at."""
+    family = engine[Family.KANDINSKY22]
+    assert isinstance(family, Kandinsky22Engine)
+    return family
 
 
 # --- every mode ---------------------------------------------------------------------------------
@@ -408,35 +418,35 @@ def test_missing_model_dir_is_refused(tmp_path: Path) -> None:
 # --- loading and sharing --------------------------------------------------------------------------
 
 
-def test_modules_are_shared_not_copied(engine: Engine) -> None:
-    prior, emb2emb = engine.prior_pipeline(), engine.emb2emb_pipeline()
+def test_modules_are_shared_not_copied(engine: Engine, k22: Kandinsky22Engine) -> None:
+    prior, emb2emb = k22.prior_pipeline(), k22.emb2emb_pipeline()
     assert emb2emb.prior is prior.prior
     assert emb2emb.image_encoder is prior.image_encoder and emb2emb.text_encoder is prior.text_encoder
-    movq = engine.decoder_pipeline().movq
-    assert engine.inpaint_pipeline().movq is movq and engine.controlnet_pipeline().movq is movq
+    movq = k22.decoder_pipeline().movq
+    assert k22.inpaint_pipeline().movq is movq and k22.controlnet_pipeline().movq is movq
     schedulers = {
-        id(engine.decoder_pipeline().scheduler),
-        id(engine.inpaint_pipeline().scheduler),
-        id(engine.controlnet_pipeline().scheduler),
+        id(k22.decoder_pipeline().scheduler),
+        id(k22.inpaint_pipeline().scheduler),
+        id(k22.controlnet_pipeline().scheduler),
     }
     assert len(schedulers) == 3, "scheduler state is per pipeline; only the config is shared"
-    assert engine.inpaint_pipeline().scheduler.config == engine.decoder_pipeline().scheduler.config
+    assert k22.inpaint_pipeline().scheduler.config == k22.decoder_pipeline().scheduler.config
     assert engine.device == "cpu" and engine.dtype == "float32"
-    assert next(engine.decoder_pipeline().unet.parameters()).dtype == torch.float32
+    assert next(k22.decoder_pipeline().unet.parameters()).dtype == torch.float32
 
 
-def test_zero_embed_is_computed_once(engine: Engine) -> None:
-    image_encoder = engine.prior_pipeline().image_encoder
+def test_zero_embed_is_computed_once(engine: Engine, k22: Kandinsky22Engine) -> None:
+    image_encoder = k22.prior_pipeline().image_encoder
     calls: list[int] = []
     handle = image_encoder.register_forward_hook(lambda *_: calls.append(1))
-    engine._zero_embed_cache.clear()
+    k22._zero_embed_cache.clear()
     try:
         engine.generate(make_spec(Mode.TEXT2IMAGE, seed=1))
         engine.generate(make_spec(Mode.TEXT2IMAGE, seed=2))
     finally:
         handle.remove()
     assert len(calls) == 1, "the zero-image embedding is cached after the first call"
-    assert len(engine._zero_embed_cache) == 1
+    assert len(k22._zero_embed_cache) == 1
 
 
 def test_settings_come_from_kandinsky_env(monkeypatch: pytest.MonkeyPatch, tiny_bundle: Path) -> None:
@@ -450,13 +460,13 @@ def test_settings_come_from_kandinsky_env(monkeypatch: pytest.MonkeyPatch, tiny_
     expected_device = "cuda" if torch.cuda.is_available() else "cpu"
     assert lazy.device == expected_device
     assert lazy.dtype == ("float16" if expected_device == "cuda" else "float32")
-    assert lazy.model_ids["prior"] == str(tiny_bundle / "prior")
-    assert lazy.model_ids["rembg"].endswith(".onnx")
+    assert lazy.model_ids[Family.KANDINSKY22]["prior"] == str(tiny_bundle / "prior")
+    assert lazy.model_ids[Family.KANDINSKY22]["rembg"].endswith(".onnx")
 
 
 def test_public_ids_are_the_default_sources() -> None:
     engine = Engine(EngineSettings(device="cpu", preload=False))
-    assert engine.model_ids == {
+    assert engine.model_ids[Family.KANDINSKY22] == {
         "prior": "kandinsky-community/kandinsky-2-2-prior",
         "decoder": "kandinsky-community/kandinsky-2-2-decoder",
         "inpaint": "kandinsky-community/kandinsky-2-2-decoder-inpaint",
@@ -468,11 +478,13 @@ def test_public_ids_are_the_default_sources() -> None:
 
 def test_lazy_engine_loads_only_what_a_mode_needs(tiny_bundle: Path) -> None:
     lazy = Engine.load(EngineSettings(model_dir=tiny_bundle, device="cpu", dtype="float32", preload=False))
-    assert lazy._prior is None and lazy._decoder is None
+    family = lazy[Family.KANDINSKY22]
+    assert isinstance(family, Kandinsky22Engine)
+    assert family._prior is None and family._decoder is None
     out = lazy.generate(make_spec(Mode.TEXT2IMAGE))
     assert out.images[0].size == WIDE
-    assert lazy._prior is not None and lazy._decoder is not None
-    assert lazy._controlnet is None and lazy._inpaint is None and lazy._rembg is None
+    assert family._prior is not None and family._decoder is not None
+    assert family._controlnet is None and family._inpaint is None and not lazy.shared.rembg_loaded
 
 
 # --- encoding -------------------------------------------------------------------------------------

@@ -17,9 +17,11 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from pydantic import ValidationError
 
+from contract.families import Family
 from contract.spec import Mode, bucket_size
 from tests.worker.test_engine import as_array, inputs_for, make_spec
 from worker.engine import Engine, EngineSettings, JobCancelled
+from worker.engine.families import Kandinsky22Engine
 from worker.engine.speed import RECOMPILE_LIMIT, compile_forward
 
 WARM_SIZE = "{}x{}".format(*bucket_size("16:9", 512))  # the cheapest bucket, as in test_engine
@@ -30,7 +32,8 @@ MODES = (Mode.TEXT2IMAGE, Mode.DEPTH, Mode.INPAINT)
 """One mode per decoder UNet (text2image, ControlNet img2img, inpaint)."""
 
 
-def run(engine: Engine, mode: Mode, **overrides: Any) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+def run(engine: Engine | Kandinsky22Engine, mode: Mode,
+        **overrides: Any) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
     spec = make_spec(mode, **overrides)
     images, mask = inputs_for(spec)
     seen: list[tuple[str, int, int]] = []
@@ -43,8 +46,17 @@ def max_diff(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a - b).max())
 
 
-def load(tiny_bundle: Path, **settings: Any) -> Engine:
-    return Engine.load(EngineSettings(model_dir=tiny_bundle, device="cpu", dtype="float32", **settings))
+def load(tiny_bundle: Path, **settings: Any) -> Kandinsky22Engine:
+    """A Kandinsky 2.2 engine with ``settings`` (the speed options are that family's)."""
+    engine = Engine.load(EngineSettings(model_dir=tiny_bundle, device="cpu", dtype="float32", **settings),
+                         families=[Family.KANDINSKY22])
+    return k22(engine)
+
+
+def k22(engine: Engine) -> Kandinsky22Engine:
+    family = engine[Family.KANDINSKY22]
+    assert isinstance(family, Kandinsky22Engine)
+    return family
 
 
 @pytest.fixture
@@ -92,11 +104,11 @@ def test_multistep_scheduler_drives_every_decoder(
         assert decoder[-1][1] == decoder[-1][2]
         # ... but another solver: another image for the same seed (the documented trade-off).
         assert max_diff(image, reference) > MAX_PIXEL_DIFF
-    trained = engine.decoder_pipeline().scheduler.config.num_train_timesteps
+    trained = k22(engine).decoder_pipeline().scheduler.config.num_train_timesteps
     for pipe in (fast.decoder_pipeline(), fast.inpaint_pipeline(), fast.controlnet_pipeline()):
         assert isinstance(pipe.scheduler, kind)
         assert pipe.scheduler.config.num_train_timesteps == trained
-    assert isinstance(engine.decoder_pipeline().scheduler, DDPMScheduler), "ddpm stays the default"
+    assert isinstance(k22(engine).decoder_pipeline().scheduler, DDPMScheduler), "ddpm stays the default"
 
 
 def test_unknown_scheduler_and_warmup_size_are_refused(tiny_bundle: Path) -> None:

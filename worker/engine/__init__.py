@@ -1,9 +1,16 @@
-"""Kandinsky 2.2 generation engine: a plain library (no Redis, no Telegram) for every mode."""
+"""The generation engine: a plain library (no Redis, no Telegram) for every mode of every model family."""
 
 from __future__ import annotations
 
 from contract.spec import Mode
-from worker.engine.engine import Engine, GenerationOutput, InputRejected, JobCancelled
+from worker.engine.base import (
+    FamilyEngine,
+    GenerationOutput,
+    InputRejected,
+    JobCancelled,
+    ModelFolderError,
+)
+from worker.engine.engine import Engine, FamilyNotHeld
 from worker.engine.images import EncodedImage, encode_image_list
 from worker.engine.settings import EngineSettings
 
@@ -18,8 +25,11 @@ __all__ = [
     "EncodedImage",
     "Engine",
     "EngineSettings",
+    "FamilyEngine",
+    "FamilyNotHeld",
     "GenerationOutput",
     "InputRejected",
     "JobCancelled",
+    "ModelFolderError",
     "encode_images",
 ]

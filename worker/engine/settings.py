@@ -1,4 +1,5 @@
-"""Engine configuration: model ids or a local bundle, device and dtype, from KANDINSKY_* variables."""
+"""Engine configuration: model ids or a local bundle, device and dtype, each family's placement,
+from KANDINSKY_* variables."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract.families import Placement
 from contract.spec import SIZE_BUCKETS
 
 SchedulerName = Literal["ddpm", "ddim", "dpmpp-2m"]
@@ -19,12 +21,20 @@ class EngineSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KANDINSKY_", extra="ignore")
 
     model_dir: Path | None = None
-    """Local bundle with prior/, decoder/, decoder_inpaint/, controlnet_depth/, depth/, rembg/ (an .onnx)."""
+    """Local bundle: Kandinsky 2.2's prior/, decoder/, decoder_inpaint/, controlnet_depth/, depth/;
+    Kandinsky 3.0's kandinsky3/; rembg/ (an .onnx) for every family's stickers."""
     prior_id: str = "kandinsky-community/kandinsky-2-2-prior"
     decoder_id: str = "kandinsky-community/kandinsky-2-2-decoder"
     inpaint_id: str = "kandinsky-community/kandinsky-2-2-decoder-inpaint"
     controlnet_id: str = "kandinsky-community/kandinsky-2-2-controlnet-depth"
     depth_id: str = "Intel/dpt-hybrid-midas"
+    k3_id: str = "kandinsky-community/kandinsky-3"
+    """Kandinsky 3.0 checkpoint (one repo: text encoder, UNet, MoVQ); ``kandinsky3/`` in a bundle."""
+    k3_variant: str | None = "fp16"
+    """Weight files of the K3 checkpoint to read (the public repo's fp16 ones halve the download)."""
+    k3_placement: Placement = Placement.GPU
+    """Where Kandinsky 3.0 lives: ``gpu`` (all resident), ``text_encoder_cpu`` (Flan-UL2's encoder on
+    the CPU, the UNet and MoVQ on the GPU) or ``model_offload`` (each model on the GPU while it runs)."""
     rembg_model: str = "u2net"
     """A rembg model name, or a path to an .onnx file (run with rembg's custom u2net session)."""
     device: str = "auto"
