@@ -14,12 +14,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from contract.language import PromptTranslation, Transcription
+
 
 class EventType(StrEnum):
     PROGRESS = "progress"
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    TRANSCRIBED = "transcribed"
+    """A voice message's transcription (contract.language): the end of a transcription job."""
 
 
 class FailureReason(StrEnum):
@@ -67,6 +71,8 @@ class JobResult(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)  # seconds per stage
     model_ids: dict[str, str] = Field(default_factory=dict)
     worker: str = ""
+    translation: PromptTranslation | None = None
+    """What the model read for the prompt fields (None from workers before translation)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -175,9 +181,17 @@ class CancelledEvent(_Envelope):
     type: Literal[EventType.CANCELLED] = EventType.CANCELLED
 
 
+class TranscribedEvent(_Envelope):
+    """The end of a transcription job (``job_id`` is the transcription id): delivered once, like a
+    job's terminal event, but it writes no job record."""
+
+    type: Literal[EventType.TRANSCRIBED] = EventType.TRANSCRIBED
+    transcription: Transcription = Field(validation_alias=_PAYLOAD, serialization_alias=_PAYLOAD)
+
+
 TerminalEvent = DoneEvent | FailedEvent | CancelledEvent
 """The events that end a job: exactly one per job reaches the bot."""
-Event = Annotated[ProgressEvent | TerminalEvent, Field(discriminator="type")]
+Event = Annotated[ProgressEvent | TerminalEvent | TranscribedEvent, Field(discriminator="type")]
 """Any stream entry, told apart by ``type``."""
 
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)

@@ -204,3 +204,40 @@ def pack(name: str) -> str:
 def pack_added(job_id: str, index: int) -> str:
     """Pack name a result was added to: pressing the button twice adds it once."""
     return f"{PREFIX}:packadd:{job_id}:{index}"
+
+
+# --- voice messages: transcription jobs (contract.language) ---------------------------------------
+VOICE_TTL = DIALOG_TTL
+"""A transcription's record backs its "draw it" / "edit" buttons as long as a dialog lives."""
+VOICE_BLOB_TTL = 3600
+"""A recording only has to wait for a transcription job (seconds on the high queue), then it is
+a user's voice: keep it briefly."""
+VOICE_BUSY_TTL = 300
+"""One transcription per user at a time; the mark lapses by itself if its event is ever lost."""
+
+
+def voice(transcription_id: str) -> str:
+    """Hash: user_id, chat_id, locale, mode, reply_to, blob, status message, text, used."""
+    return f"{PREFIX}:voice:{transcription_id}"
+
+
+def voice_busy(user_id: int) -> str:
+    """The user's transcription in flight (VOICE_BUSY_TTL)."""
+    return f"{PREFIX}:voice:busy:{user_id}"
+
+
+# --- the send path: flood control shared by every bot replica (bot.flood) -------------------------
+FLOOD_SLACK_MS = 1000
+"""A pacing key outlives its next free slot by this: past it the chat is idle and the key is noise."""
+FLOOD_GLOBAL = "all"
+"""The chat name of the bot-wide budget (Telegram's ~30 messages a second over all chats)."""
+
+
+def flood_pace(chat: int | str) -> str:
+    """When the chat's (or FLOOD_GLOBAL's) next message may go, in Redis-clock ms (GCRA)."""
+    return f"{PREFIX}:flood:pace:{chat}"
+
+
+def flood_hold(chat: int | str) -> str:
+    """Until when Telegram's retry_after holds the chat, in Redis-clock ms (expires with it)."""
+    return f"{PREFIX}:flood:hold:{chat}"

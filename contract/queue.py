@@ -71,6 +71,7 @@ class F:
     RESULT = "result"  # JobResult JSON
     REASON = "reason"  # FailureReason
     ERROR = "error"  # one line for operators
+    TRANSLATION = "translation"  # contract.language.PromptTranslation JSON: what the model read
 
 
 DURATIONS_KEY = f"{keys.PREFIX}:durations"

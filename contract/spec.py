@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from contract.families import DEFAULT_FAMILY, Family, describe_family
 
 # Mode and STICKER_SUFFIX live with the mode descriptions; importing them from here keeps working.
+from contract.language import PromptTranslation
 from contract.modes import STICKER_SUFFIX as STICKER_SUFFIX
 from contract.modes import Mode, describe
 
@@ -139,6 +140,11 @@ class JobSpec(BaseModel):
     locale: str = Field(default="en", pattern=r"^[a-z]{2}$")
     priority: Priority = Priority.NORMAL
     created_at: float = Field(default_factory=time.time)
+    translation: PromptTranslation | None = None
+    """What the model read for the prompt fields, when known: the worker fills the job record's
+    and the result's on the first run, and the bot copies it here when it rebuilds a spec ("again",
+    "same seed"), so the model reads the same English. The worker uses a field's translation only
+    if it was made from that field's text. Specs without it (older ones) still parse."""
 
     @model_validator(mode="before")
     @classmethod

@@ -22,6 +22,8 @@ WORKER_START_TIMEOUT_S = 180.0
 """Loading the tiny bundle takes seconds; real checkpoints on a cold disk take minutes."""
 WORKER_STOP_TIMEOUT_S = 30.0
 """SIGTERM lets a worker finish its current job; after this it is killed."""
+LANGUAGE_FOLDERS = ("translate", "transcribe")
+"""The language models' folders in the bundle (devkit.tiny_language)."""
 _REAL_MODEL_VARS = (
     "KANDINSKY_MODEL_DIR",
     "KANDINSKY_PRIOR_ID",
@@ -36,13 +38,18 @@ def real_models_configured(env: Mapping[str, str] = os.environ) -> bool:
 
 
 def ensure_tiny_bundle(path: Path = DEFAULT_BUNDLE_DIR) -> Path:
-    """Write the tiny random-weight bundle once; later runs reuse it."""
+    """Write the tiny random-weight bundle once; later runs reuse it (a bundle written before the
+    language models existed gets them added)."""
     marker = path / ".complete"
     if not marker.exists():
         from devkit.tiny_models import write_tiny_bundle
 
         write_tiny_bundle(path)
         marker.write_text("ok\n")
+    elif not all((path / folder).is_dir() for folder in LANGUAGE_FOLDERS):
+        from devkit.tiny_language import write_tiny_language_models
+
+        write_tiny_language_models(path)
     return path
 
 

@@ -12,6 +12,7 @@ Layout (each folder is what ``save_pretrained`` writes for the matching public r
     controlnet_depth/ kandinsky-community/kandinsky-2-2-controlnet-depth (KandinskyV22ControlnetPipeline)
     depth/            Intel/dpt-hybrid-midas                          (DPTForDepthEstimation + processor)
     rembg/tiny-seg.onnx  a conv + sigmoid segmentation net for rembg's "u2net_custom" session
+    translate/ transcribe/  the worker's language models (devkit.tiny_language: Marian, Whisper)
 
 Configs follow diffusers' own fast tests for Kandinsky 2.2 and transformers' DPT tests.
 """
@@ -53,6 +54,7 @@ from transformers import (
 )
 
 from contract.spec import STICKER_SUFFIX, STYLE_SUFFIXES
+from devkit.tiny_language import TRANSCRIBE_FOLDER, TRANSLATE_FOLDER, write_tiny_language_models
 
 EMBED_DIM = 32
 """CLIP image-embedding width shared by prior, text/image encoders and every decoder UNet (1280 in public)."""
@@ -68,7 +70,8 @@ DEPTH_IMAGE_SIZE = 32
 
 REMBG_ONNX_NAME = "tiny-seg.onnx"
 
-SUBFOLDERS = ("prior", "decoder", "decoder_inpaint", "controlnet_depth", "depth", "rembg")
+SUBFOLDERS = ("prior", "decoder", "decoder_inpaint", "controlnet_depth", "depth", "rembg", TRANSLATE_FOLDER,
+              TRANSCRIBE_FOLDER)
 
 # Scheduler configs as in the public repos (prior: UnCLIP; decoders: DDPM).
 PRIOR_SCHEDULER_CONFIG: dict[str, object] = {
@@ -363,6 +366,7 @@ def write_tiny_bundle(path: Path, seed: int = 0) -> Path:
     _write_depth(path / "depth")
     (path / "rembg").mkdir(exist_ok=True)
     onnx.save(build_segmentation_onnx(seed), str(path / "rembg" / REMBG_ONNX_NAME))
+    write_tiny_language_models(path, seed)
     return path
 
 

@@ -11,6 +11,7 @@ second one): DONE, CANCELLED, or FAILED with a FailureReason the bot turns into 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -40,6 +41,7 @@ from contract.events import (
     ResultFile,
     TerminalEvent,
 )
+from contract.language import PromptTranslation, TranslationStatus
 from contract.queue import (
     DURATIONS_KEEP,
     DURATIONS_KEY,
@@ -54,11 +56,13 @@ from contract.queue import (
     finish_args,
 )
 from contract.spec import JobSpec, SpecError
+from worker.language.prompts import engine_spec, translate_prompts
 
 if TYPE_CHECKING:
     from worker.config import WorkerSettings
     from worker.engine import Engine
     from worker.hooks import JobHooks, ProgressCallback
+    from worker.language import Language
     from worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -81,6 +85,9 @@ class WorkerContext:
     """Prometheus metrics of this process, when it serves them (HEALTH_PORT)."""
     hooks: JobHooks | None = None
     """WORKER_JOB_HOOKS (tests and benches only): called around each generation; None in production."""
+    language: Language | None = None
+    """Resident translation and speech models (worker.language); None: prompts reach the engine as
+    typed (a spec's carried translation still applies) and voice messages cannot be transcribed."""
 
 
 _context: ContextVar[WorkerContext] = ContextVar("kandinsky_worker_context")
@@ -104,14 +111,20 @@ class JobFailure(Exception):
         self.reason = reason
 
 
-def run_job(job_id: str) -> str:
-    """RQ entry point; returns the job's final status (RQ keeps it briefly for dashboards)."""
+def current_context(func: str = "worker.jobs.run_job") -> WorkerContext:
+    """The worker process's context for the job RQ is running now (set by worker.runner)."""
     ctx = _context.get(None)
     if ctx is None:
         raise RuntimeError(
-            "worker.jobs.run_job needs the resident engine: run it in worker.runner.KandinskyWorker "
+            f"{func} needs the resident engine: run it in worker.runner.KandinskyWorker "
             "(python -m worker), not in a plain RQ worker"
         )
+    return ctx
+
+
+def run_job(job_id: str) -> str:
+    """RQ entry point; returns the job's final status (RQ keeps it briefly for dashboards)."""
+    ctx = current_context()
     rq_job = get_current_job()
     retries_left = rq_job.retries_left if rq_job is not None else None
     return _JobRun(ctx, job_id, retries_left).run()
@@ -253,6 +266,7 @@ class _JobRun:
         except SpecError as exc:
             raise JobFailure(FailureReason.BAD_SPEC, str(exc)) from None
         images = [self._load_image(key, "RGB") for key in spec.inputs]
+        translation, translate_s = self._translate(spec, record)
         mask = self._load_image(spec.mask, "L") if spec.mask else None
         hooks = self.ctx.hooks
         with ProgressPublisher(
@@ -266,7 +280,7 @@ class _JobRun:
                 on_progress = hooks.wrap_progress(spec, on_progress)
             try:
                 out = self.ctx.engine.generate(
-                    spec, images=images, mask=mask, on_progress=on_progress,
+                    engine_spec(spec, translation), images=images, mask=mask, on_progress=on_progress,
                     should_cancel=progress.should_cancel,
                 )
             except JobCancelled:
@@ -294,6 +308,7 @@ class _JobRun:
         # The engine's own stages (and its "total"), then what the worker added around them.
         timings = {
             **{k: float(v) for k, v in out.timings.items()},
+            "translate": round(translate_s, 4),
             "encode": round(encode_s, 4),
             "job": round(elapsed, 4),
             "queue_wait": round(max(0.0, started - float(record.get(F.CREATED) or started)), 4),
@@ -301,7 +316,7 @@ class _JobRun:
         result = JobResult(
             job_id=self.job_id, seed=int(out.seeds[0]) if out.seeds else spec.seed,
             seeds=[int(s) for s in out.seeds], files=files, timings=timings,
-            model_ids=dict(out.model_ids), worker=self.ctx.worker_name,
+            model_ids=dict(out.model_ids), worker=self.ctx.worker_name, translation=translation,
         )
         sent = self._finish(
             DoneEvent(job_id=self.job_id, chat_id=self.chat_id, user_id=self.user_id, result=result),
@@ -315,6 +330,26 @@ class _JobRun:
         late = "" if sent else " (it had already ended: no event sent)"
         self._log(logging.INFO, "done in %.2f s, %d file(s)%s", elapsed, len(files), late)
         return JobStatus.DONE.value
+
+    def _translate(self, spec: JobSpec, record: dict[str, str]) -> tuple[PromptTranslation, float]:
+        """What the model reads for the prompt fields (worker.language), stored in the job record
+        before the engine runs; an earlier attempt's translation is reused, so a retry reads the same."""
+        started = time.perf_counter()
+        stored = None
+        if record.get(F.TRANSLATION):
+            with contextlib.suppress(ValueError):
+                stored = PromptTranslation.model_validate_json(record[F.TRANSLATION])
+        language = self.ctx.language
+        if language is not None:
+            translation = language.translate_prompts(spec, stored)
+        else:
+            translation = translate_prompts(spec, None, enabled=False, stored=stored)
+        self.conn.hset(keys.job(self.job_id), F.TRANSLATION, translation.model_dump_json())
+        elapsed = time.perf_counter() - started
+        for t in translation.fields():
+            if t.status is not TranslationStatus.ENGLISH:
+                self._log(logging.INFO, "prompt in %s: %s (%.3f s)", t.language, t.status.value, elapsed)
+        return translation, elapsed
 
     def _load_image(self, key: str, mode: str) -> Image.Image:
         data = self.conn.get(key)

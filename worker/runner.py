@@ -37,6 +37,7 @@ from worker.jobs import WorkerContext, bound, fail_job
 
 if TYPE_CHECKING:
     from worker.engine import Engine
+    from worker.language import Language
     from worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class KandinskyWorker(SimpleWorker):
         engine: Engine,
         metrics: WorkerMetrics | None = None,
         hooks: JobHooks | None = None,
+        language: Language | None = None,
         **kwargs: Any,
     ) -> None:
         self.settings = settings  # RQ's __init__ already reads dequeue_timeout
@@ -88,6 +90,7 @@ class KandinskyWorker(SimpleWorker):
         self.engine = engine
         self.metrics = metrics
         self.hooks = hooks
+        self.language = language
         self.log_result_lifespan = False
         self.log_job_description = False
         self.push_exc_handler(self._on_job_exception)
@@ -136,7 +139,8 @@ class KandinskyWorker(SimpleWorker):
         beat = _Heartbeat(self, job, execution)
         beat.start()
         ctx = WorkerContext(engine=self.engine, redis=self.connection, settings=self.settings,
-                            worker_name=self.name, metrics=self.metrics, hooks=self.hooks)
+                            worker_name=self.name, metrics=self.metrics, hooks=self.hooks,
+                            language=self.language)
         try:
             with bound(ctx):
                 self.perform_job(job, queue, execution)
@@ -310,13 +314,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     engine = Engine.load(EngineSettings())  # loads every model, then the warm-up jobs when compiling
     log.info("worker %s: engine loaded in %.1f s", settings.name, time.monotonic() - started)
+    from worker.language import Language, LanguageSettings
+
+    language = Language.load(LanguageSettings())  # prompts' translation and voice messages' speech model
     engine_ready.set()
     if metrics is not None:
         metrics.observe_warmup(engine.warmup_timings)
     connection = redis.Redis.from_url(url)
     worker = KandinskyWorker(
         settings.queues, connection=connection, settings=settings, engine=engine, metrics=metrics,
-        hooks=hooks,
+        hooks=hooks, language=language,
     )
     worker.work(burst=args.burst, max_jobs=args.max_jobs, logging_level=args.log_level.upper(),
                 log_format=LOG_FORMAT)
