@@ -40,6 +40,8 @@ class Mode(StrEnum):
 KANDINSKY22 = Family.KANDINSKY22
 """The family every mode had before there were several (contract/families.py describes them)."""
 KANDINSKY3 = Family.KANDINSKY3
+BOTH_KANDINSKY = frozenset({KANDINSKY22, KANDINSKY3})
+"""Modes both Kandinsky families run; the prior's modes (mix, keep depth, inpaint) are 2.2's alone."""
 
 STICKER_SUFFIX = ", sticker, die-cut, cute simple illustration, centered, isolated on plain white background"
 """Makes the subject easy for background removal to cut out."""
@@ -161,12 +163,14 @@ class ModeDescription:
 
 MODES: tuple[ModeDescription, ...] = (
     ModeDescription(mode=Mode.TEXT2IMAGE, images=0, prompt=True, command="imagine", menu=True,
-                    plain_text=True),
+                    plain_text=True, families=BOTH_KANDINSKY),
     ModeDescription(mode=Mode.MIX, images=2, prompt=False, weights=True, command="mix", menu=True),
-    ModeDescription(mode=Mode.BLEND, images=1, prompt=True, weights=True, command="blend", menu=True),
-    ModeDescription(mode=Mode.VARIATIONS, images=1, prompt=False, command="variations", menu=True),
+    ModeDescription(mode=Mode.BLEND, images=1, prompt=True, weights=True, command="blend", menu=True,
+                    families=BOTH_KANDINSKY),
+    ModeDescription(mode=Mode.VARIATIONS, images=1, prompt=False, command="variations", menu=True,
+                    families=BOTH_KANDINSKY),
     ModeDescription(mode=Mode.STICKER, images=0, prompt=True, prompt_suffix=STICKER_SUFFIX,
-                    command="sticker", menu=True),
+                    command="sticker", menu=True, families=BOTH_KANDINSKY),
     ModeDescription(mode=Mode.DEPTH, images=1, prompt=True, strength=True, command="depth", menu=True),
     ModeDescription(mode=Mode.INPAINT, images=1, prompt=True, mask=True),  # engine and CLI only
     ModeDescription(mode=Mode.OUTPAINT, images=1, prompt=True),  # engine and CLI only

@@ -4,9 +4,11 @@ Example::
 
     python -m worker generate --mode text2image --prompt "red cat, 4k photo" --out cat.png
     python -m worker generate --mode mix --image a.jpg --image b.jpg --weights 0.3,0.7 --out mix.png
+    python -m worker generate --model kandinsky3 --prompt "a lighthouse in a storm" --out k3.png
 
-Loads only the models the mode needs (``preload=False``), prints the seed(s) and per-stage
-timings, writes ``OUT.png`` (``OUT-1.png``… for several images; stickers also ``.webp``).
+Loads only the models the mode needs, of the one family ``--model`` names (``preload=False``),
+prints the seed(s) and per-stage timings, writes ``OUT.png`` (``OUT-1.png``… for several images;
+stickers also ``.webp``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from contract.families import DEFAULT_FAMILY, FAMILIES, describe_family
 from contract.spec import (
     ASPECT_RATIOS,
     DEFAULT_ASPECT,
@@ -43,8 +46,10 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m worker generate",
-        description="Generate images with Kandinsky 2.2 locally (public weights or a local bundle).",
+        description="Generate images with Kandinsky 2.2 or 3.0 locally (public weights or a local bundle).",
     )
+    parser.add_argument("--model", choices=[d.family.value for d in FAMILIES], default=DEFAULT_FAMILY.value,
+                        help="model family (default %(default)s); steps and guidance default to its own")
     parser.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.TEXT2IMAGE.value)
     parser.add_argument("--prompt", default="")
     parser.add_argument("--negative", default="", help="negative prompt")
@@ -55,9 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--aspect", choices=list(ASPECT_RATIOS), default=DEFAULT_ASPECT)
     parser.add_argument("--long-side", type=int, choices=LONG_SIDES, default=DEFAULT_LONG_SIDE)
     parser.add_argument("--seed", type=int, help="random when absent; printed so you can reuse it")
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--steps", type=int, help="default: the family's (50 for 2.2, 25 for 3.0)")
     parser.add_argument("--prior-steps", type=int, default=25)
-    parser.add_argument("--guidance", type=float, default=4.0)
+    parser.add_argument("--guidance", type=float, help="default: the family's (4.0 for 2.2, 3.0 for 3.0)")
     parser.add_argument("--prior-guidance", type=float, default=4.0)
     parser.add_argument("--strength", type=float, default=0.6, help="depth mode: how far to move")
     parser.add_argument("--num-images", type=int, default=1)
@@ -92,6 +97,7 @@ def _build_spec(args: argparse.Namespace) -> JobSpec:
     width, height = bucket_size(args.aspect, args.long_side)
     seed = args.seed if args.seed is not None else secrets.randbelow(MAX_SEED + 1)
     data: dict[str, Any] = {
+        "model": args.model,
         "mode": args.mode,
         "prompt": args.prompt,
         "negative_prompt": args.negative,
@@ -99,9 +105,7 @@ def _build_spec(args: argparse.Namespace) -> JobSpec:
         "width": width,
         "height": height,
         "seed": seed,
-        "steps": args.steps,
         "prior_steps": args.prior_steps,
-        "guidance": args.guidance,
         "prior_guidance": args.prior_guidance,
         "strength": args.strength,
         "num_images": args.num_images,
@@ -109,6 +113,9 @@ def _build_spec(args: argparse.Namespace) -> JobSpec:
         "mask": "file:mask" if args.mask else None,
         "weights": _parse_weights(args.weights),
     }
+    for name in ("steps", "guidance"):  # left out: the family's default (contract.families)
+        if getattr(args, name) is not None:
+            data[name] = getattr(args, name)
     try:
         return JobSpec.parse(data)
     except SpecError as exc:
@@ -145,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dtype:
         overrides["dtype"] = args.dtype
     try:
-        engine = Engine.load(EngineSettings(**overrides))
+        engine = Engine.load(EngineSettings(**overrides), families=[spec.model])
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -162,7 +169,11 @@ def run(args: argparse.Namespace) -> int:
             path.write_bytes(encoded[i * per_image + j].data)
             written.append(path)
 
-    print(f"mode {spec.mode} {spec.width}x{spec.height} on {engine.device}/{engine.dtype}")
+    title = describe_family(spec.model).title
+    print(f"{title}: mode {spec.mode} {spec.width}x{spec.height} on {engine.device}/{engine.dtype}")
+    if output.prompt_truncated:
+        limit = describe_family(spec.model).prompt_tokens
+        print(f"note: the prompt was longer than the {limit} tokens {title} reads; the rest was cut")
     print("seeds: " + " ".join(str(s) for s in output.seeds))
     print("timings: " + ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in output.timings.items()))
     for path in written:

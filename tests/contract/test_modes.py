@@ -15,6 +15,7 @@ from bot.i18n import I18n
 from contract.families import Family
 from contract.modes import (
     KANDINSKY22,
+    KANDINSKY3,
     MODES,
     STICKER_SUFFIX,
     Mode,
@@ -77,7 +78,9 @@ def test_what_the_bot_offers_is_what_it_offered_before() -> None:
     # Inpaint and outpaint are engine/CLI-only: no command, no button, no dialog.
     assert {d.mode for d in MODES if not d.in_bot} == {Mode.INPAINT, Mode.OUTPAINT}
     assert not any(d.menu for d in MODES if not d.in_bot)
-    assert all(d.families == frozenset({KANDINSKY22}) for d in MODES)
+    both = {Mode.TEXT2IMAGE, Mode.BLEND, Mode.VARIATIONS, Mode.STICKER}
+    assert {d.mode for d in MODES if d.families == frozenset({KANDINSKY22, KANDINSKY3})} == both
+    assert all(d.families == frozenset({KANDINSKY22}) for d in MODES if d.mode not in both)
 
 
 def test_state_names_are_the_ones_stored_dialogs_hold() -> None:
@@ -116,7 +119,7 @@ def test_the_prompt_suffix_is_the_description_s(d: ModeDescription) -> None:
 
 
 def test_each_family_engine_has_a_function_for_every_mode_of_its_family() -> None:
-    assert {cls.family for cls in ENGINE_CLASSES} <= set(Family)
+    assert {cls.family for cls in ENGINE_CLASSES} == set(Family)
     for cls in ENGINE_CLASSES:
         assert set(cls.recipes) == set(served_by(cls.family)), cls.family
         assert cls.recipe_gaps() == (set(), set())

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from contract.families import Family, parse_family
 from worker.engine.base import FamilyEngine
+from worker.engine.families.kandinsky3 import Kandinsky3Engine
 from worker.engine.families.kandinsky22 import Kandinsky22Engine
 
-ENGINE_CLASSES: tuple[type[FamilyEngine], ...] = (Kandinsky22Engine,)
+ENGINE_CLASSES: tuple[type[FamilyEngine], ...] = (Kandinsky22Engine, Kandinsky3Engine)
 """Every family engine of this build."""
 
 FAMILY_ENGINES: dict[Family, type[FamilyEngine]] = {cls.family: cls for cls in ENGINE_CLASSES}
@@ -25,4 +26,11 @@ def engine_class(family: Family | str) -> type[FamilyEngine]:
     return FAMILY_ENGINES[parsed]
 
 
-__all__ = ["ENGINE_CLASSES", "FAMILY_ENGINES", "FamilyEngine", "Kandinsky22Engine", "engine_class"]
+__all__ = [
+    "ENGINE_CLASSES",
+    "FAMILY_ENGINES",
+    "FamilyEngine",
+    "Kandinsky3Engine",
+    "Kandinsky22Engine",
+    "engine_class",
+]
