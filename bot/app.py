@@ -44,6 +44,7 @@ from bot.services.admin import AdminLog, BroadcastService, StatsService, report_
 from bot.services.admission import Admission
 from bot.services.packs import PackService
 from bot.services.quotas import Limits, QuotaService
+from bot.services.voice import VoiceService
 from bot.user_settings import SettingsStore
 from contract import keys
 from contract.modes import mode_commands
@@ -147,6 +148,7 @@ async def create_services(settings: BotSettings, redis: Redis, bot: Bot, *,
         admin_log=AdminLog(redis),
         broadcasts=BroadcastService(redis, rate=settings.broadcast_rate, on_finish=report_sender(i18n)),
         metrics=metrics, health=HealthEndpoint(settings.health_port, metrics, sync), sync_redis=sync,
+        voice=VoiceService(redis, queue),
     )
 
 

@@ -49,6 +49,7 @@ class ResultAction(StrEnum):
     SAME_SEED = "seed"
     FILE = "file"
     ADD_TO_PACK = "pack"  # handled by the sticker-pack router (issue 5)
+    READ = "read"  # "what the model read": handled by bot/routers/voice.py
 
 
 class ResultCb(CallbackData, prefix="r"):
@@ -57,6 +58,20 @@ class ResultCb(CallbackData, prefix="r"):
     action: ResultAction
     job_id: str
     index: int = 0
+
+
+class VoiceAction(StrEnum):
+    DRAW = "draw"
+    EDIT = "edit"
+    CANCEL = "cancel"
+
+
+class VoiceCb(CallbackData, prefix="v"):
+    """A button under "I heard: …" (a transcribed voice message); its record is re-read and its
+    owner checked."""
+
+    action: VoiceAction
+    voice_id: str
 
 
 class JobCb(CallbackData, prefix="j"):

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contract.language import DEFAULT_VOICE_MAX_S
 from contract.spec import DEFAULT_LONG_SIDE, LONG_SIDES, MAX_STEPS
 
 
@@ -58,6 +59,9 @@ class BotSettings(BaseSettings):
     """Broadcast messages per second (Telegram allows bots about 30/s in total)."""
     health_port: int = Field(default=0, ge=0, le=65535, alias="HEALTH_PORT")
     """Port of /metrics and /healthz; 0 = do not serve them (tests, local runs)."""
+    voice_max_s: int = Field(default=DEFAULT_VOICE_MAX_S, ge=1, le=600, alias="VOICE_MAX_SECONDS")
+    """Longest voice message passed on for transcription; longer ones are refused before download
+    (the worker applies the same variable to the decoded audio)."""
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -34,7 +34,9 @@ from contract.events import (
     ProgressEvent,
     ResultFile,
     TerminalEvent,
+    TranscribedEvent,
 )
+from contract.language import PromptTranslation
 from contract.spec import ASPECT_RATIOS, LONG_SIDES, JobSpec, Mode, bucket_size
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,15 @@ def aspect_of(width: int, height: int) -> str:
     return f"{width}×{height}"
 
 
-def caption(t: Translator, spec: JobSpec, seeds: list[int], width: int, height: int) -> str:
+def untranslated_note(t: Translator, translation: PromptTranslation | None) -> str:
+    """A line under the caption when the model could not translate the prompt's language."""
+    languages = translation.unsupported_languages if translation is not None else []
+    return "\n" + t("caption-untranslated", languages=", ".join(languages)) if languages else ""
+
+
+def caption(t: Translator, spec: JobSpec, seeds: list[int], width: int, height: int,
+            translation: PromptTranslation | None = None) -> str:
+    """The user's own prompt (never the translation the model read), the seed and the settings."""
     prompt = spec.prompt.strip()
     if len(prompt) > CAPTION_PROMPT_CHARS:
         prompt = prompt[:CAPTION_PROMPT_CHARS] + "…"
@@ -70,7 +80,7 @@ def caption(t: Translator, spec: JobSpec, seeds: list[int], width: int, height: 
         aspect=aspect_of(spec.width, spec.height),
         width=str(width),  # a string: Fluent would print 1024 as "1,024"
         height=str(height),
-    )
+    ) + untranslated_note(t, translation)
 
 
 DISPLAY_KINDS = (FileKind.STICKER_WEBP, FileKind.PHOTO)
@@ -136,6 +146,8 @@ class Delivery:
                 await self._final_text(event, t(f"failed-{event.failure.reason.value}"))
             elif isinstance(event, CancelledEvent):
                 await self._final_text(event, t("job-cancelled"))
+            elif isinstance(event, TranscribedEvent):
+                await self.services.voice.deliver(self.bot, event, self.services.i18n)
         except TelegramForbiddenError:
             await store.mark_blocked(event.user_id)
             log.warning("job %s: chat %s blocked the bot; user %s marked", event.job_id, event.chat_id,
@@ -234,7 +246,8 @@ class Delivery:
             return
         seeds = result.seeds or [result.seed]
         first = images[0].display
-        text = caption(t, spec, seeds, first.width, first.height)
+        read = result.translation is not None and result.translation.translated
+        text = caption(t, spec, seeds, first.width, first.height, result.translation)
         reply = reply_to(spec.reply_to)
         if sticker:
             for pos, (files, data) in enumerate(zip(images, blobs, strict=True)):
@@ -245,13 +258,13 @@ class Delivery:
                 )
                 await self.bot.send_message(
                     chat_id, caption(t, spec, [seeds[min(index, len(seeds) - 1)]], files.full.width,
-                                     files.full.height),
-                    reply_markup=keyboards.result(t, event.job_id, index, sticker=True),
+                                     files.full.height, result.translation),
+                    reply_markup=keyboards.result(t, event.job_id, index, sticker=True, read=read),
                 )
         else:
             names = [f"{event.job_id}-{i + 1}.{files.display.format}" for i, files in enumerate(images)]
             try:
-                await self._send_photos(chat_id, blobs, names, text, event.job_id, t, reply)
+                await self._send_photos(chat_id, blobs, names, text, event.job_id, t, reply, read=read)
             except TelegramBadRequest as exc:
                 if CHAT_GONE in exc.message.lower():
                     raise
@@ -262,7 +275,7 @@ class Delivery:
                 for i, (files, data) in enumerate(zip(images, blobs, strict=True)):
                     await self.bot.send_document(
                         chat_id, BufferedInputFile(data, filename=names[i]), caption=text if i == 0 else None,
-                        reply_markup=keyboards.result(t, event.job_id, files.index, sticker=False),
+                        reply_markup=keyboards.result(t, event.job_id, files.index, sticker=False, read=read),
                     )
         await self._mark_sent(event)
         log.info("job %s: delivered %d image(s) to chat %s (worker %s)", event.job_id, len(blobs), chat_id,
@@ -272,12 +285,12 @@ class Delivery:
             await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))
 
     async def _send_photos(self, chat_id: int, blobs: list[bytes], names: list[str], text: str, job_id: str,
-                           t: Translator, reply: Any) -> None:
+                           t: Translator, reply: Any, *, read: bool = False) -> None:
         """One photo with its buttons, or a media group followed by one message of buttons."""
         if len(blobs) == 1:
             await self.bot.send_photo(
                 chat_id, BufferedInputFile(blobs[0], filename=names[0]), caption=text,
-                reply_markup=keyboards.result(t, job_id, 0, sticker=False), reply_parameters=reply,
+                reply_markup=keyboards.result(t, job_id, 0, sticker=False, read=read), reply_parameters=reply,
             )
             return
         media: list[Any] = [
@@ -286,7 +299,7 @@ class Delivery:
         ]
         await self.bot.send_media_group(chat_id, media=media, reply_parameters=reply)
         await self.bot.send_message(chat_id, t("result-buttons"),
-                                    reply_markup=keyboards.results_multi(t, job_id, len(blobs)))
+                                    reply_markup=keyboards.results_multi(t, job_id, len(blobs), read=read))
 
     async def _final_text(self, event: TerminalEvent, text: str) -> None:
         """Turn the status message into the final word; a new message when it cannot be edited."""

@@ -28,6 +28,7 @@ from bot.services import Services, reply_to
 from bot.services.admission import refusal_text
 from bot.user_settings import UserSettings
 from contract import keys
+from contract.language import PromptTranslation
 from contract.spec import MAX_SEED, JobSpec, Mode, Priority, bucket_size
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ def build_spec(
     weights: tuple[float, ...] = (),
     seed: int | None = None,
     reply_to: int | None = None,
+    translation: PromptTranslation | None = None,
 ) -> JobSpec:
     """One place where user settings and bot settings become a JobSpec."""
     aspect = STICKER_ASPECT if mode is Mode.STICKER else user_settings.aspect
@@ -132,6 +134,7 @@ def build_spec(
         reply_to=reply_to,
         locale=locale,
         priority=Priority.HIGH if user_id in config.admin_ids else Priority.NORMAL,
+        translation=translation,
     )
 
 
@@ -175,11 +178,14 @@ class Requester:
 
     async def run(self, mode: Mode, *, prompt: str = "", inputs: tuple[str, ...] = (),
                   weights: tuple[float, ...] = (), seed: int | None = None,
-                  reply_to_id: int | None = None) -> str | None:
+                  reply_to_id: int | None = None,
+                  translation: PromptTranslation | None = None) -> str | None:
+        """Queue a job of ``mode``; ``translation``: what the model read for an earlier job with the
+        same words (again, same seed), so it reads the same."""
         spec = build_spec(
             mode=mode, config=self.services.config, user_settings=self.user_settings,
             user_id=self.user_id, chat_id=self.chat_id, locale=self.locale, prompt=prompt,
-            inputs=inputs, weights=weights, seed=seed, reply_to=reply_to_id,
+            inputs=inputs, weights=weights, seed=seed, reply_to=reply_to_id, translation=translation,
         )
         return await submit(spec, bot=self.bot, services=self.services, t=self.t)
 

@@ -13,6 +13,8 @@ from bot.callbacks import (
     ResultCb,
     SettingsCb,
     SettingsField,
+    VoiceAction,
+    VoiceCb,
     WeightsCb,
 )
 from bot.i18n import Translator
@@ -70,7 +72,9 @@ def job_status(t: Translator, job_id: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[button]])
 
 
-def result(t: Translator, job_id: str, index: int, *, sticker: bool) -> InlineKeyboardMarkup:
+def result(t: Translator, job_id: str, index: int, *, sticker: bool,
+           read: bool = False) -> InlineKeyboardMarkup:
+    """``read``: the model read a translation; a button shows it."""
     kb = InlineKeyboardBuilder()
     def cb(action: ResultAction) -> ResultCb:
         return ResultCb(action=action, job_id=job_id, index=index)
@@ -81,6 +85,8 @@ def result(t: Translator, job_id: str, index: int, *, sticker: bool) -> InlineKe
     kb.button(text=t("btn-file"), callback_data=cb(ResultAction.FILE))
     if sticker:
         kb.button(text=t("btn-add-to-pack"), callback_data=cb(ResultAction.ADD_TO_PACK))
+    if read:
+        kb.button(text=t("btn-model-read"), callback_data=cb(ResultAction.READ))
     kb.adjust(2, 2, 1)
     return kb.as_markup()
 
@@ -148,7 +154,17 @@ def settings_choices(t: Translator, field: SettingsField, current: UserSettings,
     return kb.as_markup()
 
 
-def results_multi(t: Translator, job_id: str, count: int) -> InlineKeyboardMarkup:
+def voice_heard(t: Translator, voice_id: str) -> InlineKeyboardMarkup:
+    """Under "I heard: …": draw it, edit the text, cancel."""
+    kb = InlineKeyboardBuilder()
+    for action, label in ((VoiceAction.DRAW, "btn-voice-draw"), (VoiceAction.EDIT, "btn-voice-edit"),
+                          (VoiceAction.CANCEL, "btn-voice-cancel")):
+        kb.button(text=t(label), callback_data=VoiceCb(action=action, voice_id=voice_id))
+    kb.adjust(1, 2)
+    return kb.as_markup()
+
+
+def results_multi(t: Translator, job_id: str, count: int, *, read: bool = False) -> InlineKeyboardMarkup:
     """Buttons for a media group (which cannot carry a keyboard): one row per image."""
     kb = InlineKeyboardBuilder()
     for index in range(count):
@@ -162,5 +178,7 @@ def results_multi(t: Translator, job_id: str, count: int) -> InlineKeyboardMarku
             emoji = t(label).split(" ", 1)[0]
             data = ResultCb(action=action, job_id=job_id, index=index)
             kb.button(text=f"{n} {emoji}", callback_data=data)
+    if read:
+        kb.button(text=t("btn-model-read"), callback_data=ResultCb(action=ResultAction.READ, job_id=job_id))
     kb.adjust(4)
     return kb.as_markup()

@@ -25,6 +25,7 @@ from bot.queue import JobRecord
 from bot.services import Services
 from bot.user_settings import UserSettings
 from contract.events import ResultFile
+from contract.language import PromptTranslation
 from contract.spec import MAX_SEED, JobSpec, Mode, new_job_id
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,14 @@ async def owned_record(query: CallbackQuery, job_id: str, services: Services,
         await query.answer(t("not-yours"), show_alert=True)
         return None
     return record
+
+
+def carried_translation(record: JobRecord) -> PromptTranslation | None:
+    """What the model read for this job (the result's, else what its spec carried): a repeat
+    carries it, so the worker gives the model exactly the same English."""
+    if record.result is not None and record.result.translation is not None:
+        return record.result.translation
+    return record.spec.translation if record.spec is not None else None
 
 
 def _full_file(record: JobRecord, index: int) -> ResultFile | None:
@@ -89,9 +98,11 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
         return
 
     if action is ResultAction.AGAIN:
+        translation = carried_translation(record)
         again = JobSpec.parse({
             **spec.model_dump(), "job_id": new_job_id(), "seed": secrets.randbelow(MAX_SEED + 1),
             "reply_to": reply_id, "created_at": time.time(),
+            "translation": translation.model_dump() if translation is not None else None,
         })
         await submit(again, bot=bot, services=services, t=t)
         return
@@ -115,7 +126,7 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
     seeds = record.result.seeds if record.result is not None else []
     seed = seeds[index] if 0 <= index < len(seeds) else spec.seed
     await req.run(spec.mode, prompt=spec.prompt, inputs=spec.inputs, weights=spec.weights, seed=seed,
-                  reply_to_id=reply_id)
+                  reply_to_id=reply_id, translation=carried_translation(record))
 
 
 def make_router() -> Router:

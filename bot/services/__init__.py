@@ -13,6 +13,7 @@ The modules of this package are the services (what the bot knows and does, on Re
 | ``bot.services.quotas``    | limits, bans, maintenance, the audience (who wrote, when)    |
 | ``bot.services.admin``     | /stats numbers, broadcasts, the admin action log             |
 | ``bot.services.packs``     | users' sticker packs                                         |
+| ``bot.services.voice``     | voice messages: transcription jobs and their "I heard" answer |
 
 Environment (read by bot.config.BotSettings) for these services:
 
@@ -50,6 +51,7 @@ from bot.services.admin import AdminLog, BroadcastService, StatsService
 from bot.services.admission import Admission
 from bot.services.packs import PackService
 from bot.services.quotas import QuotaService
+from bot.services.voice import VoiceService
 from bot.user_settings import SettingsStore
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,8 @@ class Services:
     health: HealthEndpoint
     sync_redis: redis_sync.Redis
     """A small blocking client: RQ's registries for /stats, and the metrics endpoint's thread."""
+    voice: VoiceService
+    """Voice messages as prompts: transcription jobs on the high queue, and their answers."""
 
     def workflow_data(self) -> dict[str, Any]:
         """What handlers, filters and middlewares may take by name (the dispatcher's workflow data)."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from devkit.audio import ogg_opus_duration
 from devkit.botapi import limits
 from devkit.botapi.models import ApiError, CallbackQueryState, SentMessage
 
@@ -174,6 +175,42 @@ class SimUser:
         stored = self.api.store_file(data, "stickers", fmt, f"image/{fmt}", width=width, height=height)
         return self._message(
             in_chat, "sticker", None, sticker=self.api.sticker_json(stored, emoji), file=stored
+        ).message_id
+
+    async def send_voice(
+        self, data: bytes, duration: int | None = None, in_chat: SimChat | None = None,
+        reply_to: SentMessage | int | None = None,
+    ) -> int:
+        """A voice note as Telegram clients record it: OGG/Opus, the duration in whole seconds read
+        from the file. ``duration=`` sends any bytes with that claim (a broken or hostile client)."""
+        if duration is None:
+            seconds = ogg_opus_duration(data)
+            if seconds is None:
+                raise ValueError("a Telegram client records voice notes as OGG/Opus; pass duration= "
+                                 "to send other bytes as a voice message")
+            duration = round(seconds)
+        stored = self.api.store_file(data, "voice", "oga", "audio/ogg")
+        return self._message(
+            in_chat, "voice", reply_to, file=stored, extra={"voice": self.api.voice_json(stored, duration)}
+        ).message_id
+
+    async def send_audio(
+        self, data: bytes, duration: int, file_name: str = "audio.m4a", mime_type: str = "audio/mp4",
+        in_chat: SimChat | None = None,
+    ) -> int:
+        """An audio file sent as music (``audio``), with the duration the client read from it."""
+        stored = self.api.store_file(data, "music", file_name.rsplit(".", 1)[-1], mime_type, file_name)
+        return self._message(
+            in_chat, "audio", None, file=stored, extra={"audio": self.api.audio_json(stored, duration)}
+        ).message_id
+
+    async def send_video_note(self, data: bytes, duration: int, length: int = 240,
+                              in_chat: SimChat | None = None) -> int:
+        """A round video message (``video_note``): a square MP4 with sound."""
+        stored = self.api.store_file(data, "video_notes", "mp4", "video/mp4")
+        return self._message(
+            in_chat, "video_note", None, file=stored,
+            extra={"video_note": self.api.video_note_json(stored, duration, length)},
         ).message_id
 
     async def press(

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings
 from bot.config import BotSettings
 from worker.config import WorkerSettings
 from worker.engine import EngineSettings
+from worker.language import LanguageSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,12 +35,14 @@ def _documented() -> set[str]:
 
 
 def test_every_setting_is_in_the_readme_table() -> None:
-    expected = _env_names(BotSettings) | _env_names(WorkerSettings) | _env_names(EngineSettings)
+    expected = (_env_names(BotSettings) | _env_names(WorkerSettings) | _env_names(EngineSettings)
+                | _env_names(LanguageSettings))
     assert expected - _documented() == set()
 
 
 def test_the_readme_table_has_no_stale_variables() -> None:
-    code = _env_names(BotSettings) | _env_names(WorkerSettings) | _env_names(EngineSettings)
+    code = (_env_names(BotSettings) | _env_names(WorkerSettings) | _env_names(EngineSettings)
+            | _env_names(LanguageSettings))
     compose_only = {"REDIS_PASSWORD", "WEBHOOK_PUBLISH_PORT", "PREFETCH_MODELS"}
     assert _documented() - code - compose_only == set()
 

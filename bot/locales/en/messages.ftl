@@ -16,7 +16,7 @@ start-greeting =
     Send me a text and I will turn it into an image, or pick a mode below.
 help-text =
     <b>What I can do</b>
-    /imagine — text to image (or just send me a text)
+    /imagine — text to image (or just send me a text, in any language, or a voice message)
     /mix — mix two images (send two photos, an album works)
     /blend — mix an image and a text (a photo with a caption works)
     /variations — variations of a photo
@@ -241,3 +241,29 @@ admin-broadcast-cancelled = Broadcast cancelled.
 admin-broadcast-expired = This broadcast draft has expired; send /broadcast again.
 admin-broadcast-started = Broadcast { $id } started to { $total } users. I will report when it is done.
 admin-broadcast-report = Broadcast { $id } finished: { $sent } sent, { $blocked } blocked, { $failed } failed (of { $total }).
+
+## Voice messages and translated prompts
+voice-listening = 🎧 Listening…
+voice-heard =
+    I heard: <i>{ $text }</i>
+    Shall I draw it?
+btn-voice-draw = 🎨 Draw it
+btn-voice-edit = ✏️ Edit the text
+btn-voice-cancel = ✖️ Cancel
+voice-edit =
+    Send me the text as it should be. What I heard (tap to copy):
+    <code>{ $text }</code>
+voice-cancelled = Okay, I won't draw it.
+voice-used = Already on its way.
+voice-busy = I'm still listening to your previous voice message; one moment, please.
+voice-empty = I couldn't hear anything in this recording. Please try again, a little closer to the microphone.
+voice-too_long = This recording is too long: I listen to { $limit } seconds at most.
+voice-undecodable = I couldn't play this recording. Please send a voice message recorded in Telegram.
+voice-expired = This voice message has expired; please send it again.
+voice-failed = Sorry, I couldn't make out this recording. Please try again or type the text.
+btn-model-read = 🔤 What the model read
+read-title = <b>The model read this English translation:</b>
+read-prompt = { $text }
+read-negative = Negative prompt: { $text }
+read-as-written = The model read your prompt as you wrote it.
+caption-untranslated = ⚠️ I can't translate from { $languages } yet, so the model read the prompt as written (it understands English best).

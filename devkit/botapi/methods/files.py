@@ -129,6 +129,33 @@ class FilesMethods(ServerState):
             out["mime_type"] = stored.mime_type
         return out
 
+    def voice_json(self, stored: StoredFile, duration: int) -> dict[str, Any]:
+        """A Voice object: Telegram's voice notes are OGG/Opus with the duration the client measured."""
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "duration": duration,
+            "mime_type": stored.mime_type or "audio/ogg",
+            "file_size": stored.size,
+        }
+
+    def audio_json(self, stored: StoredFile, duration: int) -> dict[str, Any]:
+        """An Audio object (a music or audio file sent as such)."""
+        out = {**self.voice_json(stored, duration)}
+        if stored.file_name:
+            out["file_name"] = stored.file_name
+        return out
+
+    def video_note_json(self, stored: StoredFile, duration: int, length: int) -> dict[str, Any]:
+        """A VideoNote object (a round video message: a square MP4 with sound)."""
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "length": length,
+            "duration": duration,
+            "file_size": stored.size,
+        }
+
     def sticker_json(
         self, stored: StoredFile, emoji: str | None = None, set_name: str | None = None
     ) -> dict[str, Any]:
