@@ -305,6 +305,15 @@ class JobQueue:
             raise TooManyJobs(outcome.limit)
         raise AssertionError(f"the in-flight-only rules refused with {outcome!r}")
 
+    async def enqueue_quick(self, func: str, job_id: str, *, timeout_s: int) -> None:
+        """A short job on the high-priority queue that needs no job record (a voice message's
+        transcription): workers take it before any waiting generation; no retries."""
+        await asyncio.to_thread(
+            self._queues[HIGH_QUEUE].enqueue_call, func, args=(job_id,), job_id=job_id,
+            description=f"{func.rsplit('.', 1)[-1]} {job_id}", timeout=timeout_s,
+            result_ttl=self._settings.rq_result_ttl, failure_ttl=self._settings.rq_failure_ttl,
+        )
+
     def _enqueue(self, queue_name: str, job_id: str) -> list[Any]:
         """RQ's enqueue and the reads for the job's place in line, in one transaction (one round trip).
 
