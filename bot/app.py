@@ -33,11 +33,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.config import BotMode, BotSettings
 from bot.delivery import Delivery
-from bot.flood import ChatLimiter, FloodState, Pace, limiter_of
 from bot.i18n import I18n
 from bot.isolation import OrderedEventIsolation
 from bot.metrics import BotMetrics, HealthEndpoint, sync_client
-from bot.middlewares import setup_middlewares
+from bot.middlewares import RetryAfterMiddleware, setup_middlewares
 from bot.queue import EventConsumer, JobQueue, QueueSettings
 from bot.routers import build_root_router
 from bot.services import Services
@@ -114,15 +113,11 @@ class RedactingSession(AiohttpSession):
             raise TelegramNetworkError(method=method, message=redacted) from None
 
 
-def create_bot(settings: BotSettings, redis: Redis | None = None) -> Bot:
-    """A Bot on any Bot API server whose every call goes through the one send path (bot.flood):
-    per-chat order, pace and retry_after shared through ``redis`` by every replica (this process's
-    own state without it), and the 5xx/network retries."""
+def create_bot(settings: BotSettings) -> Bot:
+    """A Bot on any Bot API server, with the 429/5xx retry middleware on its session."""
     session = RedactingSession(api=TelegramAPIServer.from_base(settings.telegram_api_url),
                                timeout=settings.request_timeout_s)
-    pace = Pace(private_per_s=settings.private_chat_rate, group_per_min=settings.group_chat_rate,
-                global_per_s=settings.global_rate, chat_burst=settings.chat_burst)
-    session.middleware(ChatLimiter(FloodState(redis, pace), max_tries=settings.retry_after_max_tries))
+    session.middleware(RetryAfterMiddleware(max_tries=settings.retry_after_max_tries))
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
@@ -240,7 +235,7 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
     """Run until ``stop`` is set (forever without one); every resource is closed on the way out."""
     stop = stop or asyncio.Event()
     redis = create_redis(settings)
-    bot = create_bot(settings, redis)
+    bot = create_bot(settings)
     try:
         services = await create_services(settings, redis, bot)
     except BaseException:
@@ -302,8 +297,6 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
                 await bot.delete_webhook()
             await runner.cleanup()
         await services.close()
-        if (limiter := limiter_of(bot)) is not None:
-            await limiter.close()
         await bot.session.close()
         await redis.aclose()
         log.info("bot stopped")

@@ -41,18 +41,7 @@ class BotSettings(BaseSettings):
     progress_edit_interval_s: float = Field(default=2.0, ge=0.0, alias="BOT_PROGRESS_EDIT_INTERVAL")
     """Minimum gap between two edits of one status message (Telegram allows ~1 edit/s per chat)."""
     retry_after_max_tries: int = Field(default=5, ge=1, alias="BOT_RETRY_AFTER_MAX_TRIES")
-    """How many 429 answers one request may get before the error is raised (each one's retry_after
-    is waited out first, for the whole chat: bot.flood)."""
-    # --- the send path's pace (bot.flood), before Telegram has to say no ---
-    private_chat_rate: float = Field(default=1.0, gt=0, le=30, alias="BOT_PRIVATE_CHAT_RATE")
-    """Messages a second to one private chat: Telegram's FAQ asks bots to avoid more than one."""
-    group_chat_rate: float = Field(default=20.0, gt=0, le=600, alias="BOT_GROUP_CHAT_RATE")
-    """Messages a minute to one group or channel: Telegram allows bots no more than 20."""
-    global_rate: float = Field(default=30.0, gt=0, le=1000, alias="BOT_GLOBAL_RATE")
-    """Messages a second over all chats: Telegram's bulk limit is about 30 (paid broadcasts aside)."""
-    chat_burst: int = Field(default=3, ge=1, le=20, alias="BOT_CHAT_BURST")
-    """Messages a quiet chat may get at once before the pace applies: an answer, its status and a
-    result go without delay, as Telegram tolerates short bursts."""
+    """How many 429 answers one request may get before the error is raised."""
     request_timeout_s: float = Field(default=60.0, gt=0, le=600, alias="BOT_REQUEST_TIMEOUT_S")
     """One Bot API call, 10 MB photo uploads included; past it the call counts as a network error
     and is retried (the request never reached Telegram, or its answer never came back)."""

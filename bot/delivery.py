@@ -7,7 +7,6 @@ nothing sensible left to do (a user who blocked the bot, a progress edit that fa
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, Teleg
 from aiogram.types import BufferedInputFile, InputMediaPhoto
 
 from bot import keyboards
-from bot.flood import CallSkipped, cheap, ordinary
 from bot.i18n import Translator
 from bot.jobs import StatusRef, load_status, save_status
 from bot.services import Services, reply_to
@@ -195,31 +193,24 @@ class Delivery:
         if first_preview and preview_key:
             preview = await self.services.queue.result_bytes(preview_key)
             if preview:
-                # A preview for a chat that must wait is skipped; the next one tries again.
-                with cheap(reserve=False), contextlib.suppress(CallSkipped):
-                    await self._switch_to_photo(event, status, preview, text, t)
+                await self._switch_to_photo(event, status, preview, text, t)
                 return
-        # A progress edit never waits behind a result: while the chat waits it is merged into the
-        # latest edit of this status message (bot.flood).
-        with cheap(f"status:{status.message_id}"):
-            if status.is_photo:
-                await self._best_effort(self.bot.edit_message_caption(
-                    chat_id=status.chat_id, message_id=status.message_id, caption=text, reply_markup=markup))
-            else:
-                await self._best_effort(self.bot.edit_message_text(
-                    text, chat_id=status.chat_id, message_id=status.message_id, reply_markup=markup))
+        if status.is_photo:
+            await self._best_effort(self.bot.edit_message_caption(
+                chat_id=status.chat_id, message_id=status.message_id, caption=text, reply_markup=markup))
+        else:
+            await self._best_effort(self.bot.edit_message_text(
+                text, chat_id=status.chat_id, message_id=status.message_id, reply_markup=markup))
 
     async def _switch_to_photo(self, event: ProgressEvent, status: StatusRef, preview: bytes, text: str,
                                t: Translator) -> None:
-        """A text message cannot become a photo: send the preview as the new status, drop the old
-        (that delete is an ordinary call: two status messages must not stay)."""
+        """A text message cannot become a photo: send the preview as the new status, drop the old."""
         sent = await self.bot.send_photo(
             status.chat_id, BufferedInputFile(preview, filename="preview.png"), caption=text,
             reply_markup=keyboards.job_status(t, event.job_id),
         )
         await save_status(self.services.redis, event.job_id, status.chat_id, sent.message_id, is_photo=True)
-        with ordinary():
-            await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))
+        await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))
 
     async def _best_effort(self, call: object) -> None:
         """Progress is cosmetic: a failed edit is logged, never retried (TelegramForbidden still rises)."""
@@ -230,8 +221,6 @@ class Delivery:
                 log.info("progress update not applied: %s", exc.message)
         except TelegramRetryAfter as exc:
             log.info("progress update skipped: flood control (%ss)", exc.retry_after)
-        except CallSkipped as exc:
-            log.debug("progress update gave way: %s", exc)
 
     # --- results ------------------------------------------------------------------------------
 

@@ -14,12 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot
-from aiogram.exceptions import (
-    TelegramBadRequest,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import Message
 from redis.asyncio import Redis
 
@@ -43,9 +38,6 @@ DOWNLOAD_TIMEOUT_S = 60
 STICKER_ASPECT = "1:1"
 """Stickers are square before the 512 px cut-out; the 512 rule is met by the worker."""
 DEFAULT_WEIGHT_PERCENT = 50
-STATUS_SEND_ERRORS = (TelegramRetryAfter, TelegramServerError, TelegramNetworkError)
-"""Why a status message may not go even after the send path's retries (a flood longer than it
-waits, an outage): none of them undoes the queued job."""
 
 
 @dataclass(frozen=True)
@@ -163,17 +155,10 @@ async def submit(spec: JobSpec, *, bot: Bot, services: Services, t: Translator) 
         text = t("queued-eta", position=sub.position, eta=round(sub.eta_s))
     else:
         text = t("queued", position=sub.position)
-    try:
-        status: Message = await bot.send_message(
-            spec.chat_id, text, reply_markup=keyboards.job_status(t, sub.job_id),
-            reply_parameters=reply_to(spec.reply_to),
-        )
-    except STATUS_SEND_ERRORS as exc:
-        # The job is queued and its result will come; only the position message is missing (delivery
-        # then sends the result without a status to edit). Failing here would tell the user "error".
-        log.warning("job %s queued for chat %s; its status message was not sent (%s)", sub.job_id,
-                    spec.chat_id, type(exc).__name__)
-        return sub.job_id
+    status: Message = await bot.send_message(
+        spec.chat_id, text, reply_markup=keyboards.job_status(t, sub.job_id),
+        reply_parameters=reply_to(spec.reply_to),
+    )
     await save_status(services.redis, sub.job_id, spec.chat_id, status.message_id)
     log.info("job %s queued for chat %s at position %s", sub.job_id, spec.chat_id, sub.position)
     return sub.job_id

@@ -34,7 +34,6 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlparse
 
-from devkit.audio import make_voice
 from devkit.redis_server import RedisServer
 from devkit.stack import REPO, WorkerProcess, ensure_tiny_bundle, real_models_configured
 
@@ -334,24 +333,6 @@ async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> P
             said("/depth a bronze statue in a museum", depth_photo, note="keep depth, change look")
             await user.send_photo(depth_photo, caption="/depth a bronze statue in a museum")
             await until(is_kind("photo"), "depth")
-
-            # Prompts as people write and say them: Russian, then a voice message.
-            prompt_ru = "рыжая лиса в заснеженном лесу, золотой час"
-            said(prompt_ru, note="a prompt in Russian: the model reads its English translation")
-            await user.send_text(prompt_ru)
-            ru = await until(lambda m: m.kind == "photo" and has_button(t("btn-model-read"))(m),
-                             "Russian prompt")
-            await press(ru, t("btn-model-read"))
-            await until(lambda m: m.kind == "text" and "The model read" in (m.text or ""),
-                        "what the model read")
-            said("[a voice message, 2 s]", note="a voice message as the prompt")
-            await user.send_voice(make_voice(2))
-            heard_text = t("voice-empty")
-            heard = await until(lambda m: has_button(t("btn-voice-draw"))(m) or m.text == heard_text,
-                                "voice message transcribed")
-            if heard.inline_buttons:  # a real speech model may hear no words in the demo's tone
-                await press(heard, t("btn-voice-draw"))
-                await until(lambda m: m.kind == "photo" and has_button(t("btn-again"))(m), "voice → image")
 
             said("/stats", note="admin")
             await user.send_text("/stats")

@@ -111,14 +111,11 @@ def record_job(
         log.warning("job %s: statistics not recorded: %s", job_id, exc)
 
 
-def publish_worker_info(client: redis_sync.Redis, name: str, device: str,
-                        families: tuple[str, ...] = ()) -> None:
-    """What /workers shows beside RQ's record: the device this worker computes on and the model
-    families it holds (comma-separated)."""
+def publish_worker_info(client: redis_sync.Redis, name: str, device: str) -> None:
+    """What /workers shows beside RQ's record: the device this worker computes on."""
     try:
         with client.pipeline(transaction=False) as pipe:
-            pipe.hset(worker_info_key(name), mapping={"device": device, "host": socket.gethostname(),
-                                                      "families": ",".join(families)})
+            pipe.hset(worker_info_key(name), mapping={"device": device, "host": socket.gethostname()})
             pipe.expire(worker_info_key(name), WORKER_INFO_TTL)
             pipe.execute()
     except redis_sync.RedisError as exc:

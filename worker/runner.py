@@ -18,7 +18,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import redis
-from pydantic import ValidationError
 from rq import Queue, SimpleWorker
 from rq.exceptions import AbandonedJobError
 from rq.executions import Execution
@@ -60,9 +59,6 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 """What RQ's loop would quit on (outside its dequeue) while Redis restarts or fails over."""
 EXIT_BAD_HOOKS = 2
 """Exit status when WORKER_JOB_HOOKS cannot be loaded (as for a usage error: a restart won't help)."""
-EXIT_BAD_SETTINGS = 2
-"""Exit status for settings or model folders that cannot work (an unknown family, a family folder
-missing a file, a queue of a family not held): a restart won't help either."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -132,39 +128,6 @@ class KandinskyWorker(SimpleWorker):
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """How long a started job stays ours without a heartbeat: short, the heartbeat thread renews it."""
         return self.settings.abandon_after_s
-
-    # --- stopping ---------------------------------------------------------------------------
-
-    def _shutdown(self) -> None:
-        """SIGTERM/SIGINT: only ask the loop to stop; it stops at its next safe point.
-
-        RQ raises StopRequested from inside the signal handler when the worker is not busy, at
-        whatever line the signal interrupted. Between BLPOP taking a job off its queue and the job
-        entering the started registry (a few Redis round trips, just after a job ends and the next
-        is waiting) that lost the job: in no queue, in no registry, QUEUED forever (the intermittent
-        failure of the SIGTERM scenario in tests/reliability). Now a busy worker finishes its job
-        and an idle one returns from its dequeue wait (at most ``dequeue_timeout``), putting back a
-        job it took after the signal."""
-        self._stop_requested = True
-        log.info("worker %s: stop requested; stopping after the current job (if any)", self.name)
-
-    def dequeue_job_and_maintain_ttl(self, timeout: int | None,
-                                     max_idle_time: int | None = None) -> tuple[Job, Queue] | None:
-        """RQ's dequeue, one wait at a time so a stop request is seen between waits; a job taken
-        after the stop was asked for goes back to the front of its queue for another worker."""
-        if timeout is None or max_idle_time is not None:  # burst mode, or an idle limit: RQ's loop
-            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        else:
-            result = None
-            while result is None and not self._stop_requested:
-                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=timeout)
-        if result is not None and self._stop_requested:
-            job, queue = result
-            queue.push_job_id(job.id, at_front=True)
-            log.info("job %s worker %s: taken as the stop came; put back first in %s", job.id,
-                     self.name, queue.name)
-            return None
-        return result
 
     # --- running a job ----------------------------------------------------------------------
 
@@ -255,8 +218,7 @@ class KandinskyWorker(SimpleWorker):
         """What /workers shows beside RQ's record (kept fresh by maintenance and the heartbeat)."""
         from worker.metrics import publish_worker_info
 
-        publish_worker_info(self.connection, self.name, str(getattr(self.engine, "device", "unknown")),
-                            families=tuple(getattr(self.engine, "held", ())))
+        publish_worker_info(self.connection, self.name, str(getattr(self.engine, "device", "unknown")))
 
     def clean_registries(self) -> None:
         """RQ's registry maintenance, under a short lock (see MAINTENANCE_LOCK_TTL_S)."""
@@ -327,12 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
-    try:
-        settings = WorkerSettings()
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        log.error("worker: refusing to start: invalid settings: %s", problems)
-        return EXIT_BAD_SETTINGS
+    settings = WorkerSettings()
     try:
         hooks = load_job_hooks(settings.job_hooks) if settings.job_hooks else None
     except HooksError as exc:
@@ -352,18 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         metrics, _server = start_worker_metrics(
             settings.health_port, url, engine_ready.is_set, worker_name=settings.name
         )
-    from worker.engine import Engine, EngineSettings, ModelFolderError
+    from worker.engine import Engine, EngineSettings
 
     started = time.monotonic()
-    try:
-        # Every model of every family it holds, then the warm-up jobs when compiling.
-        engine = Engine.load(EngineSettings(), families=settings.families)
-        queues = settings.queues_to_serve(engine.held)
-    except (ModelFolderError, ValueError) as exc:
-        log.error("worker %s: refusing to start: %s", settings.name, exc)
-        return EXIT_BAD_SETTINGS
-    log.info("worker %s: engine loaded in %.1f s: families %s, queues %s", settings.name,
-             time.monotonic() - started, ", ".join(engine.held), ", ".join(queues))
+    engine = Engine.load(EngineSettings())  # loads every model, then the warm-up jobs when compiling
+    log.info("worker %s: engine loaded in %.1f s", settings.name, time.monotonic() - started)
     from worker.language import Language, LanguageSettings
 
     language = Language.load(LanguageSettings())  # prompts' translation and voice messages' speech model
@@ -372,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics.observe_warmup(engine.warmup_timings)
     connection = redis.Redis.from_url(url)
     worker = KandinskyWorker(
-        queues, connection=connection, settings=settings, engine=engine, metrics=metrics,
+        settings.queues, connection=connection, settings=settings, engine=engine, metrics=metrics,
         hooks=hooks, language=language,
     )
     worker.work(burst=args.burst, max_jobs=args.max_jobs, logging_level=args.log_level.upper(),
