@@ -35,8 +35,6 @@ class FailureReason(StrEnum):
     TIMEOUT = "timeout"
     ENGINE_ERROR = "engine_error"
     WORKER_LOST = "worker_lost"
-    REGION_NOT_FOUND = "region_not_found"
-    """An edit by words whose region the segmentation model did not find (mask nearly empty)."""
 
 
 class FileKind(StrEnum):
@@ -73,8 +71,6 @@ class JobResult(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)  # seconds per stage
     model_ids: dict[str, str] = Field(default_factory=dict)
     worker: str = ""
-    prompt_truncated: bool = False
-    """The model's text encoder cut the prompt (it was longer than the family reads): the caption says so."""
     translation: PromptTranslation | None = None
     """What the model read for the prompt fields (None from workers before translation)."""
 

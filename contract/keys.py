@@ -17,8 +17,6 @@ RESULT_TTL = 24 * 3600
 """Result bytes back the "full-size file" and "add to pack" buttons for a day."""
 PROGRESS_TTL = 3600
 """Latest progress of a job; only useful while the job runs."""
-PREVIEW_TTL = 3600
-"""A job's latest live preview: shown while the job runs, useless after (it is overwritten each time)."""
 DELIVERED_TTL = 7 * 24 * 3600
 """Dedupe marker: longer than any redelivery window of the events stream."""
 STATUS_TTL = 24 * 3600
@@ -46,11 +44,6 @@ def result(job_id: str, index: int, fmt: str) -> str:
 
 def progress(job_id: str) -> str:
     return f"{PREFIX}:progress:{job_id}"
-
-
-def preview(job_id: str) -> str:
-    """A small JPEG of the job so far (the latest live preview; each one overwrites the last)."""
-    return f"{PREFIX}:preview:{job_id}"
 
 
 def delivered(job_id: str) -> str:
@@ -211,16 +204,6 @@ def pack(name: str) -> str:
 def pack_added(job_id: str, index: int) -> str:
     """Pack name a result was added to: pressing the button twice adds it once."""
     return f"{PREFIX}:packadd:{job_id}:{index}"
-
-
-# --- model families: a request the user's family cannot run, offered to another (bot.families) -----
-SWITCH_OFFER_TTL = 3600
-"""The "run this one with the other model" button works for an hour (its inputs live longer)."""
-
-
-def switch_offer(token: str) -> str:
-    """JSON of a bot.families.PendingSwitch: the request, as a spec of the family that can run it."""
-    return f"{PREFIX}:switch:{token}"
 
 
 # --- voice messages: transcription jobs (contract.language) ---------------------------------------

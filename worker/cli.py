@@ -21,7 +21,6 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from contract.editing import ZOOM_FACTORS, PanDirection
 from contract.families import DEFAULT_FAMILY, FAMILIES, describe_family
 from contract.spec import (
     ASPECT_RATIOS,
@@ -66,9 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--guidance", type=float, help="default: the family's (4.0 for 2.2, 3.0 for 3.0)")
     parser.add_argument("--prior-guidance", type=float, default=4.0)
     parser.add_argument("--strength", type=float, default=0.6, help="depth mode: how far to move")
-    parser.add_argument("--region", default="", help="edit mode: what to repaint, e.g. 'the sky'")
-    parser.add_argument("--zoom", type=float, choices=ZOOM_FACTORS, help="zoom_out mode: the factor")
-    parser.add_argument("--pan", choices=[d.value for d in PanDirection], help="pan mode: where to move")
     parser.add_argument("--num-images", type=int, default=1)
     parser.add_argument("--model-dir", type=Path, help="local bundle; else KANDINSKY_* env or public ids")
     parser.add_argument("--device", help="cuda, cpu or auto (default: KANDINSKY_DEVICE or auto)")
@@ -116,9 +112,6 @@ def _build_spec(args: argparse.Namespace) -> JobSpec:
         "inputs": tuple(f"file:{i}" for i in range(len(args.image))),
         "mask": "file:mask" if args.mask else None,
         "weights": _parse_weights(args.weights),
-        "region": args.region,
-        "zoom": args.zoom,
-        "pan": args.pan,
     }
     for name in ("steps", "guidance"):  # left out: the family's default (contract.families)
         if getattr(args, name) is not None:

@@ -41,7 +41,6 @@ from contract.events import (
     ResultFile,
     TerminalEvent,
 )
-from contract.families import DEFAULT_FAMILY
 from contract.language import PromptTranslation, TranslationStatus
 from contract.queue import (
     DURATIONS_KEEP,
@@ -162,19 +161,8 @@ def fail_job(
         )
         started = float(_text(raw[3])) if raw[3] else None
         duration = time.time() - started if started else None
-        raw_spec = _text(raw[2] or b"")
-        record_outcome(conn, metrics, job_id, spec_mode(raw_spec), JobStatus.FAILED, duration,
-                       family=spec_family(raw_spec))
+        record_outcome(conn, metrics, job_id, spec_mode(_text(raw[2] or b"")), JobStatus.FAILED, duration)
     return sent
-
-
-def spec_frames(raw_spec: str) -> int:
-    """Frames of a stored spec's animation (its job timeout grows with them); 0 when it has none."""
-    try:
-        frames = json.loads(raw_spec).get("animation", {}).get("frames", 0)
-    except (ValueError, AttributeError):
-        return 0
-    return frames if isinstance(frames, int) and frames > 0 else 0
 
 
 def spec_mode(raw_spec: str) -> str:
@@ -186,24 +174,14 @@ def spec_mode(raw_spec: str) -> str:
     return mode if isinstance(mode, str) and mode.isidentifier() else "unknown"
 
 
-def spec_family(raw_spec: str) -> str:
-    """The model family of a stored spec for statistics (specs from before families: 2.2's)."""
-    try:
-        family = json.loads(raw_spec).get("model", DEFAULT_FAMILY.value)
-    except (ValueError, AttributeError):
-        return "unknown"
-    return family if isinstance(family, str) and family.isidentifier() else "unknown"
-
-
 def record_outcome(
     conn: redis.Redis, metrics: WorkerMetrics | None, job_id: str, mode: str, status: JobStatus,
-    duration_s: float | None, timings: dict[str, float] | None = None, family: str | None = None,
+    duration_s: float | None, timings: dict[str, float] | None = None,
 ) -> None:
     """Job statistics for /stats and Prometheus; never fails the job (worker.metrics logs errors)."""
     from worker.metrics import record_job
 
-    record_job(conn, mode, status.value, duration_s, timings=timings, metrics=metrics, job_id=job_id,
-               family=family)
+    record_job(conn, mode, status.value, duration_s, timings=timings, metrics=metrics, job_id=job_id)
 
 
 class _JobRun:
@@ -230,7 +208,6 @@ class _JobRun:
         self.user_id = int(record.get(F.USER) or 0)
         self.chat_id = int(record.get(F.CHAT) or 0)
         self.mode = spec_mode(record.get(F.SPEC, ""))
-        self.family = spec_family(record.get(F.SPEC, ""))
         status = record.get(F.STATUS, "")
         if status in TERMINAL_STATUSES:
             self._log(logging.INFO, "already %s; skipping", status)
@@ -283,7 +260,6 @@ class _JobRun:
 
     def _generate(self, record: dict[str, str], started: float) -> str:
         from worker.engine import InputRejected, JobCancelled, encode_images
-        from worker.engine.editing import RegionNotFound
 
         try:
             spec = JobSpec.from_json(record.get(F.SPEC, ""))
@@ -293,12 +269,10 @@ class _JobRun:
         translation, translate_s = self._translate(spec, record)
         mask = self._load_image(spec.mask, "L") if spec.mask else None
         hooks = self.ctx.hooks
-        settings = self.ctx.settings
         with ProgressPublisher(
             self.conn, spec, self.ctx.worker_name,
-            throttle_s=settings.progress_throttle_s,
-            cancel_poll_s=settings.cancel_poll_s,
-            preview_interval_s=settings.preview_interval_s if settings.preview_every_steps else None,
+            throttle_s=self.ctx.settings.progress_throttle_s,
+            cancel_poll_s=self.ctx.settings.cancel_poll_s,
         ) as progress:
             on_progress: ProgressCallback = progress.on_progress
             if hooks is not None:
@@ -307,13 +281,10 @@ class _JobRun:
             try:
                 out = self.ctx.engine.generate(
                     engine_spec(spec, translation), images=images, mask=mask, on_progress=on_progress,
-                    should_cancel=progress.should_cancel, on_preview=progress.on_preview,
-                    preview_every=settings.preview_every_steps,
+                    should_cancel=progress.should_cancel,
                 )
             except JobCancelled:
                 out = None
-            except RegionNotFound as exc:  # an edit by words whose region is not in the picture
-                raise JobFailure(FailureReason.REGION_NOT_FOUND, str(exc)) from None
             except InputRejected as exc:  # only the engine's own checks: anything else is retried
                 raise JobFailure(FailureReason.BAD_INPUT, f"engine refused the inputs: {exc}") from None
         # The publisher has flushed its last progress: the terminal event comes after it.
@@ -332,12 +303,6 @@ class _JobRun:
                 pipe.set(key, item.data, ex=keys.RESULT_TTL)
                 files.append(ResultFile(key=key, format=fmt, width=item.width, height=item.height,
                                         kind=item.kind, index=item.index))
-            video = out.video
-            if video is not None:  # an animation: its MP4 (encoded by the engine) is the result
-                key = keys.result(self.job_id, 0, video.format)
-                pipe.set(key, video.data, ex=keys.RESULT_TTL)
-                files.append(ResultFile(key=key, format=video.format, width=video.width, height=video.height,
-                                        kind=FileKind.ANIMATION, index=0))
             pipe.execute()
         elapsed = time.time() - started
         # The engine's own stages (and its "total"), then what the worker added around them.
@@ -352,7 +317,6 @@ class _JobRun:
             job_id=self.job_id, seed=int(out.seeds[0]) if out.seeds else spec.seed,
             seeds=[int(s) for s in out.seeds], files=files, timings=timings,
             model_ids=dict(out.model_ids), worker=self.ctx.worker_name, translation=translation,
-            prompt_truncated=out.prompt_truncated,
         )
         sent = self._finish(
             DoneEvent(job_id=self.job_id, chat_id=self.chat_id, user_id=self.user_id, result=result),

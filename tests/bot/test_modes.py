@@ -64,9 +64,8 @@ def test_every_bot_mode_has_one_router_and_its_state() -> None:
         assert mode.command is not None
         assert by_command.get(mode.command) == [{mode.state_name}], mode.mode
         assert mode_state(mode) == mode.state_name
-    assert {d.mode for d in MODES} - {d.mode for d in bot_modes()} == {Mode.INPAINT, Mode.OUTPAINT,
-                                                                       Mode.EDIT, Mode.ZOOM_OUT, Mode.PAN}
-    assert not {"inpaint", "outpaint", "edit", "zoom_out", "pan"} & set(by_command)
+    assert {d.mode for d in MODES} - {d.mode for d in bot_modes()} == {Mode.INPAINT, Mode.OUTPAINT}
+    assert not {"inpaint", "outpaint"} & set(by_command)
 
 
 async def test_every_command_and_menu_button_opens_its_dialog(harness: Harness) -> None:

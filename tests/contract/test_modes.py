@@ -45,12 +45,6 @@ def valid_fields(d: ModeDescription) -> dict[str, Any]:
         fields["weights"] = [0.3, 0.7]
     if d.mask:
         fields["mask"] = "blob-mask"
-    if d.region:
-        fields["region"] = "the sky"
-    if d.zoom:
-        fields["zoom"] = 2.0
-    if d.pan:
-        fields["pan"] = "left"
     return fields
 
 
@@ -62,8 +56,7 @@ def test_every_mode_is_described_exactly_once() -> None:
     with pytest.raises(ValueError, match="without a description"):
         index_modes(MODES[1:])
     with pytest.raises(ValueError, match="share a command"):
-        index_modes((*(d for d in MODES if d.mode is not Mode.OUTPAINT),
-                     ModeDescription(mode=Mode.OUTPAINT, images=1, prompt=True, command="mix")))
+        index_modes((*MODES[:-1], ModeDescription(mode=Mode.OUTPAINT, images=1, prompt=True, command="mix")))
 
 
 def test_a_description_refuses_what_cannot_work() -> None:
@@ -82,9 +75,8 @@ def test_what_the_bot_offers_is_what_it_offered_before() -> None:
                                               Mode.STICKER, Mode.DEPTH]
     text = plain_text_mode()
     assert text is not None and text.mode is Mode.TEXT2IMAGE
-    # No command, no button, no dialog: inpaint, outpaint and the edits (engine and CLI).
-    assert {d.mode for d in MODES if not d.in_bot} == {Mode.INPAINT, Mode.OUTPAINT, Mode.EDIT, Mode.ZOOM_OUT,
-                                                      Mode.PAN}
+    # Inpaint and outpaint are engine/CLI-only: no command, no button, no dialog.
+    assert {d.mode for d in MODES if not d.in_bot} == {Mode.INPAINT, Mode.OUTPAINT}
     assert not any(d.menu for d in MODES if not d.in_bot)
     both = {Mode.TEXT2IMAGE, Mode.BLEND, Mode.VARIATIONS, Mode.STICKER}
     assert {d.mode for d in MODES if d.families == frozenset({KANDINSKY22, KANDINSKY3})} == both
@@ -105,10 +97,7 @@ def test_spec_takes_exactly_what_the_description_asks_for(d: ModeDescription) ->
     assert images_needed(d.mode) == d.images == len(spec.inputs) and prompt_needed(d.mode) is d.prompt
     wrong: list[dict[str, Any]] = [{"inputs": [f"blob-{i}" for i in range(d.images + 1)]},
                                    {"weights": [] if d.weights else [0.5, 0.5]},
-                                   {"mask": None if d.mask else "blob-mask"},
-                                   {"region": "" if d.region else "the sky"},
-                                   {"zoom": 3.0 if d.zoom else 2.0},
-                                   {"pan": None if d.pan else "left"}]
+                                   {"mask": None if d.mask else "blob-mask"}]
     if d.prompt:
         wrong.append({"prompt": "  "})
     if d.strength:

@@ -23,8 +23,6 @@ help-text =
     /sticker — make a sticker with a transparent background
     /packs — your sticker packs: links, new pack, rename, remove a sticker
     /depth — keep the shapes of a photo, change its look
-    /animate — a short animation of a prompt: camera moves, several prompts by second
-    /edit — change part of a photo: what to change, and into what (or paint it under a result)
     /settings — style, aspect ratio, number of images, negative prompt, language
     /cancel — leave a dialog or cancel your queued jobs
     /start — start over and show the menu
