@@ -65,7 +65,7 @@ POLLING_CONCURRENCY = 32
 update opening Redis connections until the pool runs out (which lost updates before)."""
 NOT_MODIFIED = "message is not modified"
 """Telegram's 400 for an edit that changes nothing; harmless, so never reported to the user."""
-COMMANDS: tuple[str, ...] = ("start", "help", *mode_commands(), "settings", "cancel", "packs")
+COMMANDS: tuple[str, ...] = ("start", "help", *mode_commands(), "settings", "model", "cancel", "packs")
 """The bot menu (setMyCommands) and /help list these, in this order (the modes' from contract.modes)."""
 
 

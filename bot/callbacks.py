@@ -74,6 +74,18 @@ class VoiceCb(CallbackData, prefix="v"):
     voice_id: str
 
 
+class ModelCb(CallbackData, prefix="mdl"):
+    """/model and the model submenu of /settings: pick ``family`` (empty: show the choices)."""
+
+    family: str = ""
+
+
+class SwitchCb(CallbackData, prefix="sw"):
+    """Run one refused request with the family that serves its mode (bot.families.SwitchStore)."""
+
+    token: str
+
+
 class JobCb(CallbackData, prefix="j"):
     """A button under a status message, e.g. cancel this job."""
 

@@ -19,6 +19,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, Teleg
 from aiogram.types import BufferedInputFile, InputMediaPhoto
 
 from bot import keyboards
+from bot.families import caption_note
 from bot.i18n import Translator
 from bot.jobs import StatusRef, load_status, save_status
 from bot.services import Services, reply_to
@@ -66,8 +67,9 @@ def untranslated_note(t: Translator, translation: PromptTranslation | None) -> s
 
 
 def caption(t: Translator, spec: JobSpec, seeds: list[int], width: int, height: int,
-            translation: PromptTranslation | None = None) -> str:
-    """The user's own prompt (never the translation the model read), the seed and the settings."""
+            translation: PromptTranslation | None = None, prompt_truncated: bool = False) -> str:
+    """The user's own prompt (never the translation the model read), the seed and the settings,
+    the model that made it, and a note when its text encoder cut the prompt."""
     prompt = spec.prompt.strip()
     if len(prompt) > CAPTION_PROMPT_CHARS:
         prompt = prompt[:CAPTION_PROMPT_CHARS] + "…"
@@ -80,7 +82,7 @@ def caption(t: Translator, spec: JobSpec, seeds: list[int], width: int, height: 
         aspect=aspect_of(spec.width, spec.height),
         width=str(width),  # a string: Fluent would print 1024 as "1,024"
         height=str(height),
-    ) + untranslated_note(t, translation)
+    ) + untranslated_note(t, translation) + caption_note(t, spec, prompt_truncated)
 
 
 DISPLAY_KINDS = (FileKind.STICKER_WEBP, FileKind.PHOTO)
@@ -247,7 +249,7 @@ class Delivery:
         seeds = result.seeds or [result.seed]
         first = images[0].display
         read = result.translation is not None and result.translation.translated
-        text = caption(t, spec, seeds, first.width, first.height, result.translation)
+        text = caption(t, spec, seeds, first.width, first.height, result.translation, result.prompt_truncated)
         reply = reply_to(spec.reply_to)
         if sticker:
             for pos, (files, data) in enumerate(zip(images, blobs, strict=True)):
@@ -258,7 +260,7 @@ class Delivery:
                 )
                 await self.bot.send_message(
                     chat_id, caption(t, spec, [seeds[min(index, len(seeds) - 1)]], files.full.width,
-                                     files.full.height, result.translation),
+                                     files.full.height, result.translation, result.prompt_truncated),
                     reply_markup=keyboards.result(t, event.job_id, index, sticker=True, read=read),
                 )
         else:

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from bot import keyboards
 from bot.config import BotSettings
+from bot.families import alternative, offer_switch, serves, title
 from bot.filters import ImageRef
 from bot.i18n import Translator
 from bot.inputs import MAX_DOWNLOAD_BYTES, InputError, check_file_size, normalize_image
@@ -28,6 +29,7 @@ from bot.services import Services, reply_to
 from bot.services.admission import refusal_text
 from bot.user_settings import UserSettings
 from contract import keys
+from contract.families import Family, describe_family
 from contract.language import PromptTranslation
 from contract.spec import MAX_SEED, JobSpec, Mode, Priority, bucket_size
 
@@ -98,6 +100,14 @@ def normalize_weights(first_percent: int) -> tuple[float, float]:
     return (first, 1.0 - first)
 
 
+def family_steps(config: BotSettings, family: Family) -> int:
+    """Denoising steps of a job of ``family``: BOT_STEPS for 2.2, BOT_K3_STEPS (or the model
+    card's) for 3.0."""
+    if family is Family.KANDINSKY3:
+        return config.k3_steps or describe_family(family).default_steps
+    return config.steps
+
+
 def build_spec(
     *,
     mode: Mode,
@@ -112,19 +122,21 @@ def build_spec(
     seed: int | None = None,
     reply_to: int | None = None,
     translation: PromptTranslation | None = None,
+    model: Family | None = None,
 ) -> JobSpec:
     """One place where user settings and bot settings become a JobSpec."""
     aspect = STICKER_ASPECT if mode is Mode.STICKER else user_settings.aspect
     width, height = bucket_size(aspect, config.long_side)
     return JobSpec(
         mode=mode,
+        model=model or user_settings.model,
         prompt=prompt,
         negative_prompt=user_settings.negative_prompt,
         style=user_settings.style,
         width=width,
         height=height,
         seed=secrets.randbelow(MAX_SEED + 1) if seed is None else seed,
-        steps=config.steps,
+        steps=family_steps(config, model or user_settings.model),
         prior_steps=config.prior_steps,
         num_images=user_settings.num_images,
         inputs=inputs,
@@ -155,6 +167,9 @@ async def submit(spec: JobSpec, *, bot: Bot, services: Services, t: Translator) 
         text = t("queued-eta", position=sub.position, eta=round(sub.eta_s))
     else:
         text = t("queued", position=sub.position)
+    if sub.workers == 0 and sub.position is not None:
+        # Not lost: it waits in its family's queue until a worker holding that family starts.
+        text += "\n" + t("queued-no-worker", model=title(spec.model))
     status: Message = await bot.send_message(
         spec.chat_id, text, reply_markup=keyboards.job_status(t, sub.job_id),
         reply_parameters=reply_to(spec.reply_to),
@@ -179,14 +194,23 @@ class Requester:
     async def run(self, mode: Mode, *, prompt: str = "", inputs: tuple[str, ...] = (),
                   weights: tuple[float, ...] = (), seed: int | None = None,
                   reply_to_id: int | None = None,
+                  model: Family | None = None,
                   translation: PromptTranslation | None = None) -> str | None:
         """Queue a job of ``mode``; ``translation``: what the model read for an earlier job with the
-        same words (again, same seed), so it reads the same."""
+        same words (again, same seed), so it reads the same. ``model``: the family to run it (a
+        result's, for again and same seed); else the user's, and a mode it lacks is refused here,
+        before anything is counted, with a button to run it with a family that has it."""
+        chosen = model or self.user_settings.model
+        runs_it = chosen if serves(chosen, mode.value) else alternative(mode.value)
         spec = build_spec(
             mode=mode, config=self.services.config, user_settings=self.user_settings,
             user_id=self.user_id, chat_id=self.chat_id, locale=self.locale, prompt=prompt,
             inputs=inputs, weights=weights, seed=seed, reply_to=reply_to_id, translation=translation,
+            model=runs_it,
         )
+        if runs_it != chosen:
+            await offer_switch(spec, chosen, bot=self.bot, services=self.services, t=self.t)
+            return None
         return await submit(spec, bot=self.bot, services=self.services, t=self.t)
 
     async def store(self, ref: ImageRef) -> str:

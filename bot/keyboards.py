@@ -9,6 +9,7 @@ from bot.callbacks import (
     DialogCb,
     JobCb,
     MenuCb,
+    ModelCb,
     ResultAction,
     ResultCb,
     SettingsCb,
@@ -19,6 +20,7 @@ from bot.callbacks import (
 )
 from bot.i18n import Translator
 from bot.user_settings import UserSettings
+from contract.families import FAMILIES, Family
 from contract.modes import menu_modes
 from contract.spec import ASPECT_RATIOS, MAX_IMAGES_PER_JOB, Style
 
@@ -107,10 +109,22 @@ def settings_main(t: Translator) -> InlineKeyboardMarkup:
         (SettingsField.COUNT, "settings-btn-count"),
         (SettingsField.NEGATIVE, "settings-btn-negative"),
         (SettingsField.LANGUAGE, "settings-btn-language"),
-        (SettingsField.CLOSE, "settings-btn-close"),
     ):
         kb.button(text=t(label), callback_data=SettingsCb(field=field))
-    kb.adjust(2, 2, 1, 1)
+    kb.button(text=t("settings-btn-model"), callback_data=ModelCb())  # bot/routers/model.py
+    kb.button(text=t("settings-btn-close"), callback_data=SettingsCb(field=SettingsField.CLOSE))
+    kb.adjust(2, 2, 2, 1)
+    return kb.as_markup()
+
+
+def model_choices(t: Translator, current: Family) -> InlineKeyboardMarkup:
+    """One button per model family (the current one marked), then back to /settings."""
+    kb = InlineKeyboardBuilder()
+    for description in FAMILIES:
+        mark = "• " if description.family is current else ""
+        kb.button(text=mark + description.title, callback_data=ModelCb(family=description.family.value))
+    _back(kb, t)
+    kb.adjust(len(FAMILIES), 1)
     return kb.as_markup()
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from redis.asyncio import Redis
 
 from contract import keys
+from contract.families import DEFAULT_FAMILY, Family
 from contract.spec import ASPECT_RATIOS, DEFAULT_ASPECT, MAX_IMAGES_PER_JOB, MAX_PROMPT_CHARS, Style
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,18 @@ class UserSettings(BaseModel):
     negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     locale: str | None = None
     """None: follow the user's Telegram language."""
+    model: Family = DEFAULT_FAMILY
+    """The model family that draws the user's requests (/model, /settings); contract.families."""
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _known_family(cls, value: object) -> object:
+        """A family this release does not know (stored by a newer bot) falls back to the default
+        instead of costing the user every other setting."""
+        if isinstance(value, str) and value not in set(Family):
+            log.warning("unknown model family %r in stored settings; using %s", value, DEFAULT_FAMILY)
+            return DEFAULT_FAMILY
+        return value
 
     def with_aspect(self, aspect: str) -> UserSettings:
         if aspect not in ASPECT_RATIOS:

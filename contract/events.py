@@ -71,6 +71,8 @@ class JobResult(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)  # seconds per stage
     model_ids: dict[str, str] = Field(default_factory=dict)
     worker: str = ""
+    prompt_truncated: bool = False
+    """The model's text encoder cut the prompt (it was longer than the family reads): the caption says so."""
     translation: PromptTranslation | None = None
     """What the model read for the prompt fields (None from workers before translation)."""
 

@@ -206,6 +206,16 @@ def pack_added(job_id: str, index: int) -> str:
     return f"{PREFIX}:packadd:{job_id}:{index}"
 
 
+# --- model families: a request the user's family cannot run, offered to another (bot.families) -----
+SWITCH_OFFER_TTL = 3600
+"""The "run this one with the other model" button works for an hour (its inputs live longer)."""
+
+
+def switch_offer(token: str) -> str:
+    """JSON of a bot.families.PendingSwitch: the request, as a spec of the family that can run it."""
+    return f"{PREFIX}:switch:{token}"
+
+
 # --- voice messages: transcription jobs (contract.language) ---------------------------------------
 VOICE_TTL = DIALOG_TTL
 """A transcription's record backs its "draw it" / "edit" buttons as long as a dialog lives."""

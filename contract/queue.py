@@ -9,12 +9,13 @@ Imports neither torch nor aiogram.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
 from contract import keys
 from contract.events import DoneEvent, Event, EventType, FailedEvent, TerminalEvent
+from contract.families import DEFAULT_FAMILY, FAMILIES, Family
 
 JOB_TIMEOUT_S = 600
 """Cap on one job's run time, the same for the bot's enqueue and the worker: a 1024 px job with 4
@@ -28,8 +29,39 @@ RUN_JOB_FUNC = "worker.jobs.run_job"
 
 HIGH_QUEUE = "kb-high"
 DEFAULT_QUEUE = "kb-default"
-QUEUES_IN_ORDER: tuple[str, ...] = (HIGH_QUEUE, DEFAULT_QUEUE)
-"""Workers listen in this order, so admins' jobs go first."""
+"""Kandinsky 2.2's queues (admins', everyone's): the names from before families, so jobs queued by
+an older bot are still served after an upgrade."""
+
+
+def family_queues(family: Family | str) -> tuple[str, str]:
+    """(admins' queue, everyone's queue) of one model family: a job waits in its family's queue
+    and only a worker holding that family listens to it (contract.families)."""
+    if family == DEFAULT_FAMILY:
+        return HIGH_QUEUE, DEFAULT_QUEUE
+    return f"{keys.PREFIX}-{family}-high", f"{keys.PREFIX}-{family}-default"
+
+
+def family_queue(family: Family | str, high: bool) -> str:
+    """The queue a job of ``family`` goes to: the admins' one when ``high``."""
+    return family_queues(family)[0 if high else 1]
+
+
+def queues_for(families: Iterable[Family | str]) -> tuple[str, ...]:
+    """The queues a worker holding ``families`` listens to, in priority order: every admins' queue
+    first, then everyone's, each in contract.families order (a worker holding both Kandinsky
+    families takes a 2.2 job before a 3.0 job of the same priority)."""
+    held = set(families)
+    ordered = [d.family for d in FAMILIES if d.family in held]
+    return tuple(family_queues(f)[0] for f in ordered) + tuple(family_queues(f)[1] for f in ordered)
+
+
+def queue_family(name: str) -> Family | None:
+    """The family whose queue ``name`` is; None for any other queue."""
+    return next((d.family for d in FAMILIES if name in family_queues(d.family)), None)
+
+
+QUEUES_IN_ORDER: tuple[str, ...] = queues_for(d.family for d in FAMILIES)
+"""Every family's queues in priority order (what /queue and the bot's metrics read)."""
 
 
 class JobStatus(StrEnum):

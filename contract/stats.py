@@ -33,6 +33,15 @@ def worker_info_key(name: str) -> str:
     return f"{PREFIX}:workerinfo:{name}"
 
 
+FAMILY_TOTAL_KEY = f"{PREFIX}:stats:families:total"
+"""Hash "<family>:<outcome>" -> count since the start: which model made how many images."""
+
+
+def family_day_key(day: str) -> str:
+    """Hash "<family>:<outcome>" -> count for one UTC day (YYYYMMDD)."""
+    return f"{PREFIX}:stats:families:{day}"
+
+
 def day_key(day: str) -> str:
     """Hash "<mode>:<outcome>" -> count for one UTC day (YYYYMMDD)."""
     return f"{PREFIX}:stats:jobs:{day}"
@@ -47,8 +56,14 @@ def utc_day(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y%m%d")
 
 
-def record_job(pipe: Any, mode: str, outcome: str, duration_s: float | None, ts: float) -> None:
-    """Queue the writes for one finished job on a Redis pipeline (sync or async); caller executes."""
+def record_job(pipe: Any, mode: str, outcome: str, duration_s: float | None, ts: float,
+               family: str | None = None) -> None:
+    """Queue the writes for one finished job on a Redis pipeline (sync or async); caller executes.
+    ``family``: the model family that ran it, counted apart (contract.families)."""
+    if family:
+        pipe.hincrby(FAMILY_TOTAL_KEY, f"{family}:{outcome}", 1)
+        pipe.hincrby(family_day_key(utc_day(ts)), f"{family}:{outcome}", 1)
+        pipe.expire(family_day_key(utc_day(ts)), DAY_STATS_TTL)
     field = f"{mode}:{outcome}"
     pipe.hincrby(TOTAL_KEY, field, 1)
     pipe.hincrby(day_key(utc_day(ts)), field, 1)

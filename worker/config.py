@@ -13,7 +13,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contract.queue import JOB_TIMEOUT_S, MAX_RETRIES, QUEUES_IN_ORDER
+from contract.families import Family
+from contract.queue import JOB_TIMEOUT_S, MAX_RETRIES, queue_family, queues_for
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 """A local Redis, as in development; production always sets REDIS_URL (with a password)."""
@@ -46,8 +47,13 @@ class WorkerSettings(BaseSettings):
     """May hold the Redis password: unwrapped only where the client is built."""
     name: str = Field(default_factory=default_worker_name)
     """``WORKER_NAME``: the RQ worker name, shown in logs and in job records."""
-    queues: tuple[str, ...] = QUEUES_IN_ORDER
-    """High first, then default; a JSON list in ``WORKER_QUEUES``."""
+    families: tuple[Family, ...] | None = None
+    """``WORKER_FAMILIES``: the model families this worker holds (a JSON list, e.g.
+    ``["kandinsky22"]``); unset: every family that fits its GPU (worker/engine/selection.py says
+    how that is decided). An unknown name stops the worker with the known ones."""
+    queues: tuple[str, ...] | None = None
+    """``WORKER_QUEUES``: the queues served, in priority order (a JSON list); unset: the held
+    families' queues, admins' first (contract.queue.queues_for)."""
     job_timeout_s: int = Field(default=JOB_TIMEOUT_S, ge=1)
     """Cap on any job's run time; a job enqueued with a shorter timeout keeps its own."""
     max_retries: int = Field(default=MAX_RETRIES, ge=0)
@@ -69,10 +75,22 @@ class WorkerSettings(BaseSettings):
 
     @field_validator("queues")
     @classmethod
-    def _queues_not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
+    def _queues_not_empty(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not value:
             raise ValueError("a worker needs at least one queue")
         return value
+
+    def queues_to_serve(self, held: tuple[Family, ...]) -> tuple[str, ...]:
+        """The queues of a worker whose engine holds ``held``: ``WORKER_QUEUES`` if set (none of
+        them may be the queue of a family it does not hold: its jobs would fail here), else the
+        held families' own."""
+        if self.queues is None:
+            return queues_for(held)
+        foreign = [q for q in self.queues if (f := queue_family(q)) is not None and f not in held]
+        if foreign:
+            raise ValueError(f"WORKER_QUEUES names {', '.join(foreign)}, the queue(s) of a model family "
+                             f"this worker does not hold (it holds {', '.join(held)})")
+        return self.queues
 
     @property
     def abandon_after_s(self) -> int:

@@ -41,6 +41,7 @@ from contract.events import (
     ResultFile,
     TerminalEvent,
 )
+from contract.families import DEFAULT_FAMILY
 from contract.language import PromptTranslation, TranslationStatus
 from contract.queue import (
     DURATIONS_KEEP,
@@ -161,7 +162,9 @@ def fail_job(
         )
         started = float(_text(raw[3])) if raw[3] else None
         duration = time.time() - started if started else None
-        record_outcome(conn, metrics, job_id, spec_mode(_text(raw[2] or b"")), JobStatus.FAILED, duration)
+        raw_spec = _text(raw[2] or b"")
+        record_outcome(conn, metrics, job_id, spec_mode(raw_spec), JobStatus.FAILED, duration,
+                       family=spec_family(raw_spec))
     return sent
 
 
@@ -174,14 +177,24 @@ def spec_mode(raw_spec: str) -> str:
     return mode if isinstance(mode, str) and mode.isidentifier() else "unknown"
 
 
+def spec_family(raw_spec: str) -> str:
+    """The model family of a stored spec for statistics (specs from before families: 2.2's)."""
+    try:
+        family = json.loads(raw_spec).get("model", DEFAULT_FAMILY.value)
+    except (ValueError, AttributeError):
+        return "unknown"
+    return family if isinstance(family, str) and family.isidentifier() else "unknown"
+
+
 def record_outcome(
     conn: redis.Redis, metrics: WorkerMetrics | None, job_id: str, mode: str, status: JobStatus,
-    duration_s: float | None, timings: dict[str, float] | None = None,
+    duration_s: float | None, timings: dict[str, float] | None = None, family: str | None = None,
 ) -> None:
     """Job statistics for /stats and Prometheus; never fails the job (worker.metrics logs errors)."""
     from worker.metrics import record_job
 
-    record_job(conn, mode, status.value, duration_s, timings=timings, metrics=metrics, job_id=job_id)
+    record_job(conn, mode, status.value, duration_s, timings=timings, metrics=metrics, job_id=job_id,
+               family=family)
 
 
 class _JobRun:
@@ -193,6 +206,7 @@ class _JobRun:
         self.user_id = 0
         self.chat_id = 0
         self.mode = "unknown"
+        self.family = "unknown"
         self.started = time.time()
 
     def _log(self, level: int, msg: str, *args: Any) -> None:
@@ -208,6 +222,7 @@ class _JobRun:
         self.user_id = int(record.get(F.USER) or 0)
         self.chat_id = int(record.get(F.CHAT) or 0)
         self.mode = spec_mode(record.get(F.SPEC, ""))
+        self.family = spec_family(record.get(F.SPEC, ""))
         status = record.get(F.STATUS, "")
         if status in TERMINAL_STATUSES:
             self._log(logging.INFO, "already %s; skipping", status)
@@ -317,6 +332,7 @@ class _JobRun:
             job_id=self.job_id, seed=int(out.seeds[0]) if out.seeds else spec.seed,
             seeds=[int(s) for s in out.seeds], files=files, timings=timings,
             model_ids=dict(out.model_ids), worker=self.ctx.worker_name, translation=translation,
+            prompt_truncated=out.prompt_truncated,
         )
         sent = self._finish(
             DoneEvent(job_id=self.job_id, chat_id=self.chat_id, user_id=self.user_id, result=result),
@@ -372,7 +388,8 @@ class _JobRun:
         if sent:
             duration = time.time() - self.started
             status = STATUS_OF[event.type]
-            record_outcome(self.conn, self.ctx.metrics, self.job_id, self.mode, status, duration, timings)
+            record_outcome(self.conn, self.ctx.metrics, self.job_id, self.mode, status, duration, timings,
+                           family=self.family)
         return sent
 
     def _fail(self, reason: FailureReason, message: str) -> None:

@@ -96,8 +96,10 @@ def record_job(
     timings: Mapping[str, float] | None = None,
     metrics: WorkerMetrics | None = None,
     job_id: str = "",
+    family: str | None = None,
 ) -> None:
-    """Count one finished job in Redis (for /stats and the bot) and in this worker's metrics.
+    """Count one finished job in Redis (for /stats and the bot, by mode and by model family) and in
+    this worker's metrics.
 
     Statistics must never fail a job: a Redis error here is logged and swallowed.
     """
@@ -105,17 +107,20 @@ def record_job(
         metrics.observe_job(mode, outcome, duration_s, timings)
     try:
         with client.pipeline(transaction=False) as pipe:
-            jobstats.record_job(pipe, mode, outcome, duration_s, time.time())
+            jobstats.record_job(pipe, mode, outcome, duration_s, time.time(), family=family)
             pipe.execute()
     except redis_sync.RedisError as exc:
         log.warning("job %s: statistics not recorded: %s", job_id, exc)
 
 
-def publish_worker_info(client: redis_sync.Redis, name: str, device: str) -> None:
-    """What /workers shows beside RQ's record: the device this worker computes on."""
+def publish_worker_info(client: redis_sync.Redis, name: str, device: str,
+                        families: tuple[str, ...] = ()) -> None:
+    """What /workers shows beside RQ's record: the device this worker computes on and the model
+    families it holds (comma-separated)."""
     try:
         with client.pipeline(transaction=False) as pipe:
-            pipe.hset(worker_info_key(name), mapping={"device": device, "host": socket.gethostname()})
+            pipe.hset(worker_info_key(name), mapping={"device": device, "host": socket.gethostname(),
+                                                      "families": ",".join(families)})
             pipe.expire(worker_info_key(name), WORKER_INFO_TTL)
             pipe.execute()
     except redis_sync.RedisError as exc:

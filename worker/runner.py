@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import redis
+from pydantic import ValidationError
 from rq import Queue, SimpleWorker
 from rq.exceptions import AbandonedJobError
 from rq.executions import Execution
@@ -59,6 +60,9 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 """What RQ's loop would quit on (outside its dequeue) while Redis restarts or fails over."""
 EXIT_BAD_HOOKS = 2
 """Exit status when WORKER_JOB_HOOKS cannot be loaded (as for a usage error: a restart won't help)."""
+EXIT_BAD_SETTINGS = 2
+"""Exit status for settings or model folders that cannot work (an unknown family, a family folder
+missing a file, a queue of a family not held): a restart won't help either."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -218,7 +222,8 @@ class KandinskyWorker(SimpleWorker):
         """What /workers shows beside RQ's record (kept fresh by maintenance and the heartbeat)."""
         from worker.metrics import publish_worker_info
 
-        publish_worker_info(self.connection, self.name, str(getattr(self.engine, "device", "unknown")))
+        publish_worker_info(self.connection, self.name, str(getattr(self.engine, "device", "unknown")),
+                            families=tuple(getattr(self.engine, "held", ())))
 
     def clean_registries(self) -> None:
         """RQ's registry maintenance, under a short lock (see MAINTENANCE_LOCK_TTL_S)."""
@@ -289,7 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
-    settings = WorkerSettings()
+    try:
+        settings = WorkerSettings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        log.error("worker: refusing to start: invalid settings: %s", problems)
+        return EXIT_BAD_SETTINGS
     try:
         hooks = load_job_hooks(settings.job_hooks) if settings.job_hooks else None
     except HooksError as exc:
@@ -309,11 +319,18 @@ def main(argv: list[str] | None = None) -> int:
         metrics, _server = start_worker_metrics(
             settings.health_port, url, engine_ready.is_set, worker_name=settings.name
         )
-    from worker.engine import Engine, EngineSettings
+    from worker.engine import Engine, EngineSettings, ModelFolderError
 
     started = time.monotonic()
-    engine = Engine.load(EngineSettings())  # loads every model, then the warm-up jobs when compiling
-    log.info("worker %s: engine loaded in %.1f s", settings.name, time.monotonic() - started)
+    try:
+        # Every model of every family it holds, then the warm-up jobs when compiling.
+        engine = Engine.load(EngineSettings(), families=settings.families)
+        queues = settings.queues_to_serve(engine.held)
+    except (ModelFolderError, ValueError) as exc:
+        log.error("worker %s: refusing to start: %s", settings.name, exc)
+        return EXIT_BAD_SETTINGS
+    log.info("worker %s: engine loaded in %.1f s: families %s, queues %s", settings.name,
+             time.monotonic() - started, ", ".join(engine.held), ", ".join(queues))
     from worker.language import Language, LanguageSettings
 
     language = Language.load(LanguageSettings())  # prompts' translation and voice messages' speech model
@@ -322,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics.observe_warmup(engine.warmup_timings)
     connection = redis.Redis.from_url(url)
     worker = KandinskyWorker(
-        settings.queues, connection=connection, settings=settings, engine=engine, metrics=metrics,
+        queues, connection=connection, settings=settings, engine=engine, metrics=metrics,
         hooks=hooks, language=language,
     )
     worker.work(burst=args.burst, max_jobs=args.max_jobs, logging_level=args.log_level.upper(),

@@ -40,7 +40,6 @@ from bot.queue.gate import (
 from contract import keys
 from contract.events import CancelledEvent, JobResult
 from contract.queue import (
-    DEFAULT_QUEUE,
     DURATIONS_KEY,
     FINISH_SCRIPT,
     HIGH_QUEUE,
@@ -52,7 +51,10 @@ from contract.queue import (
     WAIT_TIME_KEY,
     F,
     JobStatus,
+    family_queue,
+    family_queues,
     finish_args,
+    queue_family,
 )
 from contract.spec import JobSpec, Priority, SpecError
 
@@ -99,6 +101,8 @@ class Submission:
     """1 = next to start; None when a worker took it before we could look."""
     eta_s: float | None
     """Estimated seconds until it finishes, from recent job durations; None without samples."""
+    workers: int | None = None
+    """Workers listening to its family's queues right now; 0: none is, the job waits for one."""
 
 
 @dataclass(frozen=True)
@@ -159,31 +163,45 @@ def _float(value: bytes | str | None) -> float | None:
     return float(text) if text else None
 
 
-_PLACEMENT_REPLIES = 2 + 2 * len(QUEUES_IN_ORDER)
-"""Replies of :func:`_queue_placement_reads`: LPOS, one LLEN per queue, LRANGE, one SCARD per queue."""
+def _line_of(queue_name: str) -> tuple[str, ...]:
+    """The queues a job in ``queue_name`` waits in line with: its family's (admins' first), whose
+    workers are the ones that can take it; a queue of no family stands alone."""
+    family = queue_family(queue_name)
+    return family_queues(family) if family is not None else (queue_name,)
+
+
+def _placement_replies(queue_name: str) -> int:
+    """Replies of :func:`_queue_placement_reads`: LPOS, one LLEN per queue of the line, LRANGE, one
+    SCARD per queue of the line."""
+    return 2 + 2 * len(_line_of(queue_name))
 
 
 def _queue_placement_reads(pipe: Any, queue_name: str, job_id: str) -> None:
     """The reads a job's position and wait estimate need, queued on a (sync or async) pipeline."""
+    line = _line_of(queue_name)
     pipe.lpos(_queue_key(queue_name), job_id)
-    for name in QUEUES_IN_ORDER:
+    for name in line:
         pipe.llen(_queue_key(name))
     pipe.lrange(DURATIONS_KEY, 0, -1)
-    for name in QUEUES_IN_ORDER:
+    for name in line:
         pipe.scard(WORKERS_BY_QUEUE_KEY % name)
 
 
 def _submission(job_id: str, queue_name: str, replies: list[Any]) -> Submission:
-    """Position (admins' queue counts first) and ETA from the replies of :func:`_queue_placement_reads`."""
-    n = len(QUEUES_IN_ORDER)
+    """Position (its family's admins' queue counts first), the workers that can take it and the ETA,
+    from the replies of :func:`_queue_placement_reads`."""
+    line = _line_of(queue_name)
+    n = len(line)
     index, lengths, durations, workers = replies[0], replies[1:1 + n], replies[1 + n], replies[2 + n:]
+    live = max(int(w) for w in workers)
     if index is None:
-        return Submission(job_id=job_id, position=None, eta_s=None)
-    ahead = sum(int(length) for name, length in zip(QUEUES_IN_ORDER, lengths, strict=True)
-                if QUEUES_IN_ORDER.index(name) < QUEUES_IN_ORDER.index(queue_name))
+        return Submission(job_id=job_id, position=None, eta_s=None, workers=live)
+    ahead = sum(int(length) for name, length in zip(line, lengths, strict=True)
+                if line.index(name) < line.index(queue_name))
     position = int(index) + ahead + 1
-    return Submission(job_id=job_id, position=position,
-                      eta_s=_eta(position, [float(d) for d in durations], max(int(w) for w in workers)))
+    # With no live worker the estimate assumes one will come (the user is told none serves it now).
+    eta = _eta(position, [float(d) for d in durations], live)
+    return Submission(job_id=job_id, position=position, eta_s=eta, workers=live)
 
 
 class JobQueue:
@@ -238,7 +256,8 @@ class JobQueue:
         """
         created_at = time.time()
         now = created_at if now is None else now
-        queue_name = HIGH_QUEUE if is_admin or spec.priority is Priority.HIGH else DEFAULT_QUEUE
+        # The job's family's own queue: only workers holding that family listen to it.
+        queue_name = family_queue(spec.model, high=is_admin or spec.priority is Priority.HIGH)
         created = repr(created_at)  # the same text redis-py would write for the float
         record: dict[str, str | int] = {
             F.SPEC: spec.to_json(),
@@ -318,12 +337,13 @@ class JobQueue:
             )
             _queue_placement_reads(pipe, queue_name, job_id)
             replies: list[Any] = pipe.execute()
-        return replies[-_PLACEMENT_REPLIES:]
+        return replies[-_placement_replies(queue_name):]
 
     # --- lookups --------------------------------------------------------------------------------
 
     async def position(self, job_id: str) -> int | None:
-        """1-based place in line across queues (admins' queue counts first); None if not waiting."""
+        """1-based place in line among its family's queues (admins' queue counts first); None if
+        not waiting."""
         queue_name = _text(await self._redis.hget(keys.job(job_id), F.QUEUE))
         if queue_name is None:
             return None
@@ -331,7 +351,7 @@ class JobQueue:
         if index is None:
             return None
         ahead = int(index)
-        for name in QUEUES_IN_ORDER:
+        for name in _line_of(queue_name):
             if name == queue_name:
                 break
             ahead += int(await self._redis.llen(_queue_key(name)))

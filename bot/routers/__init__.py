@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from aiogram import Router
 
-from bot.routers import admin, cancel, fallback, membership, packs, results, settings, start, voice
+from bot.routers import admin, cancel, fallback, membership, model, packs, results, settings, start, voice
 from bot.routers.image_modes import image_mode_router
 from bot.routers.prompt_modes import plain_text_router, prompt_mode_router
 from contract.modes import ModeDescription, bot_modes, plain_text_mode
@@ -36,6 +36,7 @@ def feature_routers() -> list[Router]:
         membership.make_router(),
         start.make_router(),
         settings.make_router(),
+        model.make_router(),
         voice.make_router(),  # before the modes: their dialogs would answer a recording "I need a text"
         *mode_routers(),
         results.make_router(),

@@ -22,6 +22,8 @@ from bot.i18n import Translator
 from bot.services.admin import AdminLog, BroadcastService, StatsService
 from bot.services.quotas import Limits, QuotaService
 from contract import keys
+from contract.families import describe_family
+from contract.queue import queue_family
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,25 @@ async def cmd_stats(message: Message, stats: StatsService, admin_log: AdminLog, 
         lines.append(t("admin-stats-mode", mode=mode, today=m.done_today, total=m.done_total,
                        failed_today=m.failed_today, failed_total=m.failed_total,
                        median=_secs(m.median_s), p95=_secs(m.p95_s)))
+    for family, f in s.families.items():
+        if f.done_total or f.failed_total:
+            lines.append(t("admin-stats-family", model=_family_title(family), today=f.done_today,
+                           total=f.done_total, failed_today=f.failed_today, failed_total=f.failed_total))
     await message.answer("\n".join(lines))
+
+
+def _family_title(family: str) -> str:
+    """The family's title, or its raw name for one this release does not know (a newer worker's)."""
+    try:
+        return describe_family(family).title
+    except ValueError:
+        return family
+
+
+def _queue_label(name: str) -> str:
+    """A queue with the family whose jobs wait in it, e.g. "kb-kandinsky3-default (Kandinsky 3.0)"."""
+    family = queue_family(name)
+    return f"{name} ({describe_family(family).title})" if family is not None else name
 
 
 async def cmd_queue(message: Message, stats: StatsService, admin_log: AdminLog, t: Translator) -> None:
@@ -89,7 +109,7 @@ async def _queue_text(stats: StatsService, t: Translator) -> str:
     q = await stats.queue()
     lines = [t("admin-queue-header")]
     for name in q.waiting:
-        lines.append(t("admin-queue-line", queue=name, waiting=q.waiting[name],
+        lines.append(t("admin-queue-line", queue=html.escape(_queue_label(name)), waiting=q.waiting[name],
                        running=q.running.get(name, 0)))
     lines.append(t("admin-queue-oldest", wait=_ago(q.oldest_wait_s)))
     return "\n".join(lines)
@@ -111,8 +131,10 @@ async def _workers_text(stats: StatsService, t: Translator) -> str:
         if w.last_heartbeat is not None:
             hb = w.last_heartbeat if w.last_heartbeat.tzinfo else w.last_heartbeat.replace(tzinfo=dt.UTC)
             beat = (now - hb).total_seconds()
+        families = ", ".join(_family_title(f) for f in w.families.split(",") if f) or "?"
         lines.append(t("admin-workers-line", name=html.escape(w.name), host=html.escape(w.host),
-                       device=html.escape(w.device), state=w.state, job=w.current_job or "—",
+                       device=html.escape(w.device), families=html.escape(families),
+                       state=w.state, job=w.current_job or "—",
                        done=w.jobs_done, failed=w.jobs_failed, beat=_ago(beat)))
     return "\n".join(lines)
 

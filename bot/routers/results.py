@@ -119,14 +119,16 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
             await bot.send_message(chat_id, t(err.key, **err.params))
             return
         key = await services.queue.put_blob(normalized.png)
-        await req.run(Mode.VARIATIONS, inputs=(key,), reply_to_id=reply_id)
+        # Variations of a result come from the model that made it (both families serve them).
+        await req.run(Mode.VARIATIONS, inputs=(key,), reply_to_id=reply_id, model=spec.model)
         return
 
-    # SAME_SEED: the same request and seed under the user's current settings (style, ratio, …).
+    # SAME_SEED: the same request, seed and model under the user's current settings (style, ratio, …).
     seeds = record.result.seeds if record.result is not None else []
     seed = seeds[index] if 0 <= index < len(seeds) else spec.seed
     await req.run(spec.mode, prompt=spec.prompt, inputs=spec.inputs, weights=spec.weights, seed=seed,
-                  reply_to_id=reply_id, translation=carried_translation(record))
+                  reply_to_id=reply_id,
+                  model=spec.model, translation=carried_translation(record))
 
 
 def make_router() -> Router:

@@ -12,6 +12,7 @@ from aiogram.types import CallbackQuery, Message, User
 
 from bot import keyboards
 from bot.callbacks import MenuCb, SettingsCb, SettingsField
+from bot.families import title
 from bot.filters import HasText, NotCommand
 from bot.i18n import I18n, Translator
 from bot.inputs import InputError, validate_prompt
@@ -37,7 +38,7 @@ def summary(t: Translator, s: UserSettings) -> str:
         count=s.num_images,
         negative=escape(negative) if negative else t("settings-none"),
         language=keyboards.language_label(t, s.locale),
-    )
+    ) + "\n" + t("settings-model", model=title(s.model))
 
 
 def _locale_for(i18n: I18n, user: User, s: UserSettings) -> str:

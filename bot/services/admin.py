@@ -26,6 +26,7 @@ from rq import Worker
 from bot.i18n import I18n
 from contract import keys
 from contract import stats as jobstats
+from contract.families import FAMILIES
 from contract.queue import QUEUES_IN_ORDER, F
 from contract.spec import Mode
 from contract.stats import worker_info_key
@@ -84,6 +85,8 @@ class Stats:
     users_total: int
     users_today: int
     modes: dict[str, ModeStats]
+    families: dict[str, ModeStats]
+    """Jobs per model family (contract.families order, then any other a worker reported)."""
     queue_depth: int
     jobs_today: int
     jobs_total: int
@@ -108,6 +111,8 @@ class WorkerView:
     jobs_done: int
     jobs_failed: int
     last_heartbeat: dt.datetime | None
+    families: str = ""
+    """The model families it holds, comma-separated, as it publishes them (empty: an older worker)."""
 
 
 @dataclass
@@ -127,9 +132,12 @@ class StatsService:
             pipe.scard(keys.active_users(day))
             pipe.hgetall(jobstats.TOTAL_KEY)
             pipe.hgetall(jobstats.day_key(day))
+            pipe.hgetall(jobstats.FAMILY_TOTAL_KEY)
+            pipe.hgetall(jobstats.family_day_key(day))
             for mode in self.modes:
                 pipe.lrange(jobstats.durations_key(mode), 0, -1)
-            users_total, users_today, total_raw, day_raw, *durations = await pipe.execute()
+            users_total, users_today, total_raw, day_raw, family_total_raw, family_day_raw, *durations = (
+                await pipe.execute())
         total = jobstats.parse_counts(total_raw)
         today = jobstats.parse_counts(day_raw)
         modes: dict[str, ModeStats] = {}
@@ -147,11 +155,23 @@ class StatsService:
                 median_s=jobstats.median(samples) if samples else None,
                 p95_s=jobstats.percentile(samples, 95) if samples else None,
             )
+        family_total = jobstats.parse_counts(family_total_raw)
+        family_today = jobstats.parse_counts(family_day_raw)
+        known_families = [d.family.value for d in FAMILIES]
+        seen = sorted({f for f, _ in family_total} - set(known_families))
+        families = {
+            family: ModeStats(done_today=family_today.get((family, "done"), 0),
+                              failed_today=family_today.get((family, "failed"), 0),
+                              done_total=family_total.get((family, "done"), 0),
+                              failed_total=family_total.get((family, "failed"), 0))
+            for family in [*known_families, *seen]
+        }
         queue = await self.queue()
         return Stats(
             users_total=int(users_total),
             users_today=int(users_today),
             modes=modes,
+            families=families,
             queue_depth=sum(queue.waiting.values()),
             jobs_today=sum(v for (_, o), v in today.items() if o in ("done", "failed")),
             jobs_total=sum(v for (_, o), v in total.items() if o in ("done", "failed")),
@@ -187,8 +207,9 @@ class StatsService:
         views = await asyncio.to_thread(self._workers_sync)
         out = []
         for view in views:
-            device = _s(await self.redis.hget(worker_info_key(view.name), "device")) or "?"
-            out.append(WorkerView(**{**view.__dict__, "device": device}))
+            device, families = (_s(v) for v in await self.redis.hmget(worker_info_key(view.name),
+                                                                      ["device", "families"]))
+            out.append(WorkerView(**{**view.__dict__, "device": device or "?", "families": families}))
         return out
 
     def _workers_sync(self) -> list[WorkerView]:

@@ -101,6 +101,7 @@ def make_settings(api: LocalBotAPI, redis_url: str, **overrides: object) -> BotS
         "REDIS_URL": redis_url,
         "BOT_LONG_SIDE": 512,
         "BOT_STEPS": 2,
+        "BOT_K3_STEPS": 2,
         "BOT_PRIOR_STEPS": 2,
         "BOT_PROGRESS_EDIT_INTERVAL": 0.2,
         "BOT_CONSUMER_NAME": f"bot-test-{next(_user_ids)}",

@@ -49,9 +49,9 @@ async def test_admin_commands_answer_admins(api, start_replicas, sync_redis: red
     admin = api.user(ADMIN_ID)
     api.user(USER)
     # Some history: finished jobs (as workers record them), a queued job, a live worker.
-    for seconds in (1.0, 2.0, 3.0, 10.0):
-        record_job(sync_redis, "text2image", "done", seconds)
-    record_job(sync_redis, "sticker", "failed", None)
+    for seconds, family in ((1.0, "kandinsky22"), (2.0, "kandinsky22"), (3.0, "kandinsky3"), (10.0, None)):
+        record_job(sync_redis, "text2image", "done", seconds, family=family)  # None: an older worker
+    record_job(sync_redis, "sticker", "failed", None, family="kandinsky3")
     await admin.send_text("/start")  # the admin is a user too
     await api.user(USER).send_text("/start")
     await pump.idle()
@@ -60,7 +60,7 @@ async def test_admin_commands_answer_admins(api, start_replicas, sync_redis: red
     worker = Worker([HIGH_QUEUE, DEFAULT_QUEUE], connection=sync_redis, name="gpu-host-1.77")
     worker.register_birth()
     worker.heartbeat()
-    publish_worker_info(sync_redis, worker.name, "cuda:0")
+    publish_worker_info(sync_redis, worker.name, "cuda:0", families=("kandinsky22", "kandinsky3"))
 
     async def ask(text: str, expect: str) -> str:
         """Send a command; the bot's new answer, which must contain ``expect``."""
@@ -78,13 +78,18 @@ async def test_admin_commands_answer_admins(api, start_replicas, sync_redis: red
     assert "Queue depth: 1" in stats
     assert "text2image: 4 today, 4 total, failed 0/0, median 2.5 s, p95 10.0 s" in stats
     assert "sticker: 0 today, 0 total, failed 1/1" in stats
+    assert "Kandinsky 2.2: 2 today, 2 total, failed 0/0" in stats  # the model families' own lines
+    assert "Kandinsky 3.0: 1 today, 1 total, failed 1/1" in stats
 
     queue = await ask("/queue", "Queue")
-    assert f"{DEFAULT_QUEUE}: 1 waiting, 0 running" in queue and f"{HIGH_QUEUE}: 0 waiting" in queue
+    assert f"{DEFAULT_QUEUE} (Kandinsky 2.2): 1 waiting, 0 running" in queue
+    assert f"{HIGH_QUEUE} (Kandinsky 2.2): 0 waiting" in queue
+    assert "kb-kandinsky3-default (Kandinsky 3.0): 0 waiting, 0 running" in queue
     assert re.search(r"Oldest wait: \d+ s", queue)
 
     workers = await ask("/workers", "Workers (1)")
-    assert "gpu-host-1.77 on " in workers and "(cuda:0)" in workers and "0 done" in workers
+    assert "gpu-host-1.77 on " in workers and "(cuda:0; Kandinsky 2.2, Kandinsky 3.0)" in workers
+    assert "0 done" in workers
     worker.register_death()
 
     assert await ask("/ban 42", "banned") == "User 42 is banned."

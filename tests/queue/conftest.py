@@ -5,12 +5,13 @@ tests of this package (and stops with them, so it never takes jobs meant for oth
 workers) and survives the per-test FLUSHALL of the ``redis_url`` fixture (RQ workers only
 block on their queue keys). Two roles:
 
-* ``a`` listens to the admins' queue and the default queue,
-* ``b`` listens to the default queue only,
+* ``a`` holds every model family and listens to all their queues (admins' and everyone's),
+* ``b`` holds Kandinsky 2.2 only and listens to its default queue only,
 
 so an admin job (``is_admin=True``) always runs on ``a`` — which is how a test proves that the
-worker that just failed a job goes on to serve the next one — while default jobs may run on
-either, which is what the kill test needs (another worker takes over).
+worker that just failed a job goes on to serve the next one — while default 2.2 jobs may run on
+either, which is what the kill test needs (another worker takes over); a Kandinsky 3.0 job can only
+run on ``a`` (tests/queue/test_families_routing.py).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ import redis.asyncio as aioredis
 from bot.queue import EventConsumer, JobQueue, QueueSettings
 from contract import keys
 from contract.events import Event, EventType, parse_event
-from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE
+from contract.families import Family
+from contract.queue import DEFAULT_QUEUE
 from contract.spec import JobSpec, Mode, bucket_size
 from devkit.faults import FAULT_HOOKS_ENV
 from devkit.redis_server import RedisServer
@@ -76,7 +78,11 @@ class WorkerPool:
         self._generation = 0
 
     def env(self, role: str, name: str) -> dict[str, str]:
-        queues = [HIGH_QUEUE, DEFAULT_QUEUE] if role == "a" else [DEFAULT_QUEUE]
+        # a: every family, its queues derived from them (no WORKER_QUEUES); b: 2.2 only, its
+        # default queue only.
+        routing = ({"WORKER_FAMILIES": json.dumps([f.value for f in Family])} if role == "a" else
+                   {"WORKER_FAMILIES": json.dumps([Family.KANDINSKY22.value]),
+                    "WORKER_QUEUES": json.dumps([DEFAULT_QUEUE])})
         return {
             **os.environ,
             "REDIS_URL": self.redis_url,
@@ -84,7 +90,7 @@ class WorkerPool:
             "KANDINSKY_DEVICE": "cpu",
             "KANDINSKY_DTYPE": "float32",
             "WORKER_NAME": name,
-            "WORKER_QUEUES": json.dumps(queues),
+            **routing,
             "WORKER_HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S),
             "WORKER_MAINTENANCE_INTERVAL_S": "1",
             "WORKER_PROGRESS_THROTTLE_S": "0",

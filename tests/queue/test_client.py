@@ -16,7 +16,8 @@ from bot.queue import CancelOutcome, JobQueue, JobStatus, QueueSettings, Rates, 
 from bot.queue.gate import admit_call, read_reply
 from contract import keys
 from contract.events import EventType
-from contract.queue import DEFAULT_QUEUE, DURATIONS_KEY, HIGH_QUEUE, RUN_JOB_FUNC, F
+from contract.families import Family
+from contract.queue import DEFAULT_QUEUE, DURATIONS_KEY, HIGH_QUEUE, RUN_JOB_FUNC, F, family_queues
 from contract.spec import Mode, Priority
 from devkit.redis_server import RedisServer
 from tests.queue.conftest import new_spec, stream_events
@@ -86,8 +87,9 @@ async def test_positions_count_the_admins_queue_first(queue: JobQueue, sync_clie
     high = sync_client.lrange(f"rq:queue:{HIGH_QUEUE}", 0, -1)
     assert high == [admin.job_id.encode(), urgent.job_id.encode()]
     stats = await queue.stats()
-    assert stats.waiting == {HIGH_QUEUE: 2, DEFAULT_QUEUE: 2}
-    assert stats.running == {HIGH_QUEUE: 0, DEFAULT_QUEUE: 0}
+    k3_high, k3_default = family_queues(Family.KANDINSKY3)
+    assert stats.waiting == {HIGH_QUEUE: 2, k3_high: 0, DEFAULT_QUEUE: 2, k3_default: 0}
+    assert stats.running == {HIGH_QUEUE: 0, k3_high: 0, DEFAULT_QUEUE: 0, k3_default: 0}
     assert stats.oldest_wait_s is not None and stats.oldest_wait_s >= 0
     assert await queue.position("no-such-job") is None
 

@@ -113,7 +113,7 @@ RQ_BOOKKEEPING = ("rq:workers", "rq:queues", "rq:wip:", "rq:finished:", "rq:fail
                   "rq:deferred:", "rq:scheduled:", "rq:workers:", "rq:executions:")
 """RQ's own indexes: sets of worker and queue names and per-queue registries whose entries carry
 their expiry as a score; RQ's maintenance (every second here, 5 s in production) trims them."""
-STATS_KEYS = ("kb:stats:jobs:total", "kb:stats:durations:")
+STATS_KEYS = ("kb:stats:jobs:total", "kb:stats:durations:", "kb:stats:families:total")
 """Statistics (contract.stats, issue 5): a fixed set of counter fields and LTRIM-bounded lists."""
 
 

@@ -8,6 +8,7 @@ cmd-variations = Variations of a photo
 cmd-sticker = Make a sticker
 cmd-depth = Keep the shapes, change the look
 cmd-settings = Style, aspect ratio, language…
+cmd-model = Kandinsky 2.2 or 3.0
 cmd-cancel = Leave a dialog or cancel your jobs
 cmd-packs = Your sticker packs
 
@@ -24,6 +25,7 @@ help-text =
     /packs — your sticker packs: links, new pack, rename, remove a sticker
     /depth — keep the shapes of a photo, change its look
     /settings — style, aspect ratio, number of images, negative prompt, language
+    /model — which model draws: Kandinsky 2.2 or Kandinsky 3.0
     /cancel — leave a dialog or cancel your queued jobs
     /start — start over and show the menu
     /help — this message
@@ -67,6 +69,7 @@ jobs-cancelled = { $count ->
 queued = Your request is in the queue, position { $position }.
 queued-eta = Your request is in the queue, position { $position } (about { $eta } s).
 queued-now = Your request is being drawn now.
+queued-no-worker = No { $model } worker is running right now: your request waits and starts as soon as one is.
 status-progress = Drawing… { $stage }: { $step }/{ $total }
 status-waiting = Waiting in the queue…
 btn-cancel-job = ✖️ Cancel
@@ -82,6 +85,8 @@ result-caption =
     <b>{ $mode }</b>{ $prompt }
     Seed: <code>{ $seed }</code> · { $style } · { $aspect } ({ $width }×{ $height })
 result-buttons = Buttons for each image, by its number:
+result-model = Model: { $model }
+result-prompt-cut = ✂️ Your prompt was longer than { $model } reads ({ $tokens } tokens): the end was cut.
 status-done = Done.
 btn-again = 🔄 Again
 btn-variations-of = 🔁 Variations
@@ -138,6 +143,16 @@ settings-btn-language = Language
 settings-btn-close = Done
 settings-btn-back = « Back
 settings-btn-negative-clear = Clear negative prompt
+settings-btn-model = Model
+settings-model = Model: { $model }
+model-current = <b>Model</b>: { $model }
+model-lacks = { $model } cannot do: { $modes }.
+model-pick = Pick the model that draws your requests:
+model-saved = { $model } it is
+model-mode-refused = { $model } cannot do “{ $mode }” — { $other } can. Your choice of model stays; run just this one with { $other }?
+btn-switch-once = ▶️ Draw this one with { $other }
+switch-expired = This offer has expired; please send the request again.
+switch-running = Drawing it with { $model }
 settings-pick-style = Pick a style:
 settings-pick-aspect = Pick an aspect ratio:
 settings-pick-count = How many images per request?
@@ -208,12 +223,13 @@ admin-stats-users = Users: { $total } in total, { $today } active today
 admin-stats-jobs = Jobs: { $today } today, { $total } in total; failed { $failed_today } today, { $failed_total } in total
 admin-stats-queue = Queue depth: { $depth }
 admin-stats-mode = { $mode }: { $today } today, { $total } total, failed { $failed_today }/{ $failed_total }, median { $median }, p95 { $p95 }
+admin-stats-family = { $model }: { $today } today, { $total } total, failed { $failed_today }/{ $failed_total }
 admin-queue-header = <b>Queue</b>
 admin-queue-line = { $queue }: { $waiting } waiting, { $running } running
 admin-queue-oldest = Oldest wait: { $wait }
 admin-workers-none = No live workers.
 admin-workers-header = <b>Workers ({ $count })</b>
-admin-workers-line = { $name } on { $host } ({ $device }): { $state }, job { $job }, { $done } done, { $failed } failed, heartbeat { $beat } ago
+admin-workers-line = { $name } on { $host } ({ $device }; { $families }): { $state }, job { $job }, { $done } done, { $failed } failed, heartbeat { $beat } ago
 admin-btn-refresh = 🔄 Refresh
 admin-ban-usage = Usage: /ban &lt;user id&gt;
 admin-unban-usage = Usage: /unban &lt;user id&gt;

@@ -8,6 +8,7 @@ cmd-variations = Вариации фото
 cmd-sticker = Сделать стикер
 cmd-depth = Сохранить формы, сменить вид
 cmd-settings = Стиль, пропорции, язык…
+cmd-model = Kandinsky 2.2 или 3.0
 cmd-cancel = Выйти из диалога или отменить задания
 cmd-packs = Ваши стикерпаки
 
@@ -24,6 +25,7 @@ help-text =
     /packs — ваши стикерпаки: ссылки, новый пак, название, удаление стикера
     /depth — сохранить формы фотографии и сменить её вид
     /settings — стиль, пропорции, число картинок, негативный промпт, язык
+    /model — какая модель рисует: Kandinsky 2.2 или Kandinsky 3.0
     /cancel — выйти из диалога или отменить задания в очереди
     /start — начать заново и показать меню
     /help — это сообщение
@@ -68,6 +70,7 @@ jobs-cancelled = { $count ->
 queued = Ваш запрос в очереди, место { $position }.
 queued-eta = Ваш запрос в очереди, место { $position } (примерно { $eta } с).
 queued-now = Ваш запрос уже рисуется.
+queued-no-worker = Сейчас не работает ни один сервер с { $model }: запрос ждёт и начнётся, как только сервер появится.
 status-progress = Рисую… { $stage }: { $step }/{ $total }
 status-waiting = Жду своей очереди…
 btn-cancel-job = ✖️ Отменить
@@ -83,6 +86,8 @@ result-caption =
     <b>{ $mode }</b>{ $prompt }
     Сид: <code>{ $seed }</code> · { $style } · { $aspect } ({ $width }×{ $height })
 result-buttons = Кнопки для каждой картинки, по её номеру:
+result-model = Модель: { $model }
+result-prompt-cut = ✂️ Запрос длиннее, чем читает { $model } ({ $tokens } токенов): конец отброшен.
 status-done = Готово.
 btn-again = 🔄 Ещё раз
 btn-variations-of = 🔁 Вариации
@@ -139,6 +144,16 @@ settings-btn-language = Язык
 settings-btn-close = Готово
 settings-btn-back = « Назад
 settings-btn-negative-clear = Очистить негативный промпт
+settings-btn-model = Модель
+settings-model = Модель: { $model }
+model-current = <b>Модель</b>: { $model }
+model-lacks = { $model } не умеет: { $modes }.
+model-pick = Выберите модель, которая рисует ваши запросы:
+model-saved = Выбрана { $model }
+model-mode-refused = { $model } не умеет «{ $mode }» — умеет { $other }. Выбранная модель останется прежней; нарисовать только этот запрос в { $other }?
+btn-switch-once = ▶️ Нарисовать этот в { $other }
+switch-expired = Предложение устарело; пришлите запрос ещё раз.
+switch-running = Рисую в { $model }
 settings-pick-style = Выберите стиль:
 settings-pick-aspect = Выберите пропорции:
 settings-pick-count = Сколько картинок за запрос?
@@ -209,12 +224,13 @@ admin-stats-users = Пользователи: всего { $total }, актив�
 admin-stats-jobs = Задания: сегодня { $today }, всего { $total }; ошибок сегодня { $failed_today }, всего { $failed_total }
 admin-stats-queue = Длина очереди: { $depth }
 admin-stats-mode = { $mode }: сегодня { $today }, всего { $total }, ошибок { $failed_today }/{ $failed_total }, медиана { $median }, p95 { $p95 }
+admin-stats-family = { $model }: { $today } сегодня, { $total } всего, ошибок { $failed_today }/{ $failed_total }
 admin-queue-header = <b>Очередь</b>
 admin-queue-line = { $queue }: ждут { $waiting }, выполняются { $running }
 admin-queue-oldest = Дольше всех ждёт: { $wait }
 admin-workers-none = Нет живых воркеров.
 admin-workers-header = <b>Воркеры ({ $count })</b>
-admin-workers-line = { $name } на { $host } ({ $device }): { $state }, задание { $job }, выполнено { $done }, ошибок { $failed }, пульс { $beat } назад
+admin-workers-line = { $name } на { $host } ({ $device }; { $families }): { $state }, задание { $job }, выполнено { $done }, ошибок { $failed }, пульс { $beat } назад
 admin-btn-refresh = 🔄 Обновить
 admin-ban-usage = Использование: /ban &lt;id пользователя&gt;
 admin-unban-usage = Использование: /unban &lt;id пользователя&gt;
