@@ -140,7 +140,8 @@ async def create_services(settings: BotSettings, redis: Redis, bot: Bot, *,
     quotas = QuotaService(redis, frozenset(settings.admin_ids), limits)
     queue_settings = QueueSettings(per_user_inflight=max(1, settings.max_inflight))
     queue = JobQueue(redis, queue_settings)
-    admission = Admission(queue, quotas, admin_inflight=queue_settings.admin_inflight, metrics=metrics)
+    admission = Admission(queue, quotas, admin_inflight=queue_settings.admin_inflight, metrics=metrics,
+                          frames_per_request=settings.animation_frames_per_request)
     return Services(
         config=settings, redis=redis, queue=queue, i18n=i18n, store=SettingsStore(redis), quotas=quotas,
         admission=admission,

@@ -91,3 +91,15 @@ class JobCb(CallbackData, prefix="j"):
 
     action: str
     job_id: str
+
+
+class AnimateStep(StrEnum):
+    CAMERA = "cam"
+    SECONDS = "sec"
+
+
+class AnimateCb(CallbackData, prefix="an"):
+    """A button of the /animate dialog: the camera move, then the length in seconds."""
+
+    step: AnimateStep
+    value: str

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contract.animation import MAX_SECONDS, MIN_SECONDS
 from contract.language import DEFAULT_VOICE_MAX_S
 from contract.spec import DEFAULT_LONG_SIDE, LONG_SIDES, MAX_STEPS
 
@@ -65,6 +66,15 @@ class BotSettings(BaseSettings):
     voice_max_s: int = Field(default=DEFAULT_VOICE_MAX_S, ge=1, le=600, alias="VOICE_MAX_SECONDS")
     """Longest voice message passed on for transcription; longer ones are refused before download
     (the worker applies the same variable to the decoded audio)."""
+    # --- animation (issue 14) ---
+    animation_max_seconds: int = Field(default=MAX_SECONDS, ge=MIN_SECONDS, le=MAX_SECONDS,
+                                       alias="ANIMATION_MAX_SECONDS")
+    """Longest animation /animate offers (2-8 s): every second is 12 diffusion runs on a GPU."""
+    animation_frames_per_request: int = Field(default=12, ge=1, le=1000, alias="ANIMATION_FRAMES_PER_REQUEST")
+    """An animation counts one request of the daily quota (RATE_PER_DAY) per this many frames begun."""
+    animation_long_side: int = Field(default=768, alias="ANIMATION_LONG_SIDE")
+    """Resolution tier of animations (at most BOT_LONG_SIDE): 768 is Kandinsky 2.2's native size and
+    half the GPU time of 1024 per frame."""
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -81,6 +91,13 @@ class BotSettings(BaseSettings):
     def _known_tier(cls, value: int) -> int:
         if value not in LONG_SIDES:
             raise ValueError(f"BOT_LONG_SIDE must be one of {LONG_SIDES}")
+        return value
+
+    @field_validator("animation_long_side")
+    @classmethod
+    def _known_animation_tier(cls, value: int) -> int:
+        if value not in LONG_SIDES:
+            raise ValueError(f"ANIMATION_LONG_SIDE must be one of {LONG_SIDES}")
         return value
 
     @field_validator("default_locale")

@@ -24,6 +24,7 @@ from bot.i18n import Translator
 from bot.jobs import StatusRef, load_status, save_status
 from bot.services import Services, reply_to
 from contract import keys
+from contract.animation import FRAME_STAGE
 from contract.events import (
     CancelledEvent,
     DoneEvent,
@@ -83,6 +84,18 @@ def caption(t: Translator, spec: JobSpec, seeds: list[int], width: int, height: 
         width=str(width),  # a string: Fluent would print 1024 as "1,024"
         height=str(height),
     ) + untranslated_note(t, translation) + caption_note(t, spec, prompt_truncated)
+
+
+def animation_caption(t: Translator, spec: JobSpec, seeds: list[int], file: ResultFile,
+                      translation: PromptTranslation | None = None) -> str:
+    """An animation's caption: the usual one (prompt, seed, settings), then camera, length, frames."""
+    text = caption(t, spec, seeds, file.width, file.height, translation)
+    animation = spec.animation
+    if animation is None:
+        return text
+    seconds = f"{animation.seconds:g}"
+    return text + "\n" + t("animation-caption-line", camera=t(f"animate-camera-{animation.camera.value}"),
+                           seconds=seconds, frames=str(animation.frames), fps=str(animation.fps))
 
 
 DISPLAY_KINDS = (FileKind.STICKER_WEBP, FileKind.PHOTO)
@@ -175,7 +188,9 @@ class Delivery:
         now = time.monotonic()
         if now - self._last_action.get(event.chat_id, -1e9) >= CHAT_ACTION_EVERY_S:
             self._last_action[event.chat_id] = now
-            await self._best_effort(self.bot.send_chat_action(event.chat_id, ChatAction.UPLOAD_PHOTO))
+            frames = event.progress.stage == FRAME_STAGE  # an animation is on its way: a video
+            action = ChatAction.UPLOAD_VIDEO if frames else ChatAction.UPLOAD_PHOTO
+            await self._best_effort(self.bot.send_chat_action(event.chat_id, action))
         status = await load_status(self.services.redis, event.job_id)
         if status is None:
             return
@@ -190,7 +205,10 @@ class Delivery:
         self._last_edit[event.job_id] = now
         if len(self._last_edit) > MAX_THROTTLE_ENTRIES:
             self._last_edit.clear()
-        text = t("status-progress", stage=escape(progress.stage), step=step, total=total)
+        if progress.stage == FRAME_STAGE:  # an animation counts frames: "frame 12/48"
+            text = t("status-frame", step=step, total=total)
+        else:
+            text = t("status-progress", stage=escape(progress.stage), step=step, total=total)
         markup = keyboards.job_status(t, event.job_id)
         if first_preview and preview_key:
             preview = await self.services.queue.result_bytes(preview_key)
@@ -231,6 +249,9 @@ class Delivery:
         chat_id = event.chat_id
         if spec is None:
             await self.bot.send_message(chat_id, t("error-generic"))
+            return
+        if spec.mode is Mode.ANIMATE:
+            await self._done_animation(event, spec, t)
             return
         sticker = spec.mode is Mode.STICKER
         images = image_files(result)
@@ -282,6 +303,42 @@ class Delivery:
         await self._mark_sent(event)
         log.info("job %s: delivered %d image(s) to chat %s (worker %s)", event.job_id, len(blobs), chat_id,
                  result.worker or "?")
+        status = await load_status(self.services.redis, event.job_id)
+        if status is not None:
+            await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))
+
+    async def _done_animation(self, event: DoneEvent, spec: JobSpec, t: Translator) -> None:
+        """An animation: the MP4 by sendAnimation, with the caption and its buttons; as a file when
+        Telegram refuses it as an animation (retrying the same file never would go through)."""
+        result, chat_id = event.result, event.chat_id
+        file = result.file(0, FileKind.ANIMATION)
+        data = await self.services.queue.result_bytes(file.key) if file is not None else None
+        if file is None or data is None:
+            log.warning("job %s: animation expired (or missing) before delivery to chat %s", event.job_id,
+                        chat_id)
+            await self._final_text(event, t("result-expired"))
+            return
+        read = result.translation is not None and result.translation.translated
+        text = animation_caption(t, spec, result.seeds or [result.seed], file, result.translation)
+        markup = keyboards.animation_result(t, event.job_id, read=read)
+        name = f"kandinsky-{event.job_id}.mp4"
+        duration = round(spec.animation.seconds) if spec.animation is not None else None
+        try:
+            await self.bot.send_animation(
+                chat_id, BufferedInputFile(data, filename=name), duration=duration, width=file.width,
+                height=file.height, caption=text, reply_markup=markup,
+                reply_parameters=reply_to(spec.reply_to),
+            )
+        except TelegramBadRequest as exc:
+            if CHAT_GONE in exc.message.lower():
+                raise
+            log.warning("job %s: animation refused for chat %s (%s); sending the file", event.job_id, chat_id,
+                        exc.message)
+            await self.bot.send_document(chat_id, BufferedInputFile(data, filename=name), caption=text,
+                                         reply_markup=markup)
+        await self._mark_sent(event)
+        log.info("job %s: delivered an animation (%d bytes) to chat %s (worker %s)", event.job_id, len(data),
+                 chat_id, result.worker or "?")
         status = await load_status(self.services.redis, event.job_id)
         if status is not None:
             await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))

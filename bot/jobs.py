@@ -29,6 +29,7 @@ from bot.services import Services, reply_to
 from bot.services.admission import refusal_text
 from bot.user_settings import UserSettings
 from contract import keys
+from contract.animation import Animation
 from contract.families import Family, describe_family
 from contract.language import PromptTranslation
 from contract.spec import MAX_SEED, JobSpec, Mode, Priority, bucket_size
@@ -122,11 +123,14 @@ def build_spec(
     seed: int | None = None,
     reply_to: int | None = None,
     translation: PromptTranslation | None = None,
+    animation: Animation | None = None,
     model: Family | None = None,
 ) -> JobSpec:
     """One place where user settings and bot settings become a JobSpec."""
     aspect = STICKER_ASPECT if mode is Mode.STICKER else user_settings.aspect
     width, height = bucket_size(aspect, config.long_side)
+    if animation is not None:  # one video at the animation tier (ANIMATION_LONG_SIDE): frames cost GPU time
+        width, height = bucket_size(aspect, min(config.long_side, config.animation_long_side))
     return JobSpec(
         mode=mode,
         model=model or user_settings.model,
@@ -138,9 +142,10 @@ def build_spec(
         seed=secrets.randbelow(MAX_SEED + 1) if seed is None else seed,
         steps=family_steps(config, model or user_settings.model),
         prior_steps=config.prior_steps,
-        num_images=user_settings.num_images,
+        num_images=1 if animation is not None else user_settings.num_images,
         inputs=inputs,
         weights=weights,
+        animation=animation,
         user_id=user_id,
         chat_id=chat_id,
         reply_to=reply_to,
@@ -193,7 +198,7 @@ class Requester:
 
     async def run(self, mode: Mode, *, prompt: str = "", inputs: tuple[str, ...] = (),
                   weights: tuple[float, ...] = (), seed: int | None = None,
-                  reply_to_id: int | None = None,
+                  reply_to_id: int | None = None, animation: Animation | None = None,
                   model: Family | None = None,
                   translation: PromptTranslation | None = None) -> str | None:
         """Queue a job of ``mode``; ``translation``: what the model read for an earlier job with the
@@ -206,6 +211,7 @@ class Requester:
             mode=mode, config=self.services.config, user_settings=self.user_settings,
             user_id=self.user_id, chat_id=self.chat_id, locale=self.locale, prompt=prompt,
             inputs=inputs, weights=weights, seed=seed, reply_to=reply_to_id, translation=translation,
+            animation=animation,
             model=runs_it,
         )
         if runs_it != chosen:

@@ -6,6 +6,8 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import (
+    AnimateCb,
+    AnimateStep,
     DialogCb,
     JobCb,
     MenuCb,
@@ -20,6 +22,8 @@ from bot.callbacks import (
 )
 from bot.i18n import Translator
 from bot.user_settings import UserSettings
+from contract.animation import CAMERA_PRESETS
+from contract.animation import MIN_SECONDS as ANIMATION_MIN_SECONDS
 from contract.families import FAMILIES, Family
 from contract.modes import menu_modes
 from contract.spec import ASPECT_RATIOS, MAX_IMAGES_PER_JOB, Style
@@ -195,4 +199,39 @@ def results_multi(t: Translator, job_id: str, count: int, *, read: bool = False)
     if read:
         kb.button(text=t("btn-model-read"), callback_data=ResultCb(action=ResultAction.READ, job_id=job_id))
     kb.adjust(4)
+    return kb.as_markup()
+
+
+def animate_cameras(t: Translator) -> InlineKeyboardMarkup:
+    """The camera buttons of /animate (contract.animation.CAMERA_PRESETS), then cancel."""
+    kb = InlineKeyboardBuilder()
+    for camera in CAMERA_PRESETS:
+        kb.button(text=t(f"animate-camera-{camera.value}"),
+                  callback_data=AnimateCb(step=AnimateStep.CAMERA, value=camera.value))
+    kb.button(text=t("btn-cancel"), callback_data=DialogCb())
+    kb.adjust(2, 2, 2, 1)
+    return kb.as_markup()
+
+
+def animate_durations(t: Translator, max_seconds: int) -> InlineKeyboardMarkup:
+    """Lengths from MIN_SECONDS to the operator's ANIMATION_MAX_SECONDS, then cancel."""
+    kb = InlineKeyboardBuilder()
+    choices = range(ANIMATION_MIN_SECONDS, max_seconds + 1)
+    for seconds in choices:
+        kb.button(text=t("animate-seconds", seconds=seconds),
+                  callback_data=AnimateCb(step=AnimateStep.SECONDS, value=str(seconds)))
+    kb.button(text=t("btn-cancel"), callback_data=DialogCb())
+    kb.adjust(4, 4, 1)
+    return kb.as_markup()
+
+
+def animation_result(t: Translator, job_id: str, *, read: bool = False) -> InlineKeyboardMarkup:
+    """Under an animation: again, same seed, as a file (and what the model read)."""
+    kb = InlineKeyboardBuilder()
+    for action, label in ((ResultAction.AGAIN, "btn-again"), (ResultAction.SAME_SEED, "btn-same-seed"),
+                          (ResultAction.FILE, "btn-animation-file")):
+        kb.button(text=t(label), callback_data=ResultCb(action=action, job_id=job_id, index=0))
+    if read:
+        kb.button(text=t("btn-model-read"), callback_data=ResultCb(action=ResultAction.READ, job_id=job_id))
+    kb.adjust(2, 2)
     return kb.as_markup()

@@ -46,6 +46,8 @@ class FileKind(StrEnum):
     """A sticker's lossless cut-out: the "full size" file and the input of its variations."""
     STICKER_WEBP = "sticker_webp"
     """The same sticker as Telegram takes it: sent as the sticker and added to packs."""
+    ANIMATION = "animation_mp4"
+    """An animation (H.264 MP4, no sound): sent with sendAnimation, and as the "file" itself."""
 
 
 class ResultFile(BaseModel):

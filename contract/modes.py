@@ -35,6 +35,7 @@ class Mode(StrEnum):
     DEPTH = "depth"  # keep depth, change look
     INPAINT = "inpaint"
     OUTPAINT = "outpaint"
+    ANIMATE = "animate"  # Deforum-style camera flight, delivered as an MP4
 
 
 KANDINSKY22 = Family.KANDINSKY22
@@ -69,6 +70,10 @@ class ModeDescription:
     """The decoder starts from the input at ``JobSpec.strength`` (img2img): steps × strength ≥ 1."""
     prompt_suffix: str = ""
     """Appended to the prompt (after the style) in what the model sees."""
+    animation: bool = False
+    """The job is an animation (``JobSpec.animation``: frames, camera and strength schedules,
+    contract.animation); its prompt may name several prompts by second. The bot's dialog asks for
+    the camera move and the length after the prompt (buttons, in the prompt's one FSM state)."""
     command: str | None = None
     """The bot command without the slash, also the stem of its texts' keys and its FSM group;
     None: an engine/CLI-only mode the bot does not offer."""
@@ -86,6 +91,8 @@ class ModeDescription:
             raise ValueError(f"mode {self.mode}: plain text can only start a prompt-only mode")
         if not self.families:
             raise ValueError(f"mode {self.mode}: no model family serves it")
+        if self.animation and (self.images or not self.prompt):
+            raise ValueError(f"mode {self.mode}: an animation starts from a prompt, without photos")
 
     # --- derived: what the bot needs ---------------------------------------------------------------
 
@@ -142,6 +149,16 @@ class ModeDescription:
         return f"{self.stem}-ask-text"
 
     @property
+    def ask_camera_key(self) -> str:
+        """Animations: the prompt came, now the camera move (buttons)."""
+        return f"{self.stem}-ask-camera"
+
+    @property
+    def ask_duration_key(self) -> str:
+        """Animations: the camera came, now the length in seconds (buttons)."""
+        return f"{self.stem}-ask-duration"
+
+    @property
     def text_keys(self) -> tuple[str, ...]:
         """Every locale key this mode's texts need (the dialog never asks for what it does not take)."""
         keys = [self.name_key]
@@ -152,6 +169,8 @@ class ModeDescription:
             keys.append(self.button_key)
         if self.images == 0:
             keys.append(self.ask_prompt_key)
+            if self.animation:
+                keys += [self.ask_camera_key, self.ask_duration_key]
             return tuple(keys)
         keys.append(self.ask_photo_key)
         if self.images > 1:
@@ -174,6 +193,8 @@ MODES: tuple[ModeDescription, ...] = (
     ModeDescription(mode=Mode.DEPTH, images=1, prompt=True, strength=True, command="depth", menu=True),
     ModeDescription(mode=Mode.INPAINT, images=1, prompt=True, mask=True),  # engine and CLI only
     ModeDescription(mode=Mode.OUTPAINT, images=1, prompt=True),  # engine and CLI only
+    # Animation: prompt(s) by second, a camera button, a length; an MP4 by sendAnimation.
+    ModeDescription(mode=Mode.ANIMATE, images=0, prompt=True, animation=True, command="animate", menu=True),
 )
 """Every mode, in menu and command-list order."""
 

@@ -15,6 +15,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from contract.animation import Animation, Scene
 from contract.families import DEFAULT_FAMILY, Family, describe_family
 
 # Mode and STICKER_SUFFIX live with the mode descriptions; importing them from here keeps working.
@@ -134,6 +135,9 @@ class JobSpec(BaseModel):
     inputs: tuple[str, ...] = ()
     mask: str | None = None
     weights: tuple[float, ...] = ()
+    animation: Animation | None = None
+    """An animate job's frames, camera and strength schedules (contract.animation); no other mode
+    takes one. Its ``prompt`` may hold several prompts by second (``0: a forest | 3: on fire``)."""
     user_id: int = 0
     chat_id: int = 0
     reply_to: int | None = None
@@ -210,6 +214,14 @@ class JobSpec(BaseModel):
                 raise ValueError(f"weights must sum to 1, got {sum(self.weights):.3f}")
         elif self.weights:
             raise ValueError(f"mode {self.mode} takes no weights")
+        if needs.animation:
+            if self.animation is None:
+                raise ValueError(f"mode {self.mode} needs an animation (frames, camera, schedules)")
+            if self.num_images != 1:
+                raise ValueError(f"an animation is one video: num_images must be 1, got {self.num_images}")
+            self.animation.check_scenes(self.prompt)
+        elif self.animation is not None:
+            raise ValueError(f"mode {self.mode} takes no animation")
         if needs.strength and int(self.steps * self.strength) < 1:
             raise ValueError(
                 f"steps × strength must leave at least one step, got {self.steps} × {self.strength}"
@@ -220,6 +232,18 @@ class JobSpec(BaseModel):
     def effective_prompt(self) -> str:
         """The prompt the model sees: the user's words, the style, and the mode's suffix (sticker)."""
         return self.prompt.strip() + STYLE_SUFFIXES[self.style] + describe(self.mode).prompt_suffix
+
+    @property
+    def frames(self) -> int:
+        """Frames an animate job renders; 0 for a still image."""
+        return self.animation.frames if self.animation is not None else 0
+
+    def scenes(self) -> tuple[Scene, ...]:
+        """An animate job's prompts by second, each as the model sees it (style and mode suffix)."""
+        if self.animation is None:
+            raise ValueError(f"mode {self.mode} has no animation, so no scenes")
+        suffix = STYLE_SUFFIXES[self.style] + describe(self.mode).prompt_suffix
+        return tuple(Scene(s.second, s.prompt + suffix) for s in self.animation.check_scenes(self.prompt))
 
     def to_json(self) -> str:
         return self.model_dump_json()

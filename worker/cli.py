@@ -5,10 +5,13 @@ Example::
     python -m worker generate --mode text2image --prompt "red cat, 4k photo" --out cat.png
     python -m worker generate --mode mix --image a.jpg --image b.jpg --weights 0.3,0.7 --out mix.png
     python -m worker generate --model kandinsky3 --prompt "a lighthouse in a storm" --out k3.png
+    python -m worker generate --mode animate --prompt "0: a quiet forest | 3: the forest on fire" \
+        --camera flight_3d --seconds 4 --out flight.mp4
 
 Loads only the models the mode needs, of the one family ``--model`` names (``preload=False``),
 prints the seed(s) and per-stage timings, writes ``OUT.png`` (``OUT-1.png``… for several images;
-stickers also ``.webp``).
+stickers also ``.webp``); an animation writes ``OUT.mp4``: a camera button's schedules
+(``--camera``), each replaceable by a keyframe schedule (``--zoom-schedule "0:(1.04), 24:(1)"``…).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from contract.animation import ANIMATION_FPS, DEFAULT_SECONDS, PARAMETERS, Camera, preset
 from contract.families import DEFAULT_FAMILY, FAMILIES, describe_family
 from contract.spec import (
     ASPECT_RATIOS,
@@ -66,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prior-guidance", type=float, default=4.0)
     parser.add_argument("--strength", type=float, default=0.6, help="depth mode: how far to move")
     parser.add_argument("--num-images", type=int, default=1)
+    animate = parser.add_argument_group("animate mode (keyframe schedules like '0:(1.02), 24:(1.0)')")
+    animate.add_argument("--camera", choices=[c.value for c in Camera], default=Camera.ZOOM_IN.value,
+                         help="a camera button's schedules (custom: still, but for the schedules given)")
+    animate.add_argument("--seconds", type=float, default=DEFAULT_SECONDS,
+                         help="length (default %(default)s)")
+    animate.add_argument("--frames", type=int, help="frame count (default: seconds × fps)")
+    animate.add_argument("--fps", type=int, default=ANIMATION_FPS)
+    for name, parameter in PARAMETERS.items():
+        animate.add_argument(f"--{name.replace('_', '-')}-schedule", dest=f"{name}_schedule",
+                             help=parameter.unit.replace("%", "%%"))
+    animate.add_argument("--cadence", type=int, default=1, help="diffuse every k-th frame, blend the rest")
+    animate.add_argument("--no-color-match", action="store_true", help="let the colours drift")
     parser.add_argument("--model-dir", type=Path, help="local bundle; else KANDINSKY_* env or public ids")
     parser.add_argument("--device", help="cuda, cpu or auto (default: KANDINSKY_DEVICE or auto)")
     parser.add_argument("--dtype", help="float16, bfloat16, float32 or auto")
@@ -113,6 +129,8 @@ def _build_spec(args: argparse.Namespace) -> JobSpec:
         "mask": "file:mask" if args.mask else None,
         "weights": _parse_weights(args.weights),
     }
+    if args.mode == Mode.ANIMATE.value:
+        data["animation"] = _animation(args)
     for name in ("steps", "guidance"):  # left out: the family's default (contract.families)
         if getattr(args, name) is not None:
             data[name] = getattr(args, name)
@@ -120,6 +138,17 @@ def _build_spec(args: argparse.Namespace) -> JobSpec:
         return JobSpec.parse(data)
     except SpecError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _animation(args: argparse.Namespace) -> dict[str, Any]:
+    """The spec's ``animation``: the camera's schedules, the ones given on the command line over them."""
+    camera = Camera(args.camera)
+    fields: dict[str, Any] = dict(preset(camera)) if camera is not Camera.CUSTOM else {}
+    fields.update({name: getattr(args, f"{name}_schedule") for name in PARAMETERS
+                   if getattr(args, f"{name}_schedule") is not None})
+    frames = args.frames if args.frames is not None else round(args.seconds * args.fps)
+    return {**fields, "camera": camera, "frames": frames, "fps": args.fps, "cadence": args.cadence,
+            "color_match": not args.no_color_match}
 
 
 def output_paths(out: Path, count: int, mode: Mode) -> list[list[Path]]:
@@ -136,8 +165,9 @@ def output_paths(out: Path, count: int, mode: Mode) -> list[list[Path]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.out.suffix.lower() not in ("", ".png"):
-        raise UsageError(f"--out must be a .png path, got {args.out}")
+    wanted = ".mp4" if args.mode == Mode.ANIMATE.value else ".png"
+    if args.out.suffix.lower() not in ("", wanted):
+        raise UsageError(f"--out must be a {wanted} path, got {args.out}")
     spec = _build_spec(args)
     images = [_open_image(p, "--image") for p in args.image]
     mask = _open_image(args.mask, "--mask") if args.mask else None
@@ -178,6 +208,12 @@ def run(args: argparse.Namespace) -> int:
     print("timings: " + ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in output.timings.items()))
     for path in written:
         print(f"wrote {path}")
+    if output.video is not None:  # an animation: its MP4
+        video_path = args.out.with_suffix(".mp4")
+        video_path.write_bytes(output.video.data)
+        video = output.video
+        print(f"animation: {video.frames} frames at {video.fps} fps, {len(video.data)} bytes")
+        print(f"wrote {video_path}")
     return 0
 
 

@@ -35,6 +35,7 @@ from contract.events import (
     FailedEvent,
     Failure,
     FailureReason,
+    FileKind,
     JobResult,
     Progress,
     ProgressEvent,
@@ -166,6 +167,15 @@ def fail_job(
         record_outcome(conn, metrics, job_id, spec_mode(raw_spec), JobStatus.FAILED, duration,
                        family=spec_family(raw_spec))
     return sent
+
+
+def spec_frames(raw_spec: str) -> int:
+    """Frames of a stored spec's animation (its job timeout grows with them); 0 when it has none."""
+    try:
+        frames = json.loads(raw_spec).get("animation", {}).get("frames", 0)
+    except (ValueError, AttributeError):
+        return 0
+    return frames if isinstance(frames, int) and frames > 0 else 0
 
 
 def spec_mode(raw_spec: str) -> str:
@@ -318,6 +328,12 @@ class _JobRun:
                 pipe.set(key, item.data, ex=keys.RESULT_TTL)
                 files.append(ResultFile(key=key, format=fmt, width=item.width, height=item.height,
                                         kind=item.kind, index=item.index))
+            video = out.video
+            if video is not None:  # an animation: its MP4 (encoded by the engine) is the result
+                key = keys.result(self.job_id, 0, video.format)
+                pipe.set(key, video.data, ex=keys.RESULT_TTL)
+                files.append(ResultFile(key=key, format=video.format, width=video.width, height=video.height,
+                                        kind=FileKind.ANIMATION, index=0))
             pipe.execute()
         elapsed = time.time() - started
         # The engine's own stages (and its "total"), then what the worker added around them.

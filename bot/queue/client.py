@@ -38,6 +38,7 @@ from bot.queue.gate import (
     read_reply,
 )
 from contract import keys
+from contract.animation import job_timeout_s
 from contract.events import CancelledEvent, JobResult
 from contract.queue import (
     DURATIONS_KEY,
@@ -273,7 +274,9 @@ class JobQueue:
         if refused is not None:
             return refused
         try:
-            placement = await asyncio.to_thread(self._enqueue, queue_name, spec.job_id)
+            # An animation's timeout grows with its frames (contract.animation).
+            timeout_s = job_timeout_s(self._settings.job_timeout_s, spec.frames)
+            placement = await asyncio.to_thread(self._enqueue, queue_name, spec.job_id, timeout_s)
         except Exception:
             # Nothing was queued: undo, so the user is neither blocked nor charged for a job that
             # does not exist.
@@ -291,7 +294,7 @@ class JobQueue:
             pipe.delete(call.record_key)
             if call.counted:
                 pipe.zrem(call.minute_key, job_id)
-                pipe.decr(call.day_key)
+                pipe.decrby(call.day_key, call.weight)
             await pipe.execute()
 
     async def submit(self, spec: JobSpec, *, is_admin: bool = False) -> Submission:
@@ -315,7 +318,7 @@ class JobQueue:
             result_ttl=self._settings.rq_result_ttl, failure_ttl=self._settings.rq_failure_ttl,
         )
 
-    def _enqueue(self, queue_name: str, job_id: str) -> list[Any]:
+    def _enqueue(self, queue_name: str, job_id: str, timeout_s: int) -> list[Any]:
         """RQ's enqueue and the reads for the job's place in line, in one transaction (one round trip).
 
         Runs in a thread (RQ is sync). RQ queues its writes on the pipeline it is given; the
@@ -329,7 +332,7 @@ class JobQueue:
                 args=(job_id,),
                 job_id=job_id,
                 description=f"run_job {job_id}",
-                timeout=self._settings.job_timeout_s,
+                timeout=timeout_s,
                 result_ttl=self._settings.rq_result_ttl,
                 failure_ttl=self._settings.rq_failure_ttl,
                 retry=Retry(max=retries) if retries > 0 else None,

@@ -33,7 +33,8 @@ Otherwise it gets "1" followed by the exact JSON the caller validated."""
 #       maintenance and rates ("0": in-flight only), 5 expected custom limits, 6 now (ms),
 #       7 window (ms), 8 per minute, 9 per day, 10 in-flight cap, 11 minute zset TTL (s),
 #       12 day counter TTL (s), 13 in-flight set TTL (s), 14 record TTL (s), 15 job key prefix,
-#       16.. the record's field/value pairs
+#       16 the job's weight on the day counter (an animation counts by its frames), 17.. the
+#       record's field/value pairs
 # A record that exists already is this very call's when its created-at is ours (redis-py sent
 # the script again after a lost reply): accepted again, nothing counted twice; any other record
 # is a reused job id. The custom limits are the caller's, validated by pydantic from the JSON under
@@ -74,7 +75,7 @@ if checked then
     if oldest[2] then at = tonumber(oldest[2]) + window end
     return {{1, at}}
   end
-  if tonumber(redis.call('GET', KEYS[4]) or '0') >= tonumber(ARGV[9]) then
+  if tonumber(redis.call('GET', KEYS[4]) or '0') + tonumber(ARGV[16]) > tonumber(ARGV[9]) then
     return {{2, 0}}
   end
 end
@@ -94,7 +95,7 @@ end
 if checked then
   redis.call('ZADD', KEYS[3], now, ARGV[1])
   redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[11]) * 1000)
-  redis.call('INCR', KEYS[4])
+  redis.call('INCRBY', KEYS[4], tonumber(ARGV[16]))
   redis.call('EXPIRE', KEYS[4], tonumber(ARGV[12]))
 end
 if #stale > 0 then
@@ -102,7 +103,7 @@ if #stale > 0 then
 end
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[13]))
-redis.call('HSET', KEYS[1], unpack(ARGV, 16, #ARGV))
+redis.call('HSET', KEYS[1], unpack(ARGV, 17, #ARGV))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[14]))
 return {{0, #stale}}
 """
@@ -130,6 +131,9 @@ class Rates:
     per_day: int
     custom_limits: bytes | str | None = None
     """The stored custom-limits JSON these rates were validated from; None: none stored (defaults)."""
+    weight: int = 1
+    """Requests of the day's quota this job counts for: an animation by its frames
+    (contract.animation.quota_weight), anything else one. The per-minute rate counts requests."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,8 @@ class PerDay:
     limit: int
     retry_at: float
     """The next UTC midnight."""
+    weight: int = 1
+    """What the refused job would have counted for (more than one: an animation's frames)."""
     reason: ClassVar[str] = "per_day"
 
 
@@ -217,6 +223,8 @@ class AdmitCall:
     args: list[bytes | str | int]
     counted: bool
     """Whether an admitted call counts against the rates (what a refund must give back)."""
+    weight: int = 1
+    """What it added to the day counter when counted."""
 
     @property
     def record_key(self) -> str:
@@ -240,6 +248,9 @@ def admit_call(spec: JobSpec, rules: Rules, *, created: str, now: float,
     """The script call admitting ``spec``; ``created`` is the record's created-at text (what makes
     a re-sent call recognisable), ``now`` the time the rates are counted at."""
     rates = rules.rates
+    weight = rates.weight if rates is not None else 1
+    if weight < 1:
+        raise ValueError(f"a job counts for at least one request, not {weight}")
     user = spec.user_id
     script_keys = [keys.job(spec.job_id), keys.inflight(user), keys.quota_minute(user),
                    keys.quota_day(user, utc_day(now)), keys.BANNED, keys.MAINTENANCE,
@@ -249,9 +260,9 @@ def admit_call(spec: JobSpec, rules: Rules, *, created: str, now: float,
         int(now * 1000), keys.QUOTA_WINDOW_S * 1000,
         rates.per_minute if rates is not None else 0, rates.per_day if rates is not None else 0,
         rules.inflight, keys.QUOTA_MINUTE_TTL, keys.QUOTA_DAY_TTL, keys.INFLIGHT_TTL, keys.JOB_RECORD_TTL,
-        keys.job(""), *(item for pair in record.items() for item in pair),
+        keys.job(""), weight, *(item for pair in record.items() for item in pair),
     ]
-    return AdmitCall(keys=script_keys, args=args, counted=rates is not None)
+    return AdmitCall(keys=script_keys, args=args, counted=rates is not None, weight=weight)
 
 
 def read_reply(reply: list[object], spec: JobSpec, rules: Rules,
@@ -276,5 +287,5 @@ def read_reply(reply: list[object], spec: JobSpec, rules: Rules,
     if code == _Code.PER_MINUTE:
         return PerMinute(rates.per_minute, int(str(extra)) / 1000)
     if code == _Code.PER_DAY:
-        return PerDay(rates.per_day, next_utc_midnight(now))
+        return PerDay(rates.per_day, next_utc_midnight(now), rates.weight)
     raise ValueError(f"unknown admission script reply {code}")

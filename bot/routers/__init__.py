@@ -15,13 +15,17 @@ from collections.abc import Sequence
 from aiogram import Router
 
 from bot.routers import admin, cancel, fallback, membership, model, packs, results, settings, start, voice
+from bot.routers.animate import animation_router
 from bot.routers.image_modes import image_mode_router
 from bot.routers.prompt_modes import plain_text_router, prompt_mode_router
 from contract.modes import ModeDescription, bot_modes, plain_text_mode
 
 
 def mode_router(mode: ModeDescription) -> Router:
-    """A prompt-only mode gets the prompt dialog, a mode with input images the photo dialog."""
+    """A prompt-only mode gets the prompt dialog, a mode with input images the photo dialog, an
+    animation the prompt dialog with its camera and length buttons."""
+    if mode.animation:
+        return animation_router(mode)
     return image_mode_router(mode) if mode.images else prompt_mode_router(mode)
 
 

@@ -24,7 +24,7 @@ from bot.jobs import Requester, submit
 from bot.queue import JobRecord
 from bot.services import Services
 from bot.user_settings import UserSettings
-from contract.events import ResultFile
+from contract.events import FileKind, ResultFile
 from contract.language import PromptTranslation
 from contract.spec import MAX_SEED, JobSpec, Mode, new_job_id
 
@@ -74,6 +74,18 @@ def _as_document(data: bytes) -> tuple[bytes, str]:
         return out.getvalue(), "png"
 
 
+async def send_animation_file(bot: Bot, services: Services, t: Translator, chat_id: int,
+                              record: JobRecord) -> None:
+    """An animation's "as a file": the MP4 itself as a document, so it can be saved as it is."""
+    file = record.result.file(0, FileKind.ANIMATION) if record.result is not None else None
+    data = await services.queue.result_bytes(file.key) if file is not None else None
+    if data is None:
+        await bot.send_message(chat_id, t("result-expired"))
+        return
+    await bot.send_document(chat_id, BufferedInputFile(data, filename=f"kandinsky-{record.job_id}.mp4"),
+                            disable_content_type_detection=True)
+
+
 async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot, services: Services,
                         t: Translator, locale: str, user_settings: UserSettings) -> None:
     record = await owned_record(query, callback_data.job_id, services, t)
@@ -85,6 +97,10 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
     reply_id = query.message.message_id if query.message is not None else None
     action, index = callback_data.action, callback_data.index
     req = Requester(bot, services, t, locale, user_settings, query.from_user.id, chat_id)
+
+    if action is ResultAction.FILE and spec.animation is not None:
+        await send_animation_file(bot, services, t, chat_id, record)
+        return
 
     if action is ResultAction.FILE:
         file = _full_file(record, index)
@@ -128,7 +144,7 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
     seed = seeds[index] if 0 <= index < len(seeds) else spec.seed
     await req.run(spec.mode, prompt=spec.prompt, inputs=spec.inputs, weights=spec.weights, seed=seed,
                   reply_to_id=reply_id,
-                  model=spec.model, translation=carried_translation(record))
+                  model=spec.model, translation=carried_translation(record), animation=spec.animation)
 
 
 def make_router() -> Router:

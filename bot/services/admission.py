@@ -32,9 +32,14 @@ from bot.queue import (
     Submission,
 )
 from bot.services.quotas import QuotaService
+from contract.animation import quota_weight
 from contract.spec import JobSpec
 
 log = logging.getLogger(__name__)
+
+DEFAULT_FRAMES_PER_REQUEST = 12
+"""An animation counts one request of the daily quota per this many frames begun: a second at
+12 fps, so a 4 s animation is four requests (ANIMATION_FRAMES_PER_REQUEST changes it)."""
 
 MAX_LIMITS_PASSES = 5
 """The script asks again only when an admin changed the user's custom limits in between; five
@@ -48,8 +53,10 @@ class Admission:
     """
 
     def __init__(self, queue: JobQueue, quotas: QuotaService, *, admin_inflight: int,
-                 metrics: BotMetrics | None = None) -> None:
+                 metrics: BotMetrics | None = None,
+                 frames_per_request: int = DEFAULT_FRAMES_PER_REQUEST) -> None:
         self.queue = queue
+        self.frames_per_request = frames_per_request
         self.quotas = quotas
         self.admin_inflight = admin_inflight
         self.metrics = metrics
@@ -69,7 +76,8 @@ class Admission:
             for _ in range(MAX_LIMITS_PASSES):
                 rules = Rules(inflight=limits.inflight,
                               rates=Rates(per_minute=limits.per_minute, per_day=limits.per_day,
-                                          custom_limits=raw))
+                                          custom_limits=raw,
+                                          weight=quota_weight(spec.frames, self.frames_per_request)))
                 outcome = await self.queue.admit(spec, rules, now=now)
                 if not isinstance(outcome, LimitsChanged):
                     break
@@ -98,6 +106,8 @@ def refusal_text(t: Callable[..., str], refusal: Refusal, now: float | None = No
             return t("quota-maintenance")
         case InFlight(limit=limit):
             return t("quota-inflight", limit=limit)
+        case PerDay(limit=limit, retry_at=retry_at, weight=weight) if weight > 1:
+            return t("quota-per-day-weighted", limit=limit, weight=weight, time=_clock(retry_at))
         case PerDay(limit=limit, retry_at=retry_at):
             return t("quota-per-day", limit=limit, time=_clock(retry_at))
         case PerMinute(limit=limit, retry_at=retry_at):

@@ -45,6 +45,8 @@ def valid_fields(d: ModeDescription) -> dict[str, Any]:
         fields["weights"] = [0.3, 0.7]
     if d.mask:
         fields["mask"] = "blob-mask"
+    if d.animation:
+        fields["animation"] = {"frames": 8, "fps": 8}
     return fields
 
 
@@ -56,7 +58,8 @@ def test_every_mode_is_described_exactly_once() -> None:
     with pytest.raises(ValueError, match="without a description"):
         index_modes(MODES[1:])
     with pytest.raises(ValueError, match="share a command"):
-        index_modes((*MODES[:-1], ModeDescription(mode=Mode.OUTPAINT, images=1, prompt=True, command="mix")))
+        index_modes((*(d for d in MODES if d.mode is not Mode.OUTPAINT),
+                     ModeDescription(mode=Mode.OUTPAINT, images=1, prompt=True, command="mix")))
 
 
 def test_a_description_refuses_what_cannot_work() -> None:
@@ -70,9 +73,9 @@ def test_a_description_refuses_what_cannot_work() -> None:
 
 def test_what_the_bot_offers_is_what_it_offered_before() -> None:
     """No user-visible change: the same commands, the same menu, in the same order."""
-    assert mode_commands() == ("imagine", "mix", "blend", "variations", "sticker", "depth")
+    assert mode_commands() == ("imagine", "mix", "blend", "variations", "sticker", "depth", "animate")
     assert [d.mode for d in menu_modes()] == [Mode.TEXT2IMAGE, Mode.MIX, Mode.BLEND, Mode.VARIATIONS,
-                                              Mode.STICKER, Mode.DEPTH]
+                                              Mode.STICKER, Mode.DEPTH, Mode.ANIMATE]
     text = plain_text_mode()
     assert text is not None and text.mode is Mode.TEXT2IMAGE
     # Inpaint and outpaint are engine/CLI-only: no command, no button, no dialog.
@@ -88,6 +91,7 @@ def test_state_names_are_the_ones_stored_dialogs_hold() -> None:
     assert {d.mode: d.state_name for d in bot_modes()} == {
         Mode.TEXT2IMAGE: "Imagine:prompt", Mode.STICKER: "Sticker:prompt", Mode.MIX: "Mix:collect",
         Mode.BLEND: "Blend:collect", Mode.VARIATIONS: "Variations:collect", Mode.DEPTH: "Depth:collect",
+        Mode.ANIMATE: "Animate:prompt",
     }
 
 
@@ -98,6 +102,7 @@ def test_spec_takes_exactly_what_the_description_asks_for(d: ModeDescription) ->
     wrong: list[dict[str, Any]] = [{"inputs": [f"blob-{i}" for i in range(d.images + 1)]},
                                    {"weights": [] if d.weights else [0.5, 0.5]},
                                    {"mask": None if d.mask else "blob-mask"}]
+    wrong.append({"animation": None if d.animation else {"frames": 8, "fps": 8}})
     if d.prompt:
         wrong.append({"prompt": "  "})
     if d.strength:
@@ -160,6 +165,9 @@ def test_text_keys_follow_from_the_stem() -> None:
                                             "mix-ask-next-photo")
     assert describe(Mode.TEXT2IMAGE).text_keys == ("mode-text2image", "cmd-imagine", "btn-imagine",
                                                    "imagine-ask-prompt")
+    assert describe(Mode.ANIMATE).text_keys == ("mode-animate", "cmd-animate", "btn-animate",
+                                                "animate-ask-prompt", "animate-ask-camera",
+                                                "animate-ask-duration")
     assert describe(Mode.DEPTH).text_keys == ("mode-depth", "cmd-depth", "btn-depth", "depth-ask-photo",
                                               "depth-ask-photo-after-text", "depth-ask-text")
     assert describe(Mode.INPAINT).text_keys == ("mode-inpaint",)

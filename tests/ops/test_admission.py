@@ -28,7 +28,8 @@ from bot.queue import (
 from bot.services.admission import Admission, refusal_text
 from bot.services.quotas import Limits, QuotaService
 from contract import keys
-from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE
+from contract.animation import Animation, Camera, job_timeout_s
+from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE, JOB_TIMEOUT_S
 from contract.spec import JobSpec, Mode
 from contract.stats import utc_day
 
@@ -226,3 +227,42 @@ async def test_everything_is_taken_back_when_rq_cannot_enqueue(make_gate: MakeGa
     await aredis.delete(f"rq:queue:{DEFAULT_QUEUE}")
     assert isinstance(await gate.admit_and_record(spec_for(), now=T0 + 2), Submission)
     assert await gate.quotas.usage(USER, now=T0 + 2) == (2, 2, 2)
+
+
+def animation_spec(seconds: int, user_id: int = USER) -> JobSpec:
+    return JobSpec(mode=Mode.ANIMATE, prompt=f"a red fox {next(_prompts)}", width=512, height=512,
+                   user_id=user_id, chat_id=user_id,
+                   animation=Animation.for_camera(Camera.ZOOM_IN, seconds=seconds))
+
+
+async def test_an_animation_counts_against_the_day_by_its_frames(make_gate: MakeGate, aredis: Redis) -> None:
+    """12 frames begun count as one request of the day (ANIMATION_FRAMES_PER_REQUEST); the minute
+    counts requests; a refusal counts nothing; the RQ job's timeout grows with the frames."""
+    gate = make_gate(Limits(per_minute=100, per_day=10, inflight=100))
+    assert gate.frames_per_request == 12
+    long = animation_spec(8)  # 96 frames: 8 requests
+    assert isinstance(await gate.admit_and_record(long, now=T0), Submission)
+    assert await gate.quotas.usage(USER, now=T0) == (1, 8, 1)
+    assert int(await aredis.hget(f"rq:job:{long.job_id}", "timeout") or 0) == job_timeout_s(JOB_TIMEOUT_S, 96)
+    refused = await gate.admit_and_record(animation_spec(3), now=T0 + 1)  # 3 more, 2 left
+    assert isinstance(refused, PerDay) and (refused.limit, refused.weight) == (10, 3)
+    text = refusal_text(I18n().translator("en"), refused, now=T0 + 1)
+    assert "counts as 3 requests" in text and "10" in text
+    assert "3" in refusal_text(I18n().translator("ru"), refused, now=T0 + 1)
+    assert await gate.quotas.usage(USER, now=T0 + 1) == (1, 8, 1)
+    assert isinstance(await gate.admit_and_record(animation_spec(2), now=T0 + 2), Submission)  # exactly 10
+    still = await gate.admit_and_record(spec_for(), now=T0 + 3)
+    assert isinstance(still, PerDay) and still.weight == 1
+    assert "counts as" not in refusal_text(I18n().translator("en"), still, now=T0 + 3)
+    assert await gate.quotas.usage(USER, now=T0 + 3) == (2, 10, 2)
+
+
+async def test_a_refunded_animation_gives_its_frames_back(make_gate: MakeGate, aredis: Redis) -> None:
+    gate = make_gate(Limits(per_minute=10, per_day=100, inflight=100))
+    await aredis.set(f"rq:queue:{DEFAULT_QUEUE}", "not a list")  # RQ's push fails inside its MULTI
+    with pytest.raises(Exception, match="WRONGTYPE"):
+        await gate.admit_and_record(animation_spec(4), now=T0)
+    assert await gate.quotas.usage(USER, now=T0) == (0, 0, 0)
+    await aredis.delete(f"rq:queue:{DEFAULT_QUEUE}")
+    assert isinstance(await gate.admit_and_record(animation_spec(4), now=T0 + 1), Submission)
+    assert await gate.quotas.usage(USER, now=T0 + 1) == (1, 4, 1)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import PIL.Image
 import torch
@@ -28,6 +28,9 @@ from contract.modes import describe, served_by
 from contract.spec import JobSpec, Mode, images_needed
 from worker.engine.images import MASK_THRESHOLD, sticker_from_cutout
 from worker.engine.settings import EngineSettings
+
+if TYPE_CHECKING:
+    from worker.engine.animation.encode import EncodedVideo
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,8 @@ class GenerationOutput:
     """The family that made the images (contract.families)."""
     prompt_truncated: bool = False
     """The prompt (with its style and mode suffix) was longer than the family's text encoder reads."""
+    video: EncodedVideo | None = None
+    """An animation's MP4 (worker/engine/animation), encoded as its frames came; None for images."""
 
 
 def resolve_device(device: str) -> str:
@@ -156,6 +161,8 @@ class Run:
     generators: list[torch.Generator]
     progress: StepProgress
     timings: dict[str, float]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """What a recipe makes besides its images: an animation's ``video`` (EncodedVideo)."""
 
     @property
     def n(self) -> int:
@@ -477,7 +484,8 @@ class FamilyEngine:
             " (prompt cut)" if truncated else "",
         )
         return GenerationOutput(images=result, seeds=seeds, timings=timings, model_ids=dict(self.model_ids),
-                                family=self.family.value, prompt_truncated=truncated)
+                                family=self.family.value, prompt_truncated=truncated,
+                                video=run.outputs.get("video"))
 
     def _check_inputs(
         self, spec: JobSpec, images: Sequence[PIL.Image.Image], mask: PIL.Image.Image | None

@@ -24,6 +24,7 @@ help-text =
     /sticker — make a sticker with a transparent background
     /packs — your sticker packs: links, new pack, rename, remove a sticker
     /depth — keep the shapes of a photo, change its look
+    /animate — a short animation of a prompt: camera moves, several prompts by second
     /settings — style, aspect ratio, number of images, negative prompt, language
     /model — which model draws: Kandinsky 2.2 or Kandinsky 3.0
     /cancel — leave a dialog or cancel your queued jobs
@@ -283,3 +284,35 @@ read-prompt = { $text }
 read-negative = Negative prompt: { $text }
 read-as-written = The model read your prompt as you wrote it.
 caption-untranslated = ⚠️ I can't translate from { $languages } yet, so the model read the prompt as written (it understands English best).
+
+## Animation (/animate)
+cmd-animate = Animate a prompt: a short camera flight
+btn-animate = 🎞 Animation
+mode-animate = Animation
+animate-ask-prompt =
+    What should the animation show? Send a description, or several with the second each starts at:
+    0: a quiet forest | 3: the forest on fire
+animate-ask-camera = How should the camera move?
+animate-ask-duration = How long should it be?
+animate-camera-zoom_in = 🔍 Zoom in
+animate-camera-zoom_out = 🔭 Zoom out
+animate-camera-pan_left = ⬅️ Pan left
+animate-camera-pan_right = ➡️ Pan right
+animate-camera-spin = 🌀 Spin
+animate-camera-flight_3d = 🚀 3D flight
+animate-camera-custom = Custom camera
+animate-seconds = { $seconds } s
+animate-expired = This animation request has expired. Send /animate again.
+animate-bad-no-prompt = The animation needs a prompt.
+animate-bad-too-many = An animation takes at most { $limit } prompts.
+animate-bad-empty-part = There is an empty prompt between two “|”. Write “second: prompt” on each side, e.g. <code>0: a quiet forest | 3: the forest on fire</code>
+animate-bad-no-second = “{ $part }” has no second. Write each prompt as “second: prompt”, e.g. <code>0: a quiet forest | 3: the forest on fire</code>
+animate-bad-empty-prompt = The prompt at { $second } s is empty.
+animate-bad-order = The prompt at { $second } s comes after the one at { $previous } s: give the seconds in order.
+animate-bad-first-not-zero = The first prompt starts at { $second } s; it must start at 0.
+animate-bad-after-end = The prompt at { $second } s starts after the { $seconds } s animation ends. Pick a longer one or an earlier second.
+animate-bad-schedule = I could not read this animation's settings.
+status-frame = Animating… frame { $step }/{ $total }
+animation-caption-line = 🎞 { $camera } · { $seconds } s · { $frames } frames at { $fps } fps
+btn-animation-file = 📎 As a file
+quota-per-day-weighted = An animation this long counts as { $weight } requests, more than are left of today's { $limit }. Try a shorter one, or again after { $time } UTC.

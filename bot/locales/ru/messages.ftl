@@ -24,6 +24,7 @@ help-text =
     /sticker — стикер с прозрачным фоном
     /packs — ваши стикерпаки: ссылки, новый пак, название, удаление стикера
     /depth — сохранить формы фотографии и сменить её вид
+    /animate — короткая анимация по промпту: движение камеры, несколько промптов по секундам
     /settings — стиль, пропорции, число картинок, негативный промпт, язык
     /model — какая модель рисует: Kandinsky 2.2 или Kandinsky 3.0
     /cancel — выйти из диалога или отменить задания в очереди
@@ -284,3 +285,35 @@ read-prompt = { $text }
 read-negative = Негативный промпт: { $text }
 read-as-written = Модель прочла ваш запрос так, как вы его написали.
 caption-untranslated = ⚠️ С языка { $languages } я пока не перевожу, поэтому модель прочла запрос как есть (лучше всего она понимает английский).
+
+## Анимация (/animate)
+cmd-animate = Оживить промпт: короткий пролёт камеры
+btn-animate = 🎞 Анимация
+mode-animate = Анимация
+animate-ask-prompt =
+    Что показать в анимации? Пришлите описание или несколько, каждое с секундой начала:
+    0: тихий лес | 3: лес в огне
+animate-ask-camera = Как двигаться камере?
+animate-ask-duration = Какой длины?
+animate-camera-zoom_in = 🔍 Приблизить
+animate-camera-zoom_out = 🔭 Отдалить
+animate-camera-pan_left = ⬅️ Влево
+animate-camera-pan_right = ➡️ Вправо
+animate-camera-spin = 🌀 Вращение
+animate-camera-flight_3d = 🚀 3D-полёт
+animate-camera-custom = Своя камера
+animate-seconds = { $seconds } с
+animate-expired = Этот запрос анимации устарел. Пришлите /animate ещё раз.
+animate-bad-no-prompt = Для анимации нужен промпт.
+animate-bad-too-many = В анимации не больше { $limit } промптов.
+animate-bad-empty-part = Между двумя «|» пустой промпт. Пишите «секунда: промпт» с каждой стороны, например <code>0: тихий лес | 3: лес в огне</code>
+animate-bad-no-second = У «{ $part }» нет секунды. Пишите каждый промпт как «секунда: промпт», например <code>0: тихий лес | 3: лес в огне</code>
+animate-bad-empty-prompt = Промпт на { $second } с пустой.
+animate-bad-order = Промпт на { $second } с идёт после промпта на { $previous } с: укажите секунды по порядку.
+animate-bad-first-not-zero = Первый промпт начинается на { $second } с, а должен — на 0.
+animate-bad-after-end = Промпт на { $second } с начинается после конца анимации длиной { $seconds } с. Выберите длиннее или секунду раньше.
+animate-bad-schedule = Не получилось прочитать настройки этой анимации.
+status-frame = Оживляю… кадр { $step }/{ $total }
+animation-caption-line = 🎞 { $camera } · { $seconds } с · { $frames } кадров, { $fps } к/с
+btn-animation-file = 📎 Файлом
+quota-per-day-weighted = Анимация такой длины считается за { $weight } запросов — больше, чем осталось из { $limit } на сегодня. Попробуйте покороче или снова после { $time } UTC.

@@ -1,4 +1,5 @@
-"""Sending: sendMessage, sendPhoto, sendDocument, sendSticker, sendMediaGroup, sendChatAction.
+"""Sending: sendMessage, sendPhoto, sendDocument, sendAnimation, sendSticker, sendMediaGroup,
+sendChatAction.
 
 Also the message store (``add_message``, ``next_message_id``, ``message_json``) and the checks
 every send shares: the target chat, text/caption formatting, reply markup and reply target.
@@ -72,6 +73,12 @@ class MessagesMethods(FilesMethods):
     async def _send_document(self, params: Params) -> dict[str, Any]:
         return await self._send_media(
             params, "sendDocument", "document", lambda p: self._document_content(p.raw("document"), p)
+        )
+
+    @bot_method("sendAnimation")
+    async def _send_animation(self, params: Params) -> dict[str, Any]:
+        return await self._send_media(
+            params, "sendAnimation", "animation", lambda p: self._animation_content(p.raw("animation"), p)
         )
 
     @bot_method("sendSticker")
@@ -175,6 +182,22 @@ class MessagesMethods(FilesMethods):
             ext = name.rsplit(".", 1)[-1] if "." in name else "bin"
             stored = self.store_file(data, "documents", ext, mime, name)
         return {"document": self.document_json(stored), "file": stored}
+
+    async def _animation_content(self, value: Any, params: Params) -> dict[str, Any]:
+        """A message with an animation carries it twice, as Telegram's do: ``animation`` and ``document``."""
+        data, filename, _, existing = await self._input_file(value, params.files)
+        if existing is not None:
+            stored, duration = existing, 0
+        else:
+            found = limits.check_animation(data)
+            mime = "video/mp4" if found.fmt == "mp4" else "image/gif"
+            name = filename or f"animation.{found.fmt}"
+            stored = self.store_file(data, "animations", found.fmt, mime, name, width=found.width,
+                                     height=found.height)
+            duration = found.duration
+        animation = {**self.document_json(stored), "width": stored.width or 0, "height": stored.height or 0,
+                     "duration": duration}
+        return {"document": self.document_json(stored), "file": stored, "extra": {"animation": animation}}
 
     async def _sticker_content(self, value: Any, params: Params, emoji: str | None) -> dict[str, Any]:
         data, _, _, existing = await self._input_file(value, params.files)

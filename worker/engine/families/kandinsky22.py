@@ -16,6 +16,7 @@ import PIL.Image
 import torch
 from diffusers import (
     KandinskyV22ControlnetImg2ImgPipeline,
+    KandinskyV22Img2ImgPipeline,
     KandinskyV22InpaintPipeline,
     KandinskyV22Pipeline,
     UNet2DConditionModel,
@@ -107,6 +108,7 @@ class Kandinsky22Engine(FamilyEngine):
         self._decoder: Any = None
         self._inpaint: Any = None
         self._controlnet: Any = None
+        self._img2img: Any = None
         self._depth: tuple[Any, Any] | None = None
         if settings.compile:
             allow_recompiles()
@@ -127,6 +129,7 @@ class Kandinsky22Engine(FamilyEngine):
         self.decoder_pipeline()
         self.inpaint_pipeline()
         self.controlnet_pipeline()
+        self.img2img_pipeline()
         self.depth_model()
         self.shared.rembg_session()
         logger.info(
@@ -228,6 +231,19 @@ class Kandinsky22Engine(FamilyEngine):
                 parts = self._shared_decoder_parts(self.model_ids["controlnet"])
                 self._controlnet = self._place(KandinskyV22ControlnetImg2ImgPipeline(**parts))
             return self._controlnet
+
+    def img2img_pipeline(self) -> Any:
+        """``KandinskyV22Img2ImgPipeline`` on the decoder's own UNet and MoVQ (animation frames):
+        the modules are already placed and sped up, so nothing is loaded, moved or compiled again."""
+        with self._load_lock:
+            if self._img2img is None:
+                decoder = self.decoder_pipeline()
+                scheduler = type(decoder.scheduler).from_config(decoder.scheduler.config)
+                img2img: Any = KandinskyV22Img2ImgPipeline(unet=decoder.unet, scheduler=scheduler,
+                                                           movq=decoder.movq)
+                img2img.set_progress_bar_config(disable=True)
+                self._img2img = img2img
+            return self._img2img
 
     def depth_model(self) -> tuple[Any, Any]:
         with self._load_lock:
@@ -412,6 +428,16 @@ class Kandinsky22Engine(FamilyEngine):
             run, embeds, negative, pipe=inpaint, image=[init] * run.n, mask_image=[mask] * run.n
         )
         return [keep_unmasked(image, init, mask) for image in images]
+
+    @recipe(Mode.ANIMATE)
+    def _animate(self, run: Run) -> list[PIL.Image.Image]:
+        """Deforum-style camera flight (worker/engine/animation): frame 0 from the prompt, then each
+        frame the previous one moved by the camera and repainted by img2img at a low strength. The
+        MP4 is the run's ``video`` output; there are no still images."""
+        from worker.engine.animation.kandinsky22 import animate  # PyAV loads with the first animation
+
+        run.outputs["video"] = animate(self, run)
+        return []
 
     @recipe(Mode.INPAINT)
     def _inpaint_mode(self, run: Run) -> list[PIL.Image.Image]:
