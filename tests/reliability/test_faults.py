@@ -18,10 +18,14 @@ import redis
 
 from bot.i18n import I18n
 from contract import keys
+from contract.animation import FRAME_STAGE
+from contract.events import Progress
 from contract.queue import F, JobStatus
 from devkit.botapi import LocalBotAPI
 from devkit.botapi.sim import SimUser
+from devkit.faults import slow_marker
 from devkit.redis_server import RedisServer
+from tests.bot.conftest import press
 from tests.reliability.conftest import (
     JOB_TIMEOUT_S,
     RELAXED_LIMITS,
@@ -411,3 +415,40 @@ async def test_a_hanging_job_times_out_the_user_is_told_and_the_worker_serves_th
     acc = await account(h, [user], tally, failure_texts=(told,))
     assert sorted(acc.statuses.values()) == [JobStatus.DONE.value, JobStatus.FAILED.value]
     assert all(workers.alive(n) for n in WORKER_NAMES)
+
+
+
+async def test_sigkill_mid_animation_reruns_it_on_a_worker_and_sends_it_once(
+        live: Rel, workers: Workers, tally: Tally) -> None:
+    """A worker killed between an animation's frames: the sweep re-queues it, a worker renders it
+    anew from frame 0, and one animation reaches the chat (the killed attempt stored nothing)."""
+    h = live
+    user = h.user()
+    await user.send_text(f"/animate {slow_marker(SLOW_STEP_S)}a lighthouse at night")
+    cameras = await h.wait_text(user, "How should the camera move?")
+    await press(h, user, cameras, "🌀 Spin", expect="How long should it be?")
+    await press(h, user, h.api.message(cameras.chat_id, cameras.message_id), "2 s")
+    deadline = time.monotonic() + 120
+    victim = None
+    while victim is None:
+        assert time.monotonic() < deadline, "no worker got three frames into the animation"
+        for name in WORKER_NAMES:
+            job_id = await running_on(h, user, name) if workers.alive(name) else None
+            raw = await h.redis.get(keys.progress(job_id)) if job_id else None
+            progress = Progress.model_validate_json(raw) if raw else None
+            if progress is not None and progress.stage == FRAME_STAGE and progress.step >= 3:
+                victim = (name, job_id)
+                break
+        await asyncio.sleep(0.05)
+    name, killed = victim
+    assert killed is not None
+    os.kill(workers.pid(name), signal.SIGKILL)
+    workers.procs[name].proc.wait()  # type: ignore[union-attr]
+    tally.faults += 1
+    restart = asyncio.create_task(asyncio.to_thread(workers.start, name))
+    acc = await account(h, [user], tally)
+    await restart
+    assert acc.accepted == 1 and set(acc.statuses.values()) == {JobStatus.DONE.value}, acc.statuses
+    record = await h.redis.hgetall(keys.job(killed))
+    assert int(record[F.ATTEMPTS.encode()]) == 2
+    assert [m.kind for m in h.bot_messages(user)].count("animation") == 1
