@@ -26,3 +26,6 @@ export PYTHONUNBUFFERED=1
 python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/gpu.txt"
 python3 bench/bench_engine_gpu.py --bundle-dir "$BUNDLE_DIR" --budget-s "$BUDGET_S" --out-dir "$OUT" "$@" \
   2>&1 | tee "$OUT/bench_engine_gpu.log"
+# Live previews next to full-size decoder steps (issue 16's goal: < 3 % of a 1024² job).
+python3 bench/bench_preview.py --bundle-dir "$BUNDLE_DIR" --scale public --device cuda --sizes 1024x1024 \
+  --steps 50 --repeats 2 --out-dir "$OUT" 2>&1 | tee "$OUT/bench_preview.log"

@@ -33,10 +33,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.config import BotMode, BotSettings
 from bot.delivery import Delivery
+from bot.flood import ChatLimiter, FloodState, Pace, limiter_of
 from bot.i18n import I18n
 from bot.isolation import OrderedEventIsolation
 from bot.metrics import BotMetrics, HealthEndpoint, sync_client
-from bot.middlewares import RetryAfterMiddleware, setup_middlewares
+from bot.middlewares import setup_middlewares
 from bot.queue import EventConsumer, JobQueue, QueueSettings
 from bot.routers import build_root_router
 from bot.services import Services
@@ -46,6 +47,7 @@ from bot.services.packs import PackService
 from bot.services.quotas import Limits, QuotaService
 from bot.services.voice import VoiceService
 from bot.user_settings import SettingsStore
+from bot.webapp import MAX_REQUEST_BYTES, WebApp, WebAppServer
 from contract import keys
 from contract.modes import mode_commands
 
@@ -113,11 +115,15 @@ class RedactingSession(AiohttpSession):
             raise TelegramNetworkError(method=method, message=redacted) from None
 
 
-def create_bot(settings: BotSettings) -> Bot:
-    """A Bot on any Bot API server, with the 429/5xx retry middleware on its session."""
+def create_bot(settings: BotSettings, redis: Redis | None = None) -> Bot:
+    """A Bot on any Bot API server whose every call goes through the one send path (bot.flood):
+    per-chat order, pace and retry_after shared through ``redis`` by every replica (this process's
+    own state without it), and the 5xx/network retries."""
     session = RedactingSession(api=TelegramAPIServer.from_base(settings.telegram_api_url),
                                timeout=settings.request_timeout_s)
-    session.middleware(RetryAfterMiddleware(max_tries=settings.retry_after_max_tries))
+    pace = Pace(private_per_s=settings.private_chat_rate, group_per_min=settings.group_chat_rate,
+                global_per_s=settings.global_rate, chat_burst=settings.chat_burst)
+    session.middleware(ChatLimiter(FloodState(redis, pace), max_tries=settings.retry_after_max_tries))
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
@@ -220,9 +226,13 @@ async def on_error(event: ErrorEvent, bot: Bot, services: Services) -> bool:
     return True
 
 
-def build_webhook_app(dp: Dispatcher, bot: Bot, settings: BotSettings) -> web.Application:
-    """aiohttp app that takes Telegram's POSTs; requests without the secret token get 401."""
-    app = web.Application()
+def build_webhook_app(dp: Dispatcher, bot: Bot, settings: BotSettings,
+                      services: Services | None = None) -> web.Application:
+    """aiohttp app that takes Telegram's POSTs; requests without the secret token get 401. With
+    ``services`` and WEBAPP_URL set it also serves the brush editor (bot.webapp)."""
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    if services is not None and settings.webapp_url:
+        WebApp(bot, services).attach(app)
     secret = settings.webhook_secret.get_secret_value() or None
     handler = SimpleRequestHandler(dispatcher=dp, bot=bot, secret_token=secret)
     handler.register(app, path=settings.webhook_path)
@@ -236,7 +246,7 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
     """Run until ``stop`` is set (forever without one); every resource is closed on the way out."""
     stop = stop or asyncio.Event()
     redis = create_redis(settings)
-    bot = create_bot(settings)
+    bot = create_bot(settings, redis)
     try:
         services = await create_services(settings, redis, bot)
     except BaseException:
@@ -250,11 +260,12 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
     consumer_task = asyncio.create_task(consumer.run(), name="event-consumer")
     runner: web.AppRunner | None = None
     polling: asyncio.Task[None] | None = None
+    webapp: WebAppServer | None = None
     try:
         if settings.bot_mode is BotMode.WEBHOOK:
             if not settings.webhook_url:
                 raise ValueError("BOT_MODE=webhook needs WEBHOOK_URL")
-            runner = web.AppRunner(build_webhook_app(dp, bot, settings))
+            runner = web.AppRunner(build_webhook_app(dp, bot, settings, services))
             await runner.setup()
             await web.TCPSite(runner, settings.webhook_host, settings.webhook_port).start()
             await bot.set_webhook(
@@ -265,6 +276,9 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
             log.info("webhook mode: listening on %s:%s%s", settings.webhook_host, settings.webhook_port,
                      settings.webhook_path)
         else:
+            if settings.webapp_url:  # the editor needs a web server; polling has none of its own
+                webapp = WebAppServer(bot, services, settings.webapp_host, settings.webapp_port)
+                await webapp.start()
             await bot.delete_webhook(drop_pending_updates=False)
             polling = asyncio.create_task(
                 dp.start_polling(bot, handle_signals=False, close_bot_session=False,
@@ -297,7 +311,11 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
             with contextlib.suppress(Exception):
                 await bot.delete_webhook()
             await runner.cleanup()
+        if webapp is not None:
+            await webapp.stop()
         await services.close()
+        if (limiter := limiter_of(bot)) is not None:
+            await limiter.close()
         await bot.session.close()
         await redis.aclose()
         log.info("bot stopped")

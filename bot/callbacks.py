@@ -50,6 +50,15 @@ class ResultAction(StrEnum):
     FILE = "file"
     ADD_TO_PACK = "pack"  # handled by the sticker-pack router (issue 5)
     READ = "read"  # "what the model read": handled by bot/routers/voice.py
+    # Edits (bot/routers/editing.py): each is a new job on this image.
+    EDIT = "edit"  # ask what to change and into what
+    EDIT_MENU = "emenu"  # an image of an album: its edit buttons
+    ZOOM_1_5 = "z15"
+    ZOOM_2 = "z2"
+    PAN_LEFT = "pl"
+    PAN_RIGHT = "pr"
+    PAN_UP = "pu"
+    PAN_DOWN = "pd"
 
 
 class ResultCb(CallbackData, prefix="r"):

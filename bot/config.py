@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -11,6 +12,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from contract.animation import MAX_SECONDS, MIN_SECONDS
 from contract.language import DEFAULT_VOICE_MAX_S
 from contract.spec import DEFAULT_LONG_SIDE, LONG_SIDES, MAX_STEPS
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+"""Hosts a Mini App may be served from over plain http: this machine, for development and tests."""
+
+
+def is_loopback_http(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
 
 
 class BotMode(StrEnum):
@@ -45,7 +54,18 @@ class BotSettings(BaseSettings):
     progress_edit_interval_s: float = Field(default=2.0, ge=0.0, alias="BOT_PROGRESS_EDIT_INTERVAL")
     """Minimum gap between two edits of one status message (Telegram allows ~1 edit/s per chat)."""
     retry_after_max_tries: int = Field(default=5, ge=1, alias="BOT_RETRY_AFTER_MAX_TRIES")
-    """How many 429 answers one request may get before the error is raised."""
+    """How many 429 answers one request may get before the error is raised (each one's retry_after
+    is waited out first, for the whole chat: bot.flood)."""
+    # --- the send path's pace (bot.flood), before Telegram has to say no ---
+    private_chat_rate: float = Field(default=1.0, gt=0, le=30, alias="BOT_PRIVATE_CHAT_RATE")
+    """Messages a second to one private chat: Telegram's FAQ asks bots to avoid more than one."""
+    group_chat_rate: float = Field(default=20.0, gt=0, le=600, alias="BOT_GROUP_CHAT_RATE")
+    """Messages a minute to one group or channel: Telegram allows bots no more than 20."""
+    global_rate: float = Field(default=30.0, gt=0, le=1000, alias="BOT_GLOBAL_RATE")
+    """Messages a second over all chats: Telegram's bulk limit is about 30 (paid broadcasts aside)."""
+    chat_burst: int = Field(default=3, ge=1, le=20, alias="BOT_CHAT_BURST")
+    """Messages a quiet chat may get at once before the pace applies: an answer, its status and a
+    result go without delay, as Telegram tolerates short bursts."""
     request_timeout_s: float = Field(default=60.0, gt=0, le=600, alias="BOT_REQUEST_TIMEOUT_S")
     """One Bot API call, 10 MB photo uploads included; past it the call counts as a network error
     and is retried (the request never reached Telegram, or its answer never came back)."""
@@ -63,6 +83,15 @@ class BotSettings(BaseSettings):
     """Broadcast messages per second (Telegram allows bots about 30/s in total)."""
     health_port: int = Field(default=0, ge=0, le=65535, alias="HEALTH_PORT")
     """Port of /metrics and /healthz; 0 = do not serve them (tests, local runs)."""
+    # --- editing (issue 16): the brush editor's web page and live previews ---
+    webapp_url: str = Field(default="", alias="WEBAPP_URL")
+    """Public base URL of the bot's web server (https; e.g. https://bot.example.com), where Telegram
+    opens the brush editor (``/webapp/edit``); empty: no "🖌 Paint" button and no page served."""
+    webapp_host: str = Field(default="0.0.0.0", alias="WEBAPP_HOST")
+    """Polling mode: where the bot serves the page (webhook mode serves it on the webhook's server)."""
+    webapp_port: int = Field(default=8081, ge=0, le=65535, alias="WEBAPP_PORT")
+    live_previews: bool = Field(default=True, alias="BOT_LIVE_PREVIEWS")
+    """Show the workers' live previews in the status message (off: the text progress only)."""
     voice_max_s: int = Field(default=DEFAULT_VOICE_MAX_S, ge=1, le=600, alias="VOICE_MAX_SECONDS")
     """Longest voice message passed on for transcription; longer ones are refused before download
     (the worker applies the same variable to the decoded audio)."""
@@ -85,6 +114,15 @@ class BotSettings(BaseSettings):
         if isinstance(value, int):
             return frozenset({value})
         return value
+
+    @field_validator("webapp_url")
+    @classmethod
+    def _webapp_url_is_https(cls, value: str) -> str:
+        """Telegram opens Mini Apps over HTTPS only; plain http is for this machine (development)."""
+        url = value.strip().rstrip("/")
+        if url and not (url.startswith("https://") or is_loopback_http(url)):
+            raise ValueError("WEBAPP_URL must be an https:// URL (http only for localhost)")
+        return url
 
     @field_validator("long_side")
     @classmethod

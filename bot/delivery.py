@@ -7,6 +7,7 @@ nothing sensible left to do (a user who blocked the bot, a progress edit that fa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from aiogram.types import BufferedInputFile, InputMediaPhoto
 
 from bot import keyboards
 from bot.families import caption_note
+from bot.flood import CallSkipped, cheap, ordinary
 from bot.i18n import Translator
 from bot.jobs import StatusRef, load_status, save_status
 from bot.services import Services, reply_to
@@ -198,7 +200,7 @@ class Delivery:
         step, total = progress.step, progress.total
         interval = self.services.config.progress_edit_interval_s
         last = self._last_edit.get(event.job_id)
-        preview_key = progress.preview
+        preview_key = progress.preview if self.services.config.live_previews else None
         first_preview = bool(preview_key) and not status.is_photo  # never throttled away
         if last is not None and now - last < interval and not (total and step >= total) and not first_preview:
             return
@@ -213,24 +215,39 @@ class Delivery:
         if first_preview and preview_key:
             preview = await self.services.queue.result_bytes(preview_key)
             if preview:
-                await self._switch_to_photo(event, status, preview, text, t)
+                # A preview for a chat that must wait is skipped; the next one tries again.
+                with cheap(reserve=False), contextlib.suppress(CallSkipped):
+                    await self._switch_to_photo(event, status, preview, text, t)
                 return
-        if status.is_photo:
-            await self._best_effort(self.bot.edit_message_caption(
-                chat_id=status.chat_id, message_id=status.message_id, caption=text, reply_markup=markup))
-        else:
-            await self._best_effort(self.bot.edit_message_text(
-                text, chat_id=status.chat_id, message_id=status.message_id, reply_markup=markup))
+        # The status is a photo already: a new preview replaces its picture and caption.
+        newer = None
+        if preview_key and status.is_photo:
+            newer = await self.services.queue.result_bytes(preview_key)
+        # A progress edit never waits behind a result: while the chat waits it is merged into the
+        # latest edit of this status message (bot.flood).
+        with cheap(f"status:{status.message_id}"):
+            if newer:
+                media = InputMediaPhoto(media=BufferedInputFile(newer, filename="preview.jpg"), caption=text)
+                await self._best_effort(self.bot.edit_message_media(
+                    media=media, chat_id=status.chat_id, message_id=status.message_id, reply_markup=markup))
+            elif status.is_photo:
+                await self._best_effort(self.bot.edit_message_caption(
+                    chat_id=status.chat_id, message_id=status.message_id, caption=text, reply_markup=markup))
+            else:
+                await self._best_effort(self.bot.edit_message_text(
+                    text, chat_id=status.chat_id, message_id=status.message_id, reply_markup=markup))
 
     async def _switch_to_photo(self, event: ProgressEvent, status: StatusRef, preview: bytes, text: str,
                                t: Translator) -> None:
-        """A text message cannot become a photo: send the preview as the new status, drop the old."""
+        """A text message cannot become a photo: send the preview as the new status, drop the old
+        (that delete is an ordinary call: two status messages must not stay)."""
         sent = await self.bot.send_photo(
             status.chat_id, BufferedInputFile(preview, filename="preview.png"), caption=text,
             reply_markup=keyboards.job_status(t, event.job_id),
         )
         await save_status(self.services.redis, event.job_id, status.chat_id, sent.message_id, is_photo=True)
-        await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))
+        with ordinary():
+            await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))
 
     async def _best_effort(self, call: object) -> None:
         """Progress is cosmetic: a failed edit is logged, never retried (TelegramForbidden still rises)."""
@@ -241,6 +258,8 @@ class Delivery:
                 log.info("progress update not applied: %s", exc.message)
         except TelegramRetryAfter as exc:
             log.info("progress update skipped: flood control (%ss)", exc.retry_after)
+        except CallSkipped as exc:
+            log.debug("progress update gave way: %s", exc)
 
     # --- results ------------------------------------------------------------------------------
 
@@ -298,7 +317,8 @@ class Delivery:
                 for i, (files, data) in enumerate(zip(images, blobs, strict=True)):
                     await self.bot.send_document(
                         chat_id, BufferedInputFile(data, filename=names[i]), caption=text if i == 0 else None,
-                        reply_markup=keyboards.result(t, event.job_id, files.index, sticker=False, read=read),
+                        reply_markup=keyboards.result(t, event.job_id, files.index, sticker=False, read=read,
+                                                      webapp=self.services.config.webapp_url),
                     )
         await self._mark_sent(event)
         log.info("job %s: delivered %d image(s) to chat %s (worker %s)", event.job_id, len(blobs), chat_id,
@@ -349,7 +369,9 @@ class Delivery:
         if len(blobs) == 1:
             await self.bot.send_photo(
                 chat_id, BufferedInputFile(blobs[0], filename=names[0]), caption=text,
-                reply_markup=keyboards.result(t, job_id, 0, sticker=False, read=read), reply_parameters=reply,
+                reply_markup=keyboards.result(t, job_id, 0, sticker=False, read=read,
+                                              webapp=self.services.config.webapp_url),
+                reply_parameters=reply,
             )
             return
         media: list[Any] = [

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.types import Message
 from redis.asyncio import Redis
 
@@ -41,6 +46,9 @@ DOWNLOAD_TIMEOUT_S = 60
 STICKER_ASPECT = "1:1"
 """Stickers are square before the 512 px cut-out; the 512 rule is met by the worker."""
 DEFAULT_WEIGHT_PERCENT = 50
+STATUS_SEND_ERRORS = (TelegramRetryAfter, TelegramServerError, TelegramNetworkError)
+"""Why a status message may not go even after the send path's retries (a flood longer than it
+waits, an outage): none of them undoes the queued job."""
 
 
 @dataclass(frozen=True)
@@ -123,12 +131,15 @@ def build_spec(
     seed: int | None = None,
     reply_to: int | None = None,
     translation: PromptTranslation | None = None,
-    animation: Animation | None = None,
     model: Family | None = None,
+    animation: Animation | None = None,
+    region: str = "",
+    size: tuple[int, int] | None = None,
 ) -> JobSpec:
-    """One place where user settings and bot settings become a JobSpec."""
+    """One place where user settings and bot settings become a JobSpec. ``region``: what an edit
+    repaints; ``size``: a bucket other than the user's aspect (an edited photo keeps its shape)."""
     aspect = STICKER_ASPECT if mode is Mode.STICKER else user_settings.aspect
-    width, height = bucket_size(aspect, config.long_side)
+    width, height = size or bucket_size(aspect, config.long_side)
     if animation is not None:  # one video at the animation tier (ANIMATION_LONG_SIDE): frames cost GPU time
         width, height = bucket_size(aspect, min(config.long_side, config.animation_long_side))
     return JobSpec(
@@ -146,6 +157,7 @@ def build_spec(
         inputs=inputs,
         weights=weights,
         animation=animation,
+        region=region,
         user_id=user_id,
         chat_id=chat_id,
         reply_to=reply_to,
@@ -175,10 +187,17 @@ async def submit(spec: JobSpec, *, bot: Bot, services: Services, t: Translator) 
     if sub.workers == 0 and sub.position is not None:
         # Not lost: it waits in its family's queue until a worker holding that family starts.
         text += "\n" + t("queued-no-worker", model=title(spec.model))
-    status: Message = await bot.send_message(
-        spec.chat_id, text, reply_markup=keyboards.job_status(t, sub.job_id),
-        reply_parameters=reply_to(spec.reply_to),
-    )
+    try:
+        status: Message = await bot.send_message(
+            spec.chat_id, text, reply_markup=keyboards.job_status(t, sub.job_id),
+            reply_parameters=reply_to(spec.reply_to),
+        )
+    except STATUS_SEND_ERRORS as exc:
+        # The job is queued and its result will come; only the position message is missing (delivery
+        # then sends the result without a status to edit). Failing here would tell the user "error".
+        log.warning("job %s queued for chat %s; its status message was not sent (%s)", sub.job_id,
+                    spec.chat_id, type(exc).__name__)
+        return sub.job_id
     await save_status(services.redis, sub.job_id, spec.chat_id, status.message_id)
     log.info("job %s queued for chat %s at position %s", sub.job_id, spec.chat_id, sub.position)
     return sub.job_id
@@ -198,9 +217,10 @@ class Requester:
 
     async def run(self, mode: Mode, *, prompt: str = "", inputs: tuple[str, ...] = (),
                   weights: tuple[float, ...] = (), seed: int | None = None,
-                  reply_to_id: int | None = None, animation: Animation | None = None,
-                  model: Family | None = None,
-                  translation: PromptTranslation | None = None) -> str | None:
+                  reply_to_id: int | None = None,
+                  model: Family | None = None, animation: Animation | None = None,
+                  translation: PromptTranslation | None = None,
+                  region: str = "", size: tuple[int, int] | None = None) -> str | None:
         """Queue a job of ``mode``; ``translation``: what the model read for an earlier job with the
         same words (again, same seed), so it reads the same. ``model``: the family to run it (a
         result's, for again and same seed); else the user's, and a mode it lacks is refused here,
@@ -211,8 +231,9 @@ class Requester:
             mode=mode, config=self.services.config, user_settings=self.user_settings,
             user_id=self.user_id, chat_id=self.chat_id, locale=self.locale, prompt=prompt,
             inputs=inputs, weights=weights, seed=seed, reply_to=reply_to_id, translation=translation,
-            animation=animation,
             model=runs_it,
+            animation=animation,
+            region=region, size=size,
         )
         if runs_it != chosen:
             await offer_switch(spec, chosen, bot=self.bot, services=self.services, t=self.t)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from urllib.parse import urlencode
+
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import (
@@ -33,6 +35,14 @@ MENU_MODES: tuple[tuple[str, str], ...] = (
     ("settings", "btn-settings"),
 )
 """The main menu's (callback value, label key) pairs: the modes' from their descriptions, then settings."""
+WEBAPP_PAGE = "/webapp/edit"
+"""Where the bot's web server serves the brush editor (bot/webapp/): WEBAPP_URL + this."""
+ZOOM_BUTTONS: tuple[tuple[ResultAction, str], ...] = (
+    (ResultAction.ZOOM_1_5, "btn-zoom-out-1_5"), (ResultAction.ZOOM_2, "btn-zoom-out-2"))
+PAN_BUTTONS: tuple[tuple[ResultAction, str], ...] = (
+    (ResultAction.PAN_LEFT, "btn-pan-left"), (ResultAction.PAN_RIGHT, "btn-pan-right"),
+    (ResultAction.PAN_UP, "btn-pan-up"), (ResultAction.PAN_DOWN, "btn-pan-down"))
+"""Under every photo result, so a result of a zoom or a pan can be zoomed and panned again."""
 WEIGHT_PRESETS: tuple[int, ...] = (30, 50, 70)
 """Percent of the first input offered as buttons; the second input gets the rest."""
 
@@ -78,9 +88,34 @@ def job_status(t: Translator, job_id: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[button]])
 
 
+def webapp_url(base: str, job_id: str, index: int, locale: str) -> str:
+    """The brush editor's address for image ``index`` of a job (Telegram adds the signed init data)."""
+    return base.rstrip("/") + WEBAPP_PAGE + "?" + urlencode({"job": job_id, "i": index, "lang": locale})
+
+
+def edit_rows(t: Translator, job_id: str, index: int, webapp: str = "") -> list[list[InlineKeyboardButton]]:
+    """Edit by words (and by brush when the Mini App has a public URL, ``webapp``), zoom out, pan."""
+    def button(action: ResultAction, label: str) -> InlineKeyboardButton:
+        data = ResultCb(action=action, job_id=job_id, index=index).pack()
+        return InlineKeyboardButton(text=t(label), callback_data=data)
+
+    first = [button(ResultAction.EDIT, "btn-edit-words")]
+    if webapp:
+        url = webapp_url(webapp, job_id, index, t.locale)
+        first.append(InlineKeyboardButton(text=t("btn-edit-paint"), web_app=WebAppInfo(url=url)))
+    zoom = [button(action, label) for action, label in ZOOM_BUTTONS]
+    return [first, zoom, [button(action, label) for action, label in PAN_BUTTONS]]
+
+
+def edit_menu(t: Translator, job_id: str, index: int, webapp: str = "") -> InlineKeyboardMarkup:
+    """The edit buttons of one image of an album (a media group carries no keyboard)."""
+    return InlineKeyboardMarkup(inline_keyboard=edit_rows(t, job_id, index, webapp))
+
+
 def result(t: Translator, job_id: str, index: int, *, sticker: bool,
-           read: bool = False) -> InlineKeyboardMarkup:
-    """``read``: the model read a translation; a button shows it."""
+           read: bool = False, webapp: str = "") -> InlineKeyboardMarkup:
+    """``read``: the model read a translation; a button shows it. Photos get the edit rows
+    (``webapp``: the Mini App's public URL, for the brush button)."""
     kb = InlineKeyboardBuilder()
     def cb(action: ResultAction) -> ResultCb:
         return ResultCb(action=action, job_id=job_id, index=index)
@@ -94,6 +129,9 @@ def result(t: Translator, job_id: str, index: int, *, sticker: bool,
     if read:
         kb.button(text=t("btn-model-read"), callback_data=cb(ResultAction.READ))
     kb.adjust(2, 2, 1)
+    if not sticker:
+        for row in edit_rows(t, job_id, index, webapp):
+            kb.row(*row)
     return kb.as_markup()
 
 
@@ -196,9 +234,11 @@ def results_multi(t: Translator, job_id: str, count: int, *, read: bool = False)
             emoji = t(label).split(" ", 1)[0]
             data = ResultCb(action=action, job_id=job_id, index=index)
             kb.button(text=f"{n} {emoji}", callback_data=data)
+        kb.button(text=f"{n} {t('btn-edit-menu')}",
+                  callback_data=ResultCb(action=ResultAction.EDIT_MENU, job_id=job_id, index=index))
     if read:
         kb.button(text=t("btn-model-read"), callback_data=ResultCb(action=ResultAction.READ, job_id=job_id))
-    kb.adjust(4)
+    kb.adjust(5)
     return kb.as_markup()
 
 

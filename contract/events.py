@@ -35,6 +35,8 @@ class FailureReason(StrEnum):
     TIMEOUT = "timeout"
     ENGINE_ERROR = "engine_error"
     WORKER_LOST = "worker_lost"
+    REGION_NOT_FOUND = "region_not_found"
+    """An edit by words whose region the segmentation model did not find (mask nearly empty)."""
 
 
 class FileKind(StrEnum):
@@ -124,7 +126,8 @@ class Progress(BaseModel):
     """The publisher's counter (from 1): a job's progress events leave in this order."""
     worker: str
     preview: str | None = None
-    """Redis key of a preview image the status message switches to."""
+    """Redis key (``keys.preview``) of a small picture of the job so far, when the worker made one
+    at this step: the status message shows it."""
 
 
 class Failure(BaseModel):

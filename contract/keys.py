@@ -17,6 +17,8 @@ RESULT_TTL = 24 * 3600
 """Result bytes back the "full-size file" and "add to pack" buttons for a day."""
 PROGRESS_TTL = 3600
 """Latest progress of a job; only useful while the job runs."""
+PREVIEW_TTL = 3600
+"""A job's latest live preview: shown while the job runs, useless after (it is overwritten each time)."""
 DELIVERED_TTL = 7 * 24 * 3600
 """Dedupe marker: longer than any redelivery window of the events stream."""
 STATUS_TTL = 24 * 3600
@@ -44,6 +46,11 @@ def result(job_id: str, index: int, fmt: str) -> str:
 
 def progress(job_id: str) -> str:
     return f"{PREFIX}:progress:{job_id}"
+
+
+def preview(job_id: str) -> str:
+    """A small JPEG of the job so far (the latest live preview; each one overwrites the last)."""
+    return f"{PREFIX}:preview:{job_id}"
 
 
 def delivered(job_id: str) -> str:

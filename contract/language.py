@@ -61,9 +61,11 @@ class PromptTranslation(BaseModel):
 
     prompt: Translation | None = None
     negative_prompt: Translation | None = None
+    region: Translation | None = None
+    """An edit's words for what to repaint: the segmentation model reads English too."""
 
     def fields(self) -> list[Translation]:
-        return [t for t in (self.prompt, self.negative_prompt) if t is not None]
+        return [t for t in (self.prompt, self.negative_prompt, self.region) if t is not None]
 
     @property
     def translated(self) -> bool:

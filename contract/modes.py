@@ -35,6 +35,9 @@ class Mode(StrEnum):
     DEPTH = "depth"  # keep depth, change look
     INPAINT = "inpaint"
     OUTPAINT = "outpaint"
+    EDIT = "edit"  # repaint the region named in words (a text-prompted mask)
+    ZOOM_OUT = "zoom_out"  # the picture smaller in the middle, the frame filled around it
+    PAN = "pan"  # the frame moved to one side, the uncovered strip filled
     ANIMATE = "animate"  # Deforum-style camera flight, delivered as an MP4
 
 
@@ -68,6 +71,12 @@ class ModeDescription:
     """A mask (white = repaint) is required; none is taken otherwise."""
     strength: bool = False
     """The decoder starts from the input at ``JobSpec.strength`` (img2img): steps × strength ≥ 1."""
+    region: bool = False
+    """Words naming the region to repaint (``JobSpec.region``) are required; none are taken otherwise."""
+    zoom: bool = False
+    """A zoom-out factor (``JobSpec.zoom``, one of contract.editing.ZOOM_FACTORS) is required."""
+    pan: bool = False
+    """A pan direction (``JobSpec.pan``) is required."""
     prompt_suffix: str = ""
     """Appended to the prompt (after the style) in what the model sees."""
     animation: bool = False
@@ -193,6 +202,10 @@ MODES: tuple[ModeDescription, ...] = (
     ModeDescription(mode=Mode.DEPTH, images=1, prompt=True, strength=True, command="depth", menu=True),
     ModeDescription(mode=Mode.INPAINT, images=1, prompt=True, mask=True),  # engine and CLI only
     ModeDescription(mode=Mode.OUTPAINT, images=1, prompt=True),  # engine and CLI only
+    # Edits: "✏️ Edit" under a result or /edit with a photo; zoom out and pan from a result's buttons.
+    ModeDescription(mode=Mode.EDIT, images=1, prompt=True, region=True, command="edit", menu=True),
+    ModeDescription(mode=Mode.ZOOM_OUT, images=1, prompt=False, zoom=True),
+    ModeDescription(mode=Mode.PAN, images=1, prompt=False, pan=True),
     # Animation: prompt(s) by second, a camera button, a length; an MP4 by sendAnimation.
     ModeDescription(mode=Mode.ANIMATE, images=0, prompt=True, animation=True, command="animate", menu=True),
 )

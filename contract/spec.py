@@ -16,10 +16,11 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from contract.animation import Animation, Scene
+from contract.editing import MAX_REGION_CHARS, ZOOM_FACTORS, PanDirection
 from contract.families import DEFAULT_FAMILY, Family, describe_family
+from contract.language import PromptTranslation
 
 # Mode and STICKER_SUFFIX live with the mode descriptions; importing them from here keeps working.
-from contract.language import PromptTranslation
 from contract.modes import STICKER_SUFFIX as STICKER_SUFFIX
 from contract.modes import Mode, describe
 
@@ -138,6 +139,12 @@ class JobSpec(BaseModel):
     animation: Animation | None = None
     """An animate job's frames, camera and strength schedules (contract.animation); no other mode
     takes one. Its ``prompt`` may hold several prompts by second (``0: a forest | 3: on fire``)."""
+    region: str = Field(default="", max_length=MAX_REGION_CHARS)
+    """Edit by words: what to repaint ("the sky"); the prompt says what it becomes."""
+    zoom: float | None = None
+    """Zoom out: the factor the picture shrinks by (contract.editing.ZOOM_FACTORS)."""
+    pan: PanDirection | None = None
+    """Pan: where the frame moves."""
     user_id: int = 0
     chat_id: int = 0
     reply_to: int | None = None
@@ -214,6 +221,18 @@ class JobSpec(BaseModel):
                 raise ValueError(f"weights must sum to 1, got {sum(self.weights):.3f}")
         elif self.weights:
             raise ValueError(f"mode {self.mode} takes no weights")
+        if needs.region and not self.region.strip():
+            raise ValueError(f"mode {self.mode} needs the region to repaint (region)")
+        if not needs.region and self.region:
+            raise ValueError(f"mode {self.mode} takes no region")
+        if needs.zoom and self.zoom not in ZOOM_FACTORS:
+            raise ValueError(f"mode {self.mode} needs a zoom factor, one of {ZOOM_FACTORS}; got {self.zoom}")
+        if not needs.zoom and self.zoom is not None:
+            raise ValueError(f"mode {self.mode} takes no zoom factor")
+        if needs.pan and self.pan is None:
+            raise ValueError(f"mode {self.mode} needs a pan direction ({', '.join(PanDirection)})")
+        if not needs.pan and self.pan is not None:
+            raise ValueError(f"mode {self.mode} takes no pan direction")
         if needs.animation:
             if self.animation is None:
                 raise ValueError(f"mode {self.mode} needs an animation (frames, camera, schedules)")

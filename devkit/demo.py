@@ -34,6 +34,9 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlparse
 
+from contract.families import Family, describe_family
+from contract.queue import family_queue
+from devkit.audio import make_voice
 from devkit.redis_server import RedisServer
 from devkit.stack import REPO, WorkerProcess, ensure_tiny_bundle, real_models_configured
 
@@ -67,6 +70,7 @@ class Entry:
     text: str = ""
     image: str | None = None  # file name inside the report folder
     note: str = ""
+    video: str | None = None  # an animation's MP4, played in the page
 
 
 @dataclass
@@ -87,6 +91,8 @@ class Transcript:
             # Bot text is Telegram HTML that the bot already escaped; the user's text is raw.
             body = (html.escape(e.text) if e.who == "user" else e.text).replace("\n", "<br>")
             img = f'<div><img src="{e.image}" alt=""></div>' if e.image else ""
+            if e.video:
+                img += f'<div><video src="{e.video}" autoplay loop muted playsinline controls></video></div>'
             note = f'<div class="note">{html.escape(e.note)}</div>' if e.note else ""
             rows.append(f'<div class="msg {e.who}">{note}<div>{body}</div>{img}</div>')
         page = f"""<!doctype html>
@@ -96,7 +102,7 @@ body {{ font-family: system-ui, sans-serif; background: #e6ebee; max-width: 760p
 .msg {{ border-radius: 12px; padding: 8px 12px; margin: 8px 0; max-width: 80%; background: #fff; }}
 .user {{ margin-left: auto; background: #dcf8c6; }}
 .note {{ color: #888; font-size: 12px; }}
-img {{ max-width: 100%; max-height: 360px; margin-top: 6px; border-radius: 8px;
+img, video {{ max-width: 100%; max-height: 360px; margin-top: 6px; border-radius: 8px;
        background: repeating-conic-gradient(#ccc 0 25%, #fff 0 50%) 50% / 16px 16px; }}
 code {{ background: #eee; padding: 0 3px; }}
 </style></head><body><h1>{html.escape(title)}</h1>
@@ -186,6 +192,22 @@ def _photo(width: int, height: int, hue: int) -> bytes:
     return out.getvalue()
 
 
+K3_TITLE = describe_family(Family.KANDINSKY3).title
+K22_TITLE = describe_family(Family.KANDINSKY22).title
+
+
+async def _worker_holds(redis_url: str, family: Family) -> bool:
+    """Whether a live worker listens to ``family``'s queue (a GPU too small for it holds none)."""
+    import redis.asyncio as aioredis
+    from rq.worker_registration import WORKERS_BY_QUEUE_KEY
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        return bool(await client.scard(WORKERS_BY_QUEUE_KEY % family_queue(family, high=False)))
+    finally:
+        await client.aclose()
+
+
 async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> Path:
     from bot.app import run_bot
     from bot.config import BotSettings
@@ -202,6 +224,9 @@ async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> P
             "REDIS_URL": redis_url,
             "ADMIN_IDS": str(DEMO_USER_ID),
             "BOT_PROGRESS_EDIT_INTERVAL": "0.5",
+            # The local server is not Telegram: the scripted user need not wait a second per message.
+            "BOT_PRIVATE_CHAT_RATE": "30",
+            "BOT_CHAT_BURST": "20",
             **{k: os.environ.get(k, v) for k, v in overrides.items()},
         })
         user = api.user(DEMO_USER_ID, first_name="Demo", language_code="en", username="demo_user")
@@ -226,7 +251,10 @@ async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> P
                     image, suffix = m.document_bytes, (m.file_name or "").rsplit(".", 1)[-1]
                 name = transcript.save_image(image, suffix) if image and suffix else None
                 note = m.kind if m.kind in ("sticker", "document") else ""
-                transcript.entries.append(Entry("bot", m.text or m.caption or "", name, note=note))
+                animated = m.kind == "animation" and m.file is not None
+                video = transcript.save_image(m.file.data, "mp4") if animated and m.file else None
+                transcript.entries.append(Entry("bot", m.text or m.caption or "", name, note=note,
+                                                video=video))
             return new
 
         async def until(predicate: Callable[[SentMessage], bool], what: str) -> SentMessage:
@@ -251,6 +279,17 @@ async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> P
             log.info("demo: %s ✓", what)
             return found[0]
 
+        def record_previews(since: int) -> None:
+            """The live previews the status message showed before the result replaced it."""
+            for m in api.messages_to(user.chat_id)[since:]:
+                if m.kind == "photo" and m.photo_bytes and (m.caption or "").startswith("Drawing"):
+                    shown = [v.photo_bytes for v in (*m.edits, m) if v.photo_bytes]
+                    for version in dict.fromkeys(shown):
+                        name = transcript.save_image(version, "jpg")
+                        transcript.entries.append(Entry("bot", m.caption or "", name,
+                                                        note="live preview (replaced by the result)"))
+            log.info("demo: live previews ✓")
+
         def said(text: str, image: bytes | None = None, note: str = "") -> None:
             name = transcript.save_image(image, "jpg") if image else None
             transcript.entries.append(Entry("user", text, name, note))
@@ -260,6 +299,10 @@ async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> P
 
         def is_kind(kind: str) -> Callable[[SentMessage], bool]:
             return lambda m: m.kind == kind
+
+        def is_result(m: SentMessage) -> bool:
+            """A delivered picture (its buttons), not the status message's live preview."""
+            return m.kind == "photo" and has_button(t("btn-again"))(m)
 
         async def press(message: SentMessage, label: str) -> None:
             said(f"[presses “{label}”]")
@@ -273,7 +316,30 @@ async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> P
             prompt = "a red fox in a snowy forest, golden hour"
             said(prompt, note="text → image")
             await user.send_text(prompt)
-            fox = await until(is_kind("photo"), "text → image")
+            fox = await until(is_result, "text → image")
+
+            # Editing a result: zoom out (with the live previews it showed), edit by words, pan.
+            since = len(api.messages_to(user.chat_id))
+            await press(fox, t("btn-zoom-out-2"))
+            zoomed = await until(lambda m: is_result(m) and t("mode-zoom_out") in (m.caption or ""),
+                                 "zoom out 2×")
+            record_previews(since)
+            await press(fox, t("btn-edit-words"))
+            await until(lambda m: m.kind == "text" and "What should I change" in (m.text or ""), "edit asks")
+            said("the sky -> a stormy sky with lightning", note="edit a result by words")
+            await user.send_text("the sky -> a stormy sky with lightning")
+            # The tiny bundle's segmentation net may find no sky in its own noise: then it says so.
+            await until(lambda m: (is_result(m) and t("mode-edit") in (m.caption or ""))
+                        or m.text == t("failed-region_not_found"), "edit a result by words")
+            edit_photo = _photo(512, 512, 0)
+            said("/edit the sky -> a stormy sky with lightning", edit_photo, note="edit by words")
+            await user.send_text("/edit")
+            await until(lambda m: m.kind == "text" and "Send me the photo to edit" in (m.text or ""),
+                        "/edit asks for the photo")
+            await user.send_photo(edit_photo, caption="the sky -> a stormy sky with lightning")
+            await until(lambda m: is_result(m) and t("mode-edit") in (m.caption or ""), "edit by words")
+            await press(zoomed, t("btn-pan-left"))
+            await until(lambda m: is_result(m) and t("mode-pan") in (m.caption or ""), "pan left")
 
             said("/settings")
             await user.send_text("/settings")
@@ -293,7 +359,7 @@ async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> P
             said("[album of two photos]", first)
             said("", second)
             await user.send_album([first, second])
-            await until(is_kind("photo"), "mix")
+            await until(is_result, "mix")
 
             said("/blend", note="image + text")
             await user.send_text("/blend")
@@ -301,14 +367,14 @@ async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> P
             blend_photo = _photo(480, 480, 160)
             said("as a stained glass window", blend_photo)
             await user.send_photo(blend_photo, caption="as a stained glass window")
-            await until(is_kind("photo"), "blend")
+            await until(is_result, "blend")
 
             said("/variations", note="variations")
             await user.send_text("/variations")
             await until(lambda m: m.kind == "text", "variations asks for a photo")
             said("", first)
             await user.send_photo(first)
-            await until(is_kind("photo"), "variations")
+            await until(is_result, "variations")
 
             said("/sticker", note="sticker")
             await user.send_text("/sticker")
@@ -329,10 +395,62 @@ async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> P
             record_new()
             log.info("demo: sticker added to pack %s ✓", ", ".join(api.sticker_sets))
 
+            # The second model family: /model → Kandinsky 3.0 for one image, then back to 2.2.
+            if await _worker_holds(redis_url, Family.KANDINSKY3):
+                said("/model", note="Kandinsky 3.0 next to 2.2")
+                await user.send_text("/model")
+                picker = await until(has_button(K3_TITLE), "model picker")
+                await press(picker, K3_TITLE)
+                await api.wait_for(lambda: f"• {K3_TITLE}" in [
+                    b["text"] for b in api.message(picker.chat_id, picker.message_id).inline_buttons],
+                    timeout=STEP_TIMEOUT_S)
+                prompt_k3 = "a lighthouse on a cliff in a storm, oil painting"
+                said(prompt_k3, note="text → image with Kandinsky 3.0")
+                await user.send_text(prompt_k3)
+                await until(lambda m: m.kind == "photo" and K3_TITLE in (m.caption or ""),
+                            "Kandinsky 3.0 image")
+                await press(api.message(picker.chat_id, picker.message_id), K22_TITLE)
+                await api.wait_for(lambda: f"• {K22_TITLE}" in [
+                    b["text"] for b in api.message(picker.chat_id, picker.message_id).inline_buttons],
+                    timeout=STEP_TIMEOUT_S)
+            else:
+                log.info("demo: no worker holds Kandinsky 3.0 (it did not fit): its step is skipped")
+
             depth_photo = _photo(384, 512, 40)
             said("/depth a bronze statue in a museum", depth_photo, note="keep depth, change look")
             await user.send_photo(depth_photo, caption="/depth a bronze statue in a museum")
-            await until(is_kind("photo"), "depth")
+            await until(is_result, "depth")
+
+            # Prompts as people write and say them: Russian, then a voice message.
+            prompt_ru = "рыжая лиса в заснеженном лесу, золотой час"
+            said(prompt_ru, note="a prompt in Russian: the model reads its English translation")
+            await user.send_text(prompt_ru)
+            ru = await until(lambda m: m.kind == "photo" and has_button(t("btn-model-read"))(m),
+                             "Russian prompt")
+            await press(ru, t("btn-model-read"))
+            await until(lambda m: m.kind == "text" and "The model read" in (m.text or ""),
+                        "what the model read")
+            said("[a voice message, 2 s]", note="a voice message as the prompt")
+            await user.send_voice(make_voice(2))
+            heard_text = t("voice-empty")
+            heard = await until(lambda m: has_button(t("btn-voice-draw"))(m) or m.text == heard_text,
+                                "voice message transcribed")
+            if heard.inline_buttons:  # a real speech model may hear no words in the demo's tone
+                await press(heard, t("btn-voice-draw"))
+                await until(lambda m: m.kind == "photo" and has_button(t("btn-again"))(m), "voice → image")
+
+            # A short animation: the prompt, a camera button, a length; an MP4 comes back.
+            said("/animate a lighthouse on a cliff at dusk", note="animation (camera, then length)")
+            await user.send_text("/animate a lighthouse on a cliff at dusk")
+            cameras = await until(has_button(t("animate-camera-zoom_in")), "animation asks for the camera")
+            await press(cameras, t("animate-camera-zoom_in"))
+            two_seconds = t("animate-seconds", seconds=2)
+            def lengths() -> SentMessage:
+                return api.message(cameras.chat_id, cameras.message_id)
+
+            await api.wait_for(lambda: has_button(two_seconds)(lengths()), timeout=STEP_TIMEOUT_S)
+            await press(lengths(), two_seconds)
+            await until(is_kind("animation"), "animation")
 
             said("/stats", note="admin")
             await user.send_text("/stats")

@@ -24,6 +24,8 @@ WORKER_STOP_TIMEOUT_S = 30.0
 """SIGTERM lets a worker finish its current job; after this it is killed."""
 LANGUAGE_FOLDERS = ("translate", "transcribe")
 """The language models' folders in the bundle (devkit.tiny_language)."""
+SEGMENT_FOLDER = "segment"
+"""The segmentation model's folder (devkit.tiny_segment.FOLDER; not imported: it loads torch)."""
 _REAL_MODEL_VARS = (
     "KANDINSKY_MODEL_DIR",
     "KANDINSKY_PRIOR_ID",
@@ -39,7 +41,7 @@ def real_models_configured(env: Mapping[str, str] = os.environ) -> bool:
 
 def ensure_tiny_bundle(path: Path = DEFAULT_BUNDLE_DIR) -> Path:
     """Write the tiny random-weight bundle once; later runs reuse it (a bundle written before the
-    language models existed gets them added)."""
+    language models or the segmentation model existed gets them added)."""
     marker = path / ".complete"
     if not marker.exists():
         from devkit.tiny_models import write_tiny_bundle
@@ -50,6 +52,10 @@ def ensure_tiny_bundle(path: Path = DEFAULT_BUNDLE_DIR) -> Path:
         from devkit.tiny_language import write_tiny_language_models
 
         write_tiny_language_models(path)
+    if not (path / SEGMENT_FOLDER).is_dir():  # a bundle written before edits by words
+        from devkit.tiny_segment import write_tiny_segmenter
+
+        write_tiny_segmenter(path / SEGMENT_FOLDER)
     return path
 
 

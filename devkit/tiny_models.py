@@ -12,6 +12,7 @@ Layout (each folder is what ``save_pretrained`` writes for the matching public r
     controlnet_depth/ kandinsky-community/kandinsky-2-2-controlnet-depth (KandinskyV22ControlnetPipeline)
     depth/            Intel/dpt-hybrid-midas                          (DPTForDepthEstimation + processor)
     rembg/tiny-seg.onnx  a conv + sigmoid segmentation net for rembg's "u2net_custom" session
+    segment/          CIDAS/clipseg-rd64-refined (CLIPSeg: the mask of edits by words; devkit.tiny_segment)
     kandinsky3/       kandinsky-community/kandinsky-3 (Kandinsky3Pipeline, fp16 files; devkit.tiny_kandinsky3)
     translate/ transcribe/  the worker's language models (devkit.tiny_language: Marian, Whisper)
 
@@ -58,6 +59,8 @@ from contract.spec import STICKER_SUFFIX, STYLE_SUFFIXES
 from devkit.tiny_kandinsky3 import FOLDER as KANDINSKY3_FOLDER
 from devkit.tiny_kandinsky3 import write_tiny_kandinsky3
 from devkit.tiny_language import TRANSCRIBE_FOLDER, TRANSLATE_FOLDER, write_tiny_language_models
+from devkit.tiny_segment import FOLDER as SEGMENT_FOLDER
+from devkit.tiny_segment import write_tiny_segmenter
 
 EMBED_DIM = 32
 """CLIP image-embedding width shared by prior, text/image encoders and every decoder UNet (1280 in public)."""
@@ -74,7 +77,7 @@ DEPTH_IMAGE_SIZE = 32
 REMBG_ONNX_NAME = "tiny-seg.onnx"
 
 SUBFOLDERS = ("prior", "decoder", "decoder_inpaint", "controlnet_depth", "depth", "rembg", TRANSLATE_FOLDER,
-              TRANSCRIBE_FOLDER, KANDINSKY3_FOLDER)
+              TRANSCRIBE_FOLDER, KANDINSKY3_FOLDER, SEGMENT_FOLDER)
 
 # Scheduler configs as in the public repos (prior: UnCLIP; decoders: DDPM).
 PRIOR_SCHEDULER_CONFIG: dict[str, object] = {
@@ -369,6 +372,7 @@ def write_tiny_bundle(path: Path, seed: int = 0) -> Path:
     _write_depth(path / "depth")
     (path / "rembg").mkdir(exist_ok=True)
     onnx.save(build_segmentation_onnx(seed), str(path / "rembg" / REMBG_ONNX_NAME))
+    write_tiny_segmenter(path / SEGMENT_FOLDER, seed)
     write_tiny_kandinsky3(path / KANDINSKY3_FOLDER, seed)
     write_tiny_language_models(path, seed)
     return path

@@ -16,3 +16,4 @@ if [ ! -f "$STAMP" ]; then
   rm -f .venv/.installed-*; touch "$STAMP"
 fi
 bash scripts/install-redis.sh
+bash scripts/install-chromium.sh

@@ -25,6 +25,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from contract.animation import ANIMATION_FPS, DEFAULT_SECONDS, PARAMETERS, Camera, preset
+from contract.editing import ZOOM_FACTORS, PanDirection
 from contract.families import DEFAULT_FAMILY, FAMILIES, describe_family
 from contract.spec import (
     ASPECT_RATIOS,
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--guidance", type=float, help="default: the family's (4.0 for 2.2, 3.0 for 3.0)")
     parser.add_argument("--prior-guidance", type=float, default=4.0)
     parser.add_argument("--strength", type=float, default=0.6, help="depth mode: how far to move")
+    parser.add_argument("--region", default="", help="edit mode: what to repaint, e.g. 'the sky'")
+    parser.add_argument("--zoom", type=float, choices=ZOOM_FACTORS, help="zoom_out mode: the factor")
+    parser.add_argument("--pan", choices=[d.value for d in PanDirection], help="pan mode: where to move")
     parser.add_argument("--num-images", type=int, default=1)
     animate = parser.add_argument_group("animate mode (keyframe schedules like '0:(1.02), 24:(1.0)')")
     animate.add_argument("--camera", choices=[c.value for c in Camera], default=Camera.ZOOM_IN.value,
@@ -128,6 +132,9 @@ def _build_spec(args: argparse.Namespace) -> JobSpec:
         "inputs": tuple(f"file:{i}" for i in range(len(args.image))),
         "mask": "file:mask" if args.mask else None,
         "weights": _parse_weights(args.weights),
+        "region": args.region,
+        "zoom": args.zoom,
+        "pan": args.pan,
     }
     if args.mode == Mode.ANIMATE.value:
         data["animation"] = _animation(args)

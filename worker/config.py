@@ -29,6 +29,11 @@ DEFAULT_PROGRESS_THROTTLE_S = 0.5
 Telegram rate-limits edits, so more would only fill the stream."""
 DEFAULT_CANCEL_POLL_S = 0.25
 """How often a running job looks for a cancel request (from a side thread, never in the step loop)."""
+DEFAULT_PREVIEW_EVERY_STEPS = 5
+"""A live preview every 5 decoder steps (worker/engine/preview.py: well under 3 % of a job's time)."""
+DEFAULT_PREVIEW_INTERVAL_S = 2.0
+"""At most one preview every 2 s per job: the bot edits the status photo no faster (Telegram takes
+about one edit a second per chat), so more would be made and never shown."""
 
 
 def default_worker_name() -> str:
@@ -62,6 +67,10 @@ class WorkerSettings(BaseSettings):
     maintenance_interval_s: int = Field(default=DEFAULT_MAINTENANCE_INTERVAL_S, ge=1)
     progress_throttle_s: float = Field(default=DEFAULT_PROGRESS_THROTTLE_S, ge=0.0)
     cancel_poll_s: float = Field(default=DEFAULT_CANCEL_POLL_S, gt=0.0)
+    preview_every_steps: int = Field(default=DEFAULT_PREVIEW_EVERY_STEPS, ge=0)
+    """``WORKER_PREVIEW_EVERY_STEPS``: a live preview of the picture every N decoder steps; 0 = none."""
+    preview_interval_s: float = Field(default=DEFAULT_PREVIEW_INTERVAL_S, ge=0.0)
+    """``WORKER_PREVIEW_INTERVAL_S``: the least time between two previews of one job."""
     result_format: Literal["jpeg", "png"] = "jpeg"
     """How non-sticker results are stored and sent: JPEG q95 (fast, small) or lossless PNG."""
     health_port: int | None = Field(

@@ -63,6 +63,7 @@ from worker.language.prompts import engine_spec, translate_prompts
 if TYPE_CHECKING:
     from worker.config import WorkerSettings
     from worker.engine import Engine
+    from worker.engine.preview import PreviewRender
     from worker.hooks import JobHooks, ProgressCallback
     from worker.language import Language
     from worker.metrics import WorkerMetrics
@@ -285,6 +286,7 @@ class _JobRun:
 
     def _generate(self, record: dict[str, str], started: float) -> str:
         from worker.engine import InputRejected, JobCancelled, encode_images
+        from worker.engine.editing import RegionNotFound
 
         try:
             spec = JobSpec.from_json(record.get(F.SPEC, ""))
@@ -294,10 +296,12 @@ class _JobRun:
         translation, translate_s = self._translate(spec, record)
         mask = self._load_image(spec.mask, "L") if spec.mask else None
         hooks = self.ctx.hooks
+        settings = self.ctx.settings
         with ProgressPublisher(
             self.conn, spec, self.ctx.worker_name,
-            throttle_s=self.ctx.settings.progress_throttle_s,
-            cancel_poll_s=self.ctx.settings.cancel_poll_s,
+            throttle_s=settings.progress_throttle_s,
+            cancel_poll_s=settings.cancel_poll_s,
+            preview_interval_s=settings.preview_interval_s if settings.preview_every_steps else None,
         ) as progress:
             on_progress: ProgressCallback = progress.on_progress
             if hooks is not None:
@@ -306,10 +310,13 @@ class _JobRun:
             try:
                 out = self.ctx.engine.generate(
                     engine_spec(spec, translation), images=images, mask=mask, on_progress=on_progress,
-                    should_cancel=progress.should_cancel,
+                    should_cancel=progress.should_cancel, on_preview=progress.on_preview,
+                    preview_every=settings.preview_every_steps,
                 )
             except JobCancelled:
                 out = None
+            except RegionNotFound as exc:  # an edit by words whose region is not in the picture
+                raise JobFailure(FailureReason.REGION_NOT_FOUND, str(exc)) from None
             except InputRejected as exc:  # only the engine's own checks: anything else is retried
                 raise JobFailure(FailureReason.BAD_INPUT, f"engine refused the inputs: {exc}") from None
         # The publisher has flushed its last progress: the terminal event comes after it.
@@ -423,10 +430,15 @@ class ProgressPublisher:
     The step loop only stores the latest (stage, step, total) and sets an event: no Redis call,
     no lock held across I/O, so publishing cannot slow the denoising loop. The thread coalesces
     updates that arrive faster than the throttle; events leave in step order.
+
+    Live previews (``preview_interval_s`` set): the engine offers a render every few steps; it is
+    taken at most once per interval (a declined offer costs the device nothing), kept as raw pixels,
+    and the side thread encodes it, stores it under ``keys.preview`` and names it in the next event.
     """
 
     def __init__(
-        self, conn: redis.Redis, spec: JobSpec, worker_name: str, *, throttle_s: float, cancel_poll_s: float
+        self, conn: redis.Redis, spec: JobSpec, worker_name: str, *, throttle_s: float, cancel_poll_s: float,
+        preview_interval_s: float | None = None,
     ) -> None:
         self._conn = conn
         self._spec = spec
@@ -435,6 +447,11 @@ class ProgressPublisher:
         self._cancel_poll_s = cancel_poll_s
         self._latest: tuple[str, int, int] | None = None
         self._version = 0
+        self._preview_interval_s = preview_interval_s
+        self._preview_taken_at = -float("inf")
+        self._preview: Any = None
+        """The newest preview not yet published: set by the step thread, taken by the side thread."""
+        self.previews = 0
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._cancelled = threading.Event()
@@ -457,6 +474,17 @@ class ProgressPublisher:
 
     def should_cancel(self) -> bool:
         return self._cancelled.is_set()
+
+    def on_preview(self, stage: str, step: int, total: int, render: PreviewRender) -> None:
+        """The engine's offer of a preview at this step: rendered only when the interval has passed."""
+        if self._preview_interval_s is None:
+            return
+        now = time.monotonic()
+        if now - self._preview_taken_at < self._preview_interval_s:
+            return
+        self._preview_taken_at = now
+        self._preview = render()
+        self._wake.set()
 
     def _loop(self) -> None:
         seen = 0
@@ -493,12 +521,20 @@ class ProgressPublisher:
                             self._spec.job_id, self._spec.chat_id, self._worker, exc)
 
     def _publish(self, stage: str, step: int, total: int) -> None:
+        from worker.engine.preview import preview_jpeg
+
         self.published += 1
-        progress = Progress(stage=stage, step=step, total=total, seq=self.published, worker=self._worker)
         spec = self._spec
+        pixels, self._preview = self._preview, None
+        preview_key = keys.preview(spec.job_id) if pixels is not None else None
+        progress = Progress(stage=stage, step=step, total=total, seq=self.published, worker=self._worker,
+                            preview=preview_key)
         event = ProgressEvent(job_id=spec.job_id, chat_id=spec.chat_id, user_id=spec.user_id,
                               progress=progress)
         with self._conn.pipeline(transaction=False) as pipe:
+            if preview_key is not None:
+                pipe.set(preview_key, preview_jpeg(pixels), ex=keys.PREVIEW_TTL)
+                self.previews += 1
             pipe.set(keys.progress(spec.job_id), progress.model_dump_json(exclude_none=True),
                      ex=keys.PROGRESS_TTL)
             add_event(pipe, event)

@@ -36,6 +36,13 @@ def prefetch(settings: EngineSettings) -> list[str]:
     log.info("downloading rembg model %s", settings.rembg_model)
     new_session(settings.rembg_model)
     fetched.append(f"rembg:{settings.rembg_model}")
+    from worker.language import LanguageSettings
+
+    language = LanguageSettings()
+    for repo_id in (*((language.translate_model,) if language.translate else ()), language.transcribe_model):
+        log.info("downloading %s", repo_id)
+        snapshot_download(repo_id, cache_dir=settings.cache_dir)
+        fetched.append(repo_id)
     return fetched
 
 

@@ -64,6 +64,15 @@ EXIT_BAD_HOOKS = 2
 EXIT_BAD_SETTINGS = 2
 """Exit status for settings or model folders that cannot work (an unknown family, a family folder
 missing a file, a queue of a family not held): a restart won't help either."""
+EXIT_BAD_SETTINGS = 2
+"""Exit status for settings or model folders that cannot work (an unknown family, a family folder
+missing a file, a queue of a family not held): a restart won't help either."""
+EXIT_BAD_SETTINGS = 2
+"""Exit status for settings or model folders that cannot work (an unknown family, a family folder
+missing a file, a queue of a family not held): a restart won't help either."""
+EXIT_BAD_SETTINGS = 2
+"""Exit status for settings or model folders that cannot work (an unknown family, a family folder
+missing a file, a queue of a family not held): a restart won't help either."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -133,6 +142,39 @@ class KandinskyWorker(SimpleWorker):
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """How long a started job stays ours without a heartbeat: short, the heartbeat thread renews it."""
         return self.settings.abandon_after_s
+
+    # --- stopping ---------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        """SIGTERM/SIGINT: only ask the loop to stop; it stops at its next safe point.
+
+        RQ raises StopRequested from inside the signal handler when the worker is not busy, at
+        whatever line the signal interrupted. Between BLPOP taking a job off its queue and the job
+        entering the started registry (a few Redis round trips, just after a job ends and the next
+        is waiting) that lost the job: in no queue, in no registry, QUEUED forever (the intermittent
+        failure of the SIGTERM scenario in tests/reliability). Now a busy worker finishes its job
+        and an idle one returns from its dequeue wait (at most ``dequeue_timeout``), putting back a
+        job it took after the signal."""
+        self._stop_requested = True
+        log.info("worker %s: stop requested; stopping after the current job (if any)", self.name)
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None,
+                                     max_idle_time: int | None = None) -> tuple[Job, Queue] | None:
+        """RQ's dequeue, one wait at a time so a stop request is seen between waits; a job taken
+        after the stop was asked for goes back to the front of its queue for another worker."""
+        if timeout is None or max_idle_time is not None:  # burst mode, or an idle limit: RQ's loop
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        else:
+            result = None
+            while result is None and not self._stop_requested:
+                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=timeout)
+        if result is not None and self._stop_requested:
+            job, queue = result
+            queue.push_job_id(job.id, at_front=True)
+            log.info("job %s worker %s: taken as the stop came; put back first in %s", job.id,
+                     self.name, queue.name)
+            return None
+        return result
 
     # --- running a job ----------------------------------------------------------------------
 

@@ -39,6 +39,11 @@ MASK_BOX = (0.25, 0.25, 0.75, 0.75)
 MIX_WEIGHTS = (0.5, 0.5)
 
 REPAINT_MODES = (Mode.INPAINT, Mode.OUTPAINT)
+BENCH_MODES = (
+    Mode.TEXT2IMAGE, Mode.MIX, Mode.BLEND, Mode.VARIATIONS, Mode.STICKER, Mode.DEPTH, *REPAINT_MODES,
+)
+"""The modes timed here against plain diffusers. Edits (edit, zoom out, pan) run the inpaint row's
+pipeline and animation the img2img decoder frame by frame: bench_preview and bench_animation time them."""
 
 
 @dataclass

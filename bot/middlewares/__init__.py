@@ -13,10 +13,9 @@ from aiogram import BaseMiddleware, Dispatcher
 
 from bot.middlewares.i18n import I18nMiddleware
 from bot.middlewares.quota import QuotaMiddleware
-from bot.middlewares.retry import RetryAfterMiddleware
 from bot.services import Services
 
-__all__ = ["I18nMiddleware", "QuotaMiddleware", "RetryAfterMiddleware", "setup_middlewares"]
+__all__ = ["I18nMiddleware", "QuotaMiddleware", "setup_middlewares"]
 
 
 def setup_middlewares(dp: Dispatcher, services: Services, *, extra: Sequence[BaseMiddleware] = ()) -> None:

@@ -7,6 +7,11 @@ same job at the same time. A handler that raises leaves the entry pending; it is
 backoff, re-read by this consumer after a restart, or claimed by another consumer (XAUTOCLAIM)
 when its owner died. Progress events are transient: acked whatever happens, and only the newest
 per job in a batch reaches the handler.
+
+Each chat has its own lane: its events are handled one at a time and in stream order, while other
+chats' lanes run beside it, so a chat that Telegram holds for a retry_after window (bot.flood waits
+it out inside the handler) delays nobody else's results. A lane drops its queued progress of a job
+whose terminal event arrived, and keeps only a job's newest queued progress.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -48,6 +53,9 @@ DEFAULT_RETRY_MAX_S = 30.0
 """Backoff cap: Telegram outages are usually short; stay below the claim idle time."""
 DEAD_CONSUMER_IDLE_MS = 24 * 3600 * 1000
 """Consumers silent this long with nothing pending are removed from the group (old replicas)."""
+LANE_STOP_GRACE_S = 5.0
+"""On stop, how long a chat's lane may take to finish the event in hand (an upload, a short pace
+wait) before it is cancelled; its event stays pending for the next run."""
 RECENTLY_FINISHED_KEEP = 10_000
 """Job ids whose terminal event this process has seen, to drop their late progress cheaply."""
 
@@ -99,6 +107,11 @@ class EventConsumer:
         self._token = f"{consumer}:{secrets.token_hex(6)}"
         self._retry: dict[str, tuple[int, float]] = {}  # entry id -> (failures, due at, monotonic)
         self._finished: OrderedDict[str, None] = OrderedDict()
+        self._lanes: dict[int, deque[tuple[str, Event]]] = {}
+        """Events waiting in each chat's lane, in stream order."""
+        self._lane_tasks: dict[int, asyncio.Task[None]] = {}
+        self._queued: set[str] = set()
+        """Entry ids in a lane (waiting or being handled): a re-read or a claim does not queue them twice."""
         self._stop = asyncio.Event()
         self._stopped = asyncio.Event()
         self._stopped.set()
@@ -115,6 +128,7 @@ class EventConsumer:
         """Consume until stop(); own pending entries (from a previous run) come first."""
         self._stop.clear()
         self._stopped.clear()
+        cancelled = False
         try:
             await self.ensure_group()
             await self._pending_pass(only_due=False)
@@ -143,7 +157,24 @@ class EventConsumer:
                     if "NOGROUP" not in str(exc):
                         raise
                     await self.ensure_group()  # the stream was deleted (e.g. FLUSHALL): start over
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
+            # stop(): each lane finishes the event in hand (the rest stays pending for the next run);
+            # a cancelled consumer (a killed process) takes its lanes down with it.
+            # One still waiting past LANE_STOP_GRACE_S (a chat Telegram holds for a minute) is
+            # cancelled in its wait: its event stays pending and is delivered after the restart.
+            lanes = list(self._lane_tasks.values())
+            if cancelled:
+                for task in lanes:
+                    task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                if lanes and not cancelled:
+                    _, late = await asyncio.wait(lanes, timeout=LANE_STOP_GRACE_S)
+                    for task in late:
+                        task.cancel()
+                await asyncio.gather(*lanes, return_exceptions=True)
             self._stopped.set()
 
     async def stop(self) -> None:
@@ -238,10 +269,51 @@ class EventConsumer:
                     or event.job_id in self._finished
                 )
                 if not skip:
-                    await self._call(event, eid)
+                    self._enqueue(eid, event)
                 await self._redis.xack(self.stream, self.group, eid)
             else:
-                await self._deliver(eid, event)
+                self._enqueue(eid, event)
+
+    def _enqueue(self, eid: str, event: Event) -> None:
+        """Put an event in its chat's lane (started if idle); see the module docstring."""
+        if eid in self._queued:
+            return
+        lane = self._lanes.setdefault(event.chat_id, deque())
+        obsolete = [item for item in lane
+                    if item[1].type is EventType.PROGRESS and item[1].job_id == event.job_id]
+        for item in obsolete:  # a newer progress or the job's end makes a queued progress pointless
+            lane.remove(item)
+            self._queued.discard(item[0])
+        self._queued.add(eid)
+        lane.append((eid, event))
+        if event.chat_id not in self._lane_tasks:
+            self._lane_tasks[event.chat_id] = asyncio.create_task(
+                self._run_lane(event.chat_id, lane), name=f"deliver-chat-{event.chat_id}")
+
+    async def _run_lane(self, chat_id: int, lane: deque[tuple[str, Event]]) -> None:
+        try:
+            while lane and not self._stop.is_set():
+                eid, event = lane.popleft()
+                try:
+                    if event.type is EventType.PROGRESS:
+                        if event.job_id not in self._finished:
+                            await self._call(event, eid)
+                    else:
+                        await self._deliver(eid, event)
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    # Redis went away mid-delivery: the entry stays pending and is tried again.
+                    log.warning("event consumer %s: redis unavailable delivering %s to chat %s (%s)",
+                                self.consumer, eid, chat_id, exc)
+                    if event.type is not EventType.PROGRESS:
+                        self._schedule_retry(eid)
+                finally:
+                    self._queued.discard(eid)
+        finally:
+            for eid, _ in lane:  # stopped: what is left stays pending in the stream for the next run
+                self._queued.discard(eid)
+            lane.clear()
+            self._lanes.pop(chat_id, None)
+            self._lane_tasks.pop(chat_id, None)
 
     async def _call(self, event: Event, eid: str) -> bool:
         try:
@@ -271,7 +343,14 @@ class EventConsumer:
         if not await self._redis.set(lease, self._token, nx=True, px=self._lease_ms):
             self._schedule_retry(eid)  # another consumer is sending this job right now
             return
-        if await self._call(event, eid):
+        try:
+            handled = await self._call(event, eid)
+        except asyncio.CancelledError:
+            # Stopped while Telegram held the chat: the next run (or replica) may send it at once.
+            with contextlib.suppress(Exception):
+                await self._release(keys=[lease], args=[self._token])
+            raise
+        if handled:
             await self._ack_terminal(eid, event, lease, mark=True)
             self._retry.pop(eid, None)
             return

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from aiogram import Router
 
 from bot.routers import admin, cancel, fallback, membership, model, packs, results, settings, start, voice
+from bot.routers import editing as editing_router
 from bot.routers.animate import animation_router
 from bot.routers.image_modes import image_mode_router
 from bot.routers.prompt_modes import plain_text_router, prompt_mode_router
@@ -43,6 +44,7 @@ def feature_routers() -> list[Router]:
         model.make_router(),
         voice.make_router(),  # before the modes: their dialogs would answer a recording "I need a text"
         *mode_routers(),
+        editing_router.make_router(),  # edit, zoom and pan buttons; the "what -> into what" dialog
         results.make_router(),
     ]
 

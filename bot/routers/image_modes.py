@@ -17,6 +17,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot import keyboards
 from bot.callbacks import MenuCb, WeightsCb
+from bot.editing import check_edit_words, photo_bucket
 from bot.filters import HasImage, HasText, ImageRef, NotCommand, image_ref
 from bot.i18n import Translator
 from bot.inputs import InputError, validate_prompt
@@ -24,6 +25,7 @@ from bot.jobs import DEFAULT_WEIGHT_PERCENT, normalize_weights, requester
 from bot.services import Services, refuse
 from bot.states import mode_state
 from bot.user_settings import UserSettings
+from contract.editing import parse_edit_request
 from contract.modes import ModeDescription
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,8 @@ async def contribute(spec: ModeDescription, message: Message, image: ImageRef | 
     try:
         if text is not None and spec.prompt:
             prompt = validate_prompt(text)
+            if spec.region:
+                check_edit_words(prompt)  # "what -> into what": refused now, asked again
         if image is not None and len(inputs) < spec.images:
             inputs.append(await req.store(image))
     except InputError as err:
@@ -90,8 +94,13 @@ async def contribute(spec: ModeDescription, message: Message, image: ImageRef | 
         return
     await state.clear()
     weights = normalize_weights(data.get("w", DEFAULT_WEIGHT_PERCENT)) if spec.weights else ()
+    region, size = "", None
+    if spec.region:  # an edit: the words split, and the photo keeps its shape
+        region, prompt = parse_edit_request(prompt or "")
+        size = await photo_bucket(services.queue, inputs[0], services.config.long_side)
     await req.run(spec.mode, prompt=prompt or "", inputs=tuple(inputs), weights=weights,
-                  reply_to_id=reply_to_id if reply_to_id is not None else message.message_id)
+                  reply_to_id=reply_to_id if reply_to_id is not None else message.message_id,
+                  region=region, size=size)
 
 
 async def open_dialog(spec: ModeDescription, state: FSMContext, *,

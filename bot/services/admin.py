@@ -33,6 +33,8 @@ from contract.stats import worker_info_key
 
 log = logging.getLogger(__name__)
 
+BROADCAST_STOP_GRACE_S = 5.0
+"""On stop, how long a broadcast may take to finish the message in hand (its cursor written)."""
 BROADCAST_RATE = 25.0
 """Messages per second: under Telegram's ~30/s for bots, with room for the bot's normal traffic."""
 BROADCAST_LEASE_S = 15
@@ -280,6 +282,7 @@ class BroadcastService:
         self.on_finish = on_finish
         self.tasks: dict[str, asyncio.Task[BroadcastReport | None]] = {}
         self._token = secrets.token_hex(8)
+        self._stopping = asyncio.Event()
 
     async def start(self, bot: Bot, admin_id: int, chat_id: int, text: str) -> str:
         """Freeze the audience, persist the broadcast, and start sending in the background."""
@@ -316,9 +319,17 @@ class BroadcastService:
                                                        name=f"broadcast-{broadcast_id}")
 
     async def stop(self) -> None:
-        """Graceful shutdown: stop sending and free the leases; the state stays for a resume."""
-        for task in self.tasks.values():
-            task.cancel()
+        """Graceful shutdown: stop sending and free the leases; the state stays for a resume.
+
+        Each run stops between two messages (its cursor written): a run cancelled right after
+        Telegram took a message, before the cursor moved, would send it again on the resume. Only one
+        still sending after BROADCAST_STOP_GRACE_S (a chat held by a retry_after) is cancelled."""
+        self._stopping.set()
+        running = [task for task in self.tasks.values() if not task.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=BROADCAST_STOP_GRACE_S)
+            for task in late:
+                task.cancel()
         for task in self.tasks.values():
             try:
                 await task
@@ -389,6 +400,8 @@ class BroadcastService:
         next_at = time.monotonic()
         lease_renewed = time.monotonic()
         for index in range(cursor, len(targets)):
+            if self._stopping.is_set():
+                return None  # the replica stops: the next one resumes from this cursor
             user_id = targets[index]
             if time.monotonic() - lease_renewed > self.lease_s / 3:
                 if not await self._take_lease(broadcast_id):
@@ -401,6 +414,8 @@ class BroadcastService:
                 delay = next_at - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                if self._stopping.is_set():
+                    return None
                 outcome = await self._send_one(bot, user_id, text, broadcast_id)
                 next_at = max(next_at + interval, time.monotonic())
             async with self.redis.pipeline(transaction=True) as pipe:

@@ -325,6 +325,17 @@ def check_caption(caption: str) -> None:
         raise bad_request("message caption is too long", violation=True)
 
 
+LOOPBACK_WEB_APP = re.compile(r"^http://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?(/|$)")
+"""This server also takes plain-http Mini Apps on this machine, so tests need no certificate."""
+
+
+def check_web_app_url(web_app: Any) -> None:
+    """A web_app button opens an HTTPS page (Telegram's rule; loopback http allowed here)."""
+    url = web_app.get("url") if isinstance(web_app, dict) else None
+    if not isinstance(url, str) or not (url.startswith("https://") or LOOPBACK_WEB_APP.match(url)):
+        raise bad_request("BUTTON_URL_INVALID", violation=True)
+
+
 def check_reply_markup(markup: Any) -> None:
     """Validate any of the four reply markup kinds; inline keyboards strictly."""
     if not isinstance(markup, dict):
@@ -358,6 +369,8 @@ def check_reply_markup(markup: Any) -> None:
                         "inline keyboard",
                         violation=True,
                     )
+                if "web_app" in button:
+                    check_web_app_url(button["web_app"])
                 if button.get("callback_data") not in (None, ""):
                     data = button["callback_data"]
                     size = len(str(data).encode("utf-8"))

@@ -12,11 +12,9 @@ module per area; the state they share is :class:`devkit.botapi.state.ServerState
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from devkit.botapi.flood import FLOOD_TOLERANCE_S
 from devkit.botapi.methods import (
     ChatsMethods,
     CommandsMethods,
@@ -86,8 +85,6 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 """Accept bodies above the 50 MB upload limit so an oversized file gets Telegram's answer, not a reset."""
 SHUTDOWN_TIMEOUT_S = 1.0
 """Long-polling requests are woken on stop; nothing else needs longer to finish."""
-FLOOD_TOLERANCE_S = 0.1
-"""A write this close to the end of a retry_after window is on time (clocks and scheduling jitter)."""
 WAIT_POLL_S = 0.02
 """How often :meth:`LocalBotAPI.wait_for` re-checks its predicate."""
 DEFAULT_ERROR_TEXT = {
@@ -220,16 +217,22 @@ class LocalBotAPI(UpdatesMethods, ChatsMethods, CommandsMethods, EditsMethods, S
             )
         )
 
-    def rate_limit(self, max_calls: int | None, per_seconds: float = 1.0) -> None:
+    def rate_limit(self, max_calls: int | None, per_seconds: float = 1.0, *,
+                   chat_id: int | None = None) -> None:
         """Flood control like Telegram's: more than ``max_calls`` writes to one chat within
-        ``per_seconds`` answer 429 with the retry_after until the window frees (None turns it off).
+        ``per_seconds`` answer 429 with the retry_after until the window frees, and then every call
+        to that chat is refused until that retry_after ends (None turns the limit off).
 
-        Every write that arrives before a 429's retry_after ended is listed in :attr:`early_retries`.
+        Without ``chat_id`` the limit holds for every chat; with one, for that chat only (over the
+        general one): e.g. a group limited to two messages per ten seconds. Every call that arrives
+        inside a window is listed in :attr:`early_retries`.
         """
-        if max_calls is not None and max_calls < 1:
-            raise ValueError("max_calls must be at least 1")
-        self._rate_limit = None if max_calls is None else (max_calls, per_seconds)
-        self._sent_times.clear()
+        self.flood.limit_chats(max_calls, per_seconds, chat_id)
+
+    def global_rate_limit(self, max_calls: int | None, per_seconds: float = 1.0) -> None:
+        """Telegram's bulk limit: more than ``max_calls`` writes over all chats within ``per_seconds``
+        answer 429 (and hold the chat written to, as a per-chat 429 does); None turns it off."""
+        self.flood.limit_bot(max_calls, per_seconds)
 
     def block_bot(self, user_id: int) -> None:
         """The user blocks the bot: every send to them answers 403 until :meth:`unblock_bot`."""
@@ -314,10 +317,7 @@ class LocalBotAPI(UpdatesMethods, ChatsMethods, CommandsMethods, EditsMethods, S
         self._pending.clear()
         self._injections.clear()
         self._allowed_updates = DEFAULT_ALLOWED_UPDATES
-        self.early_retries.clear()
-        self._flood_until.clear()
-        self._rate_limit = None
-        self._sent_times.clear()
+        self.flood.reset()  # the early_retries list too
 
     def message(self, chat_id: int, message_id: int) -> SentMessage:
         return self.messages[chat_id][message_id]
@@ -399,9 +399,9 @@ class LocalBotAPI(UpdatesMethods, ChatsMethods, CommandsMethods, EditsMethods, S
             handler = self._methods.get(name)
             if handler is None:
                 raise ApiError(404, "Not Found: method not found", violation=True)
-            self._check_flood_wait(method, chat_id)
+            self.flood.check_window(method, chat_id)
             self._apply_injection(name, params)
-            self._apply_rate_limit(chat_id)
+            self.flood.admit(chat_id)
             result = await handler(params)
             body: dict[str, Any] = {"ok": True, "result": result}
         except ApiError as err:
@@ -409,7 +409,7 @@ class LocalBotAPI(UpdatesMethods, ChatsMethods, CommandsMethods, EditsMethods, S
             if err.violation:
                 self.violations.append(f"{method}: {err.description}")
             if err.retry_after is not None and chat_id is not None:
-                self._flood_until[chat_id] = time.monotonic() + err.retry_after
+                self.flood.impose(chat_id, err.retry_after, err)
         except Exception as exc:
             log.exception("local Bot API server failed on %s", method)
             self.server_errors.append(f"{method}: {type(exc).__name__}: {exc}")
@@ -429,30 +429,6 @@ class LocalBotAPI(UpdatesMethods, ChatsMethods, CommandsMethods, EditsMethods, S
             return params.get_int("chat_id")
         except ApiError:
             return None
-
-    def _check_flood_wait(self, method: str, chat_id: int | None) -> None:
-        """Record a write to a chat still inside the retry_after of an earlier 429."""
-        if chat_id is None:
-            return
-        until = self._flood_until.get(chat_id)
-        left = (until - time.monotonic()) if until is not None else 0.0
-        if left > FLOOD_TOLERANCE_S:
-            self.early_retries.append(
-                f"{method} to chat {chat_id} {left:.2f} s before the retry_after of a 429 ended"
-            )
-
-    def _apply_rate_limit(self, chat_id: int | None) -> None:
-        if self._rate_limit is None or chat_id is None:
-            return
-        max_calls, per_seconds = self._rate_limit
-        now = time.monotonic()
-        window = self._sent_times.setdefault(chat_id, collections.deque())
-        while window and window[0] <= now - per_seconds:
-            window.popleft()
-        if len(window) >= max_calls:
-            retry_after = max(1, math.ceil(window[0] + per_seconds - now))
-            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
-        window.append(now)
 
     def _apply_injection(self, name: str, params: Params) -> None:
         chat_id: int | None = None

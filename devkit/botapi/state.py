@@ -8,13 +8,13 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from devkit.botapi.flood import FloodControl
 from devkit.botapi.models import (
     CallbackQueryState,
     Injection,
@@ -93,9 +93,8 @@ class ServerState:
         self._injections: list[Injection] = []
         self.early_retries: list[str] = []
         """Writes to a chat before the retry_after of its last 429 ended: a bot ignoring flood control."""
-        self._flood_until: dict[int, float] = {}
-        self._rate_limit: tuple[int, float] | None = None
-        self._sent_times: dict[int, collections.deque[float]] = {}
+        self.flood = FloodControl(self.early_retries)
+        """Per-chat and per-bot limits, the retry_after windows they impose (devkit.botapi.flood)."""
         self._file_counter = 0
         self._query_counter = 0
         self._update_event = asyncio.Event()

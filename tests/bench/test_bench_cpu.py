@@ -215,3 +215,20 @@ def test_memory_smoke_run_writes_resident_sizes(tmp_path: Path, capsys: pytest.C
 def test_memory_refuses_an_empty_burst(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         load("bench_memory").main(["--burst", "0", "--out-dir", str(tmp_path)])
+
+
+# --------------------------------------------------------------------------- bench_preview.py
+
+
+def test_bench_preview_smoke(tmp_path: Path) -> None:
+    """Live previews at the smallest size: every figure the README's table shows is written."""
+    bench = load("bench_preview")
+    assert bench.main(["--sizes", "512x256", "--steps", "6", "--repeats", "1", "--threads", "1",
+                       "--out-dir", str(tmp_path)]) == 0
+    report = only_result(tmp_path, "bench_preview")
+    [row] = report["rows"]
+    assert row["size"] == "512x256" and row["preview_every"] == 5 and row["goal"] == 0.03
+    for field in ("decoder_step_ms", "render_ms", "encode_ms", "tiny_movq_decode_ms", "job_off_s",
+                  "job_on_s"):
+        assert row[field] > 0, field
+    assert row["render_per_interval"] == pytest.approx(row["render_ms"] / (5 * row["decoder_step_ms"]))

@@ -106,6 +106,10 @@ def make_settings(api: LocalBotAPI, redis_url: str, **overrides: object) -> BotS
         "BOT_PROGRESS_EDIT_INTERVAL": 0.2,
         "BOT_CONSUMER_NAME": f"bot-test-{next(_user_ids)}",
         "ADMIN_IDS": "",
+        # Telegram's pace (one message a second per chat) would make every dialog here wait for
+        # nothing: the local server enforces no flood control unless a test asks (tests/bot/test_flood.py).
+        "BOT_PRIVATE_CHAT_RATE": 30,
+        "BOT_CHAT_BURST": 20,
     }
     values.update(overrides)
     return BotSettings(**values)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from PIL import Image
 
 from bot.app import COMMANDS
 from bot.inputs import MAX_DOWNLOAD_BYTES
+from bot.keyboards import MENU_MODES
 from contract.spec import MAX_PROMPT_CHARS, Style, bucket_size
 from tests.bot.conftest import Harness, press
 from tests.bot.images import encode, photo
@@ -27,7 +28,7 @@ async def test_start_help_and_command_menu(harness: Harness) -> None:
     # The name was HTML-escaped on the wire, so the client shows it raw.
     assert "&lt;b&gt;" not in (greeting.text or "") and "<b>Ann</b>" in (greeting.text or "")
     labels = [b["text"] for b in greeting.inline_buttons]
-    assert len(labels) == 7 and "⚙️ Settings" in labels
+    assert len(labels) == len(MENU_MODES) and "⚙️ Settings" in labels and "🎞 Animation" in labels
     await user.send_text("/help")
     help_msg = await h.wait_text(user, "What I can do")
     for command in COMMANDS:
@@ -219,7 +220,7 @@ async def test_unknown_command_gets_a_hint_in_the_users_language(harness: Harnes
     user, russian = h.user(), h.user(language_code="ru")
     await user.send_text("/frobnicate")
     hint = await h.wait_text(user, "I don't know this command")
-    assert "/help" in (hint.text or "") and len(hint.inline_buttons) == 7
+    assert "/help" in (hint.text or "") and len(hint.inline_buttons) == len(MENU_MODES)
     await russian.send_text("/stats")  # an admin command from a non-admin: just an unknown command
     await h.wait_text(russian, "Такой команды я не знаю")
     assert await h.queue.user_jobs(user.user_id) == [] and await h.queue.user_jobs(russian.user_id) == []

@@ -154,3 +154,22 @@ async def test_blocking_marks_the_user_at_once_and_groups_get_no_unasked_replies
 
     await h.api.wait_for(helped, timeout=20)
     assert len(h.api.messages_to(group.chat_id)) == 1 and await h.jobs_of(user) == []
+
+
+async def test_a_status_message_that_cannot_be_sent_does_not_fail_the_request(harness: Harness) -> None:
+    h = harness
+    user = h.user()
+    # Telegram holds the chat longer than the send path waits for one call: the queue-position
+    # message gives up, but the job is queued and no "something went wrong" follows.
+    h.api.inject("sendMessage", error_code=429, retry_after=61, times=1, chat_id=user.chat_id)
+    await user.send_text("a castle in the clouds")
+    await h.api.wait_for(lambda: bool(h.api.calls_to("sendMessage", chat_id=user.chat_id)), timeout=20)
+    for _ in range(50):
+        if await h.jobs_of(user):
+            break
+        await asyncio.sleep(0.1)
+    assert len(await h.jobs_of(user)) == 1
+    await asyncio.sleep(0.5)
+    assert h.api.messages_to(user.chat_id) == []
+    assert len(h.api.calls_to("sendMessage", chat_id=user.chat_id)) == 1  # and nothing inside the window
+    assert any("status message was not sent" in r.getMessage() for r in h.log_records)

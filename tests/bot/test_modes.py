@@ -39,14 +39,14 @@ def first_ask(mode: ModeDescription) -> str:
 def test_commands_and_menu_are_derived_and_unchanged() -> None:
     derived = ("start", "help", *(d.command for d in bot_modes()), "settings", "model", "cancel", "packs")
     assert derived == COMMANDS == ("start", "help", "imagine", "mix", "blend", "variations", "sticker",
-                                   "depth", "animate", "settings", "model", "cancel", "packs")
+                                   "depth", "edit", "animate", "settings", "model", "cancel", "packs")
     menu = (*((d.mode.value, d.button_key) for d in menu_modes()), ("settings", "btn-settings"))
     assert menu == keyboards.MENU_MODES
     buttons = [b for row in keyboards.main_menu(EN).inline_keyboard for b in row]
     assert [(b.text, b.callback_data) for b in buttons] == [
         ("🎨 Text to image", "m:text2image"), ("🔀 Mix two images", "m:mix"), ("🖼 Image + text", "m:blend"),
         ("🔁 Variations", "m:variations"), ("🏷 Sticker", "m:sticker"), ("🗿 Keep depth", "m:depth"),
-        ("🎞 Animation", "m:animate"), ("⚙️ Settings", "m:settings"),
+        ("✏️ Edit a photo", "m:edit"), ("🎞 Animation", "m:animate"), ("⚙️ Settings", "m:settings"),
     ]
 
 
@@ -64,8 +64,9 @@ def test_every_bot_mode_has_one_router_and_its_state() -> None:
         assert mode.command is not None
         assert by_command.get(mode.command) == [{mode.state_name}], mode.mode
         assert mode_state(mode) == mode.state_name
-    assert {d.mode for d in MODES} - {d.mode for d in bot_modes()} == {Mode.INPAINT, Mode.OUTPAINT}
-    assert not {"inpaint", "outpaint"} & set(by_command)
+    assert {d.mode for d in MODES} - {d.mode for d in bot_modes()} == {Mode.INPAINT, Mode.OUTPAINT,
+                                                                       Mode.ZOOM_OUT, Mode.PAN}
+    assert not {"inpaint", "outpaint", "zoom_out", "pan"} & set(by_command)
 
 
 async def test_every_command_and_menu_button_opens_its_dialog(harness: Harness) -> None:

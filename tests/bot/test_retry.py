@@ -13,7 +13,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramNetworkError
 
 from bot.app import RedactingSession
-from bot.middlewares.retry import RetryAfterMiddleware
+from bot.flood import ChatLimiter, FloodState, Pace
 from devkit.botapi import LocalBotAPI
 from devkit.redis_server import free_port
 from tests.bot.conftest import TOKEN
@@ -24,14 +24,14 @@ WINDOW_S = 1.5
 
 def make_bot(port: int, window_s: float) -> Bot:
     session = RedactingSession(api=TelegramAPIServer.from_base(f"http://127.0.0.1:{port}"), timeout=5)
-    session.middleware(RetryAfterMiddleware(network_window_s=window_s))
+    session.middleware(ChatLimiter(FloodState(None, Pace()), network_window_s=window_s))
     return Bot(token=TOKEN, session=session)
 
 
 async def test_network_errors_are_retried_for_the_window_then_raised(
         caplog: pytest.LogCaptureFixture) -> None:
     bot = make_bot(free_port(), WINDOW_S)
-    caplog.set_level(logging.WARNING, logger="bot.middlewares.retry")
+    caplog.set_level(logging.WARNING, logger="bot.flood")
     started = time.monotonic()
     try:
         with pytest.raises(TelegramNetworkError):

@@ -14,8 +14,8 @@ import pytest
 from bot.i18n import I18n
 from contract.families import Family
 from contract.modes import (
-    KANDINSKY22,
     KANDINSKY3,
+    KANDINSKY22,
     MODES,
     STICKER_SUFFIX,
     Mode,
@@ -47,6 +47,12 @@ def valid_fields(d: ModeDescription) -> dict[str, Any]:
         fields["mask"] = "blob-mask"
     if d.animation:
         fields["animation"] = {"frames": 8, "fps": 8}
+    if d.region:
+        fields["region"] = "the sky"
+    if d.zoom:
+        fields["zoom"] = 2.0
+    if d.pan:
+        fields["pan"] = "left"
     return fields
 
 
@@ -72,14 +78,16 @@ def test_a_description_refuses_what_cannot_work() -> None:
 
 
 def test_what_the_bot_offers_is_what_it_offered_before() -> None:
-    """No user-visible change: the same commands, the same menu, in the same order."""
-    assert mode_commands() == ("imagine", "mix", "blend", "variations", "sticker", "depth", "animate")
+    """What the bot offers, pinned: the commands and the menu, in order (edits came last)."""
+    assert mode_commands() == ("imagine", "mix", "blend", "variations", "sticker", "depth", "edit",
+                               "animate")
     assert [d.mode for d in menu_modes()] == [Mode.TEXT2IMAGE, Mode.MIX, Mode.BLEND, Mode.VARIATIONS,
-                                              Mode.STICKER, Mode.DEPTH, Mode.ANIMATE]
+                                              Mode.STICKER, Mode.DEPTH, Mode.EDIT, Mode.ANIMATE]
     text = plain_text_mode()
     assert text is not None and text.mode is Mode.TEXT2IMAGE
-    # Inpaint and outpaint are engine/CLI-only: no command, no button, no dialog.
-    assert {d.mode for d in MODES if not d.in_bot} == {Mode.INPAINT, Mode.OUTPAINT}
+    # No command, no button, no dialog: inpaint (the Mini App's mask), outpaint (CLI), zoom out and
+    # pan (a result's buttons).
+    assert {d.mode for d in MODES if not d.in_bot} == {Mode.INPAINT, Mode.OUTPAINT, Mode.ZOOM_OUT, Mode.PAN}
     assert not any(d.menu for d in MODES if not d.in_bot)
     both = {Mode.TEXT2IMAGE, Mode.BLEND, Mode.VARIATIONS, Mode.STICKER}
     assert {d.mode for d in MODES if d.families == frozenset({KANDINSKY22, KANDINSKY3})} == both
@@ -91,7 +99,7 @@ def test_state_names_are_the_ones_stored_dialogs_hold() -> None:
     assert {d.mode: d.state_name for d in bot_modes()} == {
         Mode.TEXT2IMAGE: "Imagine:prompt", Mode.STICKER: "Sticker:prompt", Mode.MIX: "Mix:collect",
         Mode.BLEND: "Blend:collect", Mode.VARIATIONS: "Variations:collect", Mode.DEPTH: "Depth:collect",
-        Mode.ANIMATE: "Animate:prompt",
+        Mode.EDIT: "Edit:collect", Mode.ANIMATE: "Animate:prompt",
     }
 
 
@@ -101,7 +109,10 @@ def test_spec_takes_exactly_what_the_description_asks_for(d: ModeDescription) ->
     assert images_needed(d.mode) == d.images == len(spec.inputs) and prompt_needed(d.mode) is d.prompt
     wrong: list[dict[str, Any]] = [{"inputs": [f"blob-{i}" for i in range(d.images + 1)]},
                                    {"weights": [] if d.weights else [0.5, 0.5]},
-                                   {"mask": None if d.mask else "blob-mask"}]
+                                   {"mask": None if d.mask else "blob-mask"},
+                                   {"region": "" if d.region else "the sky"},
+                                   {"zoom": 3.0 if d.zoom else 2.0},
+                                   {"pan": None if d.pan else "left"}]
     wrong.append({"animation": None if d.animation else {"frames": 8, "fps": 8}})
     if d.prompt:
         wrong.append({"prompt": "  "})

@@ -4,8 +4,18 @@ import json
 
 import pytest
 
-from contract.spec import JobSpec, Mode, SpecError, Style, UnsupportedSpecVersion, bucket_size
-from contract.spec import ASPECT_RATIOS, LONG_SIDES, MAX_PROMPT_CHARS, SIZE_BUCKETS
+from contract.spec import (
+    ASPECT_RATIOS,
+    LONG_SIDES,
+    MAX_PROMPT_CHARS,
+    SIZE_BUCKETS,
+    JobSpec,
+    Mode,
+    SpecError,
+    Style,
+    UnsupportedSpecVersion,
+    bucket_size,
+)
 
 
 def test_buckets_are_multiples_of_64_and_at_most_1024() -> None:

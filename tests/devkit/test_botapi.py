@@ -387,26 +387,30 @@ async def test_media_group_document_action_and_commands(api: LocalBotAPI, bot: B
 async def test_injected_errors(api: LocalBotAPI, bot: Bot) -> None:
     api.user(USER_ID)
     api.user(USER_ID + 1)
-    api.inject("sendMessage", error_code=429, retry_after=7, times=2)
+    api.inject("sendMessage", error_code=429, retry_after=7, times=1, chat_id=USER_ID)
+    with pytest.raises(TelegramRetryAfter) as info:
+        await bot.send_message(USER_ID, "x")
+    assert info.value.retry_after == 7
+    # The window holds the whole chat: every call to it is refused with the time left, none extends it.
     for _ in range(2):
         with pytest.raises(TelegramRetryAfter) as info:
-            await bot.send_message(USER_ID, "x")
-        assert info.value.retry_after == 7
-    assert (await bot.send_message(USER_ID, "x")).text == "x"
-    api.inject(None, error_code=500)
+            await bot.send_chat_action(USER_ID, "typing")
+        assert info.value.retry_after in (6, 7)
+    api.inject(None, error_code=500, chat_id=USER_ID + 1)
     with pytest.raises(TelegramServerError):
-        await bot.send_chat_action(USER_ID, "typing")
+        await bot.send_chat_action(USER_ID + 1, "typing")
     api.inject("sendMessage", error_code=403, chat_id=USER_ID + 1)
-    assert (await bot.send_message(USER_ID, "still fine")).text == "still fine"
     with pytest.raises(TelegramForbiddenError, match="blocked"):
         await bot.send_message(USER_ID + 1, "x")
+    assert (await bot.send_message(USER_ID + 1, "other chats are free")).text == "other chats are free"
     failed = [c for c in api.calls if not c.ok]
-    assert [c.status for c in failed] == [429, 429, 500, 403]
+    assert [c.status for c in failed] == [429, 429, 429, 500, 403]
     assert failed[0].response["parameters"] == {"retry_after": 7}
     assert api.violations == []
-    # the bot above kept writing to that chat, ignoring retry_after=7: every later write is on record
-    assert len(api.early_retries) == 4 and "before the retry_after" in api.early_retries[0]
-    assert len(api.calls_to("sendMessage", chat_id=USER_ID)) == 4
+    # the bot above kept writing to that chat, ignoring retry_after=7: every later call is on record
+    assert len(api.early_retries) == 2 and "before the retry_after" in api.early_retries[0]
+    assert len(api.flood.windows) == 1 and api.flood.windows[0].chat_id == USER_ID
+    assert 6.9 < api.flood.held_s(USER_ID) <= 7.0
 
 
 async def test_rate_limit_and_honoured_retry_after(api: LocalBotAPI, bot: Bot) -> None:
@@ -425,6 +429,35 @@ async def test_rate_limit_and_honoured_retry_after(api: LocalBotAPI, bot: Bot) -
     api.rate_limit(None)
     for i in range(5):
         await bot.send_message(USER_ID, f"burst {i}")
+
+
+async def test_a_chat_of_its_own_limit_and_the_bot_wide_limit(api: LocalBotAPI, bot: Bot) -> None:
+    group = api.group(-100500600, "busy group")
+    api.user(USER_ID)
+    api.rate_limit(2, per_seconds=10.0, chat_id=group.chat_id)  # two messages per ten seconds
+    await bot.send_message(group.chat_id, "1")
+    await bot.send_message(group.chat_id, "2")
+    with pytest.raises(TelegramRetryAfter) as info:
+        await bot.send_message(group.chat_id, "3")
+    assert info.value.retry_after == 10
+    for i in range(4):  # no limit for other chats
+        await bot.send_message(USER_ID, f"private {i}")
+    api.rate_limit(None, chat_id=group.chat_id)
+    with pytest.raises(TelegramRetryAfter):  # the window stays until it ends, limit or not
+        await bot.send_message(group.chat_id, "4")
+    assert len(api.early_retries) == 1
+    api.global_rate_limit(3, per_seconds=10.0)
+    for i in range(3):
+        await bot.send_message(USER_ID + 1 if api.user(USER_ID + 1) else USER_ID, f"bulk {i}")
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_message(USER_ID, "over the bot's limit")
+    assert api.flood.answers == 3
+    assert [w.chat_id for w in api.flood.windows] == [group.chat_id, USER_ID]
+    with pytest.raises(ValueError):
+        api.global_rate_limit(0)
+    api.reset()
+    assert api.flood.windows == [] and api.early_retries == [] and api.flood.answers == 0
+    assert (await bot.send_message(USER_ID, "after reset")).text == "after reset"
 
 
 async def test_blocked_user(api: LocalBotAPI, bot: Bot) -> None:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from devkit.demo import ModelChoice, choose_models, hub_reachable
 from devkit.stack import REPO
+from worker.engine.animation.encode import probe
 
 DEMO_TIMEOUT_S = 600
 """The demo takes about two minutes on two idle cores; the suite may be sharing them."""
@@ -41,13 +42,21 @@ def test_offline_demo_covers_every_mode_and_leaves_no_process(tmp_path: Path) ->
     assert match, text[-2000:]
     page = Path(match.group(1)).read_text()
     for step in ("text → image", "mix two images", "image + text", "variations", "sticker",
-                 "keep depth, change look", "admin"):
+                 "keep depth, change look", "a prompt in Russian", "a voice message as the prompt", "admin"):
         assert f'<div class="note">{step}' in page
+    # Kandinsky 3.0 next to 2.2 (the tiny bundle holds both): captions name the model.
+    assert '<div class="note">text → image with Kandinsky 3.0' in page
+    assert "Model: Kandinsky 3.0" in page and "Model: Kandinsky 2.2" in page
     images = re.findall(r'<div class="msg bot">.*?<img src="([^"]+)"', page)
     assert len(images) >= 6  # text→image, mix, blend, variations, sticker, depth
     sticker = Image.open(out / next(i for i in images if i.endswith(".webp")))
     assert sticker.mode == "RGBA" and max(sticker.size) == 512
     assert "addstickers" in page
+    # One short animation, played in the page: 2 s at 12 frames a second, an H.264 MP4.
+    assert '<div class="note">animation (camera, then length)' in page
+    videos = re.findall(r'<video src="([^"]+\.mp4)"', page)
+    assert len(videos) == 1
+    assert probe((out / videos[0]).read_bytes()).frames == 24
 
     # One line says which models ran and why; nothing a newcomer would worry about in either log.
     model_lines = [line for line in text.splitlines() if "models: " in line]

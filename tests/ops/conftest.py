@@ -69,6 +69,9 @@ class Replica:
             "prior_steps": 2,
             "consumer_name": name,
             "progress_edit_interval_s": 0.0,
+            # No waiting on Telegram's pace against the local server (the flood profile sets its own).
+            "private_chat_rate": 30.0,
+            "chat_burst": 20,
         }
         values.update(overrides)
         self.settings = BotSettings(**values)
@@ -83,7 +86,7 @@ class Replica:
     async def start(self) -> Replica:
         settings = self.settings
         self.redis = Redis.from_url(settings.redis_url.get_secret_value())
-        self.bot = create_bot(settings)
+        self.bot = create_bot(settings, self.redis)  # replicas share each chat's budget, as deployed
         self.services = await create_services(settings, self.redis, self.bot)
         self.dp = create_dispatcher(self.services)
         await self.services.start(self.bot)

@@ -29,7 +29,11 @@ async def aredis(redis_url: str) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 async def bot(api: LocalBotAPI) -> AsyncIterator[Bot]:
-    settings = BotSettings.model_validate({"BOT_TOKEN": api.token, "TELEGRAM_API_URL": api.base_url})
+    settings = BotSettings.model_validate({
+        "BOT_TOKEN": api.token, "TELEGRAM_API_URL": api.base_url,
+        # 120 sticker calls for one user: Telegram's pace of one a second would only add waiting.
+        "BOT_PRIVATE_CHAT_RATE": 30, "BOT_CHAT_BURST": 20,
+    })
     bot = create_bot(settings)
     yield bot
     await bot.session.close()

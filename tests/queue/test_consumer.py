@@ -333,3 +333,40 @@ def test_claim_idle_must_exceed_handler_timeout(sync_client: redis.Redis) -> Non
 
     with pytest.raises(ValueError, match="claim_idle_ms"):
         EventConsumer(aioredis.Redis(), handler, "bot-1", claim_idle_ms=1000, handler_timeout_s=5)
+
+
+async def test_a_chat_that_waits_delays_no_other_chat_and_stop_leaves_its_event_pending(
+        client: aioredis.Redis, sync_client: redis.Redis) -> None:
+    """Per-chat lanes: chat 70's handler waits (as for a retry_after window), chat 71's result is
+    delivered meanwhile; stop() ends the waiting lane after its grace and the event stays pending."""
+    held = asyncio.Event()
+    delivered: list[int] = []
+
+    async def handler(event: Event) -> None:
+        if event.chat_id == CHAT:
+            held.set()
+            await asyncio.Event().wait()  # Telegram holds this chat for longer than the test
+        delivered.append(event.chat_id)
+
+    emit_done(sync_client, "lane-held")
+    other = DoneEvent(job_id="lane-free", chat_id=CHAT + 1, user_id=USER, result=JobResult(job_id="lane-free",
+                                                                                          seed=1))
+    sync_client.hset(keys.job("lane-free"), mapping={F.STATUS: JobStatus.RUNNING.value, F.USER: USER,
+                                                     F.CHAT: CHAT + 1})
+    finish(sync_client, other)
+    consumer = EventConsumer(client, handler, "bot-lanes", block_ms=100)
+    task = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(held.wait(), timeout=10)
+    await wait_until(lambda: delivered == [CHAT + 1], timeout=10, what="the other chat's result")
+    await asyncio.wait_for(consumer.stop(), timeout=15)  # the lane's grace, not the hold, bounds it
+    await task
+    assert sync_client.exists(keys.delivered("lane-free"))
+    assert not sync_client.exists(keys.delivered("lane-held"))
+    assert pending(sync_client) == 1  # the held chat's result: delivered after the restart
+    assert not sync_client.exists(delivering_key("lane-held"))  # its lease let go for the next run
+
+
+def delivering_key(job_id: str) -> str:
+    from contract.queue import delivering
+
+    return delivering(job_id)

@@ -41,6 +41,9 @@ MODE_INPUTS: dict[Mode, dict[str, Any]] = {
     Mode.DEPTH: {"prompt": "a robot", "inputs": ("a",), "strength": 0.6},
     Mode.INPAINT: {"prompt": "a hat", "inputs": ("a",), "mask": "m"},
     Mode.OUTPAINT: {"prompt": "a forest", "inputs": ("a",)},
+    Mode.EDIT: {"prompt": "a stormy sky", "inputs": ("a",), "region": "the sky"},
+    Mode.ZOOM_OUT: {"prompt": "a forest", "inputs": ("a",), "zoom": 2.0},
+    Mode.PAN: {"inputs": ("a",), "pan": "left"},
 }
 
 
@@ -162,7 +165,8 @@ def test_mode_output_size_and_pixel_mode(runs: Runs, mode: Mode) -> None:
         assert image.size == (run.spec.width, run.spec.height)
     assert run.output.seeds == [run.spec.seed]
     assert run.output.timings["total"] > 0 and "decoder" in run.output.timings
-    assert set(run.output.model_ids) == {"prior", "decoder", "inpaint", "controlnet", "depth", "rembg"}
+    assert set(run.output.model_ids) == {"prior", "decoder", "inpaint", "controlnet", "depth", "segment",
+                                         "rembg"}
 
 
 @pytest.mark.parametrize("mode", STILL_MODES)
@@ -476,6 +480,7 @@ def test_public_ids_are_the_default_sources() -> None:
         "inpaint": "kandinsky-community/kandinsky-2-2-decoder-inpaint",
         "controlnet": "kandinsky-community/kandinsky-2-2-controlnet-depth",
         "depth": "Intel/dpt-hybrid-midas",
+        "segment": "CIDAS/clipseg-rd64-refined",
         "rembg": "u2net",
     }
 

@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import PIL.Image
 import torch
 
+from contract.editing import ZOOM_FACTORS, PanDirection
 from contract.families import Family, Placement, describe_family
 from contract.modes import describe, served_by
 from contract.spec import JobSpec, Mode, images_needed
 from worker.engine.images import MASK_THRESHOLD, sticker_from_cutout
+from worker.engine.preview import PreviewCallback
 from worker.engine.settings import EngineSettings
 
 if TYPE_CHECKING:
@@ -103,12 +105,21 @@ def img2img_steps(steps: int, strength: float) -> int:
     return min(int(steps * strength), steps)
 
 
-class StepProgress:
-    """Counts steps of the current stage, reports them and honours cancellation at each one."""
+LatentsToPixels = Callable[[torch.Tensor], Any]
+"""A family's cheap picture of a stage's latents (worker/engine/preview.py): uint8 H×W×3."""
 
-    def __init__(self, on_progress: ProgressCallback | None, should_cancel: CancelCheck | None) -> None:
+
+class StepProgress:
+    """Counts steps of the current stage, reports them and honours cancellation at each one; every
+    ``preview_every`` steps of a stage begun with a ``preview`` it offers ``on_preview`` a picture."""
+
+    def __init__(self, on_progress: ProgressCallback | None, should_cancel: CancelCheck | None,
+                 on_preview: PreviewCallback | None = None, preview_every: int = 0) -> None:
         self._on_progress = on_progress
         self._should_cancel = should_cancel
+        self._on_preview = on_preview
+        self._preview_every = preview_every
+        self._preview: LatentsToPixels | None = None
         self.stage = ""
         self.step = 0
         self.total = 0
@@ -117,8 +128,10 @@ class StepProgress:
         if self._should_cancel is not None and self._should_cancel():
             raise JobCancelled(f"cancelled during {self.stage or 'setup'} at step {self.step}/{self.total}")
 
-    def begin(self, stage: str, total: int) -> None:
+    def begin(self, stage: str, total: int, preview: LatentsToPixels | None = None) -> None:
+        """A new stage of ``total`` steps; ``preview``: how to picture its latents (decoders)."""
         self.stage, self.step, self.total = stage, 0, total
+        self._preview = preview
         self.check()
 
     def tick(self) -> None:
@@ -127,16 +140,34 @@ class StepProgress:
         if self._on_progress is not None:
             self._on_progress(self.stage, self.step, self.total)
 
+    def offer_preview(self, latents: torch.Tensor | None) -> None:
+        """Every ``preview_every`` steps (never at the last: the image follows), hand the sink a
+        render of these latents; the sink calls it only if it wants a picture now, so a skipped
+        preview costs nothing on the device."""
+        preview, sink, every = self._preview, self._on_preview, self._preview_every
+        if preview is None or sink is None or every <= 0 or latents is None:
+            return
+        if self.step % every or self.step >= self.total:
+            return
+
+        def render() -> Any:
+            return preview(latents)
+
+        sink(self.stage, self.step, self.total, render)
+
     def on_step_end(
         self, pipe: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]
     ) -> dict[str, Any]:
-        """diffusers' ``callback_on_step_end``: returns the tensors untouched (no host copies)."""
+        """diffusers' ``callback_on_step_end``: returns the tensors untouched (no host copies but
+        the few kilobytes of a preview, when one is due)."""
         self.tick()
+        self.offer_preview(callback_kwargs.get("latents"))
         return callback_kwargs
 
     def legacy_callback(self, step: int, timestep: Any, latents: torch.Tensor) -> None:
         """For pipelines that only take ``callback``/``callback_steps`` (the controlnet img2img one)."""
         self.tick()
+        self.offer_preview(latents)
 
 
 @contextmanager
@@ -408,11 +439,12 @@ class FamilyEngine:
 
     def warmup_spec(self, mode: Mode, width: int, height: int) -> JobSpec:
         """A small job of ``mode`` for the warm-up (blob keys are never read)."""
-        needed, masked = images_needed(mode), describe(mode).mask
+        needed, needs = images_needed(mode), describe(mode)
         return JobSpec(
             model=self.family, mode=mode, prompt=WARMUP_PROMPT, width=width, height=height,
             steps=WARMUP_STEPS, prior_steps=WARMUP_STEPS, inputs=(WARMUP_PROMPT,) * needed,
-            mask=WARMUP_PROMPT if masked else None,
+            mask=WARMUP_PROMPT if needs.mask else None, region=WARMUP_PROMPT if needs.region else "",
+            zoom=ZOOM_FACTORS[0] if needs.zoom else None, pan=PanDirection.LEFT if needs.pan else None,
         )
 
     # --- shared behaviour --------------------------------------------------------------------------
@@ -452,12 +484,15 @@ class FamilyEngine:
         mask: PIL.Image.Image | None = None,
         on_progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        on_preview: PreviewCallback | None = None,
+        preview_every: int = 0,
     ) -> GenerationOutput:
-        """Run one job. Input problems raise InputRejected before any model runs."""
+        """Run one job. Input problems raise InputRejected before any model runs. ``on_preview``
+        is offered a picture of the latents every ``preview_every`` decoder steps (0: never)."""
         inputs = self._check_inputs(spec, images, mask)
         if spec.model is not self.family:
             raise InputRejected(f"job {spec.job_id} is for {spec.model}, this engine runs {self.family}")
-        progress = StepProgress(on_progress, should_cancel)
+        progress = StepProgress(on_progress, should_cancel, on_preview, preview_every)
         seeds = [(spec.seed + i) % SEED_MODULUS for i in range(spec.num_images)]
         timings: dict[str, float] = {}
         started = time.perf_counter()

@@ -29,6 +29,7 @@ from worker.engine.base import (
     resolve_dtype,
 )
 from worker.engine.families import FAMILY_ENGINES
+from worker.engine.preview import PreviewCallback
 from worker.engine.selection import Selection, select_families
 from worker.engine.settings import EngineSettings
 
@@ -117,11 +118,15 @@ class Engine:
         mask: PIL.Image.Image | None = None,
         on_progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        on_preview: PreviewCallback | None = None,
+        preview_every: int = 0,
     ) -> GenerationOutput:
-        """Run one job on its family's models. Input problems raise InputRejected before any model runs."""
+        """Run one job on its family's models. Input problems raise InputRejected before any model runs.
+        ``on_preview``: offered a live preview every ``preview_every`` decoder steps (0: none)."""
         if not isinstance(spec, JobSpec):
             raise InputRejected(f"spec must be a contract.spec.JobSpec, got {type(spec).__name__}")
         family_engine = self[spec.model]
         with self._run_lock:
             return family_engine.generate(spec, images, mask, on_progress=on_progress,
-                                          should_cancel=should_cancel)
+                                          should_cancel=should_cancel, on_preview=on_preview,
+                                          preview_every=preview_every)

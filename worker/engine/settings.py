@@ -14,6 +14,10 @@ from contract.spec import SIZE_BUCKETS
 
 SchedulerName = Literal["ddpm", "ddim", "dpmpp-2m"]
 
+DEFAULT_EDIT_THRESHOLD = 0.4
+"""CLIPSeg probability from which a pixel belongs to the region an edit names: CLIPSeg's own demos
+use 0.3-0.5; 0.4 keeps the background out of "the sky" without losing thin parts."""
+
 
 class EngineSettings(BaseSettings):
     """Where the weights come from and where they run; the same code path for public ids and the bundle."""
@@ -28,6 +32,10 @@ class EngineSettings(BaseSettings):
     inpaint_id: str = "kandinsky-community/kandinsky-2-2-decoder-inpaint"
     controlnet_id: str = "kandinsky-community/kandinsky-2-2-controlnet-depth"
     depth_id: str = "Intel/dpt-hybrid-midas"
+    segment_id: str = "CIDAS/clipseg-rd64-refined"
+    """Text-prompted segmentation of edits by words (CLIPSeg); ``segment/`` in a bundle."""
+    edit_threshold: float = Field(default=DEFAULT_EDIT_THRESHOLD, gt=0.0, le=1.0)
+    """CLIPSeg probability from which a pixel is in the region an edit names (worker/engine/editing.py)."""
     k3_id: str = "kandinsky-community/kandinsky-3"
     """Kandinsky 3.0 checkpoint (one repo: text encoder, UNet, MoVQ); ``kandinsky3/`` in a bundle."""
     k3_variant: str | None = "fp16"

@@ -16,8 +16,8 @@ from contract.language import ENGLISH, UNDETERMINED, PromptTranslation, Translat
 from contract.spec import JobSpec
 from worker.language.detect import detect_language
 
-FIELDS = ("prompt", "negative_prompt")
-"""The spec's fields the engine reads as text."""
+FIELDS = ("prompt", "negative_prompt", "region")
+"""The spec's fields the engine reads as text (an edit's region goes to the segmentation model)."""
 
 
 class TranslatesText(Protocol):

@@ -25,6 +25,7 @@ help-text =
     /packs — your sticker packs: links, new pack, rename, remove a sticker
     /depth — keep the shapes of a photo, change its look
     /animate — a short animation of a prompt: camera moves, several prompts by second
+    /edit — change part of a photo: what to change, and into what (or paint it under a result)
     /settings — style, aspect ratio, number of images, negative prompt, language
     /model — which model draws: Kandinsky 2.2 or Kandinsky 3.0
     /cancel — leave a dialog or cancel your queued jobs
@@ -284,6 +285,47 @@ read-prompt = { $text }
 read-negative = Negative prompt: { $text }
 read-as-written = The model read your prompt as you wrote it.
 caption-untranslated = ⚠️ I can't translate from { $languages } yet, so the model read the prompt as written (it understands English best).
+
+## Editing: a region named in words, painted in the Mini App, zoom out, pan (issue 16)
+cmd-edit = Change part of a photo
+btn-edit = ✏️ Edit a photo
+mode-edit = Edit
+mode-zoom_out = Zoom out
+mode-pan = Pan
+edit-ask-photo = Send me the photo to edit, with a caption that says what to change and into what, like “the sky → a stormy sky with lightning”.
+edit-ask-photo-after-text = Now send me the photo to change.
+edit-ask-text = What should I change, and into what? Write it like “the sky → a stormy sky with lightning”.
+edit-ask-words = What should I change in this picture, and into what? Write it like “the sky → a stormy sky with lightning”.
+edit-format = Please write what to change, an arrow, and what it becomes, like “the cat → a tiger”.
+edit-region-too-long = Name what to change in a few words (up to 200 characters), like “the sky”.
+failed-region_not_found = I couldn't find what you asked to change in the picture. Try naming it differently, like "the sky" or "the cat".
+btn-edit-words = ✏️ Edit
+btn-edit-paint = 🖌 Paint
+btn-edit-menu = ✏️
+btn-zoom-out-1_5 = 🔎 Zoom out 1.5×
+btn-zoom-out-2 = 🔎 Zoom out 2×
+btn-pan-left = ⬅️
+btn-pan-right = ➡️
+btn-pan-up = ⬆️
+btn-pan-down = ⬇️
+edit-menu = Picture { $n }: what would you like to do with it?
+## The Mini App's page (brush editor)
+webapp-title = Paint what to change
+webapp-hint = Paint over the part to repaint, then say what it should become.
+webapp-brush = Brush
+webapp-undo = Undo
+webapp-clear = Clear
+webapp-prompt = What should it become?
+webapp-submit = Repaint
+webapp-sent = Sent! Your picture is in the queue; watch the chat.
+webapp-need-mask = Paint over the part to change first.
+webapp-need-prompt = Say what the painted part should become.
+webapp-expired = This editor has expired. Open it again from the button under the picture.
+webapp-forbidden = This picture belongs to someone else.
+webapp-gone = This picture is no longer available; please make a new one.
+webapp-failed = Something went wrong. Please try again.
+webapp-refused = I can't take this one right now; the chat says why.
+edit-not-photo = Only pictures can be edited, not stickers.
 
 ## Animation (/animate)
 cmd-animate = Animate a prompt: a short camera flight

@@ -37,8 +37,10 @@ from worker.engine.base import (
     require_complete,
 )
 from worker.engine.depth import depth_map, make_hint
+from worker.engine.editing import Segmenter, blend_feathered, pan_canvas, zoom_out_canvas
 from worker.engine.images import fit_mask, fit_to_size, keep_unmasked, outpaint_canvas
 from worker.engine.pipelines import CachedPriorEmb2EmbPipeline, CachedPriorPipeline, ZeroEmbedCache
+from worker.engine.preview import PreviewCache
 from worker.engine.settings import EngineSettings
 from worker.engine.speed import (
     allow_recompiles,
@@ -63,6 +65,7 @@ SUBFOLDERS: dict[str, str] = {
     "inpaint": "decoder_inpaint",
     "controlnet": "controlnet_depth",
     "depth": "depth",
+    "segment": "segment",
 }
 """Model → folder of a local bundle (``KANDINSKY_MODEL_DIR``); rembg/ is shared with every family."""
 
@@ -77,6 +80,7 @@ def model_sources(settings: EngineSettings) -> dict[str, str]:
             "inpaint": settings.inpaint_id,
             "controlnet": settings.controlnet_id,
             "depth": settings.depth_id,
+            "segment": settings.segment_id,
         }
     root = Path(settings.model_dir)
     if not root.is_dir():
@@ -110,6 +114,8 @@ class Kandinsky22Engine(FamilyEngine):
         self._controlnet: Any = None
         self._img2img: Any = None
         self._depth: tuple[Any, Any] | None = None
+        self._segmenter: Segmenter | None = None
+        self._previews = PreviewCache()
         if settings.compile:
             allow_recompiles()
 
@@ -131,6 +137,7 @@ class Kandinsky22Engine(FamilyEngine):
         self.controlnet_pipeline()
         self.img2img_pipeline()
         self.depth_model()
+        self.segmenter().load()
         self.shared.rembg_session()
         logger.info(
             "engine %s loaded on %s/%s in %.1fs from %s",
@@ -256,6 +263,18 @@ class Kandinsky22Engine(FamilyEngine):
                 self._depth = (model.to(self.device).eval(), processor)
             return self._depth
 
+    def segmenter(self) -> Segmenter:
+        """CLIPSeg for edits by words (loaded on first use unless ``load_all`` ran)."""
+        with self._load_lock:
+            if self._segmenter is None:
+                self._segmenter = Segmenter(self.model_ids["segment"], self.device, self._torch_dtype,
+                                            self.settings.cache_dir)
+            return self._segmenter
+
+    def _latent_preview(self, pipe: Any) -> Any:
+        """The live preview of ``pipe``'s latents: its MoVQ's linear colour map (fitted on first use)."""
+        return self._previews.for_movq(pipe.movq).pixels
+
     # --- prior ------------------------------------------------------------------------------------
 
     def _prior_call(self, run: Run, prior: Any, prompt: str, negative_prompt: str | None = None) -> Any:
@@ -304,7 +323,7 @@ class Kandinsky22Engine(FamilyEngine):
         """Embeddings → images with the text2image decoder, or with ``pipe`` (the inpaint decoder,
         which takes the same arguments plus its ``inputs``: image and mask)."""
         decoder = self.decoder_pipeline() if pipe is None else pipe
-        run.progress.begin("decoder", run.spec.steps)
+        run.progress.begin("decoder", run.spec.steps, preview=self._latent_preview(decoder))
         with self._stage(run.timings, "decoder"):
             out = decoder(
                 **inputs,
@@ -399,7 +418,8 @@ class Kandinsky22Engine(FamilyEngine):
             if negative:
                 negative_embeds = embed(negative, NEGATIVE_DEPTH_PRIOR_STRENGTH).image_embeds
         controlnet = self.controlnet_pipeline()
-        run.progress.begin("decoder", img2img_steps(spec.steps, spec.strength))
+        run.progress.begin("decoder", img2img_steps(spec.steps, spec.strength),
+                           preview=self._latent_preview(controlnet))
         with self._stage(run.timings, "decoder"):
             result = controlnet(
                 image_embeds=embeds,
@@ -451,3 +471,37 @@ class Kandinsky22Engine(FamilyEngine):
     def _outpaint_mode(self, run: Run) -> list[PIL.Image.Image]:
         canvas, border = outpaint_canvas(run.images[0], run.spec.width, run.spec.height)
         return self._repaint(run, canvas, border)
+
+    @recipe(Mode.EDIT)
+    def _edit_mode(self, run: Run) -> list[PIL.Image.Image]:
+        """Edit by words: CLIPSeg's mask of ``spec.region``, grown and feathered; the inpaint decoder
+        repaints it with the prompt and the repaint fades in; outside the feather, the original."""
+        spec = run.spec
+        init = fit_to_size(run.images[0], spec.width, spec.height)
+        with self._stage(run.timings, "segment"):
+            region = self.segmenter().region(init, spec.region, self.settings.edit_threshold)
+        logger.info("job %s chat %s: region %r covers %.1f%% of the picture", spec.job_id, spec.chat_id,
+                    spec.region, 100 * region.coverage)
+        embeds, negative = self._text_embeds(run)
+        images = self._decode(run, embeds, negative, pipe=self.inpaint_pipeline(), image=[init] * run.n,
+                              mask_image=[region.repaint] * run.n)
+        return [blend_feathered(image, init, region.alpha) for image in images]
+
+    @recipe(Mode.ZOOM_OUT)
+    def _zoom_out_mode(self, run: Run) -> list[PIL.Image.Image]:
+        """The picture shrunk in the middle (kept exactly), the frame around it painted to match."""
+        spec = run.spec
+        if spec.zoom is None:  # the spec's own check refuses this first; here for the type checker
+            raise InputRejected("mode zoom_out needs a zoom factor")
+        canvas = zoom_out_canvas(run.images[0], spec.zoom, spec.width, spec.height)
+        return self._repaint(run, canvas.image, canvas.mask)
+
+    @recipe(Mode.PAN)
+    def _pan_mode(self, run: Run) -> list[PIL.Image.Image]:
+        """The frame moved to one side: the picture slides over (kept exactly), the strip it uncovers
+        is painted to match."""
+        spec = run.spec
+        if spec.pan is None:  # the spec's own check refuses this first; here for the type checker
+            raise InputRejected("mode pan needs a direction")
+        canvas = pan_canvas(run.images[0], spec.pan, spec.width, spec.height)
+        return self._repaint(run, canvas.image, canvas.mask)

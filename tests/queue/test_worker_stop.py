@@ -1,0 +1,75 @@
+"""A stop signal that lands just after the worker took a job off its queue loses no job.
+
+RQ's handler raised StopRequested wherever the signal interrupted an idle worker: between BLPOP
+taking a job off the queue and the job entering the started registry, the job was then in no queue
+and no registry (the intermittent failure of the SIGTERM scenario in tests/reliability). Here the
+signal is sent from exactly there, in a real KandinskyWorker on a real redis-server, in this
+process's main thread (signals reach no other).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any, cast
+
+import redis
+from rq import Queue
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+
+from contract.queue import RUN_JOB_FUNC
+from worker.config import WorkerSettings
+from worker.runner import KandinskyWorker
+
+QUEUE = "kb-test-stop"
+"""A queue no worker process of the test pool listens to."""
+
+
+class SignalledWorker(KandinskyWorker):
+    """Gets SIGTERM right after its dequeue returned a job, before the job is registered as started."""
+
+    def prepare_execution(self, job: Job) -> Execution:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return super().prepare_execution(job)
+
+
+def test_sigterm_between_dequeue_and_start_runs_the_job_then_stops(redis_url: str) -> None:
+    conn = redis.Redis.from_url(redis_url)
+    queue = Queue(QUEUE, connection=conn)
+    # A job whose record is gone: run_job ends it at once ("missing") without touching the engine.
+    job = queue.enqueue(RUN_JOB_FUNC, "no-such-record", job_id="stop-race-1")
+    later = queue.enqueue(RUN_JOB_FUNC, "no-such-record-2", job_id="stop-race-2")
+    settings = WorkerSettings(name="stop-race-worker", queues=(QUEUE,), heartbeat_interval_s=1,
+                              maintenance_interval_s=1)
+    worker = SignalledWorker(settings.queues, connection=conn, settings=settings, engine=cast(Any, None))
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        worker.work()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert job.get_status(refresh=True) == JobStatus.FINISHED  # RQ's own handler lost it: queued, in no list
+    assert job.return_value() == "missing"
+    assert queue.job_ids == [later.id]  # the worker stopped after that job; the next one waits for another
+    assert conn.hget(worker.key, "death") is not None  # a clean, registered death
+    conn.close()
+
+
+def test_sigterm_to_an_idle_worker_stops_it_after_its_dequeue_wait(redis_url: str) -> None:
+    conn = redis.Redis.from_url(redis_url)
+    settings = WorkerSettings(name="stop-idle-worker", queues=(QUEUE,), heartbeat_interval_s=1,
+                              maintenance_interval_s=1)
+    worker = KandinskyWorker(settings.queues, connection=conn, settings=settings, engine=cast(Any, None))
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+    signal.setitimer(signal.ITIMER_REAL, 0.5)  # SIGTERM half a second into the blocking dequeue
+    try:
+        assert worker.work() is False  # returns: no job done, no hang
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert conn.hget(worker.key, "death") is not None
+    conn.close()
