@@ -193,7 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps < DEFAULT_PREVIEW_EVERY + 1 or args.repeats < 1:
         parser.error(f"--steps must be above {DEFAULT_PREVIEW_EVERY} (one preview at least), --repeats ≥ 1")
-    return common.run_and_write(run, args, print_report, "bench_preview")
+    threads = torch.get_num_threads()
+    try:
+        return common.run_and_write(run, args, print_report, "bench_preview")
+    finally:
+        torch.set_num_threads(threads)  # a caller's torch (a test session's) keeps its own threads
 
 
 if __name__ == "__main__":

@@ -33,6 +33,12 @@ DEFAULT_QUEUE = "kb-default"
 an older bot are still served after an upgrade."""
 
 
+QUICK_QUEUE = f"{keys.PREFIX}-quick"
+"""Short jobs that need no model family (a voice message's transcription): every worker listens to
+it first, so a host holding only Kandinsky 3.0 transcribes too and no voice waits behind a long
+generation."""
+
+
 def family_queues(family: Family | str) -> tuple[str, str]:
     """(admins' queue, everyone's queue) of one model family: a job waits in its family's queue
     and only a worker holding that family listens to it (contract.families)."""

@@ -14,7 +14,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.families import Family
-from contract.queue import JOB_TIMEOUT_S, MAX_RETRIES, queue_family, queues_for
+from contract.queue import JOB_TIMEOUT_S, MAX_RETRIES, QUICK_QUEUE, queue_family, queues_for
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 """A local Redis, as in development; production always sets REDIS_URL (with a password)."""
@@ -57,8 +57,8 @@ class WorkerSettings(BaseSettings):
     ``["kandinsky22"]``); unset: every family that fits its GPU (worker/engine/selection.py says
     how that is decided). An unknown name stops the worker with the known ones."""
     queues: tuple[str, ...] | None = None
-    """``WORKER_QUEUES``: the queues served, in priority order (a JSON list); unset: the held
-    families' queues, admins' first (contract.queue.queues_for)."""
+    """``WORKER_QUEUES``: the queues served, in priority order (a JSON list); unset: the quick queue,
+    then the held families' queues, admins' first (contract.queue.queues_for)."""
     job_timeout_s: int = Field(default=JOB_TIMEOUT_S, ge=1)
     """Cap on any job's run time; a job enqueued with a shorter timeout keeps its own."""
     max_retries: int = Field(default=MAX_RETRIES, ge=0)
@@ -92,9 +92,9 @@ class WorkerSettings(BaseSettings):
     def queues_to_serve(self, held: tuple[Family, ...]) -> tuple[str, ...]:
         """The queues of a worker whose engine holds ``held``: ``WORKER_QUEUES`` if set (none of
         them may be the queue of a family it does not hold: its jobs would fail here), else the
-        held families' own."""
+        held families' own, after the quick queue that every worker serves (contract.queue.QUICK_QUEUE)."""
         if self.queues is None:
-            return queues_for(held)
+            return (QUICK_QUEUE, *queues_for(held))
         foreign = [q for q in self.queues if (f := queue_family(q)) is not None and f not in held]
         if foreign:
             raise ValueError(f"WORKER_QUEUES names {', '.join(foreign)}, the queue(s) of a model family "

@@ -4,6 +4,11 @@ diffusers imports ``transformers.CLIPImageProcessor`` at import time, and transf
 once that torchvision is missing and it falls back to the PIL processor. The worker has no
 torchvision on purpose (PyPI's build does not import beside the pinned torch) and loads the PIL
 processors by name (see Engine.prior_pipeline), so the notice would only worry a newcomer.
+
+transformers' own Whisper ``generate`` hands ``suppress_tokens``/``begin_suppress_tokens`` to the
+generic ``generate`` next to its generation config (a workaround of theirs, transformers PR #48108),
+and the generic one then warns that doing both is deprecated: every transcription would log it,
+though nothing the worker passes causes it.
 """
 
 from __future__ import annotations
@@ -15,16 +20,25 @@ TORCHVISION_FALLBACK = "requires torchvision"
 NOTICE_LOGGERS = ("transformers.utils.import_utils", "transformers.image_processing_base",
                   "transformers.models.auto.image_processing_auto")
 """Where transformers logs that notice from (import-time lookups and AutoImageProcessor)."""
+WHISPER_SUPPRESS_NOTICE = "generation-related arguments=({'begin_suppress_tokens', 'suppress_tokens'})"
+"""Part of the deprecation notice Whisper's own generate causes (the module docstring says why)."""
+GENERATION_LOGGER = "transformers.generation.utils"
 
 
-class _DropTorchvisionFallback(logging.Filter):
+class _DropNotice(logging.Filter):
+    def __init__(self, fragment: str) -> None:
+        super().__init__()
+        self.fragment = fragment
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return TORCHVISION_FALLBACK not in record.getMessage()
+        return self.fragment not in record.getMessage()
 
 
 def quiet_library_notices() -> None:
-    """Idempotent: the filter is added once per logger."""
-    for name in NOTICE_LOGGERS:
+    """Idempotent: each filter is added once per logger."""
+    drops = [(name, TORCHVISION_FALLBACK) for name in NOTICE_LOGGERS]
+    drops.append((GENERATION_LOGGER, WHISPER_SUPPRESS_NOTICE))
+    for name, fragment in drops:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropTorchvisionFallback) for f in logger.filters):
-            logger.addFilter(_DropTorchvisionFallback())
+        if not any(isinstance(f, _DropNotice) and f.fragment == fragment for f in logger.filters):
+            logger.addFilter(_DropNotice(fragment))

@@ -43,10 +43,10 @@ from contract.events import CancelledEvent, JobResult
 from contract.queue import (
     DURATIONS_KEY,
     FINISH_SCRIPT,
-    HIGH_QUEUE,
     JOB_TIMEOUT_S,
     MAX_RETRIES,
     QUEUES_IN_ORDER,
+    QUICK_QUEUE,
     RUN_JOB_FUNC,
     TERMINAL_STATUSES,
     WAIT_TIME_KEY,
@@ -215,7 +215,7 @@ class JobQueue:
         self._settings = settings
         # RQ pickles, so its connection returns bytes; it gets its own blocking pool.
         self._sync = _sync_twin(redis_client)
-        self._queues = {name: Queue(name, connection=self._sync) for name in QUEUES_IN_ORDER}
+        self._queues = {name: Queue(name, connection=self._sync) for name in (QUICK_QUEUE, *QUEUES_IN_ORDER)}
         self._finish = self._redis.register_script(FINISH_SCRIPT)
         self._admit = self._redis.register_script(ADMIT_LUA)
         self._owns_client = False
@@ -310,10 +310,10 @@ class JobQueue:
         raise AssertionError(f"the in-flight-only rules refused with {outcome!r}")
 
     async def enqueue_quick(self, func: str, job_id: str, *, timeout_s: int) -> None:
-        """A short job on the high-priority queue that needs no job record (a voice message's
-        transcription): workers take it before any waiting generation; no retries."""
+        """A short job that needs no job record (a voice message's transcription) on the quick queue:
+        every worker, whatever families it holds, takes it before any waiting generation; no retries."""
         await asyncio.to_thread(
-            self._queues[HIGH_QUEUE].enqueue_call, func, args=(job_id,), job_id=job_id,
+            self._queues[QUICK_QUEUE].enqueue_call, func, args=(job_id,), job_id=job_id,
             description=f"{func.rsplit('.', 1)[-1]} {job_id}", timeout=timeout_s,
             result_ttl=self._settings.rq_result_ttl, failure_ttl=self._settings.rq_failure_ttl,
         )

@@ -2,7 +2,7 @@
 
 The bot downloads the recording, stores it as a short-lived blob, writes the transcription record
 (``keys.voice``: who, where, for which mode) and enqueues the worker's transcription job on the
-high-priority queue (contract.language.TRANSCRIBE_FUNC). The worker answers with one
+quick queue every worker serves first (contract.language.TRANSCRIBE_FUNC). The worker answers with one
 ``TranscribedEvent``; :meth:`VoiceService.deliver` turns the "listening" message into "I heard: …"
 with buttons (draw it, edit the text, cancel) or into the reason there are no words. Nothing is
 queued for generation until the user presses "draw it" (bot/routers/voice.py).

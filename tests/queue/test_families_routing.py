@@ -19,7 +19,7 @@ from bot.queue import JobQueue, Submission
 from contract import keys
 from contract.events import DoneEvent
 from contract.families import Family
-from contract.queue import F, JobStatus, family_queue, family_queues, queues_for
+from contract.queue import QUICK_QUEUE, F, JobStatus, family_queue, family_queues, queues_for
 from devkit.faults import slow_marker
 from tests.queue.conftest import Collector, WorkerPool, new_spec, text
 
@@ -36,6 +36,18 @@ def test_queue_names_per_family_and_priority() -> None:
     assert queues_for([Family.KANDINSKY3, Family.KANDINSKY22]) == (
         "kb-high", "kb-kandinsky3-high", "kb-default", "kb-kandinsky3-default")
     assert queues_for([Family.KANDINSKY22]) == ("kb-high", "kb-default")
+
+
+def test_every_worker_serves_the_quick_queue_first_whatever_it_holds() -> None:
+    """Voice messages are transcribed by any worker: a host holding only Kandinsky 3.0 too."""
+    from worker.config import WorkerSettings
+
+    settings = WorkerSettings.model_validate({})
+    assert settings.queues_to_serve((Family.KANDINSKY3,)) == (
+        QUICK_QUEUE, "kb-kandinsky3-high", "kb-kandinsky3-default")
+    assert settings.queues_to_serve((Family.KANDINSKY22,))[0] == QUICK_QUEUE
+    chosen = WorkerSettings.model_validate({"queues": ["kb-default"]})
+    assert chosen.queues_to_serve((Family.KANDINSKY22,)) == ("kb-default",), "an operator's list as given"
 
 
 async def test_k3_jobs_reach_only_the_worker_holding_k3(workers: WorkerPool, job_queue: JobQueue,
@@ -59,7 +71,7 @@ async def test_k3_jobs_reach_only_the_worker_holding_k3(workers: WorkerPool, job
     assert started_second >= finished_first - 0.5, "it waited for a, not for b"
     done = events[waiting.job_id]
     assert isinstance(done, DoneEvent) and "kandinsky3" in done.result.model_ids
-    assert ("families kandinsky22, kandinsky3, queues kb-high, kb-kandinsky3-high, kb-default, "
+    assert ("families kandinsky22, kandinsky3, queues kb-quick, kb-high, kb-kandinsky3-high, kb-default, "
             "kb-kandinsky3-default") in workers.log("a")
     assert "families kandinsky22, queues kb-default" in workers.log("b")
 

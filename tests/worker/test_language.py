@@ -229,3 +229,28 @@ def test_transcription_job_refusals(language: Language, redis_client: redis.Redi
         audio = make_voice(language.settings.voice_max_s + 1)
     event = _transcribe_via_job(language, redis_client, audio)  # type: ignore[arg-type]
     assert event.transcription.error is error and event.transcription.text == ""
+
+
+def test_whispers_own_deprecation_notice_is_dropped_and_other_notices_are_not() -> None:
+    """Every transcription makes transformers warn about arguments its Whisper code passes itself
+    (worker/notices.py): the operator's log must not fill with it, but keeps every other warning."""
+    import logging
+
+    from worker.notices import GENERATION_LOGGER, WHISPER_SUPPRESS_NOTICE, quiet_library_notices
+
+    quiet_library_notices()
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logger = logging.getLogger(GENERATION_LOGGER)
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        logger.warning(f"Passing `generation_config` together with {WHISPER_SUPPRESS_NOTICE} is deprecated")
+        logger.warning("Setting `pad_token_id` to `eos_token_id`")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["Setting `pad_token_id` to `eos_token_id`"]

@@ -1,8 +1,9 @@
 """The RQ job of a voice message: decode, transcribe, send the words back (or why there are none).
 
 The bot stores the recording as a blob, writes the transcription record ``keys.voice(id)`` and
-enqueues :func:`run_transcription` on the high-priority queue, so a voice message never waits
-behind generations. Exactly one TRANSCRIBED event per transcription leaves here, whatever
+enqueues :func:`run_transcription` on the quick queue (contract.queue.QUICK_QUEUE, which every
+worker serves first), so a voice message never waits behind generations. Exactly one TRANSCRIBED
+event per transcription leaves here, whatever
 happens (the record's status guards a second one); nothing is queued for generation: the user
 confirms the words in the chat first.
 """
