@@ -25,7 +25,7 @@ full-depth memory is then the computed figure.
     python bench/bench_fullsize.py --families kandinsky3 --text-encoder-layers 2
     python bench/bench_fullsize.py --scale tiny                           # seconds: checks the code path
 
-Results: <out-dir>/bench_fullsize-<scale>-<utc time>.json (default bench/results/).
+Results: <out-dir>/bench_fullsize-<utc time>.json (default bench/results/).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ if str(REPO) not in sys.path:
 from bench.common import RESULTS_DIR, format_table, install_sigterm, write_results  # noqa: E402
 from bench.engine_gpu.models import PUBLIC as K22_PUBLIC  # noqa: E402
 from bench.engine_gpu.models import SMALL as K22_SMALL  # noqa: E402
+from bench.engine_gpu.models import default_dtype, k3_configs  # noqa: E402
 from contract.families import Family, describe_family, parse_family  # noqa: E402
 from contract.spec import SIZE_BUCKETS, JobSpec, Mode  # noqa: E402
 
@@ -77,46 +78,8 @@ DEFAULT_STEPS = 1
 DEFAULT_PRIOR_STEPS = 2
 """The fewest the spec allows (JobSpec.prior_steps ≥ 2)."""
 
-# --- public configs (the config.json contents of the public repos, written here) -------------------
-
-K3_TEXT_ENCODER_PUBLIC: dict[str, Any] = {
-    # google/flan-ul2's T5 config (its encoder is kandinsky-community/kandinsky-3's text_encoder/):
-    # 32 encoder layers of d_model 4096, 16 heads of 256, gated-SiLU feed-forward of 16384.
-    "vocab_size": 32128,
-    "d_model": 4096,
-    "d_kv": 256,
-    "d_ff": 16384,
-    "num_layers": 32,
-    "num_decoder_layers": 32,
-    "num_heads": 16,
-    "relative_attention_num_buckets": 32,
-    "relative_attention_max_distance": 128,
-    "dropout_rate": 0.1,
-    "layer_norm_epsilon": 1e-6,
-    "feed_forward_proj": "gated-silu",
-    "tie_word_embeddings": False,
-    "pad_token_id": 0,
-    "eos_token_id": 1,
-    "decoder_start_token_id": 0,
-}
-K3_UNET_PUBLIC: dict[str, Any] = {
-    # kandinsky-community/kandinsky-3 unet/config.json (= Kandinsky3UNet's defaults; the original
-    # repo's get_T2I_unet: model_channels 384, dim_mult 1-2-4-8, 3 blocks per level, context 4096).
-    "in_channels": 4,
-    "time_embedding_dim": 1536,
-    "groups": 32,
-    "attention_head_dim": 64,
-    "layers_per_block": 3,
-    "block_out_channels": (384, 768, 1536, 3072),
-    "cross_attention_dim": 4096,
-    "encoder_hid_dim": 4096,
-}
-K3_MOVQ_PUBLIC: dict[str, Any] = {
-    # Sber-MoVQGAN 270M (ai-forever/Kandinsky-3 get_movq: ch 256, ch_mult 1-2-2-4, 2 res blocks,
-    # attention at the lowest level), in diffusers' VQModel keys as kandinsky-3's movq/config.json.
-    **K22_PUBLIC.movq,
-    "block_out_channels": (256, 512, 512, 1024),
-}
+# Public configs: bench/engine_gpu/models.py (the config.json contents of the public repos, written
+# there and shared with the GPU bench).
 
 
 @dataclass(frozen=True)
@@ -224,17 +187,6 @@ def _gib(value: int | None) -> float | None:
     return None if value is None else round(value / GIB, 3)
 
 
-@contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """Modules built inside are created in ``dtype``: an 8.7B model never exists in float32 here."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
 def param_count(module: Any) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -301,15 +253,7 @@ def kandinsky3_plan(scale: str, text_encoder_layers: int | None) -> FamilyPlan:
     from diffusers import Kandinsky3UNet, VQModel
     from transformers import T5Config, T5EncoderModel
 
-    from devkit import tiny_kandinsky3 as tiny
-
-    if scale == "public":
-        text, unet, movq = dict(K3_TEXT_ENCODER_PUBLIC), K3_UNET_PUBLIC, K3_MOVQ_PUBLIC
-    else:
-        text = {"vocab_size": len(tiny.build_tokenizer()), "d_model": tiny.TEXT_DIM, "d_kv": 8, "d_ff": 37,
-                "num_layers": 2, "num_heads": 4, "relative_attention_num_buckets": 8,
-                "feed_forward_proj": "gated-silu", "pad_token_id": 0, "eos_token_id": 1}
-        unet, movq = tiny.UNET_CONFIG, tiny.MOVQ_CONFIG
+    text, unet, movq = k3_configs(scale)
     reduced: dict[str, str] = {}
     if text_encoder_layers is not None and text_encoder_layers != text["num_layers"]:
         reduced["text_encoder"] = (f"{text_encoder_layers} of {text['num_layers']} layers, every tensor "
@@ -678,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     install_sigterm()
     report = run(args)
     print_report(report)
-    path = write_results(report, args.out_dir, f"bench_fullsize-{args.scale}")
+    path = write_results(report, args.out_dir, "bench_fullsize")
     print(f"wrote {path}")
     print(json.dumps({f: b.get("not_run", "ran") for f, b in report["families"].items()}))
     return 0

@@ -33,7 +33,7 @@ def run_bench(bench: ModuleType, out: Path, *extra: str) -> tuple[dict[str, Any]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert bench.main(["--scale", "tiny", "--out-dir", str(out), *extra]) == 0
-    (path,) = out.glob("bench_fullsize-tiny-*.json")
+    (path,) = out.glob("bench_fullsize-*.json")
     return json.loads(path.read_text()), printed.getvalue()
 
 
