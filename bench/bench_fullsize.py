@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.common import RESULTS_DIR, format_table, install_sigterm, write_results  # noqa: E402
+from bench.common import RESULTS_DIR, format_table, install_sigterm, metadata, write_results  # noqa: E402
 from bench.engine_gpu.models import PUBLIC as K22_PUBLIC  # noqa: E402
 from bench.engine_gpu.models import SMALL as K22_SMALL  # noqa: E402
 from bench.engine_gpu.models import default_dtype, k3_configs  # noqa: E402
@@ -483,6 +483,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     families = [parse_family(f) for f in args.families]
     plans = [family_plan(f, args.scale, args.text_encoder_layers) for f in families]
     report: dict[str, Any] = {
+        **metadata(),  # the date and load average at the start (write_results adds the end's)
         "bench": "bench_fullsize", "scale": args.scale, "device": device, "dtype": args.dtype,
         "size": list(size), "steps": args.steps, "prior_steps": args.prior_steps,
         "text_encoder_layers": args.text_encoder_layers, "peak_reset": reset_peak(),
