@@ -326,6 +326,24 @@ def build_component(component: ComponentPlan, root: Path, dtype: torch.dtype, de
     return True
 
 
+def run_need_bytes(family: Family, counts: dict[Family, dict[str, dict[str, Any]]],
+                   dtype: torch.dtype) -> int:
+    """Host memory one job of ``family`` needs on the CPU: its built weights plus RUN_ALLOWANCE_GIB."""
+    size = torch.empty((), dtype=dtype).element_size()
+    return sum(e["params_built_plan"] for e in counts[family].values()) * size + int(RUN_ALLOWANCE_GIB * GIB)
+
+
+def run_shortfall(family: Family, counts: dict[Family, dict[str, dict[str, Any]]],
+                  dtype: torch.dtype) -> str | None:
+    """Why ``family``'s job cannot run on this host (its memory need past what is available), or None."""
+    need, available = run_need_bytes(family, counts, dtype), mem_available()
+    if available is None or need <= available:
+        return None
+    return (f"the family's job needs {need / GIB:.1f} GiB (weights + {RUN_ALLOWANCE_GIB:.0f} GiB), "
+            f"{available / GIB:.1f} GiB available here: run on a bigger host "
+            "(or, for Kandinsky 3.0, --text-encoder-layers N)")
+
+
 def write_bundle(root: Path, plans: list[FamilyPlan], dtype: torch.dtype, device: str,
                  counts: dict[Family, dict[str, dict[str, Any]]], force: bool) -> dict[Family, bool]:
     """The tiny bundle's layout, then each planned component replaced at scale. Returns, per family,
@@ -336,8 +354,15 @@ def write_bundle(root: Path, plans: list[FamilyPlan], dtype: torch.dtype, device
     complete: dict[Family, bool] = {}
     for plan in plans:
         ok = True
+        # A family whose run could not start here is not built at all: building its largest model
+        # alone would fill the host's memory and prove nothing the meta-device count does not.
+        short = None if force or device != "cpu" else run_shortfall(plan.family, counts, dtype)
         for component in plan.components:
             entry = counts[plan.family][component.name]
+            if short is not None:
+                entry["not_built"] = short
+                ok = False
+                continue
             if not ok:
                 entry["not_built"] = "an earlier component of the family was not built"
                 continue
@@ -514,13 +539,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if not complete[plan.family]:
                 block["not_run"] = "a component could not be built on this host (see components)"
                 continue
-            need = sum(e["params_built_plan"] for e in counts[plan.family].values()) * dtype_bytes
-            available = mem_available()
-            block["run_need_gib"] = round((need + RUN_ALLOWANCE_GIB * GIB) / GIB, 2)
-            if (not args.force and device == "cpu" and available is not None
-                    and need + RUN_ALLOWANCE_GIB * GIB > available):
-                block["not_run"] = (f"its weights need {need / GIB:.1f} GiB + {RUN_ALLOWANCE_GIB:.0f} GiB, "
-                                    f"{available / GIB:.1f} GiB available here: run on a bigger host")
+            block["run_need_gib"] = round(run_need_bytes(plan.family, counts, dtype) / GIB, 2)
+            short = None if args.force or device != "cpu" else run_shortfall(plan.family, counts, dtype)
+            if short is not None:
+                block["not_run"] = short
                 continue
             block["run"] = run_family(root, plan.family, device, args.dtype, size, args.steps,
                                       args.prior_steps, args.placement, args.jobs)
