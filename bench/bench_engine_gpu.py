@@ -47,6 +47,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.common import format_table, install_sigterm, load_average, metadata  # noqa: E402
+from bench.engine_gpu.kandinsky3 import K3_BENCH_MODES, K3EngineRecipe, K3PlainRecipe  # noqa: E402
 from bench.engine_gpu.measure import (  # noqa: E402
     MemoryWatch,
     Probe,
@@ -102,12 +103,19 @@ DEFAULT_OFFLOAD_REPEATS = 1
 
 RESERVED_NAMES = frozenset({"engine", "plain", "offload"})
 
+K22, K3 = "kandinsky22", "kandinsky3"
+"""contract.families.Family values, as cells and the report name them."""
+FAMILIES = (K22, K3)
+
 PEAK_DENSE_BF16_TFLOPS: dict[str, float] = {
     "H100": 989.0,  # SXM datasheet, dense fp16/bf16 tensor cores
     "H200": 989.0,
     "A100": 312.0,
 }
 """Datasheet peaks by GPU name fragment: extra information only; ratios use the measured rate."""
+
+K3_DEFAULT_STEPS = 25
+"""Kandinsky 3.0's model-card steps (contract.families), its cells' steps at public size."""
 
 GOAL = {"mode": "text2image", "size": (1024, 1024), "steps": 50, "s_per_image": 1.0, "speedup_vs_plain": 1.5}
 """Issue 7's target for text → image at 1024², 50 decoder steps, batch 1 (on an H100)."""
@@ -132,9 +140,12 @@ class Cell:
     mode: Mode
     size: Size
     batch: int
+    family: str = K22
+    """Kandinsky 2.2 (every section, the variants) or 3.0 (compare cells: engine vs plain only)."""
 
     def key(self) -> dict[str, Any]:
         return {
+            "family": self.family,
             "section": self.section,
             "mode": str(self.mode),
             "width": self.size[0],
@@ -237,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(BENCH_MODES),
         help="modes of the batch sweep (default: --modes)",
     )
+    parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES),
+                        help="Kandinsky 2.2 and/or 3.0 (3.0: compare cells, engine vs plain)")
+    parser.add_argument("--k3-steps", type=int, help="Kandinsky 3.0 steps (default: its 25; small: 2)")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--prior-steps", type=int)
     parser.add_argument("--repeats", type=int, help="timed runs per cell after one warm-up")
@@ -266,12 +280,24 @@ def plan(
     batches: list[int],
     batch_modes: list[Mode],
     offload: bool,
+    families: tuple[str, ...] = (K22,),
 ) -> list[Cell]:
     """Cells in priority order: text2image first, the first size first, then batches, then offload.
-    A sweep's batch 1 is the compare cell at that size when there is one (not timed twice)."""
+    A sweep's batch 1 is the compare cell at that size when there is one (not timed twice).
+    Kandinsky 3.0's compare cells (its modes at the first size, then text2image at the others)
+    follow 2.2's first cell, so a short run measures both families; its models are freed after."""
     first = [m for m in modes if m is Mode.TEXT2IMAGE] + [m for m in modes if m is not Mode.TEXT2IMAGE]
     ordered_sizes = [batch_size] + [s for s in sizes if s != batch_size] if batch_size in sizes else sizes
+    k3: list[Cell] = []
+    if K3 in families:
+        k3_modes = [m for m in first if m in K3_BENCH_MODES]
+        k3 = [Cell("compare", m, ordered_sizes[0], 1, K3) for m in k3_modes]
+        if Mode.TEXT2IMAGE in k3_modes:
+            k3 += [Cell("compare", Mode.TEXT2IMAGE, s, 1, K3) for s in ordered_sizes[1:]]
+    if K22 not in families:
+        return k3
     cells = [Cell("compare", m, s, 1) for s in ordered_sizes for m in first]
+    cells[1:1] = k3
     for m in [m for m in first if m in batch_modes]:
         cells += [
             Cell("batch", m, batch_size, n) for n in sorted(set(batches)) if n > 1 or batch_size not in sizes
@@ -319,9 +345,10 @@ class Bench:
         self.steps: int = args.steps or scale.steps
         self.prior_steps: int = args.prior_steps or scale.prior_steps
         self.repeats: int = args.repeats or scale.repeats
+        self.k3_steps: int = args.k3_steps or (K3_DEFAULT_STEPS if scale.name == "public" else scale.steps)
         self.cells: list[dict[str, Any]] = []
         self.not_run: list[dict[str, Any]] = []
-        self.loaded: set[tuple[str, Mode]] = set()
+        self.loaded: set[tuple[str, str, Mode]] = set()
         self.oom_modes: dict[Mode, int] = {}
         self.failed_variants: dict[str, str] = {}
         """A variant whose run raised (an untried speed setting on new hardware, say): its error,
@@ -333,7 +360,10 @@ class Bench:
     # --- one cell ---
 
     def run_cell(self, cell: Cell, recipes: list[Recipe]) -> dict[str, Any]:
-        spec = job_spec(cell.mode, cell.size, cell.batch, self.steps, self.prior_steps)
+        from contract.families import Family
+
+        steps = self.k3_steps if cell.family == K3 else self.steps
+        spec = job_spec(cell.mode, cell.size, cell.batch, steps, self.prior_steps, Family(cell.family))
         inputs = mode_inputs(cell.mode)
         repeats = self.args.offload_repeats if cell.section == "offload" else self.repeats
         entry: dict[str, Any] = {**cell.key(), "recipes": {}}
@@ -347,7 +377,7 @@ class Bench:
                 entry["recipes"][recipe.name] = {"skipped": reason}
                 continue
             timed[recipe.name] = t = Timed()
-            if (recipe.name, cell.mode) not in self.loaded:  # first use: loading is timed apart
+            if (cell.family, recipe.name, cell.mode) not in self.loaded:  # first use: timed apart
                 load_started = time.perf_counter()
                 try:
                     recipe.prepare(cell.mode)
@@ -356,7 +386,7 @@ class Bench:
                     continue
                 sync(self.device)
                 t.load_s = time.perf_counter() - load_started
-                self.loaded.add((recipe.name, cell.mode))
+                self.loaded.add((cell.family, recipe.name, cell.mode))
         for attempt in range(repeats + 1):  # the first pass warms kernels and caches (and compiles)
             for recipe in recipes:
                 t = timed.get(recipe.name) or Timed(oom="skipped")
@@ -483,7 +513,9 @@ class Bench:
         """Put the offload recipe's speedup on the matching compare cell, and the engine's on it."""
         offload = entry["recipes"].get("offload", {}).get("median")
         for cell in self.cells:
-            if (cell["section"], cell["mode"], cell["width"], cell["height"], cell["batch"]) != (
+            if (cell["family"], cell["section"], cell["mode"], cell["width"], cell["height"],
+                    cell["batch"]) != (
+                entry["family"],
                 "compare",
                 entry["mode"],
                 entry["width"],
@@ -506,7 +538,9 @@ class Bench:
         size = self.info.get("batch_size_for")
         out: dict[str, Any] = {}
         for cell in self.cells:
-            if cell["section"] == "offload" or [cell["width"], cell["height"]] != size:
+            if cell["section"] == "offload" or cell["family"] != K22:
+                continue
+            if [cell["width"], cell["height"]] != size:
                 continue
             ipm = cell["recipes"].get("engine", {}).get("images_per_minute")
             if ipm:
@@ -529,7 +563,9 @@ class Bench:
 
     def goal(self) -> dict[str, Any] | None:
         for cell in self.cells:
-            if (cell["section"], cell["mode"], (cell["width"], cell["height"]), cell["batch"]) == (
+            if (cell["family"], cell["section"], cell["mode"], (cell["width"], cell["height"]),
+                    cell["batch"]) == (
+                K22,
                 "compare",
                 GOAL["mode"],
                 GOAL["size"],
@@ -558,6 +594,8 @@ class Bench:
             "dtype": self.dtype_name,
             "steps": self.steps,
             "prior_steps": self.prior_steps,
+            "k3_steps": self.k3_steps,
+            "families": list(self.args.families),
             "repeats": self.repeats,
             "offload_repeats": self.args.offload_repeats,
             **self.info,
@@ -611,7 +649,8 @@ def run(args: argparse.Namespace, results_path: list[Path]) -> dict[str, Any]:
     workdir = None if args.bundle_dir else Path(tempfile.mkdtemp(prefix="bench-engine-"))
     bundle = args.bundle_dir or (workdir / "bundle")  # type: ignore[operator]
     try:
-        reused, build_s = ensure_bundle(bundle, scale, device, dtype)
+        families = tuple(args.families)
+        reused, build_s = ensure_bundle(bundle, scale, device, dtype, kandinsky3=K3 in families)
         bench.info.update(
             {
                 "bundle_dir": str(bundle),
@@ -637,14 +676,22 @@ def run(args: argparse.Namespace, results_path: list[Path]) -> dict[str, Any]:
         )
         bench.info["matmul_tflops_measured"] = bench.info["matmul"]["tflops"]
 
+        base_settings: dict[str, Any] = {
+            "model_dir": bundle, "device": device, "dtype": dtype_name, "preload": False,
+        }
+
         def engine(**overrides: Any) -> Any:
             """The service's Kandinsky 2.2 family engine (the bundle's models, the variant's settings)."""
-            settings = {"model_dir": bundle, "device": device, "dtype": dtype_name, "preload": False}
-            return Engine.load(EngineSettings(**{**settings, **overrides}),
+            return Engine.load(EngineSettings(**{**base_settings, **overrides}),
                                families=[Family.KANDINSKY22])[Family.KANDINSKY22]
 
-        engines: list[Recipe] = [EngineRecipe("engine", engine())]
-        for name, overrides in variant_specs:
+        k3_recipes: list[Recipe] = []
+        if K3 in families:  # the whole Engine: generate() routes the spec to its family
+            k3_engine = Engine.load(EngineSettings(**base_settings), families=[Family.KANDINSKY3])
+            k3_recipes = [K3EngineRecipe(k3_engine), K3PlainRecipe(bundle, device, dtype)]
+            del k3_engine
+        engines: list[Recipe] = [EngineRecipe("engine", engine())] if K22 in families else []
+        for name, overrides in variant_specs if K22 in families else []:
             settings = {k: v for k, v in overrides.items() if not k.startswith(SPEC_PREFIX)}
             spec = {k.removeprefix(SPEC_PREFIX): v for k, v in overrides.items() if k.startswith(SPEC_PREFIX)}
             engines.append(EngineRecipe(name, engine(**settings), spec))
@@ -652,11 +699,17 @@ def run(args: argparse.Namespace, results_path: list[Path]) -> dict[str, Any]:
         offload = OffloadRecipe(bundle, device, dtype)
         bench.info["offload_steps"] = offload.defaults
         cells = plan(
-            modes, sizes, batch_size, args.batches, list(args.batch_modes or modes), not args.no_offload
+            modes, sizes, batch_size, args.batches, list(args.batch_modes or modes), not args.no_offload,
+            families,
         )
+        last_k3 = max((i for i, c in enumerate(cells) if c.family == K3), default=-1)
         done: list[tuple[Cell, float]] = []
         section = ""
         for index, cell in enumerate(cells):
+            if index == last_k3 + 1 and k3_recipes:  # 3.0's cells are done: its copies go
+                for recipe in k3_recipes:
+                    recipe.free()
+                k3_recipes = []
             if cell.section != section:  # free what the finished section no longer needs
                 if section == "compare":
                     plain.free()
@@ -683,7 +736,7 @@ def run(args: argparse.Namespace, results_path: list[Path]) -> dict[str, Any]:
                 "batch": engines,
                 "offload": [offload],
             }
-            recipes = by_section[cell.section]
+            recipes = k3_recipes if cell.family == K3 else by_section[cell.section]
             entry = bench.run_cell(cell, recipes)
             bench.cells.append(entry)
             if cell.section == "batch" and entry["recipes"].get("engine", {}).get("oom"):
@@ -738,7 +791,7 @@ def print_report(report: dict[str, Any]) -> None:
                 vs_plain, vs_offload = cell.get("variant_speedup_vs_plain", {}).get(name), None
             rows.append(
                 [
-                    cell["mode"],
+                    cell["mode"] if cell["family"] == K22 else f"{cell['family']}/{cell['mode']}",
                     f"{cell['width']}x{cell['height']}",
                     str(cell["batch"]),
                     name,
@@ -778,7 +831,8 @@ def print_report(report: dict[str, Any]) -> None:
     for cell in report["cells"]:
         if "engine_vs_plain_max_pixel_diff" in cell:
             print(
-                f"  {cell['mode']} {cell['width']}x{cell['height']}: engine vs plain max pixel diff "
+                f"  {cell['family']} {cell['mode']} {cell['width']}x{cell['height']}: "
+                "engine vs plain max pixel diff "
                 f"{cell['engine_vs_plain_max_pixel_diff']}"
             )
     if report["not_run"]:

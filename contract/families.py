@@ -62,7 +62,7 @@ class Component:
 
     name: str
     params: int
-    """Parameters, counted on the public config (meta device, bench/bench_engine_full.py prints them)."""
+    """Parameters, counted on the public config (meta device: bench/bench_fullsize.py counts them)."""
     text_encoder: bool = False
     """Stays on the CPU under ``Placement.TEXT_ENCODER_CPU``."""
 
@@ -128,7 +128,7 @@ class FamilyDescription:
 
 
 # Parameter counts: each model built from its public config on torch's meta device (no weights),
-# see bench/bench_engine_full.py, which prints them next to these.
+# see bench/bench_fullsize.py (tests/bench/test_bench_fullsize.py holds them equal).
 FAMILIES: tuple[FamilyDescription, ...] = (
     FamilyDescription(
         family=Family.KANDINSKY22,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,6 +240,102 @@ SMALL = Scale(
 
 SCALES: dict[str, Scale] = {s.name: s for s in (PUBLIC, SMALL)}
 
+# --- Kandinsky 3.0 (kandinsky-community/kandinsky-3), written here: no download -----------------------
+
+K3_FOLDER = "kandinsky3"
+"""The family's folder in a bundle (worker.engine.families.kandinsky3.FOLDER)."""
+
+K3_TEXT_ENCODER_PUBLIC: dict[str, Any] = {
+    # google/flan-ul2's T5 config (its encoder is kandinsky-3's text_encoder/, a T5EncoderModel):
+    # 32 encoder layers of d_model 4096, 16 heads of 256, gated-SiLU feed-forward of 16384.
+    "vocab_size": 32128,
+    "d_model": 4096,
+    "d_kv": 256,
+    "d_ff": 16384,
+    "num_layers": 32,
+    "num_decoder_layers": 32,
+    "num_heads": 16,
+    "relative_attention_num_buckets": 32,
+    "relative_attention_max_distance": 128,
+    "dropout_rate": 0.1,
+    "layer_norm_epsilon": 1e-6,
+    "feed_forward_proj": "gated-silu",
+    "tie_word_embeddings": False,
+    "pad_token_id": 0,
+    "eos_token_id": 1,
+    "decoder_start_token_id": 0,
+}
+K3_UNET_PUBLIC: dict[str, Any] = {
+    # kandinsky-3's unet/config.json (= Kandinsky3UNet's defaults; the original repo's get_T2I_unet:
+    # model_channels 384, dim_mult 1-2-4-8, 3 blocks per level, context 4096).
+    "in_channels": 4,
+    "time_embedding_dim": 1536,
+    "groups": 32,
+    "attention_head_dim": 64,
+    "layers_per_block": 3,
+    "block_out_channels": (384, 768, 1536, 3072),
+    "cross_attention_dim": 4096,
+    "encoder_hid_dim": 4096,
+}
+K3_MOVQ_PUBLIC: dict[str, Any] = {
+    # Sber-MoVQGAN 270M (the original repo's get_movq: ch 256, ch_mult 1-2-2-4, 2 res blocks,
+    # attention at the lowest level), in diffusers' VQModel keys as kandinsky-3's movq/config.json.
+    **_MOVQ_BLOCKS,
+    "block_out_channels": (256, 512, 512, 1024),
+    "layers_per_block": 2,
+    "norm_num_groups": 32,
+    "num_vq_embeddings": 16384,
+}
+
+
+def k3_configs(scale: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(text encoder T5Config kwargs, Kandinsky3UNet kwargs, VQModel kwargs) at ``scale``
+    ("public", or "small"/"tiny": devkit.tiny_kandinsky3's sizes)."""
+    if scale == "public":
+        return dict(K3_TEXT_ENCODER_PUBLIC), dict(K3_UNET_PUBLIC), dict(K3_MOVQ_PUBLIC)
+    from devkit import tiny_kandinsky3 as tiny
+
+    text = {"vocab_size": len(tiny.build_tokenizer()), "d_model": tiny.TEXT_DIM, "d_kv": 8, "d_ff": 37,
+            "num_layers": 2, "num_heads": 4, "relative_attention_num_buckets": 8,
+            "feed_forward_proj": "gated-silu", "pad_token_id": 0, "eos_token_id": 1}
+    return text, dict(tiny.UNET_CONFIG), dict(tiny.MOVQ_CONFIG)
+
+
+@contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Modules built inside are created in ``dtype``: an 8.7B model never exists in float32."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def write_kandinsky3(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> None:
+    """``kandinsky3/`` as the public repo lays it out (one saved Kandinsky3Pipeline), at ``scale``;
+    the T5 tokenizer is devkit.tiny_kandinsky3's, built in code."""
+    from diffusers import DDPMScheduler, Kandinsky3Pipeline, Kandinsky3UNet, VQModel
+    from transformers import T5Config, T5EncoderModel
+
+    from devkit.tiny_kandinsky3 import SCHEDULER_CONFIG, build_tokenizer
+
+    text, unet_config, movq_config = k3_configs(scale.name)
+    shutil.rmtree(root / K3_FOLDER, ignore_errors=True)
+    torch.manual_seed(0)
+    with torch.device(device), default_dtype(dtype):
+        text_encoder: Any = T5EncoderModel(T5Config(**text))
+        unet: Any = Kandinsky3UNet(**unet_config)
+        movq: Any = VQModel(**movq_config)
+    pipe: Any = Kandinsky3Pipeline(
+        tokenizer=build_tokenizer(), text_encoder=text_encoder.to(dtype), unet=unet.to(dtype),
+        scheduler=DDPMScheduler(**SCHEDULER_CONFIG),  # type: ignore[arg-type]
+        movq=movq.to(dtype),
+    )
+    pipe.save_pretrained(root / K3_FOLDER, max_shard_size="5GB")
+    del pipe, text_encoder, unet, movq
+    free_device_memory(device)
+
 
 def _write_prior(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> None:
     from diffusers import KandinskyV22PriorPipeline, PriorTransformer, UnCLIPScheduler
@@ -335,8 +433,9 @@ def read_marker(root: Path) -> dict[str, Any] | None:
     return data
 
 
-def build_bundle(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> Path:
-    """Every model the engine can load, at ``scale``, saved like the public repos; marker last."""
+def build_bundle(root: Path, scale: Scale, device: str, dtype: torch.dtype, kandinsky3: bool = False) -> Path:
+    """Every model the engine can load, at ``scale``, saved like the public repos (Kandinsky 3.0's
+    too with ``kandinsky3``); marker last."""
     import onnx
 
     root.mkdir(parents=True, exist_ok=True)
@@ -353,28 +452,39 @@ def build_bundle(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> P
     # Edits by words time CLIPSeg's tiny stand-in (like rembg's): segmentation runs once per job,
     # not per step, so its size does not move the per-step figures.
     write_tiny_segmenter(root / SEGMENT_FOLDER)
+    if kandinsky3:
+        write_kandinsky3(root, scale, device, dtype)
     marker = {
         "scale": scale.name,
         "dtype": str(dtype).removeprefix("torch."),
         "rembg_model": REMBG_MODEL_LABEL,
+        "kandinsky3": kandinsky3,
     }
     (root / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n")
     return root
 
 
-def ensure_bundle(root: Path, scale: Scale, device: str, dtype: torch.dtype) -> tuple[bool, float]:
-    """Reuse a finished bundle of the same scale at ``root``, else build it there.
+def ensure_bundle(
+    root: Path, scale: Scale, device: str, dtype: torch.dtype, kandinsky3: bool = False
+) -> tuple[bool, float]:
+    """Reuse a finished bundle of the same scale at ``root``, else build it there; a reused one
+    without Kandinsky 3.0 gets its folder added when ``kandinsky3`` asks for it.
 
     Returns (reused, seconds spent). A finished bundle of another scale is refused, not overwritten.
     """
     marker = read_marker(root)
+    started = time.perf_counter()
     if marker is not None:
         if marker.get("scale") != scale.name:
             raise SystemExit(
                 f"{root} holds a {marker.get('scale')!r} bundle, not {scale.name!r}: "
                 "pick another --bundle-dir"
             )
+        if kandinsky3 and not marker.get("kandinsky3"):
+            (root / MARKER_NAME).unlink()
+            write_kandinsky3(root, scale, device, dtype)
+            (root / MARKER_NAME).write_text(json.dumps({**marker, "kandinsky3": True}, indent=2) + "\n")
+            return True, time.perf_counter() - started
         return True, 0.0
-    started = time.perf_counter()
-    build_bundle(root, scale, device, dtype)
+    build_bundle(root, scale, device, dtype, kandinsky3)
     return False, time.perf_counter() - started

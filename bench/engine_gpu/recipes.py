@@ -24,6 +24,7 @@ import torch
 
 from bench.engine_gpu.measure import Probe, free_device_memory, sync
 from bench.engine_gpu.models import Size
+from contract.families import Family, describe_family
 from contract.spec import JobSpec, Mode, images_needed
 from worker.engine.base import img2img_steps
 from worker.engine.depth import depth_map, make_hint
@@ -80,10 +81,14 @@ def mode_inputs(mode: Mode) -> Inputs:
     return Inputs(images, synthetic_mask() if mode is Mode.INPAINT else None)
 
 
-def job_spec(mode: Mode, size: Size, batch: int, steps: int, prior_steps: int) -> JobSpec:
+def job_spec(
+    mode: Mode, size: Size, batch: int, steps: int, prior_steps: int, family: Family = Family.KANDINSKY22
+) -> JobSpec:
     n_images = images_needed(mode)
     return JobSpec(
         mode=mode,
+        model=family,
+        guidance=describe_family(family).default_guidance,
         prompt="" if mode in (Mode.MIX, Mode.VARIATIONS) else PROMPT,
         width=size[0],
         height=size[1],

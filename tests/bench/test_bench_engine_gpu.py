@@ -17,6 +17,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_engine_gpu.py"
 SIZE = "512x256"
 """The smallest bucket: every mode at one size, cheaply (the small models are what is small)."""
 MODES = ("text2image", "sticker", "mix", "blend", "variations", "depth", "inpaint", "outpaint")
+K3_MODES = ("text2image", "blend", "variations", "sticker")
+"""What Kandinsky 3.0 serves: its compare cells, engine vs plain Kandinsky3Pipeline / Img2Img."""
 
 
 def load_bench() -> ModuleType:
@@ -49,6 +51,9 @@ def small_run(
         "--small",
         "--device",
         "cpu",
+        "--families",
+        "kandinsky22",
+        "kandinsky3",
         "--sizes",
         SIZE,
         "--batches",
@@ -77,8 +82,14 @@ def small_run(
     return json.loads(path.read_text()), printed.getvalue(), path, bundle
 
 
-def cells(report: dict[str, Any], section: str) -> dict[tuple[str, int], dict[str, Any]]:
-    return {(c["mode"], c["batch"]): c for c in report["cells"] if c["section"] == section}
+def cells(
+    report: dict[str, Any], section: str, family: str = "kandinsky22"
+) -> dict[tuple[str, int], dict[str, Any]]:
+    return {
+        (c["mode"], c["batch"]): c
+        for c in report["cells"]
+        if c["section"] == section and c["family"] == family
+    }
 
 
 def test_every_mode_is_timed_against_plain_on_the_service_path(
@@ -89,7 +100,7 @@ def test_every_mode_is_timed_against_plain_on_the_service_path(
     assert report["versions"]["torch"] and report["machine"]["cpu_count"]  # bench.common metadata
     compare = cells(report, "compare")
     assert {mode for mode, _ in compare} == set(MODES)
-    first, *later = [c for c in report["cells"] if c["section"] == "compare"]
+    first, *later = [c for c in report["cells"] if c["section"] == "compare" and c["family"] == "kandinsky22"]
     assert first["recipes"]["broken"]["error"].startswith("InvalidBackend at loading")
     assert "median" not in first["recipes"]["broken"]
     for cell in later:
@@ -228,6 +239,8 @@ def test_results_are_rewritten_after_every_cell(
         "--small",
         "--device",
         "cpu",
+        "--families",
+        "kandinsky22",
         "--sizes",
         SIZE,
         "--modes",
@@ -266,3 +279,34 @@ def test_full_mode_refuses_without_a_gpu(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the one thing faked: no GPU
     assert load_bench().main(["--out-dir", str(tmp_path)]) == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_kandinsky3_is_timed_against_plain_kandinsky3_pipelines(
+    small_run: tuple[dict[str, Any], str, Path, Path],
+) -> None:
+    report, printed, _, bundle = small_run
+    assert report["families"] == ["kandinsky22", "kandinsky3"] and report["k3_steps"] == 2
+    assert (bundle / "kandinsky3" / "model_index.json").is_file()
+    compare = cells(report, "compare", "kandinsky3")
+    assert {mode for mode, _ in compare} == set(K3_MODES)
+    # Right after 2.2's first cell, so that a run cut short by its budget still measures 3.0.
+    assert [c["family"] for c in report["cells"][:2]] == ["kandinsky22", "kandinsky3"]
+    assert not cells(report, "batch", "kandinsky3") and not cells(report, "offload", "kandinsky3")
+    for (mode, _), cell in compare.items():
+        engine = cell["recipes"]["engine"]
+        assert set(cell["recipes"]) == {"engine", "plain"}  # the 2.2 variants are not 3.0 settings
+        assert engine["median"]["total"] > 0 and engine["median"]["prior"] == 0  # no prior
+        assert engine["median"]["decoder_steps"] > 0 and engine["median"]["movq_decode"] > 0
+        assert cell["unet_flops_per_job"] > 0 and cell["prior_flops_per_job"] == 0
+        if mode == "sticker":
+            assert engine["median"]["rembg"] > 0 and "text2image row" in cell["recipes"]["plain"]["skipped"]
+            continue
+        # img2img modes run int(2 steps × strength) UNet steps, as the family's recipe does.
+        assert engine["unet_calls_per_job"] == (2 if mode == "text2image" else 1)
+        assert cell["recipes"]["plain"]["median"]["total"] > 0 and cell["engine_speedup_vs_plain"] > 0
+        assert cell["engine_vs_plain_max_pixel_diff"] <= 3  # same seed, same pixels
+    for mode in K3_MODES:
+        row = [f"kandinsky3/{mode}", SIZE, "1", "engine"]
+        assert any(line.split()[:4] == row for line in printed.splitlines())
+    # 2.2's goal and batch summary never read a 3.0 cell.
+    assert set(report["batch_summary"]) == {"text2image"}
