@@ -29,3 +29,6 @@ python3 bench/bench_engine_gpu.py --bundle-dir "$BUNDLE_DIR" --budget-s "$BUDGET
 # Live previews next to full-size decoder steps (issue 16's goal: < 3 % of a 1024² job).
 python3 bench/bench_preview.py --bundle-dir "$BUNDLE_DIR" --scale public --device cuda --sizes 1024x1024 \
   --steps 50 --repeats 2 --out-dir "$OUT" 2>&1 | tee "$OUT/bench_preview.log"
+# Animation frames next to plain KandinskyV22Img2ImgPipeline per frame (issue 14's goal: encoding < 5 % at 768 px).
+python3 bench/bench_animation.py --bundle-dir "$BUNDLE_DIR" --scale public --device cuda \
+  --sizes 512x512 768x768 --frames 12 --steps 20 --out-dir "$OUT" 2>&1 | tee "$OUT/bench_animation.log"

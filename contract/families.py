@@ -111,6 +111,7 @@ class FamilyDescription:
         if placement not in self.placements:
             raise ValueError(f"{self.title} cannot be placed as {placement!r}; "
                              f"expected one of {', '.join(self.placements)}")
+        placement = Placement(placement)  # a plain "model_offload" from a setting reads the same
         if placement is Placement.MODEL_OFFLOAD:
             return max(c.gib for c in self.components)
         if placement is Placement.TEXT_ENCODER_CPU:
