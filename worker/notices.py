@@ -20,25 +20,27 @@ TORCHVISION_FALLBACK = "requires torchvision"
 NOTICE_LOGGERS = ("transformers.utils.import_utils", "transformers.image_processing_base",
                   "transformers.models.auto.image_processing_auto")
 """Where transformers logs that notice from (import-time lookups and AutoImageProcessor)."""
-WHISPER_SUPPRESS_NOTICE = "generation-related arguments=({'begin_suppress_tokens', 'suppress_tokens'})"
-"""Part of the deprecation notice Whisper's own generate causes (the module docstring says why)."""
+WHISPER_SUPPRESS_NOTICE = ("generation-related arguments=(", "suppress_tokens")
+"""Parts of the deprecation notice Whisper's own generate causes (the module docstring says why); the
+arguments are printed as a set, in any order."""
 GENERATION_LOGGER = "transformers.generation.utils"
 
 
 class _DropNotice(logging.Filter):
-    def __init__(self, fragment: str) -> None:
+    def __init__(self, *fragments: str) -> None:
         super().__init__()
-        self.fragment = fragment
+        self.fragments = fragments
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return self.fragment not in record.getMessage()
+        message = record.getMessage()
+        return not all(fragment in message for fragment in self.fragments)
 
 
 def quiet_library_notices() -> None:
     """Idempotent: each filter is added once per logger."""
-    drops = [(name, TORCHVISION_FALLBACK) for name in NOTICE_LOGGERS]
+    drops = [(name, (TORCHVISION_FALLBACK,)) for name in NOTICE_LOGGERS]
     drops.append((GENERATION_LOGGER, WHISPER_SUPPRESS_NOTICE))
-    for name, fragment in drops:
+    for name, fragments in drops:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropNotice) and f.fragment == fragment for f in logger.filters):
-            logger.addFilter(_DropNotice(fragment))
+        if not any(isinstance(f, _DropNotice) and f.fragments == fragments for f in logger.filters):
+            logger.addFilter(_DropNotice(*fragments))

@@ -236,7 +236,7 @@ def test_whispers_own_deprecation_notice_is_dropped_and_other_notices_are_not() 
     (worker/notices.py): the operator's log must not fill with it, but keeps every other warning."""
     import logging
 
-    from worker.notices import GENERATION_LOGGER, WHISPER_SUPPRESS_NOTICE, quiet_library_notices
+    from worker.notices import GENERATION_LOGGER, quiet_library_notices
 
     quiet_library_notices()
     seen: list[str] = []
@@ -249,7 +249,11 @@ def test_whispers_own_deprecation_notice_is_dropped_and_other_notices_are_not() 
     handler = Keep()
     logger.addHandler(handler)
     try:
-        logger.warning(f"Passing `generation_config` together with {WHISPER_SUPPRESS_NOTICE} is deprecated")
+        orders = ("{'begin_suppress_tokens', 'suppress_tokens'}",
+                  "{'suppress_tokens', 'begin_suppress_tokens'}")
+        for arguments in orders:  # a set, printed in either order
+            logger.warning("Passing `generation_config` together with generation-related "
+                           f"arguments=({arguments}) is deprecated")
         logger.warning("Setting `pad_token_id` to `eos_token_id`")
     finally:
         logger.removeHandler(handler)
