@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import redis
 
@@ -185,7 +186,7 @@ class SentinelServer:
         """The master's port as the Sentinel sees it now."""
         client = self.client()
         try:
-            addr = client.sentinel_get_master_addr_by_name(self.service)
+            addr: Any = client.sentinel_get_master_addr_by_name(self.service)
         finally:
             client.close()
         return int(addr[1]) if addr else None

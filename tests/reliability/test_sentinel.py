@@ -32,9 +32,9 @@ UNREACHABLE_URL = f"redis://:{PASSWORD}@no-such-redis.invalid:1/0"
 """What bot and worker get as REDIS_URL: if either used its host, nothing would work."""
 FAILOVER_S = 20.0
 """The clients' retry budget (REDIS_FAILOVER_S): the test Sentinel promotes in about 2-3 s."""
-SLOW_STEP_S = 0.3
+SLOW_STEP_S = 0.2
 """Each progress step of a job sleeps this long, so the kill lands while jobs run."""
-BEFORE, DURING = 4, 3
+BEFORE, DURING = 3, 1
 """Requests sent before the kill and while Sentinel promotes the replica."""
 
 
@@ -108,6 +108,7 @@ async def test_master_sigkilled_mid_stream_every_accepted_request_answered_once(
         sentinel_bot: Harness, failover: Failover, tally: Tally) -> None:
     h = sentinel_bot
     user = h.user()
+    started = time.monotonic()
     await _send(user, [f"[fault:slow={SLOW_STEP_S}] lighthouse {i}" for i in range(BEFORE)])
     await _wait_accepted(h, [user], BEFORE)
     # Kill the master once a result was delivered and a job is running: queued, running and
@@ -132,8 +133,12 @@ async def test_master_sigkilled_mid_stream_every_accepted_request_answered_once(
     promoted_after = time.monotonic() - killed_at
     assert new == failover.replica.port
     await _wait_accepted(h, [user], BEFORE + DURING)
+    accepted_after = time.monotonic() - killed_at
     acc = await account(h, [user], tally)
+    settled = time.monotonic() - killed_at
     assert acc.accepted == BEFORE + DURING
     assert set(acc.statuses.values()) == {JobStatus.DONE.value}, acc.statuses
     tally.figures.append(f"sentinel failover: replica promoted {promoted_after:.1f} s after the master's "
-                         f"SIGKILL; {acc.accepted} accepted, {acc.answered} answered once")
+                         f"SIGKILL, the requests sent meanwhile accepted after {accepted_after:.1f} s; "
+                         f"{acc.accepted} accepted, {acc.answered} answered once; killed "
+                         f"{killed_at - started:.1f} s in, settled {settled:.1f} s later")
