@@ -105,7 +105,8 @@ def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:
             raise SentinelsError(
                 f"REDIS_SENTINELS: {item!r} has no port number (e.g. sentinel-1:26379)") from None
         if not 0 < port < 65536:
-            raise SentinelsError(f"REDIS_SENTINELS: {item!r}: the port must be 1-65535")
+            raise SentinelsError(
+                f"REDIS_SENTINELS: {item!r}: the port must be 1-65535 (e.g. sentinel-1:26379)")
         out.append((host, port))
     if text.strip() and not out:
         raise SentinelsError("REDIS_SENTINELS: no host:port in it (e.g. sentinel-1:26379,sentinel-2:26379)")

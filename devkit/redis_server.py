@@ -82,14 +82,25 @@ class RedisServer:
         try:
             while True:
                 try:
-                    if client.ping():
+                    if client.ping() and self._in_sync(client):
                         return self
                 except redis.ConnectionError:
                     if self.proc.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"redis-server did not start on port {self.port}") from None
                     time.sleep(0.02)
+                    continue
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis replica on port {self.port} did not sync with its master")
+                time.sleep(0.02)
         finally:
             client.close()
+
+    def _in_sync(self, client: redis.Redis) -> bool:
+        """A replica counts as started once its first sync with the master is done."""
+        if self.replica_of is None:
+            return True
+        info: Any = client.info("replication")
+        return info.get("master_link_status") == "up"
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is None:
