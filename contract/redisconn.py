@@ -233,16 +233,19 @@ def async_client(target: RedisTarget, *, max_connections: int | None = None,
 
 
 def sync_client(target: RedisTarget, **kwargs: Any) -> redis.Redis:
-    """A blocking client (RQ's connection, health checks) with the same failover behaviour."""
+    """A blocking client (RQ's connection, health checks). Under Sentinel it retries through a
+    failover like :func:`async_client`; a plain server keeps redis-py's defaults, as before
+    Sentinel existed: RQ's worker loop rides out a restart itself, and a job whose result cannot be
+    written is handed back rather than stalling in retries (tests/queue/test_redis_outage.py)."""
+    if not target.uses_sentinel:
+        return redis.Redis.from_url(target.url, **kwargs)
     retry = SyncRetry(ExponentialBackoff(cap=target.retry_cap_s, base=RETRY_BASE_S), target.retries())
     common: dict[str, Any] = {"retry": retry, "retry_on_error": list(RETRY_ERRORS), **kwargs}
-    if target.uses_sentinel:
-        common.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
-        sentinel = SyncSentinel(list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target))
-        client: redis.Redis = sentinel.master_for(target.service, connection_class=SyncFailoverConnection,
-                                                  **_url_auth(target.url), **common)
-        return client
-    return redis.Redis.from_url(target.url, **common)
+    common.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
+    sentinel = SyncSentinel(list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target))
+    client: redis.Redis = sentinel.master_for(target.service, connection_class=SyncFailoverConnection,
+                                              **_url_auth(target.url), **common)
+    return client
 
 
 def _fence_value(job_ids: Iterable[str]) -> str:
