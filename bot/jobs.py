@@ -150,6 +150,7 @@ def build_spec(
         style=user_settings.style,
         width=width,
         height=height,
+        aspect=None if size is not None else aspect,  # an edited photo keeps the shape it has
         seed=secrets.randbelow(MAX_SEED + 1) if seed is None else seed,
         steps=family_steps(config, model or user_settings.model),
         prior_steps=config.prior_steps,

@@ -124,6 +124,7 @@ def _build_spec(args: argparse.Namespace) -> JobSpec:
         "style": args.style,
         "width": width,
         "height": height,
+        "aspect": args.aspect,  # the engine crops the bucket to exactly this ratio
         "seed": seed,
         "prior_steps": args.prior_steps,
         "prior_guidance": args.prior_guidance,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from bot.user_settings import SettingsStore, UserSettings
 from contract.families import Family
 from contract.queue import family_queue
-from contract.spec import JobSpec, Mode, bucket_size
+from contract.spec import JobSpec, Mode, bucket_size, exact_size
 from devkit.botapi.models import SentMessage
 from tests.bot.conftest import Harness, press
 from tests.bot.images import open_image, photo
@@ -128,7 +128,7 @@ async def test_k3_text_to_image_again_and_same_seed_keep_the_model(live: Harness
     await use_model(h, user.user_id, Family.KANDINSKY3, aspect="16:9")
     await user.send_text("a red fox in the snow")
     result = await h.wait_result(user)
-    assert open_image(result.photo_bytes or b"").size == bucket_size("16:9", 512)
+    assert open_image(result.photo_bytes or b"").size == exact_size("16:9", 512)
     assert "Model: Kandinsky 3.0" in caption_of(result) and "was cut" not in caption_of(result)
     # The user moves back to 2.2; the buttons under the 3.0 result still draw with 3.0.
     await use_model(h, user.user_id, Family.KANDINSKY22, aspect="16:9")

@@ -277,9 +277,9 @@ def test_generate_with_model_kandinsky3_in_a_subprocess(tiny_bundle: Path, tmp_p
                    "--long-side", "512", "--steps", "3", "--seed", "9", "--model-dir", str(tiny_bundle),
                    "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert "Kandinsky 3.0: mode text2image 512x256" in proc.stdout and "seeds: 9" in proc.stdout
+    assert "Kandinsky 3.0: mode text2image 512x320" in proc.stdout and "seeds: 9" in proc.stdout
     assert "unet" in proc.stdout and "prior" not in proc.stdout
-    expected = engine.generate(k3_spec(Mode.TEXT2IMAGE, seed=9, steps=3)).images[0]
+    expected = engine.generate(k3_spec(Mode.TEXT2IMAGE, seed=9, steps=3, aspect="16:9")).images[0]
     assert np.array_equal(as_array(Image.open(out).convert("RGB")), as_array(expected))
 
 
