@@ -272,6 +272,7 @@ _WEIGHT_NAMES = {"diffusers": "diffusion_pytorch_model", "transformers": "model"
 _CONFIG_NAMES = {
     "scheduler": "scheduler_config.json",
     "tokenizer": "tokenizer_config.json",
+    "tokenizer_2": "tokenizer_config.json",  # SDXL's second CLIP tokenizer
     "image_processor": "preprocessor_config.json",
 }
 """Config file of the non-model parts of a pipeline, by component name."""
