@@ -50,6 +50,8 @@ class BotSettings(BaseSettings):
     """Kandinsky 2.2's decoder steps per job (the model card's 50)."""
     k3_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS, alias="BOT_K3_STEPS")
     """Kandinsky 3.0's UNet steps per job; unset: its model card's 25 (contract.families)."""
+    sdxl_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS, alias="BOT_SDXL_STEPS")
+    """SDXL's steps per job (base and refiner share one schedule); unset: the model card's 40."""
     prior_steps: int = Field(default=25, ge=2, le=MAX_STEPS, alias="BOT_PRIOR_STEPS")
     progress_edit_interval_s: float = Field(default=2.0, ge=0.0, alias="BOT_PROGRESS_EDIT_INTERVAL")
     """Minimum gap between two edits of one status message (Telegram allows ~1 edit/s per chat)."""

@@ -110,10 +110,12 @@ def normalize_weights(first_percent: int) -> tuple[float, float]:
 
 
 def family_steps(config: BotSettings, family: Family) -> int:
-    """Denoising steps of a job of ``family``: BOT_STEPS for 2.2, BOT_K3_STEPS (or the model
-    card's) for 3.0."""
+    """Denoising steps of a job of ``family``: BOT_STEPS for 2.2, BOT_K3_STEPS / BOT_SDXL_STEPS (or
+    the model card's) for 3.0 and SDXL."""
     if family is Family.KANDINSKY3:
         return config.k3_steps or describe_family(family).default_steps
+    if family is Family.SDXL:
+        return config.sdxl_steps or describe_family(family).default_steps
     return config.steps
 
 

@@ -1,5 +1,5 @@
 """Model families through the real bot: /model and /settings choose the model (kept across a
-restart), every Kandinsky 3.0 mode end to end on the tiny bundle with a real worker, captions name
+restart), every Kandinsky 3.0 and SDXL mode end to end on the tiny bundle with a real worker, captions name
 the model, "again" and "same seed" keep the result's model, a cut prompt is said, a mode the model
 lacks is refused before anything is queued (with a button to run it with the model that has it),
 and a job whose model has no worker waits, with the user told so."""
@@ -16,6 +16,7 @@ from tests.bot.images import open_image, photo
 
 K3 = "Kandinsky 3.0"
 K22 = "Kandinsky 2.2"
+SDXL = "SDXL"
 LONG_PROMPT = " ".join(["a red fox in the snow"] * 30)
 """150 words: past the 128 tokens Kandinsky 3.0 reads (and the 77 of 2.2)."""
 
@@ -50,7 +51,7 @@ async def test_model_command_and_settings_choose_the_model_and_it_survives_a_res
     await user.send_text("/model")
     picker = await h.wait_text(user, "Pick the model")
     assert "Model: Kandinsky 2.2" in (picker.text or "")
-    assert [b["text"] for b in picker.inline_buttons] == ["• " + K22, K3, "« Back"]
+    assert [b["text"] for b in picker.inline_buttons] == ["• " + K22, K3, SDXL, "« Back"]
     await press(h, user, picker, K3, expect="Kandinsky 3.0 cannot do")
     assert (await SettingsStore(h.redis).get(user.user_id)).model is Family.KANDINSKY3
     await h.restart()
@@ -170,3 +171,56 @@ async def test_k3_sticker_and_the_prompt_cut_notice(live: Harness) -> None:
     card = await h.wait_message(user, lambda m: m.kind == "text" and "Seed:" in (m.text or ""))
     assert "Model: Kandinsky 3.0" in caption_of(card)
     assert "longer than Kandinsky 3.0 reads (128 tokens)" in caption_of(card)
+
+
+# --- every SDXL mode, with a real worker (base + refiner) -----------------------------------------
+
+
+async def test_sdxl_from_the_picker_text_to_image_and_sticker(live: Harness) -> None:
+    h = live
+    user = h.user()
+    await user.send_text("/model")
+    picker = await h.wait_text(user, "Pick the model")
+    await press(h, user, picker, SDXL, expect="SDXL cannot do")
+    assert (await SettingsStore(h.redis).get(user.user_id)).model is Family.SDXL
+    before = h.count(user)
+    await user.send_text("a red fox in the snow")
+    result = await h.wait_result(user, after=before)
+    assert open_image(result.photo_bytes or b"").size == bucket_size("1:1", 512)
+    assert "Model: SDXL" in caption_of(result)
+    before = h.count(user)
+    await user.send_text("/sticker a happy cat")
+    sticker = await h.wait_result(user, kind="sticker", after=before)
+    img = open_image(sticker.sticker_bytes or b"")
+    assert img.format == "WEBP" and img.mode == "RGBA" and max(img.size) == 512
+    specs = list((await specs_of(h, user.user_id)).values())
+    assert {s.model for s in specs} == {Family.SDXL} and {s.steps for s in specs} == {2}
+
+
+async def test_sdxl_image_plus_text_and_variations(live: Harness) -> None:
+    h = live
+    user = h.user()
+    await use_model(h, user.user_id, Family.SDXL)
+    await user.send_text("/blend")
+    await h.wait_text(user, "Send me a photo")
+    await user.send_photo(photo(320, 320), caption="in the style of a mosaic")
+    blended = await h.wait_result(user)
+    assert "Image + text" in caption_of(blended) and "Model: SDXL" in caption_of(blended)
+    before = h.count(user)
+    await user.send_text("/variations")
+    await h.wait_text(user, "Send me a photo", after=before)
+    await user.send_photo(photo(400, 300))
+    variation = await h.wait_result(user, after=before)
+    assert "Variations" in caption_of(variation) and "Model: SDXL" in caption_of(variation)
+
+
+async def test_sdxl_refuses_keep_depth_before_queueing(harness: Harness) -> None:
+    h = harness
+    user = h.user()
+    await use_model(h, user.user_id, Family.SDXL)
+    await user.send_text("/depth")
+    await h.wait_text(user, "Send me a photo")
+    await user.send_photo(photo(320, 320), caption="a bronze statue")
+    offer = await h.wait_text(user, "SDXL cannot do “Keep depth” — Kandinsky 2.2 can")
+    assert await specs_of(h, user.user_id) == {}, "nothing recorded"
+    assert [b["text"] for b in offer.inline_buttons] == ["▶️ Draw this one with Kandinsky 2.2"]
