@@ -38,6 +38,7 @@ from contract.animation import Animation
 from contract.families import Family, describe_family
 from contract.language import PromptTranslation
 from contract.spec import MAX_SEED, JobSpec, Mode, Priority, bucket_size
+from contract.weighting import WeightingError, check_weighting
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +230,13 @@ class Requester:
         before anything is counted, with a button to run it with a family that has it."""
         chosen = model or self.user_settings.model
         runs_it = chosen if serves(chosen, mode.value) else alternative(mode.value)
+        if runs_it is Family.SDXL:  # SDXL reads weights: a malformed one is refused before queueing
+            try:
+                check_weighting(prompt)
+            except WeightingError as exc:
+                text = self.t(f"weighting-{exc.problem}", detail=exc.detail)
+                await self.bot.send_message(self.chat_id, text, reply_parameters=reply_to(reply_to_id))
+                return None
         spec = build_spec(
             mode=mode, config=self.services.config, user_settings=self.user_settings,
             user_id=self.user_id, chat_id=self.chat_id, locale=self.locale, prompt=prompt,

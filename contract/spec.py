@@ -23,6 +23,7 @@ from contract.language import PromptTranslation
 # Mode and STICKER_SUFFIX live with the mode descriptions; importing them from here keeps working.
 from contract.modes import STICKER_SUFFIX as STICKER_SUFFIX
 from contract.modes import Mode, describe
+from contract.weighting import check_weighting
 
 SPEC_VERSION = 1
 """Bump when a field changes meaning; workers reject versions they do not know."""
@@ -206,6 +207,9 @@ class JobSpec(BaseModel):
             )
         if needs.prompt and not self.prompt.strip():
             raise ValueError(f"mode {self.mode} needs a prompt")
+        if self.model is Family.SDXL:  # SDXL reads weights: a malformed one is refused, not drawn
+            for text in (self.prompt, self.negative_prompt):
+                check_weighting(text)
         if len(self.inputs) != needs.images:
             raise ValueError(f"mode {self.mode} needs {needs.images} input image(s), got {len(self.inputs)}")
         if needs.mask and not self.mask:

@@ -224,3 +224,25 @@ async def test_sdxl_refuses_keep_depth_before_queueing(harness: Harness) -> None
     offer = await h.wait_text(user, "SDXL cannot do “Keep depth” — Kandinsky 2.2 can")
     assert await specs_of(h, user.user_id) == {}, "nothing recorded"
     assert [b["text"] for b in offer.inline_buttons] == ["▶️ Draw this one with Kandinsky 2.2"]
+
+
+async def test_a_malformed_sdxl_weighting_is_refused_before_queueing_in_both_languages(
+        harness: Harness) -> None:
+    h = harness
+    user = h.user()
+    await use_model(h, user.user_id, Family.SDXL)
+    await user.send_text("a (red car in the fog")
+    await h.wait_text(user, "unbalanced brackets (1 '(' never closed)")
+    await user.send_text("/imagine a (red car:3.5)")
+    await h.wait_text(user, "Weights go from 0 to 2")
+    ru = h.user(language_code="ru")
+    await use_model(h, ru.user_id, Family.SDXL)
+    await ru.send_text("a (red car:2.5)")
+    await h.wait_text(ru, "Веса — от 0 до 2")
+    assert await specs_of(h, user.user_id) == {} and await specs_of(h, ru.user_id) == {}
+    assert await h.redis.llen(f"rq:queue:{family_queue(Family.SDXL, high=False)}") == 0
+    # Kandinsky reads brackets as words: the same prompt is queued there.
+    await use_model(h, user.user_id, Family.KANDINSKY22)
+    before = h.count(user)
+    await user.send_text("a (red car in the fog")
+    await h.wait_text(user, "Your request", after=before)

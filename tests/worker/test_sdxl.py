@@ -226,10 +226,60 @@ def test_the_vae_settings_replace_the_vae_and_its_upcast(tiny_bundle: Path) -> N
     assert family.base_pipeline().vae.config.force_upcast is False
 
 
-def test_a_prompt_over_77_tokens_is_reported_cut(engine: Engine, sdxl: SDXLEngine) -> None:
+def test_a_prompt_over_77_tokens_is_read_whole_in_chunks(engine: Engine, sdxl: SDXLEngine) -> None:
     long_prompt = " ".join(["a red fox in the snow"] * 20)
+    spec = sdxl_spec(Mode.TEXT2IMAGE, steps=2, prompt=long_prompt)
     assert sdxl.count_tokens(long_prompt) > describe_family(Family.SDXL).prompt_tokens
-    assert engine.generate(sdxl_spec(Mode.TEXT2IMAGE, steps=1, prompt=long_prompt)).prompt_truncated
+    assert sdxl.needs_compel(spec, spec.effective_prompt)
+    run = _run_of(spec)
+    embeds = sdxl._weighted(run, sdxl.base_pipeline(), spec.effective_prompt, refiner=False)
+    assert embeds["prompt_embeds"].shape[1] > 77 and embeds["pooled_prompt_embeds"].shape == (1, 32)
+    out = engine.generate(spec)
+    assert not out.prompt_truncated and "compel" in out.timings and out.images[0].size == WIDE
+    head = engine.generate(sdxl_spec(Mode.TEXT2IMAGE, steps=2, prompt=" ".join(long_prompt.split()[:12])))
+    assert mean_abs_diff(out.images[0], head.images[0]) > 0.1, "the words past 77 tokens are read"
+
+
+def _run_of(spec: JobSpec) -> Any:
+    from worker.engine.base import Run, StepProgress
+
+    return Run(spec, [], None, [generator(spec.seed)], StepProgress(None, None), {})
+
+
+def test_up_weighting_a_word_raises_its_share_of_the_embedding(sdxl: SDXLEngine) -> None:
+    pipe = sdxl.base_pipeline()
+
+    def embeds(prompt: str) -> torch.Tensor:
+        run = _run_of(sdxl_spec(Mode.TEXT2IMAGE, prompt=prompt or "x"))
+        return sdxl._weighted(run, pipe, prompt, refiner=False)["prompt_embeds"][0]
+
+    empty, plain_embeds = embeds(""), embeds("a red fox")
+    red = 2  # start token, "a", "red"
+
+    def share(e: torch.Tensor) -> float:
+        distance = (e - empty).norm(dim=-1)
+        return float(distance[red] / distance[1:4].sum())
+
+    up, down = embeds("a (red:1.5) fox"), embeds("a (red)0.5 fox")
+    assert share(up) > share(plain_embeds) > share(down)
+    assert torch.allclose(embeds("a red++ fox")[red], embeds("a (red:1.21) fox")[red], atol=1e-5)
+
+
+def test_weighted_prompts_change_the_image_and_plain_ones_skip_compel(engine: Engine) -> None:
+    plain_out = engine.generate(sdxl_spec(Mode.TEXT2IMAGE, prompt="a red fox"))
+    weighted = engine.generate(sdxl_spec(Mode.TEXT2IMAGE, prompt="a (red:1.8) fox",
+                                         negative_prompt="(fog)0.6"))
+    assert "compel" not in plain_out.timings and "compel" in weighted.timings
+    assert mean_abs_diff(plain_out.images[0], weighted.images[0]) > 0.1
+
+
+def test_a_malformed_weighting_is_refused_in_the_spec() -> None:
+    for prompt, match in (("a (red car", "never closed"), ("a (red car:3)", "outside 0-2")):
+        with pytest.raises(SpecError, match=match):
+            JobSpec.parse({"model": "sdxl", "mode": "text2image", "prompt": prompt, "width": 512,
+                           "height": 512})
+    JobSpec.parse({"model": "kandinsky22", "mode": "text2image", "prompt": "a (red car", "width": 512,
+                   "height": 512})  # Kandinsky reads brackets as words
 
 
 # --- refusals ---------------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ from diffusers import (
 )
 
 from contract.families import Family, Placement
-from contract.spec import Mode
+from contract.spec import JobSpec, Mode
+from contract.weighting import has_weighting, to_compel
 from worker.engine.base import (
     FamilyEngine,
     InputRejected,
@@ -141,6 +142,10 @@ class SDXLEngine(FamilyEngine):
         """CLIP tokens (start and end included), as the base's first tokenizer makes them."""
         return len(self.base_pipeline().tokenizer(text, verbose=False).input_ids)
 
+    def prompt_truncated(self, spec: JobSpec) -> bool:
+        """Never: a prompt longer than 77 tokens goes through compel, in chunks, and is read whole."""
+        return False
+
     # --- loading -------------------------------------------------------------------------------------
 
     def _on_gpu(self) -> bool:
@@ -228,14 +233,54 @@ class SDXLEngine(FamilyEngine):
             return full, 0
         return base, refiner
 
+    def needs_compel(self, spec: JobSpec, prompt: str) -> bool:
+        """Weighted or over-long prompts go through compel; plain ones through the pipeline's own
+        encoder (so they stay bit for bit the model card's)."""
+        texts = (prompt, spec.negative_prompt)
+        if any(has_weighting(t) for t in texts):
+            return True
+        return any(self.count_tokens(t) > self.description.prompt_tokens for t in texts if t)
+
+    def _weighted(self, run: Run, pipe: Any, prompt: str, refiner: bool) -> dict[str, Any]:
+        """compel's embeddings (weights applied, long prompts in 77-token chunks, the pooled one
+        from the second encoder), for the base (both encoders) or the refiner (the second only)."""
+        from compel import Compel, ReturnedEmbeddingsType
+
+        if refiner:
+            tokenizers: Any = pipe.tokenizer_2
+            encoders: Any = pipe.text_encoder_2
+            pooled: Any = True
+        else:
+            tokenizers = [pipe.tokenizer, pipe.tokenizer_2]
+            encoders = [pipe.text_encoder, pipe.text_encoder_2]
+            pooled = [False, True]
+        compel = Compel(tokenizer=tokenizers, text_encoder=encoders, requires_pooled=pooled,
+                        returned_embeddings_type=ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED,
+                        truncate_long_prompts=False, device=self.device)
+        negative = self._negative(run.spec)
+        with self._stage(run.timings, "compel"), torch.no_grad():
+            embeds, pooled_embeds = compel(to_compel(prompt))
+            if negative is None and not refiner:  # the base zeroes an empty negative itself
+                return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled_embeds}
+            # The refiner encodes an empty negative as "" (its config), padded to the prompt's chunks here.
+            negative_embeds, negative_pooled = compel(to_compel(negative or ""))
+            embeds, negative_embeds = compel.pad_conditioning_tensors_to_same_length(
+                [embeds, negative_embeds])
+        return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled_embeds,
+                "negative_prompt_embeds": negative_embeds, "negative_pooled_prompt_embeds": negative_pooled}
+
+    def _prompt_kwargs(self, run: Run, pipe: Any, prompt: str, refiner: bool = False) -> dict[str, Any]:
+        if not self.needs_compel(run.spec, prompt):
+            return {"prompt": prompt, "negative_prompt": self._negative(run.spec)}
+        return self._weighted(run, pipe, prompt, refiner)
+
     def _run_experts(self, run: Run, pipe: Any, prompt: str, strength: float | None,
                      **inputs: Any) -> list[PIL.Image.Image]:
         """The base (``pipe``, with ``inputs``) and, when it gets steps, the refiner after it."""
         spec = run.spec
-        negative = self._negative(spec)
         base_steps, refiner_steps = self._split(pipe, spec.steps, 1.0 if strength is None else strength)
         common: dict[str, Any] = {
-            "prompt": prompt, "negative_prompt": negative, "num_inference_steps": spec.steps,
+            **self._prompt_kwargs(run, pipe, prompt), "num_inference_steps": spec.steps,
             "guidance_scale": spec.guidance, "num_images_per_prompt": run.n, "generator": run.generators,
             "callback_on_step_end": run.progress.on_step_end,
         }
@@ -253,7 +298,8 @@ class SDXLEngine(FamilyEngine):
         run.progress.begin(REFINER_STAGE, refiner_steps)
         with self._stage(run.timings, REFINER_STAGE):
             refined = self._ready(refiner)(
-                prompt=prompt, negative_prompt=negative, image=out.images, num_inference_steps=spec.steps,
+                **self._prompt_kwargs(run, refiner, prompt, refiner=True), image=out.images,
+                num_inference_steps=spec.steps,
                 denoising_start=self.fraction, guidance_scale=spec.guidance, num_images_per_prompt=run.n,
                 generator=run.generators, callback_on_step_end=run.progress.on_step_end)
         return list(refined.images)
@@ -300,7 +346,7 @@ class SDXLEngine(FamilyEngine):
         run.progress.begin(STAGE, spec.steps)
         with self._stage(run.timings, STAGE):
             out = self._ready(pipe)(
-                prompt=spec.effective_prompt, negative_prompt=self._negative(spec), image=init,
+                **self._prompt_kwargs(run, pipe, spec.effective_prompt), image=init,
                 mask_image=mask, height=spec.height, width=spec.width, strength=INPAINT_STRENGTH,
                 num_inference_steps=spec.steps, guidance_scale=spec.guidance, num_images_per_prompt=run.n,
                 generator=run.generators, callback_on_step_end=run.progress.on_step_end)
