@@ -38,7 +38,7 @@ class _DropNotice(logging.Filter):
 
 def quiet_library_notices() -> None:
     """Idempotent: each filter is added once per logger."""
-    drops = [(name, (TORCHVISION_FALLBACK,)) for name in NOTICE_LOGGERS]
+    drops: list[tuple[str, tuple[str, ...]]] = [(name, (TORCHVISION_FALLBACK,)) for name in NOTICE_LOGGERS]
     drops.append((GENERATION_LOGGER, WHISPER_SUPPRESS_NOTICE))
     for name, fragments in drops:
         logger = logging.getLogger(name)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ DEFAULT_ALLOWED_UPDATES = frozenset(
 """Update types delivered when allowed_updates is empty (chat_member and reactions are opt-in)."""
 
 
-class ServerState:
+class ServerState(ABC):
     """The server's state; :class:`~devkit.botapi.server.LocalBotAPI` adds the behaviour."""
 
     def __init__(
@@ -109,6 +110,7 @@ class ServerState:
     def _bot_user(self) -> dict[str, Any]:
         return {"id": self.bot_id, "is_bot": True, "first_name": "Kandinsky", "username": self.bot_username}
 
+    @abstractmethod
     async def call(
         self,
         method: str,
@@ -120,4 +122,3 @@ class ServerState:
     ) -> dict[str, Any]:
         """Run one method as if it arrived over HTTP (the core, ``server.py``, implements it;
         declared here for the webhook delivery, which runs the bot's reply as a call)."""
-        raise NotImplementedError

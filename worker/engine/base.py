@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -351,7 +352,7 @@ def recipe(*modes: Mode) -> Callable[[_R], _R]:
     return mark
 
 
-class FamilyEngine:
+class FamilyEngine(ABC):
     """One model family's resident models and its mode recipes. Calls are serialised.
 
     Subclasses set ``family``, implement ``sources`` (where each model comes from; refuse an
@@ -425,17 +426,17 @@ class FamilyEngine:
 
     # --- what each family provides ---------------------------------------------------------------
 
+    @abstractmethod
     def sources(self) -> dict[str, str]:
         """Where each model comes from (ids or local folders); ModelFolderError when incomplete."""
-        raise NotImplementedError
 
+    @abstractmethod
     def load_all(self) -> None:
         """Load every model this family uses, so no job waits for a load."""
-        raise NotImplementedError
 
+    @abstractmethod
     def count_tokens(self, text: str) -> int:
         """Tokens the family's text encoder would get for ``text`` (special tokens included)."""
-        raise NotImplementedError
 
     def warmup_spec(self, mode: Mode, width: int, height: int) -> JobSpec:
         """A small job of ``mode`` for the warm-up (blob keys are never read)."""
