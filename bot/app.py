@@ -25,11 +25,7 @@ from aiogram.methods.base import Response, TelegramType
 from aiogram.types import BotCommand, ErrorEvent
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio import Redis
 
 from bot.config import BotMode, BotSettings
 from bot.delivery import Delivery
@@ -48,16 +44,11 @@ from bot.services.quotas import Limits, QuotaService
 from bot.services.voice import VoiceService
 from bot.user_settings import SettingsStore
 from bot.webapp import MAX_REQUEST_BYTES, WebApp, WebAppServer
-from contract import keys
+from contract import keys, redisconn
 from contract.modes import mode_commands
 
 log = logging.getLogger(__name__)
 
-REDIS_RETRIES = 5
-"""A restarted Redis leaves every pooled connection dead: a command reconnects and retries (with
-backoff up to REDIS_RETRY_CAP_S) instead of failing the user's update on the first stale one."""
-REDIS_RETRY_CAP_S = 2.0
-"""Longest pause between two tries; Redis restarts in well under a second."""
 REDIS_MAX_CONNECTIONS = 64
 """Connections one bot process opens at most; beyond that a command waits for a free one."""
 REDIS_POOL_TIMEOUT_S = 20.0
@@ -71,17 +62,11 @@ COMMANDS: tuple[str, ...] = ("start", "help", *mode_commands(), "settings", "mod
 """The bot menu (setMyCommands) and /help list these, in this order (the modes' from contract.modes)."""
 
 
-def redis_retry() -> Retry:
-    return Retry(ExponentialBackoff(cap=REDIS_RETRY_CAP_S, base=0.1), REDIS_RETRIES)
-
-
 def create_redis(settings: BotSettings) -> Redis:
-    """A blocking pool: in a burst, commands wait for a connection instead of failing."""
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url.get_secret_value(), max_connections=REDIS_MAX_CONNECTIONS,
-        timeout=REDIS_POOL_TIMEOUT_S, retry=redis_retry(),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError])
-    return Redis.from_pool(pool)
+    """A blocking pool: in a burst, commands wait for a connection instead of failing. Plain
+    REDIS_URL or a Sentinel-managed master, retrying across restarts and failovers (contract.redisconn)."""
+    return redisconn.async_client(settings.redis_target(), max_connections=REDIS_MAX_CONNECTIONS,
+                                  pool_timeout=REDIS_POOL_TIMEOUT_S)
 
 
 class RedactingSession(AiohttpSession):
@@ -139,13 +124,14 @@ async def create_services(settings: BotSettings, redis: Redis, bot: Bot, *,
     """
     me = await bot.me()
     i18n = i18n or I18n(default_locale=settings.default_locale)
-    sync = sync_client(settings.redis_url.get_secret_value())
+    target = settings.redis_target()
+    sync = sync_client(target)
     metrics = BotMetrics(sync)
     limits = Limits(per_minute=settings.rate_per_minute, per_day=settings.rate_per_day,
                     inflight=settings.max_inflight)
     quotas = QuotaService(redis, frozenset(settings.admin_ids), limits)
     queue_settings = QueueSettings(per_user_inflight=max(1, settings.max_inflight))
-    queue = JobQueue(redis, queue_settings)
+    queue = JobQueue(redis, queue_settings, target=target)
     admission = Admission(queue, quotas, admin_inflight=queue_settings.admin_inflight, metrics=metrics,
                           frames_per_request=settings.animation_frames_per_request)
     return Services(
@@ -256,7 +242,8 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
     dp = create_dispatcher(services, extra_routers=extra_routers, extra_middlewares=extra_middlewares)
     await services.start(bot)
     delivery = Delivery(bot, services)
-    consumer = EventConsumer(redis, handler=delivery.handle, consumer=settings.consumer_name)
+    consumer = EventConsumer(redis, handler=delivery.handle, consumer=settings.consumer_name,
+                             target=settings.redis_target())
     consumer_task = asyncio.create_task(consumer.run(), name="event-consumer")
     runner: web.AppRunner | None = None
     polling: asyncio.Task[None] | None = None

@@ -82,7 +82,7 @@ def caption(t: Translator, spec: JobSpec, seeds: list[int], width: int, height: 
         prompt=f"\n<i>{escape(prompt)}</i>" if prompt else "",
         seed=", ".join(str(s) for s in seeds) or str(spec.seed),
         style=keyboards.style_label(t, spec.style),
-        aspect=aspect_of(spec.width, spec.height),
+        aspect=spec.aspect or aspect_of(spec.width, spec.height),
         width=str(width),  # a string: Fluent would print 1024 as "1,024"
         height=str(height),
     ) + untranslated_note(t, translation) + caption_note(t, spec, prompt_truncated)

@@ -38,6 +38,7 @@ from contract.animation import Animation
 from contract.families import Family, describe_family
 from contract.language import PromptTranslation
 from contract.spec import MAX_SEED, JobSpec, Mode, Priority, bucket_size
+from contract.weighting import WeightingError, check_weighting
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +111,12 @@ def normalize_weights(first_percent: int) -> tuple[float, float]:
 
 
 def family_steps(config: BotSettings, family: Family) -> int:
-    """Denoising steps of a job of ``family``: BOT_STEPS for 2.2, BOT_K3_STEPS (or the model
-    card's) for 3.0."""
+    """Denoising steps of a job of ``family``: BOT_STEPS for 2.2, BOT_K3_STEPS / BOT_SDXL_STEPS (or
+    the model card's) for 3.0 and SDXL."""
     if family is Family.KANDINSKY3:
         return config.k3_steps or describe_family(family).default_steps
+    if family is Family.SDXL:
+        return config.sdxl_steps or describe_family(family).default_steps
     return config.steps
 
 
@@ -150,6 +153,7 @@ def build_spec(
         style=user_settings.style,
         width=width,
         height=height,
+        aspect=None if size is not None else aspect,  # an edited photo keeps the shape it has
         seed=secrets.randbelow(MAX_SEED + 1) if seed is None else seed,
         steps=family_steps(config, model or user_settings.model),
         prior_steps=config.prior_steps,
@@ -227,6 +231,13 @@ class Requester:
         before anything is counted, with a button to run it with a family that has it."""
         chosen = model or self.user_settings.model
         runs_it = chosen if serves(chosen, mode.value) else alternative(mode.value)
+        if runs_it is Family.SDXL:  # SDXL reads weights: a malformed one is refused before queueing
+            try:
+                check_weighting(prompt)
+            except WeightingError as exc:
+                text = self.t(f"weighting-{exc.problem}", detail=exc.detail)
+                await self.bot.send_message(self.chat_id, text, reply_parameters=reply_to(reply_to_id))
+                return None
         spec = build_spec(
             mode=mode, config=self.services.config, user_settings=self.user_settings,
             user_id=self.user_id, chat_id=self.chat_id, locale=self.locale, prompt=prompt,

@@ -34,9 +34,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from rq import Queue
 
+from contract import redisconn
 from contract import stats as jobstats
 from contract.observability import HEALTH_REDIS_TIMEOUT_S, serve
 from contract.queue import QUEUES_IN_ORDER
+from contract.redisconn import RedisTarget
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -136,11 +138,12 @@ def redis_health(client: redis_sync.Redis) -> tuple[bool, str]:
     return True, "ok"
 
 
-def sync_client(url: str) -> redis_sync.Redis:
-    """A small blocking client for the endpoint thread, with short timeouts."""
-    return redis_sync.Redis.from_url(
-        url, socket_timeout=HEALTH_REDIS_TIMEOUT_S, socket_connect_timeout=HEALTH_REDIS_TIMEOUT_S
-    )
+def sync_client(target: RedisTarget | str) -> redis_sync.Redis:
+    """A small blocking client for the endpoint thread, with short timeouts (a plain URL or a
+    Sentinel-managed master: contract.redisconn)."""
+    where = target if isinstance(target, RedisTarget) else RedisTarget(url=target)
+    return redisconn.sync_client(where, socket_timeout=HEALTH_REDIS_TIMEOUT_S,
+                                 socket_connect_timeout=HEALTH_REDIS_TIMEOUT_S)
 
 
 class HealthEndpoint:

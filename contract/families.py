@@ -33,6 +33,7 @@ class Family(StrEnum):
 
     KANDINSKY22 = "kandinsky22"
     KANDINSKY3 = "kandinsky3"
+    SDXL = "sdxl"
 
 
 class Placement(StrEnum):
@@ -166,6 +167,23 @@ FAMILIES: tuple[FamilyDescription, ...] = (
         ),
         placements=(Placement.GPU, Placement.TEXT_ENCODER_CPU, Placement.MODEL_OFFLOAD),
         notes={"checkpoints": "kandinsky-community/kandinsky-3 (fp16 variant)"},
+    ),
+    FamilyDescription(
+        family=Family.SDXL,
+        title="SDXL",
+        default_steps=40,
+        default_guidance=5.0,
+        prompt_tokens=77,
+        components=(
+            Component("text_encoder", 123_060_480, text_encoder=True),  # CLIP ViT-L
+            Component("text_encoder_2", 694_659_840, text_encoder=True),  # OpenCLIP bigG, shared
+            Component("unet", 2_567_463_684),
+            Component("refiner_unet", 2_518_558_724),
+            Component("vae", 83_653_863),  # shared by base and refiner
+        ),
+        placements=(Placement.GPU, Placement.MODEL_OFFLOAD),
+        notes={"checkpoints": "stabilityai/stable-diffusion-xl-base-1.0 + stable-diffusion-xl-refiner-1.0 "
+                              "(fp16 variant; the refiner's second text encoder and VAE are the base's)"},
     ),
 )
 """Every family, in the order a worker considers them for its device (and /model lists them)."""

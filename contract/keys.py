@@ -91,6 +91,9 @@ BANNED = f"{PREFIX}:banned"
 """Set of banned user ids (no TTL: a ban lasts until an admin lifts it)."""
 MAINTENANCE = f"{PREFIX}:maintenance"
 """Present while maintenance mode is on; the value is who turned it on and when."""
+REPLICATION_FENCE = f"{PREFIX}:fence"
+"""Written right before WAIT under Sentinel (contract.redisconn.replicate): its value is only a
+log aid, its replication offset is what WAIT waits for; TTL contract.redisconn.FENCE_TTL_S."""
 
 
 def quota_minute(user_id: int) -> str:

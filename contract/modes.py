@@ -44,8 +44,11 @@ class Mode(StrEnum):
 KANDINSKY22 = Family.KANDINSKY22
 """The family every mode had before there were several (contract/families.py describes them)."""
 KANDINSKY3 = Family.KANDINSKY3
+SDXL = Family.SDXL
 BOTH_KANDINSKY = frozenset({KANDINSKY22, KANDINSKY3})
-"""Modes both Kandinsky families run; the prior's modes (mix, keep depth, inpaint) are 2.2's alone."""
+"""Modes both Kandinsky families run; the prior's modes (mix, keep depth) are 2.2's alone."""
+ALL_FAMILIES = frozenset({KANDINSKY22, KANDINSKY3, SDXL})
+"""Modes every family runs: text → image, image + text and variations (img2img), stickers."""
 
 STICKER_SUFFIX = ", sticker, die-cut, cute simple illustration, centered, isolated on plain white background"
 """Makes the subject easy for background removal to cut out."""
@@ -191,16 +194,17 @@ class ModeDescription:
 
 MODES: tuple[ModeDescription, ...] = (
     ModeDescription(mode=Mode.TEXT2IMAGE, images=0, prompt=True, command="imagine", menu=True,
-                    plain_text=True, families=BOTH_KANDINSKY),
+                    plain_text=True, families=ALL_FAMILIES),
     ModeDescription(mode=Mode.MIX, images=2, prompt=False, weights=True, command="mix", menu=True),
     ModeDescription(mode=Mode.BLEND, images=1, prompt=True, weights=True, command="blend", menu=True,
-                    families=BOTH_KANDINSKY),
+                    families=ALL_FAMILIES),
     ModeDescription(mode=Mode.VARIATIONS, images=1, prompt=False, command="variations", menu=True,
-                    families=BOTH_KANDINSKY),
+                    families=ALL_FAMILIES),
     ModeDescription(mode=Mode.STICKER, images=0, prompt=True, prompt_suffix=STICKER_SUFFIX,
-                    command="sticker", menu=True, families=BOTH_KANDINSKY),
+                    command="sticker", menu=True, families=ALL_FAMILIES),
     ModeDescription(mode=Mode.DEPTH, images=1, prompt=True, strength=True, command="depth", menu=True),
-    ModeDescription(mode=Mode.INPAINT, images=1, prompt=True, mask=True),  # engine and CLI only
+    ModeDescription(mode=Mode.INPAINT, images=1, prompt=True, mask=True,  # engine and CLI only
+                    families=frozenset({KANDINSKY22, SDXL})),
     ModeDescription(mode=Mode.OUTPAINT, images=1, prompt=True),  # engine and CLI only
     # Edits: "✏️ Edit" under a result or /edit with a photo; zoom out and pan from a result's buttons.
     ModeDescription(mode=Mode.EDIT, images=1, prompt=True, region=True, command="edit", menu=True),

@@ -13,7 +13,7 @@ import time
 from enum import StrEnum
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from contract.animation import Animation, Scene
 from contract.editing import MAX_REGION_CHARS, ZOOM_FACTORS, PanDirection
@@ -23,6 +23,7 @@ from contract.language import PromptTranslation
 # Mode and STICKER_SUFFIX live with the mode descriptions; importing them from here keeps working.
 from contract.modes import STICKER_SUFFIX as STICKER_SUFFIX
 from contract.modes import Mode, describe
+from contract.weighting import check_weighting
 
 SPEC_VERSION = 1
 """Bump when a field changes meaning; workers reject versions they do not know."""
@@ -81,20 +82,49 @@ DEFAULT_LONG_SIDE = 1024
 
 
 def bucket_size(aspect: str, long_side: int = DEFAULT_LONG_SIDE) -> tuple[int, int]:
-    """(width, height) of an aspect ratio at a tier, each side a multiple of 64."""
+    """(width, height) the models generate for an aspect ratio at a tier: the nearest bucket at least
+    as large as the exact ratio (each side a multiple of 64, as the UNets need), which the engine then
+    centre-crops to ``exact_size``. Rounding the short side to the nearest multiple instead turned
+    16:9 at 512 into 512x256 (2:1)."""
+    rw, rh = _ratio(aspect, long_side)
+    short = long_side * min(rw, rh) / max(rw, rh)
+    short_px = max(SIDE_MULTIPLE, math.ceil(short / SIDE_MULTIPLE - 1e-9) * SIDE_MULTIPLE)
+    return (long_side, short_px) if rw >= rh else (short_px, long_side)
+
+
+def exact_size(aspect: str, long_side: int = DEFAULT_LONG_SIDE, *, even: bool = False) -> tuple[int, int]:
+    """(width, height) the user gets: the long side of the tier and the short side that makes the exact
+    ratio, within a pixel. ``even``: both sides even (H.264 in yuv420p needs that for animations)."""
+    rw, rh = _ratio(aspect, long_side)
+    short = long_side * min(rw, rh) / max(rw, rh)
+    short_px = 2 * round(short / 2) if even else round(short)
+    return (long_side, short_px) if rw >= rh else (short_px, long_side)
+
+
+def crop_box(width: int, height: int, out_width: int, out_height: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the centred ``out_width`` x ``out_height`` box in a picture of
+    ``width`` x ``height`` (PIL's crop box)."""
+    left = (width - out_width) // 2
+    top = (height - out_height) // 2
+    return left, top, left + out_width, top + out_height
+
+
+def _ratio(aspect: str, long_side: int) -> tuple[int, int]:
     if aspect not in ASPECT_RATIOS:
         raise SpecError(f"unknown aspect ratio {aspect!r}; expected one of {', '.join(ASPECT_RATIOS)}")
     if long_side not in LONG_SIDES:
         raise SpecError(f"unknown long side {long_side}; expected one of {LONG_SIDES}")
-    rw, rh = ASPECT_RATIOS[aspect]
-    short = long_side * min(rw, rh) / max(rw, rh)
-    short_px = max(SIDE_MULTIPLE, round(short / SIDE_MULTIPLE) * SIDE_MULTIPLE)
-    return (long_side, short_px) if rw >= rh else (short_px, long_side)
+    return ASPECT_RATIOS[aspect]
 
 
 SIZE_BUCKETS: frozenset[tuple[int, int]] = frozenset(
     bucket_size(a, s) for a in ASPECT_RATIOS for s in LONG_SIDES
 )
+"""Every size the models generate at (compiled graphs and cuDNN plans are made for these)."""
+LEGACY_BUCKETS: frozenset[tuple[int, int]] = frozenset({(512, 256), (256, 512)})
+"""Sizes the round-to-nearest rule made before exact ratios (16:9 at 512); a spec written then (a
+queued job, a result's "again") still runs, uncropped."""
+
 
 def images_needed(mode: Mode) -> int:
     return describe(mode).images
@@ -124,6 +154,10 @@ class JobSpec(BaseModel):
     style: Style = Style.NONE
     width: int = 1024
     height: int = 1024
+    """The size the models generate at, one of ``SIZE_BUCKETS`` (sides multiples of 64)."""
+    aspect: str | None = None
+    """The ratio the user chose: the engine centre-crops the generated picture to it exactly
+    (``output_size``). None: the picture as generated (specs from before exact ratios, a CLI run)."""
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     steps: int = Field(default=50, ge=1, le=MAX_STEPS)
     prior_steps: int = Field(default=25, ge=2, le=MAX_STEPS)
@@ -199,13 +233,20 @@ class JobSpec(BaseModel):
         if family.long_sides is not None and max(self.width, self.height) not in family.long_sides:
             raise ValueError(f"{family.title} renders long sides {family.long_sides}, "
                              f"not {self.width}x{self.height}")
-        if (self.width, self.height) not in SIZE_BUCKETS:
+        if self.aspect is not None and (self.width, self.height) != bucket_size(
+                self.aspect, max(self.width, self.height)):
+            raise ValueError(f"size {self.width}x{self.height} is not the {self.aspect} bucket; "
+                             f"use contract.spec.bucket_size(aspect, long_side)")
+        if (self.width, self.height) not in SIZE_BUCKETS | LEGACY_BUCKETS:
             raise ValueError(
                 f"size {self.width}x{self.height} is not one of the buckets; "
                 f"use contract.spec.bucket_size(aspect, long_side)"
             )
         if needs.prompt and not self.prompt.strip():
             raise ValueError(f"mode {self.mode} needs a prompt")
+        if self.model is Family.SDXL:  # SDXL reads weights: a malformed one is refused, not drawn
+            for text in (self.prompt, self.negative_prompt):
+                check_weighting(text)
         if len(self.inputs) != needs.images:
             raise ValueError(f"mode {self.mode} needs {needs.images} input image(s), got {len(self.inputs)}")
         if needs.mask and not self.mask:
@@ -246,6 +287,20 @@ class JobSpec(BaseModel):
                 f"steps × strength must leave at least one step, got {self.steps} × {self.strength}"
             )
         return self
+
+    @field_validator("aspect")
+    @classmethod
+    def _known_aspect(cls, value: str | None) -> str | None:
+        if value is not None and value not in ASPECT_RATIOS:
+            raise ValueError(f"unknown aspect ratio {value!r}; expected one of {', '.join(ASPECT_RATIOS)}")
+        return value
+
+    def output_size(self, *, even: bool = False) -> tuple[int, int]:
+        """(width, height) of what the user gets: the exact ``aspect`` at this long side, or the
+        generated size when the spec names no aspect. ``even``: for an animation's H.264 frames."""
+        if self.aspect is None:
+            return self.width, self.height
+        return exact_size(self.aspect, max(self.width, self.height), even=even)
 
     @property
     def effective_prompt(self) -> str:

@@ -1,4 +1,5 @@
-"""Start a real ``redis-server`` on a free local port, for tests and the offline demo."""
+"""Start a real ``redis-server`` on a free local port, for tests and the offline demo; and, for the
+failover tests, a replica of one and a real Sentinel (``redis-server --sentinel``) watching them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import redis
 
@@ -41,8 +43,10 @@ class RedisServer:
         password: str | None = None,
         appendonly: bool = False,
         data_dir: Path | None = None,
+        replica_of: RedisServer | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.replica_of = replica_of
         self.password = password
         self.appendonly = appendonly
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="kb-redis-")
@@ -68,21 +72,35 @@ class RedisServer:
             "--loglevel", "warning",
         ]
         if self.password:
-            args += ["--requirepass", self.password]
+            # A replica that may be promoted needs the same password for its clients and its master.
+            args += ["--requirepass", self.password, "--masterauth", self.password]
+        if self.replica_of is not None:
+            args += ["--replicaof", "127.0.0.1", str(self.replica_of.port)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT_S
         client = redis.Redis.from_url(self.url)
         try:
             while True:
                 try:
-                    if client.ping():
+                    if client.ping() and self._in_sync(client):
                         return self
                 except redis.ConnectionError:
                     if self.proc.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"redis-server did not start on port {self.port}") from None
                     time.sleep(0.02)
+                    continue
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis replica on port {self.port} did not sync with its master")
+                time.sleep(0.02)
         finally:
             client.close()
+
+    def _in_sync(self, client: redis.Redis) -> bool:
+        """A replica counts as started once its first sync with the master is done."""
+        if self.replica_of is None:
+            return True
+        info: Any = client.info("replication")
+        return info.get("master_link_status") == "up"
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is None:
@@ -109,6 +127,125 @@ class RedisServer:
             self._tmp.cleanup()
 
     def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+SENTINEL_DOWN_AFTER_MS = 1000
+"""The test Sentinel calls a silent master down after one second (production: 5-30 s), so a
+failover test takes seconds."""
+SENTINEL_FAILOVER_TIMEOUT_MS = 3000
+"""How long one failover attempt may take before the Sentinel tries again (production: minutes)."""
+FAILOVER_TIMEOUT_S = 30.0
+"""A failover on this machine takes about two seconds; thirty means it is not happening."""
+
+
+class SentinelServer:
+    """A real Sentinel (``redis-server <conf> --sentinel``) monitoring ``master`` as ``service``,
+    with quorum 1: alone it may call the master down and promote a replica."""
+
+    def __init__(self, master: RedisServer, service: str, port: int | None = None,
+                 down_after_ms: int = SENTINEL_DOWN_AFTER_MS,
+                 failover_timeout_ms: int = SENTINEL_FAILOVER_TIMEOUT_MS) -> None:
+        self.master = master
+        self.service = service
+        self.port = port or free_port()
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self._tmp = tempfile.TemporaryDirectory(prefix="kb-sentinel-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        """As REDIS_SENTINELS takes it."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> SentinelServer:
+        # Sentinel rewrites its config file as it learns the topology, so it gets its own copy.
+        conf = Path(self._tmp.name) / "sentinel.conf"
+        lines = [
+            f"port {self.port}", "bind 127.0.0.1", f"dir {self._tmp.name}",
+            f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} 1",
+            f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}",
+            f"sentinel failover-timeout {self.service} {self.failover_timeout_ms}",
+            f"sentinel parallel-syncs {self.service} 1",
+        ]
+        if self.master.password:
+            lines.append(f"sentinel auth-pass {self.service} {self.master.password}")
+        conf.write_text("\n".join(lines) + "\n")
+        self.proc = subprocess.Popen([find_redis_server(), str(conf), "--sentinel", "--loglevel", "warning"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                if self.master_port() == self.master.port:
+                    return self
+            except (redis.ConnectionError, redis.ResponseError):
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis sentinel did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1.0, decode_responses=True)
+
+    def master_port(self) -> int | None:
+        """The master's port as the Sentinel sees it now."""
+        client = self.client()
+        try:
+            addr: Any = client.sentinel_get_master_addr_by_name(self.service)
+        finally:
+            client.close()
+        return int(addr[1]) if addr else None
+
+    def wait_replicas(self, count: int, timeout: float = START_TIMEOUT_S) -> None:
+        """Until the Sentinel knows ``count`` replicas that are in sync (it learns them from INFO)."""
+        deadline = time.monotonic() + timeout
+        client = self.client()
+        try:
+            while True:
+                replicas = client.sentinel_slaves(self.service)
+                ok = [r for r in replicas if r.get("master-link-status") == "ok" and not r.get("is_sdown")]
+                if len(ok) >= count:
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"sentinel sees {replicas}, not {count} replica(s) in sync")
+                time.sleep(0.1)
+        finally:
+            client.close()
+
+    def wait_failover(self, old_port: int, timeout: float = FAILOVER_TIMEOUT_S) -> int:
+        """Until the Sentinel names a master other than ``old_port``; returns the new master's port."""
+        deadline = time.monotonic() + timeout
+        while True:
+            port = self.master_port()
+            if port is not None and port != old_port:
+                return port
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no failover from port {old_port} after {timeout} s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> SentinelServer:
         return self.start()
 
     def __exit__(

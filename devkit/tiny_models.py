@@ -14,6 +14,7 @@ Layout (each folder is what ``save_pretrained`` writes for the matching public r
     rembg/tiny-seg.onnx  a conv + sigmoid segmentation net for rembg's "u2net_custom" session
     segment/          CIDAS/clipseg-rd64-refined (CLIPSeg: the mask of edits by words; devkit.tiny_segment)
     kandinsky3/       kandinsky-community/kandinsky-3 (Kandinsky3Pipeline, fp16 files; devkit.tiny_kandinsky3)
+    sdxl/ sdxl_refiner/  stabilityai/stable-diffusion-xl-{base,refiner}-1.0 (fp16 files; devkit.tiny_sdxl)
     translate/ transcribe/  the worker's language models (devkit.tiny_language: Marian, Whisper)
 
 Configs follow diffusers' own fast tests for Kandinsky 2.2 and transformers' DPT tests.
@@ -59,6 +60,9 @@ from contract.spec import STICKER_SUFFIX, STYLE_SUFFIXES
 from devkit.tiny_kandinsky3 import FOLDER as KANDINSKY3_FOLDER
 from devkit.tiny_kandinsky3 import write_tiny_kandinsky3
 from devkit.tiny_language import TRANSCRIBE_FOLDER, TRANSLATE_FOLDER, write_tiny_language_models
+from devkit.tiny_sdxl import FOLDER as SDXL_FOLDER
+from devkit.tiny_sdxl import REFINER_FOLDER as SDXL_REFINER_FOLDER
+from devkit.tiny_sdxl import write_tiny_sdxl
 from devkit.tiny_segment import FOLDER as SEGMENT_FOLDER
 from devkit.tiny_segment import write_tiny_segmenter
 
@@ -77,7 +81,7 @@ DEPTH_IMAGE_SIZE = 32
 REMBG_ONNX_NAME = "tiny-seg.onnx"
 
 SUBFOLDERS = ("prior", "decoder", "decoder_inpaint", "controlnet_depth", "depth", "rembg", TRANSLATE_FOLDER,
-              TRANSCRIBE_FOLDER, KANDINSKY3_FOLDER, SEGMENT_FOLDER)
+              TRANSCRIBE_FOLDER, KANDINSKY3_FOLDER, SEGMENT_FOLDER, SDXL_FOLDER, SDXL_REFINER_FOLDER)
 
 # Scheduler configs as in the public repos (prior: UnCLIP; decoders: DDPM).
 PRIOR_SCHEDULER_CONFIG: dict[str, object] = {
@@ -374,6 +378,7 @@ def write_tiny_bundle(path: Path, seed: int = 0) -> Path:
     onnx.save(build_segmentation_onnx(seed), str(path / "rembg" / REMBG_ONNX_NAME))
     write_tiny_segmenter(path / SEGMENT_FOLDER, seed)
     write_tiny_kandinsky3(path / KANDINSKY3_FOLDER, seed)
+    write_tiny_sdxl(path, seed)
     write_tiny_language_models(path, seed)
     return path
 
@@ -384,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m devkit.tiny_models DIR", file=sys.stderr)
         return 2
     out = write_tiny_bundle(Path(args[0]))
-    print(f"tiny Kandinsky 2.2 + 3.0 bundle written to {out}")
+    print(f"tiny Kandinsky 2.2 + 3.0 + SDXL bundle written to {out}")
     return 0
 
 

@@ -5,6 +5,7 @@ Example::
     python -m worker generate --mode text2image --prompt "red cat, 4k photo" --out cat.png
     python -m worker generate --mode mix --image a.jpg --image b.jpg --weights 0.3,0.7 --out mix.png
     python -m worker generate --model kandinsky3 --prompt "a lighthouse in a storm" --out k3.png
+    python -m worker generate --model sdxl --prompt "a (red car:1.4) in the fog" --out sdxl.png
     python -m worker generate --mode animate --prompt "0: a quiet forest | 3: the forest on fire" \
         --camera flight_3d --seconds 4 --out flight.mp4
 
@@ -51,7 +52,7 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m worker generate",
-        description="Generate images with Kandinsky 2.2 or 3.0 locally (public weights or a local bundle).",
+        description="Generate images with Kandinsky 2.2, 3.0 or SDXL locally (public weights or a bundle).",
     )
     parser.add_argument("--model", choices=[d.family.value for d in FAMILIES], default=DEFAULT_FAMILY.value,
                         help="model family (default %(default)s); steps and guidance default to its own")
@@ -124,6 +125,7 @@ def _build_spec(args: argparse.Namespace) -> JobSpec:
         "style": args.style,
         "width": width,
         "height": height,
+        "aspect": args.aspect,  # the engine crops the bucket to exactly this ratio
         "seed": seed,
         "prior_steps": args.prior_steps,
         "prior_guidance": args.prior_guidance,

@@ -19,8 +19,10 @@ from typing import Any
 import redis as redis_sync
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from contract import redisconn
 from contract import stats as jobstats
 from contract.observability import HEALTH_REDIS_TIMEOUT_S, serve
+from contract.redisconn import RedisTarget
 from contract.stats import WORKER_INFO_TTL, worker_info_key
 
 log = logging.getLogger(__name__)
@@ -147,16 +149,16 @@ def health_check(client: redis_sync.Redis, engine_loaded: Callable[[], bool]) ->
 
 def start_worker_metrics(
     port: int,
-    redis_url: str,
+    redis_url: str | RedisTarget,
     engine_loaded: Callable[[], bool],
     *,
     worker_name: str = "",
     host: str = "0.0.0.0",
 ) -> tuple[WorkerMetrics, ThreadingHTTPServer]:
     """Serve /metrics and /healthz on ``port`` for this worker."""
-    client: Any = redis_sync.Redis.from_url(
-        redis_url, socket_timeout=HEALTH_REDIS_TIMEOUT_S, socket_connect_timeout=HEALTH_REDIS_TIMEOUT_S
-    )
+    target = redis_url if isinstance(redis_url, RedisTarget) else RedisTarget(url=redis_url)
+    client: Any = redisconn.sync_client(target, socket_timeout=HEALTH_REDIS_TIMEOUT_S,
+                                        socket_connect_timeout=HEALTH_REDIS_TIMEOUT_S)
     metrics = WorkerMetrics(worker_name)
     metrics.engine_loaded.set_function(lambda: 1.0 if engine_loaded() else 0.0)
     server = serve(port, metrics.registry, health_check(client, engine_loaded), host=host)

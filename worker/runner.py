@@ -29,7 +29,7 @@ from rq.utils import now, utcparse
 from rq.worker import WorkerStatus
 from rq.worker_registration import clean_worker_registry
 
-from contract import keys
+from contract import keys, redisconn
 from contract.animation import job_timeout_s
 from contract.events import FailureReason
 from contract.queue import F, JobStatus
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     if hooks is not None:
         log.warning("worker %s: job hooks %s are on (tests and benches only)", settings.name,
                     settings.job_hooks)
-    url = settings.redis_url.get_secret_value()
+    target = settings.redis_target()
     engine_ready = threading.Event()  # set once the engine is loaded and warmed up
     metrics = None
     if settings.health_port is not None:
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         # Served before the (possibly minutes-long) load, answering 503 "engine not loaded" until
         # it is done: a healthcheck or orchestrator sees a worker that is starting, not a dead one.
         metrics, _server = start_worker_metrics(
-            settings.health_port, url, engine_ready.is_set, worker_name=settings.name
+            settings.health_port, target, engine_ready.is_set, worker_name=settings.name
         )
     from worker.engine import Engine, EngineSettings, ModelFolderError
 
@@ -389,7 +389,10 @@ def main(argv: list[str] | None = None) -> int:
     engine_ready.set()
     if metrics is not None:
         metrics.observe_warmup(engine.warmup_timings)
-    connection = redis.Redis.from_url(url)
+    # A plain REDIS_URL or a Sentinel-managed master; either way it reconnects (to the new master
+    # after a failover) and retries (contract.redisconn); RQ's own loop rides out longer outages.
+    connection = redisconn.sync_client(target)
+    log.info("worker %s: redis: %s", settings.name, target.describe())
     worker = KandinskyWorker(
         queues, connection=connection, settings=settings, engine=engine, metrics=metrics,
         hooks=hooks, language=language,

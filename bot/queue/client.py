@@ -37,7 +37,7 @@ from bot.queue.gate import (
     admit_call,
     read_reply,
 )
-from contract import keys
+from contract import keys, redisconn
 from contract.animation import job_timeout_s
 from contract.events import CancelledEvent, JobResult
 from contract.queue import (
@@ -57,6 +57,7 @@ from contract.queue import (
     finish_args,
     queue_family,
 )
+from contract.redisconn import RedisTarget
 from contract.spec import JobSpec, Priority, SpecError
 
 log = logging.getLogger(__name__)
@@ -208,13 +209,22 @@ def _submission(job_id: str, queue_name: str, replies: list[Any]) -> Submission:
 class JobQueue:
     """One per bot process; safe to share between handlers."""
 
-    def __init__(self, redis_client: aioredis.Redis, settings: QueueSettings) -> None:
+    def __init__(self, redis_client: aioredis.Redis, settings: QueueSettings, *,
+                 target: RedisTarget | None = None) -> None:
+        """``target``: where ``redis_client`` connects (the bot passes its settings' one). Under
+        Sentinel, RQ's connection is built from it and every accepted job is waited onto a replica
+        before the user hears it is queued (contract.redisconn.replicate); without it, RQ's
+        connection copies ``redis_client``'s server."""
         if redis_client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError("JobQueue needs a Redis client with decode_responses=False: blobs are bytes")
         self._redis = redis_client
         self._settings = settings
+        self._target = target
         # RQ pickles, so its connection returns bytes; it gets its own blocking pool.
-        self._sync = _sync_twin(redis_client)
+        if target is not None and target.uses_sentinel:
+            self._sync = redisconn.sync_client(target)
+        else:
+            self._sync = _sync_twin(redis_client)
         self._queues = {name: Queue(name, connection=self._sync) for name in (QUICK_QUEUE, *QUEUES_IN_ORDER)}
         self._finish = self._redis.register_script(FINISH_SCRIPT)
         self._admit = self._redis.register_script(ADMIT_LUA)
@@ -282,6 +292,9 @@ class JobQueue:
             # does not exist.
             await self._take_back(call, spec.job_id)
             raise
+        if self._target is not None:
+            # Accepted means on a replica too: a failover right now must not lose it.
+            await redisconn.replicate(self._redis, self._target, spec.job_id)
         log.info(
             "job %s queued on %s for chat %s (user %s, mode %s)",
             spec.job_id, queue_name, spec.chat_id, spec.user_id, spec.mode,
@@ -317,6 +330,8 @@ class JobQueue:
             description=f"{func.rsplit('.', 1)[-1]} {job_id}", timeout=timeout_s,
             result_ttl=self._settings.rq_result_ttl, failure_ttl=self._settings.rq_failure_ttl,
         )
+        if self._target is not None:
+            await redisconn.replicate(self._redis, self._target, job_id)
 
     def _enqueue(self, queue_name: str, job_id: str, timeout_s: int) -> list[Any]:
         """RQ's enqueue and the reads for the job's place in line, in one transaction (one round trip).

@@ -28,9 +28,10 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from contract import keys
+from contract import keys, redisconn
 from contract.events import Event, EventType, parse_event
 from contract.queue import delivering
+from contract.redisconn import RedisTarget
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,11 @@ class EventConsumer:
         claim_every_s: float = DEFAULT_CLAIM_EVERY_S,
         retry_base_s: float = DEFAULT_RETRY_BASE_S,
         retry_max_s: float = DEFAULT_RETRY_MAX_S,
+        target: RedisTarget | None = None,
     ) -> None:
+        """``target``: where ``redis_client`` connects; under Sentinel each delivery's dedupe marker
+        and ack are waited onto a replica, or a failover could bring the event back and the chat
+        would get the result twice (contract.redisconn.replicate)."""
         if claim_idle_ms <= handler_timeout_s * 1000:
             raise ValueError(
                 f"claim_idle_ms ({claim_idle_ms}) must exceed the handler timeout ({handler_timeout_s} s), "
@@ -92,6 +97,7 @@ class EventConsumer:
         if not consumer:
             raise ValueError("consumer name must not be empty")
         self._redis = redis_client
+        self._target = target
         self._handler = handler
         self.consumer = consumer
         self.group = group
@@ -366,6 +372,12 @@ class EventConsumer:
             if mark:
                 pipe.delete(lease)
             await pipe.execute()
+        if self._target is not None:
+            try:
+                await redisconn.replicate(self._redis, self._target, event.job_id)
+            except redis.RedisError as exc:  # acked on the master already; the sending is done
+                log.warning("event consumer %s: job %s: waiting for a replica failed: %s",
+                            self.consumer, event.job_id, exc)
         self._retry.pop(eid, None)
         self._finished[event.job_id] = None
         while len(self._finished) > RECENTLY_FINISHED_KEEP:

@@ -102,6 +102,7 @@ def make_settings(api: LocalBotAPI, redis_url: str, **overrides: object) -> BotS
         "BOT_LONG_SIDE": 512,
         "BOT_STEPS": 2,
         "BOT_K3_STEPS": 2,
+        "BOT_SDXL_STEPS": 2,  # Euler's two steps: one for the base, one for the refiner
         "BOT_PRIOR_STEPS": 2,
         "BOT_PROGRESS_EDIT_INTERVAL": 0.2,
         "BOT_CONSUMER_NAME": f"bot-test-{next(_user_ids)}",

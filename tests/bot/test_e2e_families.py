@@ -1,5 +1,5 @@
 """Model families through the real bot: /model and /settings choose the model (kept across a
-restart), every Kandinsky 3.0 mode end to end on the tiny bundle with a real worker, captions name
+restart), every Kandinsky 3.0 and SDXL mode end to end on the tiny bundle with a real worker, captions name
 the model, "again" and "same seed" keep the result's model, a cut prompt is said, a mode the model
 lacks is refused before anything is queued (with a button to run it with the model that has it),
 and a job whose model has no worker waits, with the user told so."""
@@ -9,13 +9,14 @@ from __future__ import annotations
 from bot.user_settings import SettingsStore, UserSettings
 from contract.families import Family
 from contract.queue import family_queue
-from contract.spec import JobSpec, Mode, bucket_size
+from contract.spec import JobSpec, Mode, bucket_size, exact_size
 from devkit.botapi.models import SentMessage
 from tests.bot.conftest import Harness, press
 from tests.bot.images import open_image, photo
 
 K3 = "Kandinsky 3.0"
 K22 = "Kandinsky 2.2"
+SDXL = "SDXL"
 LONG_PROMPT = " ".join(["a red fox in the snow"] * 30)
 """150 words: past the 128 tokens Kandinsky 3.0 reads (and the 77 of 2.2)."""
 
@@ -50,7 +51,7 @@ async def test_model_command_and_settings_choose_the_model_and_it_survives_a_res
     await user.send_text("/model")
     picker = await h.wait_text(user, "Pick the model")
     assert "Model: Kandinsky 2.2" in (picker.text or "")
-    assert [b["text"] for b in picker.inline_buttons] == ["• " + K22, K3, "« Back"]
+    assert [b["text"] for b in picker.inline_buttons] == ["• " + K22, K3, SDXL, "« Back"]
     await press(h, user, picker, K3, expect="Kandinsky 3.0 cannot do")
     assert (await SettingsStore(h.redis).get(user.user_id)).model is Family.KANDINSKY3
     await h.restart()
@@ -130,7 +131,7 @@ async def test_k3_text_to_image_again_and_same_seed_keep_the_model(live: Harness
     await use_model(h, user.user_id, Family.KANDINSKY3, aspect="16:9")
     await user.send_text("a red fox in the snow")
     result = await h.wait_result(user)
-    assert open_image(result.photo_bytes or b"").size == bucket_size("16:9", 512)
+    assert open_image(result.photo_bytes or b"").size == exact_size("16:9", 512)
     assert "Model: Kandinsky 3.0" in caption_of(result) and "was cut" not in caption_of(result)
     # The user moves back to 2.2; the buttons under the 3.0 result still draw with 3.0.
     await use_model(h, user.user_id, Family.KANDINSKY22, aspect="16:9")
@@ -172,3 +173,78 @@ async def test_k3_sticker_and_the_prompt_cut_notice(live: Harness) -> None:
     card = await h.wait_message(user, lambda m: m.kind == "text" and "Seed:" in (m.text or ""))
     assert "Model: Kandinsky 3.0" in caption_of(card)
     assert "longer than Kandinsky 3.0 reads (128 tokens)" in caption_of(card)
+
+
+# --- every SDXL mode, with a real worker (base + refiner) -----------------------------------------
+
+
+async def test_sdxl_from_the_picker_text_to_image_and_sticker(live: Harness) -> None:
+    h = live
+    user = h.user()
+    await user.send_text("/model")
+    picker = await h.wait_text(user, "Pick the model")
+    await press(h, user, picker, SDXL, expect="SDXL cannot do")
+    assert (await SettingsStore(h.redis).get(user.user_id)).model is Family.SDXL
+    before = h.count(user)
+    await user.send_text("a red fox in the snow")
+    result = await h.wait_result(user, after=before)
+    assert open_image(result.photo_bytes or b"").size == bucket_size("1:1", 512)
+    assert "Model: SDXL" in caption_of(result)
+    before = h.count(user)
+    await user.send_text("/sticker a happy cat")
+    sticker = await h.wait_result(user, kind="sticker", after=before)
+    img = open_image(sticker.sticker_bytes or b"")
+    assert img.format == "WEBP" and img.mode == "RGBA" and max(img.size) == 512
+    specs = list((await specs_of(h, user.user_id)).values())
+    assert {s.model for s in specs} == {Family.SDXL} and {s.steps for s in specs} == {2}
+
+
+async def test_sdxl_image_plus_text_and_variations(live: Harness) -> None:
+    h = live
+    user = h.user()
+    await use_model(h, user.user_id, Family.SDXL)
+    await user.send_text("/blend")
+    await h.wait_text(user, "Send me a photo")
+    await user.send_photo(photo(320, 320), caption="in the style of a mosaic")
+    blended = await h.wait_result(user)
+    assert "Image + text" in caption_of(blended) and "Model: SDXL" in caption_of(blended)
+    before = h.count(user)
+    await user.send_text("/variations")
+    await h.wait_text(user, "Send me a photo", after=before)
+    await user.send_photo(photo(400, 300))
+    variation = await h.wait_result(user, after=before)
+    assert "Variations" in caption_of(variation) and "Model: SDXL" in caption_of(variation)
+
+
+async def test_sdxl_refuses_keep_depth_before_queueing(harness: Harness) -> None:
+    h = harness
+    user = h.user()
+    await use_model(h, user.user_id, Family.SDXL)
+    await user.send_text("/depth")
+    await h.wait_text(user, "Send me a photo")
+    await user.send_photo(photo(320, 320), caption="a bronze statue")
+    offer = await h.wait_text(user, "SDXL cannot do “Keep depth” — Kandinsky 2.2 can")
+    assert await specs_of(h, user.user_id) == {}, "nothing recorded"
+    assert [b["text"] for b in offer.inline_buttons] == ["▶️ Draw this one with Kandinsky 2.2"]
+
+
+async def test_a_malformed_sdxl_weighting_is_refused_before_queueing_in_both_languages(
+        harness: Harness) -> None:
+    h = harness
+    user = h.user()
+    await use_model(h, user.user_id, Family.SDXL)
+    await user.send_text("a (red car in the fog")
+    await h.wait_text(user, "unbalanced brackets (1 '(' never closed)")
+    await user.send_text("/imagine a (red car:3.5)")
+    await h.wait_text(user, "Weights go from 0 to 2")
+    ru = h.user(language_code="ru")
+    await use_model(h, ru.user_id, Family.SDXL)
+    await ru.send_text("a (red car:2.5)")
+    await h.wait_text(ru, "Веса — от 0 до 2")
+    assert await specs_of(h, user.user_id) == {} and await specs_of(h, ru.user_id) == {}
+    assert await h.redis.llen(f"rq:queue:{family_queue(Family.SDXL, high=False)}") == 0
+    # Kandinsky reads brackets as words: the same prompt is queued there.
+    await use_model(h, user.user_id, Family.KANDINSKY22)
+    before = h.count(user)
+    await user.send_text("a (red car in the fog")
+    await h.wait_text(user, "Your request", after=before)

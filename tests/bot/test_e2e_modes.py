@@ -7,7 +7,7 @@ import re
 
 from bot.user_settings import SettingsStore, UserSettings
 from contract import keys
-from contract.spec import Style, bucket_size
+from contract.spec import Style, exact_size
 from devkit.botapi.models import SentMessage
 from tests.bot.conftest import Harness, press
 from tests.bot.images import open_image, photo
@@ -23,7 +23,7 @@ def seed_of(message: SentMessage) -> int:
 
 def check_photo(message: SentMessage, aspect: str) -> None:
     img = open_image(message.photo_bytes or b"")
-    assert img.size == bucket_size(aspect, 512), (img.size, aspect)
+    assert img.size == exact_size(aspect, 512), (img.size, aspect)
 
 
 async def set_settings(h: Harness, user_id: int, **changes: object) -> None:

@@ -17,6 +17,7 @@ from contract.modes import (
     KANDINSKY3,
     KANDINSKY22,
     MODES,
+    SDXL,
     STICKER_SUFFIX,
     Mode,
     ModeDescription,
@@ -89,9 +90,10 @@ def test_what_the_bot_offers_is_what_it_offered_before() -> None:
     # pan (a result's buttons).
     assert {d.mode for d in MODES if not d.in_bot} == {Mode.INPAINT, Mode.OUTPAINT, Mode.ZOOM_OUT, Mode.PAN}
     assert not any(d.menu for d in MODES if not d.in_bot)
-    both = {Mode.TEXT2IMAGE, Mode.BLEND, Mode.VARIATIONS, Mode.STICKER}
-    assert {d.mode for d in MODES if d.families == frozenset({KANDINSKY22, KANDINSKY3})} == both
-    assert all(d.families == frozenset({KANDINSKY22}) for d in MODES if d.mode not in both)
+    every = {Mode.TEXT2IMAGE, Mode.BLEND, Mode.VARIATIONS, Mode.STICKER}
+    assert {d.mode for d in MODES if d.families == frozenset({KANDINSKY22, KANDINSKY3, SDXL})} == every
+    assert describe(Mode.INPAINT).families == frozenset({KANDINSKY22, SDXL})
+    assert all(d.families == frozenset({KANDINSKY22}) for d in MODES if d.mode not in every | {Mode.INPAINT})
 
 
 def test_state_names_are_the_ones_stored_dialogs_hold() -> None:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import redis
 import redis.asyncio as aioredis
 
-from bot.app import redis_retry
 from bot.queue import JobQueue, QueueSettings
 from contract import keys
 from contract.queue import F, JobStatus
+from contract.redisconn import RedisTarget, async_client
 from devkit.faults import FAULT_HOOKS_ENV
 from devkit.redis_server import RedisServer
 from devkit.stack import WorkerProcess
@@ -46,8 +45,7 @@ async def test_worker_survives_a_redis_restart_mid_job(tiny_bundle: Path, tmp_pa
     with RedisServer(appendonly=True) as server:
         worker = WorkerProcess(server.url, log_file, env=env, name="outage-worker").start()
         # Reconnecting like the bot's own client, so the test's side rides out the restart too.
-        client = aioredis.Redis.from_url(server.url, retry=redis_retry(),
-                                         retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+        client = async_client(RedisTarget(url=server.url))
         queue = JobQueue(client, QueueSettings())
         try:
             during = new_spec(f"[fault:slow={SLOW_STEP_S}] during the outage")

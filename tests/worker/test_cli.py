@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contract.spec import JobSpec, Mode, Style, bucket_size
+from contract.spec import JobSpec, Mode, Style, bucket_size, exact_size
 from worker.cli import main, output_paths
 from worker.engine import Engine
 
@@ -47,10 +47,10 @@ def test_text2image_in_a_subprocess_matches_the_engine(
     assert "seeds: 77" in proc.stdout
     assert "prior" in proc.stdout and "decoder" in proc.stdout and "total" in proc.stdout
     image = Image.open(out)
-    assert image.format == "PNG" and image.size == bucket_size("16:9", 512)
+    assert image.format == "PNG" and image.size == exact_size("16:9", 512)
     width, height = bucket_size("16:9", 512)
     spec = JobSpec(
-        mode=Mode.TEXT2IMAGE, prompt="red cat", style=Style.ANIME, width=width, height=height,
+        mode=Mode.TEXT2IMAGE, prompt="red cat", style=Style.ANIME, width=width, height=height, aspect="16:9",
         seed=77, steps=2, prior_steps=2,
     )  # fmt: skip
     expected = engine.generate(spec).images[0]
@@ -98,7 +98,7 @@ def test_mix_and_inpaint_in_process(
         "--mask", str(tmp_path / "mask.png"), "--aspect", "3:2", "--out", str(tmp_path / "in.png"), *common,
     ])  # fmt: skip
     assert code == 0
-    assert Image.open(tmp_path / "in.png").size == bucket_size("3:2", 512)
+    assert Image.open(tmp_path / "in.png").size == exact_size("3:2", 512)
     assert "seeds:" in capsys.readouterr().out
 
 

@@ -240,12 +240,12 @@ def test_a_bundle_without_the_family_holds_the_others_unless_it_is_asked_for(
     shutil.copytree(tiny_bundle, bundle, ignore=shutil.ignore_patterns(FOLDER, "translate", "transcribe"))
     settings = EngineSettings(model_dir=bundle, device="cpu", preload=False)
     by_default = Engine(settings)
-    assert by_default.held == (Family.KANDINSKY22,)
+    assert by_default.held == (Family.KANDINSKY22, Family.SDXL)
     assert "no folder" in by_default.selection.skipped[Family.KANDINSKY3]
     with pytest.raises(ModelFolderError, match=r"has no Kandinsky 3\.0 folder"):
         Engine(settings, families=["kandinsky3"])
-    with pytest.raises(ValueError, match="unknown model family 'sdxl'"):
-        Engine(settings, families=["sdxl"])
+    with pytest.raises(ValueError, match="unknown model family 'sdxl9'"):
+        Engine(settings, families=["sdxl9"])
 
 
 def test_the_tiny_checkpoint_has_the_public_layout(tiny_bundle: Path) -> None:
@@ -277,9 +277,9 @@ def test_generate_with_model_kandinsky3_in_a_subprocess(tiny_bundle: Path, tmp_p
                    "--long-side", "512", "--steps", "3", "--seed", "9", "--model-dir", str(tiny_bundle),
                    "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert "Kandinsky 3.0: mode text2image 512x256" in proc.stdout and "seeds: 9" in proc.stdout
+    assert "Kandinsky 3.0: mode text2image 512x320" in proc.stdout and "seeds: 9" in proc.stdout
     assert "unet" in proc.stdout and "prior" not in proc.stdout
-    expected = engine.generate(k3_spec(Mode.TEXT2IMAGE, seed=9, steps=3)).images[0]
+    expected = engine.generate(k3_spec(Mode.TEXT2IMAGE, seed=9, steps=3, aspect="16:9")).images[0]
     assert np.array_equal(as_array(Image.open(out).convert("RGB")), as_array(expected))
 
 

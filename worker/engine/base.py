@@ -28,7 +28,7 @@ from contract.editing import ZOOM_FACTORS, PanDirection
 from contract.families import Family, Placement, describe_family
 from contract.modes import describe, served_by
 from contract.spec import JobSpec, Mode, images_needed
-from worker.engine.images import MASK_THRESHOLD, sticker_from_cutout
+from worker.engine.images import MASK_THRESHOLD, crop_centre, sticker_from_cutout
 from worker.engine.preview import PreviewCallback
 from worker.engine.settings import EngineSettings
 
@@ -195,6 +195,9 @@ class Run:
     timings: dict[str, float]
     outputs: dict[str, Any] = field(default_factory=dict)
     """What a recipe makes besides its images: an animation's ``video`` (EncodedVideo)."""
+    cropped: list[bool] = field(default_factory=list)
+    """Holds True once the pictures were cut to the spec's exact aspect ratio
+    (``FamilyEngine.exact_ratio``); a list because the run itself is frozen."""
 
     @property
     def n(self) -> int:
@@ -273,6 +276,7 @@ _WEIGHT_NAMES = {"diffusers": "diffusion_pytorch_model", "transformers": "model"
 _CONFIG_NAMES = {
     "scheduler": "scheduler_config.json",
     "tokenizer": "tokenizer_config.json",
+    "tokenizer_2": "tokenizer_config.json",  # SDXL's second CLIP tokenizer
     "image_processor": "preprocessor_config.json",
 }
 """Config file of the non-model parts of a pipeline, by component name."""
@@ -503,7 +507,7 @@ class FamilyEngine(ABC):
             # and no random numbers cross from host to device inside the step loops.
             generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
             run = Run(spec, inputs, mask, generators, progress, timings)
-            result = type(self).recipes[spec.mode](self, run)
+            result = self.exact_ratio(run, type(self).recipes[spec.mode](self, run))
             truncated = self.prompt_truncated(spec)
         timings["total"] = time.perf_counter() - started
         logger.info(
@@ -585,10 +589,20 @@ class FamilyEngine(ABC):
             kwargs["cache_dir"] = str(self.settings.cache_dir)
         return kwargs
 
+    def exact_ratio(self, run: Run, pictures: list[PIL.Image.Image]) -> list[PIL.Image.Image]:
+        """The generated pictures centre-cropped to the aspect ratio the user chose (the bucket is the
+        nearest one at least that large, contract.spec ``bucket_size``), once per job for every
+        family: ``generate`` calls it on each recipe's result, stickers before their 512 px rule."""
+        if run.cropped:
+            return pictures
+        run.cropped.append(True)
+        return [crop_centre(p, *run.spec.output_size()) for p in pictures]
+
     def cut_out_stickers(self, run: Run, pictures: list[PIL.Image.Image]) -> list[PIL.Image.Image]:
         """Stickers of any family: rembg's cut-out of each picture, then the 512 px sticker rule."""
         from rembg import remove
 
+        pictures = self.exact_ratio(run, pictures)  # the ratio first: the 512 rule scales what the user chose
         session = self.shared.rembg_session()
         run.progress.check()
         with self._stage(run.timings, "rembg"):

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from contract.events import FileKind
-from contract.spec import Mode
+from contract.spec import Mode, crop_box
 
 STICKER_SIDE = 512
 """Telegram static stickers: one side exactly 512 px, the other at most 512."""
@@ -49,6 +49,16 @@ class EncodedImage:
     height: int
     kind: FileKind
     index: int
+
+
+def crop_centre(image: Image.Image, width: int, height: int) -> Image.Image:
+    """The centred ``width`` x ``height`` part of a picture at least that large (exact aspect ratios:
+    the engine generates the next larger bucket and cuts the margins off evenly)."""
+    if image.size == (width, height):
+        return image
+    if image.width < width or image.height < height:
+        raise ValueError(f"cannot crop {image.width}x{image.height} to a larger {width}x{height}")
+    return image.crop(crop_box(image.width, image.height, width, height))
 
 
 def fit_to_size(image: Image.Image, width: int, height: int) -> Image.Image:

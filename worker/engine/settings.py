@@ -26,7 +26,8 @@ class EngineSettings(BaseSettings):
 
     model_dir: Path | None = None
     """Local bundle: Kandinsky 2.2's prior/, decoder/, decoder_inpaint/, controlnet_depth/, depth/;
-    Kandinsky 3.0's kandinsky3/; rembg/ (an .onnx) for every family's stickers."""
+    Kandinsky 3.0's kandinsky3/; SDXL's sdxl/ and sdxl_refiner/; rembg/ (an .onnx) for every
+    family's stickers."""
     prior_id: str = "kandinsky-community/kandinsky-2-2-prior"
     decoder_id: str = "kandinsky-community/kandinsky-2-2-decoder"
     inpaint_id: str = "kandinsky-community/kandinsky-2-2-decoder-inpaint"
@@ -43,6 +44,25 @@ class EngineSettings(BaseSettings):
     k3_placement: Placement = Placement.GPU
     """Where Kandinsky 3.0 lives: ``gpu`` (all resident), ``text_encoder_cpu`` (Flan-UL2's encoder on
     the CPU, the UNet and MoVQ on the GPU) or ``model_offload`` (each model on the GPU while it runs)."""
+    sdxl_id: str = "stabilityai/stable-diffusion-xl-base-1.0"
+    """SDXL base checkpoint; ``sdxl/`` in a bundle."""
+    sdxl_refiner_id: str = "stabilityai/stable-diffusion-xl-refiner-1.0"
+    """SDXL refiner checkpoint (only its UNet is loaded: the second text encoder and the VAE are the
+    base's); ``sdxl_refiner/`` in a bundle."""
+    sdxl_variant: str | None = "fp16"
+    """Weight files of the SDXL checkpoints to read (the public fp16 ones halve the download)."""
+    sdxl_refiner: bool = True
+    """Run the refiner as the second expert: the base denoises to ``sdxl_refiner_fraction`` of the
+    schedule and hands its latents over (diffusers' ``denoising_end``/``denoising_start``)."""
+    sdxl_refiner_fraction: float = Field(default=0.8, gt=0.0, lt=1.0)
+    """Where the base hands over to the refiner (the model card's 0.8: the refiner takes the last 20%)."""
+    sdxl_vae_id: str | None = None
+    """Another VAE for SDXL, e.g. ``madebyollin/sdxl-vae-fp16-fix``: the public VAE overflows in
+    float16 and is upcast to float32 for every decode; the fixed one is not."""
+    sdxl_vae_upcast: bool | None = None
+    """Force (true) or skip (false) the float32 VAE decode; unset: the VAE config's ``force_upcast``."""
+    sdxl_placement: Placement = Placement.GPU
+    """Where SDXL lives: ``gpu`` (all resident) or ``model_offload`` (each model on the GPU while it runs)."""
     rembg_model: str = "u2net"
     """A rembg model name, or a path to an .onnx file (run with rembg's custom u2net session)."""
     device: str = "auto"

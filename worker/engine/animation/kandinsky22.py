@@ -148,7 +148,8 @@ def animate(engine: Kandinsky22Engine, run: Run) -> EncodedVideo:
     assert negative is not None
     painter = Kandinsky22Painter(engine, run, negative)
     video = render(animation, scenes, embeds, painter, run.progress,
-                   lambda name: engine._stage(run.timings, name), engine.device)
+                   lambda name: engine._stage(run.timings, name), engine.device,
+                   size=spec.output_size(even=True))
     logger.info("job %s chat %s: %d frames (%d rendered) %dx%d at %d fps, %d bytes", spec.job_id,
                 spec.chat_id, video.frames, animation.rendered_frames(), video.width, video.height,
                 video.fps, len(video.data))

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from contract.animation import FRAME_STAGE, Animation, Scene, scene_weights
+from contract.spec import crop_box
 from worker.engine.animation.color import ColorReference
 from worker.engine.animation.encode import EncodedVideo, Mp4Writer
 from worker.engine.animation.warp import motions, warp
@@ -74,8 +75,11 @@ def rendered_indices(animation: Animation) -> list[int]:
 
 
 def render(animation: Animation, scenes: tuple[Scene, ...], scene_embeds: list[torch.Tensor],
-           painter: Painter, progress: Progress, stage: Stage, device: torch.device | str) -> EncodedVideo:
-    """Run the loop and return the finished MP4 (the writer is dropped if anything raises)."""
+           painter: Painter, progress: Progress, stage: Stage, device: torch.device | str,
+           size: tuple[int, int] | None = None) -> EncodedVideo:
+    """Run the loop and return the finished MP4 (the writer is dropped if anything raises).
+    ``size``: (width, height) each frame is centre-cropped to on its way to the encoder (the exact
+    aspect ratio, contract.spec ``output_size``); the loop itself runs on the generated frames."""
     if len(scene_embeds) != len(scenes):
         raise ValueError(f"{len(scenes)} scenes but {len(scene_embeds)} embeddings")
     moves = motions(animation)
@@ -86,7 +90,8 @@ def render(animation: Animation, scenes: tuple[Scene, ...], scene_embeds: list[t
         first = painter.first_frame(embeds_at(scenes, scene_embeds, 0, fps))
     first_pixels = to_uint8(first)
     height, width = first_pixels.shape[:2]
-    writer = Mp4Writer(width, height, fps)
+    left, top, right, bottom = crop_box(width, height, *(size or (width, height)))
+    writer = Mp4Writer(right - left, bottom - top, fps)
     encode_s = 0.0
 
     @contextmanager
@@ -99,7 +104,7 @@ def render(animation: Animation, scenes: tuple[Scene, ...], scene_embeds: list[t
 
     def emit(pixels: np.ndarray) -> None:
         with encoding():
-            writer.add(pixels)
+            writer.add(pixels[top:bottom, left:right])
         progress.tick()
 
     try:

@@ -10,8 +10,9 @@ from contract.families import Family, parse_family
 from worker.engine.base import FamilyEngine
 from worker.engine.families.kandinsky3 import Kandinsky3Engine
 from worker.engine.families.kandinsky22 import Kandinsky22Engine
+from worker.engine.families.sdxl import SDXLEngine
 
-ENGINE_CLASSES: tuple[type[FamilyEngine], ...] = (Kandinsky22Engine, Kandinsky3Engine)
+ENGINE_CLASSES: tuple[type[FamilyEngine], ...] = (Kandinsky22Engine, Kandinsky3Engine, SDXLEngine)
 """Every family engine of this build."""
 
 FAMILY_ENGINES: dict[Family, type[FamilyEngine]] = {cls.family: cls for cls in ENGINE_CLASSES}
@@ -32,5 +33,6 @@ __all__ = [
     "FamilyEngine",
     "Kandinsky3Engine",
     "Kandinsky22Engine",
+    "SDXLEngine",
     "engine_class",
 ]
