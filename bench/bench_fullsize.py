@@ -53,7 +53,7 @@ if str(REPO) not in sys.path:
 from bench.common import RESULTS_DIR, format_table, install_sigterm, metadata, write_results  # noqa: E402
 from bench.engine_gpu.models import PUBLIC as K22_PUBLIC  # noqa: E402
 from bench.engine_gpu.models import SMALL as K22_SMALL  # noqa: E402
-from bench.engine_gpu.models import default_dtype, k3_configs  # noqa: E402
+from bench.engine_gpu.models import default_dtype, k3_configs, sdxl_builders  # noqa: E402
 from contract.families import Family, describe_family, parse_family  # noqa: E402
 from contract.spec import SIZE_BUCKETS, JobSpec, Mode  # noqa: E402
 
@@ -76,6 +76,8 @@ DEFAULT_JOBS = 2
 """The first job of a family pages its mapped weights in; the second measures each forward alone."""
 DEFAULT_STEPS = 1
 DEFAULT_PRIOR_STEPS = 2
+ENSEMBLE_MIN_STEPS = {Family.SDXL: 2}
+"""SDXL's base and refiner split one schedule: with fewer steps than this the refiner runs none."""
 """The fewest the spec allows (JobSpec.prior_steps ≥ 2)."""
 
 # Public configs: bench/engine_gpu/models.py (the config.json contents of the public repos, written
@@ -272,9 +274,26 @@ def kandinsky3_plan(scale: str, text_encoder_layers: int | None) -> FamilyPlan:
     )
 
 
+def sdxl_plan(scale: str) -> FamilyPlan:
+    """SDXL base (stable-diffusion-xl-base-1.0: two CLIP text encoders, the UNet, the VAE) and the
+    refiner's UNet (-refiner-1.0; its second text encoder and VAE are the base's), in the fp16 files
+    the engine reads."""
+    builders = sdxl_builders(scale)
+    folders = {"text_encoder": "sdxl/text_encoder", "text_encoder_2": "sdxl/text_encoder_2",
+               "unet": "sdxl/unet", "refiner_unet": "sdxl_refiner/unet", "vae": "sdxl/vae"}
+    return FamilyPlan(
+        Family.SDXL,
+        [ComponentPlan(name, folders[name], build, variant="fp16") for name, build in builders.items()],
+        note="the sdxl and sdxl_refiner folders: tokenizers and schedulers as the tiny bundle's, "
+             "models at scale",
+    )
+
+
 def family_plan(family: Family, scale: str, text_encoder_layers: int | None) -> FamilyPlan:
     if family is Family.KANDINSKY22:
         return kandinsky22_plan(scale)
+    if family is Family.SDXL:
+        return sdxl_plan(scale)
     return kandinsky3_plan(scale, text_encoder_layers)
 
 
@@ -316,7 +335,7 @@ def build_component(component: ComponentPlan, root: Path, dtype: torch.dtype, de
     built = time.perf_counter()
     target = root / component.folder
     shutil.rmtree(target, ignore_errors=True)
-    model.save_pretrained(target, max_shard_size=SHARD_SIZE)
+    model.save_pretrained(target, max_shard_size=SHARD_SIZE, variant=component.variant)
     entry["params_built"] = param_count(model)
     entry["param_bytes_built"] = tensor_bytes(model)
     del model
@@ -384,6 +403,13 @@ STAGE_MODULES: dict[Family, dict[str, Callable[[Any], Any]]] = {
         "unet": lambda e: e.text2image_pipeline().unet,
         "movq": lambda e: e.text2image_pipeline().movq,
     },
+    Family.SDXL: {
+        "text_encoder": lambda e: e.base_pipeline().text_encoder,
+        "text_encoder_2": lambda e: e.base_pipeline().text_encoder_2,
+        "unet": lambda e: e.base_pipeline().unet,
+        "refiner_unet": lambda e: e.refiner_pipeline().unet,
+        "vae": lambda e: e.base_pipeline().vae,
+    },
 }
 """Each component's module in a loaded family engine (K3's text encoder lives apart under
 ``text_encoder_cpu``). The MoVQ's stage is its decoder's forward (the decode of the latents)."""
@@ -393,6 +419,9 @@ def load_family(family_engine: Any) -> None:
     if family_engine.family is Family.KANDINSKY22:
         family_engine.prior_pipeline()
         family_engine.decoder_pipeline()
+    elif family_engine.family is Family.SDXL:
+        family_engine.base_pipeline()
+        family_engine.refiner_pipeline()
     else:
         family_engine.text2image_pipeline()
 
@@ -402,7 +431,7 @@ def stage_hooks(modules: dict[str, Any], device: str, stages: dict[str, dict[str
     """Around each forward of each module: a memory window and a clock; the peak over its calls."""
     handles = []
     for name, module in modules.items():
-        target = module.decoder if name == "movq" else module
+        target = module.decoder if name in ("movq", "vae") else module  # decode() skips forward()
         window = Window(device)
         record = stages.setdefault(name, {"calls": 0, "seconds": 0.0})
 
@@ -437,6 +466,8 @@ def run_family(root: Path, family: Family, device: str, dtype_name: str, size: t
     from worker.engine import Engine, EngineSettings
 
     settings: dict[str, Any] = {"model_dir": root, "device": device, "dtype": dtype_name, "preload": False}
+    if placement and family is Family.SDXL:
+        settings["sdxl_placement"] = placement
     if placement and family is Family.KANDINSKY3:
         settings["k3_placement"] = placement
     if placement and family is Family.KANDINSKY22:
@@ -459,7 +490,9 @@ def run_family(root: Path, family: Family, device: str, dtype_name: str, size: t
     }
     description = describe_family(family)
     spec = JobSpec(mode=Mode.TEXT2IMAGE, model=family, prompt=PROMPT, width=size[0], height=size[1],
-                   seed=SEED, steps=steps, prior_steps=prior_steps, guidance=description.default_guidance)
+                   seed=SEED, steps=max(steps, ENSEMBLE_MIN_STEPS.get(family, 1)), prior_steps=prior_steps,
+                   guidance=description.default_guidance)
+    out["steps"] = spec.steps
     jobs: list[dict[str, Any]] = []
     for _ in range(jobs_to_run):
         stages: dict[str, dict[str, Any]] = {}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import io
 import math
-import secrets
 import time
 from typing import Any
 
@@ -25,7 +24,7 @@ from bot.services import Services
 from contract.editing import EditRequestError, PanDirection, parse_edit_request
 from contract.families import Family
 from contract.language import PromptTranslation
-from contract.spec import ASPECT_RATIOS, MAX_SEED, JobSpec, Mode, bucket_size, new_job_id
+from contract.spec import ASPECT_RATIOS, JobSpec, Mode, bucket_size, new_job_id, new_seed
 
 EDIT_FAMILY = Family.KANDINSKY22
 """Edits, zooms and pans run on Kandinsky 2.2's inpainting decoder (contract.modes)."""
@@ -69,7 +68,7 @@ def edit_spec(source: JobSpec, config: Any, *, mode: Mode, inputs: tuple[str, ..
     return JobSpec.parse({
         **{k: (v.value if hasattr(v, "value") else v) for k, v in kept.items()},
         "job_id": new_job_id(), "mode": mode, "model": EDIT_FAMILY, "inputs": list(inputs), "mask": mask,
-        "region": region, "zoom": zoom, "pan": pan, "seed": secrets.randbelow(MAX_SEED + 1),
+        "region": region, "zoom": zoom, "pan": pan, "seed": new_seed(),
         "steps": config.steps, "prior_steps": config.prior_steps, "reply_to": reply_to,
         "created_at": time.time(),
         "translation": carried.model_dump() if carried is not None else None,

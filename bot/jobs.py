@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +36,7 @@ from contract import keys
 from contract.animation import Animation
 from contract.families import Family, describe_family
 from contract.language import PromptTranslation
-from contract.spec import MAX_SEED, JobSpec, Mode, Priority, bucket_size
+from contract.spec import JobSpec, Mode, Priority, bucket_size, new_seed
 from contract.weighting import WeightingError, check_weighting
 
 log = logging.getLogger(__name__)
@@ -154,7 +153,7 @@ def build_spec(
         width=width,
         height=height,
         aspect=None if size is not None else aspect,  # an edited photo keeps the shape it has
-        seed=secrets.randbelow(MAX_SEED + 1) if seed is None else seed,
+        seed=new_seed() if seed is None else seed,
         steps=family_steps(config, model or user_settings.model),
         prior_steps=config.prior_steps,
         num_images=1 if animation is not None else user_settings.num_images,

@@ -178,7 +178,7 @@ FAMILIES: tuple[FamilyDescription, ...] = (
             Component("text_encoder", 123_060_480, text_encoder=True),  # CLIP ViT-L
             Component("text_encoder_2", 694_659_840, text_encoder=True),  # OpenCLIP bigG, shared
             Component("unet", 2_567_463_684),
-            Component("refiner_unet", 2_518_558_724),
+            Component("refiner_unet", 2_259_526_660),
             Component("vae", 83_653_863),  # shared by base and refiner
         ),
         placements=(Placement.GPU, Placement.MODEL_OFFLOAD),

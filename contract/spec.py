@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import secrets
 import time
 from enum import StrEnum
@@ -136,6 +137,16 @@ def prompt_needed(mode: Mode) -> bool:
 
 def new_job_id() -> str:
     return secrets.token_hex(8)
+
+
+SEEDS: random.Random = secrets.SystemRandom()
+"""Where a request without a seed gets one: the OS's randomness. Tests that depend on generated
+pixels put a seeded ``random.Random`` here, so their results are the same on every run."""
+
+
+def new_seed() -> int:
+    """A fresh seed for a request the user gave none (shown in the caption, reusable)."""
+    return SEEDS.randint(0, MAX_SEED)
 
 
 class JobSpec(BaseModel):

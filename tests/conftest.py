@@ -2,17 +2,50 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
 
+from contract import spec
 from devkit.redis_server import RedisServer
+from tests.reliability.tally import TALLY
+
+TALLY_KEY = "reliability_tally"
+"""Where an xdist worker process leaves its reliability figures for the controller."""
 
 if TYPE_CHECKING:
     from worker.engine import Engine
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller prints the summary
+        workeroutput[TALLY_KEY] = TALLY.as_dict()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist's controller: add a finished worker process's figures to the run's."""
+    TALLY.add(getattr(node, "workeroutput", {}).get(TALLY_KEY, {}))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TALLY.scenarios == 0:
+        return
+    for line in TALLY.figures:
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(TALLY.line())
+
+
+@pytest.fixture(autouse=True)
+def pinned_seeds(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests without a seed draw from a sequence fixed by the test's name: a test whose outcome
+    depends on generated pixels (a region found in a result) is the same on every run."""
+    monkeypatch.setattr(spec, "SEEDS", random.Random(request.node.nodeid))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -488,3 +488,72 @@ def ensure_bundle(
         return True, 0.0
     build_bundle(root, scale, device, dtype, kandinsky3)
     return False, time.perf_counter() - started
+
+
+# --- SDXL (stabilityai/stable-diffusion-xl-base-1.0 and -refiner-1.0), their config.json contents ---
+
+SDXL_TEXT_ENCODER_PUBLIC: dict[str, Any] = {  # CLIP ViT-L/14's text tower
+    "vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+    "num_attention_heads": 12, "max_position_embeddings": 77, "hidden_act": "quick_gelu",
+    "projection_dim": 768,
+}
+SDXL_TEXT_ENCODER_2_PUBLIC: dict[str, Any] = {  # OpenCLIP ViT-bigG/14's text tower, with its projection
+    "vocab_size": 49408, "hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32,
+    "num_attention_heads": 20, "max_position_embeddings": 77, "hidden_act": "gelu", "projection_dim": 1280,
+}
+SDXL_UNET_PUBLIC: dict[str, Any] = {
+    "sample_size": 128, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
+    "block_out_channels": (320, 640, 1280),
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    "transformer_layers_per_block": (1, 2, 10), "attention_head_dim": (5, 10, 20),
+    "cross_attention_dim": 2048, "use_linear_projection": True, "addition_embed_type": "text_time",
+    "addition_time_embed_dim": 256, "projection_class_embeddings_input_dim": 2816,
+}
+SDXL_REFINER_UNET_PUBLIC: dict[str, Any] = {
+    "sample_size": 128, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
+    "block_out_channels": (384, 768, 1536, 1536),
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    "transformer_layers_per_block": 4, "attention_head_dim": (6, 12, 24, 24),
+    "cross_attention_dim": 1280, "use_linear_projection": True, "addition_embed_type": "text_time",
+    "addition_time_embed_dim": 256, "projection_class_embeddings_input_dim": 2560,
+}
+SDXL_VAE_PUBLIC: dict[str, Any] = {
+    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "block_out_channels": (128, 256, 512, 512),
+    "layers_per_block": 2, "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4, "sample_size": 1024, "scaling_factor": 0.13025,
+    "force_upcast": True,
+}
+
+
+def sdxl_builders(scale: str) -> dict[str, Callable[[], Any]]:
+    """Builders of SDXL's models by contract.families' names, at ``scale`` ("public", or
+    "small"/"tiny": devkit.tiny_sdxl's sizes). The text encoders take the bundle's tokenizers' ids."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from devkit import tiny_sdxl as tiny
+
+    tokenizer, tokenizer_2 = tiny.build_tokenizer(), tiny.build_tokenizer(pad_token="!")
+    if scale != "public":
+        return {
+            "text_encoder": lambda: CLIPTextModel(tiny._text_config(tokenizer)),
+            "text_encoder_2": lambda: CLIPTextModelWithProjection(tiny._text_config(tokenizer_2)),
+            "unet": lambda: tiny._unet(2 * tiny.TEXT_DIM, time_ids=6),
+            "refiner_unet": lambda: tiny._unet(tiny.TEXT_DIM, time_ids=5),
+            "vae": tiny._vae,
+        }
+
+    def ids(t: Any) -> dict[str, int]:
+        return {"bos_token_id": t.bos_token_id, "eos_token_id": t.eos_token_id,
+                "pad_token_id": t.pad_token_id}
+
+    return {
+        "text_encoder": lambda: CLIPTextModel(CLIPTextConfig(**SDXL_TEXT_ENCODER_PUBLIC, **ids(tokenizer))),
+        "text_encoder_2": lambda: CLIPTextModelWithProjection(
+            CLIPTextConfig(**SDXL_TEXT_ENCODER_2_PUBLIC, **ids(tokenizer_2))),
+        "unet": lambda: UNet2DConditionModel(**SDXL_UNET_PUBLIC),
+        "refiner_unet": lambda: UNet2DConditionModel(**SDXL_REFINER_UNET_PUBLIC),
+        "vae": lambda: AutoencoderKL(**SDXL_VAE_PUBLIC),
+    }

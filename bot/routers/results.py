@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import secrets
 import time
 
 from aiogram import Bot, F, Router
@@ -26,7 +25,7 @@ from bot.services import Services
 from bot.user_settings import UserSettings
 from contract.events import FileKind, ResultFile
 from contract.language import PromptTranslation
-from contract.spec import MAX_SEED, JobSpec, Mode, new_job_id
+from contract.spec import JobSpec, Mode, new_job_id, new_seed
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +115,7 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
     if action is ResultAction.AGAIN:
         translation = carried_translation(record)
         again = JobSpec.parse({
-            **spec.model_dump(), "job_id": new_job_id(), "seed": secrets.randbelow(MAX_SEED + 1),
+            **spec.model_dump(), "job_id": new_job_id(), "seed": new_seed(),
             "reply_to": reply_id, "created_at": time.time(),
             "translation": translation.model_dump() if translation is not None else None,
         })

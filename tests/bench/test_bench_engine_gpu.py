@@ -14,7 +14,7 @@ import pytest
 import torch
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_engine_gpu.py"
-SIZE = "512x256"
+SIZE = "512x320"
 """The smallest bucket: every mode at one size, cheaply (the small models are what is small)."""
 MODES = ("text2image", "sticker", "mix", "blend", "variations", "depth", "inpaint", "outpaint")
 K3_MODES = ("text2image", "blend", "variations", "sticker")
@@ -106,7 +106,7 @@ def test_every_mode_is_timed_against_plain_on_the_service_path(
     for cell in later:
         assert cell["recipes"]["broken"]["skipped"].startswith("failed in an earlier cell: InvalidBackend")
     for (mode, _), cell in compare.items():
-        assert (cell["width"], cell["height"]) == (512, 256)
+        assert (cell["width"], cell["height"]) == (512, 320)
         engine = cell["recipes"]["engine"]
         median = engine["median"]
         assert median["total"] > 0 and median["decoder_steps"] > 0 and median["movq_decode"] > 0

@@ -45,12 +45,13 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
 def test_every_family_runs_one_job_through_the_engine(tiny_run: tuple[dict[str, Any], str]) -> None:
     report, printed = tiny_run
     assert report["machine"]["cpu_count"] and report["versions"]["torch"]  # bench.common metadata
-    assert report["dtype"] == "bfloat16" and report["size"] == [512, 256] and report["steps"] == 1
+    assert report["dtype"] == "bfloat16" and report["size"] == [512, 320] and report["steps"] == 1
     assert set(report["families"]) == {f.value for f in Family}
-    calls = {"kandinsky22": {"prior": 2, "decoder": 1, "movq": 1}, "kandinsky3": {"unet": 1, "movq": 1}}
+    calls = {"kandinsky22": {"prior": 2, "decoder": 1, "movq": 1}, "kandinsky3": {"unet": 1, "movq": 1},
+             "sdxl": {"unet": 1, "refiner_unet": 1, "vae": 1}}  # 2 steps: one per expert
     for family, block in report["families"].items():
         run = block["run"]
-        assert run["image"]["size"] == [512, 256]
+        assert run["image"]["size"] == [512, 320]
         assert run["job"]["seconds"] > 0 and run["load"]["seconds"] >= 0
         for name, entry in block["components"].items():
             # Built as planned, saved, and loaded back from the folder at the same size and dtype.
@@ -71,7 +72,8 @@ def test_every_family_runs_one_job_through_the_engine(tiny_run: tuple[dict[str, 
         assert set(block["computed"]["placements"]) == {p.value for p in description.placements}
         for placement, figures in block["computed"]["placements"].items():
             assert figures["needs_gib"] == description.memory_gib(Placement(placement))
-        assert any(line.split()[:2] == [family, "movq"] for line in printed.splitlines())
+        last = list(block["components"])[-1]
+        assert any(line.split()[:2] == [family, last] for line in printed.splitlines())
     assert "wrote " in printed
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import re
 from collections.abc import AsyncIterator, Callable
 
+import pytest
 from PIL import Image
 from redis.asyncio import Redis
 
@@ -17,6 +19,7 @@ from bot.editing import nearest_bucket
 from bot.i18n import I18n
 from bot.queue import JobQueue, JobRecord, QueueSettings
 from contract import keys
+from contract import spec as spec_module
 from contract.editing import PanDirection
 from contract.spec import Mode
 from devkit.botapi import LocalBotAPI
@@ -61,8 +64,16 @@ async def jobs_of(h: Harness, user_id: int) -> list[str]:
     return out
 
 
-async def test_edit_zoom_and_pan_are_jobs_whose_results_can_be_edited_again(live: Harness) -> None:
+SKY_SEEDS = 6
+"""A seed sequence whose first seed (3530265750) draws a picture in which the tiny bundle's CLIPSeg
+finds "the sky" (18% of it); in most noise pictures it finds nothing, and the edit is refused."""
+
+
+async def test_edit_zoom_and_pan_are_jobs_whose_results_can_be_edited_again(
+    live: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     h = live
+    monkeypatch.setattr(spec_module, "SEEDS", random.Random(SKY_SEEDS))
     user = h.user()
     await user.send_text("/imagine a lighthouse on a cliff")
     first = await h.wait_result(user)

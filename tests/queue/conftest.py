@@ -49,7 +49,7 @@ EVENT_TIMEOUT_S = 60.0
 HEARTBEAT_S = 1
 """Test workers beat every second, so an abandoned job is noticed after 3 s (3 missed beats)."""
 TEST_SIZE = bucket_size("16:9", 512)
-"""The smallest size bucket (512x256) keeps a tiny-bundle job near one second on the CPU."""
+"""The smallest size bucket (512x320) keeps a tiny-bundle job near one second on the CPU."""
 
 _user_ids = iter(range(1000, 10**6))
 

@@ -14,7 +14,7 @@ from contract import keys
 from contract.events import DoneEvent, EventType, FailedEvent, FailureReason, ProgressEvent
 from contract.spec import Mode
 from devkit.faults import slow_marker
-from tests.queue.conftest import Collector, WorkerPool, new_spec
+from tests.queue.conftest import TEST_SIZE, Collector, WorkerPool, new_spec
 
 GREY = (128, 128, 128)
 """Nothing in it: the tiny CLIPSeg finds no cat (tests/worker/test_editing.py)."""
@@ -49,7 +49,7 @@ async def test_an_edit_whose_region_is_not_found_fails_once_with_its_reason(
 async def test_edit_and_zoom_jobs_are_done_like_any_other(
     workers: WorkerPool, job_queue: JobQueue, collector: Collector
 ) -> None:
-    blob = await job_queue.put_blob(png(gradient((512, 256))))
+    blob = await job_queue.put_blob(png(gradient(TEST_SIZE)))
     edit = new_spec("a stormy sky", mode=Mode.EDIT, region="the sky", inputs=(blob,))
     zoom = new_spec("", mode=Mode.ZOOM_OUT, zoom=1.5, inputs=(blob,))
     for spec in (edit, zoom):
@@ -57,7 +57,7 @@ async def test_edit_and_zoom_jobs_are_done_like_any_other(
     for spec in (edit, zoom):
         end = await collector.wait_terminal(spec.job_id)
         assert isinstance(end, DoneEvent), end
-        assert [(f.width, f.height) for f in end.result.files] == [(512, 256)]
+        assert [(f.width, f.height) for f in end.result.files] == [TEST_SIZE]
 
 
 async def test_progress_events_carry_live_previews(
@@ -77,5 +77,5 @@ async def test_progress_events_carry_live_previews(
     data = redis_client.get(keys.preview(spec.job_id))
     assert data is not None and redis_client.ttl(keys.preview(spec.job_id)) > 0
     with Image.open(io.BytesIO(data)) as preview:  # type: ignore[arg-type]
-        assert preview.format == "JPEG" and preview.size == (256, 128)
+        assert preview.format == "JPEG" and preview.size == (TEST_SIZE[0] // 2, TEST_SIZE[1] // 2)
     assert not any(e.progress.preview for e in progress if e.progress.stage == "prior")

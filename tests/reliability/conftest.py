@@ -3,7 +3,7 @@ on the tiny bundle, and the real bot in-process against the local Bot API server
 
 Every scenario ends with :func:`account`, which checks that each accepted request (a job record
 in Redis) got exactly one answer in its chat and adds the figures to the suite's tally, printed
-as one line at the end of the run (``pytest_terminal_summary``).
+as one line at the end of the run (``tests/conftest.py``'s ``pytest_terminal_summary``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from devkit.faults import FAULT_HOOKS_ENV
 from devkit.redis_server import RedisServer
 from devkit.stack import WorkerProcess
 from tests.bot.conftest import TOKEN, Harness, _Collect, make_settings, start_bot, stop_bot
+from tests.reliability.tally import TALLY, Tally
 
 REDIS_PASSWORD = "redis-PASS_word-7f3a9c"
 """Distinctive, so finding it in a log line cannot be a coincidence."""
@@ -55,36 +56,6 @@ RELAXED_LIMITS = {"RATE_PER_MINUTE": 1000, "RATE_PER_DAY": 100_000, "MAX_INFLIGH
 
 
 # --- the suite's tally -----------------------------------------------------------------------------
-
-@dataclass
-class Tally:
-    scenarios: int = 0
-    faults: int = 0
-    bad_inputs: int = 0
-    accepted: int = 0
-    answered: int = 0
-    lost: int = 0
-    duplicated: int = 0
-    figures: list[str] = field(default_factory=list)
-
-    def line(self) -> str:
-        return (f"reliability: scenarios run {self.scenarios}, faults injected {self.faults}, "
-                f"bad inputs tried {self.bad_inputs}, requests accepted {self.accepted}, "
-                f"answered {self.answered}, lost {self.lost}, duplicated {self.duplicated}")
-
-
-TALLY = Tally()
-"""Figures of the whole run for the summary line; pytest offers no session object to hang it on
-that both fixtures and the terminal-summary hook reach, so it is this module's one global."""
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if TALLY.scenarios == 0:
-        return
-    for line in TALLY.figures:
-        terminalreporter.write_line(line)
-    terminalreporter.write_line(TALLY.line())
-
 
 @pytest.fixture
 def tally() -> Iterator[Tally]:

@@ -22,7 +22,8 @@ def test_animate_writes_an_mp4_of_the_schedules(tiny_bundle: Path, tmp_path: Pat
     printed = capsys.readouterr().out
     assert code == 0, printed
     info = probe(out.read_bytes())
-    assert (info.codec, info.width, info.height, info.frames, info.fps) == ("h264", 512, 256, 6, 6.0)
+    # 16:9 exactly, with even sides
+    assert (info.codec, info.width, info.height, info.frames, info.fps) == ("h264", 512, 288, 6, 6.0)
     assert "animation: 6 frames at 6 fps" in printed and f"wrote {out}" in printed and "seeds: 5" in printed
 
 
