@@ -5,9 +5,11 @@ demo:
 	bash scripts/bootstrap.sh
 	.venv/bin/python -m devkit.demo
 
+# Both cores (pytest-xdist, whole files per process: each process has its own redis-servers and
+# stacks), no reruns (a flake fails loudly), the 20 slowest tests and the wall time printed.
 test:
 	bash scripts/bootstrap.sh
-	.venv/bin/python -m pytest -q -p no:cacheprovider -rfER --reruns 1 --reruns-delay 5
+	.venv/bin/python -m pytest -q -p no:cacheprovider -rfER -n 2 --dist loadfile --durations=20
 
 # Only the fault, bad-input, security and load suite (part of `make test`; ~7 min on two cores).
 test-reliability:

@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     from worker.engine import Engine
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a long scenario (``@pytest.mark.slow``) first: xdist hands out whole files in this
+    order, so the long ones start at once instead of ending the run on one core."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: each file keeps its order
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: the controller prints the summary

@@ -1,4 +1,4 @@
-"""Load: 200 simulated users, 5 requests each within a minute, mixed modes, on two shared cores.
+"""Load: 200 simulated users, 5 requests each within half a minute, mixed modes, on two shared cores.
 
 The tiny-bundle engine needs ~3 s of one core per 512-px job, so 1000 engine jobs would keep two
 workers busy for about 25 minutes here: ENGINE_USERS users (40 by default, RELIABILITY_LOAD_ENGINE_USERS
@@ -43,8 +43,8 @@ REQUESTS_PER_USER = 5
 ENGINE_USERS = int(os.environ.get("RELIABILITY_LOAD_ENGINE_USERS", "40"))
 """Users whose requests include one real generation (see the module docstring)."""
 ENGINE_MODES = ("text2image", "sticker", "depth", "variations")
-SEND_WINDOW_S = 50.0
-"""All 1000 requests are sent within this window (the issue asks for within a minute)."""
+SEND_WINDOW_S = 30.0
+"""All 1000 requests are sent within this window: within a minute, as asked, at twice that pace."""
 ANSWER_TIMEOUT_S = 300
 """Answers to 1000 requests plus ENGINE_USERS jobs on two cores shared with the workers."""
 BOT_RSS_GROWTH_MB = 250
