@@ -38,6 +38,11 @@ class FailureReason(StrEnum):
     REGION_NOT_FOUND = "region_not_found"
     """An edit by words whose region the segmentation model did not find (mask nearly empty)."""
 
+    @property
+    def users_input(self) -> bool:
+        """The user's request could not be drawn as given: told to them, nothing an operator must fix."""
+        return self in (FailureReason.BAD_INPUT, FailureReason.REGION_NOT_FOUND)
+
 
 class FileKind(StrEnum):
     """What a result file is for: the bot picks files by kind and image index, never by position."""

@@ -13,8 +13,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import redis
+
+if TYPE_CHECKING:
+    from devkit.zygote import ForkedProcess, Zygote
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLE_DIR = REPO / ".cache" / "tiny-bundle"
@@ -60,22 +64,27 @@ def ensure_tiny_bundle(path: Path = DEFAULT_BUNDLE_DIR) -> Path:
 
 
 class WorkerProcess:
-    """``python -m worker`` as a child process, its output in a log file."""
+    """``python -m worker`` as a child process, its output in a log file; or, given a ``zygote``,
+    the same ``worker.__main__.main`` forked from it without importing torch again."""
 
     def __init__(self, redis_url: str, log_path: Path, env: Mapping[str, str] | None = None,
-                 name: str = "local-worker") -> None:
+                 name: str = "local-worker", zygote: Zygote | None = None) -> None:
         self.redis_url = redis_url
         self.log_path = log_path
         self.name = name
         self.env = {**os.environ, "REDIS_URL": redis_url, "WORKER_NAME": name, **(env or {})}
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.zygote = zygote
+        self.proc: subprocess.Popen[bytes] | ForkedProcess | None = None
 
     def start(self, timeout: float = WORKER_START_TIMEOUT_S) -> WorkerProcess:
         """Start and wait until the worker registered itself in Redis (its engine is loaded)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log_file:
-            self.proc = subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=self.env,
-                                         stdout=log_file, stderr=subprocess.STDOUT)
+        if self.zygote is not None:
+            self.proc = self.zygote.spawn(self.env, self.log_path)
+        else:
+            with open(self.log_path, "ab") as log_file:
+                self.proc = subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=self.env,
+                                             stdout=log_file, stderr=subprocess.STDOUT)
         client = redis.Redis.from_url(self.redis_url)
         deadline = time.monotonic() + timeout
         try:

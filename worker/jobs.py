@@ -421,7 +421,7 @@ class _JobRun:
                         failure=Failure(reason=reason, message=message)),
             {F.ERROR: message[:ERROR_CHARS]},
         )
-        self._log(logging.WARNING, "FAILED (%s): %s", reason, message)
+        self._log(logging.INFO if reason.users_input else logging.WARNING, "FAILED (%s): %s", reason, message)
 
 
 class ProgressPublisher:

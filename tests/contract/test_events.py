@@ -149,3 +149,9 @@ def test_finish_args_write_the_event_and_the_record_fields_it_implies() -> None:
     _, argv = finish_args(failed)
     fields = dict(zip(argv[3::2], argv[4::2], strict=True))
     assert (fields[F.STATUS], fields[F.REASON]) == ("failed", "bad_input") and F.RESULT not in fields
+
+
+def test_only_a_users_input_is_a_failure_no_operator_must_look_at() -> None:
+    """The worker logs these at INFO (the user is told), every other failure at WARNING."""
+    assert {r for r in FailureReason if r.users_input} == {FailureReason.BAD_INPUT,
+                                                            FailureReason.REGION_NOT_FOUND}

@@ -31,7 +31,8 @@ from devkit.botapi.models import SentMessage
 from devkit.botapi.sim import SimUser
 from devkit.faults import FAULT_HOOKS_ENV
 from devkit.redis_server import RedisServer
-from devkit.stack import WorkerProcess
+from devkit.stack import REPO, WorkerProcess
+from devkit.zygote import Zygote
 from tests.bot.conftest import TOKEN, Harness, _Collect, make_settings, start_bot, stop_bot
 from tests.reliability.tally import TALLY, Tally
 
@@ -101,9 +102,14 @@ class Workers:
         self.env = worker_env(tiny_bundle)
         self.log_dir = log_dir
         self.procs: dict[str, WorkerProcess] = {}
+        # Every start (two workers, and each restart after a kill) forks one parent that imported
+        # torch and diffusers once: a restart costs the engine load, not the imports.
+        self.zygote = Zygote({**os.environ, **self.env}, log_dir / "zygote-status", log_dir / "zygote.out",
+                             REPO)
 
     def start(self, name: str) -> WorkerProcess:
-        proc = WorkerProcess(self.redis_url, self.log_dir / f"{name}.log", env=self.env, name=name)
+        proc = WorkerProcess(self.redis_url, self.log_dir / f"{name}.log", env=self.env, name=name,
+                             zygote=self.zygote)
         self.procs[name] = proc
         return proc.start()
 
@@ -124,6 +130,7 @@ class Workers:
     def stop_all(self) -> None:
         for proc in self.procs.values():
             proc.stop()
+        self.zygote.close()
 
 
 @pytest.fixture(scope="session")
