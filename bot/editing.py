@@ -28,8 +28,8 @@ from contract.spec import ASPECT_RATIOS, JobSpec, Mode, bucket_size, new_job_id,
 
 EDIT_FAMILY = Family.KANDINSKY22
 """Edits, zooms and pans run on Kandinsky 2.2's inpainting decoder (contract.modes)."""
-KEPT_FIELDS = ("prompt", "negative_prompt", "style", "width", "height", "num_images", "user_id", "chat_id",
-               "locale", "priority")
+KEPT_FIELDS = ("prompt", "negative_prompt", "style", "width", "height", "aspect", "num_images", "user_id",
+               "chat_id", "locale", "priority")
 """What an edit keeps of the result's spec; the rest is the edit's own or a fresh default."""
 
 

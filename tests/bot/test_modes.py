@@ -151,3 +151,21 @@ async def test_a_described_mode_needs_nothing_else(botapi: LocalBotAPI, idle_red
         await bot.session.close()
         await redis.aclose()
     assert not botapi.violations and not botapi.server_errors
+
+
+def test_an_edit_of_an_exact_ratio_result_keeps_its_exact_size() -> None:
+    """Zoom, pan and edits of a 16:9 result generate its bucket and come back at the result's 512x288."""
+    from bot.config import BotSettings
+    from bot.editing import edit_spec
+    from contract.editing import PanDirection
+    from contract.spec import JobSpec, Mode, bucket_size, exact_size
+
+    width, height = bucket_size("16:9", 512)
+    result = JobSpec(mode=Mode.TEXT2IMAGE, prompt="a harbour", width=width, height=height, aspect="16:9",
+                     steps=2, prior_steps=2, seed=1)
+    config = BotSettings(BOT_TOKEN="1:x", BOT_STEPS=2, BOT_PRIOR_STEPS=2)  # type: ignore[call-arg]
+    for mode, extra in ((Mode.ZOOM_OUT, {"zoom": 2.0}), (Mode.PAN, {"pan": PanDirection.UP}),
+                        (Mode.EDIT, {"region": "the sky", "prompt": "stars"})):
+        edit = edit_spec(result, config, mode=mode, inputs=("blob",), **extra)  # type: ignore[arg-type]
+        assert (edit.width, edit.height, edit.aspect) == (width, height, "16:9")
+        assert edit.output_size() == exact_size("16:9", 512) == (512, 288)

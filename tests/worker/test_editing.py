@@ -15,7 +15,7 @@ from PIL import Image
 
 from contract.editing import ZOOM_FACTORS, EditRequestError, PanDirection, parse_edit_request
 from contract.families import Family
-from contract.spec import JobSpec, Mode, SpecError, bucket_size
+from contract.spec import JobSpec, Mode, SpecError, bucket_size, exact_size
 from worker.engine import Engine, EngineSettings, InputRejected
 from worker.engine.editing import (
     PAN_FRACTION,
@@ -194,6 +194,38 @@ def test_pan_keeps_the_original_at_the_side_exactly(engine: Engine, direction: P
     assert pan_canvas(picture, direction, w, h).keep == kept
     assert np.array_equal(pixels(out.crop(kept)), pixels(picture.crop(source)))
     assert not np.array_equal(pixels(out), pixels(picture))
+
+
+@pytest.mark.parametrize("mode", [Mode.ZOOM_OUT, Mode.PAN, Mode.EDIT, Mode.INPAINT])
+def test_an_exact_ratio_result_is_edited_at_its_exact_size(engine: Engine, mode: Mode) -> None:
+    """A 16:9 result (512x288, cut from the 512x320 bucket) edited: the edit comes back 512x288, and
+    what it keeps of the picture is its very pixels, not a crop of a zoomed copy."""
+    exact = exact_size("16:9", 512)
+    picture = smooth(9, exact)
+    fields: dict[str, Any] = {Mode.ZOOM_OUT: {"zoom": 2.0}, Mode.PAN: {"pan": PanDirection.LEFT},
+                              Mode.EDIT: {"region": "the sky", "prompt": "stars"},
+                              Mode.INPAINT: {"prompt": "stars", "mask": "m"}}[mode]
+    job = spec(mode, aspect="16:9", **fields)
+    mask = Image.new("L", exact, 0)
+    mask.paste(255, (0, 0, exact[0] // 2, exact[1]))  # the left half repainted, the right half kept
+    try:
+        out = engine.generate(job, [picture], mask if mode is Mode.INPAINT else None).images[0]
+    except RegionNotFound:
+        pytest.fail("the tiny CLIPSeg found no sky in this picture; choose another seed for smooth()")
+    assert out.size == exact
+    w, h = exact
+    if mode is Mode.ZOOM_OUT:
+        canvas = zoom_out_canvas(picture, 2.0, w, h)
+        assert np.array_equal(pixels(out.crop(canvas.keep)), pixels(canvas.image.crop(canvas.keep)))
+    elif mode is Mode.PAN:
+        keep = pan_canvas(picture, PanDirection.LEFT, w, h).keep
+        shift = keep[0]
+        assert np.array_equal(pixels(out.crop(keep)), pixels(picture.crop((0, 0, w - shift, h))))
+    elif mode is Mode.INPAINT:
+        right = (w // 2, 0, w, h)
+        assert np.array_equal(pixels(out.crop(right)), pixels(picture.crop(right)))
+    kept = pixels(out) == pixels(picture)
+    assert kept.any() and not kept.all()  # part of the picture kept as it was, part repainted
 
 
 # --- live previews --------------------------------------------------------------------------------

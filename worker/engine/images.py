@@ -61,6 +61,23 @@ def crop_centre(image: Image.Image, width: int, height: int) -> Image.Image:
     return image.crop(crop_box(image.width, image.height, width, height))
 
 
+def on_bucket(image: Image.Image, bucket: tuple[int, int], *, fill: int | None = None) -> Image.Image:
+    """``image`` (the size the user gets) placed where the exact-ratio crop will take it from a
+    generated ``bucket``: a canvas built at the exact size comes back pixel for pixel. The margin is
+    the edge's own pixels, or ``fill`` (a mask's value); the crop removes it."""
+    if image.size == bucket:
+        return image
+    left, top, right, bottom = crop_box(*bucket, *image.size)
+    if left < 0 or top < 0:
+        raise ValueError(f"a {image.width}x{image.height} picture does not fit a "
+                         f"{bucket[0]}x{bucket[1]} bucket")
+    pixels = np.asarray(image)
+    pad = [(top, bucket[1] - bottom), (left, bucket[0] - right)] + [(0, 0)] * (pixels.ndim - 2)
+    if fill is None:
+        return Image.fromarray(np.pad(pixels, pad, mode="edge"), mode=image.mode)
+    return Image.fromarray(np.pad(pixels, pad, mode="constant", constant_values=fill), mode=image.mode)
+
+
 def fit_to_size(image: Image.Image, width: int, height: int) -> Image.Image:
     """Center-crop to the target aspect, then resize: the job size wins, nothing is stretched."""
     rgb = image.convert("RGB")

@@ -38,7 +38,7 @@ from worker.engine.base import (
 )
 from worker.engine.depth import depth_map, make_hint
 from worker.engine.editing import Segmenter, blend_feathered, pan_canvas, zoom_out_canvas
-from worker.engine.images import fit_mask, fit_to_size, keep_unmasked, outpaint_canvas
+from worker.engine.images import fit_mask, fit_to_size, keep_unmasked, on_bucket, outpaint_canvas
 from worker.engine.pipelines import CachedPriorEmb2EmbPipeline, CachedPriorPipeline, ZeroEmbedCache
 from worker.engine.preview import PreviewCache
 from worker.engine.settings import EngineSettings
@@ -440,7 +440,11 @@ class Kandinsky22Engine(FamilyEngine):
         return list(result.images)
 
     def _repaint(self, run: Run, init: PIL.Image.Image, mask: PIL.Image.Image) -> list[PIL.Image.Image]:
-        """Inpaint ``init`` where ``mask`` is white; black-mask pixels come back bit-exact."""
+        """Inpaint ``init`` where ``mask`` is white; black-mask pixels come back bit-exact. ``init``
+        and ``mask`` are at the size the user gets (``spec.output_size``): placed on the generated
+        bucket where the exact-ratio crop takes them back, with a margin that is repainted."""
+        bucket = (run.spec.width, run.spec.height)
+        init, mask = on_bucket(init, bucket), on_bucket(mask, bucket, fill=255)
         embeds, negative = self._text_embeds(run)
         inpaint = self.inpaint_pipeline()
         # diffusers >= 0.19: white = repaint, black = keep — our convention, passed as is.
@@ -463,13 +467,12 @@ class Kandinsky22Engine(FamilyEngine):
     def _inpaint_mode(self, run: Run) -> list[PIL.Image.Image]:
         if run.mask is None:  # _check_inputs refuses this first; here for the type checker
             raise InputRejected("mode inpaint needs a mask (white = repaint)")
-        spec = run.spec
-        init = fit_to_size(run.images[0], spec.width, spec.height)
-        return self._repaint(run, init, fit_mask(run.mask, spec.width, spec.height))
+        size = run.spec.output_size()
+        return self._repaint(run, fit_to_size(run.images[0], *size), fit_mask(run.mask, *size))
 
     @recipe(Mode.OUTPAINT)
     def _outpaint_mode(self, run: Run) -> list[PIL.Image.Image]:
-        canvas, border = outpaint_canvas(run.images[0], run.spec.width, run.spec.height)
+        canvas, border = outpaint_canvas(run.images[0], *run.spec.output_size())
         return self._repaint(run, canvas, border)
 
     @recipe(Mode.EDIT)
@@ -477,15 +480,19 @@ class Kandinsky22Engine(FamilyEngine):
         """Edit by words: CLIPSeg's mask of ``spec.region``, grown and feathered; the inpaint decoder
         repaints it with the prompt and the repaint fades in; outside the feather, the original."""
         spec = run.spec
-        init = fit_to_size(run.images[0], spec.width, spec.height)
+        init = fit_to_size(run.images[0], *spec.output_size())
         with self._stage(run.timings, "segment"):
             region = self.segmenter().region(init, spec.region, self.settings.edit_threshold)
         logger.info("job %s chat %s: region %r covers %.1f%% of the picture", spec.job_id, spec.chat_id,
                     spec.region, 100 * region.coverage)
+        # On the generated bucket, as _repaint does: the margin is repainted, then cropped away.
+        bucket = (spec.width, spec.height)
+        init, repaint, alpha = on_bucket(init, bucket), on_bucket(region.repaint, bucket, fill=255), \
+            on_bucket(region.alpha, bucket)
         embeds, negative = self._text_embeds(run)
         images = self._decode(run, embeds, negative, pipe=self.inpaint_pipeline(), image=[init] * run.n,
-                              mask_image=[region.repaint] * run.n)
-        return [blend_feathered(image, init, region.alpha) for image in images]
+                              mask_image=[repaint] * run.n)
+        return [blend_feathered(image, init, alpha) for image in images]
 
     @recipe(Mode.ZOOM_OUT)
     def _zoom_out_mode(self, run: Run) -> list[PIL.Image.Image]:
@@ -493,7 +500,7 @@ class Kandinsky22Engine(FamilyEngine):
         spec = run.spec
         if spec.zoom is None:  # the spec's own check refuses this first; here for the type checker
             raise InputRejected("mode zoom_out needs a zoom factor")
-        canvas = zoom_out_canvas(run.images[0], spec.zoom, spec.width, spec.height)
+        canvas = zoom_out_canvas(run.images[0], spec.zoom, *spec.output_size())
         return self._repaint(run, canvas.image, canvas.mask)
 
     @recipe(Mode.PAN)
@@ -503,5 +510,5 @@ class Kandinsky22Engine(FamilyEngine):
         spec = run.spec
         if spec.pan is None:  # the spec's own check refuses this first; here for the type checker
             raise InputRejected("mode pan needs a direction")
-        canvas = pan_canvas(run.images[0], spec.pan, spec.width, spec.height)
+        canvas = pan_canvas(run.images[0], spec.pan, *spec.output_size())
         return self._repaint(run, canvas.image, canvas.mask)
