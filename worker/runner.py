@@ -64,15 +64,10 @@ EXIT_BAD_HOOKS = 2
 EXIT_BAD_SETTINGS = 2
 """Exit status for settings or model folders that cannot work (an unknown family, a family folder
 missing a file, a queue of a family not held): a restart won't help either."""
-EXIT_BAD_SETTINGS = 2
-"""Exit status for settings or model folders that cannot work (an unknown family, a family folder
-missing a file, a queue of a family not held): a restart won't help either."""
-EXIT_BAD_SETTINGS = 2
-"""Exit status for settings or model folders that cannot work (an unknown family, a family folder
-missing a file, a queue of a family not held): a restart won't help either."""
-EXIT_BAD_SETTINGS = 2
-"""Exit status for settings or model folders that cannot work (an unknown family, a family folder
-missing a file, a queue of a family not held): a restart won't help either."""
+PUBSUB_STOP_TIMEOUT_S = 2.0
+"""How long a stopping worker waits for RQ's pubsub thread (commands like ``rq suspend``). redis-py
+joins it with no bound, and a thread that saw the unsubscribe first sleeps out RQ's 60 s wait for a
+new subscription: the stop took a minute. The daemon thread ends with the process."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -157,6 +152,15 @@ class KandinskyWorker(SimpleWorker):
         job it took after the signal."""
         self._stop_requested = True
         log.info("worker %s: stop requested; stopping after the current job (if any)", self.name)
+
+    def unsubscribe(self) -> None:
+        """RQ's, with the wait for its pubsub thread bounded (PUBSUB_STOP_TIMEOUT_S)."""
+        if self.pubsub_thread is None or self.pubsub is None:
+            return
+        log.info("worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub.unsubscribe()
+        self.pubsub_thread.stop(timeout=PUBSUB_STOP_TIMEOUT_S)
+        self.pubsub.close()
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None,
                                      max_idle_time: int | None = None) -> tuple[Job, Queue] | None:

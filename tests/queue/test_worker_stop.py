@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any, cast
 
 import redis
@@ -20,7 +21,7 @@ from rq.job import Job, JobStatus
 
 from contract.queue import RUN_JOB_FUNC
 from worker.config import WorkerSettings
-from worker.runner import KandinskyWorker
+from worker.runner import PUBSUB_STOP_TIMEOUT_S, KandinskyWorker
 
 QUEUE = "kb-test-stop"
 """A queue no worker process of the test pool listens to."""
@@ -72,4 +73,26 @@ def test_sigterm_to_an_idle_worker_stops_it_after_its_dequeue_wait(redis_url: st
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     assert conn.hget(worker.key, "death") is not None
+    conn.close()
+
+
+def test_a_stop_does_not_wait_out_the_pubsub_threads_sleep(redis_url: str) -> None:
+    """The stop that took a minute: RQ's pubsub thread had read the unsubscribe and sat in redis-py's
+    60 s wait for a new subscription, and redis-py's stop() joined it with no bound. Made certain
+    here: the thread is in that wait before the worker stops."""
+    conn = redis.Redis.from_url(redis_url)
+    settings = WorkerSettings(name="stop-pubsub-worker", queues=(QUEUE,), heartbeat_interval_s=1,
+                              maintenance_interval_s=1)
+    worker = KandinskyWorker(settings.queues, connection=conn, settings=settings, engine=cast(Any, None))
+    worker.subscribe()
+    assert worker.pubsub is not None and worker.pubsub_thread is not None
+    worker.pubsub.unsubscribe()
+    deadline = time.monotonic() + 10
+    while worker.pubsub.subscribed:  # the thread read the unsubscribe: it now waits for a subscription
+        assert time.monotonic() < deadline, "the unsubscribe was never read"
+        time.sleep(0.05)
+    time.sleep(0.2)
+    started = time.monotonic()
+    worker.unsubscribe()
+    assert time.monotonic() - started < PUBSUB_STOP_TIMEOUT_S + 1.0
     conn.close()
