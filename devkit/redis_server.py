@@ -3,7 +3,9 @@ failover tests, a replica of one and a real Sentinel (``redis-server --sentinel`
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -19,10 +21,30 @@ START_TIMEOUT_S = 10.0
 """redis-server starts in milliseconds; ten seconds means it is not going to."""
 
 
+PORT_BASE = 20000
+"""Local servers' ports come from here up, below Linux's ephemeral range (32768-60999) that bind(0)
+and every outgoing connection draw from: such a port is never a client's source port, and a stopped
+server's port (a Redis restart scenario) is not handed to another process's server meanwhile."""
+PORTS_PER_PROCESS = 1500
+"""Each test process (pytest-xdist's gw0, gw1, ...) draws from its own block of ports."""
+PORT_BLOCKS = 8
+_port_offsets = itertools.count(random.Random(os.getpid()).randrange(PORTS_PER_PROCESS))
+"""Where this process starts in its block: a child process (the demo, a bench) starts elsewhere."""
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port no server listens on, never handed out twice by this process."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = PORT_BASE + (int(worker) if worker.isdigit() else 0) % PORT_BLOCKS * PORTS_PER_PROCESS
+    for _ in range(PORTS_PER_PROCESS):
+        port = base + next(_port_offsets) % PORTS_PER_PROCESS
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free local port in {base}-{base + PORTS_PER_PROCESS - 1}")
 
 
 def find_redis_server() -> str:
@@ -82,7 +104,7 @@ class RedisServer:
         try:
             while True:
                 try:
-                    if client.ping() and self._in_sync(client):
+                    if client.ping() and self._own(client) and self._in_sync(client):
                         return self
                 except redis.ConnectionError:
                     if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -94,6 +116,14 @@ class RedisServer:
                 time.sleep(0.02)
         finally:
             client.close()
+
+    def _own(self, client: redis.Redis) -> bool:
+        """The server answering is this one's process, not another that holds the port."""
+        info: Any = client.info("server")
+        if self.proc is not None and int(info.get("process_id", -1)) != self.proc.pid:
+            raise RuntimeError(f"port {self.port} is held by another redis-server "
+                               f"(pid {info.get('process_id')})")
+        return True
 
     def _in_sync(self, client: redis.Redis) -> bool:
         """A replica counts as started once its first sync with the master is done."""
