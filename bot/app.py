@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 
 from bot.config import BotMode, BotSettings
 from bot.delivery import Delivery
+from bot.draining import DrainingDispatcher
 from bot.flood import ChatLimiter, FloodState, Pace, limiter_of
 from bot.i18n import I18n
 from bot.isolation import OrderedEventIsolation
@@ -56,6 +57,10 @@ REDIS_POOL_TIMEOUT_S = 20.0
 POLLING_CONCURRENCY = 32
 """Updates handled at once in polling mode; a burst of thousands waits its turn instead of each
 update opening Redis connections until the pool runs out (which lost updates before)."""
+SHUTDOWN_DRAIN_S = 10.0
+"""How long shutdown waits for the updates being handled; one needs a few Redis and API calls."""
+POLLING_STOP_TIMEOUT_S = SHUTDOWN_DRAIN_S + 5.0
+"""Polling's own stop includes that drain."""
 NOT_MODIFIED = "message is not modified"
 """Telegram's 400 for an edit that changes nothing; harmless, so never reported to the user."""
 COMMANDS: tuple[str, ...] = ("start", "help", *mode_commands(), "settings", "model", "cancel", "packs")
@@ -146,7 +151,7 @@ async def create_services(settings: BotSettings, redis: Redis, bot: Bot, *,
 
 
 def create_dispatcher(services: Services, *, extra_routers: Sequence[Router] = (),
-                      extra_middlewares: Sequence[BaseMiddleware] = ()) -> Dispatcher:
+                      extra_middlewares: Sequence[BaseMiddleware] = ()) -> DrainingDispatcher:
     """The dispatcher with storage, middlewares, every router and the error handler.
 
     The services reach handlers as workflow data, set here once (:meth:`Services.workflow_data`).
@@ -159,7 +164,8 @@ def create_dispatcher(services: Services, *, extra_routers: Sequence[Router] = (
     # Updates of one chat run one at a time and in order (across replicas too): the two photos
     # of an album must not both see an empty dialog, and "/mix" must come before its photo.
     isolation = OrderedEventIsolation(RedisEventIsolation(services.redis, key_builder=key_builder))
-    dp = Dispatcher(storage=storage, events_isolation=isolation, **services.workflow_data())
+    dp = DrainingDispatcher(storage=storage, events_isolation=isolation, drain_timeout=SHUTDOWN_DRAIN_S,
+                            **services.workflow_data())
     setup_middlewares(dp, services, extra=extra_middlewares)
     dp.include_router(build_root_router(extra_routers))
     dp.errors.register(on_error)
@@ -293,7 +299,7 @@ async def run_bot(settings: BotSettings, *, stop: asyncio.Event | None = None,
             with contextlib.suppress(RuntimeError):
                 await dp.stop_polling()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(polling, timeout=10)
+                await asyncio.wait_for(polling, timeout=POLLING_STOP_TIMEOUT_S)
         if runner is not None:
             with contextlib.suppress(Exception):
                 await bot.delete_webhook()
