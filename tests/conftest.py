@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,12 @@ import redis
 from contract import spec
 from devkit.redis_server import RedisServer
 from tests.reliability.tally import TALLY
+
+TORCH_THREADS = "1"
+"""Each test process, and every worker, bot or bench it starts, computes on one thread. The suite
+keeps both cores busy with two test processes and their children; torch's default of a thread per
+core then waits on descheduled threads, which made engine tests three to five times slower."""
+os.environ["OMP_NUM_THREADS"] = TORCH_THREADS  # before torch is imported; children inherit it
 
 TALLY_KEY = "reliability_tally"
 """Where an xdist worker process leaves its reliability figures for the controller."""

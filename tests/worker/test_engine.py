@@ -520,6 +520,13 @@ def test_encode_sticker_gives_png_then_webp_with_alpha(runs: Runs) -> None:
         assert decoded.getchannel("A").getextrema() == (0, 255)
 
 
+def test_a_sticker_job_keeps_the_process_torch_thread_count(runs: Runs) -> None:
+    """The background remover's import starts numba, which resets torch to a thread per core; the
+    engine puts back what the process chose (tests/conftest.py asks for one thread)."""
+    runs.get(Mode.STICKER)  # the remover is loaded by now, in this process
+    assert torch.get_num_threads() == 1
+
+
 def test_encode_other_modes_gives_lossless_png(runs: Runs) -> None:
     run = runs.get(Mode.TEXT2IMAGE)
     files = encode_images(run.output, Mode.TEXT2IMAGE)

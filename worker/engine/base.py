@@ -261,8 +261,12 @@ class SharedModels:
     def rembg_session(self) -> Any:
         with self._lock:
             if self._rembg is None:
+                threads = torch.get_num_threads()
                 from rembg import new_session  # heavy import; only sticker workers need it
 
+                # Importing rembg starts numba (through pymatting), which sets torch's thread count
+                # to the number of cores, undoing the process's own choice (OMP_NUM_THREADS).
+                torch.set_num_threads(threads)
                 model = self.rembg_source
                 local = model.endswith(".onnx")
                 self._rembg = local_onnx_session(Path(model)) if local else new_session(model)
