@@ -245,10 +245,20 @@ async def running_harness(api: LocalBotAPI, redis_url: str) -> AsyncIterator[Har
 
 
 @pytest.fixture(scope="session")
-def idle_redis() -> Iterator[RedisServer]:
-    """A redis-server no worker listens to: jobs stay queued, so tests can look at and cancel them."""
+def idle_redis_server() -> Iterator[RedisServer]:
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture
+def idle_redis(idle_redis_server: RedisServer) -> RedisServer:
+    """A redis-server no worker listens to: jobs stay queued, so tests can look at and cancel them.
+    Emptied for each test: a job an earlier test cancelled after its bot stopped leaves its event
+    in the stream, which the next bot would deliver to a chat it never saw."""
+    client = redis.Redis.from_url(idle_redis_server.url)
+    client.flushall()
+    client.close()
+    return idle_redis_server
 
 
 @pytest.fixture
