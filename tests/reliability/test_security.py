@@ -50,16 +50,32 @@ def _ids(value: Any) -> Any:
     return value
 
 
-async def _calls_for(h: Rel, action: Any) -> list[tuple[str, Any]]:
-    """The Bot API calls (except polling) the bot made in answer to one action, once it went quiet."""
+MARKER_TEXT = I18N.get("en", "help-text").split("\n", 1)[0]
+"""The first line of /help, which closes a measured action (see :func:`_calls_for`)."""
+MARKER_TIMEOUT_S = 30.0
+
+
+async def _calls_for(h: Rel, sender: SimUser, action: Any) -> list[tuple[str, Any]]:
+    """The Bot API calls (except polling) the bot made in answer to one action of ``sender``.
+
+    A chat's updates are handled one at a time and in order, so the action's calls all come before
+    the answer to a /help the same user sends right after it: no waiting for the bot to go quiet."""
     start = len(h.api.calls)
     await action()
-    await asyncio.sleep(1.0)
-    last = -1
-    while last != len(h.api.calls):
-        last = len(h.api.calls)
-        await asyncio.sleep(0.5)
-    return [(c.method, _ids(c.params)) for c in h.api.calls[start:] if c.method != "getUpdates"]
+    await sender.send_text("/help")
+
+    def marker() -> int | None:
+        for index in range(start, len(h.api.calls)):
+            call = h.api.calls[index]
+            if (call.method == "sendMessage" and str(call.params.get("chat_id")) == str(sender.chat_id)
+                    and MARKER_TEXT in str(call.params.get("text", ""))):
+                return index
+        return None
+
+    await h.api.wait_for(lambda: marker() is not None, timeout=MARKER_TIMEOUT_S)
+    end = marker()
+    assert end is not None
+    return [(c.method, _ids(c.params)) for c in h.api.calls[start:end] if c.method != "getUpdates"]
 
 
 async def test_admin_commands_and_buttons_from_others_look_unknown(
@@ -67,9 +83,9 @@ async def test_admin_commands_and_buttons_from_others_look_unknown(
     async with rel_harness(botapi, clean_redis, ADMIN_IDS=str(ADMIN_ID)) as h:
         user = h.user()
         keys_before = {k async for k in h.redis.scan_iter(match="kb:*")}
-        unknown = await _calls_for(h, lambda: user.send_text("/frobnicate"))
+        unknown = await _calls_for(h, user, lambda: user.send_text("/frobnicate"))
         for command in ADMIN_COMMANDS:
-            assert await _calls_for(h, lambda c=command: user.send_text(c)) == unknown, command
+            assert await _calls_for(h, user, lambda c=command: user.send_text(c)) == unknown, command
             tally.faults += 1
         before = h.count(user)
         await user.send_text("/start")
@@ -84,7 +100,7 @@ async def test_admin_commands_and_buttons_from_others_look_unknown(
             async def go() -> None:
                 query.append(await user.press(target, callback_data=data))
 
-            calls = await _calls_for(h, go)
+            calls = await _calls_for(h, user, go)
             state = h.api.callback_queries[query[0]]
             return state.answered, state.answer_text, state.show_alert, calls
 
@@ -97,8 +113,9 @@ async def test_admin_commands_and_buttons_from_others_look_unknown(
         assert not [k for k in new if "admin" in k or "broadcast" in k or "maint" in k or "ban" in k], new
         # The comparison is not vacuous: the admin does get an answer to /stats.
         admin = h.api.user(ADMIN_ID)
-        admin_answer = await _calls_for(h, lambda: admin.send_text("/stats"))
-        assert admin_answer and admin_answer != await _calls_for(h, lambda: admin.send_text("/frobnicate"))
+        admin_answer = await _calls_for(h, admin, lambda: admin.send_text("/stats"))
+        admin_unknown = await _calls_for(h, admin, lambda: admin.send_text("/frobnicate"))
+        assert admin_answer and admin_answer != admin_unknown
 
 
 async def test_forged_and_replayed_callbacks_are_refused_without_side_effects(
