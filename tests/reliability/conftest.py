@@ -41,9 +41,9 @@ REDIS_PASSWORD = "redis-PASS_word-7f3a9c"
 SECRETS = (TOKEN, REDIS_PASSWORD, TOKEN.split(":", 1)[1])
 HEARTBEAT_S = 1
 """Workers prove they are alive every second, so a SIGKILLed worker's job is re-queued in ~3 s."""
-JOB_TIMEOUT_S = 25
-"""Cap on one job's run time in these workers: a 2-step 512-px tiny job takes ~3 s of one core, a
-few times that on cores the load scenario keeps busy; the hanging-job scenario waits for this cap."""
+JOB_TIMEOUT_S = 10
+"""Cap on one job's run time in these workers: a 2-step 512-px tiny job takes under a second of one
+core, a few times that on cores the load scenario keeps busy; the hanging-job scenario waits for it."""
 PROGRESS_THROTTLE_S = 0.2
 """Progress events at most five a second: enough for the bot's edits, few for two cores."""
 TERMINAL = {JobStatus.DONE.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value}
