@@ -102,13 +102,19 @@ class Workers:
         self.env = worker_env(tiny_bundle)
         self.log_dir = log_dir
         self.procs: dict[str, WorkerProcess] = {}
+        self.starts: dict[str, int] = {}
         # Every start (two workers, and each restart after a kill) forks one parent that imported
         # torch and diffusers once: a restart costs the engine load, not the imports.
         self.zygote = Zygote({**os.environ, **self.env}, log_dir / "zygote-status", log_dir / "zygote.out",
                              REPO)
 
     def start(self, name: str) -> WorkerProcess:
-        proc = WorkerProcess(self.redis_url, self.log_dir / f"{name}.log", env=self.env, name=name,
+        """Start the worker ``name``; a restart comes up as a new host would, under a name of its own
+        that ends in ``name`` (``r2.rel-worker-a``): taking over a killed worker's own name waits
+        out its heartbeats first, which tests/queue/test_restart_same_name.py covers."""
+        self.starts[name] = self.starts.get(name, 0) + 1
+        full = name if self.starts[name] == 1 else f"r{self.starts[name]}.{name}"
+        proc = WorkerProcess(self.redis_url, self.log_dir / f"{full}.log", env=self.env, name=full,
                              zygote=self.zygote)
         self.procs[name] = proc
         return proc.start()

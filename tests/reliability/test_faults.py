@@ -42,7 +42,7 @@ I18N = I18n()
 KILLS = int(os.environ.get("RELIABILITY_KILLS", "20"))
 """SIGKILLs in the kill scenario, as the issue asks; each costs a worker restart (engine load, ~8 s on
 two cores) and a rerun of the killed job. RELIABILITY_KILLS=4 gives a quick local run."""
-SLOW_STEP_S = 0.2
+SLOW_STEP_S = 0.1
 """Each step of a faulted job sleeps this long, so a kill lands mid-job, not between jobs."""
 KILL_SCENARIO_TIMEOUT_S = 60 + 30 * KILLS
 """Upper bound for the whole kill loop; a stuck job shows up as a timeout, not a hang."""
