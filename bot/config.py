@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contract.animation import MAX_SECONDS, MIN_SECONDS
 from contract.language import DEFAULT_VOICE_MAX_S
-from contract.redisconn import DEFAULT_FAILOVER_S, DEFAULT_SERVICE, RedisTarget, parse_sentinels
+from contract.redisconn import RedisSettings
 from contract.spec import DEFAULT_LONG_SIDE, LONG_SIDES, MAX_STEPS
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -28,23 +28,13 @@ class BotMode(StrEnum):
     WEBHOOK = "webhook"
 
 
-class BotSettings(BaseSettings):
+class BotSettings(RedisSettings, BaseSettings):
     """Everything the bot process reads from its environment."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
 
     bot_token: SecretStr = Field(alias="BOT_TOKEN")
     telegram_api_url: str = Field(default="https://api.telegram.org", alias="TELEGRAM_API_URL")
-    redis_url: SecretStr = Field(default=SecretStr("redis://localhost:6379/0"), alias="REDIS_URL")
-    redis_sentinels: str = Field(default="", alias="REDIS_SENTINELS")
-    """Sentinels as ``host:port,host:port``; set: the master comes from them (REDIS_URL then only
-    gives the password and database), empty: REDIS_URL's server (contract.redisconn)."""
-    redis_sentinel_service: str = Field(default=DEFAULT_SERVICE, min_length=1, alias="REDIS_SENTINEL_SERVICE")
-    """The master name the sentinels monitor."""
-    redis_sentinel_password: SecretStr = Field(default=SecretStr(""), alias="REDIS_SENTINEL_PASSWORD")
-    """The sentinels' own password (their ``requirepass``), if they have one."""
-    redis_failover_s: float = Field(default=DEFAULT_FAILOVER_S, gt=0, le=600, alias="REDIS_FAILOVER_S")
-    """How long commands keep retrying while Sentinel replaces a lost master."""
     admin_ids: Annotated[frozenset[int], NoDecode] = Field(default=frozenset(), alias="ADMIN_IDS")
     bot_mode: BotMode = Field(default=BotMode.POLLING, alias="BOT_MODE")
     webhook_url: str = Field(default="", alias="WEBHOOK_URL")
@@ -116,20 +106,6 @@ class BotSettings(BaseSettings):
     animation_long_side: int = Field(default=768, alias="ANIMATION_LONG_SIDE")
     """Resolution tier of animations (at most BOT_LONG_SIDE): 768 is Kandinsky 2.2's native size and
     half the GPU time of 1024 per frame."""
-
-    @field_validator("redis_sentinels")
-    @classmethod
-    def _sentinels_are_host_port(cls, value: str) -> str:
-        parse_sentinels(value)  # a SentinelsError (a ValueError) says which entry is wrong
-        return value.strip()
-
-    def redis_target(self) -> RedisTarget:
-        """Where this process's Redis clients connect (contract.redisconn builds them)."""
-        return RedisTarget(url=self.redis_url.get_secret_value(),
-                           sentinels=parse_sentinels(self.redis_sentinels),
-                           service=self.redis_sentinel_service,
-                           sentinel_password=self.redis_sentinel_password.get_secret_value() or None,
-                           failover_s=self.redis_failover_s)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

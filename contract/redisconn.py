@@ -22,7 +22,7 @@ to stop instead set ``min-replicas-to-write 1`` on the master (docker-compose.ym
 ``min-replicas-to-write`` alone was not chosen: it checks replica *lag*, not that this write
 arrived, so it narrows the window but does not close it.
 
-This module imports redis only (no aiogram, no torch): both sides import it.
+This module imports redis and pydantic only (no aiogram, no torch): both sides import it.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio as aioredis
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
@@ -111,6 +112,43 @@ def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:
     if text.strip() and not out:
         raise SentinelsError("REDIS_SENTINELS: no host:port in it (e.g. sentinel-1:26379,sentinel-2:26379)")
     return tuple(out)
+
+
+DEFAULT_URL = "redis://localhost:6379/0"
+"""A local Redis, as in development; production always sets REDIS_URL (with a password)."""
+
+
+class RedisSettings(BaseModel):
+    """The Redis variables, the same for the bot and the workers (a mixin of both settings)."""
+
+    redis_url: SecretStr = Field(default=SecretStr(DEFAULT_URL), validation_alias=AliasChoices("REDIS_URL"))
+    """May hold the Redis password: unwrapped only where the client is built."""
+    redis_sentinels: str = Field(default="", validation_alias=AliasChoices("REDIS_SENTINELS"))
+    """Sentinels as ``host:port,host:port``; set: the master comes from them (REDIS_URL then only
+    gives the password and database), empty: REDIS_URL's server."""
+    redis_sentinel_service: str = Field(default=DEFAULT_SERVICE, min_length=1,
+                                        validation_alias=AliasChoices("REDIS_SENTINEL_SERVICE"))
+    """The master name the sentinels monitor."""
+    redis_sentinel_password: SecretStr = Field(default=SecretStr(""),
+                                               validation_alias=AliasChoices("REDIS_SENTINEL_PASSWORD"))
+    """The sentinels' own password (their ``requirepass``), if they have one."""
+    redis_failover_s: float = Field(default=DEFAULT_FAILOVER_S, gt=0, le=600,
+                                    validation_alias=AliasChoices("REDIS_FAILOVER_S"))
+    """How long commands keep retrying while Sentinel replaces a lost master."""
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels_are_host_port(cls, value: str) -> str:
+        parse_sentinels(value)  # a SentinelsError (a ValueError) says which entry is wrong
+        return value.strip()
+
+    def redis_target(self) -> RedisTarget:
+        """Where this process's Redis clients connect (:func:`async_client`, :func:`sync_client`)."""
+        return RedisTarget(url=self.redis_url.get_secret_value(),
+                           sentinels=parse_sentinels(self.redis_sentinels),
+                           service=self.redis_sentinel_service,
+                           sentinel_password=self.redis_sentinel_password.get_secret_value() or None,
+                           failover_s=self.redis_failover_s)
 
 
 @dataclass(frozen=True)

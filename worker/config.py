@@ -10,15 +10,13 @@ import os
 import socket
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.families import Family
 from contract.queue import JOB_TIMEOUT_S, MAX_RETRIES, QUICK_QUEUE, queue_family, queues_for
-from contract.redisconn import DEFAULT_FAILOVER_S, DEFAULT_SERVICE, RedisTarget, parse_sentinels
+from contract.redisconn import RedisSettings
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-"""A local Redis, as in development; production always sets REDIS_URL (with a password)."""
 DEFAULT_HEARTBEAT_INTERVAL_S = 5
 """How often a busy worker proves it is alive while a long job runs."""
 ABANDON_AFTER_BEATS = 3
@@ -42,27 +40,11 @@ def default_worker_name() -> str:
     return f"{socket.gethostname()}.{os.getpid()}"
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(RedisSettings, BaseSettings):
     """Everything a worker process needs besides the engine; one instance per process."""
 
     model_config = SettingsConfigDict(env_prefix="WORKER_", extra="ignore")
 
-    redis_url: SecretStr = Field(
-        default=SecretStr(DEFAULT_REDIS_URL), validation_alias=AliasChoices("REDIS_URL", "WORKER_REDIS_URL")
-    )
-    """May hold the Redis password: unwrapped only where the client is built."""
-    redis_sentinels: str = Field(
-        default="", validation_alias=AliasChoices("REDIS_SENTINELS", "WORKER_REDIS_SENTINELS"))
-    """Sentinels as ``host:port,host:port`` (the bot reads the same variable); empty: REDIS_URL's server."""
-    redis_sentinel_service: str = Field(
-        default=DEFAULT_SERVICE, min_length=1,
-        validation_alias=AliasChoices("REDIS_SENTINEL_SERVICE", "WORKER_REDIS_SENTINEL_SERVICE"))
-    redis_sentinel_password: SecretStr = Field(
-        default=SecretStr(""),
-        validation_alias=AliasChoices("REDIS_SENTINEL_PASSWORD", "WORKER_REDIS_SENTINEL_PASSWORD"))
-    redis_failover_s: float = Field(
-        default=DEFAULT_FAILOVER_S, gt=0, le=600,
-        validation_alias=AliasChoices("REDIS_FAILOVER_S", "WORKER_REDIS_FAILOVER_S"))
     name: str = Field(default_factory=default_worker_name)
     """``WORKER_NAME``: the RQ worker name, shown in logs and in job records."""
     families: tuple[Family, ...] | None = None
@@ -94,20 +76,6 @@ class WorkerSettings(BaseSettings):
     """``WORKER_JOB_HOOKS=module:attr``: the extension point for tests and benches (worker.hooks),
     e.g. ``devkit.faults:FaultHooks``; loaded once at start, a bad path stops the worker. Unset in
     production."""
-
-    @field_validator("redis_sentinels")
-    @classmethod
-    def _sentinels_are_host_port(cls, value: str) -> str:
-        parse_sentinels(value)  # a SentinelsError (a ValueError) says which entry is wrong
-        return value.strip()
-
-    def redis_target(self) -> RedisTarget:
-        """Where this worker's Redis connections go (contract.redisconn builds them)."""
-        return RedisTarget(url=self.redis_url.get_secret_value(),
-                           sentinels=parse_sentinels(self.redis_sentinels),
-                           service=self.redis_sentinel_service,
-                           sentinel_password=self.redis_sentinel_password.get_secret_value() or None,
-                           failover_s=self.redis_failover_s)
 
     @field_validator("queues")
     @classmethod
