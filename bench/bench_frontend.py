@@ -133,15 +133,10 @@ class BotAPIChild:
         return self.proc.stdout.readline().strip()
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        from devkit.redis_server import stop_process
+
+        if self.proc is not None:
+            stop_process(self.proc)
 
 
 # --------------------------------------------------------------------------- updates

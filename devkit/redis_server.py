@@ -47,6 +47,25 @@ def free_port() -> int:
     raise RuntimeError(f"no free local port in {base}-{base + PORTS_PER_PROCESS - 1}")
 
 
+STOP_TIMEOUT_S = 10.0
+"""A server asked to stop (SIGTERM) that is still up after this is killed."""
+
+
+def stop_process(proc: subprocess.Popen[Any], kill: bool = False) -> None:
+    """Stop a child server (SIGTERM, or SIGKILL with ``kill``) and reap it; kill it if it lingers."""
+    if proc.poll() is not None:
+        return
+    if kill:
+        proc.kill()
+    else:
+        proc.terminate()
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def find_redis_server() -> str:
     path = os.environ.get("REDIS_SERVER_BIN") or shutil.which("redis-server")
     if path is None:
@@ -133,18 +152,8 @@ class RedisServer:
         return info.get("master_link_status") == "up"
 
     def stop(self, kill: bool = False) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            if kill:
-                self.proc.kill()
-            else:
-                self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, kill)
         self.proc = None
 
     def restart(self) -> None:
@@ -260,15 +269,8 @@ class SentinelServer:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
     def close(self) -> None:
