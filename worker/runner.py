@@ -98,6 +98,8 @@ class KandinskyWorker(SimpleWorker):
         )
         self.engine = engine
         self.metrics = metrics
+        self._stranded_seen: dict[str, dict[str, float]] = {}
+        """Per queue: job id -> when this worker first saw it stranded (see _requeue_stranded)."""
         self.hooks = hooks
         self.language = language
         self.log_result_lifespan = False
@@ -289,10 +291,34 @@ class KandinskyWorker(SimpleWorker):
             try:
                 clean_registries(queue, self._exc_handlers)
                 clean_worker_registry(queue)
-                queue.intermediate_queue.cleanup(self, queue)
+                self._requeue_stranded(queue)
             finally:
                 self.connection.delete(queue.registry_cleaning_key)
         self.last_cleaned_at = now()  # type: ignore[assignment]
+
+    def _requeue_stranded(self, queue: Queue) -> None:
+        """Put back jobs left in the queue's intermediate list: Redis moved them there for a worker
+        that never got the reply (Redis restarted, or the connection broke, mid-dequeue). RQ's own
+        check fails such a job after a minute; this one re-queues it, first in line, once this
+        worker has seen it stranded (not started) for longer than an abandoned job may go silent."""
+        stranded = queue.intermediate_queue
+        seen = self._stranded_seen.setdefault(queue.name, {})
+        now_s = time.monotonic()
+        current = {job_id for job_id in stranded.get_job_ids() if job_id not in queue.started_job_registry}
+        for job_id in set(seen) - current:
+            del seen[job_id]  # started (or gone) since: a later stay starts a new count
+        for job_id in current:
+            first = seen.setdefault(job_id, now_s)
+            if now_s - first <= self.settings.abandon_after_s:
+                continue
+            del seen[job_id]
+            if not self.connection.lrem(stranded.key, 1, job_id):
+                continue  # another worker put it back first
+            if queue.fetch_job(job_id) is None:
+                continue  # expired or deleted meanwhile: nothing to run
+            queue.push_job_id(job_id, at_front=True)
+            log.warning("job %s worker %s: stranded between %s and a worker for %.0f s; put back first",
+                        job_id, self.name, queue.name, now_s - first)
 
     def sweep_abandoned(self) -> None:
         """Re-queue (or fail) jobs whose worker stopped heartbeating; safe from a side thread."""

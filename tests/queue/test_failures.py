@@ -15,11 +15,12 @@ import redis.asyncio as aioredis
 from PIL import Image
 from rq.job import Job
 from rq.job import JobStatus as RQStatus
+from rq.registry import StartedJobRegistry
 
 from bot.queue import JobQueue, JobStatus, QueueSettings
 from contract import keys
 from contract.events import DoneEvent, Event, EventType, FailedEvent, Failure, FailureReason, JobResult
-from contract.queue import F
+from contract.queue import DEFAULT_QUEUE, F
 from contract.spec import Mode
 from devkit.faults import VALUE_ERROR
 from tests.queue.conftest import HEARTBEAT_S, Collector, WorkerPool, new_spec, stream_events, text, wait_until
@@ -229,3 +230,28 @@ async def test_a_plain_value_error_from_inside_the_engine_is_retried_then_an_eng
     assert record.attempts == 3 and record.status is JobStatus.FAILED  # retried like any engine error
     assert record.error is not None and record.error.startswith("ValueError: injected ValueError")
     assert terminal_entries(redis_client, spec.job_id) == ["failed"]
+
+
+async def test_a_job_stranded_by_a_lost_dequeue_reply_is_put_back_and_runs(
+    workers: WorkerPool, job_queue: JobQueue, collector: Collector, redis_client: redis.Redis
+) -> None:
+    """Redis moved the job to the intermediate list for a worker whose reply was lost (Redis
+    restarting mid-dequeue): no worker has it. RQ would fail it after a minute; it runs instead."""
+    queue_key = f"rq:queue:{DEFAULT_QUEUE}"
+    stranded_key = f"{queue_key}:intermediate"
+    started_jobs = StartedJobRegistry(DEFAULT_QUEUE, connection=redis_client)
+    # Both workers busy for a few seconds, so the job is stranded before either can take it.
+    busy = [new_spec(f"[fault:slow=1.0] a busy cube {n}", steps=3) for n in range(2)]
+    for spec in busy:
+        await job_queue.submit(spec)
+    await wait_until(lambda: len(started_jobs.get_job_ids()) == 2, timeout=30, what="both workers busy")
+    spec = new_spec("a stranded cube")
+    await job_queue.submit(spec)
+    assert redis_client.lmove(queue_key, stranded_key, "LEFT", "RIGHT") == spec.job_id.encode()
+    stranded_at = time.monotonic()
+    done = await collector.wait_terminal(spec.job_id)
+    assert isinstance(done, DoneEvent), done
+    assert time.monotonic() - stranded_at < 30  # a few missed beats, not RQ's minute
+    assert redis_client.llen(stranded_key) == 0
+    for other in busy:
+        assert isinstance(await collector.wait_terminal(other.job_id), DoneEvent)
