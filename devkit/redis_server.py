@@ -51,8 +51,8 @@ STOP_TIMEOUT_S = 10.0
 """A server asked to stop (SIGTERM) that is still up after this is killed."""
 
 
-def stop_process(proc: subprocess.Popen[Any], kill: bool = False) -> None:
-    """Stop a child server (SIGTERM, or SIGKILL with ``kill``) and reap it; kill it if it lingers."""
+def stop_process(proc: subprocess.Popen[Any], kill: bool = False, timeout: float = STOP_TIMEOUT_S) -> None:
+    """Stop a child process (SIGTERM, or SIGKILL with ``kill``) and reap it; kill it if it lingers."""
     if proc.poll() is not None:
         return
     if kill:
@@ -60,7 +60,7 @@ def stop_process(proc: subprocess.Popen[Any], kill: bool = False) -> None:
     else:
         proc.terminate()
     try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from devkit.redis_server import RedisServer, free_port
+from devkit.redis_server import RedisServer, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 HEALTH_POLL_S = 0.02
@@ -91,9 +91,4 @@ def test_worker_health_follows_its_engine_and_redis(tiny_bundle: Path, tmp_path:
             back, _ = _poll(url, proc, log_path, lambda a: a[0] == 200, CHANGE_TIMEOUT_S)
             assert back == (200, "ok")
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, timeout=STOP_TIMEOUT_S)
