@@ -28,10 +28,6 @@ class DrainingDispatcher(Dispatcher):
         self._idle = asyncio.Event()
         self._idle.set()
 
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
     async def feed_update(self, bot: Bot, update: Update, **kwargs: Any) -> Any:
         self._in_flight += 1
         self._idle.clear()
@@ -46,12 +42,10 @@ class DrainingDispatcher(Dispatcher):
         await self.drain(self.drain_timeout)
         await super().emit_shutdown(*args, **kwargs)
 
-    async def drain(self, timeout: float) -> bool:
-        """Wait for the updates being handled; False (and a warning) if some outlast ``timeout``."""
+    async def drain(self, timeout: float) -> None:
+        """Wait for the updates being handled; a warning if some outlast ``timeout``."""
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
             log.warning("shutdown: %d update(s) still being handled after %.0f s; stopping anyway",
                         self._in_flight, timeout)
-            return False
-        return True
