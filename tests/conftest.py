@@ -29,10 +29,34 @@ if TYPE_CHECKING:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with a long scenario (``@pytest.mark.slow``) first: xdist hands out whole files in this
-    order, so the long ones start at once instead of ending the run on one core."""
+    """The reliability files first (the longest unit of work, below), then the other files with a long
+    scenario (``@pytest.mark.slow``): xdist hands out the units in this order (``make test`` turns
+    off its reordering by test count), so the long ones start at once instead of ending the run."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)  # stable: each file keeps its order
+    items.sort(key=lambda item: (not item.nodeid.startswith(SHARED_STACK_SCOPE),
+                                 item.path not in slow_files))  # stable: each file keeps its order
+
+
+SHARED_STACK_SCOPE = "tests/reliability/"
+"""Its files share one process's stack (a redis-server, a worker zygote, two workers) and run in one
+xdist process, one after another: spread over the processes they started that stack once each,
+and their kill and load scenarios overlapped and took each other's cores."""
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` with the reliability files as one unit of work."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedStackScheduling(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(SHARED_STACK_SCOPE):
+                return SHARED_STACK_SCOPE
+            return str(super()._split_scope(nodeid))
+
+    return SharedStackScheduling(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
