@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -10,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contract.animation import MAX_SECONDS, MIN_SECONDS
+from contract.families import DEFAULT_FAMILY, Family, describe_family
 from contract.language import DEFAULT_VOICE_MAX_S
 from contract.redisconn import RedisSettings
 from contract.spec import DEFAULT_LONG_SIDE, LONG_SIDES, MAX_STEPS
@@ -46,12 +48,10 @@ class BotSettings(RedisSettings, BaseSettings):
     default_locale: str = Field(default="en", alias="DEFAULT_LOCALE")
     long_side: int = Field(default=DEFAULT_LONG_SIDE, alias="BOT_LONG_SIDE")
     """Resolution tier of every job (1024 in production; tests pick 512)."""
-    steps: int = Field(default=50, ge=1, le=MAX_STEPS, alias="BOT_STEPS")
-    """Kandinsky 2.2's decoder steps per job (the model card's 50)."""
-    k3_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS, alias="BOT_K3_STEPS")
-    """Kandinsky 3.0's UNet steps per job; unset: its model card's 25 (contract.families)."""
-    sdxl_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS, alias="BOT_SDXL_STEPS")
-    """SDXL's steps per job (base and refiner share one schedule); unset: the model card's 40."""
+    steps: dict[Family, Annotated[int, Field(ge=1, le=MAX_STEPS)]] = Field(default_factory=dict,
+                                                                          alias="BOT_STEPS")
+    """Denoising steps per job, keyed by family (``{"kandinsky22": 50, "sdxl": 30}``); a family left
+    out gets its model card's (contract.families), and a bare number is the default family's."""
     prior_steps: int = Field(default=25, ge=2, le=MAX_STEPS, alias="BOT_PRIOR_STEPS")
     progress_edit_interval_s: float = Field(default=2.0, ge=0.0, alias="BOT_PROGRESS_EDIT_INTERVAL")
     """Minimum gap between two edits of one status message (Telegram allows ~1 edit/s per chat)."""
@@ -125,6 +125,19 @@ class BotSettings(RedisSettings, BaseSettings):
         if url and not (url.startswith("https://") or is_loopback_http(url)):
             raise ValueError("WEBAPP_URL must be an https:// URL (http only for localhost)")
         return url
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _steps_by_family(cls, value: object) -> object:
+        if isinstance(value, int | str) and str(value).strip().isdigit():
+            return {DEFAULT_FAMILY: int(value)}
+        if isinstance(value, str):  # given directly rather than from the environment
+            return json.loads(value)
+        return value
+
+    def steps_for(self, family: Family) -> int:
+        """Denoising steps of a job of ``family``: BOT_STEPS's, else its model card's."""
+        return self.steps.get(family) or describe_family(family).default_steps
 
     @field_validator("long_side")
     @classmethod

@@ -41,7 +41,8 @@ from contract.events import (
     TranscribedEvent,
 )
 from contract.language import PromptTranslation
-from contract.spec import ASPECT_RATIOS, LONG_SIDES, JobSpec, Mode, bucket_size
+from contract.modes import Button, Output
+from contract.spec import ASPECT_RATIOS, LONG_SIDES, JobSpec, bucket_size
 
 log = logging.getLogger(__name__)
 
@@ -269,10 +270,10 @@ class Delivery:
         if spec is None:
             await self.bot.send_message(chat_id, t("error-generic"))
             return
-        if spec.mode is Mode.ANIMATE:
+        if spec.output is Output.ANIMATION:
             await self._done_animation(event, spec, t)
             return
-        sticker = spec.mode is Mode.STICKER
+        sticker = spec.output is Output.STICKER
         images = image_files(result)
         blobs: list[bytes] = []
         for files in images:
@@ -301,12 +302,14 @@ class Delivery:
                 await self.bot.send_message(
                     chat_id, caption(t, spec, [seeds[min(index, len(seeds) - 1)]], files.full.width,
                                      files.full.height, result.translation, result.prompt_truncated),
-                    reply_markup=keyboards.result(t, event.job_id, index, sticker=True, read=read),
+                    reply_markup=keyboards.result(t, event.job_id, index, buttons=spec.buttons,
+                                                  output=spec.output, read=read),
                 )
         else:
             names = [f"{event.job_id}-{i + 1}.{files.display.format}" for i, files in enumerate(images)]
             try:
-                await self._send_photos(chat_id, blobs, names, text, event.job_id, t, reply, read=read)
+                await self._send_photos(chat_id, blobs, names, text, event.job_id, t, reply, spec.buttons,
+                                        read=read)
             except TelegramBadRequest as exc:
                 if CHAT_GONE in exc.message.lower():
                     raise
@@ -317,8 +320,8 @@ class Delivery:
                 for i, (files, data) in enumerate(zip(images, blobs, strict=True)):
                     await self.bot.send_document(
                         chat_id, BufferedInputFile(data, filename=names[i]), caption=text if i == 0 else None,
-                        reply_markup=keyboards.result(t, event.job_id, files.index, sticker=False, read=read,
-                                                      webapp=self.services.config.webapp_url),
+                        reply_markup=keyboards.result(t, event.job_id, files.index, buttons=spec.buttons,
+                                                      read=read, webapp=self.services.config.webapp_url),
                     )
         await self._mark_sent(event)
         log.info("job %s: delivered %d image(s) to chat %s (worker %s)", event.job_id, len(blobs), chat_id,
@@ -340,7 +343,7 @@ class Delivery:
             return
         read = result.translation is not None and result.translation.translated
         text = animation_caption(t, spec, result.seeds or [result.seed], file, result.translation)
-        markup = keyboards.animation_result(t, event.job_id, read=read)
+        markup = keyboards.result(t, event.job_id, 0, buttons=spec.buttons, output=spec.output, read=read)
         name = f"kandinsky-{event.job_id}.mp4"
         duration = round(spec.animation.seconds) if spec.animation is not None else None
         try:
@@ -364,12 +367,13 @@ class Delivery:
             await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))
 
     async def _send_photos(self, chat_id: int, blobs: list[bytes], names: list[str], text: str, job_id: str,
-                           t: Translator, reply: Any, *, read: bool = False) -> None:
+                           t: Translator, reply: Any, buttons: tuple[Button, ...], *,
+                           read: bool = False) -> None:
         """One photo with its buttons, or a media group followed by one message of buttons."""
         if len(blobs) == 1:
             await self.bot.send_photo(
                 chat_id, BufferedInputFile(blobs[0], filename=names[0]), caption=text,
-                reply_markup=keyboards.result(t, job_id, 0, sticker=False, read=read,
+                reply_markup=keyboards.result(t, job_id, 0, buttons=buttons, read=read,
                                               webapp=self.services.config.webapp_url),
                 reply_parameters=reply,
             )

@@ -22,20 +22,19 @@ from bot.inputs import InputError, normalize_image
 from bot.queue import JobQueue, JobRecord
 from bot.services import Services
 from contract.editing import EditRequestError, PanDirection, parse_edit_request
-from contract.families import Family
+from contract.families import families_serving
 from contract.language import PromptTranslation
+from contract.modes import Button
 from contract.spec import ASPECT_RATIOS, JobSpec, Mode, bucket_size, new_job_id, new_seed
 
-EDIT_FAMILY = Family.KANDINSKY22
-"""Edits, zooms and pans run on Kandinsky 2.2's inpainting decoder (contract.modes)."""
 KEPT_FIELDS = ("prompt", "negative_prompt", "style", "width", "height", "aspect", "num_images", "user_id",
                "chat_id", "locale", "priority")
 """What an edit keeps of the result's spec; the rest is the edit's own or a fresh default."""
 
 
 def editable(record: JobRecord) -> bool:
-    """Photos are edited; stickers (cut-outs with alpha, 512 px) are not."""
-    return record.spec is not None and record.spec.mode is not Mode.STICKER
+    """Results whose mode's description offers the edit buttons (photos; not stickers or animations)."""
+    return record.spec is not None and Button.EDIT in record.spec.buttons
 
 
 async def source_png(services: Services, record: JobRecord, index: int) -> bytes | None:
@@ -62,14 +61,15 @@ def edit_spec(source: JobSpec, config: Any, *, mode: Mode, inputs: tuple[str, ..
     """A job of ``mode`` on the result of ``source`` (its picture stored as ``inputs``): the source's
     prompt unless ``prompt`` is given, a new seed, the bot's steps (``config``: BotSettings)."""
     kept: dict[str, Any] = {name: getattr(source, name) for name in KEPT_FIELDS}
+    family = families_serving(mode)[0]  # the first family whose engine runs the edit (contract.modes)
     if prompt is not None:
         kept["prompt"] = prompt
     carried = translation if prompt is None else None
     return JobSpec.parse({
         **{k: (v.value if hasattr(v, "value") else v) for k, v in kept.items()},
-        "job_id": new_job_id(), "mode": mode, "model": EDIT_FAMILY, "inputs": list(inputs), "mask": mask,
+        "job_id": new_job_id(), "mode": mode, "model": family, "inputs": list(inputs), "mask": mask,
         "region": region, "zoom": zoom, "pan": pan, "seed": new_seed(),
-        "steps": config.steps, "prior_steps": config.prior_steps, "reply_to": reply_to,
+        "steps": config.steps_for(family), "prior_steps": config.prior_steps, "reply_to": reply_to,
         "created_at": time.time(),
         "translation": carried.model_dump() if carried is not None else None,
     })

@@ -36,6 +36,7 @@ from contract import keys
 from contract.animation import Animation
 from contract.families import Family, describe_family
 from contract.language import PromptTranslation
+from contract.modes import describe
 from contract.spec import JobSpec, Mode, Priority, bucket_size, new_seed
 from contract.weighting import WeightingError, check_weighting
 
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 
 DOWNLOAD_TIMEOUT_S = 60
 """A 20 MB download from Telegram; longer means the connection is stuck."""
-STICKER_ASPECT = "1:1"
-"""Stickers are square before the 512 px cut-out; the 512 rule is met by the worker."""
 DEFAULT_WEIGHT_PERCENT = 50
 STATUS_SEND_ERRORS = (TelegramRetryAfter, TelegramServerError, TelegramNetworkError)
 """Why a status message may not go even after the send path's retries (a flood longer than it
@@ -109,16 +108,6 @@ def normalize_weights(first_percent: int) -> tuple[float, float]:
     return (first, 1.0 - first)
 
 
-def family_steps(config: BotSettings, family: Family) -> int:
-    """Denoising steps of a job of ``family``: BOT_STEPS for 2.2, BOT_K3_STEPS / BOT_SDXL_STEPS (or
-    the model card's) for 3.0 and SDXL."""
-    if family is Family.KANDINSKY3:
-        return config.k3_steps or describe_family(family).default_steps
-    if family is Family.SDXL:
-        return config.sdxl_steps or describe_family(family).default_steps
-    return config.steps
-
-
 def build_spec(
     *,
     mode: Mode,
@@ -140,7 +129,7 @@ def build_spec(
 ) -> JobSpec:
     """One place where user settings and bot settings become a JobSpec. ``region``: what an edit
     repaints; ``size``: a bucket other than the user's aspect (an edited photo keeps its shape)."""
-    aspect = STICKER_ASPECT if mode is Mode.STICKER else user_settings.aspect
+    aspect = describe(mode).aspect or user_settings.aspect
     width, height = size or bucket_size(aspect, config.long_side)
     if animation is not None:  # one video at the animation tier (ANIMATION_LONG_SIDE): frames cost GPU time
         width, height = bucket_size(aspect, min(config.long_side, config.animation_long_side))
@@ -154,7 +143,7 @@ def build_spec(
         height=height,
         aspect=None if size is not None else aspect,  # an edited photo keeps the shape it has
         seed=new_seed() if seed is None else seed,
-        steps=family_steps(config, model or user_settings.model),
+        steps=config.steps_for(model or user_settings.model),
         prior_steps=config.prior_steps,
         num_images=1 if animation is not None else user_settings.num_images,
         inputs=inputs,
@@ -230,7 +219,7 @@ class Requester:
         before anything is counted, with a button to run it with a family that has it."""
         chosen = model or self.user_settings.model
         runs_it = chosen if serves(chosen, mode.value) else alternative(mode.value)
-        if runs_it is Family.SDXL:  # SDXL reads weights: a malformed one is refused before queueing
+        if describe_family(runs_it).weighted_prompts:  # a malformed weighting is refused before queueing
             try:
                 check_weighting(prompt)
             except WeightingError as exc:

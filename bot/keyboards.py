@@ -27,7 +27,7 @@ from bot.user_settings import UserSettings
 from contract.animation import CAMERA_PRESETS
 from contract.animation import MIN_SECONDS as ANIMATION_MIN_SECONDS
 from contract.families import FAMILIES, Family
-from contract.modes import menu_modes
+from contract.modes import Button, Output, menu_modes
 from contract.spec import ASPECT_RATIOS, MAX_IMAGES_PER_JOB, Style
 
 MENU_MODES: tuple[tuple[str, str], ...] = (
@@ -112,24 +112,37 @@ def edit_menu(t: Translator, job_id: str, index: int, webapp: str = "") -> Inlin
     return InlineKeyboardMarkup(inline_keyboard=edit_rows(t, job_id, index, webapp))
 
 
-def result(t: Translator, job_id: str, index: int, *, sticker: bool,
-           read: bool = False, webapp: str = "") -> InlineKeyboardMarkup:
-    """``read``: the model read a translation; a button shows it. Photos get the edit rows
-    (``webapp``: the Mini App's public URL, for the brush button)."""
-    kb = InlineKeyboardBuilder()
-    def cb(action: ResultAction) -> ResultCb:
-        return ResultCb(action=action, job_id=job_id, index=index)
+RESULT_BUTTONS: dict[Button, tuple[ResultAction, str]] = {
+    Button.AGAIN: (ResultAction.AGAIN, "btn-again"),
+    Button.VARIATIONS: (ResultAction.VARIATIONS, "btn-variations-of"),
+    Button.SAME_SEED: (ResultAction.SAME_SEED, "btn-same-seed"),
+    Button.FILE: (ResultAction.FILE, "btn-file"),
+    Button.ADD_TO_PACK: (ResultAction.ADD_TO_PACK, "btn-add-to-pack"),
+}
+"""The callback and label of each button a mode's description puts under its result (the edit rows
+are Button.EDIT's)."""
+FILE_LABELS: dict[Output, str] = {Output.ANIMATION: "btn-animation-file"}
+"""The "as a file" label where it is not the picture's ("btn-file")."""
 
-    kb.button(text=t("btn-again"), callback_data=cb(ResultAction.AGAIN))
-    kb.button(text=t("btn-variations-of"), callback_data=cb(ResultAction.VARIATIONS))
-    kb.button(text=t("btn-same-seed"), callback_data=cb(ResultAction.SAME_SEED))
-    kb.button(text=t("btn-file"), callback_data=cb(ResultAction.FILE))
-    if sticker:
-        kb.button(text=t("btn-add-to-pack"), callback_data=cb(ResultAction.ADD_TO_PACK))
+
+def result(t: Translator, job_id: str, index: int, *, buttons: tuple[Button, ...],
+           output: Output = Output.IMAGE, read: bool = False, webapp: str = "") -> InlineKeyboardMarkup:
+    """The buttons a mode's description lists (contract.modes), in pairs. ``read``: the model read a
+    translation; a button shows it. Button.EDIT adds the edit rows (``webapp``: the Mini App's public
+    URL, for the brush button)."""
+    kb = InlineKeyboardBuilder()
+    for button in buttons:
+        if button is Button.EDIT:
+            continue
+        action, label = RESULT_BUTTONS[button]
+        if button is Button.FILE:
+            label = FILE_LABELS.get(output, label)
+        kb.button(text=t(label), callback_data=ResultCb(action=action, job_id=job_id, index=index))
     if read:
-        kb.button(text=t("btn-model-read"), callback_data=cb(ResultAction.READ))
+        kb.button(text=t("btn-model-read"), callback_data=ResultCb(action=ResultAction.READ, job_id=job_id,
+                                                                   index=index))
     kb.adjust(2, 2, 1)
-    if not sticker:
+    if Button.EDIT in buttons:
         for row in edit_rows(t, job_id, index, webapp):
             kb.row(*row)
     return kb.as_markup()
@@ -262,16 +275,4 @@ def animate_durations(t: Translator, max_seconds: int) -> InlineKeyboardMarkup:
                   callback_data=AnimateCb(step=AnimateStep.SECONDS, value=str(seconds)))
     kb.button(text=t("btn-cancel"), callback_data=DialogCb())
     kb.adjust(4, 4, 1)
-    return kb.as_markup()
-
-
-def animation_result(t: Translator, job_id: str, *, read: bool = False) -> InlineKeyboardMarkup:
-    """Under an animation: again, same seed, as a file (and what the model read)."""
-    kb = InlineKeyboardBuilder()
-    for action, label in ((ResultAction.AGAIN, "btn-again"), (ResultAction.SAME_SEED, "btn-same-seed"),
-                          (ResultAction.FILE, "btn-animation-file")):
-        kb.button(text=t(label), callback_data=ResultCb(action=action, job_id=job_id, index=0))
-    if read:
-        kb.button(text=t("btn-model-read"), callback_data=ResultCb(action=ResultAction.READ, job_id=job_id))
-    kb.adjust(2, 2)
     return kb.as_markup()

@@ -91,6 +91,9 @@ class FamilyDescription:
     default_prior_steps: int | None = None
     """Steps of an image prior, for families that have one."""
     default_prior_guidance: float | None = None
+    weighted_prompts: bool = False
+    """Its prompts may weight words (``(fog:0.6)``, contract.weighting): a malformed weighting is
+    refused before queueing instead of drawn as text."""
     long_sides: tuple[int, ...] | None = None
     """Resolution tiers it renders; None: every tier of contract.spec (``SIZE_BUCKETS``)."""
     notes: Mapping[str, str] = field(default_factory=dict)
@@ -174,6 +177,7 @@ FAMILIES: tuple[FamilyDescription, ...] = (
         default_steps=40,
         default_guidance=5.0,
         prompt_tokens=77,
+        weighted_prompts=True,
         components=(
             Component("text_encoder", 123_060_480, text_encoder=True),  # CLIP ViT-L
             Component("text_encoder_2", 694_659_840, text_encoder=True),  # OpenCLIP bigG, shared

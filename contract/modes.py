@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from contract.animation import job_timeout_s, quota_weight
 from contract.families import DEFAULT_FAMILY, Family
 
 
@@ -49,6 +50,41 @@ BOTH_KANDINSKY = frozenset({KANDINSKY22, KANDINSKY3})
 """Modes both Kandinsky families run; the prior's modes (mix, keep depth) are 2.2's alone."""
 ALL_FAMILIES = frozenset({KANDINSKY22, KANDINSKY3, SDXL})
 """Modes every family runs: text → image, image + text and variations (img2img), stickers."""
+
+class Output(StrEnum):
+    """What a job of a mode produces: how the worker stores it and how the bot delivers it."""
+
+    IMAGE = "image"
+    """Pictures: sent as photos (an album for several), each also as a file on request."""
+    STICKER = "sticker"
+    """A background-free 512 px cut-out per picture: stored as PNG and WEBP, sent as a sticker."""
+    ANIMATION = "animation"
+    """One H.264 MP4 (the engine encodes it): sent with sendAnimation."""
+
+
+class Button(StrEnum):
+    """A button under a delivered result (the bot gives each its label and callback)."""
+
+    AGAIN = "again"
+    """The same request with a new seed."""
+    VARIATIONS = "variations"
+    """Variations of this picture."""
+    SAME_SEED = "same_seed"
+    """The same request and seed (with today's settings)."""
+    FILE = "file"
+    """The result as a file: the full-size picture, a sticker's PNG, the MP4 itself."""
+    ADD_TO_PACK = "add_to_pack"
+    """Add this sticker to the user's sticker pack."""
+    EDIT = "edit"
+    """The edit rows: change a region in words (or with the brush), zoom out, pan."""
+
+
+IMAGE_BUTTONS = (Button.AGAIN, Button.VARIATIONS, Button.SAME_SEED, Button.FILE, Button.EDIT)
+STICKER_BUTTONS = (Button.AGAIN, Button.VARIATIONS, Button.SAME_SEED, Button.FILE, Button.ADD_TO_PACK)
+"""A sticker is a cut-out with alpha at 512 px: it goes into packs, and is not edited."""
+ANIMATION_BUTTONS = (Button.AGAIN, Button.SAME_SEED, Button.FILE)
+_DEFAULT_BUTTONS = {Output.IMAGE: IMAGE_BUTTONS, Output.STICKER: STICKER_BUTTONS,
+                    Output.ANIMATION: ANIMATION_BUTTONS}
 
 STICKER_SUFFIX = ", sticker, die-cut, cute simple illustration, centered, isolated on plain white background"
 """Makes the subject easy for background removal to cut out."""
@@ -95,6 +131,12 @@ class ModeDescription:
     """Plain text sent outside any dialog becomes this mode's prompt (one mode at most)."""
     families: frozenset[Family] = field(default_factory=lambda: frozenset({DEFAULT_FAMILY}))
     """The model families whose engines run this mode (contract/families.py describes each)."""
+    output: Output = Output.IMAGE
+    """What a job of it produces (stored, delivered and buttoned accordingly)."""
+    buttons: tuple[Button, ...] | None = None
+    """The buttons under its result, in order; None: the usual ones of its output."""
+    aspect: str | None = None
+    """An aspect ratio its jobs always have (a sticker is square before its cut-out); None: the user's."""
 
     def __post_init__(self) -> None:
         if self.command is None and (self.menu or self.plain_text):
@@ -105,6 +147,23 @@ class ModeDescription:
             raise ValueError(f"mode {self.mode}: no model family serves it")
         if self.animation and (self.images or not self.prompt):
             raise ValueError(f"mode {self.mode}: an animation starts from a prompt, without photos")
+        if self.animation != (self.output is Output.ANIMATION):
+            raise ValueError(f"mode {self.mode}: an animation's output is an animation, and only its")
+
+    # --- derived: what a job of it costs -----------------------------------------------------------
+
+    def quota_weight(self, frames: int, frames_per_request: int) -> int:
+        """Requests of the daily quota one job counts for: an animation one per ``frames_per_request``
+        frames begun, anything else one."""
+        return quota_weight(frames if self.animation else 0, frames_per_request)
+
+    def job_timeout_s(self, base_s: int, frames: int) -> int:
+        """A job's time limit: ``base_s``, plus an allowance per frame for an animation."""
+        return job_timeout_s(base_s, frames if self.animation else 0)
+
+    @property
+    def result_buttons(self) -> tuple[Button, ...]:
+        return self.buttons if self.buttons is not None else _DEFAULT_BUTTONS[self.output]
 
     # --- derived: what the bot needs ---------------------------------------------------------------
 
@@ -201,7 +260,7 @@ MODES: tuple[ModeDescription, ...] = (
     ModeDescription(mode=Mode.VARIATIONS, images=1, prompt=False, command="variations", menu=True,
                     families=ALL_FAMILIES),
     ModeDescription(mode=Mode.STICKER, images=0, prompt=True, prompt_suffix=STICKER_SUFFIX,
-                    command="sticker", menu=True, families=ALL_FAMILIES),
+                    command="sticker", menu=True, families=ALL_FAMILIES, output=Output.STICKER, aspect="1:1"),
     ModeDescription(mode=Mode.DEPTH, images=1, prompt=True, strength=True, command="depth", menu=True),
     ModeDescription(mode=Mode.INPAINT, images=1, prompt=True, mask=True,  # engine and CLI only
                     families=frozenset({KANDINSKY22, SDXL})),
@@ -211,7 +270,8 @@ MODES: tuple[ModeDescription, ...] = (
     ModeDescription(mode=Mode.ZOOM_OUT, images=1, prompt=False, zoom=True),
     ModeDescription(mode=Mode.PAN, images=1, prompt=False, pan=True),
     # Animation: prompt(s) by second, a camera button, a length; an MP4 by sendAnimation.
-    ModeDescription(mode=Mode.ANIMATE, images=0, prompt=True, animation=True, command="animate", menu=True),
+    ModeDescription(mode=Mode.ANIMATE, images=0, prompt=True, animation=True, command="animate", menu=True,
+                    output=Output.ANIMATION),
 )
 """Every mode, in menu and command-list order."""
 

@@ -23,7 +23,7 @@ from contract.language import PromptTranslation
 
 # Mode and STICKER_SUFFIX live with the mode descriptions; importing them from here keeps working.
 from contract.modes import STICKER_SUFFIX as STICKER_SUFFIX
-from contract.modes import Mode, describe
+from contract.modes import Button, Mode, Output, describe
 from contract.weighting import check_weighting
 
 SPEC_VERSION = 1
@@ -255,7 +255,7 @@ class JobSpec(BaseModel):
             )
         if needs.prompt and not self.prompt.strip():
             raise ValueError(f"mode {self.mode} needs a prompt")
-        if self.model is Family.SDXL:  # SDXL reads weights: a malformed one is refused, not drawn
+        if describe_family(self.model).weighted_prompts:  # a malformed weighting is refused, not drawn
             for text in (self.prompt, self.negative_prompt):
                 check_weighting(text)
         if len(self.inputs) != needs.images:
@@ -322,6 +322,24 @@ class JobSpec(BaseModel):
     def frames(self) -> int:
         """Frames an animate job renders; 0 for a still image."""
         return self.animation.frames if self.animation is not None else 0
+
+    @property
+    def output(self) -> Output:
+        """What the job produces (its mode's description says): how it is stored and delivered."""
+        return describe(self.mode).output
+
+    @property
+    def buttons(self) -> tuple[Button, ...]:
+        """The buttons under its result (its mode's description says)."""
+        return describe(self.mode).result_buttons
+
+    def quota_weight(self, frames_per_request: int) -> int:
+        """Requests of the daily quota it counts for (an animation by its frames)."""
+        return describe(self.mode).quota_weight(self.frames, frames_per_request)
+
+    def job_timeout_s(self, base_s: int) -> int:
+        """Its time limit on a worker (an animation's grows with its frames)."""
+        return describe(self.mode).job_timeout_s(base_s, self.frames)
 
     def scenes(self) -> tuple[Scene, ...]:
         """An animate job's prompts by second, each as the model sees it (style and mode suffix)."""

@@ -28,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from contract.animation import ANIMATION_FPS, DEFAULT_SECONDS, PARAMETERS, Camera, preset
 from contract.editing import ZOOM_FACTORS, PanDirection
 from contract.families import DEFAULT_FAMILY, FAMILIES, describe_family
+from contract.modes import Output, describe
 from contract.spec import (
     ASPECT_RATIOS,
     DEFAULT_ASPECT,
@@ -138,7 +139,7 @@ def _build_spec(args: argparse.Namespace) -> JobSpec:
         "zoom": args.zoom,
         "pan": args.pan,
     }
-    if args.mode == Mode.ANIMATE.value:
+    if describe(Mode(args.mode)).animation:
         data["animation"] = _animation(args)
     for name in ("steps", "guidance"):  # left out: the family's default (contract.families)
         if getattr(args, name) is not None:
@@ -167,14 +168,14 @@ def output_paths(out: Path, count: int, mode: Mode) -> list[list[Path]]:
     for i in range(count):
         base = stem if i == 0 else stem.with_name(f"{stem.name}-{i}")
         files = [base.with_suffix(".png")]
-        if mode is Mode.STICKER:
+        if describe(mode).output is Output.STICKER:
             files.append(base.with_suffix(".webp"))
         paths.append(files)
     return paths
 
 
 def run(args: argparse.Namespace) -> int:
-    wanted = ".mp4" if args.mode == Mode.ANIMATE.value else ".png"
+    wanted = ".mp4" if describe(Mode(args.mode)).output is Output.ANIMATION else ".png"
     if args.out.suffix.lower() not in ("", wanted):
         raise UsageError(f"--out must be a {wanted} path, got {args.out}")
     spec = _build_spec(args)
@@ -200,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
     encoded = encode_images(output, spec.mode)
-    per_image = 2 if spec.mode is Mode.STICKER else 1
+    per_image = 2 if spec.output is Output.STICKER else 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for i, files in enumerate(output_paths(args.out, len(output.images), spec.mode)):

@@ -170,13 +170,13 @@ def fail_job(
     return sent
 
 
-def spec_frames(raw_spec: str) -> int:
-    """Frames of a stored spec's animation (its job timeout grows with them); 0 when it has none."""
+def spec_timeout_s(raw_spec: str, base_s: int) -> int:
+    """The time limit of a stored spec's job (its mode's description: an animation's grows with its
+    frames); ``base_s`` for a spec that does not parse, which fails at once anyway."""
     try:
-        frames = json.loads(raw_spec).get("animation", {}).get("frames", 0)
-    except (ValueError, AttributeError):
-        return 0
-    return frames if isinstance(frames, int) and frames > 0 else 0
+        return JobSpec.from_json(raw_spec).job_timeout_s(base_s)
+    except ValueError:
+        return base_s
 
 
 def spec_mode(raw_spec: str) -> str:

@@ -30,12 +30,11 @@ from rq.worker import WorkerStatus
 from rq.worker_registration import clean_worker_registry
 
 from contract import keys, redisconn
-from contract.animation import job_timeout_s
 from contract.events import FailureReason
 from contract.queue import F, JobStatus
 from worker.config import WorkerSettings
 from worker.hooks import HooksError, JobHooks, load_job_hooks
-from worker.jobs import WorkerContext, bound, fail_job, spec_frames
+from worker.jobs import WorkerContext, bound, fail_job, spec_timeout_s
 
 if TYPE_CHECKING:
     from worker.engine import Engine
@@ -184,17 +183,17 @@ class KandinskyWorker(SimpleWorker):
 
     # --- running a job ----------------------------------------------------------------------
 
-    def _job_frames(self, job_id: str) -> int:
-        """Frames of the job's animation, from its record; 0 for a still image or no readable record."""
+    def _job_timeout_s(self, job_id: str) -> int:
+        """The job's time limit, from its record's spec; a still job's when there is no readable record."""
+        base = self.settings.job_timeout_s
         try:
             raw = self.connection.hget(keys.job(job_id), F.SPEC)
         except REDIS_DOWN:
-            return 0
-        return spec_frames(raw.decode() if isinstance(raw, bytes) else str(raw)) if raw else 0
+            return base
+        return spec_timeout_s(raw.decode() if isinstance(raw, bytes) else str(raw), base) if raw else base
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        # The cap of a still job; an animation's grows with its frames (contract.animation).
-        cap = job_timeout_s(self.settings.job_timeout_s, self._job_frames(job.id))
+        cap = self._job_timeout_s(job.id)
         if not job.timeout or job.timeout < 0 or job.timeout > cap:
             job.timeout = cap
         execution = self.prepare_execution(job)

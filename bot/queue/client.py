@@ -38,7 +38,6 @@ from bot.queue.gate import (
     read_reply,
 )
 from contract import keys, redisconn
-from contract.animation import job_timeout_s
 from contract.events import CancelledEvent, JobResult
 from contract.queue import (
     DURATIONS_KEY,
@@ -284,8 +283,7 @@ class JobQueue:
         if refused is not None:
             return refused
         try:
-            # An animation's timeout grows with its frames (contract.animation).
-            timeout_s = job_timeout_s(self._settings.job_timeout_s, spec.frames)
+            timeout_s = spec.job_timeout_s(self._settings.job_timeout_s)  # by its mode
             placement = await asyncio.to_thread(self._enqueue, queue_name, spec.job_id, timeout_s)
         except Exception:
             # Nothing was queued: undo, so the user is neither blocked nor charged for a job that

@@ -32,7 +32,7 @@ from bot.services.packs import (
     seq_of,
 )
 from contract.events import FileKind
-from contract.spec import Mode
+from contract.modes import Button
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ async def _owned_sticker(query: CallbackQuery, job_id: str, index: int, services
         await query.answer(t("pack-not-yours") if record is not None else t("pack-result-expired"),
                            show_alert=True)
         return None
-    if record.result is None or record.spec is None or record.spec.mode is not Mode.STICKER:
+    if record.result is None or record.spec is None or Button.ADD_TO_PACK not in record.spec.buttons:
         await query.answer(t("pack-result-expired"), show_alert=True)
         return None
     sticker = record.result.file(index, FileKind.STICKER_WEBP)

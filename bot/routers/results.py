@@ -25,6 +25,7 @@ from bot.services import Services
 from bot.user_settings import UserSettings
 from contract.events import FileKind, ResultFile
 from contract.language import PromptTranslation
+from contract.modes import Output
 from contract.spec import JobSpec, Mode, new_job_id, new_seed
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
     action, index = callback_data.action, callback_data.index
     req = Requester(bot, services, t, locale, user_settings, query.from_user.id, chat_id)
 
-    if action is ResultAction.FILE and spec.animation is not None:
+    if action is ResultAction.FILE and spec.output is Output.ANIMATION:
         await send_animation_file(bot, services, t, chat_id, record)
         return
 

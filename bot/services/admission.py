@@ -32,7 +32,6 @@ from bot.queue import (
     Submission,
 )
 from bot.services.quotas import QuotaService
-from contract.animation import quota_weight
 from contract.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ class Admission:
                 rules = Rules(inflight=limits.inflight,
                               rates=Rates(per_minute=limits.per_minute, per_day=limits.per_day,
                                           custom_limits=raw,
-                                          weight=quota_weight(spec.frames, self.frames_per_request)))
+                                          weight=spec.quota_weight(self.frames_per_request)))
                 outcome = await self.queue.admit(spec, rules, now=now)
                 if not isinstance(outcome, LimitsChanged):
                     break

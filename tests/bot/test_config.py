@@ -42,3 +42,18 @@ def test_weights() -> None:
     assert parse_weights("30/70") == 30 and parse_weights("2 8") == 20 and parse_weights("0.25:0.75") == 25
     assert parse_weights("a cat") is None and parse_weights("0/0") is None and parse_weights(None) is None
     assert normalize_weights(30) == (0.3, 0.7) and normalize_weights(150) == (1.0, 0.0)
+
+
+def test_steps_are_keyed_by_family() -> None:
+    """BOT_STEPS names each family's steps; a family left out gets its model card's, and a bare number
+    (the setting before families) is the default family's."""
+    from contract.families import Family, describe_family
+
+    keyed = settings(BOT_STEPS='{"kandinsky3": 12, "sdxl": 30}')
+    assert [keyed.steps_for(f) for f in Family] == [describe_family(Family.KANDINSKY22).default_steps, 12, 30]
+    bare = settings(BOT_STEPS=9)
+    assert [bare.steps_for(f) for f in Family] == [9, 25, 40]
+    with pytest.raises(ValidationError):
+        settings(BOT_STEPS='{"kandinsky3": 0}')
+    with pytest.raises(ValidationError):
+        settings(BOT_STEPS='{"dalle": 10}')

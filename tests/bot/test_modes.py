@@ -11,6 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
 from aiogram.filters import Command
 from aiogram.fsm.state import State
 from aiogram.utils.keyboard import InlineKeyboardBuilder
@@ -151,6 +152,21 @@ async def test_a_described_mode_needs_nothing_else(botapi: LocalBotAPI, idle_red
         await bot.session.close()
         await redis.aclose()
     assert not botapi.violations and not botapi.server_errors
+
+
+@pytest.mark.parametrize("d", MODES, ids=lambda d: d.mode.value)
+def test_the_buttons_under_a_result_are_its_description_s(d: ModeDescription) -> None:
+    """keyboards.result reads the description: its buttons, in order, and the edit rows only with EDIT."""
+    from bot.callbacks import ResultAction, ResultCb
+    from contract.modes import Button
+
+    markup = keyboards.result(EN, "job1", 0, buttons=d.result_buttons, output=d.output, read=True)
+    actions = [ResultCb.unpack(b.callback_data).action for row in markup.inline_keyboard for b in row
+               if b.callback_data is not None]
+    wanted = [keyboards.RESULT_BUTTONS[b][0] for b in d.result_buttons if b is not Button.EDIT]
+    assert actions[:len(wanted)] == wanted and actions[len(wanted)] is ResultAction.READ
+    edits = {ResultAction.EDIT, ResultAction.ZOOM_1_5, ResultAction.PAN_LEFT}
+    assert edits <= set(actions) if Button.EDIT in d.result_buttons else not edits & set(actions)
 
 
 def test_an_edit_of_an_exact_ratio_result_keeps_its_exact_size() -> None:

@@ -14,13 +14,18 @@ import pytest
 from bot.i18n import I18n
 from contract.families import Family
 from contract.modes import (
+    ANIMATION_BUTTONS,
+    IMAGE_BUTTONS,
     KANDINSKY3,
     KANDINSKY22,
     MODES,
     SDXL,
+    STICKER_BUTTONS,
     STICKER_SUFFIX,
+    Button,
     Mode,
     ModeDescription,
+    Output,
     bot_modes,
     describe,
     index_modes,
@@ -76,6 +81,32 @@ def test_a_description_refuses_what_cannot_work() -> None:
         ModeDescription(mode=Mode.MIX, images=2, prompt=False, command="mix", plain_text=True)
     with pytest.raises(ValueError, match="no model family"):
         ModeDescription(mode=Mode.MIX, images=2, prompt=False, families=frozenset())
+    with pytest.raises(ValueError, match="output is an animation"):
+        ModeDescription(mode=Mode.ANIMATE, images=0, prompt=True, animation=True)
+    with pytest.raises(ValueError, match="output is an animation"):
+        ModeDescription(mode=Mode.TEXT2IMAGE, images=0, prompt=True, output=Output.ANIMATION)
+
+
+def test_what_a_result_is_and_carries_is_its_description_s() -> None:
+    """Delivery, the keyboards, the worker's encoder and the quota read these, never the mode's name."""
+    outputs = {d.mode: d.output for d in MODES}
+    assert outputs[Mode.STICKER] is Output.STICKER and outputs[Mode.ANIMATE] is Output.ANIMATION
+    assert {o for m, o in outputs.items() if m not in (Mode.STICKER, Mode.ANIMATE)} == {Output.IMAGE}
+    assert describe(Mode.STICKER).result_buttons == STICKER_BUTTONS
+    assert Button.EDIT not in describe(Mode.STICKER).result_buttons  # a cut-out is not edited
+    assert describe(Mode.ANIMATE).result_buttons == ANIMATION_BUTTONS
+    assert all(describe(m).result_buttons == IMAGE_BUTTONS for m, o in outputs.items() if o is Output.IMAGE)
+    custom = ModeDescription(mode=Mode.OUTPAINT, images=1, prompt=True, buttons=(Button.FILE,))
+    assert custom.result_buttons == (Button.FILE,)
+    assert describe(Mode.STICKER).aspect == "1:1" and describe(Mode.TEXT2IMAGE).aspect is None
+
+
+def test_quota_weight_and_job_timeout_follow_the_description() -> None:
+    animate, still = describe(Mode.ANIMATE), describe(Mode.TEXT2IMAGE)
+    assert animate.quota_weight(48, 12) == 4 and animate.quota_weight(49, 12) == 5
+    assert still.quota_weight(48, 12) == 1  # frames mean nothing to a still
+    assert animate.job_timeout_s(600, 48) > animate.job_timeout_s(600, 12) > 600
+    assert still.job_timeout_s(600, 48) == 600
 
 
 def test_what_the_bot_offers_is_what_it_offered_before() -> None:

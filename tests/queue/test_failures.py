@@ -21,7 +21,7 @@ from bot.queue import JobQueue, JobStatus, QueueSettings
 from contract import keys
 from contract.events import DoneEvent, Event, EventType, FailedEvent, Failure, FailureReason, JobResult
 from contract.queue import DEFAULT_QUEUE, F
-from contract.spec import Mode
+from contract.spec import JobSpec, Mode
 from devkit.faults import VALUE_ERROR
 from tests.queue.conftest import HEARTBEAT_S, Collector, WorkerPool, new_spec, stream_events, text, wait_until
 
@@ -69,6 +69,13 @@ async def wait_running(conn: redis.Redis, job_id: str) -> str:
     return text(conn.hget(keys.job(job_id), F.WORKER) or b"")
 
 
+class NewerSpec(JobSpec):
+    """A spec as a newer bot would store it: the next schema version."""
+
+    def to_json(self) -> str:
+        return super().to_json().replace('"version":1', '"version":2')
+
+
 async def test_bad_job_records_fail_with_a_reason_and_the_worker_serves_the_next(
     workers: WorkerPool, job_queue: JobQueue, collector: Collector, redis_client: redis.Redis
 ) -> None:
@@ -78,9 +85,9 @@ async def test_bad_job_records_fail_with_a_reason_and_the_worker_serves_the_next
     corrupt = new_spec(mode=Mode.BLEND, prompt="a cat", inputs=(corrupt_blob,), weights=(0.5, 0.5))
     good = new_spec()
 
-    # A spec written by a newer bot: this worker must refuse it, not half-run it.
-    await job_queue.submit(newer, is_admin=True)
-    redis_client.hset(keys.job(newer.job_id), F.SPEC, newer.to_json().replace('"version":1', '"version":2'))
+    # A spec written by a newer bot: this worker must refuse it, not half-run it. Its record says so
+    # from the start (rewriting it after the submit raced an idle worker, which could take it first).
+    await job_queue.submit(NewerSpec.model_validate(newer.model_dump()), is_admin=True)
     for spec in (expired, corrupt, good):
         await job_queue.submit(spec, is_admin=True)
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import PIL.Image
 
-from contract.families import Family, describe_family, parse_family
+from contract.families import DEFAULT_FAMILY, Family, describe_family, parse_family
 from contract.spec import JobSpec, Mode
 from worker.engine.base import (
     CancelCheck,
@@ -96,7 +96,7 @@ class Engine:
         """Seconds of each start-up warm-up job, "<mode> <WxH>" (prefixed by the family but for 2.2)."""
         out: dict[str, float] = {}
         for family, family_engine in self.families.items():
-            prefix = "" if family is Family.KANDINSKY22 else f"{family}:"
+            prefix = "" if family is DEFAULT_FAMILY else f"{family}:"
             out.update({prefix + key: seconds for key, seconds in family_engine.warmup_timings.items()})
         return out
 

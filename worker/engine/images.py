@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from contract.events import FileKind
+from contract.modes import Output, describe
 from contract.spec import Mode, crop_box
 
 STICKER_SIDE = 512
@@ -161,8 +162,9 @@ def encode_image_list(images: list[Image.Image], mode: Mode, photo_format: str =
     if photo_format not in PHOTO_FORMATS:
         raise ValueError(f"photo_format must be one of {PHOTO_FORMATS}, got {photo_format!r}")
     out: list[EncodedImage] = []
+    sticker = describe(mode).output is Output.STICKER
     for index, image in enumerate(images):
-        if mode is Mode.STICKER:
+        if sticker:
             out += [_encode(image, "PNG", FileKind.STICKER_PNG, index),
                     _encode(image, "WEBP", FileKind.STICKER_WEBP, index)]
         else:
