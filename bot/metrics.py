@@ -32,9 +32,8 @@ from aiogram.methods.base import TelegramType
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from rq import Queue
 
-from contract import redisconn
+from contract import keys, redisconn
 from contract import stats as jobstats
 from contract.observability import HEALTH_REDIS_TIMEOUT_S, serve
 from contract.queue import QUEUES_IN_ORDER
@@ -78,12 +77,11 @@ class RedisStatsCollector(Collector):
                                    labels=["mode", "outcome"])
         depth = GaugeMetricFamily("kb_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
         try:
-            counts = jobstats.parse_counts(self.client.hgetall(jobstats.TOTAL_KEY))  # type: ignore[arg-type]
+            counts = jobstats.parse_counts(self.client.hgetall(keys.STATS_TOTAL))  # type: ignore[arg-type]
             for (mode, outcome), value in sorted(counts.items()):
                 jobs.add_metric([mode, outcome], value)
             for name in QUEUES_IN_ORDER:
-                key = f"{Queue.redis_queue_namespace_prefix}{name}"
-                depth.add_metric([name], int(self.client.llen(key)))  # type: ignore[arg-type]
+                depth.add_metric([name], int(self.client.llen(keys.rq_queue(name))))  # type: ignore[arg-type]
         except redis_sync.RedisError as exc:
             log.warning("metrics: Redis unreadable: %s", exc)
         yield jobs

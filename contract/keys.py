@@ -261,3 +261,58 @@ def flood_pace(chat: int | str) -> str:
 def flood_hold(chat: int | str) -> str:
     """Until when Telegram's retry_after holds the chat, in Redis-clock ms (expires with it)."""
     return f"{PREFIX}:flood:hold:{chat}"
+
+
+# --- statistics: counters the workers write, /stats and the metrics read ------------------------
+STATS_DAY_TTL = 8 * 24 * 3600
+"""Per-day counters back "today" in /stats; a week of them is kept for looking back."""
+STATS_TOTAL = f"{PREFIX}:stats:jobs:total"
+"""Hash "<mode>:<outcome>" -> count since the start (no TTL: a handful of fields)."""
+STATS_FAMILIES_TOTAL = f"{PREFIX}:stats:families:total"
+"""Hash "<family>:<outcome>" -> count since the start: which model made how many images."""
+
+
+def stats_day(day: str) -> str:
+    """Hash "<mode>:<outcome>" -> count for one UTC day (YYYYMMDD)."""
+    return f"{PREFIX}:stats:jobs:{day}"
+
+
+def stats_families_day(day: str) -> str:
+    """Hash "<family>:<outcome>" -> count for one UTC day (YYYYMMDD)."""
+    return f"{PREFIX}:stats:families:{day}"
+
+
+def stats_durations(mode: str) -> str:
+    """List of the latest job durations (seconds) of a mode, newest first."""
+    return f"{PREFIX}:stats:durations:{mode}"
+
+
+DURATIONS = f"{PREFIX}:durations"
+"""Recent run times of finished jobs (seconds, newest first): the wait estimate reads them."""
+DURATIONS_TTL = JOB_RECORD_TTL
+"""An estimate from samples older than a week says nothing about today's hardware."""
+WAIT_TIMES = f"{PREFIX}:waits"
+"""Recent queue waits (enqueue → start, seconds, newest first), for /stats (TTL: DURATIONS_TTL)."""
+
+WORKER_INFO_TTL = 120
+"""Device details are refreshed by a live worker; a dead worker's entry vanishes by itself."""
+
+
+def worker_info(name: str) -> str:
+    """Hash a worker keeps fresh (device, host): what RQ's own worker record lacks."""
+    return f"{PREFIX}:workerinfo:{name}"
+
+
+def delivering(job_id: str) -> str:
+    """Short lease a bot consumer holds while it hands a terminal event to Telegram."""
+    return f"{PREFIX}:delivering:{job_id}"
+
+
+# --- RQ's own keys (rq.Queue names them; tests/contract/test_keys.py holds these equal) -----------
+RQ_QUEUE_PREFIX = "rq:queue:"
+"""rq.Queue.redis_queue_namespace_prefix: an RQ queue's list of job ids is this plus its name."""
+
+
+def rq_queue(name: str) -> str:
+    """The Redis list RQ keeps a queue's waiting job ids in."""
+    return f"{RQ_QUEUE_PREFIX}{name}"

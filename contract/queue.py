@@ -112,20 +112,8 @@ class F:
     TRANSLATION = "translation"  # contract.language.PromptTranslation JSON: what the model read
 
 
-DURATIONS_KEY = f"{keys.PREFIX}:durations"
-"""Recent run times of finished jobs (seconds, newest first): the wait estimate reads them."""
 DURATIONS_KEEP = 50
 """Enough samples for a stable mean, few enough to follow a change of GPU or of load."""
-DURATIONS_TTL = keys.JOB_RECORD_TTL
-"""An estimate from samples older than a week says nothing about today's hardware."""
-
-WAIT_TIME_KEY = f"{keys.PREFIX}:waits"
-"""Recent queue waits (enqueue → start, seconds, newest first), for /stats."""
-
-
-def delivering(job_id: str) -> str:
-    """Short lease a bot consumer holds while it hands a terminal event to Telegram."""
-    return f"{keys.PREFIX}:delivering:{job_id}"
 
 
 def add_event(pipe: Any, event: Event) -> Any:

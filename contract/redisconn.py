@@ -286,6 +286,33 @@ def sync_client(target: RedisTarget, **kwargs: Any) -> redis.Redis:
     return client
 
 
+SYNC_RETRY_CAP_S = 2.0
+"""Longest pause between two tries of the sync twin; Redis restarts in well under a second."""
+_SYNC_KWARGS = (
+    "host", "port", "db", "username", "password", "path", "socket_timeout", "socket_connect_timeout",
+    "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_check_hostname",
+)
+"""Connection settings that mean the same to the sync client; the rest are async-only internals."""
+
+
+def sync_twin(client: aioredis.Redis) -> redis.Redis:
+    """A sync client for the same server and database as ``client`` (TCP, TLS or Unix socket): RQ's
+    connection beside the bot's asyncio client."""
+    pool = client.connection_pool
+    kwargs = {k: v for k, v in pool.connection_kwargs.items() if k in _SYNC_KWARGS}
+    retry = pool.connection_kwargs.get("retry")
+    if retry is not None and pool.connection_kwargs.get("retry_on_error"):
+        # The same reconnect-and-retry policy as the async client (e.g. across a Redis restart).
+        kwargs["retry"] = SyncRetry(ExponentialBackoff(cap=SYNC_RETRY_CAP_S, base=0.1), retry.get_retries())
+        kwargs["retry_on_error"] = list(pool.connection_kwargs["retry_on_error"])
+    connection_class: type[redis.Connection] | type[redis.UnixDomainSocketConnection] = redis.Connection
+    if issubclass(pool.connection_class, aioredis.SSLConnection):
+        connection_class = redis.SSLConnection
+    elif issubclass(pool.connection_class, aioredis.UnixDomainSocketConnection):
+        connection_class = redis.UnixDomainSocketConnection
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=connection_class, **kwargs))
+
+
 def _fence_value(job_ids: Iterable[str]) -> str:
     return ",".join(job_ids) or "-"
 

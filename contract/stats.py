@@ -12,44 +12,11 @@ import math
 import statistics
 from typing import Any
 
-from contract.keys import PREFIX
+from contract import keys
 
-DAY_STATS_TTL = 8 * 24 * 3600
-"""Per-day counters back "today" in /stats; a week of them is kept for looking back."""
 DURATION_SAMPLES = 1000
 """Median and p95 job time per mode are computed over this many latest jobs."""
 OUTCOMES: tuple[str, ...] = ("done", "failed", "cancelled")
-
-TOTAL_KEY = f"{PREFIX}:stats:jobs:total"
-"""Hash "<mode>:<outcome>" -> count since the start (no TTL: a handful of fields)."""
-
-
-WORKER_INFO_TTL = 120
-"""Device details are refreshed by a live worker; a dead worker's entry vanishes by itself."""
-
-
-def worker_info_key(name: str) -> str:
-    """Hash a worker keeps fresh (device, host): what RQ's own worker record lacks."""
-    return f"{PREFIX}:workerinfo:{name}"
-
-
-FAMILY_TOTAL_KEY = f"{PREFIX}:stats:families:total"
-"""Hash "<family>:<outcome>" -> count since the start: which model made how many images."""
-
-
-def family_day_key(day: str) -> str:
-    """Hash "<family>:<outcome>" -> count for one UTC day (YYYYMMDD)."""
-    return f"{PREFIX}:stats:families:{day}"
-
-
-def day_key(day: str) -> str:
-    """Hash "<mode>:<outcome>" -> count for one UTC day (YYYYMMDD)."""
-    return f"{PREFIX}:stats:jobs:{day}"
-
-
-def durations_key(mode: str) -> str:
-    """List of the latest job durations (seconds) of a mode, newest first."""
-    return f"{PREFIX}:stats:durations:{mode}"
 
 
 def utc_day(ts: float) -> str:
@@ -61,16 +28,16 @@ def record_job(pipe: Any, mode: str, outcome: str, duration_s: float | None, ts:
     """Queue the writes for one finished job on a Redis pipeline (sync or async); caller executes.
     ``family``: the model family that ran it, counted apart (contract.families)."""
     if family:
-        pipe.hincrby(FAMILY_TOTAL_KEY, f"{family}:{outcome}", 1)
-        pipe.hincrby(family_day_key(utc_day(ts)), f"{family}:{outcome}", 1)
-        pipe.expire(family_day_key(utc_day(ts)), DAY_STATS_TTL)
+        pipe.hincrby(keys.STATS_FAMILIES_TOTAL, f"{family}:{outcome}", 1)
+        pipe.hincrby(keys.stats_families_day(utc_day(ts)), f"{family}:{outcome}", 1)
+        pipe.expire(keys.stats_families_day(utc_day(ts)), keys.STATS_DAY_TTL)
     field = f"{mode}:{outcome}"
-    pipe.hincrby(TOTAL_KEY, field, 1)
-    pipe.hincrby(day_key(utc_day(ts)), field, 1)
-    pipe.expire(day_key(utc_day(ts)), DAY_STATS_TTL)
+    pipe.hincrby(keys.STATS_TOTAL, field, 1)
+    pipe.hincrby(keys.stats_day(utc_day(ts)), field, 1)
+    pipe.expire(keys.stats_day(utc_day(ts)), keys.STATS_DAY_TTL)
     if outcome == "done" and duration_s is not None:
-        pipe.lpush(durations_key(mode), f"{duration_s:.3f}")
-        pipe.ltrim(durations_key(mode), 0, DURATION_SAMPLES - 1)
+        pipe.lpush(keys.stats_durations(mode), f"{duration_s:.3f}")
+        pipe.ltrim(keys.stats_durations(mode), 0, DURATION_SAMPLES - 1)
 
 
 def parse_counts(raw: dict[Any, Any]) -> dict[tuple[str, str], int]:

@@ -46,12 +46,9 @@ from contract.families import DEFAULT_FAMILY
 from contract.language import PromptTranslation, TranslationStatus
 from contract.queue import (
     DURATIONS_KEEP,
-    DURATIONS_KEY,
-    DURATIONS_TTL,
     FINISH_SCRIPT,
     STATUS_OF,
     TERMINAL_STATUSES,
-    WAIT_TIME_KEY,
     F,
     JobStatus,
     add_event,
@@ -277,9 +274,9 @@ class _JobRun:
         created = float(record.get(F.CREATED) or 0)
         if attempt == 1 and created:
             with self.conn.pipeline(transaction=False) as pipe:
-                pipe.lpush(WAIT_TIME_KEY, round(started - created, 4))
-                pipe.ltrim(WAIT_TIME_KEY, 0, DURATIONS_KEEP - 1)
-                pipe.expire(WAIT_TIME_KEY, DURATIONS_TTL)
+                pipe.lpush(keys.WAIT_TIMES, round(started - created, 4))
+                pipe.ltrim(keys.WAIT_TIMES, 0, DURATIONS_KEEP - 1)
+                pipe.expire(keys.WAIT_TIMES, keys.DURATIONS_TTL)
                 pipe.execute()
         self._log(logging.INFO, "started (attempt %d)", attempt)
         return attempt
@@ -362,9 +359,9 @@ class _JobRun:
             timings=dict(out.timings),
         )
         with self.conn.pipeline(transaction=False) as pipe:
-            pipe.lpush(DURATIONS_KEY, round(elapsed, 4))
-            pipe.ltrim(DURATIONS_KEY, 0, DURATIONS_KEEP - 1)
-            pipe.expire(DURATIONS_KEY, DURATIONS_TTL)
+            pipe.lpush(keys.DURATIONS, round(elapsed, 4))
+            pipe.ltrim(keys.DURATIONS, 0, DURATIONS_KEEP - 1)
+            pipe.expire(keys.DURATIONS, keys.DURATIONS_TTL)
             pipe.execute()
         late = "" if sent else " (it had already ended: no event sent)"
         self._log(logging.INFO, "done in %.2f s, %d file(s)%s", elapsed, len(files), late)

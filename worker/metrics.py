@@ -19,11 +19,10 @@ from typing import Any
 import redis as redis_sync
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from contract import redisconn
+from contract import keys, redisconn
 from contract import stats as jobstats
 from contract.observability import HEALTH_REDIS_TIMEOUT_S, serve
 from contract.redisconn import RedisTarget
-from contract.stats import WORKER_INFO_TTL, worker_info_key
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +120,9 @@ def publish_worker_info(client: redis_sync.Redis, name: str, device: str,
     families it holds (comma-separated)."""
     try:
         with client.pipeline(transaction=False) as pipe:
-            pipe.hset(worker_info_key(name), mapping={"device": device, "host": socket.gethostname(),
+            pipe.hset(keys.worker_info(name), mapping={"device": device, "host": socket.gethostname(),
                                                       "families": ",".join(families)})
-            pipe.expire(worker_info_key(name), WORKER_INFO_TTL)
+            pipe.expire(keys.worker_info(name), keys.WORKER_INFO_TTL)
             pipe.execute()
     except redis_sync.RedisError as exc:
         log.warning("worker %s: info not published: %s", name, exc)

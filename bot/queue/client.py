@@ -16,11 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import redis
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry as SyncRetry
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
@@ -40,7 +37,6 @@ from bot.queue.gate import (
 from contract import keys, redisconn
 from contract.events import CancelledEvent, JobResult
 from contract.queue import (
-    DURATIONS_KEY,
     FINISH_SCRIPT,
     JOB_TIMEOUT_S,
     MAX_RETRIES,
@@ -48,7 +44,6 @@ from contract.queue import (
     QUICK_QUEUE,
     RUN_JOB_FUNC,
     TERMINAL_STATUSES,
-    WAIT_TIME_KEY,
     F,
     JobStatus,
     family_queue,
@@ -149,10 +144,6 @@ def _eta(position: int, durations: list[float], workers: int) -> float | None:
     return mean * (math.ceil((position - 1) / max(workers, 1)) + 1)
 
 
-def _queue_key(name: str) -> str:
-    return f"{Queue.redis_queue_namespace_prefix}{name}"
-
-
 def _text(value: bytes | str | None) -> str | None:
     if value is None:
         return None
@@ -180,10 +171,10 @@ def _placement_replies(queue_name: str) -> int:
 def _queue_placement_reads(pipe: Any, queue_name: str, job_id: str) -> None:
     """The reads a job's position and wait estimate need, queued on a (sync or async) pipeline."""
     line = _line_of(queue_name)
-    pipe.lpos(_queue_key(queue_name), job_id)
+    pipe.lpos(keys.rq_queue(queue_name), job_id)
     for name in line:
-        pipe.llen(_queue_key(name))
-    pipe.lrange(DURATIONS_KEY, 0, -1)
+        pipe.llen(keys.rq_queue(name))
+    pipe.lrange(keys.DURATIONS, 0, -1)
     for name in line:
         pipe.scard(WORKERS_BY_QUEUE_KEY % name)
 
@@ -223,7 +214,7 @@ class JobQueue:
         if target is not None and target.uses_sentinel:
             self._sync = redisconn.sync_client(target)
         else:
-            self._sync = _sync_twin(redis_client)
+            self._sync = redisconn.sync_twin(redis_client)
         self._queues = {name: Queue(name, connection=self._sync) for name in (QUICK_QUEUE, *QUEUES_IN_ORDER)}
         self._finish = self._redis.register_script(FINISH_SCRIPT)
         self._admit = self._redis.register_script(ADMIT_LUA)
@@ -231,7 +222,7 @@ class JobQueue:
 
     @classmethod
     def from_url(cls, url: str, settings: QueueSettings) -> JobQueue:
-        queue = cls(aioredis.Redis.from_url(url), settings)
+        queue = cls(redisconn.async_client(RedisTarget(url=url)), settings)
         queue._owns_client = True
         return queue
 
@@ -363,14 +354,14 @@ class JobQueue:
         queue_name = _text(await self._redis.hget(keys.job(job_id), F.QUEUE))
         if queue_name is None:
             return None
-        index: Any = await self._redis.lpos(_queue_key(queue_name), job_id)
+        index: Any = await self._redis.lpos(keys.rq_queue(queue_name), job_id)
         if index is None:
             return None
         ahead = int(index)
         for name in _line_of(queue_name):
             if name == queue_name:
                 break
-            ahead += int(await self._redis.llen(_queue_key(name)))
+            ahead += int(await self._redis.llen(keys.rq_queue(name)))
         return ahead + 1
 
     async def job(self, job_id: str) -> JobRecord | None:
@@ -412,18 +403,18 @@ class JobQueue:
         now = time.time()
         workers: set[Any] = set()
         for name in QUEUES_IN_ORDER:
-            waiting[name] = int(await self._redis.llen(_queue_key(name)))
+            waiting[name] = int(await self._redis.llen(keys.rq_queue(name)))
             started_key = StartedJobRegistry(name, connection=self._sync).key
             running[name] = int(await self._redis.zcount(started_key, now, "+inf"))
             workers |= set(await self._redis.smembers(WORKERS_BY_QUEUE_KEY % name))
-            head = _text(await self._redis.lindex(_queue_key(name), 0))
+            head = _text(await self._redis.lindex(keys.rq_queue(name), 0))
             if head:
                 created = _float(await self._redis.hget(keys.job(head), F.CREATED))
                 if created is not None:
                     wait = now - created
                     oldest = wait if oldest is None else max(oldest, wait)
-        durations = [float(d) for d in await self._redis.lrange(DURATIONS_KEY, 0, -1)]
-        waits = [float(d) for d in await self._redis.lrange(WAIT_TIME_KEY, 0, -1)]
+        durations = [float(d) for d in await self._redis.lrange(keys.DURATIONS, 0, -1)]
+        waits = [float(d) for d in await self._redis.lrange(keys.WAIT_TIMES, 0, -1)]
         return QueueStats(
             waiting=waiting,
             running=running,
@@ -450,7 +441,7 @@ class JobQueue:
         await self._redis.set(keys.cancel_flag(job_id), "1", ex=keys.CANCEL_FLAG_TTL)
         removed = 0
         if queue_name:
-            removed = int(await self._redis.lrem(_queue_key(queue_name), 1, job_id))
+            removed = int(await self._redis.lrem(keys.rq_queue(queue_name), 1, job_id))
         if not removed:
             log.info("job %s for chat %s: cancel requested while running", job_id, chat)
             return CancelOutcome.STOPPING
@@ -467,29 +458,3 @@ class JobQueue:
         except NoSuchJobError:
             return
         job.delete(remove_from_queue=True)
-
-
-SYNC_RETRY_CAP_S = 2.0
-"""Longest pause between two tries of the sync twin; Redis restarts in well under a second."""
-_SYNC_KWARGS = (
-    "host", "port", "db", "username", "password", "path", "socket_timeout", "socket_connect_timeout",
-    "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_check_hostname",
-)
-"""Connection settings that mean the same to the sync client; the rest are async-only internals."""
-
-
-def _sync_twin(client: aioredis.Redis) -> redis.Redis:
-    """A sync client for the same server and database as ``client`` (TCP, TLS or Unix socket)."""
-    pool = client.connection_pool
-    kwargs = {k: v for k, v in pool.connection_kwargs.items() if k in _SYNC_KWARGS}
-    retry = pool.connection_kwargs.get("retry")
-    if retry is not None and pool.connection_kwargs.get("retry_on_error"):
-        # The same reconnect-and-retry policy as the async client (e.g. across a Redis restart).
-        kwargs["retry"] = SyncRetry(ExponentialBackoff(cap=SYNC_RETRY_CAP_S, base=0.1), retry.get_retries())
-        kwargs["retry_on_error"] = list(pool.connection_kwargs["retry_on_error"])
-    connection_class: type[redis.Connection] | type[redis.UnixDomainSocketConnection] = redis.Connection
-    if issubclass(pool.connection_class, aioredis.SSLConnection):
-        connection_class = redis.SSLConnection
-    elif issubclass(pool.connection_class, aioredis.UnixDomainSocketConnection):
-        connection_class = redis.UnixDomainSocketConnection
-    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=connection_class, **kwargs))

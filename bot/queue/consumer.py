@@ -30,7 +30,6 @@ import redis.asyncio as aioredis
 
 from contract import keys, redisconn
 from contract.events import Event, EventType, parse_event
-from contract.queue import delivering
 from contract.redisconn import RedisTarget
 
 log = logging.getLogger(__name__)
@@ -338,7 +337,7 @@ class EventConsumer:
     async def _deliver(self, eid: str, event: Event) -> None:
         """Hand a terminal event to the handler once per job, then mark and ack in one MULTI."""
         marker = keys.delivered(event.job_id)
-        lease = delivering(event.job_id)
+        lease = keys.delivering(event.job_id)
         if await self._redis.exists(marker):
             await self._ack_terminal(eid, event, lease, mark=False)
             log.info(

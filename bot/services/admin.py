@@ -29,7 +29,6 @@ from contract import stats as jobstats
 from contract.families import FAMILIES
 from contract.queue import QUEUES_IN_ORDER, F
 from contract.spec import Mode
-from contract.stats import worker_info_key
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +131,12 @@ class StatsService:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.scard(keys.USERS)
             pipe.scard(keys.active_users(day))
-            pipe.hgetall(jobstats.TOTAL_KEY)
-            pipe.hgetall(jobstats.day_key(day))
-            pipe.hgetall(jobstats.FAMILY_TOTAL_KEY)
-            pipe.hgetall(jobstats.family_day_key(day))
+            pipe.hgetall(keys.STATS_TOTAL)
+            pipe.hgetall(keys.stats_day(day))
+            pipe.hgetall(keys.STATS_FAMILIES_TOTAL)
+            pipe.hgetall(keys.stats_families_day(day))
             for mode in self.modes:
-                pipe.lrange(jobstats.durations_key(mode), 0, -1)
+                pipe.lrange(keys.stats_durations(mode), 0, -1)
             users_total, users_today, total_raw, day_raw, family_total_raw, family_day_raw, *durations = (
                 await pipe.execute())
         total = jobstats.parse_counts(total_raw)
@@ -209,7 +208,7 @@ class StatsService:
         views = await asyncio.to_thread(self._workers_sync)
         out = []
         for view in views:
-            device, families = (_s(v) for v in await self.redis.hmget(worker_info_key(view.name),
+            device, families = (_s(v) for v in await self.redis.hmget(keys.worker_info(view.name),
                                                                       ["device", "families"]))
             out.append(WorkerView(**{**view.__dict__, "device": device or "?", "families": families}))
         return out

@@ -17,7 +17,7 @@ from bot.queue.gate import admit_call, read_reply
 from contract import keys
 from contract.events import EventType
 from contract.families import Family
-from contract.queue import DEFAULT_QUEUE, DURATIONS_KEY, HIGH_QUEUE, RUN_JOB_FUNC, F, family_queues
+from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE, RUN_JOB_FUNC, F, family_queues
 from contract.spec import Mode, Priority
 from devkit.redis_server import RedisServer
 from tests.queue.conftest import new_spec, stream_events
@@ -206,7 +206,7 @@ async def test_cancel_of_a_job_a_worker_already_took_asks_it_to_stop(
 
 
 async def test_wait_estimate_uses_recent_durations(queue: JobQueue, sync_client: redis.Redis) -> None:
-    sync_client.lpush(DURATIONS_KEY, 2.0, 4.0)  # what workers record after each job
+    sync_client.lpush(keys.DURATIONS, 2.0, 4.0)  # what workers record after each job
     subs = [await queue.submit(new_spec()) for _ in range(3)]
     # No worker listens here, so jobs are assumed to run one at a time: mean 3 s × place in line.
     assert [s.eta_s for s in subs] == [pytest.approx(3.0 * n) for n in (1, 2, 3)]

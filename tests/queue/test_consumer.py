@@ -367,6 +367,4 @@ async def test_a_chat_that_waits_delays_no_other_chat_and_stop_leaves_its_event_
 
 
 def delivering_key(job_id: str) -> str:
-    from contract.queue import delivering
-
-    return delivering(job_id)
+    return keys.delivering(job_id)

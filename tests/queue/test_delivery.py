@@ -19,7 +19,6 @@ from contract.events import (
     Progress,
     ProgressEvent,
 )
-from contract.queue import DURATIONS_KEY
 from contract.spec import Mode
 from tests.queue.conftest import TEST_SIZE, Collector, WorkerPool, new_spec, stream_events, wait_until
 
@@ -65,7 +64,7 @@ async def test_a_job_runs_and_its_result_is_delivered_and_acked(
                      what="ack")
     assert redis_client.get(keys.delivered(spec.job_id)) == b"done"
     assert await job_queue.user_jobs(spec.user_id) == []
-    assert redis_client.llen(DURATIONS_KEY) == 1
+    assert redis_client.llen(keys.DURATIONS) == 1
 
 
 async def test_progress_events_arrive_in_order_before_the_result(
