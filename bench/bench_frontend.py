@@ -211,7 +211,7 @@ async def run_service(base_url: str, redis_url: str, warmup: int, count: int,
     from redis.asyncio import Redis
 
     from bot.app import create_bot, create_dispatcher, create_services
-    from bot.heap import freeze_startup_heap
+    from bot.infra.heap import freeze_startup_heap
 
     settings = bot_settings(base_url, redis_url)
     freeze_startup_heap()  # as ``python -m bot`` does before run_bot (the reference run does not)

@@ -8,7 +8,7 @@ import signal
 
 from bot.app import run_bot
 from bot.config import BotSettings
-from bot.heap import freeze_startup_heap
+from bot.infra.heap import freeze_startup_heap
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -46,7 +46,7 @@ def main() -> None:
     settings = BotSettings()  # type: ignore[call-arg]
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     install_token_filter(settings.bot_token.get_secret_value())
-    freeze_startup_heap()  # everything is imported by now; see bot/heap.py
+    freeze_startup_heap()  # everything is imported by now; see bot/infra/heap.py
     asyncio.run(_serve(settings))
 
 

@@ -28,12 +28,9 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from bot.config import BotMode, BotSettings
-from bot.delivery import Delivery
-from bot.draining import DrainingDispatcher
-from bot.flood import ChatLimiter, FloodState, Pace, limiter_of
-from bot.i18n import I18n
-from bot.isolation import OrderedEventIsolation
-from bot.metrics import BotMetrics, HealthEndpoint, sync_client
+from bot.infra.draining import DrainingDispatcher
+from bot.infra.isolation import OrderedEventIsolation
+from bot.infra.metrics import BotMetrics, HealthEndpoint, sync_client
 from bot.middlewares import setup_middlewares
 from bot.queue import EventConsumer, JobQueue, QueueSettings
 from bot.routers import build_root_router
@@ -42,8 +39,11 @@ from bot.services.admin import AdminLog, BroadcastService, StatsService, report_
 from bot.services.admission import Admission
 from bot.services.packs import PackService
 from bot.services.quotas import Limits, QuotaService
+from bot.services.user_settings import SettingsStore
 from bot.services.voice import VoiceService
-from bot.user_settings import SettingsStore
+from bot.telegram.delivery import Delivery
+from bot.telegram.flood import ChatLimiter, FloodState, Pace, limiter_of
+from bot.ui.i18n import I18n
 from bot.webapp import MAX_REQUEST_BYTES, WebApp, WebAppServer
 from contract import keys, redisconn
 from contract.modes import mode_commands
@@ -106,7 +106,7 @@ class RedactingSession(AiohttpSession):
 
 
 def create_bot(settings: BotSettings, redis: Redis | None = None) -> Bot:
-    """A Bot on any Bot API server whose every call goes through the one send path (bot.flood):
+    """A Bot on any Bot API server whose every call goes through the one send path (bot.telegram.flood):
     per-chat order, pace and retry_after shared through ``redis`` by every replica (this process's
     own state without it), and the 5xx/network retries."""
     session = RedactingSession(api=TelegramAPIServer.from_base(settings.telegram_api_url),

@@ -57,8 +57,8 @@ class BotSettings(RedisSettings, BaseSettings):
     """Minimum gap between two edits of one status message (Telegram allows ~1 edit/s per chat)."""
     retry_after_max_tries: int = Field(default=5, ge=1, alias="BOT_RETRY_AFTER_MAX_TRIES")
     """How many 429 answers one request may get before the error is raised (each one's retry_after
-    is waited out first, for the whole chat: bot.flood)."""
-    # --- the send path's pace (bot.flood), before Telegram has to say no ---
+    is waited out first, for the whole chat: bot.telegram.flood)."""
+    # --- the send path's pace (bot.telegram.flood), before Telegram has to say no ---
     private_chat_rate: float = Field(default=1.0, gt=0, le=30, alias="BOT_PRIVATE_CHAT_RATE")
     """Messages a second to one private chat: Telegram's FAQ asks bots to avoid more than one."""
     group_chat_rate: float = Field(default=20.0, gt=0, le=600, alias="BOT_GROUP_CHAT_RATE")

@@ -9,6 +9,7 @@ releases, so a bot and a worker of different releases still read each other duri
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -101,6 +102,41 @@ class JobResult(BaseModel):
     def image_indices(self) -> list[int]:
         """The images of the job, in order."""
         return sorted({f.index for f in self.files})
+
+
+# --- a result's pictures, picked by kind (delivery, the buttons, edits) ------------------------
+DISPLAY_KINDS = (FileKind.STICKER_WEBP, FileKind.PHOTO)
+"""What an image is shown as in the chat, in order of preference."""
+FULL_KINDS = (FileKind.STICKER_PNG, FileKind.PHOTO)
+"""What "full size" sends and variations start from, in order of preference."""
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    index: int
+    """Which image of the job: the index its buttons carry."""
+    display: ResultFile
+    """What is shown in the chat (the WEBP for a sticker)."""
+    full: ResultFile
+    """What the "full size" button sends (a sticker's PNG)."""
+
+
+def image(result: JobResult, index: int) -> ImageFiles | None:
+    """The files of image ``index`` of a result, picked by kind; None when it has none."""
+    display = _first_of(result, index, DISPLAY_KINDS) or _first_of(result, index, FULL_KINDS)
+    full = _first_of(result, index, FULL_KINDS) or display
+    if display is None or full is None:
+        return None
+    return ImageFiles(index, display, full)
+
+
+def image_files(result: JobResult) -> list[ImageFiles]:
+    """Every image of a result, in order."""
+    return [files for i in result.image_indices() if (files := image(result, i)) is not None]
+
+
+def _first_of(result: JobResult, index: int, kinds: tuple[FileKind, ...]) -> ResultFile | None:
+    return next((f for kind in kinds if (f := result.file(index, kind)) is not None), None)
 
 
 def _legacy_files(files: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -216,13 +216,13 @@ def pack_added(job_id: str, index: int) -> str:
     return f"{PREFIX}:packadd:{job_id}:{index}"
 
 
-# --- model families: a request the user's family cannot run, offered to another (bot.families) -----
+# --- model families: a request the user's family cannot run, offered to another (bot.services.families) -----
 SWITCH_OFFER_TTL = 3600
 """The "run this one with the other model" button works for an hour (its inputs live longer)."""
 
 
 def switch_offer(token: str) -> str:
-    """JSON of a bot.families.PendingSwitch: the request, as a spec of the family that can run it."""
+    """JSON of a bot.services.families.PendingSwitch: the request, as a spec of the family that can run it."""
     return f"{PREFIX}:switch:{token}"
 
 
@@ -246,7 +246,7 @@ def voice_busy(user_id: int) -> str:
     return f"{PREFIX}:voice:busy:{user_id}"
 
 
-# --- the send path: flood control shared by every bot replica (bot.flood) -------------------------
+# --- the send path: flood control shared by every bot replica (bot.telegram.flood) -------------------------
 FLOOD_SLACK_MS = 1000
 """A pacing key outlives its next free slot by this: past it the chat is idle and the key is noise."""
 FLOOD_GLOBAL = "all"

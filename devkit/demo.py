@@ -211,7 +211,7 @@ async def _worker_holds(redis_url: str, family: Family) -> bool:
 async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> Path:
     from bot.app import run_bot
     from bot.config import BotSettings
-    from bot.i18n import I18n
+    from bot.ui.i18n import I18n
     from devkit.botapi import LocalBotAPI, SentMessage
 
     t = I18n().translator("en")

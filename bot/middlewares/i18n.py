@@ -8,8 +8,8 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, User
 
-from bot.i18n import I18n
-from bot.user_settings import SettingsStore
+from bot.services.user_settings import SettingsStore
+from bot.ui.i18n import I18n
 
 
 class I18nMiddleware(BaseMiddleware):

@@ -9,7 +9,7 @@ when its owner died. Progress events are transient: acked whatever happens, and 
 per job in a batch reaches the handler.
 
 Each chat has its own lane: its events are handled one at a time and in stream order, while other
-chats' lanes run beside it, so a chat that Telegram holds for a retry_after window (bot.flood waits
+chats' lanes run beside it, so a chat that Telegram holds for a retry_after window (bot.telegram.flood waits
 it out inside the handler) delays nobody else's results. A lane drops its queued progress of a job
 whose terminal event arrived, and keeps only a job's newest queued progress.
 """

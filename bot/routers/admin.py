@@ -18,9 +18,9 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, Telegram
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from redis.asyncio import Redis
 
-from bot.i18n import Translator
 from bot.services.admin import AdminLog, BroadcastService, StatsService
 from bot.services.quotas import Limits, QuotaService
+from bot.ui.i18n import Translator
 from contract import keys
 from contract.families import describe_family
 from contract.queue import queue_family

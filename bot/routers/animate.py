@@ -17,15 +17,15 @@ from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from bot import keyboards
-from bot.callbacks import AnimateCb, AnimateStep, MenuCb
-from bot.filters import HasText, NotCommand
-from bot.i18n import Translator
-from bot.inputs import InputError, validate_prompt
-from bot.jobs import Requester
 from bot.services import Services, refuse
-from bot.states import clear_dialog, mode_state
-from bot.user_settings import UserSettings
+from bot.services.inputs import InputError, validate_prompt
+from bot.services.jobs import Requester
+from bot.services.user_settings import UserSettings
+from bot.ui import keyboards
+from bot.ui.callbacks import AnimateCb, AnimateStep, MenuCb
+from bot.ui.filters import HasText, NotCommand
+from bot.ui.i18n import Translator
+from bot.ui.states import clear_dialog, mode_state
 from contract.animation import MIN_SECONDS, Animation, Camera, ScheduleError, parse_prompts
 from contract.modes import ModeDescription
 

@@ -9,11 +9,11 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, User
 
-from bot import keyboards
-from bot.callbacks import DialogCb, JobCb
-from bot.i18n import Translator
 from bot.queue import CancelOutcome
 from bot.services import Services
+from bot.ui import keyboards
+from bot.ui.callbacks import DialogCb, JobCb
+from bot.ui.i18n import Translator
 
 log = logging.getLogger(__name__)
 

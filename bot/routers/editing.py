@@ -15,16 +15,16 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
-from bot import keyboards
-from bot.callbacks import ResultAction, ResultCb
-from bot.editing import check_edit_words, edit_spec, editable, source_png
-from bot.filters import HasText
-from bot.i18n import Translator
-from bot.inputs import InputError, validate_prompt
-from bot.jobs import submit
 from bot.queue import JobRecord
 from bot.routers.results import carried_translation, owned_record
 from bot.services import Services, refuse
+from bot.services.editing import check_edit_words, edit_spec, editable, source_png
+from bot.services.inputs import InputError, validate_prompt
+from bot.services.jobs import submit
+from bot.ui import keyboards
+from bot.ui.callbacks import ResultAction, ResultCb
+from bot.ui.filters import HasText
+from bot.ui.i18n import Translator
 from contract.editing import PanDirection
 from contract.spec import Mode
 

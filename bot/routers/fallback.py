@@ -10,9 +10,9 @@ from aiogram.enums import ChatType
 from aiogram.filters import StateFilter
 from aiogram.types import Message
 
-from bot import keyboards
-from bot.filters import HasImage
-from bot.i18n import Translator
+from bot.ui import keyboards
+from bot.ui.filters import HasImage
+from bot.ui.i18n import Translator
 
 
 async def photo_outside_dialog(message: Message, t: Translator) -> None:

@@ -15,16 +15,16 @@ from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from bot import keyboards
-from bot.callbacks import MenuCb, WeightsCb
-from bot.editing import check_edit_words, photo_bucket
-from bot.filters import HasImage, HasText, ImageRef, NotCommand, image_ref
-from bot.i18n import Translator
-from bot.inputs import InputError, validate_prompt
-from bot.jobs import DEFAULT_WEIGHT_PERCENT, normalize_weights, requester
 from bot.services import Services, refuse
-from bot.states import mode_state
-from bot.user_settings import UserSettings
+from bot.services.editing import check_edit_words, photo_bucket
+from bot.services.inputs import InputError, validate_prompt
+from bot.services.jobs import DEFAULT_WEIGHT_PERCENT, normalize_weights, requester
+from bot.services.user_settings import UserSettings
+from bot.ui import keyboards
+from bot.ui.callbacks import MenuCb, WeightsCb
+from bot.ui.filters import HasImage, HasText, ImageRef, NotCommand, image_ref
+from bot.ui.i18n import Translator
+from bot.ui.states import mode_state
 from contract.editing import parse_edit_request
 from contract.modes import ModeDescription
 

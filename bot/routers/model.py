@@ -1,5 +1,5 @@
 """/model and the model submenu of /settings: which model family draws the user's requests; and the
-"run this one with the other model" button under a refusal (bot.families).
+"run this one with the other model" button under a refusal (bot.services.families).
 
 The choice is stored in the user's settings (Redis), so it survives a bot restart and is the same
 on every replica. Modes a family lacks are refused when a request is made, never silently redirected.
@@ -14,13 +14,13 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from bot import keyboards
-from bot.callbacks import ModelCb, SwitchCb
-from bot.families import SwitchStore, title
-from bot.i18n import Translator
-from bot.jobs import submit
 from bot.services import Services
-from bot.user_settings import UserSettings
+from bot.services.families import SwitchStore, title
+from bot.services.jobs import submit
+from bot.services.user_settings import UserSettings
+from bot.ui import keyboards
+from bot.ui.callbacks import ModelCb, SwitchCb
+from bot.ui.i18n import Translator
 from contract.families import Family, describe_family
 from contract.modes import bot_modes
 from contract.spec import JobSpec, SpecError

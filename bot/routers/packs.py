@@ -19,8 +19,6 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.callbacks import ResultAction, ResultCb
-from bot.i18n import Translator
 from bot.services import Services
 from bot.services.packs import (
     DEFAULT_EMOJI,
@@ -31,6 +29,8 @@ from bot.services.packs import (
     PackService,
     seq_of,
 )
+from bot.ui.callbacks import ResultAction, ResultCb
+from bot.ui.i18n import Translator
 from contract.events import FileKind
 from contract.modes import Button
 

@@ -12,15 +12,15 @@ from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from bot import keyboards
-from bot.callbacks import MenuCb
-from bot.filters import HasText, NotCommand
-from bot.i18n import Translator
-from bot.inputs import InputError, validate_prompt
-from bot.jobs import requester
 from bot.services import Services, refuse
-from bot.states import clear_dialog, mode_state
-from bot.user_settings import UserSettings
+from bot.services.inputs import InputError, validate_prompt
+from bot.services.jobs import requester
+from bot.services.user_settings import UserSettings
+from bot.ui import keyboards
+from bot.ui.callbacks import MenuCb
+from bot.ui.filters import HasText, NotCommand
+from bot.ui.i18n import Translator
+from bot.ui.states import clear_dialog, mode_state
 from contract.modes import ModeDescription
 from contract.spec import Mode
 

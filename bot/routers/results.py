@@ -15,15 +15,14 @@ from aiogram import Bot, F, Router
 from aiogram.types import BufferedInputFile, CallbackQuery
 from PIL import Image
 
-from bot.callbacks import ResultAction, ResultCb
-from bot.delivery import image
-from bot.i18n import Translator
-from bot.inputs import InputError, normalize_image
-from bot.jobs import Requester, submit
 from bot.queue import JobRecord
 from bot.services import Services
-from bot.user_settings import UserSettings
-from contract.events import FileKind, ResultFile
+from bot.services.inputs import InputError, normalize_image
+from bot.services.jobs import Requester, submit
+from bot.services.user_settings import UserSettings
+from bot.ui.callbacks import ResultAction, ResultCb
+from bot.ui.i18n import Translator
+from contract.events import FileKind, ResultFile, image
 from contract.language import PromptTranslation
 from contract.modes import Output
 from contract.spec import JobSpec, Mode, new_job_id, new_seed

@@ -10,15 +10,15 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, User
 
-from bot import keyboards
-from bot.callbacks import MenuCb, SettingsCb, SettingsField
-from bot.families import title
-from bot.filters import HasText, NotCommand
-from bot.i18n import I18n, Translator
-from bot.inputs import InputError, validate_prompt
 from bot.services import Services, refuse
-from bot.states import SettingsDialog
-from bot.user_settings import UserSettings
+from bot.services.families import title
+from bot.services.inputs import InputError, validate_prompt
+from bot.services.user_settings import UserSettings
+from bot.ui import keyboards
+from bot.ui.callbacks import MenuCb, SettingsCb, SettingsField
+from bot.ui.filters import HasText, NotCommand
+from bot.ui.i18n import I18n, Translator
+from bot.ui.states import SettingsDialog
 from contract.spec import ASPECT_RATIOS, MAX_IMAGES_PER_JOB, Style
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
-from bot import keyboards
-from bot.i18n import Translator
+from bot.ui import keyboards
+from bot.ui.i18n import Translator
 
 
 async def cmd_start(message: Message, state: FSMContext, t: Translator) -> None:

@@ -22,17 +22,17 @@ from aiogram.filters import BaseFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from bot import keyboards
-from bot.callbacks import ResultAction, ResultCb, VoiceAction, VoiceCb
-from bot.filters import ImageRef
-from bot.i18n import Translator
-from bot.inputs import InputError, check_file_size, validate_prompt
-from bot.jobs import Requester, download_image
 from bot.routers import image_modes
 from bot.routers.results import owned_record
 from bot.services import Services, refuse, reply_to
-from bot.states import clear_dialog, mode_state
-from bot.user_settings import UserSettings
+from bot.services.inputs import InputError, check_file_size, validate_prompt
+from bot.services.jobs import Requester, download_image
+from bot.services.user_settings import UserSettings
+from bot.ui import keyboards
+from bot.ui.callbacks import ResultAction, ResultCb, VoiceAction, VoiceCb
+from bot.ui.filters import ImageRef
+from bot.ui.i18n import Translator
+from bot.ui.states import clear_dialog, mode_state
 from contract.modes import Mode, ModeDescription, bot_modes, describe, plain_text_mode
 
 log = logging.getLogger(__name__)

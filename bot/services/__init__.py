@@ -43,16 +43,16 @@ from aiogram.types import Message, ReplyParameters
 from redis.asyncio import Redis
 
 from bot.config import BotSettings
-from bot.i18n import I18n, Translator
-from bot.inputs import InputError
-from bot.metrics import BotMetrics, HealthEndpoint, TelegramErrorMetrics
+from bot.infra.metrics import BotMetrics, HealthEndpoint, TelegramErrorMetrics
 from bot.queue import JobQueue
 from bot.services.admin import AdminLog, BroadcastService, StatsService
 from bot.services.admission import Admission
+from bot.services.inputs import InputError
 from bot.services.packs import PackService
 from bot.services.quotas import QuotaService
+from bot.services.user_settings import SettingsStore
 from bot.services.voice import VoiceService
-from bot.user_settings import SettingsStore
+from bot.ui.i18n import I18n, Translator
 
 log = logging.getLogger(__name__)
 

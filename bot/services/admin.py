@@ -23,7 +23,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, Telegra
 from redis.asyncio import Redis
 from rq import Worker
 
-from bot.i18n import I18n
+from bot.ui.i18n import I18n
 from contract import keys
 from contract import stats as jobstats
 from contract.families import FAMILIES

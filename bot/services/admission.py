@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import assert_never
 
-from bot.metrics import BotMetrics
+from bot.infra.metrics import BotMetrics
 from bot.queue import (
     Banned,
     InFlight,

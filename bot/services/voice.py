@@ -21,9 +21,9 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from redis.asyncio import Redis
 
-from bot import keyboards
-from bot.i18n import I18n
 from bot.queue import JobQueue
+from bot.ui import keyboards
+from bot.ui.i18n import I18n
 from contract import keys
 from contract.events import TranscribedEvent
 from contract.language import TRANSCRIBE_FUNC, TRANSCRIBE_TIMEOUT_S

@@ -31,12 +31,12 @@ from aiogram.utils.web_app import WebAppInitData, safe_parse_webapp_init_data
 from aiohttp import web
 from PIL import Image, UnidentifiedImageError
 
-from bot.editing import edit_spec, editable, image_size, source_png
-from bot.inputs import InputError, validate_prompt
-from bot.jobs import submit
-from bot.keyboards import WEBAPP_PAGE
 from bot.queue import JobRecord
 from bot.services import Services
+from bot.services.editing import edit_spec, editable, image_size, source_png
+from bot.services.inputs import InputError, validate_prompt
+from bot.services.jobs import submit
+from bot.ui.keyboards import WEBAPP_PAGE
 from contract.spec import MAX_IMAGES_PER_JOB, Mode
 
 log = logging.getLogger(__name__)

@@ -6,9 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from bot.config import BotMode, BotSettings
-from bot.jobs import build_spec, normalize_weights
 from bot.routers.image_modes import parse_weights
-from bot.user_settings import UserSettings
+from bot.services.jobs import build_spec, normalize_weights
+from bot.services.user_settings import UserSettings
 from contract.spec import Mode, Priority, Style, bucket_size
 
 

@@ -7,8 +7,8 @@ import io
 from PIL import Image
 
 from bot.app import COMMANDS
-from bot.inputs import MAX_DOWNLOAD_BYTES
-from bot.keyboards import MENU_MODES
+from bot.services.inputs import MAX_DOWNLOAD_BYTES
+from bot.ui.keyboards import MENU_MODES
 from contract.spec import MAX_PROMPT_CHARS, Style, bucket_size
 from tests.bot.conftest import Harness, press
 from tests.bot.images import encode, photo

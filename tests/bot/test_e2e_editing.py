@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 from redis.asyncio import Redis
 
-from bot.editing import nearest_bucket
-from bot.i18n import I18n
 from bot.queue import JobQueue, JobRecord, QueueSettings
+from bot.services.editing import nearest_bucket
+from bot.ui.i18n import I18n
 from contract import keys
 from contract import spec as spec_module
 from contract.editing import PanDirection

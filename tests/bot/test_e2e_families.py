@@ -6,7 +6,7 @@ and a job whose model has no worker waits, with the user told so."""
 
 from __future__ import annotations
 
-from bot.user_settings import SettingsStore, UserSettings
+from bot.services.user_settings import SettingsStore, UserSettings
 from contract.families import Family
 from contract.queue import family_queue
 from contract.spec import JobSpec, Mode, bucket_size, exact_size
@@ -95,8 +95,8 @@ async def test_a_mode_the_model_lacks_is_refused_before_queueing_and_the_button_
 
 
 async def test_a_switch_offer_is_taken_once_and_only_by_its_user(harness: Harness) -> None:
-    from bot.families import SwitchStore
-    from bot.jobs import build_spec
+    from bot.services.families import SwitchStore
+    from bot.services.jobs import build_spec
 
     h = harness
     store = SwitchStore(h.redis)

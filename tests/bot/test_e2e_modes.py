@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from bot.user_settings import SettingsStore, UserSettings
+from bot.services.user_settings import SettingsStore, UserSettings
 from contract import keys
 from contract.spec import Style, exact_size
 from devkit.botapi.models import SentMessage

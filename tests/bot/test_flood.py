@@ -1,5 +1,5 @@
-"""The send path (bot.flood) with real aiogram Bots, a real redis-server and the local Bot API server:
-pace per private chat, per group and for the bot, retry_after holding the whole chat, several
+"""The send path (bot.telegram.flood) with real aiogram Bots, a real redis-server and the local Bot API
+server: pace per private chat, per group and for the bot, retry_after holding the whole chat, several
 replicas sharing one chat's budget, cheap calls merging and giving way, and Redis going away.
 
 Times are the server's arrival times of the calls; only lower bounds are asserted (how far apart
@@ -18,7 +18,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from redis.asyncio import Redis
 
-from bot.flood import CallSkipped, ChatLimiter, FloodState, Pace, cheap, target_chat
+from bot.telegram.flood import CallSkipped, ChatLimiter, FloodState, Pace, cheap, target_chat
 from devkit.botapi import LocalBotAPI
 from devkit.botapi.models import RecordedCall
 from devkit.redis_server import free_port
@@ -189,7 +189,7 @@ async def test_cheap_calls_give_way_to_a_result_which_is_never_dropped(
 async def test_without_redis_the_replica_paces_on_its_own_state(
         api: LocalBotAPI, bots: list[tuple[Bot, ChatLimiter]], caplog: pytest.LogCaptureFixture) -> None:
     gone = Redis(port=free_port(), socket_connect_timeout=0.2, retry=None)
-    caplog.set_level(logging.WARNING, logger="bot.flood")
+    caplog.set_level(logging.WARNING, logger="bot.telegram.flood")
     try:
         bot, _ = make_bot(bots, api, gone, Pace(private_per_s=10, global_per_s=1000, chat_burst=1))
         for i in range(3):

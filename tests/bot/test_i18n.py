@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.i18n import LOCALES_DIR, SUPPORTED_LOCALES, I18n, message_ids
+from bot.ui.i18n import LOCALES_DIR, SUPPORTED_LOCALES, I18n, message_ids
 from contract.events import FailureReason
 from contract.modes import MODES
 from contract.spec import Mode, Style
 
 BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
 FRONT_END_MODULES = (
-    "app.py", "delivery.py", "jobs.py", "keyboards.py", "services/__init__.py", "services/admission.py",
-    "inputs.py", "routers/start.py",
+    "app.py", "telegram/delivery.py", "services/jobs.py", "ui/keyboards.py", "services/__init__.py",
+    "services/admission.py", "services/inputs.py", "routers/start.py",
     "routers/cancel.py", "routers/settings.py", "routers/results.py", "routers/fallback.py",
     "routers/prompt_modes.py", "routers/image_modes.py",
 )

@@ -1,4 +1,4 @@
-"""bot.inputs on real generated images: every bad kind is refused with its message key."""
+"""bot.services.inputs on real generated images: every bad kind is refused with its message key."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from bot.inputs import (
+from bot.services.inputs import (
     MAX_DOWNLOAD_BYTES,
     MAX_INPUT_PIXELS,
     MAX_SIDE,

@@ -17,12 +17,12 @@ from aiogram.fsm.state import State
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from redis.asyncio import Redis
 
-from bot import keyboards
 from bot.app import COMMANDS, create_bot, create_dispatcher, create_services
-from bot.callbacks import MenuCb
-from bot.i18n import LOCALES_DIR, SUPPORTED_LOCALES, I18n
 from bot.routers import build_root_router, mode_router
-from bot.states import mode_state
+from bot.ui import keyboards
+from bot.ui.callbacks import MenuCb
+from bot.ui.i18n import LOCALES_DIR, SUPPORTED_LOCALES, I18n
+from bot.ui.states import mode_state
 from contract.modes import MODES, Mode, ModeDescription, bot_modes, menu_modes
 from devkit.botapi import LocalBotAPI
 from devkit.redis_server import RedisServer
@@ -157,7 +157,7 @@ async def test_a_described_mode_needs_nothing_else(botapi: LocalBotAPI, idle_red
 @pytest.mark.parametrize("d", MODES, ids=lambda d: d.mode.value)
 def test_the_buttons_under_a_result_are_its_description_s(d: ModeDescription) -> None:
     """keyboards.result reads the description: its buttons, in order, and the edit rows only with EDIT."""
-    from bot.callbacks import ResultAction, ResultCb
+    from bot.ui.callbacks import ResultAction, ResultCb
     from contract.modes import Button
 
     markup = keyboards.result(EN, "job1", 0, buttons=d.result_buttons, output=d.output, read=True)
@@ -172,7 +172,7 @@ def test_the_buttons_under_a_result_are_its_description_s(d: ModeDescription) ->
 def test_an_edit_of_an_exact_ratio_result_keeps_its_exact_size() -> None:
     """Zoom, pan and edits of a 16:9 result generate its bucket and come back at the result's 512x288."""
     from bot.config import BotSettings
-    from bot.editing import edit_spec
+    from bot.services.editing import edit_spec
     from contract.editing import PanDirection
     from contract.spec import JobSpec, Mode, bucket_size, exact_size
 

@@ -13,7 +13,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramNetworkError
 
 from bot.app import RedactingSession
-from bot.flood import ChatLimiter, FloodState, Pace
+from bot.telegram.flood import ChatLimiter, FloodState, Pace
 from devkit.botapi import LocalBotAPI
 from devkit.redis_server import free_port
 from tests.bot.conftest import TOKEN
@@ -31,7 +31,7 @@ def make_bot(port: int, window_s: float) -> Bot:
 async def test_network_errors_are_retried_for_the_window_then_raised(
         caplog: pytest.LogCaptureFixture) -> None:
     bot = make_bot(free_port(), WINDOW_S)
-    caplog.set_level(logging.WARNING, logger="bot.flood")
+    caplog.set_level(logging.WARNING, logger="bot.telegram.flood")
     started = time.monotonic()
     try:
         with pytest.raises(TelegramNetworkError):

@@ -69,7 +69,7 @@ async def test_an_update_that_outlasts_the_drain_is_left_with_a_warning(
         botapi: LocalBotAPI, bot_redis: RedisServer, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(bot.app, "SHUTDOWN_DRAIN_S", 0.3)
-    with caplog.at_level(logging.WARNING, logger="bot.draining"):
+    with caplog.at_level(logging.WARNING, logger="bot.infra.draining"):
         replies, took = await _stop_mid_update(botapi, bot_redis.url, 20.0)
     assert replies == 0 and took < 10
     assert "1 update(s) still being handled" in caplog.text

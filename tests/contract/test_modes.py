@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from bot.i18n import I18n
+from bot.ui.i18n import I18n
 from contract.families import Family
 from contract.modes import (
     ANIMATION_BUTTONS,

@@ -71,3 +71,49 @@ def test_the_worker_process_never_loads_aiogram() -> None:
     loaded = _loaded_after_importing_all("worker")
     assert {"torch", "diffusers", "rq"} <= loaded
     assert not loaded & set(FORBIDDEN["worker"]), sorted(loaded & set(FORBIDDEN["worker"]))
+
+
+BOT_ROLES: dict[str, set[str]] = {
+    "ui": set(),
+    "infra": {"config"},
+    "queue": set(),
+    "services": {"queue", "ui", "infra", "config"},
+    "telegram": {"services", "ui", "infra", "config"},
+    "routers": {"services", "queue", "ui", "telegram", "infra", "config"},
+}
+"""The bot's folders by role (docs/ARCHITECTURE.md): which other parts of ``bot`` each may import at
+run time. Type-only imports (``if TYPE_CHECKING:``) do not count."""
+
+
+def _runtime_bot_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    type_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                 and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+                 for n in ast.walk(node)}
+    parts: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        modules: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        parts |= {m.split(".")[1] for m in modules if m.startswith("bot.") and m.count(".") >= 1}
+    return parts
+
+
+@pytest.mark.parametrize("role", sorted(BOT_ROLES))
+def test_each_bot_folder_imports_only_the_roles_below_it(role: str) -> None:
+    found = []
+    for path in sorted((REPO / "bot" / role).rglob("*.py")):
+        bad = _runtime_bot_imports(path) - BOT_ROLES[role] - {role}
+        if bad:
+            found.append(f"{path.relative_to(REPO)} imports bot.{sorted(bad)}")
+    assert not found, found
+    assert (REPO / "bot" / role / "__init__.py").exists()
+
+
+def test_the_bot_has_no_loose_modules_but_its_entry_points() -> None:
+    loose = sorted(p.name for p in (REPO / "bot").glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py", "app.py", "config.py"], loose

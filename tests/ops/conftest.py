@@ -24,9 +24,9 @@ from redis.asyncio import Redis
 
 from bot.app import create_bot, create_dispatcher, create_services
 from bot.config import BotSettings
-from bot.delivery import Delivery
 from bot.queue import EventConsumer
 from bot.services import Services
+from bot.telegram.delivery import Delivery
 from contract import keys
 from contract.events import DoneEvent, FileKind, JobResult, ResultFile
 from contract.queue import DEFAULT_QUEUE, F, JobStatus

@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from redis.asyncio import Redis
 
-from bot.i18n import I18n
-from bot.metrics import BotMetrics
+from bot.infra.metrics import BotMetrics
 from bot.queue import (
     Banned,
     InFlight,
@@ -27,6 +26,7 @@ from bot.queue import (
 )
 from bot.services.admission import Admission, refusal_text
 from bot.services.quotas import Limits, QuotaService
+from bot.ui.i18n import I18n
 from contract import keys
 from contract.animation import Animation, Camera, job_timeout_s
 from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE, JOB_TIMEOUT_S

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.i18n import I18n
+from bot.ui.i18n import I18n
 from contract.queue import JobStatus
 from devkit.botapi.models import SentMessage
 from devkit.botapi.sim import SimUser

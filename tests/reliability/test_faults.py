@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from bot.i18n import I18n
+from bot.ui.i18n import I18n
 from contract import keys
 from contract.animation import FRAME_STAGE
 from contract.events import Progress

@@ -13,7 +13,7 @@ import asyncio
 import time
 
 from bot.config import BotSettings
-from bot.user_settings import SettingsStore, UserSettings
+from bot.services.user_settings import SettingsStore, UserSettings
 from contract.spec import exact_size
 from devkit.botapi import LocalBotAPI
 from devkit.botapi.models import SentMessage

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from bot.i18n import I18n
+from bot.ui.i18n import I18n
 from contract.queue import F, JobStatus
 from contract.spec import JobSpec
 from devkit.botapi import LocalBotAPI

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.i18n import I18n
+from bot.ui.i18n import I18n
 from contract.queue import JobStatus
 from devkit.botapi import LocalBotAPI
 from devkit.botapi.models import SentMessage

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -19,12 +18,12 @@ from aiogram.enums import ChatAction
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.types import BufferedInputFile, InputMediaPhoto
 
-from bot import keyboards
-from bot.families import caption_note
-from bot.flood import CallSkipped, cheap, ordinary
-from bot.i18n import Translator
-from bot.jobs import StatusRef, load_status, save_status
 from bot.services import Services, reply_to
+from bot.services.families import caption_note
+from bot.services.jobs import StatusRef, load_status, save_status
+from bot.telegram.flood import CallSkipped, cheap, ordinary
+from bot.ui import keyboards
+from bot.ui.i18n import Translator
 from contract import keys
 from contract.animation import FRAME_STAGE
 from contract.events import (
@@ -34,11 +33,11 @@ from contract.events import (
     EventType,
     FailedEvent,
     FileKind,
-    JobResult,
     ProgressEvent,
     ResultFile,
     TerminalEvent,
     TranscribedEvent,
+    image_files,
 )
 from contract.language import PromptTranslation
 from contract.modes import Button, Output
@@ -101,38 +100,6 @@ def animation_caption(t: Translator, spec: JobSpec, seeds: list[int], file: Resu
                            seconds=seconds, frames=str(animation.frames), fps=str(animation.fps))
 
 
-DISPLAY_KINDS = (FileKind.STICKER_WEBP, FileKind.PHOTO)
-"""What an image is shown as in the chat, in order of preference."""
-FULL_KINDS = (FileKind.STICKER_PNG, FileKind.PHOTO)
-"""What "full size" sends and variations start from, in order of preference."""
-
-
-@dataclass(frozen=True)
-class ImageFiles:
-    index: int
-    """Which image of the job: the index its buttons carry."""
-    display: ResultFile
-    """What is shown in the chat (the WEBP for a sticker)."""
-    full: ResultFile
-    """What the "full size" button sends (a sticker's PNG)."""
-
-
-def image(result: JobResult, index: int) -> ImageFiles | None:
-    """The files of image ``index`` of a result, picked by kind; None when it has none."""
-    display = _first_of(result, index, DISPLAY_KINDS) or _first_of(result, index, FULL_KINDS)
-    full = _first_of(result, index, FULL_KINDS) or display
-    if display is None or full is None:
-        return None
-    return ImageFiles(index, display, full)
-
-
-def image_files(result: JobResult) -> list[ImageFiles]:
-    """Every image of a result, in order."""
-    return [files for i in result.image_indices() if (files := image(result, i)) is not None]
-
-
-def _first_of(result: JobResult, index: int, kinds: tuple[FileKind, ...]) -> ResultFile | None:
-    return next((f for kind in kinds if (f := result.file(index, kind)) is not None), None)
 
 
 class Delivery:
@@ -225,7 +192,7 @@ class Delivery:
         if preview_key and status.is_photo:
             newer = await self.services.queue.result_bytes(preview_key)
         # A progress edit never waits behind a result: while the chat waits it is merged into the
-        # latest edit of this status message (bot.flood).
+        # latest edit of this status message (bot.telegram.flood).
         with cheap(f"status:{status.message_id}"):
             if newer:
                 media = InputMediaPhoto(media=BufferedInputFile(newer, filename="preview.jpg"), caption=text)

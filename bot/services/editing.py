@@ -4,7 +4,7 @@ The "✏️ Edit", zoom and pan buttons (bot/routers/editing.py) and the brush e
 end here: the source picture is the result's full-size file (re-read and normalised, like
 variations), and the new job keeps what made the result (prompt, style, negative prompt, size,
 priority, language) with a new seed, on Kandinsky 2.2's inpainting decoder. The caller submits it
-through ``bot.jobs.submit``: the admission gate, the queue position, cancel, like any job.
+through ``bot.services.jobs.submit``: the admission gate, the queue position, cancel, like any job.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any
 
 from PIL import Image
 
-from bot.delivery import image
-from bot.inputs import InputError, normalize_image
 from bot.queue import JobQueue, JobRecord
 from bot.services import Services
+from bot.services.inputs import InputError, normalize_image
 from contract.editing import EditRequestError, PanDirection, parse_edit_request
+from contract.events import image
 from contract.families import families_serving
 from contract.language import PromptTranslation
 from contract.modes import Button

@@ -1,6 +1,6 @@
 """The bot's side of model families: which family runs a request, what to say when it cannot.
 
-Every request passes :func:`family_for` just before admission (bot/jobs.py ``submit``): a mode the
+Every request passes :func:`family_for` just before admission (bot/services/jobs.py ``submit``): a mode the
 chosen family does not serve is refused there, before anything is counted or queued, with one
 message that names the family that can and a button to run this one job with it
 (:class:`PendingSwitch` keeps the request in Redis until the user presses it; bot/routers/model.py
@@ -18,8 +18,8 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
-from bot.callbacks import SwitchCb
 from bot.services import Services, reply_to
+from bot.ui.callbacks import SwitchCb
 from contract import keys
 from contract.families import Family, describe_family, families_serving
 from contract.modes import describe

@@ -22,16 +22,16 @@ from aiogram.exceptions import (
 from aiogram.types import Message
 from redis.asyncio import Redis
 
-from bot import keyboards
 from bot.config import BotSettings
-from bot.families import alternative, offer_switch, serves, title
-from bot.filters import ImageRef
-from bot.i18n import Translator
-from bot.inputs import MAX_DOWNLOAD_BYTES, InputError, check_file_size, normalize_image
 from bot.queue import JobQueue, Submission
 from bot.services import Services, reply_to
 from bot.services.admission import refusal_text
-from bot.user_settings import UserSettings
+from bot.services.families import alternative, offer_switch, serves, title
+from bot.services.inputs import MAX_DOWNLOAD_BYTES, InputError, check_file_size, normalize_image
+from bot.services.user_settings import UserSettings
+from bot.ui import keyboards
+from bot.ui.filters import ImageRef
+from bot.ui.i18n import Translator
 from contract import keys
 from contract.animation import Animation
 from contract.families import Family, describe_family

@@ -1,13 +1,14 @@
-"""Inline keyboards; every label comes from the translator, every payload from bot.callbacks."""
+"""Inline keyboards; every label comes from the translator, every payload from bot.ui.callbacks."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.callbacks import (
+from bot.ui.callbacks import (
     AnimateCb,
     AnimateStep,
     DialogCb,
@@ -22,13 +23,15 @@ from bot.callbacks import (
     VoiceCb,
     WeightsCb,
 )
-from bot.i18n import Translator
-from bot.user_settings import UserSettings
+from bot.ui.i18n import Translator
 from contract.animation import CAMERA_PRESETS
 from contract.animation import MIN_SECONDS as ANIMATION_MIN_SECONDS
 from contract.families import FAMILIES, Family
 from contract.modes import Button, Output, menu_modes
 from contract.spec import ASPECT_RATIOS, MAX_IMAGES_PER_JOB, Style
+
+if TYPE_CHECKING:  # the settings model only types a parameter: the UI imports no service
+    from bot.services.user_settings import UserSettings
 
 MENU_MODES: tuple[tuple[str, str], ...] = (
     *((mode.mode.value, mode.button_key) for mode in menu_modes()),

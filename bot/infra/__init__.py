@@ -1,0 +1,1 @@
+"""Process infrastructure: metrics and health, per-chat isolation, memory, the draining dispatcher."""
