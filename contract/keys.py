@@ -222,7 +222,7 @@ SWITCH_OFFER_TTL = 3600
 
 
 def switch_offer(token: str) -> str:
-    """JSON of a bot.services.families.PendingSwitch: the request, as a spec of the family that can run it."""
+    """JSON of a bot.services.switches.PendingSwitch: the request, as a spec of the family that can run it."""
     return f"{PREFIX}:switch:{token}"
 
 

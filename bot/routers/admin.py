@@ -16,10 +16,10 @@ from aiogram.filters import BaseFilter, Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject, User
 from aiogram.utils.keyboard import InlineKeyboardBuilder
-from redis.asyncio import Redis
 
-from bot.services.admin import AdminLog, BroadcastService, StatsService
-from bot.services.quotas import Limits, QuotaService
+from bot.services import Services
+from bot.services.admin import StatsService
+from bot.services.quotas import Limits
 from bot.ui.i18n import Translator
 from contract import keys
 from contract.families import describe_family
@@ -32,8 +32,9 @@ class IsAdmin(BaseFilter):
     """Passes only updates from a user id in ADMIN_IDS (as the QuotaService knows them)."""
 
     async def __call__(self, event: TelegramObject, event_from_user: User | None = None,
-                       quotas: QuotaService | None = None) -> bool:
-        return event_from_user is not None and quotas is not None and quotas.is_admin(event_from_user.id)
+                       services: Services | None = None) -> bool:
+        return (event_from_user is not None and services is not None
+                and services.quotas.is_admin(event_from_user.id))
 
 
 class AdminCb(CallbackData, prefix="adm"):
@@ -63,7 +64,9 @@ def _target(command: CommandObject) -> int | None:
 
 
 # --- views ----------------------------------------------------------------------------------------
-async def cmd_stats(message: Message, stats: StatsService, admin_log: AdminLog, t: Translator) -> None:
+async def cmd_stats(message: Message, t: Translator, services: Services) -> None:
+    stats = services.stats
+    admin_log = services.admin_log
     await admin_log.record(message.from_user.id if message.from_user else 0, "stats")
     s = await stats.stats()
     lines = [
@@ -100,7 +103,9 @@ def _queue_label(name: str) -> str:
     return f"{name} ({describe_family(family).title})" if family is not None else name
 
 
-async def cmd_queue(message: Message, stats: StatsService, admin_log: AdminLog, t: Translator) -> None:
+async def cmd_queue(message: Message, t: Translator, services: Services) -> None:
+    stats = services.stats
+    admin_log = services.admin_log
     await admin_log.record(message.from_user.id if message.from_user else 0, "queue")
     await message.answer(await _queue_text(stats, t), reply_markup=_refresh_markup(t, "queue"))
 
@@ -115,7 +120,9 @@ async def _queue_text(stats: StatsService, t: Translator) -> str:
     return "\n".join(lines)
 
 
-async def cmd_workers(message: Message, stats: StatsService, admin_log: AdminLog, t: Translator) -> None:
+async def cmd_workers(message: Message, t: Translator, services: Services) -> None:
+    stats = services.stats
+    admin_log = services.admin_log
     await admin_log.record(message.from_user.id if message.from_user else 0, "workers")
     await message.answer(await _workers_text(stats, t), reply_markup=_refresh_markup(t, "workers"))
 
@@ -146,8 +153,9 @@ def _refresh_markup(t: Translator, what: str) -> InlineKeyboardMarkup:
 
 
 # --- bans and limits ------------------------------------------------------------------------------
-async def cmd_ban(message: Message, command: CommandObject, quotas: QuotaService, admin_log: AdminLog,
-                  t: Translator) -> None:
+async def cmd_ban(message: Message, command: CommandObject, t: Translator, services: Services) -> None:
+    quotas = services.quotas
+    admin_log = services.admin_log
     target = _target(command)
     if target is None:
         await message.answer(t("admin-ban-usage"))
@@ -160,8 +168,9 @@ async def cmd_ban(message: Message, command: CommandObject, quotas: QuotaService
     await message.answer(t("admin-banned" if fresh else "admin-already-banned", id=target))
 
 
-async def cmd_unban(message: Message, command: CommandObject, quotas: QuotaService, admin_log: AdminLog,
-                    t: Translator) -> None:
+async def cmd_unban(message: Message, command: CommandObject, t: Translator, services: Services) -> None:
+    quotas = services.quotas
+    admin_log = services.admin_log
     target = _target(command)
     if target is None:
         await message.answer(t("admin-unban-usage"))
@@ -171,10 +180,11 @@ async def cmd_unban(message: Message, command: CommandObject, quotas: QuotaServi
     await message.answer(t("admin-unbanned" if was else "admin-not-banned", id=target))
 
 
-async def cmd_limits(message: Message, command: CommandObject, quotas: QuotaService, admin_log: AdminLog,
-                     t: Translator) -> None:
+async def cmd_limits(message: Message, command: CommandObject, t: Translator, services: Services) -> None:
     """``/limits`` defaults; ``/limits <id>`` a user's; ``/limits <id> <min> <day> <inflight>`` sets;
     ``/limits <id> reset`` returns to the defaults."""
+    quotas = services.quotas
+    admin_log = services.admin_log
     admin_id = message.from_user.id if message.from_user else 0
     args = (command.args or "").split()
     if not args:
@@ -213,8 +223,10 @@ async def cmd_limits(message: Message, command: CommandObject, quotas: QuotaServ
 
 
 # --- maintenance ----------------------------------------------------------------------------------
-async def cmd_maintenance(message: Message, command: CommandObject, quotas: QuotaService,
-                          admin_log: AdminLog, t: Translator) -> None:
+async def cmd_maintenance(message: Message, command: CommandObject, t: Translator,
+                          services: Services) -> None:
+    quotas = services.quotas
+    admin_log = services.admin_log
     admin_id = message.from_user.id if message.from_user else 0
     arg = (command.args or "").strip().lower()
     if arg in ("on", "off"):
@@ -231,8 +243,9 @@ async def cmd_maintenance(message: Message, command: CommandObject, quotas: Quot
 
 
 # --- broadcast ------------------------------------------------------------------------------------
-async def cmd_broadcast(message: Message, command: CommandObject, redis: Redis, admin_log: AdminLog,
-                        t: Translator) -> None:
+async def cmd_broadcast(message: Message, command: CommandObject, t: Translator, services: Services) -> None:
+    redis = services.redis
+    admin_log = services.admin_log
     admin_id = message.from_user.id if message.from_user else 0
     text = (command.args or "").strip()
     if not text:
@@ -246,9 +259,12 @@ async def cmd_broadcast(message: Message, command: CommandObject, redis: Redis, 
     await message.answer(t("admin-broadcast-confirm", text=html.escape(text)), reply_markup=kb.as_markup())
 
 
-async def admin_button(query: CallbackQuery, callback_data: AdminCb, bot: Bot, redis: Redis,
-                       stats: StatsService, broadcasts: BroadcastService, admin_log: AdminLog,
-                       t: Translator) -> None:
+async def admin_button(query: CallbackQuery, callback_data: AdminCb, bot: Bot, t: Translator,
+                       services: Services) -> None:
+    redis = services.redis
+    stats = services.stats
+    broadcasts = services.broadcasts
+    admin_log = services.admin_log
     admin_id = query.from_user.id
     message = query.message
     chat_id = message.chat.id if message is not None else admin_id

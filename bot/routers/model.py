@@ -15,7 +15,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from bot.services import Services
-from bot.services.families import SwitchStore, title
+from bot.services.families import title
 from bot.services.jobs import submit
 from bot.services.user_settings import UserSettings
 from bot.ui import keyboards
@@ -69,7 +69,7 @@ async def model_button(query: CallbackQuery, callback_data: ModelCb, services: S
 async def switch_button(query: CallbackQuery, callback_data: SwitchCb, bot: Bot, services: Services,
                         t: Translator) -> None:
     """Run the one refused request with the family that serves its mode; once, for its own user."""
-    pending = await SwitchStore(services.redis).take(callback_data.token, query.from_user.id)
+    pending = await services.switches.take(callback_data.token, query.from_user.id)
     if pending is None:
         await query.answer(t("switch-expired"), show_alert=True)
         return

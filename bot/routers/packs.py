@@ -105,7 +105,8 @@ async def add_to_pack_pressed(query: CallbackQuery, callback_data: ResultCb, ser
 
 
 async def emoji_picked(query: CallbackQuery, callback_data: PackEmojiCb, bot: Bot, services: Services,
-                       packs: PackService, t: Translator) -> None:
+                       t: Translator) -> None:
+    packs = services.packs
     sticker = await _owned_sticker(query, callback_data.job_id, callback_data.index, services, t)
     if sticker is None:
         return
@@ -155,7 +156,8 @@ async def _packs_view(user_id: int, packs: PackService, t: Translator) -> tuple[
     return text, kb.as_markup()
 
 
-async def cmd_packs(message: Message, state: FSMContext, packs: PackService, t: Translator) -> None:
+async def cmd_packs(message: Message, state: FSMContext, t: Translator, services: Services) -> None:
+    packs = services.packs
     if message.from_user is None:
         return
     await state.clear()
@@ -184,7 +186,8 @@ def _pack_menu(t: Translator, owner: int, seq: int) -> InlineKeyboardMarkup:
 
 
 async def pack_action(query: CallbackQuery, callback_data: PackCb, bot: Bot, state: FSMContext,
-                      packs: PackService, t: Translator) -> None:
+                      t: Translator, services: Services) -> None:
+    packs = services.packs
     user_id = query.from_user.id
     if callback_data.owner != user_id:
         log.info("pack menu of user %s pressed by user %s: refused", callback_data.owner, user_id)
@@ -245,7 +248,8 @@ async def command_leaves_dialog(message: Message, state: FSMContext) -> None:
     raise SkipHandler
 
 
-async def got_title(message: Message, state: FSMContext, bot: Bot, packs: PackService, t: Translator) -> None:
+async def got_title(message: Message, state: FSMContext, bot: Bot, t: Translator, services: Services) -> None:
+    packs = services.packs
     if message.from_user is None or message.text is None:
         return
     name = str((await state.get_data()).get("pack", ""))
@@ -260,8 +264,9 @@ async def got_title(message: Message, state: FSMContext, bot: Bot, packs: PackSe
     await message.answer(t("pack-renamed", title=html.escape(pack.title), link=pack.link))
 
 
-async def got_sticker_to_remove(message: Message, state: FSMContext, bot: Bot, packs: PackService,
-                                t: Translator) -> None:
+async def got_sticker_to_remove(message: Message, state: FSMContext, bot: Bot, t: Translator,
+                                services: Services) -> None:
+    packs = services.packs
     if message.from_user is None or message.sticker is None:
         return
     name = str((await state.get_data()).get("pack", ""))

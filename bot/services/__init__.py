@@ -50,6 +50,7 @@ from bot.services.admission import Admission
 from bot.services.inputs import InputError
 from bot.services.packs import PackService
 from bot.services.quotas import QuotaService
+from bot.services.switches import SwitchStore
 from bot.services.user_settings import SettingsStore
 from bot.services.voice import VoiceService
 from bot.ui.i18n import I18n, Translator
@@ -79,24 +80,13 @@ class Services:
     """A small blocking client: RQ's registries for /stats, and the metrics endpoint's thread."""
     voice: VoiceService
     """Voice messages as prompts: transcription jobs on the high queue, and their answers."""
+    switches: SwitchStore
+    """Requests the user's model family could not run, kept for the "run it with" button."""
 
     def workflow_data(self) -> dict[str, Any]:
-        """What handlers, filters and middlewares may take by name (the dispatcher's workflow data)."""
-        return {
-            "services": self,
-            "config": self.config,
-            "redis": self.redis,
-            "queue": self.queue,
-            "i18n": self.i18n,
-            "settings_store": self.store,
-            "quotas": self.quotas,
-            "admission": self.admission,
-            "packs": self.packs,
-            "stats": self.stats,
-            "admin_log": self.admin_log,
-            "broadcasts": self.broadcasts,
-            "metrics": self.metrics,
-        }
+        """What handlers, filters and middlewares take by name (the dispatcher's workflow data): the
+        container itself, one injection style for every handler (``services.quotas``, ``services.packs``)."""
+        return {"services": self}
 
     async def start(self, bot: Bot) -> None:
         """Call once before polling or the webhook starts: Telegram errors counted, the health

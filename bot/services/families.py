@@ -3,24 +3,20 @@
 Every request passes :func:`family_for` just before admission (bot/services/jobs.py ``submit``): a mode the
 chosen family does not serve is refused there, before anything is counted or queued, with one
 message that names the family that can and a button to run this one job with it
-(:class:`PendingSwitch` keeps the request in Redis until the user presses it; bot/routers/model.py
+(``bot.services.switches`` keeps the request in Redis until the user presses it; bot/routers/model.py
 handles the press). The user's choice itself lives in their settings (``UserSettings.model``).
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 
 from aiogram import Bot
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
-from pydantic import BaseModel, ValidationError
-from redis.asyncio import Redis
 
 from bot.services import Services, reply_to
 from bot.ui.callbacks import SwitchCb
-from contract import keys
 from contract.families import Family, describe_family, families_serving
 from contract.modes import describe
 from contract.spec import JobSpec
@@ -51,52 +47,11 @@ def caption_note(t: Callable[..., str], spec: JobSpec, prompt_truncated: bool) -
     return note
 
 
-class PendingSwitch(BaseModel):
-    """A request the user's family could not run, kept for the "run it with <other family>" button."""
-
-    user_id: int
-    spec: str
-    """The request as a JobSpec of the family that can run it (JSON); submitted as is on the press."""
-    refused_by: Family
-    """The user's family, which does not serve the mode."""
-
-
-class SwitchStore:
-    """Requests waiting for the user to switch family for one job (keys.switch_offer, with a TTL)."""
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-
-    async def offer(self, spec: JobSpec, refused_by: Family) -> str:
-        """Keep ``spec`` (already for a family that serves its mode) for the user's press."""
-        token = secrets.token_hex(6)
-        pending = PendingSwitch(user_id=spec.user_id, spec=spec.to_json(), refused_by=refused_by)
-        await self.redis.set(keys.switch_offer(token), pending.model_dump_json(), ex=keys.SWITCH_OFFER_TTL)
-        return token
-
-    async def take(self, token: str, user_id: int) -> PendingSwitch | None:
-        """The offer, once, for its own user; None when gone, expired or someone else's."""
-        raw = await self.redis.get(keys.switch_offer(token))
-        if raw is None:
-            return None
-        try:
-            pending = PendingSwitch.model_validate_json(raw)
-        except ValidationError:
-            log.warning("switch offer %s unreadable; dropped", token)
-            await self.redis.delete(keys.switch_offer(token))
-            return None
-        if pending.user_id != user_id:
-            return None
-        if not await self.redis.delete(keys.switch_offer(token)):
-            return None  # pressed twice at once: the other press took it
-        return pending
-
-
 async def offer_switch(spec: JobSpec, refused_by: Family, *, bot: Bot, services: Services,
                        t: Callable[..., str]) -> None:
     """Refuse a mode the user's family lacks, before anything is counted or queued: say which
     family can, and keep the request (``spec``, already that family's) for a one-tap run with it."""
-    token = await SwitchStore(services.redis).offer(spec, refused_by)
+    token = await services.switches.offer(spec, refused_by)
     mode_name = t(describe(spec.mode).name_key)
     text = t("model-mode-refused", mode=mode_name, model=title(refused_by), other=title(spec.model))
     await bot.send_message(spec.chat_id, text, reply_markup=switch_keyboard(t, token, spec.model),

@@ -90,7 +90,7 @@ class ModelCb(CallbackData, prefix="mdl"):
 
 
 class SwitchCb(CallbackData, prefix="sw"):
-    """Run one refused request with the family that serves its mode (bot.services.families.SwitchStore)."""
+    """Run one refused request with the family that serves its mode (bot.services.switches.SwitchStore)."""
 
     token: str
 

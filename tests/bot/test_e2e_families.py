@@ -95,8 +95,8 @@ async def test_a_mode_the_model_lacks_is_refused_before_queueing_and_the_button_
 
 
 async def test_a_switch_offer_is_taken_once_and_only_by_its_user(harness: Harness) -> None:
-    from bot.services.families import SwitchStore
     from bot.services.jobs import build_spec
+    from bot.services.switches import SwitchStore
 
     h = harness
     store = SwitchStore(h.redis)
