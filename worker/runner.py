@@ -172,7 +172,15 @@ class KandinskyWorker(SimpleWorker):
         else:
             result = None
             while result is None and not self._stop_requested:
-                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=timeout)
+                try:
+                    result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=timeout)
+                except REDIS_DOWN as exc:
+                    # RQ marks the worker idle before its reconnecting wait, outside it: a Redis
+                    # restart at the start of a wait ended the worker. A job Redis moved for this
+                    # worker before the error is put back by the stranded-job sweep.
+                    log.warning("worker %s: Redis unavailable (%s); retrying in %.0f s", self.name, exc,
+                                REDIS_RETRY_PAUSE_S)
+                    time.sleep(REDIS_RETRY_PAUSE_S)
         if result is not None and self._stop_requested:
             job, queue = result
             queue.push_job_id(job.id, at_front=True)

@@ -40,6 +40,13 @@ def _get(url: str) -> Answer | None:
         return None
 
 
+def _why_it_ended(log_path: Path) -> str:
+    """The worker's log from its first error on (what ended it), else its tail."""
+    text = log_path.read_text(errors="replace")
+    first = min((i for i in (text.find(" ERROR "), text.find("Traceback")) if i >= 0), default=-1)
+    return text[first:first + 6000] if first >= 0 else text[-3000:]
+
+
 def _poll(url: str, proc: subprocess.Popen[bytes], log_path: Path, done: Callable[[Answer], bool],
           timeout: float) -> tuple[Answer, list[Answer]]:
     """Poll until ``done(answer)``; returns that answer and every answer before it."""
@@ -51,7 +58,7 @@ def _poll(url: str, proc: subprocess.Popen[bytes], log_path: Path, done: Callabl
             if done(answer):
                 return answer, seen
             seen.append(answer)
-        assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
+        assert proc.poll() is None, _why_it_ended(log_path)
         assert time.monotonic() < deadline, f"{url}: still {answer} after {timeout} s"
         time.sleep(HEALTH_POLL_S)
 
