@@ -139,7 +139,8 @@ async def create_services(settings: BotSettings, redis: Redis, bot: Bot, *,
     queue_settings = QueueSettings(per_user_inflight=max(1, settings.max_inflight))
     queue = JobQueue(redis, queue_settings, target=target)
     admission = Admission(queue, quotas, admin_inflight=queue_settings.admin_inflight, metrics=metrics,
-                          frames_per_request=settings.animation_frames_per_request)
+                          frames_per_request=settings.animation_frames_per_request,
+                          max_backlog=settings.max_backlog)
     return Services(
         config=settings, redis=redis, queue=queue, i18n=i18n, store=SettingsStore(redis), quotas=quotas,
         admission=admission,

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from contract.animation import MAX_SECONDS, MIN_SECONDS
 from contract.families import DEFAULT_FAMILY, Family, describe_family
 from contract.language import DEFAULT_VOICE_MAX_S
+from contract.queue import DEFAULT_MAX_BACKLOG
 from contract.redisconn import RedisSettings
 from contract.spec import DEFAULT_LONG_SIDE, LONG_SIDES, MAX_STEPS
 
@@ -80,6 +81,8 @@ class BotSettings(RedisSettings, BaseSettings):
     rate_per_day: int = Field(default=100, ge=0, alias="RATE_PER_DAY")
     """New requests a user may start per UTC day."""
     max_inflight: int = Field(default=2, ge=0, alias="MAX_INFLIGHT")
+    max_backlog: int = Field(default=DEFAULT_MAX_BACKLOG, ge=0, alias="QUEUE_MAX_BACKLOG")
+    """Jobs that may wait for one model family before new requests are refused; 0: no cap."""
     """Jobs a user may have queued or running at once."""
     broadcast_rate: float = Field(default=25.0, gt=0, le=30, alias="BROADCAST_RATE")
     """Broadcast messages per second (Telegram allows bots about 30/s in total)."""

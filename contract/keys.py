@@ -316,3 +316,19 @@ RQ_QUEUE_PREFIX = "rq:queue:"
 def rq_queue(name: str) -> str:
     """The Redis list RQ keeps a queue's waiting job ids in."""
     return f"{RQ_QUEUE_PREFIX}{name}"
+
+
+RQ_QUEUES = "rq:queues"
+"""rq.Queue.redis_queues_keys: the set of every queue's key (``Queue.all`` reads it)."""
+RQ_JOB_PREFIX = "rq:job:"
+"""rq.job.Job.redis_job_namespace_prefix: a job's hash is this plus its id."""
+RQ_WORKERS_BY_QUEUE = "rq:workers:%s"
+"""rq.worker_registration.WORKERS_BY_QUEUE_KEY: the workers listening on a queue."""
+
+
+def rq_job(job_id: str) -> str:
+    return f"{RQ_JOB_PREFIX}{job_id}"
+
+
+def rq_workers(queue_name: str) -> str:
+    return RQ_WORKERS_BY_QUEUE % queue_name

@@ -112,6 +112,9 @@ class F:
     TRANSLATION = "translation"  # contract.language.PromptTranslation JSON: what the model read
 
 
+DEFAULT_MAX_BACKLOG = 1000
+"""Jobs that may wait for one model family before new requests are refused (QUEUE_MAX_BACKLOG):
+past it a user would wait longer than the result is worth, and Redis holds it all."""
 DURATIONS_KEEP = 50
 """Enough samples for a stable mean, few enough to follow a change of GPU or of load."""
 

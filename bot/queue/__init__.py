@@ -11,9 +11,9 @@ from bot.queue.client import (
 )
 from bot.queue.consumer import EventConsumer, Handler
 from bot.queue.gate import (
+    Backlog,
     Banned,
     InFlight,
-    LimitsChanged,
     Maintenance,
     PerDay,
     PerMinute,
@@ -24,6 +24,7 @@ from bot.queue.gate import (
 from contract.queue import JobStatus
 
 __all__ = [
+    "Backlog",
     "Banned",
     "CancelOutcome",
     "EventConsumer",
@@ -32,7 +33,6 @@ __all__ = [
     "JobQueue",
     "JobRecord",
     "JobStatus",
-    "LimitsChanged",
     "Maintenance",
     "PerDay",
     "PerMinute",

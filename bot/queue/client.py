@@ -22,13 +22,11 @@ from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.registry import StartedJobRegistry
-from rq.worker_registration import WORKERS_BY_QUEUE_KEY
+from rq.utils import now as rq_now
 
 from bot.queue.gate import (
     ADMIT_LUA,
-    AdmitCall,
     InFlight,
-    LimitsChanged,
     Refusal,
     Rules,
     admit_call,
@@ -162,26 +160,10 @@ def _line_of(queue_name: str) -> tuple[str, ...]:
     return family_queues(family) if family is not None else (queue_name,)
 
 
-def _placement_replies(queue_name: str) -> int:
-    """Replies of :func:`_queue_placement_reads`: LPOS, one LLEN per queue of the line, LRANGE, one
-    SCARD per queue of the line."""
-    return 2 + 2 * len(_line_of(queue_name))
-
-
-def _queue_placement_reads(pipe: Any, queue_name: str, job_id: str) -> None:
-    """The reads a job's position and wait estimate need, queued on a (sync or async) pipeline."""
-    line = _line_of(queue_name)
-    pipe.lpos(keys.rq_queue(queue_name), job_id)
-    for name in line:
-        pipe.llen(keys.rq_queue(name))
-    pipe.lrange(keys.DURATIONS, 0, -1)
-    for name in line:
-        pipe.scard(WORKERS_BY_QUEUE_KEY % name)
-
-
 def _submission(job_id: str, queue_name: str, replies: list[Any]) -> Submission:
     """Position (its family's admins' queue counts first), the workers that can take it and the ETA,
-    from the replies of :func:`_queue_placement_reads`."""
+    from the admission script's placement reads (bot.queue.gate): LPOS, one LLEN per queue of the
+    line, the recent durations, one SCARD per queue of the line."""
     line = _line_of(queue_name)
     n = len(line)
     index, lengths, durations, workers = replies[0], replies[1:1 + n], replies[1 + n], replies[2 + n:]
@@ -248,12 +230,12 @@ class JobQueue:
     # --- admit and submit -----------------------------------------------------------------------
 
     async def admit(self, spec: JobSpec, rules: Rules, *, is_admin: bool = False,
-                    now: float | None = None) -> Submission | Refusal | LimitsChanged:
-        """Admit, record and enqueue a job in one script call (see bot.queue.gate), or refuse it.
+                    now: float | None = None) -> Submission | Refusal:
+        """Admit, record and queue a job in one script call (see bot.queue.gate), or refuse it.
 
         ``now`` is when the rates count the request (tests move it); the record's created-at is
-        always the real time. If RQ's enqueue fails nothing stays behind: the record, the
-        in-flight entry and the counted request are taken back, then the error propagates.
+        always the real time. The script writes RQ's job hash as RQ's Job builds it and pushes it
+        onto the job's family queue, so there is no later step to fail and nothing to take back.
         """
         created_at = time.time()
         now = created_at if now is None else now
@@ -269,18 +251,13 @@ class JobQueue:
             F.CREATED: created,
             F.ATTEMPTS: 0,
         }
-        call = admit_call(spec, rules, created=created, now=now, record=record)
-        refused = read_reply(await self._admit(keys=call.keys, args=call.args), spec, rules, now)
-        if refused is not None:
-            return refused
-        try:
-            timeout_s = spec.job_timeout_s(self._settings.job_timeout_s)  # by its mode
-            placement = await asyncio.to_thread(self._enqueue, queue_name, spec.job_id, timeout_s)
-        except Exception:
-            # Nothing was queued: undo, so the user is neither blocked nor charged for a job that
-            # does not exist.
-            await self._take_back(call, spec.job_id)
-            raise
+        call = admit_call(spec, rules, created=created, now=now, record=record, queue=queue_name,
+                          line=_line_of(queue_name), rq_job=self._rq_job(queue_name, spec))
+        reply = read_reply(await self._admit(keys=call.keys, args=call.args), spec, rules, now)
+        if reply.unreadable_limits:
+            log.warning("user %s: unreadable custom limits, using defaults", spec.user_id)
+        if reply.refusal is not None:
+            return reply.refusal
         if self._target is not None:
             # Accepted means on a replica too: a failover right now must not lose it.
             await redisconn.replicate(self._redis, self._target, spec.job_id)
@@ -288,16 +265,24 @@ class JobQueue:
             "job %s queued on %s for chat %s (user %s, mode %s)",
             spec.job_id, queue_name, spec.chat_id, spec.user_id, spec.mode,
         )
-        return _submission(spec.job_id, queue_name, placement)
+        return _submission(spec.job_id, queue_name, reply.placement)
 
-    async def _take_back(self, call: AdmitCall, job_id: str) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.srem(call.inflight_key, job_id)
-            pipe.delete(call.record_key)
-            if call.counted:
-                pipe.zrem(call.minute_key, job_id)
-                pipe.decrby(call.day_key, call.weight)
-            await pipe.execute()
+    def _rq_job(self, queue_name: str, spec: JobSpec) -> dict[str, Any]:
+        """RQ's hash of the job that runs ``spec``, as RQ's own enqueue would write it (Job.to_dict;
+        tests/queue/test_client.py holds the two equal); the admission script writes it."""
+        retries = self._settings.max_retries
+        job = self._queues[queue_name].create_job(
+            RUN_JOB_FUNC,
+            args=(spec.job_id,),
+            job_id=spec.job_id,
+            description=f"run_job {spec.job_id}",
+            timeout=spec.job_timeout_s(self._settings.job_timeout_s),  # by its mode
+            result_ttl=self._settings.rq_result_ttl,
+            failure_ttl=self._settings.rq_failure_ttl,
+            retry=Retry(max=retries) if retries > 0 else None,
+        )
+        job.enqueued_at = rq_now()
+        return job.to_dict()
 
     async def submit(self, spec: JobSpec, *, is_admin: bool = False) -> Submission:
         """The bare queue, without the bot's quotas (tests, benches, tools): the in-flight cap of
@@ -321,30 +306,6 @@ class JobQueue:
         )
         if self._target is not None:
             await redisconn.replicate(self._redis, self._target, job_id)
-
-    def _enqueue(self, queue_name: str, job_id: str, timeout_s: int) -> list[Any]:
-        """RQ's enqueue and the reads for the job's place in line, in one transaction (one round trip).
-
-        Runs in a thread (RQ is sync). RQ queues its writes on the pipeline it is given; the
-        placement reads follow them inside the same MULTI, so they see the job already pushed.
-        Returns the placement replies (see :func:`_submission`).
-        """
-        retries = self._settings.max_retries
-        with self._sync.pipeline(transaction=True) as pipe:
-            self._queues[queue_name].enqueue_call(
-                RUN_JOB_FUNC,
-                args=(job_id,),
-                job_id=job_id,
-                description=f"run_job {job_id}",
-                timeout=timeout_s,
-                result_ttl=self._settings.rq_result_ttl,
-                failure_ttl=self._settings.rq_failure_ttl,
-                retry=Retry(max=retries) if retries > 0 else None,
-                pipeline=pipe,
-            )
-            _queue_placement_reads(pipe, queue_name, job_id)
-            replies: list[Any] = pipe.execute()
-        return replies[-_placement_replies(queue_name):]
 
     # --- lookups --------------------------------------------------------------------------------
 
@@ -406,7 +367,7 @@ class JobQueue:
             waiting[name] = int(await self._redis.llen(keys.rq_queue(name)))
             started_key = StartedJobRegistry(name, connection=self._sync).key
             running[name] = int(await self._redis.zcount(started_key, now, "+inf"))
-            workers |= set(await self._redis.smembers(WORKERS_BY_QUEUE_KEY % name))
+            workers |= set(await self._redis.smembers(keys.rq_workers(name)))
             head = _text(await self._redis.lindex(keys.rq_queue(name), 0))
             if head:
                 created = _float(await self._redis.hget(keys.job(head), F.CREATED))

@@ -1,11 +1,14 @@
-"""The admission gate: ONE atomic Redis script admits or refuses a new job, and records it.
+"""The admission gate: ONE atomic Redis script admits or refuses a new job, records it and queues it.
 
-Ban, maintenance, the per-minute and per-day rates and the jobs in flight are decided in the
-same script call that, on success, counts the request, adds the job to the user's in-flight set
-and writes its record: two replicas cannot both grant the last slot, and nothing decides a
-limit anywhere else. The script lives here, beside the job record it writes, because it must be
-atomic with that write; the rules it applies come from the caller (bot.services.admission for
-the bot, the in-flight cap alone for the bare queue of tests and benches).
+Ban, maintenance, the per-minute and per-day rates (a user's custom limits among them), the
+family's backlog and the jobs in flight are decided in the same script call that, on success,
+counts the request, adds the job to the user's in-flight set, writes its record, writes RQ's job
+hash (built by RQ's own Job in Python) and pushes it onto its RQ queue, then reads its place in
+line: two replicas cannot both grant the last slot, nothing decides a limit anywhere else, and
+nothing has to be taken back when a later step fails, because there is none. The script lives
+here, beside the job record it writes, because it must be atomic with that write; the rules it
+applies come from the caller (bot.services.admission for the bot, the in-flight cap alone for the
+bare queue of tests and benches).
 
 A refusal is a value, one type per limit (:data:`Refusal`), so the handler path renders it in
 one place and never has to catch anything.
@@ -14,8 +17,9 @@ one place and never has to catch anything.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import ClassVar
 
 from contract import keys
@@ -23,89 +27,119 @@ from contract.queue import F, lua_is_terminal
 from contract.spec import JobSpec
 from contract.stats import utc_day
 
-NO_CUSTOM_LIMITS = "0"
-"""The script's ARGV for "the caller applied the defaults": no custom limits may be stored.
-Otherwise it gets "1" followed by the exact JSON the caller validated."""
-
 # KEYS: 1 job record, 2 in-flight set, 3 minute zset, 4 day counter, 5 banned set, 6 maintenance
-#       flag, 7 custom limits
+#       flag, 7 custom limits, 8 RQ job hash, 9 RQ's set of queues, 10 recent durations, then the
+#       job's line of queues (its family's, admins' first: n lists), then their workers (n sets)
 # ARGV: 1 job id, 2 created-at (as written to the record), 3 user id, 4 "1" to check bans,
-#       maintenance and rates ("0": in-flight only), 5 expected custom limits, 6 now (ms),
-#       7 window (ms), 8 per minute, 9 per day, 10 in-flight cap, 11 minute zset TTL (s),
-#       12 day counter TTL (s), 13 in-flight set TTL (s), 14 record TTL (s), 15 job key prefix,
-#       16 the job's weight on the day counter (an animation counts by its frames), 17.. the
-#       record's field/value pairs
+#       maintenance, rates and the backlog ("0": in-flight only), 5 now (ms), 6 window (ms),
+#       7 per minute, 8 per day, 9 in-flight cap, 10 minute zset TTL (s), 11 day counter TTL (s),
+#       12 in-flight set TTL (s), 13 record TTL (s), 14 job key prefix, 15 the job's weight on the day
+#       counter (an animation counts by its frames), 16 backlog cap (0: none), 17 n, 18 the job's
+#       queue's place in its line (1..n), 19 r = items of the record's field/value pairs, then the
+#       record's pairs (r items), then the RQ job hash's pairs (built by RQ's Job in Python)
 # A record that exists already is this very call's when its created-at is ours (redis-py sent
 # the script again after a lost reply): accepted again, nothing counted twice; any other record
-# is a reused job id. The custom limits are the caller's, validated by pydantic from the JSON under
-# KEYS[7]: if that JSON is not the one passed, the script returns it and the caller validates it
-# and asks again (the first request of a user with custom limits, or an admin's change between).
+# is a reused job id. Custom limits (validated by pydantic when /limits stored them) replace the
+# defaults; stored ones that do not read as numbers are ignored and reported (the third reply).
 # In flight = members of the in-flight set whose record is not finished; members whose record is
 # finished or gone (the job ended while no bot was there) do not count and are dropped, but only
-# when the job is admitted: a refusal counts nothing and records nothing.
-# Returns {code, extra}: see _Code; extra is the retry time (ms) for PER_MINUTE, the stored
-# custom limits (or false) for LIMITS_CHANGED, the number of stale members dropped for ADMITTED.
+# when the job is admitted: a refusal counts nothing and records nothing. The queue's type is
+# checked before anything is written: a script that failed half-way would keep what it wrote.
+# Returns {code, extra, unreadable}: see _Code; extra is the retry time (ms) for PER_MINUTE, the
+# number of stale members dropped for ADMITTED, which then also returns the job's place in its
+# queue, each queue's length, the recent durations and each queue's worker count.
 ADMIT_LUA = f"""
+local n = tonumber(ARGV[17])
+local own = 10 + tonumber(ARGV[18])
+local function placement(code, extra, unreadable)
+  local reply = {{code, extra, unreadable, redis.call('LPOS', KEYS[own], ARGV[1])}}
+  for i = 1, n do reply[#reply + 1] = redis.call('LLEN', KEYS[10 + i]) end
+  reply[#reply + 1] = redis.call('LRANGE', KEYS[10], 0, -1)
+  for i = 1, n do reply[#reply + 1] = redis.call('SCARD', KEYS[10 + n + i]) end
+  return reply
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], '{F.CREATED}') == ARGV[2] then
-    return {{0, 0}}
+    return placement(0, 0, 0)
   end
-  return {{7, 0}}
+  return {{7, 0, 0}}
 end
 local checked = ARGV[4] == '1'
-local now = tonumber(ARGV[6])
+local now = tonumber(ARGV[5])
+local per_minute, per_day, inflight = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local unreadable = 0
 if checked then
   if redis.call('SISMEMBER', KEYS[5], ARGV[3]) == 1 then
-    return {{4, 0}}
+    return {{4, 0, 0}}
   end
   if redis.call('EXISTS', KEYS[6]) == 1 then
-    return {{5, 0}}
+    return {{5, 0, 0}}
   end
   local custom = redis.call('GET', KEYS[7])
-  local found = '0'
-  if custom then found = '1' .. custom end
-  if found ~= ARGV[5] then
-    return {{6, custom}}
+  if custom then
+    local ok, limits = pcall(cjson.decode, custom)
+    if ok and type(limits) == 'table' and type(limits.per_minute) == 'number'
+        and type(limits.per_day) == 'number' and type(limits.inflight) == 'number' then
+      per_minute, per_day, inflight = limits.per_minute, limits.per_day, limits.inflight
+    else
+      unreadable = 1
+    end
   end
-  local window = tonumber(ARGV[7])
+  local window = tonumber(ARGV[6])
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
-  if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[8]) then
+  if redis.call('ZCARD', KEYS[3]) >= per_minute then
     local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
     local at = now
     if oldest[2] then at = tonumber(oldest[2]) + window end
-    return {{1, at}}
+    return {{1, at, unreadable, per_minute}}
   end
-  if tonumber(redis.call('GET', KEYS[4]) or '0') + tonumber(ARGV[16]) > tonumber(ARGV[9]) then
-    return {{2, 0}}
+  if tonumber(redis.call('GET', KEYS[4]) or '0') + tonumber(ARGV[15]) > per_day then
+    return {{2, 0, unreadable, per_day}}
+  end
+  local backlog = tonumber(ARGV[16])
+  if backlog > 0 then
+    local waiting = 0
+    for i = 1, n do waiting = waiting + redis.call('LLEN', KEYS[10 + i]) end
+    if waiting >= backlog then
+      return {{8, waiting, unreadable, backlog}}
+    end
   end
 end
 local live = 0
 local stale = {{}}
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local status = redis.call('HGET', ARGV[15] .. member, '{F.STATUS}')
+  local status = redis.call('HGET', ARGV[14] .. member, '{F.STATUS}')
   if (not status) or {lua_is_terminal("status")} then
     stale[#stale + 1] = member
   else
     live = live + 1
   end
 end
-if live >= tonumber(ARGV[10]) then
-  return {{3, 0}}
+if live >= inflight then
+  return {{3, 0, unreadable, inflight}}
+end
+local kind = redis.call('TYPE', KEYS[own])['ok']
+if kind ~= 'none' and kind ~= 'list' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[own] .. ' is a ' .. kind .. ', not a list: nothing admitted')
 end
 if checked then
   redis.call('ZADD', KEYS[3], now, ARGV[1])
-  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[11]) * 1000)
-  redis.call('INCRBY', KEYS[4], tonumber(ARGV[16]))
-  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[12]))
+  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[10]) * 1000)
+  redis.call('INCRBY', KEYS[4], tonumber(ARGV[15]))
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[11]))
 end
 if #stale > 0 then
   redis.call('SREM', KEYS[2], unpack(stale))
 end
 redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[13]))
-redis.call('HSET', KEYS[1], unpack(ARGV, 17, #ARGV))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[14]))
-return {{0, #stale}}
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[12]))
+local r = tonumber(ARGV[19])
+redis.call('HSET', KEYS[1], unpack(ARGV, 20, 19 + r))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[13]))
+redis.call('HSET', KEYS[8], unpack(ARGV, 20 + r, #ARGV))
+redis.call('SADD', KEYS[9], KEYS[own])
+redis.call('RPUSH', KEYS[own], ARGV[1])
+return placement(0, #stale, unreadable)
 """
 
 
@@ -118,28 +152,30 @@ class _Code(IntEnum):
     INFLIGHT = 3
     BANNED = 4
     MAINTENANCE = 5
-    LIMITS_CHANGED = 6
     EXISTS = 7
+    BACKLOG = 8
 
 
 # --- what one admission checks ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Rates:
-    """The per-user checks: not banned, no maintenance, and these rates."""
+    """The per-user checks: not banned, no maintenance, these rates (a user's custom limits, stored by
+    /limits, replace them in the script) and the family's backlog."""
 
     per_minute: int
     per_day: int
-    custom_limits: bytes | str | None = None
-    """The stored custom-limits JSON these rates were validated from; None: none stored (defaults)."""
     weight: int = 1
     """Requests of the day's quota this job counts for: an animation by its frames
-    (contract.animation.quota_weight), anything else one. The per-minute rate counts requests."""
+    (contract.modes: its description's quota weight), anything else one. The per-minute rate counts
+    requests."""
+    backlog: int = 0
+    """Refuse while this many jobs wait in the job's family's queues; 0: no cap."""
 
 
 @dataclass(frozen=True)
 class Rules:
     """The rules of one admission: the in-flight cap always; ``rates`` for everyone but admins
-    (and the bare queue of tests and benches), who skip bans, maintenance and rates."""
+    (and the bare queue of tests and benches), who skip bans, maintenance, rates and the backlog."""
 
     inflight: int
     rates: Rates | None = None
@@ -190,16 +226,17 @@ class InFlight:
     reason: ClassVar[str] = "inflight"
 
 
-Refusal = Banned | Maintenance | PerMinute | PerDay | InFlight
-"""Why a job was not admitted; ``reason`` is its metrics label. Nothing was counted or written."""
-
-
 @dataclass(frozen=True)
-class LimitsChanged:
-    """The stored custom limits are not the ones the rules came from: validate ``raw``, ask again."""
+class Backlog:
+    """``waiting`` jobs wait for the job's model family already, ``limit`` or more: come back later."""
 
-    raw: bytes | None
-    """The JSON stored now; None when there are none (the defaults apply)."""
+    limit: int
+    waiting: int
+    reason: ClassVar[str] = "backlog"
+
+
+Refusal = Banned | Maintenance | PerMinute | PerDay | InFlight | Backlog
+"""Why a job was not admitted; ``reason`` is its metrics label. Nothing was counted or written."""
 
 
 # --- the script call ----------------------------------------------------------------------------
@@ -208,23 +245,12 @@ def next_utc_midnight(now: float) -> float:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
 
 
-def _expected(rates: Rates | None) -> bytes | str:
-    raw = rates.custom_limits if rates is not None else None
-    if raw is None:
-        return NO_CUSTOM_LIMITS
-    return b"1" + raw if isinstance(raw, bytes) else "1" + raw
-
-
 @dataclass(frozen=True)
 class AdmitCall:
     """One admission script call for one job: its keys and arguments, built in one place."""
 
     keys: list[str]
     args: list[bytes | str | int]
-    counted: bool
-    """Whether an admitted call counts against the rates (what a refund must give back)."""
-    weight: int = 1
-    """What it added to the day counter when counted."""
 
     @property
     def record_key(self) -> str:
@@ -243,49 +269,85 @@ class AdmitCall:
         return self.keys[3]
 
 
-def admit_call(spec: JobSpec, rules: Rules, *, created: str, now: float,
-               record: dict[str, str | int]) -> AdmitCall:
+def _pairs(mapping: Mapping[str, object]) -> list[bytes | str]:
+    """A hash's field/value pairs as script arguments: bytes as they are, enums by value."""
+    out: list[bytes | str] = []
+    for field_name, value in mapping.items():
+        if value is None:
+            continue
+        out.append(field_name)
+        if isinstance(value, bytes):
+            out.append(value)
+        elif isinstance(value, Enum):
+            out.append(str(value.value))
+        else:
+            out.append(str(value))
+    return out
+
+
+def admit_call(spec: JobSpec, rules: Rules, *, created: str, now: float, record: Mapping[str, object],
+               queue: str, line: tuple[str, ...], rq_job: Mapping[str, object]) -> AdmitCall:
     """The script call admitting ``spec``; ``created`` is the record's created-at text (what makes
-    a re-sent call recognisable), ``now`` the time the rates are counted at."""
+    a re-sent call recognisable), ``now`` the time the rates are counted at. ``queue`` is the RQ queue
+    it goes to, ``line`` the queues it waits in line with (its own among them) and ``rq_job`` the
+    hash RQ's Job makes of it (``Job.to_dict``)."""
     rates = rules.rates
     weight = rates.weight if rates is not None else 1
     if weight < 1:
         raise ValueError(f"a job counts for at least one request, not {weight}")
+    if queue not in line:
+        raise ValueError(f"queue {queue} is not in its line {line}")
     user = spec.user_id
     script_keys = [keys.job(spec.job_id), keys.inflight(user), keys.quota_minute(user),
                    keys.quota_day(user, utc_day(now)), keys.BANNED, keys.MAINTENANCE,
-                   keys.quota_limits(user)]
+                   keys.quota_limits(user), keys.rq_job(spec.job_id), keys.RQ_QUEUES, keys.DURATIONS,
+                   *(keys.rq_queue(name) for name in line), *(keys.rq_workers(name) for name in line)]
+    record_items = _pairs(record)
     args: list[bytes | str | int] = [
-        spec.job_id, created, str(user), "1" if rates is not None else "0", _expected(rates),
+        spec.job_id, created, str(user), "1" if rates is not None else "0",
         int(now * 1000), keys.QUOTA_WINDOW_S * 1000,
         rates.per_minute if rates is not None else 0, rates.per_day if rates is not None else 0,
         rules.inflight, keys.QUOTA_MINUTE_TTL, keys.QUOTA_DAY_TTL, keys.INFLIGHT_TTL, keys.JOB_RECORD_TTL,
-        keys.job(""), weight, *(item for pair in record.items() for item in pair),
+        keys.job(""), weight, rates.backlog if rates is not None else 0, len(line), line.index(queue) + 1,
+        len(record_items), *record_items, *_pairs(rq_job),
     ]
-    return AdmitCall(keys=script_keys, args=args, counted=rates is not None, weight=weight)
+    return AdmitCall(keys=script_keys, args=args)
 
 
-def read_reply(reply: list[object], spec: JobSpec, rules: Rules,
-               now: float) -> Refusal | LimitsChanged | None:
-    """The script's reply as a value: None when admitted; a reused job id is a programming error."""
+@dataclass(frozen=True)
+class Reply:
+    """The script's answer: a refusal, or the admitted job's placement reads."""
+
+    refusal: Refusal | None
+    unreadable_limits: bool
+    """The user's stored custom limits did not read as numbers: the defaults applied."""
+    placement: list[object]
+    """Admitted: LPOS in its queue, each line queue's length, the recent durations, each queue's
+    worker count (bot.queue.client reads them as the position and the wait)."""
+
+
+def read_reply(reply: list[object], spec: JobSpec, rules: Rules, now: float) -> Reply:
+    """The script's reply as a value; a reused job id is a programming error."""
     code, extra = int(str(reply[0])), reply[1]
+    unreadable = bool(int(str(reply[2])))
     if code == _Code.ADMITTED:
-        return None
+        return Reply(None, unreadable, list(reply[3:]))
     if code == _Code.EXISTS:
         raise ValueError(f"job {spec.job_id} already exists; build a new JobSpec for a new job")
+    limit = int(str(reply[3])) if len(reply) > 3 else 0  # the limit that refused (custom ones included)
+    refusal: Refusal
     if code == _Code.INFLIGHT:
-        return InFlight(rules.inflight)
-    if code == _Code.BANNED:
-        return Banned()
-    if code == _Code.MAINTENANCE:
-        return Maintenance()
-    if code == _Code.LIMITS_CHANGED:  # Lua's false (no key) arrives as None
-        return LimitsChanged(extra if isinstance(extra, bytes) else None)
-    rates = rules.rates
-    if rates is None:
-        raise ValueError(f"admission script refused on rates ({code}) that were not checked")
-    if code == _Code.PER_MINUTE:
-        return PerMinute(rates.per_minute, int(str(extra)) / 1000)
-    if code == _Code.PER_DAY:
-        return PerDay(rates.per_day, next_utc_midnight(now), rates.weight)
-    raise ValueError(f"unknown admission script reply {code}")
+        refusal = InFlight(limit)
+    elif code == _Code.BANNED:
+        refusal = Banned()
+    elif code == _Code.MAINTENANCE:
+        refusal = Maintenance()
+    elif code == _Code.PER_MINUTE:
+        refusal = PerMinute(limit, int(str(extra)) / 1000)
+    elif code == _Code.PER_DAY:
+        refusal = PerDay(limit, next_utc_midnight(now), rules.rates.weight if rules.rates else 1)
+    elif code == _Code.BACKLOG:
+        refusal = Backlog(limit, int(str(extra)))
+    else:
+        raise ValueError(f"unknown admission script reply {code}")
+    return Reply(refusal, unreadable, [])

@@ -2,8 +2,9 @@
 
 Counted where a request really becomes a job, so a multi-step dialog (two photos, then
 weights) counts once, and the "again" and "variations" buttons count like typed requests.
-Bans, maintenance, the per-minute and per-day rates and the jobs in flight are all decided by
-one atomic script call (bot.queue.gate), which also writes the job's record; the answer is a
+Bans, maintenance, the per-minute and per-day rates (a user's custom limits included), the
+family's backlog and the jobs in flight are all decided by one atomic script call
+(bot.queue.gate), which also writes the job's record and queues it; the answer is a
 value — the :class:`~bot.queue.Submission`, or one :data:`~bot.queue.Refusal` per limit — that
 :func:`refusal_text` turns into the user's message.
 """
@@ -19,10 +20,10 @@ from typing import assert_never
 
 from bot.infra.metrics import BotMetrics
 from bot.queue import (
+    Backlog,
     Banned,
     InFlight,
     JobQueue,
-    LimitsChanged,
     Maintenance,
     PerDay,
     PerMinute,
@@ -32,6 +33,7 @@ from bot.queue import (
     Submission,
 )
 from bot.services.quotas import QuotaService
+from contract.queue import DEFAULT_MAX_BACKLOG
 from contract.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -39,11 +41,6 @@ log = logging.getLogger(__name__)
 DEFAULT_FRAMES_PER_REQUEST = 12
 """An animation counts one request of the daily quota per this many frames begun: a second at
 12 fps, so a 4 s animation is four requests (ANIMATION_FRAMES_PER_REQUEST changes it)."""
-
-MAX_LIMITS_PASSES = 5
-"""The script asks again only when an admin changed the user's custom limits in between; five
-changes within milliseconds would be an admin script gone wild, not a reason to loop forever."""
-
 
 class Admission:
     """Admits (and records and enqueues) new jobs, or refuses them, for every handler.
@@ -53,42 +50,33 @@ class Admission:
 
     def __init__(self, queue: JobQueue, quotas: QuotaService, *, admin_inflight: int,
                  metrics: BotMetrics | None = None,
-                 frames_per_request: int = DEFAULT_FRAMES_PER_REQUEST) -> None:
+                 frames_per_request: int = DEFAULT_FRAMES_PER_REQUEST,
+                 max_backlog: int = DEFAULT_MAX_BACKLOG) -> None:
         self.queue = queue
         self.frames_per_request = frames_per_request
         self.quotas = quotas
         self.admin_inflight = admin_inflight
         self.metrics = metrics
+        self.max_backlog = max_backlog
 
     async def admit_and_record(self, spec: JobSpec, *, now: float | None = None) -> Submission | Refusal:
-        """One script call decides every limit and, if they all allow it, writes and queues the job.
-
-        A user with custom limits takes a second call (their JSON is validated here, by pydantic,
-        then the script checks it is still the one stored). ``now`` moves the rate clock (tests).
-        """
-        outcome: Submission | Refusal | LimitsChanged
+        """One script call decides every limit and, if they all allow it, records and queues the job.
+        A user's custom limits are read there too (``/limits`` validated them when it stored them).
+        ``now`` moves the rate clock (tests)."""
         if self.quotas.is_admin(spec.user_id):
-            admin_rules = Rules(inflight=self.admin_inflight)
-            outcome = await self.queue.admit(spec, admin_rules, is_admin=True, now=now)
+            rules = Rules(inflight=self.admin_inflight)
+            outcome = await self.queue.admit(spec, rules, is_admin=True, now=now)
         else:
-            limits, raw = self.quotas.default_limits, None
-            for _ in range(MAX_LIMITS_PASSES):
-                rules = Rules(inflight=limits.inflight,
-                              rates=Rates(per_minute=limits.per_minute, per_day=limits.per_day,
-                                          custom_limits=raw,
-                                          weight=spec.quota_weight(self.frames_per_request)))
-                outcome = await self.queue.admit(spec, rules, now=now)
-                if not isinstance(outcome, LimitsChanged):
-                    break
-                raw = outcome.raw
-                limits = self.quotas.parse_limits(spec.user_id, raw)
-            else:
-                raise RuntimeError(f"user {spec.user_id}: custom limits kept changing during admission")
+            limits = self.quotas.default_limits
+            rules = Rules(inflight=limits.inflight,
+                          rates=Rates(per_minute=limits.per_minute, per_day=limits.per_day,
+                                      weight=spec.quota_weight(self.frames_per_request),
+                                      backlog=self.max_backlog))
+            outcome = await self.queue.admit(spec, rules, now=now)
         if isinstance(outcome, Submission):
             if self.metrics is not None:
                 self.metrics.jobs_submitted.labels(spec.mode.value).inc()
             return outcome
-        assert not isinstance(outcome, LimitsChanged)
         log.info("job refused for user %s in chat %s: %s", spec.user_id, spec.chat_id, outcome.reason)
         if self.metrics is not None:
             self.metrics.requests_refused.labels(outcome.reason).inc()
@@ -105,6 +93,8 @@ def refusal_text(t: Callable[..., str], refusal: Refusal, now: float | None = No
             return t("quota-maintenance")
         case InFlight(limit=limit):
             return t("quota-inflight", limit=limit)
+        case Backlog(waiting=waiting):
+            return t("quota-backlog", waiting=waiting)
         case PerDay(limit=limit, retry_at=retry_at, weight=weight) if weight > 1:
             return t("quota-per-day-weighted", limit=limit, weight=weight, time=_clock(retry_at))
         case PerDay(limit=limit, retry_at=retry_at):

@@ -6,6 +6,8 @@ import inspect
 
 import redis
 from rq import Queue
+from rq.job import Job
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from contract import keys
 
@@ -14,6 +16,9 @@ def test_rq_queue_key_is_rqs_own() -> None:
     """The bot counts and searches RQ's queue lists directly: the name must be the one RQ writes."""
     assert Queue.redis_queue_namespace_prefix == keys.RQ_QUEUE_PREFIX
     assert keys.rq_queue("kb-default") == Queue("kb-default", connection=redis.Redis()).key  # not connected
+    assert Queue.redis_queues_keys == keys.RQ_QUEUES
+    assert keys.rq_job("abc") == Job.key_for("abc")
+    assert keys.rq_workers("kb-default") == WORKERS_BY_QUEUE_KEY % "kb-default"
 
 
 def test_every_key_of_ours_is_under_the_prefix() -> None:
@@ -27,6 +32,6 @@ def test_every_key_of_ours_is_under_the_prefix() -> None:
             built.append(value(*args))
         elif isinstance(value, str) and ":" in value:
             built.append(value)
-    ours = [k for k in built if not k.startswith(keys.RQ_QUEUE_PREFIX)]
+    ours = [k for k in built if not k.startswith("rq:")]
     assert len(ours) > 30
     assert all(k.startswith(f"{keys.PREFIX}:") for k in ours), [k for k in ours if not k.startswith("kb:")]

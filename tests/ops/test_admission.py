@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from bot.infra.metrics import BotMetrics
 from bot.queue import (
+    Backlog,
     Banned,
     InFlight,
     JobQueue,
@@ -60,12 +61,13 @@ async def make_gate(aredis: Redis) -> AsyncIterator[MakeGate]:
     queues: list[JobQueue] = []
 
     def make(limits: Limits, *, client: Redis | None = None, admin_inflight: int = 10,
-             metrics: BotMetrics | None = None) -> Admission:
+             metrics: BotMetrics | None = None, max_backlog: int = 1000) -> Admission:
         redis = client or aredis
         queue = JobQueue(redis, QueueSettings())
         queues.append(queue)
         quotas = QuotaService(redis, frozenset({ADMIN}), limits)
-        return Admission(queue, quotas, admin_inflight=admin_inflight, metrics=metrics)
+        return Admission(queue, quotas, admin_inflight=admin_inflight, metrics=metrics,
+                         max_backlog=max_backlog)
 
     yield make
     for queue in queues:
@@ -185,7 +187,7 @@ async def test_admins_skip_bans_maintenance_and_rates_but_have_their_own_in_flig
     assert isinstance(refused, PerMinute) and refused.limit == 0
 
 
-async def test_custom_limits_are_validated_and_rechecked_in_the_script(
+async def test_custom_limits_apply_in_the_script_and_unreadable_ones_fall_back_to_the_defaults(
     make_gate: MakeGate, aredis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     gate = make_gate(Limits(per_minute=2, per_day=100, inflight=100))
@@ -211,11 +213,28 @@ async def test_custom_limits_are_validated_and_rechecked_in_the_script(
     assert isinstance(defaults, PerMinute) and defaults.limit == 2  # the defaults apply
 
 
-async def test_everything_is_taken_back_when_rq_cannot_enqueue(make_gate: MakeGate, aredis: Redis) -> None:
+async def test_a_full_backlog_refuses_new_requests_but_not_admins(make_gate: MakeGate, aredis: Redis) -> None:
+    """Three jobs wait for the family (no worker here): the fourth user request is refused, counted
+    nowhere, with a message that says why; an admin's still goes (to the admins' queue)."""
+    gate = make_gate(Limits(per_minute=100, per_day=100, inflight=100), max_backlog=3)
+    for _ in range(3):
+        assert isinstance(await gate.admit_and_record(spec_for(), now=T0), Submission)
+    before = await gate.quotas.usage(USER, now=T0)
+    refused = await gate.admit_and_record(spec_for(), now=T0)
+    assert refused == Backlog(limit=3, waiting=3)
+    assert await gate.quotas.usage(USER, now=T0) == before
+    assert await aredis.llen(keys.rq_queue(DEFAULT_QUEUE)) == 3
+    assert "3 requests are waiting" in refusal_text(I18n().translator("en"), refused)
+    assert isinstance(await gate.admit_and_record(spec_for(ADMIN), now=T0), Submission)
+
+
+async def test_nothing_is_admitted_when_the_queue_cannot_take_the_job(make_gate: MakeGate,
+                                                                      aredis: Redis) -> None:
+    """One script writes everything or nothing: there is no later step to fail and no refund."""
     gate = make_gate(Limits(per_minute=10, per_day=100, inflight=100))
     assert isinstance(await gate.admit_and_record(spec_for(), now=T0), Submission)
     before = await gate.quotas.usage(USER, now=T0)
-    # A queue key of the wrong type: RQ's push fails inside its MULTI, as a real Redis error.
+    # A queue key of the wrong type: the script refuses to write anything, as a real Redis error.
     await aredis.delete(f"rq:queue:{DEFAULT_QUEUE}")
     await aredis.set(f"rq:queue:{DEFAULT_QUEUE}", "not a list")
     failing = spec_for()

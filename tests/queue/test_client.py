@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 import redis.asyncio as aioredis
-from rq import Queue
+from rq import Queue, Retry
 from rq.job import Job
+from rq.job import JobStatus as RQStatus
 
 from bot.queue import CancelOutcome, JobQueue, JobStatus, QueueSettings, Rates, Rules, TooManyJobs
 from bot.queue.gate import admit_call, read_reply
@@ -158,15 +159,48 @@ async def test_a_retried_submit_script_call_is_not_a_duplicate(
     spec = new_spec()
     created, now = "1800000000.5", 1_800_000_000.5
     rules = Rules(inflight=2, rates=Rates(per_minute=5, per_day=10))
-    call = admit_call(spec, rules, created=created, now=now, record={F.STATUS: "queued", F.CREATED: created})
-    assert [int(x) for x in await queue._admit(keys=call.keys, args=call.args)] == [0, 0]
-    assert [int(x) for x in await queue._admit(keys=call.keys, args=call.args)] == [0, 0]
+    place = {"queue": DEFAULT_QUEUE, "line": (HIGH_QUEUE, DEFAULT_QUEUE),
+             "rq_job": queue._rq_job(DEFAULT_QUEUE, spec)}
+    call = admit_call(spec, rules, created=created, now=now, record={F.STATUS: "queued", F.CREATED: created},
+                      **place)
+    first = read_reply(await queue._admit(keys=call.keys, args=call.args), spec, rules, now)
+    again = read_reply(await queue._admit(keys=call.keys, args=call.args), spec, rules, now)
+    assert first.refusal is None and again.refusal is None
+    assert first.placement[0] == again.placement[0] == 0  # first in its queue, and pushed once
+    assert sync_client.llen(keys.rq_queue(DEFAULT_QUEUE)) == 1
     assert sync_client.zcard(call.minute_key) == 1 and sync_client.get(call.day_key) == b"1"
     other = admit_call(spec, rules, created="1800000000.6", now=now,
-                       record={F.STATUS: "queued", F.CREATED: "1800000000.6"})
+                       record={F.STATUS: "queued", F.CREATED: "1800000000.6"}, **place)
     with pytest.raises(ValueError, match="already exists"):
         read_reply(await queue._admit(keys=other.keys, args=other.args), spec, rules, now)
     assert sync_client.zcard(call.minute_key) == 1 and await queue.user_jobs(spec.user_id) == [spec.job_id]
+
+
+async def test_the_admission_script_writes_the_job_rq_would_write(
+    queue: JobQueue, sync_client: redis.Redis
+) -> None:
+    """The hash the script writes is RQ's own (Job.to_dict), so RQ's workers, registries and Job.fetch
+    read it as theirs: the same fields as RQ's enqueue, and the job where RQ's enqueue puts it."""
+    admitted = new_spec()
+    await queue.submit(admitted)
+    ours = sync_client.hgetall(keys.rq_job(admitted.job_id))
+    plain = new_spec()
+    settings = queue._settings
+    Queue(DEFAULT_QUEUE, connection=sync_client).enqueue_call(
+        RUN_JOB_FUNC, args=(plain.job_id,), job_id=plain.job_id, description=f"run_job {plain.job_id}",
+        timeout=plain.job_timeout_s(settings.job_timeout_s), result_ttl=settings.rq_result_ttl,
+        failure_ttl=settings.rq_failure_ttl, retry=Retry(max=settings.max_retries))
+    theirs = sync_client.hgetall(keys.rq_job(plain.job_id))
+    assert set(ours) == set(theirs) - {b"redis_server_version"}
+    stamps = {b"created_at", b"enqueued_at", b"data", b"description"}
+    assert {k: v for k, v in ours.items() if k not in stamps} == {
+        k: v for k, v in theirs.items() if k not in stamps | {b"redis_server_version"}}
+    job = Job.fetch(admitted.job_id, connection=sync_client)
+    assert job.get_status() == RQStatus.QUEUED and job.args == (admitted.job_id,)
+    assert job.origin == DEFAULT_QUEUE
+    assert sync_client.lrange(keys.rq_queue(DEFAULT_QUEUE), 0, -1) == [admitted.job_id.encode(),
+                                                                       plain.job_id.encode()]
+    assert keys.rq_queue(DEFAULT_QUEUE).encode() in sync_client.smembers(keys.RQ_QUEUES)
 
 
 async def test_cancel_a_queued_job_removes_it_and_sends_one_cancelled_event(

@@ -178,6 +178,7 @@ quota-banned = You cannot use this bot.
 quota-maintenance = 🛠 The bot is under maintenance right now, new requests are paused. Jobs already running will finish. Please try again a little later.
 quota-per-minute = ⏳ Too many requests: { $limit } per minute. Next free slot at { $time } UTC (in { $seconds } s).
 quota-per-day = ⏳ You have used all { $limit } requests for today. Next free slot at { $time } UTC.
+quota-backlog = 🚦 The queue for this model is full right now ({ $waiting } requests are waiting). Please try again in a few minutes; nothing was counted.
 quota-inflight = ⏳ You already have { $limit } jobs in progress. Send the next request when one of them is done.
 
 ## Sticker packs (issue 5)
