@@ -29,11 +29,13 @@ if TYPE_CHECKING:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The reliability files first (the longest unit of work, below), then the other files with a long
-    scenario (``@pytest.mark.slow``): xdist hands out the units in this order (``make test`` turns
-    off its reordering by test count), so the long ones start at once instead of ending the run."""
+    """The reliability files first, the demo after them (together the longest unit of work, below),
+    then the other files with a long scenario (``@pytest.mark.slow``): xdist hands out the units in
+    this order (``make test`` turns off its reordering by test count), so the long ones start at once
+    instead of ending the run."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: (not item.nodeid.startswith(SHARED_STACK_SCOPE),
+                                 not item.nodeid.startswith(SERIAL_SCENARIOS),
                                  item.path not in slow_files))  # stable: each file keeps its order
 
 
@@ -41,18 +43,22 @@ SHARED_STACK_SCOPE = "tests/reliability/"
 """Its files share one process's stack (a redis-server, a worker zygote, two workers) and run in one
 xdist process, one after another: spread over the processes they started that stack once each,
 and their kill and load scenarios overlapped and took each other's cores."""
+SERIAL_SCENARIOS = (SHARED_STACK_SCOPE, "tests/devkit/test_demo.py")
+"""Whole-stack scenarios run one after another in that one process: the offline demo (every mode
+through its own bot, worker and Bot API server) took 70 s when it started beside the reliability
+stack, 43 s when it did not."""
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadfile`` with the reliability files as one unit of work."""
+    """``--dist loadfile`` with the reliability files and the demo as one unit of work."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
 
     class SharedStackScheduling(LoadFileScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            if nodeid.startswith(SHARED_STACK_SCOPE):
+            if nodeid.startswith(SERIAL_SCENARIOS):
                 return SHARED_STACK_SCOPE
             return str(super()._split_scope(nodeid))
 

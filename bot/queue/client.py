@@ -26,10 +26,15 @@ from rq.utils import now as rq_now
 
 from bot.queue.gate import (
     ADMIT_LUA,
+    ADMIT_QUICK_LUA,
+    Banned,
     InFlight,
+    Maintenance,
     Refusal,
     Rules,
     admit_call,
+    admit_quick_call,
+    read_quick_reply,
     read_reply,
 )
 from contract import keys, redisconn
@@ -200,6 +205,7 @@ class JobQueue:
         self._queues = {name: Queue(name, connection=self._sync) for name in (QUICK_QUEUE, *QUEUES_IN_ORDER)}
         self._finish = self._redis.register_script(FINISH_SCRIPT)
         self._admit = self._redis.register_script(ADMIT_LUA)
+        self._admit_quick = self._redis.register_script(ADMIT_QUICK_LUA)
         self._owns_client = False
 
     @classmethod
@@ -296,16 +302,26 @@ class JobQueue:
             raise TooManyJobs(outcome.limit)
         raise AssertionError(f"the in-flight-only rules refused with {outcome!r}")
 
-    async def enqueue_quick(self, func: str, job_id: str, *, timeout_s: int) -> None:
-        """A short job that needs no job record (a voice message's transcription) on the quick queue:
-        every worker, whatever families it holds, takes it before any waiting generation; no retries."""
-        await asyncio.to_thread(
-            self._queues[QUICK_QUEUE].enqueue_call, func, args=(job_id,), job_id=job_id,
-            description=f"{func.rsplit('.', 1)[-1]} {job_id}", timeout=timeout_s,
-            result_ttl=self._settings.rq_result_ttl, failure_ttl=self._settings.rq_failure_ttl,
+    async def admit_quick(self, func: str, job_id: str, *, user_id: int, checked: bool, blob_key: str,
+                          blob: bytes, blob_ttl: int, record_key: str, record: dict[str, object],
+                          record_ttl: int, timeout_s: int) -> Banned | Maintenance | None:
+        """A short job with its own record (a voice message's transcription) on the quick queue, admitted
+        in one script call (bot.queue.gate.ADMIT_QUICK_LUA): refused for a banned user or during
+        maintenance (``checked``: not an admin), else its input, record and RQ job written and queued.
+        Every worker, whatever families it holds, takes it before any waiting generation; no retries."""
+        job = self._queues[QUICK_QUEUE].create_job(
+            func, args=(job_id,), job_id=job_id, description=f"{func.rsplit('.', 1)[-1]} {job_id}",
+            timeout=timeout_s, result_ttl=self._settings.rq_result_ttl,
+            failure_ttl=self._settings.rq_failure_ttl,
         )
-        if self._target is not None:
+        job.enqueued_at = rq_now()
+        call = admit_quick_call(job_id, user_id=user_id, checked=checked, queue=QUICK_QUEUE,
+                                blob_key=blob_key, blob=blob, blob_ttl=blob_ttl, record_key=record_key,
+                                record=record, record_ttl=record_ttl, rq_job=job.to_dict())
+        refusal = read_quick_reply(await self._admit_quick(keys=call.keys, args=call.args))
+        if refusal is None and self._target is not None:
             await redisconn.replicate(self._redis, self._target, job_id)
+        return refusal
 
     # --- lookups --------------------------------------------------------------------------------
 

@@ -143,6 +143,38 @@ return placement(0, #stale, unreadable)
 """
 
 
+# KEYS: 1 banned set, 2 maintenance flag, 3 input blob, 4 the job's own record, 5 RQ job hash,
+#       6 RQ's set of queues, 7 the quick queue
+# ARGV: 1 job id, 2 user id, 3 "1" to check the ban and maintenance ("0": an admin's), 4 blob TTL (s),
+#       5 record TTL (s), 6 the blob, 7 r = items of the record's field/value pairs, then the
+#       record's pairs (r items), then the RQ job hash's pairs
+# A quick job (a voice message's transcription) has no quota of its own: the bot lets a user have
+# one at a time (keys.voice_busy) before it downloads anything. Returns {code}: ADMITTED, BANNED or
+# MAINTENANCE (see _Code).
+ADMIT_QUICK_LUA = """
+if ARGV[3] == '1' then
+  if redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 1 then
+    return {4}
+  end
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    return {5}
+  end
+end
+local kind = redis.call('TYPE', KEYS[7])['ok']
+if kind ~= 'none' and kind ~= 'list' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[7] .. ' is a ' .. kind .. ', not a list: nothing admitted')
+end
+redis.call('SET', KEYS[3], ARGV[6], 'EX', tonumber(ARGV[4]))
+local r = tonumber(ARGV[7])
+redis.call('HSET', KEYS[4], unpack(ARGV, 8, 7 + r))
+redis.call('EXPIRE', KEYS[4], tonumber(ARGV[5]))
+redis.call('HSET', KEYS[5], unpack(ARGV, 8 + r, #ARGV))
+redis.call('SADD', KEYS[6], KEYS[7])
+redis.call('RPUSH', KEYS[7], ARGV[1])
+return {0}
+"""
+
+
 class _Code(IntEnum):
     """What the admission script answers (its first reply)."""
 
@@ -351,3 +383,27 @@ def read_reply(reply: list[object], spec: JobSpec, rules: Rules, now: float) -> 
     else:
         raise ValueError(f"unknown admission script reply {code}")
     return Reply(refusal, unreadable, [])
+
+
+def admit_quick_call(job_id: str, *, user_id: int, checked: bool, queue: str, blob_key: str, blob: bytes,
+                     blob_ttl: int, record_key: str, record: Mapping[str, object], record_ttl: int,
+                     rq_job: Mapping[str, object]) -> AdmitCall:
+    """The script call admitting a quick job (ADMIT_QUICK_LUA): its input, its record and RQ's job."""
+    record_items = _pairs(record)
+    return AdmitCall(
+        keys=[keys.BANNED, keys.MAINTENANCE, blob_key, record_key, keys.rq_job(job_id), keys.RQ_QUEUES,
+              keys.rq_queue(queue)],
+        args=[job_id, str(user_id), "1" if checked else "0", blob_ttl, record_ttl, blob, len(record_items),
+              *record_items, *_pairs(rq_job)],
+    )
+
+
+def read_quick_reply(reply: list[object]) -> Banned | Maintenance | None:
+    code = int(str(reply[0]))
+    if code == _Code.ADMITTED:
+        return None
+    if code == _Code.BANNED:
+        return Banned()
+    if code == _Code.MAINTENANCE:
+        return Maintenance()
+    raise ValueError(f"unknown quick admission reply {code}")

@@ -25,6 +25,7 @@ from aiogram.types import CallbackQuery, Message
 from bot.routers import image_modes
 from bot.routers.results import owned_record
 from bot.services import Services, refuse, reply_to
+from bot.services.admission import refusal_text
 from bot.services.inputs import InputError, check_file_size, validate_prompt
 from bot.services.jobs import Requester, download_image
 from bot.services.user_settings import UserSettings
@@ -99,9 +100,14 @@ async def got_voice(message: Message, voice: VoiceRef, voice_mode: ModeDescripti
         if not audio:
             raise InputError("voice-empty")
         status = await message.answer(t("voice-listening"), reply_parameters=reply_to(message.message_id))
-        await services.voice.start(audio=audio, user_id=user_id, chat_id=message.chat.id, locale=locale,
-                                   mode=voice_mode.mode.value, reply_to=message.message_id,
-                                   status_message=status.message_id)
+        started = await services.voice.start(audio=audio, user_id=user_id, chat_id=message.chat.id,
+                                             locale=locale, mode=voice_mode.mode.value,
+                                             reply_to=message.message_id, status_message=status.message_id,
+                                             checked=not services.quotas.is_admin(user_id))
+        if not isinstance(started, str):  # refused (maintenance, a ban): the "listening" message says why
+            await services.voice.release(user_id)
+            await bot.edit_message_text(refusal_text(t, started), chat_id=status.chat.id,
+                                        message_id=status.message_id)
     except InputError as err:
         await services.voice.release(user_id)
         await refuse(message, t, err)

@@ -1,7 +1,8 @@
 """Voice messages as prompts: a recording becomes a transcription job, its words a confirmed prompt.
 
-The bot downloads the recording, stores it as a short-lived blob, writes the transcription record
-(``keys.voice``: who, where, for which mode) and enqueues the worker's transcription job on the
+The bot downloads the recording; one admission script call (bot.queue.gate.ADMIT_QUICK_LUA) refuses
+a banned user or maintenance, or stores it as a short-lived blob, writes the transcription record
+(``keys.voice``: who, where, for which mode) and queues the worker's transcription job on the
 quick queue every worker serves first (contract.language.TRANSCRIBE_FUNC). The worker answers with one
 ``TranscribedEvent``; :meth:`VoiceService.deliver` turns the "listening" message into "I heard: …"
 with buttons (draw it, edit the text, cancel) or into the reason there are no words. Nothing is
@@ -21,7 +22,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from redis.asyncio import Redis
 
-from bot.queue import JobQueue
+from bot.queue import JobQueue, Refusal
 from bot.ui import keyboards
 from bot.ui.i18n import I18n
 from contract import keys
@@ -75,27 +76,25 @@ class VoiceService:
         await self._redis.delete(keys.voice_busy(user_id))
 
     async def start(self, *, audio: bytes, user_id: int, chat_id: int, locale: str, mode: str,
-                    reply_to: int | None, status_message: int) -> str:
-        """Store the recording and its record, then queue the transcription; returns its id."""
+                    reply_to: int | None, status_message: int, checked: bool = True) -> str | Refusal:
+        """Admit the transcription in one script call (the recording, its record and the quick job),
+        or refuse it (a ban, maintenance; ``checked`` False: an admin's); returns its id."""
         if not audio:
             raise ValueError("refusing to transcribe an empty recording")
         voice_id = "v" + secrets.token_hex(8)
         blob = keys.blob(f"voice-{voice_id}")
-        record: dict[Any, Any] = {
+        record: dict[str, object] = {
             "user_id": user_id, "chat_id": chat_id, "locale": locale, "mode": mode,
             "reply_to": reply_to or 0, "status_message": status_message, "blob": blob,
             "status": "queued", "created_at": repr(time.time()),
         }
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(blob, audio, ex=keys.VOICE_BLOB_TTL)
-            pipe.hset(keys.voice(voice_id), mapping=record)
-            pipe.expire(keys.voice(voice_id), keys.VOICE_TTL)
-            await pipe.execute()
-        try:
-            await self._queue.enqueue_quick(TRANSCRIBE_FUNC, voice_id, timeout_s=TRANSCRIBE_TIMEOUT_S)
-        except Exception:
-            await self._redis.delete(blob, keys.voice(voice_id))
-            raise
+        refused = await self._queue.admit_quick(
+            TRANSCRIBE_FUNC, voice_id, user_id=user_id, checked=checked, blob_key=blob, blob=audio,
+            blob_ttl=keys.VOICE_BLOB_TTL, record_key=keys.voice(voice_id), record=record,
+            record_ttl=keys.VOICE_TTL, timeout_s=TRANSCRIBE_TIMEOUT_S)
+        if refused is not None:
+            log.info("transcription refused for user %s in chat %s: %s", user_id, chat_id, refused.reason)
+            return refused
         log.info("transcription %s queued for chat %s (user %s, %d bytes, mode %s)", voice_id, chat_id,
                  user_id, len(audio), mode)
         return voice_id

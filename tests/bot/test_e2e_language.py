@@ -8,7 +8,7 @@ from __future__ import annotations
 from contract import keys
 from contract.events import JobResult
 from contract.language import PromptTranslation, TranslationStatus
-from contract.queue import F
+from contract.queue import QUICK_QUEUE, F
 from contract.spec import JobSpec
 from devkit.audio import make_voice
 from devkit.botapi.models import SentMessage
@@ -164,3 +164,25 @@ async def test_voice_where_no_prompt_is_wanted_is_not_taken(live: Harness) -> No
     assert "photo" in (reply.text or "")
     assert not [k async for k in live.redis.scan_iter(match="kb:voice:v*")
                 if int(await live.redis.hget(k, "user_id") or 0) == user.user_id]
+
+
+async def test_a_voice_message_during_maintenance_is_refused_and_nothing_is_queued(live: Harness) -> None:
+    """Transcriptions are admitted like jobs: maintenance (and a ban) refuse them in the same script
+    call that would have stored the recording and queued it."""
+    user = live.user()
+
+    async def voice_records() -> int:
+        return len([k async for k in live.redis.scan_iter(match=keys.voice("*"))])
+
+    before = await voice_records()
+    await live.redis.set(keys.MAINTENANCE, "1:0")
+    try:
+        await user.send_voice(make_voice(1))
+        await live.wait_text(user, "under maintenance")
+        assert await voice_records() == before
+        assert await live.redis.llen(keys.rq_queue(QUICK_QUEUE)) == 0
+        assert not await live.redis.exists(keys.voice_busy(user.user_id))  # the next one may go
+    finally:
+        await live.redis.delete(keys.MAINTENANCE)
+    await user.send_voice(make_voice(1))
+    await live.wait_message(user, _heard, timeout=TRANSCRIPTION_TIMEOUT_S)
