@@ -201,7 +201,9 @@ def bot_settings(base_url: str, redis_url: str) -> Any:
 
     values: dict[str, object] = {"BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": base_url, "REDIS_URL": redis_url,
                                  "BOT_LONG_SIDE": 512, "BOT_STEPS": 1, "BOT_PRIOR_STEPS": 2,
-                                 "LOG_LEVEL": "WARNING", "BOT_CONSUMER_NAME": "bench-frontend"}
+                                 "LOG_LEVEL": "WARNING", "BOT_CONSUMER_NAME": "bench-frontend",
+                                 # No worker drains the queue here: every measured job stays queued.
+                                 "QUEUE_MAX_BACKLOG": 0}
     return BotSettings(**values)  # type: ignore[arg-type]
 
 
