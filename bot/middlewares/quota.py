@@ -15,6 +15,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 from redis.asyncio import Redis
 
+from bot.middlewares.i18n import BANNED
 from bot.queue import Banned
 from bot.services.admission import refusal_text
 from bot.services.quotas import QuotaService
@@ -39,7 +40,9 @@ class QuotaMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         if user is None or user.is_bot:
             return await handler(event, data)
-        banned = await self.quotas.seen(user.id)  # one round trip for both (on every update)
+        banned = data.get(BANNED)  # the i18n middleware's round trip recorded the user and checked
+        if banned is None:
+            banned = await self.quotas.seen(user.id)
         if banned and not self.quotas.is_admin(user.id):
             t = data.get("t")
             if t is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from redis.asyncio import Redis
@@ -60,13 +61,23 @@ class SettingsStore:
         return await self._read(user_id, unmark_blocked=True)
 
     async def _read(self, user_id: int, *, unmark_blocked: bool) -> UserSettings:
-        # EXPIRE of a missing key does nothing, so the renewal needs no read first.
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.user_settings(user_id))
-            pipe.expire(keys.user_settings(user_id), keys.USER_SETTINGS_TTL)
-            if unmark_blocked:
-                pipe.delete(keys.blocked(user_id))
+            self.queue_read(pipe, user_id, unmark_blocked=unmark_blocked)
             raw = (await pipe.execute())[0]
+        return self.parse(user_id, raw)
+
+    @staticmethod
+    def queue_read(pipe: Any, user_id: int, *, unmark_blocked: bool) -> None:
+        """The read's commands on a pipeline another read may share; its first reply is the settings
+        (:meth:`parse` it). EXPIRE of a missing key does nothing, so the renewal needs no read first."""
+        pipe.get(keys.user_settings(user_id))
+        pipe.expire(keys.user_settings(user_id), keys.USER_SETTINGS_TTL)
+        if unmark_blocked:
+            pipe.delete(keys.blocked(user_id))
+
+    @staticmethod
+    def parse(user_id: int, raw: bytes | str | None) -> UserSettings:
+        """Stored settings as a model: the defaults when there are none or they do not validate."""
         return UserSettings() if raw is None else _parse(user_id, raw)
 
     async def save(self, user_id: int, settings: UserSettings) -> None:
