@@ -14,6 +14,7 @@ import argparse
 import logging
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +84,7 @@ class KandinskyWorker(SimpleWorker):
         metrics: WorkerMetrics | None = None,
         hooks: JobHooks | None = None,
         language: Language | None = None,
+        on_started: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> None:
         self.settings = settings  # RQ's __init__ already reads dequeue_timeout
@@ -97,6 +99,8 @@ class KandinskyWorker(SimpleWorker):
         )
         self.engine = engine
         self.metrics = metrics
+        self.on_started = on_started
+        """Called once the worker is registered with RQ and listening (the health endpoint's "ready")."""
         self._stranded_seen: dict[str, dict[str, float]] = {}
         """Per queue: job id -> when this worker first saw it stranded (see _requeue_stranded)."""
         self.hooks = hooks
@@ -106,6 +110,13 @@ class KandinskyWorker(SimpleWorker):
         self.push_exc_handler(self._on_job_exception)
 
     # --- registration -----------------------------------------------------------------------
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        """RQ's, then ``on_started``: a worker is healthy once it is registered and listening, not as
+        soon as its engine is loaded (Redis stopped in between ended a worker that said it was ready)."""
+        super().bootstrap(*args, **kwargs)
+        if self.on_started is not None:
+            self.on_started()
 
     def register_birth(self) -> None:
         """Take over the name from a predecessor that was killed (its registration lingers and RQ
@@ -398,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("worker %s: job hooks %s are on (tests and benches only)", settings.name,
                     settings.job_hooks)
     target = settings.redis_target()
-    engine_ready = threading.Event()  # set once the engine is loaded and warmed up
+    engine_ready = threading.Event()  # set once the engine is loaded and the worker registered with RQ
     metrics = None
     if settings.health_port is not None:
         from worker.metrics import start_worker_metrics
@@ -423,7 +434,6 @@ def main(argv: list[str] | None = None) -> int:
     from worker.language import Language, LanguageSettings
 
     language = Language.load(LanguageSettings())  # prompts' translation and voice messages' speech model
-    engine_ready.set()
     if metrics is not None:
         metrics.observe_warmup(engine.warmup_timings)
     # A plain REDIS_URL or a Sentinel-managed master; either way it reconnects (to the new master
@@ -432,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("worker %s: redis: %s", settings.name, target.describe())
     worker = KandinskyWorker(
         queues, connection=connection, settings=settings, engine=engine, metrics=metrics,
-        hooks=hooks, language=language,
+        hooks=hooks, language=language, on_started=engine_ready.set,
     )
     worker.work(burst=args.burst, max_jobs=args.max_jobs, logging_level=args.log_level.upper(),
                 log_format=LOG_FORMAT)

@@ -16,6 +16,7 @@ RQ_VERSION = "3.0.0"
 RQ_SOURCES = {
     "__init__": "86f83bb69582aebb",
     "register_birth": "4690ab4f7b74ffb2",
+    "bootstrap": "7197ad79c7ff3a49",
     "dequeue_timeout": "62cbfcfcde523452",
     "get_heartbeat_ttl": "f83449c2eebaacb1",
     "_shutdown": "828be105b616d1d6",

@@ -84,11 +84,15 @@ def test_worker_health_follows_its_engine_and_redis(tiny_bundle: Path, tmp_path:
                                     stderr=subprocess.STDOUT)
         try:
             healthy, before = _poll(url, proc, log_path, lambda a: a[0] == 200, START_TIMEOUT_S)
-            loaded_by_then = "engine loaded" in log_path.read_text(errors="replace")
+            log_then = log_path.read_text(errors="replace")
+            loaded_by_then = "engine loaded" in log_then
+            registered_by_then = "Listening on" in log_then
             assert healthy == (200, "ok")
             assert before, "the endpoint answered only once the engine was loaded"
             assert set(before) == {(503, "engine not loaded")}
             assert loaded_by_then, "healthy before the engine had loaded"
+            # ... and registered with RQ: stopping Redis between the two ended a "healthy" worker.
+            assert registered_by_then, "healthy before the worker had registered and was listening"
 
             server.stop()
             down, _ = _poll(url, proc, log_path, lambda a: a != (200, "ok"), CHANGE_TIMEOUT_S)
