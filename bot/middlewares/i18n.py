@@ -19,7 +19,7 @@ BANNED = "user_banned"
 class I18nMiddleware(BaseMiddleware):
     """Locale = the one chosen in /settings, else the user's Telegram language, else the default."""
 
-    def __init__(self, i18n: I18n, store: SettingsStore, quotas: QuotaService | None = None) -> None:
+    def __init__(self, i18n: I18n, store: SettingsStore, quotas: QuotaService) -> None:
         self.i18n = i18n
         self.store = store
         self.quotas = quotas
@@ -39,10 +39,10 @@ class I18nMiddleware(BaseMiddleware):
             # user recorded for /stats and broadcasts and the ban check (``data[BANNED]``).
             async with self.store.redis.pipeline(transaction=False) as pipe:
                 self.store.queue_read(pipe, user.id, unmark_blocked=True)
-                if self.quotas is not None and not user.is_bot:
+                if not user.is_bot:
                     self.quotas.queue_seen(pipe, user.id)
                 replies = await pipe.execute()
-            if self.quotas is not None and not user.is_bot:
+            if not user.is_bot:
                 data[BANNED] = bool(replies[-1])
             settings = self.store.parse(user.id, replies[0])
             data["user_settings"] = settings

@@ -257,8 +257,12 @@ class JobQueue:
             F.CREATED: created,
             F.ATTEMPTS: 0,
         }
+        retries = self._settings.max_retries
+        rq_job = self._rq_job(queue_name, RUN_JOB_FUNC, spec.job_id,
+                              timeout_s=spec.job_timeout_s(self._settings.job_timeout_s),  # by its mode
+                              retry=Retry(max=retries) if retries > 0 else None)
         call = admit_call(spec, rules, created=created, now=now, record=record, queue=queue_name,
-                          line=_line_of(queue_name), rq_job=self._rq_job(queue_name, spec))
+                          line=_line_of(queue_name), rq_job=rq_job)
         reply = read_reply(await self._admit(keys=call.keys, args=call.args), spec, rules, now)
         if reply.unreadable_limits:
             log.warning("user %s: unreadable custom limits, using defaults", spec.user_id)
@@ -273,19 +277,14 @@ class JobQueue:
         )
         return _submission(spec.job_id, queue_name, reply.placement)
 
-    def _rq_job(self, queue_name: str, spec: JobSpec) -> dict[str, Any]:
-        """RQ's hash of the job that runs ``spec``, as RQ's own enqueue would write it (Job.to_dict;
-        tests/queue/test_client.py holds the two equal); the admission script writes it."""
-        retries = self._settings.max_retries
+    def _rq_job(self, queue_name: str, func: str, job_id: str, *, timeout_s: int,
+                retry: Retry | None = None) -> dict[str, Any]:
+        """RQ's hash of the job ``func(job_id)``, as RQ's own enqueue would write it (Job.to_dict;
+        tests/queue/test_client.py holds the two equal); the admission scripts write it."""
         job = self._queues[queue_name].create_job(
-            RUN_JOB_FUNC,
-            args=(spec.job_id,),
-            job_id=spec.job_id,
-            description=f"run_job {spec.job_id}",
-            timeout=spec.job_timeout_s(self._settings.job_timeout_s),  # by its mode
-            result_ttl=self._settings.rq_result_ttl,
-            failure_ttl=self._settings.rq_failure_ttl,
-            retry=Retry(max=retries) if retries > 0 else None,
+            func, args=(job_id,), job_id=job_id, description=f"{func.rsplit('.', 1)[-1]} {job_id}",
+            timeout=timeout_s, result_ttl=self._settings.rq_result_ttl,
+            failure_ttl=self._settings.rq_failure_ttl, retry=retry,
         )
         job.enqueued_at = rq_now()
         return job.to_dict()
@@ -309,15 +308,10 @@ class JobQueue:
         in one script call (bot.queue.gate.ADMIT_QUICK_LUA): refused for a banned user or during
         maintenance (``checked``: not an admin), else its input, record and RQ job written and queued.
         Every worker, whatever families it holds, takes it before any waiting generation; no retries."""
-        job = self._queues[QUICK_QUEUE].create_job(
-            func, args=(job_id,), job_id=job_id, description=f"{func.rsplit('.', 1)[-1]} {job_id}",
-            timeout=timeout_s, result_ttl=self._settings.rq_result_ttl,
-            failure_ttl=self._settings.rq_failure_ttl,
-        )
-        job.enqueued_at = rq_now()
         call = admit_quick_call(job_id, user_id=user_id, checked=checked, queue=QUICK_QUEUE,
                                 blob_key=blob_key, blob=blob, blob_ttl=blob_ttl, record_key=record_key,
-                                record=record, record_ttl=record_ttl, rq_job=job.to_dict())
+                                record=record, record_ttl=record_ttl,
+                                rq_job=self._rq_job(QUICK_QUEUE, func, job_id, timeout_s=timeout_s))
         refusal = read_quick_reply(await self._admit_quick(keys=call.keys, args=call.args))
         if refusal is None and self._target is not None:
             await redisconn.replicate(self._redis, self._target, job_id)

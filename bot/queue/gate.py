@@ -27,6 +27,17 @@ from contract.queue import F, lua_is_terminal
 from contract.spec import JobSpec
 from contract.stats import utc_day
 
+
+def _refuse_unless_list(key: str) -> str:
+    """Lua that ends a script with a WRONGTYPE error, before it writes anything, when the RQ queue at
+    ``key`` is not a list: a script that failed half-way would keep what it had written."""
+    return f"""local kind = redis.call('TYPE', {key})['ok']
+if kind ~= 'none' and kind ~= 'list' then
+  return redis.error_reply('WRONGTYPE ' .. {key} .. ' is a ' .. kind .. ', not a list: nothing admitted')
+end
+"""
+
+
 # KEYS: 1 job record, 2 in-flight set, 3 minute zset, 4 day counter, 5 banned set, 6 maintenance
 #       flag, 7 custom limits, 8 RQ job hash, 9 RQ's set of queues, 10 recent durations, then the
 #       job's line of queues (its family's, admins' first: n lists), then their workers (n sets)
@@ -118,11 +129,7 @@ end
 if live >= inflight then
   return {{3, 0, unreadable, inflight}}
 end
-local kind = redis.call('TYPE', KEYS[own])['ok']
-if kind ~= 'none' and kind ~= 'list' then
-  return redis.error_reply('WRONGTYPE ' .. KEYS[own] .. ' is a ' .. kind .. ', not a list: nothing admitted')
-end
-if checked then
+{_refuse_unless_list('KEYS[own]')}if checked then
   redis.call('ZADD', KEYS[3], now, ARGV[1])
   redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[10]) * 1000)
   redis.call('INCRBY', KEYS[4], tonumber(ARGV[15]))
@@ -151,27 +158,23 @@ return placement(0, #stale, unreadable)
 # A quick job (a voice message's transcription) has no quota of its own: the bot lets a user have
 # one at a time (keys.voice_busy) before it downloads anything. Returns {code}: ADMITTED, BANNED or
 # MAINTENANCE (see _Code).
-ADMIT_QUICK_LUA = """
+ADMIT_QUICK_LUA = f"""
 if ARGV[3] == '1' then
   if redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 1 then
-    return {4}
+    return {{4}}
   end
   if redis.call('EXISTS', KEYS[2]) == 1 then
-    return {5}
+    return {{5}}
   end
 end
-local kind = redis.call('TYPE', KEYS[7])['ok']
-if kind ~= 'none' and kind ~= 'list' then
-  return redis.error_reply('WRONGTYPE ' .. KEYS[7] .. ' is a ' .. kind .. ', not a list: nothing admitted')
-end
-redis.call('SET', KEYS[3], ARGV[6], 'EX', tonumber(ARGV[4]))
+{_refuse_unless_list('KEYS[7]')}redis.call('SET', KEYS[3], ARGV[6], 'EX', tonumber(ARGV[4]))
 local r = tonumber(ARGV[7])
 redis.call('HSET', KEYS[4], unpack(ARGV, 8, 7 + r))
 redis.call('EXPIRE', KEYS[4], tonumber(ARGV[5]))
 redis.call('HSET', KEYS[5], unpack(ARGV, 8 + r, #ARGV))
 redis.call('SADD', KEYS[6], KEYS[7])
 redis.call('RPUSH', KEYS[7], ARGV[1])
-return {0}
+return {{0}}
 """
 
 
@@ -283,14 +286,6 @@ class AdmitCall:
 
     keys: list[str]
     args: list[bytes | str | int]
-
-    @property
-    def record_key(self) -> str:
-        return self.keys[0]
-
-    @property
-    def inflight_key(self) -> str:
-        return self.keys[1]
 
     @property
     def minute_key(self) -> str:

@@ -19,10 +19,10 @@ from PIL import Image
 
 from bot.queue import JobQueue, JobRecord
 from bot.services import Services
+from bot.services.families import alternative
 from bot.services.inputs import InputError, normalize_image
 from contract.editing import EditRequestError, PanDirection, parse_edit_request
 from contract.events import image
-from contract.families import families_serving
 from contract.language import PromptTranslation
 from contract.modes import Button
 from contract.spec import ASPECT_RATIOS, JobSpec, Mode, bucket_size, new_job_id, new_seed
@@ -61,7 +61,7 @@ def edit_spec(source: JobSpec, config: Any, *, mode: Mode, inputs: tuple[str, ..
     """A job of ``mode`` on the result of ``source`` (its picture stored as ``inputs``): the source's
     prompt unless ``prompt`` is given, a new seed, the bot's steps (``config``: BotSettings)."""
     kept: dict[str, Any] = {name: getattr(source, name) for name in KEPT_FIELDS}
-    family = families_serving(mode)[0]  # the first family whose engine runs the edit (contract.modes)
+    family = alternative(mode)  # the first family whose engine runs the edit (contract.modes)
     if prompt is not None:
         kept["prompt"] = prompt
     carried = translation if prompt is None else None

@@ -54,15 +54,8 @@ class SettingsStore:
 
     async def get(self, user_id: int) -> UserSettings:
         """The user's settings (defaults when none or unreadable); reading renews their TTL."""
-        return await self._read(user_id, unmark_blocked=False)
-
-    async def on_update(self, user_id: int) -> UserSettings:
-        """:meth:`get` plus :meth:`unmark_blocked`, in the same round trip: both run on every update."""
-        return await self._read(user_id, unmark_blocked=True)
-
-    async def _read(self, user_id: int, *, unmark_blocked: bool) -> UserSettings:
         async with self.redis.pipeline(transaction=False) as pipe:
-            self.queue_read(pipe, user_id, unmark_blocked=unmark_blocked)
+            self.queue_read(pipe, user_id, unmark_blocked=False)
             raw = (await pipe.execute())[0]
         return self.parse(user_id, raw)
 

@@ -160,7 +160,7 @@ async def test_a_retried_submit_script_call_is_not_a_duplicate(
     created, now = "1800000000.5", 1_800_000_000.5
     rules = Rules(inflight=2, rates=Rates(per_minute=5, per_day=10))
     place = {"queue": DEFAULT_QUEUE, "line": (HIGH_QUEUE, DEFAULT_QUEUE),
-             "rq_job": queue._rq_job(DEFAULT_QUEUE, spec)}
+             "rq_job": queue._rq_job(DEFAULT_QUEUE, RUN_JOB_FUNC, spec.job_id, timeout_s=600)}
     call = admit_call(spec, rules, created=created, now=now, record={F.STATUS: "queued", F.CREATED: created},
                       **place)
     first = read_reply(await queue._admit(keys=call.keys, args=call.args), spec, rules, now)
