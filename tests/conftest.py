@@ -126,10 +126,21 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's tiny random-weight model bundle, written once per test session."""
+    """The project's tiny random-weight model bundle, written once per run: the xdist processes
+    share it (tests only read it), so they do not each spend seconds writing it while they start."""
+    from filelock import FileLock
+
     from devkit.tiny_models import write_tiny_bundle
 
-    return write_tiny_bundle(tmp_path_factory.mktemp("tiny-bundle"))
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder above each process's own
+    path, done = shared / "tiny-bundle", shared / "tiny-bundle.done"
+    with FileLock(str(shared / "tiny-bundle.lock")):
+        if not done.exists():
+            write_tiny_bundle(path)
+            done.touch()
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import sys
 from collections.abc import Iterator
@@ -39,47 +41,54 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def small_run(
-    tmp_path_factory: pytest.TempPathFactory, one_thread: None
-) -> tuple[dict[str, Any], str, Path, Path]:
-    """Every mode at one size against plain, a text2image batch sweep of 1 and 2; one bench run."""
-    root = tmp_path_factory.mktemp("bench-engine")
-    out, bundle = root / "out", root / "bundle"
-    bench = load_bench()
-    argv = [
-        "--small",
-        "--device",
-        "cpu",
-        "--families",
-        "kandinsky22",
-        "kandinsky3",
-        "--sizes",
-        SIZE,
-        "--batches",
-        "1",
-        "2",
-        "--batch-size-for",
-        SIZE,
-        "--batch-modes",
-        "text2image",
-        "--no-default-variants",
-        # A variant that cannot even load (an unknown compile backend) must not end the run.
-        "--variant",
-        "broken:compile=true,compile_backend=no-such-backend",
-        "--bundle-dir",
-        str(bundle),
-        "--out-dir",
-        str(out),
-    ]
-    import contextlib
-    import io
+Run = tuple[dict[str, Any], str, Path, Path]
+"""A bench run: its report, what it printed, its results file, and the bundle it used."""
 
+FIRST_MODES = ("text2image", "sticker", "mix", "blend")
+"""The first run's modes; the other 2.2 modes run apart, so that no module run is one long test."""
+
+
+def run_bench(out: Path, bundle: Path, *args: str) -> Run:
+    """One CPU-sized bench run at ``SIZE`` with only the variants ``args`` asks for."""
+    argv = ["--small", "--device", "cpu", "--sizes", SIZE, "--batch-size-for", SIZE, "--no-default-variants",
+            "--bundle-dir", str(bundle), "--out-dir", str(out), *args]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert bench.main(argv) == 0
+        assert load_bench().main(argv) == 0
     (path,) = out.glob("bench_engine_gpu-cpu-small-*.json")
     return json.loads(path.read_text()), printed.getvalue(), path, bundle
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory, one_thread: None) -> Run:
+    """The first Kandinsky 2.2 modes against plain, a text2image batch sweep of 1 and 2, and a
+    variant that cannot even load (an unknown compile backend), which must not end the run."""
+    root = tmp_path_factory.mktemp("bench-engine")
+    return run_bench(
+        root / "out", root / "bundle", "--families", "kandinsky22", "--modes", *FIRST_MODES,
+        "--batches", "1", "2", "--batch-modes", "text2image",
+        "--variant", "broken:compile=true,compile_backend=no-such-backend",
+    )
+
+
+@pytest.fixture(scope="module")
+def later_run(small_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The other Kandinsky 2.2 modes, on the first run's bundle."""
+    later = [m for m in MODES if m not in FIRST_MODES]
+    return run_bench(
+        tmp_path_factory.mktemp("bench-engine-later"), small_run[3], "--families", "kandinsky22",
+        "--modes", *later, "--batches", "1",
+    )
+
+
+@pytest.fixture(scope="module")
+def k3_run(small_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """Kandinsky 3.0's modes against plain Kandinsky3Pipeline / Img2Img, on 2.2's finished bundle
+    (which gets its 3.0 folder added)."""
+    return run_bench(
+        tmp_path_factory.mktemp("bench-engine-k3"), small_run[3], "--families", "kandinsky3",
+        "--modes", *K3_MODES,
+    )
 
 
 def cells(
@@ -92,19 +101,13 @@ def cells(
     }
 
 
-def test_every_mode_is_timed_against_plain_on_the_service_path(
-    small_run: tuple[dict[str, Any], str, Path, Path],
-) -> None:
-    report, printed, path, _ = small_run
+def check_compare_cells(run: Run, modes: tuple[str, ...]) -> None:
+    """Each mode's engine timings add up and match plain Kandinsky 2.2 pixel for pixel."""
+    report, printed, path, _ = run
     assert report["complete"] is True and report["device"] == "cpu" and report["scale"] == "small"
     assert report["versions"]["torch"] and report["machine"]["cpu_count"]  # bench.common metadata
     compare = cells(report, "compare")
-    assert {mode for mode, _ in compare} == set(MODES)
-    first, *later = [c for c in report["cells"] if c["section"] == "compare" and c["family"] == "kandinsky22"]
-    assert first["recipes"]["broken"]["error"].startswith("InvalidBackend at loading")
-    assert "median" not in first["recipes"]["broken"]
-    for cell in later:
-        assert cell["recipes"]["broken"]["skipped"].startswith("failed in an earlier cell: InvalidBackend")
+    assert {mode for mode, _ in compare} == set(modes)
     for (mode, _), cell in compare.items():
         assert (cell["width"], cell["height"]) == (512, 320)
         engine = cell["recipes"]["engine"]
@@ -135,21 +138,41 @@ def test_every_mode_is_timed_against_plain_on_the_service_path(
             assert cell["prior_flops_per_job"] > 0
         assert cell["offload_skipped"] == "enable_model_cpu_offload needs a CUDA device"
         assert "engine_speedup_vs_offload" not in cell
-    assert (
-        compare[("text2image", 1)]["unet_flops_per_job"]
-        == 2 * compare[("text2image", 1)]["unet_flops_per_forward"]
-    )
     # The matmul rate is measured, not looked up; no datasheet peak is invented for a CPU.
     assert report["matmul_tflops_measured"] > 0 and report["matmul"]["dtype"] == "float32"
     assert report["datasheet_dense_bf16_tflops"] is None
-    assert report["bundle_reused"] is False and report["bundle_build_s"] > 0
     assert report["not_run"] == [] and report["goal_text2image_1024"] is None
-    for mode in MODES:  # printed table: one engine row per mode
+    for mode in modes:  # printed table: one engine row per mode
         assert any(line.split()[:4] == [mode, SIZE, "1", "engine"] for line in printed.splitlines())
     assert str(path) in printed
+    offload = cells(report, "offload")
+    assert len(offload) == len(modes)
+    for cell in offload.values():
+        block = cell["recipes"]["offload"]
+        assert block["skipped"] == "enable_model_cpu_offload needs a CUDA device"
+        assert "median" not in block and "engine_speedup_vs_offload" not in cell
+    assert report["offload_steps"] == {"steps": 100, "prior_steps": 25}  # the combined pipelines' defaults
 
 
-def test_batch_sweep_and_offload_section(small_run: tuple[dict[str, Any], str, Path, Path]) -> None:
+def test_every_mode_is_timed_against_plain_on_the_service_path(small_run: Run) -> None:
+    check_compare_cells(small_run, FIRST_MODES)
+    report = small_run[0]
+    first, *later = [c for c in report["cells"] if c["section"] == "compare" and c["family"] == "kandinsky22"]
+    assert first["recipes"]["broken"]["error"].startswith("InvalidBackend at loading")
+    assert "median" not in first["recipes"]["broken"]
+    for cell in later:
+        assert cell["recipes"]["broken"]["skipped"].startswith("failed in an earlier cell: InvalidBackend")
+    text2image = cells(report, "compare")[("text2image", 1)]
+    assert text2image["unet_flops_per_job"] == 2 * text2image["unet_flops_per_forward"]
+    assert report["bundle_reused"] is False and report["bundle_build_s"] > 0
+
+
+def test_the_other_modes_are_timed_the_same_way(later_run: Run) -> None:
+    check_compare_cells(later_run, tuple(m for m in MODES if m not in FIRST_MODES))
+    assert later_run[0]["bundle_reused"] is True and later_run[0]["bundle_build_s"] == 0
+
+
+def test_batch_sweep(small_run: Run) -> None:
     report, *_ = small_run
     (batch2,) = cells(report, "batch").values()
     assert (batch2["mode"], batch2["batch"]) == ("text2image", 2)
@@ -161,24 +184,17 @@ def test_batch_sweep_and_offload_section(small_run: tuple[dict[str, Any], str, P
     summary = report["batch_summary"]["text2image"]
     assert set(summary["images_per_minute"]) == {"1", "2"}
     assert summary["largest_batch_that_helps"] in (1, 2)
-    offload = cells(report, "offload")
-    assert len(offload) == len(MODES)
-    for cell in offload.values():
-        block = cell["recipes"]["offload"]
-        assert block["skipped"] == "enable_model_cpu_offload needs a CUDA device"
-        assert "median" not in block and "engine_speedup_vs_offload" not in cell
-    assert report["offload_steps"] == {"steps": 100, "prior_steps": 25}  # the combined pipelines' defaults
 
 
-def test_variant_and_budget_stop_early_on_a_reused_bundle(
-    small_run: tuple[dict[str, Any], str, Path, Path], tmp_path: Path
-) -> None:
+def test_variant_and_budget_stop_early_on_a_reused_bundle(small_run: Run, tmp_path: Path) -> None:
     _, _, _, bundle = small_run
     bench = load_bench()
     argv = [
         "--small",
         "--device",
         "cpu",
+        "--families",
+        "kandinsky22",
         "--sizes",
         SIZE,
         "--modes",
@@ -223,7 +239,7 @@ def test_variant_and_budget_stop_early_on_a_reused_bundle(
 
 
 def test_results_are_rewritten_after_every_cell(
-    small_run: tuple[dict[str, Any], str, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, _, _, bundle = small_run
     bench = load_bench()
@@ -281,16 +297,13 @@ def test_full_mode_refuses_without_a_gpu(tmp_path: Path, monkeypatch: pytest.Mon
     assert list(tmp_path.iterdir()) == []
 
 
-def test_kandinsky3_is_timed_against_plain_kandinsky3_pipelines(
-    small_run: tuple[dict[str, Any], str, Path, Path],
-) -> None:
-    report, printed, _, bundle = small_run
-    assert report["families"] == ["kandinsky22", "kandinsky3"] and report["k3_steps"] == 2
+def test_kandinsky3_is_timed_against_plain_kandinsky3_pipelines(k3_run: Run) -> None:
+    report, printed, _, bundle = k3_run
+    assert report["families"] == ["kandinsky3"] and report["k3_steps"] == 2
+    assert report["bundle_reused"] is True and report["bundle_build_s"] > 0  # 3.0's folder was added
     assert (bundle / "kandinsky3" / "model_index.json").is_file()
     compare = cells(report, "compare", "kandinsky3")
     assert {mode for mode, _ in compare} == set(K3_MODES)
-    # Right after 2.2's first cell, so that a run cut short by its budget still measures 3.0.
-    assert [c["family"] for c in report["cells"][:2]] == ["kandinsky22", "kandinsky3"]
     assert not cells(report, "batch", "kandinsky3") and not cells(report, "offload", "kandinsky3")
     for (mode, _), cell in compare.items():
         engine = cell["recipes"]["engine"]
@@ -309,4 +322,20 @@ def test_kandinsky3_is_timed_against_plain_kandinsky3_pipelines(
         row = [f"kandinsky3/{mode}", SIZE, "1", "engine"]
         assert any(line.split()[:4] == row for line in printed.splitlines())
     # 2.2's goal and batch summary never read a 3.0 cell.
-    assert set(report["batch_summary"]) == {"text2image"}
+    assert report["batch_summary"] == {} and report["goal_text2image_1024"] is None
+
+
+def test_kandinsky3_cells_follow_the_first_kandinsky22_cell() -> None:
+    """So that a run cut short by its budget still measures 3.0; its models are freed after."""
+    bench = load_bench()
+    modes = [bench.Mode(m) for m in MODES]
+    plan = bench.plan(modes, [(512, 320), (512, 512)], (512, 320), [1, 2], modes[:1], True,
+                      ("kandinsky22", "kandinsky3"))
+    order = [(c.section, c.family, str(c.mode), c.size) for c in plan]
+    assert order[0] == ("compare", "kandinsky22", "text2image", (512, 320))
+    k3 = [(str(c.mode), c.size) for c in plan[1:6]]
+    assert [c.family for c in plan[1:6]] == ["kandinsky3"] * 5
+    assert k3 == [(m, (512, 320)) for m in MODES if m in K3_MODES] + [("text2image", (512, 512))]
+    assert all(c.family == "kandinsky22" for c in plan[6:])
+    only_k3 = bench.plan(modes, [(512, 320)], (512, 320), [1], [], False, ("kandinsky3",))
+    assert [c.family for c in only_k3] == ["kandinsky3"] * len(K3_MODES)
