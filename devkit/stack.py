@@ -78,6 +78,10 @@ class WorkerProcess:
 
     def start(self, timeout: float = WORKER_START_TIMEOUT_S) -> WorkerProcess:
         """Start and wait until the worker registered itself in Redis (its engine is loaded)."""
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> WorkerProcess:
+        """Start without waiting: several workers load their engines at the same time."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self.zygote is not None:
             self.proc = self.zygote.spawn(self.env, self.log_path)
@@ -85,6 +89,11 @@ class WorkerProcess:
             with open(self.log_path, "ab") as log_file:
                 self.proc = subprocess.Popen([sys.executable, "-m", "worker"], cwd=REPO, env=self.env,
                                              stdout=log_file, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = WORKER_START_TIMEOUT_S) -> WorkerProcess:
+        """Wait until the launched worker registered itself in Redis (its engine is loaded)."""
+        assert self.proc is not None, "launch() first"
         client = redis.Redis.from_url(self.redis_url)
         deadline = time.monotonic() + timeout
         try:

@@ -100,18 +100,19 @@ def worker_env(tiny_bundle: Path, **extra: str) -> dict[str, str]:
 class Workers:
     """The suite's worker processes; scenarios kill and restart them, the fixture keeps two alive."""
 
-    def __init__(self, redis_url: str, tiny_bundle: Path, log_dir: Path) -> None:
+    def __init__(self, redis_url: str, tiny_bundle: Path, log_dir: Path, zygote: Zygote) -> None:
         self.redis_url = redis_url
         self.env = worker_env(tiny_bundle)
         self.log_dir = log_dir
         self.procs: dict[str, WorkerProcess] = {}
         self.starts: dict[str, int] = {}
-        # Every start (two workers, and each restart after a kill) forks one parent that imported
-        # torch and diffusers once: a restart costs the engine load, not the imports.
-        self.zygote = Zygote({**os.environ, **self.env}, log_dir / "zygote-status", log_dir / "zygote.out",
-                             REPO)
+        self.zygote = zygote
 
     def start(self, name: str) -> WorkerProcess:
+        """Start the worker ``name`` and wait until it is ready."""
+        return self.launch(name).wait_ready()
+
+    def launch(self, name: str) -> WorkerProcess:
         """Start the worker ``name``; a restart comes up as a new host would, under a name of its own
         that ends in ``name`` (``r2.rel-worker-a``): taking over a killed worker's own name waits
         out its heartbeats first, which tests/queue/test_restart_same_name.py covers."""
@@ -120,7 +121,7 @@ class Workers:
         proc = WorkerProcess(self.redis_url, self.log_dir / f"{full}.log", env=self.env, name=full,
                              zygote=self.zygote)
         self.procs[name] = proc
-        return proc.start()
+        return proc.launch()
 
     def current(self, name: str) -> str:
         """The full name of the process now standing for ``name`` (``r3.rel-worker-a`` after two restarts)."""
@@ -131,9 +132,9 @@ class Workers:
         return proc is not None and proc.proc is not None and proc.proc.poll() is None
 
     def ensure_all(self) -> None:
-        for name in WORKER_NAMES:
-            if not self.alive(name):
-                self.start(name)
+        """Both workers alive; the missing ones load their engines at the same time."""
+        for proc in [self.launch(name) for name in WORKER_NAMES if not self.alive(name)]:
+            proc.wait_ready()
 
     def pid(self, name: str) -> int:
         proc = self.procs[name].proc
@@ -143,12 +144,25 @@ class Workers:
     def stop_all(self) -> None:
         for proc in self.procs.values():
             proc.stop()
-        self.zygote.close()
 
 
 @pytest.fixture(scope="session")
-def workers(rel_redis: RedisServer, tiny_bundle: Path, log_dir: Path) -> Iterator[Workers]:
-    pool = Workers(rel_redis.url, tiny_bundle, log_dir)
+def zygote(log_dir: Path) -> Iterator[Zygote]:
+    """Every worker start (two workers, and each restart after a kill) forks one parent that imported
+    torch and diffusers once: a restart costs the engine load, not the imports. Started before the
+    tiny bundle is written, so that its imports and the writing overlap. Each start passes its own
+    environment (the bundle's folder among it)."""
+    env = {k: v for k, v in worker_env(Path()).items() if k != "KANDINSKY_MODEL_DIR"}
+    parent = Zygote({**os.environ, **env}, log_dir / "zygote-status", log_dir / "zygote.out", REPO)
+    try:
+        yield parent
+    finally:
+        parent.close()
+
+
+@pytest.fixture(scope="session")
+def workers(rel_redis: RedisServer, zygote: Zygote, tiny_bundle: Path, log_dir: Path) -> Iterator[Workers]:
+    pool = Workers(rel_redis.url, tiny_bundle, log_dir, zygote)
     try:
         pool.ensure_all()
         yield pool
