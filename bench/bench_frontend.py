@@ -218,7 +218,7 @@ async def run_service(base_url: str, redis_url: str, warmup: int, count: int,
     settings = bot_settings(base_url, redis_url)
     freeze_startup_heap()  # as ``python -m bot`` does before run_bot (the reference run does not)
     redis = Redis.from_url(redis_url)
-    bot = create_bot(settings)
+    bot = create_bot(settings, redis)
     services = await create_services(settings, redis, bot)
     dp = create_dispatcher(services)
     await services.start(bot)

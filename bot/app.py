@@ -108,13 +108,15 @@ class RedactingSession(AiohttpSession):
 
 def create_bot(settings: BotSettings, redis: Redis | None = None) -> Bot:
     """A Bot on any Bot API server whose every call goes through the one send path (bot.telegram.flood):
-    per-chat order, pace and retry_after shared through ``redis`` by every replica (this process's
-    own state without it), and the 5xx/network retries."""
+    per-chat order, pace and retry_after, and the 5xx/network retries. Webhook replicas share each
+    chat's state through ``redis``; a polling bot is the only process Telegram hands updates to, so
+    it keeps that state itself (a Redis round trip per call saved)."""
     session = RedactingSession(api=TelegramAPIServer.from_base(settings.telegram_api_url),
                                timeout=settings.request_timeout_s)
     pace = Pace(private_per_s=settings.private_chat_rate, group_per_min=settings.group_chat_rate,
                 global_per_s=settings.global_rate, chat_burst=settings.chat_burst)
-    session.middleware(ChatLimiter(FloodState(redis, pace), max_tries=settings.retry_after_max_tries))
+    shared = redis if settings.bot_mode is BotMode.WEBHOOK else None
+    session.middleware(ChatLimiter(FloodState(shared, pace), max_tries=settings.retry_after_max_tries))
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
@@ -163,12 +165,15 @@ def create_dispatcher(services: Services, *, extra_routers: Sequence[Router] = (
     key_builder = DefaultKeyBuilder(prefix=keys.FSM_PREFIX)
     storage = RedisStorage(services.redis, key_builder=key_builder, state_ttl=keys.DIALOG_TTL,
                            data_ttl=keys.DIALOG_TTL)
-    # Updates of one chat run one at a time and in order (across replicas too): the two photos
-    # of an album must not both see an empty dialog, and "/mix" must come before its photo.
-    isolation = OrderedEventIsolation(RedisEventIsolation(services.redis, key_builder=key_builder))
+    # Updates of one chat run one at a time and in order (across webhook replicas too): the two
+    # photos of an album must not both see an empty dialog, and "/mix" must come before its photo.
+    replicas = services.config.bot_mode is BotMode.WEBHOOK
+    isolation = OrderedEventIsolation(
+        RedisEventIsolation(services.redis, key_builder=key_builder) if replicas else None)
+    # aiogram's FSM middleware is replaced by the update read (bot.middlewares.update_read).
     dp = DrainingDispatcher(storage=storage, events_isolation=isolation, drain_timeout=SHUTDOWN_DRAIN_S,
-                            **services.workflow_data())
-    setup_middlewares(dp, services, extra=extra_middlewares)
+                            disable_fsm=True, **services.workflow_data())
+    setup_middlewares(dp, services, storage, isolation, extra=extra_middlewares)
     dp.include_router(build_root_router(extra_routers))
     dp.errors.register(on_error)
     dp.startup.register(set_commands)

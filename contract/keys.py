@@ -62,7 +62,7 @@ def cancel_flag(job_id: str) -> str:
 
 
 def status(job_id: str) -> str:
-    """Hash: chat_id, message_id, photo — the "queued" message that delivery edits into progress."""
+    """"<chat id>:<message id>:<1 if a photo>": the "queued" message that delivery edits into progress."""
     return f"{PREFIX}:status:{job_id}"
 
 

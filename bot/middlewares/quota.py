@@ -15,7 +15,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 from redis.asyncio import Redis
 
-from bot.middlewares.i18n import BANNED
+from bot.middlewares.update_read import BANNED
 from bot.queue import Banned
 from bot.services.admission import refusal_text
 from bot.services.quotas import QuotaService
@@ -40,9 +40,7 @@ class QuotaMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         if user is None or user.is_bot:
             return await handler(event, data)
-        banned = data.get(BANNED)  # the i18n middleware's round trip recorded the user and checked
-        if banned is None:
-            banned = await self.quotas.seen(user.id)
+        banned = data.get(BANNED, False)  # the update's one read (bot.middlewares.update_read) checked
         if banned and not self.quotas.is_admin(user.id):
             t = data.get("t")
             if t is not None:

@@ -12,6 +12,7 @@ import logging
 import math
 import secrets
 import time
+import zlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -23,6 +24,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.utils import now as rq_now
+from rq.utils import utcformat
 
 from bot.queue.gate import (
     ADMIT_LUA,
@@ -203,6 +205,7 @@ class JobQueue:
         else:
             self._sync = redisconn.sync_twin(redis_client)
         self._queues = {name: Queue(name, connection=self._sync) for name in (QUICK_QUEUE, *QUEUES_IN_ORDER)}
+        self._rq_templates: dict[tuple[object, ...], dict[str, Any]] = {}
         self._finish = self._redis.register_script(FINISH_SCRIPT)
         self._admit = self._redis.register_script(ADMIT_LUA)
         self._admit_quick = self._redis.register_script(ADMIT_QUICK_LUA)
@@ -280,14 +283,24 @@ class JobQueue:
     def _rq_job(self, queue_name: str, func: str, job_id: str, *, timeout_s: int,
                 retry: Retry | None = None) -> dict[str, Any]:
         """RQ's hash of the job ``func(job_id)``, as RQ's own enqueue would write it (Job.to_dict;
-        tests/queue/test_client.py holds the two equal); the admission scripts write it."""
-        job = self._queues[queue_name].create_job(
-            func, args=(job_id,), job_id=job_id, description=f"{func.rsplit('.', 1)[-1]} {job_id}",
-            timeout=timeout_s, result_ttl=self._settings.rq_result_ttl,
-            failure_ttl=self._settings.rq_failure_ttl, retry=retry,
-        )
-        job.enqueued_at = rq_now()
-        return job.to_dict()
+        tests/queue/test_client.py holds the two equal); the admission scripts write it.
+
+        RQ makes the hash once per queue, function, timeout and retries; a job's own fields (its
+        call, description and times) go into a copy: making an RQ Job per request cost more than the
+        rest of admission's Python."""
+        retries = (retry.max, tuple(retry.intervals)) if retry else None
+        key = (queue_name, func, timeout_s, retries)
+        template = self._rq_templates.get(key)
+        if template is None:
+            made = self._queues[queue_name].create_job(
+                func, args=("",), job_id="template", description="", timeout=timeout_s,
+                result_ttl=self._settings.rq_result_ttl, failure_ttl=self._settings.rq_failure_ttl,
+                retry=retry)
+            template = self._rq_templates[key] = made.to_dict()
+        stamp = utcformat(rq_now())
+        call = self._queues[queue_name].serializer.dumps((func, None, (job_id,), {}))
+        return {**template, "created_at": stamp, "enqueued_at": stamp, "data": zlib.compress(call),
+                "description": f"{func.rsplit('.', 1)[-1]} {job_id}"}
 
     async def submit(self, spec: JobSpec, *, is_admin: bool = False) -> Submission:
         """The bare queue, without the bot's quotas (tests, benches, tools): the in-flight cap of

@@ -21,6 +21,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import Message
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from bot.config import BotSettings
 from bot.queue import JobQueue, Submission
@@ -60,21 +61,20 @@ class StatusRef:
 
 async def save_status(redis: Redis, job_id: str, chat_id: int, message_id: int, *,
                       is_photo: bool = False) -> None:
-    async with redis.pipeline(transaction=False) as pipe:  # one round trip: on every submit
-        pipe.hset(keys.status(job_id),
-                  mapping={"chat_id": chat_id, "message_id": message_id, "photo": int(is_photo)})
-        pipe.expire(keys.status(job_id), keys.STATUS_TTL)
-        await pipe.execute()
+    """One command (it follows every submit): "<chat id>:<message id>:<1 if a photo>"."""
+    await redis.set(keys.status(job_id), f"{chat_id}:{message_id}:{int(is_photo)}", ex=keys.STATUS_TTL)
 
 
 async def load_status(redis: Redis, job_id: str) -> StatusRef | None:
-    raw: dict[Any, Any] = await redis.hgetall(keys.status(job_id))  # type: ignore[misc]
+    try:
+        raw: Any = await redis.get(keys.status(job_id))
+    except ResponseError:  # WRONGTYPE: a hash that a bot before this format wrote
+        fields: dict[Any, Any] = await redis.hgetall(keys.status(job_id))  # type: ignore[misc]
+        raw = b":".join(fields.get(name, b"0") for name in (b"chat_id", b"message_id", b"photo"))
     if not raw:
         return None
-    def get(name: str) -> Any:
-        return raw.get(name.encode(), raw.get(name)) or 0
-
-    return StatusRef(int(get("chat_id")), int(get("message_id")), bool(int(get("photo"))))
+    chat_id, message_id, photo = (raw.decode() if isinstance(raw, bytes) else raw).split(":")
+    return StatusRef(int(chat_id), int(message_id), photo == "1")
 
 
 async def download_image(bot: Bot, ref: ImageRef) -> bytes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
@@ -109,24 +108,3 @@ class QuotaService:
         raw = await self.redis.get(keys.MAINTENANCE)
         return raw.decode() if isinstance(raw, bytes) else raw
 
-    # --- audience ---------------------------------------------------------------------------
-    async def seen(self, user_id: int, now: float | None = None) -> bool:
-        """Remember a user for broadcasts and /stats (total and active today); True if banned.
-
-        The ban check rides along in the same round trip: the middleware needs both on every update.
-        """
-        async with self.redis.pipeline(transaction=False) as pipe:
-            self.queue_seen(pipe, user_id, now)
-            replies = await pipe.execute()
-        return bool(replies[-1])
-
-    @staticmethod
-    def queue_seen(pipe: Any, user_id: int, now: float | None = None) -> None:
-        """:meth:`seen`'s commands on a pipeline another read shares (the update middlewares'); its
-        last reply is the ban check."""
-        now = time.time() if now is None else now
-        day_set = keys.active_users(utc_day(now))
-        pipe.sadd(keys.USERS, user_id)
-        pipe.sadd(day_set, user_id)
-        pipe.expire(day_set, keys.ACTIVE_DAY_TTL)
-        pipe.sismember(keys.BANNED, str(user_id))

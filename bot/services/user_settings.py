@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from redis.asyncio import Redis
@@ -55,18 +54,10 @@ class SettingsStore:
     async def get(self, user_id: int) -> UserSettings:
         """The user's settings (defaults when none or unreadable); reading renews their TTL."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            self.queue_read(pipe, user_id, unmark_blocked=False)
+            pipe.get(keys.user_settings(user_id))
+            pipe.expire(keys.user_settings(user_id), keys.USER_SETTINGS_TTL)  # a missing key: no-op
             raw = (await pipe.execute())[0]
         return self.parse(user_id, raw)
-
-    @staticmethod
-    def queue_read(pipe: Any, user_id: int, *, unmark_blocked: bool) -> None:
-        """The read's commands on a pipeline another read may share; its first reply is the settings
-        (:meth:`parse` it). EXPIRE of a missing key does nothing, so the renewal needs no read first."""
-        pipe.get(keys.user_settings(user_id))
-        pipe.expire(keys.user_settings(user_id), keys.USER_SETTINGS_TTL)
-        if unmark_blocked:
-            pipe.delete(keys.blocked(user_id))
 
     @staticmethod
     def parse(user_id: int, raw: bytes | str | None) -> UserSettings:

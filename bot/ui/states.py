@@ -24,12 +24,13 @@ class SettingsDialog(StatesGroup):
 
 
 async def clear_dialog(state: FSMContext) -> None:
-    """``state.clear()`` in one Redis round trip instead of two (aiogram deletes state, then data).
+    """``state.clear()`` in one Redis round trip instead of two (aiogram deletes state, then data),
+    or none for a dialog the update's read found empty (bot.middlewares.update_read.ReadDialog).
 
     Every /imagine and /sticker with a prompt clears the dialog first, so this is on the hot path.
     """
     storage = state.storage
-    if not isinstance(storage, RedisStorage):
+    if not isinstance(storage, RedisStorage) or type(state) is not FSMContext:
         await state.clear()
         return
     await storage.redis.delete(storage.key_builder.build(state.key, "state"),

@@ -210,3 +210,20 @@ def test_which_calls_target_a_chat() -> None:
     assert target_chat(GetChat(chat_id=5)) is None
     assert target_chat(GetUpdates()) is None
     assert target_chat(AnswerCallbackQuery(callback_query_id="1")) is None
+
+
+async def test_only_webhook_replicas_share_the_chat_state_through_redis(redis: Redis) -> None:
+    """Telegram hands updates to one getUpdates caller: a polling bot is alone and paces on its own."""
+    from bot.app import create_bot
+    from bot.config import BotSettings
+    from bot.telegram.flood import limiter_of
+
+    made = []
+    for mode in ("polling", "webhook"):
+        settings = BotSettings(BOT_TOKEN=TOKEN, BOT_MODE=mode, WEBHOOK_URL="https://bot.example/hook")
+        bot = create_bot(settings, redis)
+        limiter = limiter_of(bot)
+        assert limiter is not None
+        made.append(limiter.state.redis)
+        await bot.session.close()
+    assert made == [None, redis]

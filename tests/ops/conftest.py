@@ -68,6 +68,7 @@ class Replica:
             "steps": 2,
             "prior_steps": 2,
             "consumer_name": name,
+            "bot_mode": "webhook",  # replicas behind a load balancer: they share chat locks and pace
             "progress_edit_interval_s": 0.0,
             # No waiting on Telegram's pace against the local server (the flood profile sets its own).
             "private_chat_rate": 30.0,
