@@ -141,11 +141,11 @@ class QueueStats:
         return sum(self.recent_durations) / len(self.recent_durations) if self.recent_durations else None
 
 
-def _eta(position: int, durations: list[float], workers: int) -> float | None:
-    """Seconds until the job at ``position`` is done: jobs ahead run ``workers`` at a time, then ours."""
-    if len(durations) < ETA_MIN_SAMPLES:
+def _eta(position: int, samples: int, mean: float, workers: int) -> float | None:
+    """Seconds until the job at ``position`` is done: jobs ahead run ``workers`` at a time, then ours
+    (``mean`` of the ``samples`` recent job durations)."""
+    if samples < ETA_MIN_SAMPLES:
         return None
-    mean = sum(durations) / len(durations)
     return mean * (math.ceil((position - 1) / max(workers, 1)) + 1)
 
 
@@ -170,10 +170,11 @@ def _line_of(queue_name: str) -> tuple[str, ...]:
 def _submission(job_id: str, queue_name: str, replies: list[Any]) -> Submission:
     """Position (its family's admins' queue counts first), the workers that can take it and the ETA,
     from the admission script's placement reads (bot.queue.gate): LPOS, one LLEN per queue of the
-    line, the recent durations, one SCARD per queue of the line."""
+    line, the count and mean of the recent durations, one SCARD per queue of the line."""
     line = _line_of(queue_name)
     n = len(line)
-    index, lengths, durations, workers = replies[0], replies[1:1 + n], replies[1 + n], replies[2 + n:]
+    index, lengths, workers = replies[0], replies[1:1 + n], replies[3 + n:]
+    samples, mean = int(replies[1 + n]), float(replies[2 + n])
     live = max(int(w) for w in workers)
     if index is None:
         return Submission(job_id=job_id, position=None, eta_s=None, workers=live)
@@ -181,7 +182,7 @@ def _submission(job_id: str, queue_name: str, replies: list[Any]) -> Submission:
                 if line.index(name) < line.index(queue_name))
     position = int(index) + ahead + 1
     # With no live worker the estimate assumes one will come (the user is told none serves it now).
-    eta = _eta(position, [float(d) for d in durations], live)
+    eta = _eta(position, samples, mean, live)
     return Submission(job_id=job_id, position=position, eta_s=eta, workers=live)
 
 

@@ -58,14 +58,18 @@ end
 # checked before anything is written: a script that failed half-way would keep what it wrote.
 # Returns {code, extra, unreadable}: see _Code; extra is the retry time (ms) for PER_MINUTE, the
 # number of stale members dropped for ADMITTED, which then also returns the job's place in its
-# queue, each queue's length, the recent durations and each queue's worker count.
+# queue, each queue's length, how many recent durations there are and their mean (as text: Lua
+# numbers become integers in a reply) and each queue's worker count.
 ADMIT_LUA = f"""
 local n = tonumber(ARGV[17])
 local own = 10 + tonumber(ARGV[18])
 local function placement(code, extra, unreadable)
   local reply = {{code, extra, unreadable, redis.call('LPOS', KEYS[own], ARGV[1])}}
   for i = 1, n do reply[#reply + 1] = redis.call('LLEN', KEYS[10 + i]) end
-  reply[#reply + 1] = redis.call('LRANGE', KEYS[10], 0, -1)
+  local durations, sum = redis.call('LRANGE', KEYS[10], 0, -1), 0
+  for _, d in ipairs(durations) do sum = sum + tonumber(d) end
+  reply[#reply + 1] = #durations
+  reply[#reply + 1] = tostring(sum / math.max(#durations, 1))
   for i = 1, n do reply[#reply + 1] = redis.call('SCARD', KEYS[10 + n + i]) end
   return reply
 end
