@@ -23,7 +23,7 @@ from bench.engine_gpu.recipes import PLAIN_SKIPS, Inputs, RunOutput
 from contract.families import Family
 from contract.spec import JobSpec, Mode
 from worker.engine.base import img2img_steps
-from worker.engine.families.kandinsky3 import blend_strength, variations_strength
+from worker.engine.families.img2img import blend_strength, variations_strength
 from worker.engine.images import fit_to_size
 
 K3_BENCH_MODES: tuple[Mode, ...] = (Mode.TEXT2IMAGE, Mode.BLEND, Mode.VARIATIONS, Mode.STICKER)

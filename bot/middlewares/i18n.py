@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, User
 
+from bot.middlewares.types import NextHandler
 from bot.middlewares.update_read import USER_SETTINGS
 from bot.services.user_settings import UserSettings
 from bot.ui.i18n import I18n
@@ -20,12 +20,7 @@ class I18nMiddleware(BaseMiddleware):
     def __init__(self, i18n: I18n) -> None:
         self.i18n = i18n
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: NextHandler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
         settings: UserSettings | None = data.get(USER_SETTINGS)
         if user is None:

@@ -8,13 +8,13 @@ user's updates the handlers' work (dialogs, downloads) and answers them once in 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 from redis.asyncio import Redis
 
+from bot.middlewares.types import NextHandler
 from bot.middlewares.update_read import BANNED
 from bot.queue import Banned
 from bot.services.admission import refusal_text
@@ -31,12 +31,7 @@ class QuotaMiddleware(BaseMiddleware):
         self.quotas = quotas
         self.redis = redis
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: NextHandler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
         if user is None or user.is_bot:
             return await handler(event, data)

@@ -10,7 +10,6 @@ handlers (:class:`ReadDialog`) knows what that call found, so clearing an empty 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from aiogram import Bot
@@ -21,6 +20,7 @@ from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import TelegramObject, Update, User
 from redis.asyncio import Redis
 
+from bot.middlewares.types import NextHandler
 from bot.services.user_settings import SettingsStore
 from contract import keys
 from contract.stats import utc_day
@@ -93,12 +93,7 @@ class UpdateReadMiddleware(FSMContextMiddleware):
         self.redis_storage = storage
         self._read = redis.register_script(UPDATE_READ_LUA)
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: NextHandler, event: TelegramObject, data: dict[str, Any]) -> Any:
         context = self.resolve_event_context(cast(Bot, data["bot"]), data)
         user: User | None = data.get("event_from_user")
         if context is None or user is None:  # no user to read for: aiogram's own way

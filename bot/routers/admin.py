@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiogram import Bot, F, Router
 from aiogram.filters import BaseFilter, Command, CommandObject
@@ -63,12 +64,15 @@ def _target(command: CommandObject) -> int | None:
     return int(arg[0])
 
 
+def _admin_id(message: Message) -> int:
+    """Who gave the command, for the admin log."""
+    return message.from_user.id if message.from_user else 0
+
+
 # --- views ----------------------------------------------------------------------------------------
 async def cmd_stats(message: Message, t: Translator, services: Services) -> None:
-    stats = services.stats
-    admin_log = services.admin_log
-    await admin_log.record(message.from_user.id if message.from_user else 0, "stats")
-    s = await stats.stats()
+    await services.admin_log.record(_admin_id(message), "stats")
+    s = await services.stats.stats()
     lines = [
         t("admin-stats-header"),
         t("admin-stats-users", total=s.users_total, today=s.users_today),
@@ -103,11 +107,15 @@ def _queue_label(name: str) -> str:
     return f"{name} ({describe_family(family).title})" if family is not None else name
 
 
+async def _refreshable_view(message: Message, t: Translator, services: Services, view: str,
+                            text: Callable[[StatsService, Translator], Awaitable[str]]) -> None:
+    """An admin view with a refresh button under it; the admin log records who looked."""
+    await services.admin_log.record(_admin_id(message), view)
+    await message.answer(await text(services.stats, t), reply_markup=_refresh_markup(t, view))
+
+
 async def cmd_queue(message: Message, t: Translator, services: Services) -> None:
-    stats = services.stats
-    admin_log = services.admin_log
-    await admin_log.record(message.from_user.id if message.from_user else 0, "queue")
-    await message.answer(await _queue_text(stats, t), reply_markup=_refresh_markup(t, "queue"))
+    await _refreshable_view(message, t, services, "queue", _queue_text)
 
 
 async def _queue_text(stats: StatsService, t: Translator) -> str:
@@ -121,10 +129,7 @@ async def _queue_text(stats: StatsService, t: Translator) -> str:
 
 
 async def cmd_workers(message: Message, t: Translator, services: Services) -> None:
-    stats = services.stats
-    admin_log = services.admin_log
-    await admin_log.record(message.from_user.id if message.from_user else 0, "workers")
-    await message.answer(await _workers_text(stats, t), reply_markup=_refresh_markup(t, "workers"))
+    await _refreshable_view(message, t, services, "workers", _workers_text)
 
 
 async def _workers_text(stats: StatsService, t: Translator) -> str:
@@ -154,29 +159,24 @@ def _refresh_markup(t: Translator, what: str) -> InlineKeyboardMarkup:
 
 # --- bans and limits ------------------------------------------------------------------------------
 async def cmd_ban(message: Message, command: CommandObject, t: Translator, services: Services) -> None:
-    quotas = services.quotas
-    admin_log = services.admin_log
     target = _target(command)
     if target is None:
         await message.answer(t("admin-ban-usage"))
-        return
-    if quotas.is_admin(target):
+    elif services.quotas.is_admin(target):
         await message.answer(t("admin-ban-admin"))
-        return
-    fresh = await quotas.ban(target)
-    await admin_log.record(message.from_user.id if message.from_user else 0, "ban", str(target))
-    await message.answer(t("admin-banned" if fresh else "admin-already-banned", id=target))
+    else:
+        fresh = await services.quotas.ban(target)
+        await services.admin_log.record(_admin_id(message), "ban", str(target))
+        await message.answer(t("admin-banned" if fresh else "admin-already-banned", id=target))
 
 
 async def cmd_unban(message: Message, command: CommandObject, t: Translator, services: Services) -> None:
-    quotas = services.quotas
-    admin_log = services.admin_log
     target = _target(command)
     if target is None:
         await message.answer(t("admin-unban-usage"))
         return
-    was = await quotas.unban(target)
-    await admin_log.record(message.from_user.id if message.from_user else 0, "unban", str(target))
+    was = await services.quotas.unban(target)
+    await services.admin_log.record(_admin_id(message), "unban", str(target))
     await message.answer(t("admin-unbanned" if was else "admin-not-banned", id=target))
 
 
@@ -185,7 +185,7 @@ async def cmd_limits(message: Message, command: CommandObject, t: Translator, se
     ``/limits <id> reset`` returns to the defaults."""
     quotas = services.quotas
     admin_log = services.admin_log
-    admin_id = message.from_user.id if message.from_user else 0
+    admin_id = _admin_id(message)
     args = (command.args or "").split()
     if not args:
         d = quotas.default_limits
@@ -227,7 +227,7 @@ async def cmd_maintenance(message: Message, command: CommandObject, t: Translato
                           services: Services) -> None:
     quotas = services.quotas
     admin_log = services.admin_log
-    admin_id = message.from_user.id if message.from_user else 0
+    admin_id = _admin_id(message)
     arg = (command.args or "").strip().lower()
     if arg in ("on", "off"):
         await quotas.set_maintenance(arg == "on", by=admin_id)
@@ -246,7 +246,7 @@ async def cmd_maintenance(message: Message, command: CommandObject, t: Translato
 async def cmd_broadcast(message: Message, command: CommandObject, t: Translator, services: Services) -> None:
     redis = services.redis
     admin_log = services.admin_log
-    admin_id = message.from_user.id if message.from_user else 0
+    admin_id = _admin_id(message)
     text = (command.args or "").strip()
     if not text:
         await message.answer(t("admin-broadcast-usage"))

@@ -62,6 +62,16 @@ def _full_file(record: JobRecord, index: int) -> ResultFile | None:
     return files.full if files is not None else None
 
 
+async def _result_or_expired(bot: Bot, services: Services, t: Translator, chat_id: int, record: JobRecord,
+                             index: int) -> bytes | None:
+    """Image ``index``'s full-size bytes; None, and the user told, once the result has expired."""
+    file = _full_file(record, index)
+    data = await services.queue.result_bytes(file.key) if file is not None else None
+    if data is None:
+        await bot.send_message(chat_id, t("result-expired"))
+    return data
+
+
 def _as_document(data: bytes) -> tuple[bytes, str]:
     """The file for "full size", and its extension: JPEG and PNG as stored; anything else (a WEBP,
     which Telegram would show as a sticker) as PNG."""
@@ -102,10 +112,8 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
         return
 
     if action is ResultAction.FILE:
-        file = _full_file(record, index)
-        data = await services.queue.result_bytes(file.key) if file is not None else None
+        data = await _result_or_expired(bot, services, t, chat_id, record, index)
         if data is None:
-            await bot.send_message(chat_id, t("result-expired"))
             return
         document, ext = await asyncio.to_thread(_as_document, data)
         name = f"kandinsky-{spec.job_id}-{index + 1}.{ext}"
@@ -123,10 +131,8 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
         return
 
     if action is ResultAction.VARIATIONS:
-        file = _full_file(record, index)
-        data = await services.queue.result_bytes(file.key) if file is not None else None
+        data = await _result_or_expired(bot, services, t, chat_id, record, index)
         if data is None:
-            await bot.send_message(chat_id, t("result-expired"))
             return
         try:
             normalized = await asyncio.to_thread(normalize_image, data)

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -181,9 +181,20 @@ def test_frontend_smoke_run_writes_rates(tmp_path: Path, capsys: pytest.CaptureF
     assert service["redis_commands_per_update_total"] > 5 and "rpush" in service["redis_commands_per_update"]
     assert report["polling"]["handled"] == 20 and report["polling"]["updates_per_s"] > 0
     assert report["service_vs_reference"] > 0 and isinstance(report["goal_met"], bool)
+    assert report["service_vs_reference_cpu"] > 0
+    assert report["bound_by"] in ("the bot's CPU", "the bot-wide pace of 30 messages/s (BOT_GLOBAL_RATE)")
     assert report["botapi"]["violations"] == [] and report["botapi"]["server_errors"] == []
     assert report["botapi"]["send_message_ok"] >= 2 * 25 + 20  # every update was answered
     assert "updates handled" in capsys.readouterr().out
+
+
+def test_frontend_says_which_limit_bound_the_run() -> None:
+    """Each update answers its own chat once: near the bot-wide pace, the pace held the run back."""
+    bound_by = load("bench_frontend").bound_by
+    paced = SimpleNamespace(global_rate=30.0)
+    assert bound_by({"updates_per_s": 29.0}, paced) == "the bot-wide pace of 30 messages/s (BOT_GLOBAL_RATE)"
+    assert bound_by({"updates_per_s": 12.0}, paced) == "the bot's CPU"
+    assert bound_by({"updates_per_s": 400.0}, SimpleNamespace(global_rate=1000.0)) == "the bot's CPU"
 
 
 def test_frontend_refuses_an_empty_burst(tmp_path: Path) -> None:

@@ -48,13 +48,14 @@ FIRST_MODES = ("text2image", "sticker", "mix", "blend")
 """The first run's modes; the other 2.2 modes run apart, so that no module run is one long test."""
 
 
-def run_bench(out: Path, bundle: Path, *args: str) -> Run:
-    """One CPU-sized bench run at ``SIZE`` with only the variants ``args`` asks for."""
+def run_bench(out: Path, bundle: Path, *args: str, bench: ModuleType | None = None) -> Run:
+    """One CPU-sized bench run at ``SIZE`` with only the variants ``args`` asks for (``bench``: a
+    loaded bench module a test has patched)."""
     argv = ["--small", "--device", "cpu", "--sizes", SIZE, "--batch-size-for", SIZE, "--no-default-variants",
             "--bundle-dir", str(bundle), "--out-dir", str(out), *args]
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert load_bench().main(argv) == 0
+        assert (bench or load_bench()).main(argv) == 0
     (path,) = out.glob("bench_engine_gpu-cpu-small-*.json")
     return json.loads(path.read_text()), printed.getvalue(), path, bundle
 
@@ -187,37 +188,10 @@ def test_batch_sweep(small_run: Run) -> None:
 
 
 def test_variant_and_budget_stop_early_on_a_reused_bundle(small_run: Run, tmp_path: Path) -> None:
-    _, _, _, bundle = small_run
-    bench = load_bench()
-    argv = [
-        "--small",
-        "--device",
-        "cpu",
-        "--families",
-        "kandinsky22",
-        "--sizes",
-        SIZE,
-        "--modes",
-        "text2image",
-        "inpaint",
-        "--batches",
-        "1",
-        "2",
-        "--no-default-variants",
-        "--variant",
-        'same:dtype="float32",preload=false',
-        "--variant",
-        "fewer:scheduler=ddim,spec.steps=1",
-        "--budget-s",
-        "0",
-        "--bundle-dir",
-        str(bundle),
-        "--out-dir",
-        str(tmp_path),
-    ]
-    assert bench.main(argv) == 0
-    (path,) = tmp_path.glob("bench_engine_gpu-cpu-small-*.json")
-    report = json.loads(path.read_text())
+    report, *_ = run_bench(
+        tmp_path, small_run[3], "--families", "kandinsky22", "--modes", "text2image", "inpaint",
+        "--batches", "1", "2", "--variant", 'same:dtype="float32",preload=false',
+        "--variant", "fewer:scheduler=ddim,spec.steps=1", "--budget-s", "0")
     assert report["bundle_reused"] is True and report["bundle_build_s"] == 0
     assert report["variants"] == {
         "same": {"dtype": "float32", "preload": False},
@@ -241,7 +215,6 @@ def test_variant_and_budget_stop_early_on_a_reused_bundle(small_run: Run, tmp_pa
 def test_results_are_rewritten_after_every_cell(
     small_run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, _, _, bundle = small_run
     bench = load_bench()
     written: list[dict[str, Any]] = []
     real_write = bench.write_json
@@ -251,28 +224,8 @@ def test_results_are_rewritten_after_every_cell(
         written.append(json.loads(path.read_text()))
 
     monkeypatch.setattr(bench, "write_json", spy)
-    argv = [
-        "--small",
-        "--device",
-        "cpu",
-        "--families",
-        "kandinsky22",
-        "--sizes",
-        SIZE,
-        "--modes",
-        "variations",
-        "--batches",
-        "1",
-        "--batch-size-for",
-        SIZE,
-        "--no-offload",
-        "--no-default-variants",
-        "--bundle-dir",
-        str(bundle),
-        "--out-dir",
-        str(tmp_path),
-    ]
-    assert bench.main(argv) == 0
+    run_bench(tmp_path, small_run[3], "--families", "kandinsky22", "--modes", "variations", "--batches", "1",
+              "--no-offload", bench=bench)
     assert [w["complete"] for w in written] == [False, True]
     assert len(written[0]["cells"]) == 1 and written[0]["cells"][0]["mode"] == "variations"
 

@@ -213,15 +213,16 @@ async def stop_bot(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_harness(api: LocalBotAPI, redis_url: str) -> AsyncIterator[Harness]:
-    """A running bot in polling mode; on exit it must stop cleanly with no Telegram limit broken."""
+async def running_harness(api: LocalBotAPI, redis_url: str, **overrides: object) -> AsyncIterator[Harness]:
+    """A running bot in polling mode (``overrides``: settings by their environment names); on exit it
+    must stop cleanly with no Telegram limit broken."""
     records: list[logging.LogRecord] = []
     collector = _Collect(records)
     root = logging.getLogger()
     old_level = root.level
     root.setLevel(logging.DEBUG)
     root.addHandler(collector)
-    settings = make_settings(api, redis_url)
+    settings = make_settings(api, redis_url, **overrides)
     client = Redis.from_url(redis_url)
     queue = JobQueue.from_url(redis_url, QueueSettings())
     h = Harness(api, settings, client, queue, records)

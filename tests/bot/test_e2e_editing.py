@@ -6,16 +6,14 @@ of the status message until the final image replaces them."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from PIL import Image
-from redis.asyncio import Redis
 
-from bot.queue import JobQueue, JobRecord, QueueSettings
+from bot.queue import JobRecord
 from bot.services.editing import nearest_bucket
 from bot.ui.i18n import I18n
 from contract import keys
@@ -26,7 +24,7 @@ from devkit.botapi import LocalBotAPI
 from devkit.botapi.models import SentMessage
 from devkit.faults import slow_marker
 from devkit.redis_server import RedisServer
-from tests.bot.conftest import Harness, make_settings, press, start_bot, stop_bot
+from tests.bot.conftest import Harness, press, running_harness
 from tests.bot.images import encode, open_image, photo
 
 EN = I18n().translator("en")
@@ -160,24 +158,6 @@ async def test_a_region_not_found_is_said_instead_of_repainting(live: Harness) -
     assert not [m for m in h.bot_messages(user) if m.kind == "photo"]
 
 
-@contextlib.asynccontextmanager
-async def bot_with(api: LocalBotAPI, redis_url: str, **overrides: object) -> AsyncIterator[Harness]:
-    settings = make_settings(api, redis_url, **overrides)
-    client = JobQueue.from_url(redis_url, QueueSettings())
-    redis = Redis.from_url(redis_url)
-    h = Harness(api, settings, redis, client)
-    h.running = await start_bot(api, settings)
-    try:
-        yield h
-    finally:
-        await stop_bot(*h.running)
-        await h.forget_jobs()
-        await client.close()
-        await redis.aclose()
-    assert not api.violations, api.violations
-    assert not api.server_errors, api.server_errors
-
-
 def is_result(prompt: str) -> Callable[[SentMessage], bool]:
     """The delivered result (its caption shows the prompt and the seed), not a preview."""
     return lambda m: m.kind == "photo" and prompt in (m.caption or "") and "Seed" in (m.caption or "")
@@ -191,7 +171,7 @@ async def test_live_previews_edit_the_status_and_the_final_image_replaces_them(
     botapi: LocalBotAPI, bot_redis: RedisServer, worker_process: object
 ) -> None:
     # Each step sleeps 0.45 s, so the two previews are more than the worker's 2 s apart.
-    async with bot_with(botapi, bot_redis.url, BOT_STEPS=PREVIEW_STEPS) as h:
+    async with running_harness(botapi, bot_redis.url, BOT_STEPS=PREVIEW_STEPS) as h:
         user = h.user()
         await user.send_text(f"/imagine {slow_marker(0.45)}a castle at dawn")
         status_text = await h.wait_text(user, "Your request")
@@ -222,7 +202,7 @@ async def test_previews_stay_off_when_the_operator_turns_them_off(
     botapi: LocalBotAPI, bot_redis: RedisServer, worker_process: object
 ) -> None:
     # 6 steps: the worker makes one preview (at step 5), which the bot must not show.
-    async with bot_with(botapi, bot_redis.url, BOT_STEPS=6, BOT_LIVE_PREVIEWS=False) as h:
+    async with running_harness(botapi, bot_redis.url, BOT_STEPS=6, BOT_LIVE_PREVIEWS=False) as h:
         user = h.user()
         await user.send_text(f"/imagine {slow_marker(0.3)}a castle at dusk")
         status = await h.wait_text(user, "Your request")

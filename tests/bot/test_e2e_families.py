@@ -6,8 +6,10 @@ and a job whose model has no worker waits, with the user told so."""
 
 from __future__ import annotations
 
+import pytest
+
 from bot.services.user_settings import SettingsStore, UserSettings
-from contract.families import Family
+from contract.families import Family, describe_family
 from contract.queue import family_queue
 from contract.spec import JobSpec, Mode, bucket_size, exact_size
 from devkit.botapi.models import SentMessage
@@ -144,21 +146,23 @@ async def test_k3_text_to_image_again_and_same_seed_keep_the_model(live: Harness
     assert models == {Family.KANDINSKY3}
 
 
-async def test_k3_image_plus_text_and_variations(live: Harness) -> None:
+@pytest.mark.parametrize("family", [Family.KANDINSKY3, Family.SDXL])
+async def test_image_plus_text_and_variations(live: Harness, family: Family) -> None:
     h = live
     user = h.user()
-    await use_model(h, user.user_id, Family.KANDINSKY3)
+    model = f"Model: {describe_family(family).title}"
+    await use_model(h, user.user_id, family)
     await user.send_text("/blend")
     await h.wait_text(user, "Send me a photo")
     await user.send_photo(photo(320, 320), caption="in the style of a mosaic")
     blended = await h.wait_result(user)
-    assert "Image + text" in caption_of(blended) and "Model: Kandinsky 3.0" in caption_of(blended)
+    assert "Image + text" in caption_of(blended) and model in caption_of(blended)
     before = h.count(user)
     await user.send_text("/variations")
     await h.wait_text(user, "Send me a photo", after=before)
     await user.send_photo(photo(400, 300))
     variation = await h.wait_result(user, after=before)
-    assert "Variations" in caption_of(variation) and "Model: Kandinsky 3.0" in caption_of(variation)
+    assert "Variations" in caption_of(variation) and model in caption_of(variation)
     assert open_image(variation.photo_bytes or b"").size == bucket_size("1:1", 512)
 
 
@@ -197,23 +201,6 @@ async def test_sdxl_from_the_picker_text_to_image_and_sticker(live: Harness) -> 
     assert img.format == "WEBP" and img.mode == "RGBA" and max(img.size) == 512
     specs = list((await specs_of(h, user.user_id)).values())
     assert {s.model for s in specs} == {Family.SDXL} and {s.steps for s in specs} == {2}
-
-
-async def test_sdxl_image_plus_text_and_variations(live: Harness) -> None:
-    h = live
-    user = h.user()
-    await use_model(h, user.user_id, Family.SDXL)
-    await user.send_text("/blend")
-    await h.wait_text(user, "Send me a photo")
-    await user.send_photo(photo(320, 320), caption="in the style of a mosaic")
-    blended = await h.wait_result(user)
-    assert "Image + text" in caption_of(blended) and "Model: SDXL" in caption_of(blended)
-    before = h.count(user)
-    await user.send_text("/variations")
-    await h.wait_text(user, "Send me a photo", after=before)
-    await user.send_photo(photo(400, 300))
-    variation = await h.wait_result(user, after=before)
-    assert "Variations" in caption_of(variation) and "Model: SDXL" in caption_of(variation)
 
 
 async def test_sdxl_refuses_keep_depth_before_queueing(harness: Harness) -> None:

@@ -46,13 +46,6 @@ async def api() -> AsyncIterator[LocalBotAPI]:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def bots() -> AsyncIterator[list[tuple[Bot, ChatLimiter]]]:
     made: list[tuple[Bot, ChatLimiter]] = []
     yield made
@@ -61,10 +54,10 @@ async def bots() -> AsyncIterator[list[tuple[Bot, ChatLimiter]]]:
         await bot.session.close()
 
 
-def make_bot(made: list[tuple[Bot, ChatLimiter]], api: LocalBotAPI, redis: Redis | None,
+def make_bot(made: list[tuple[Bot, ChatLimiter]], api: LocalBotAPI, aredis: Redis | None,
              pace: Pace) -> tuple[Bot, ChatLimiter]:
     session = _Session(api=TelegramAPIServer.from_base(api.base_url))
-    limiter = ChatLimiter(FloodState(redis, pace))
+    limiter = ChatLimiter(FloodState(aredis, pace))
     session.middleware(limiter)
     made.append((Bot(TOKEN, session=session), limiter))
     return made[-1]
@@ -81,8 +74,8 @@ def gaps_at_least(times: list[float], interval: float, burst: int) -> None:
 
 
 async def test_a_private_chat_gets_its_burst_then_one_message_per_interval_in_order(
-        api: LocalBotAPI, redis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
-    bot, _ = make_bot(bots, api, redis, Pace(private_per_s=10, global_per_s=1000, chat_burst=2))
+        api: LocalBotAPI, aredis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
+    bot, _ = make_bot(bots, api, aredis, Pace(private_per_s=10, global_per_s=1000, chat_burst=2))
     await asyncio.gather(*(bot.send_message(USER, str(i)) for i in range(6)))
     calls = sent(api, chat_id=USER)
     assert [c.params["text"] for c in calls] == [str(i) for i in range(6)]
@@ -91,9 +84,9 @@ async def test_a_private_chat_gets_its_burst_then_one_message_per_interval_in_or
 
 
 async def test_a_group_is_paced_per_minute_and_a_private_chat_beside_it_is_not_held_back(
-        api: LocalBotAPI, redis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
+        api: LocalBotAPI, aredis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
     group = api.group(-100123, "friends")
-    bot, _ = make_bot(bots, api, redis, Pace(private_per_s=1000, group_per_min=400, global_per_s=1000,
+    bot, _ = make_bot(bots, api, aredis, Pace(private_per_s=1000, group_per_min=400, global_per_s=1000,
                                              chat_burst=1))
     group_task = asyncio.gather(*(bot.send_message(group.chat_id, f"g{i}") for i in range(4)))
     await asyncio.gather(*(bot.send_message(USER, f"p{i}") for i in range(4)))
@@ -105,8 +98,8 @@ async def test_a_group_is_paced_per_minute_and_a_private_chat_beside_it_is_not_h
 
 
 async def test_the_bot_wide_pace_holds_over_all_chats(
-        api: LocalBotAPI, redis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
-    bot, _ = make_bot(bots, api, redis, Pace(private_per_s=1000, global_per_s=20, chat_burst=5))
+        api: LocalBotAPI, aredis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
+    bot, _ = make_bot(bots, api, aredis, Pace(private_per_s=1000, global_per_s=20, chat_burst=5))
     await asyncio.gather(*(bot.send_message(USER + i, "bulk") for i in range(10)))
     times = sorted(c.time for c in sent(api))
     assert len(times) == 10
@@ -114,8 +107,8 @@ async def test_the_bot_wide_pace_holds_over_all_chats(
 
 
 async def test_retry_after_holds_the_whole_chat_and_every_waiting_call_goes_after_it_in_order(
-        api: LocalBotAPI, redis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
-    bot, limiter = make_bot(bots, api, redis, FAST)
+        api: LocalBotAPI, aredis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
+    bot, limiter = make_bot(bots, api, aredis, FAST)
     api.rate_limit(1, per_seconds=1.0, chat_id=USER)
     await asyncio.gather(*(bot.send_message(USER, str(i)) for i in range(3)))
     # A chat action while the chat is held is not worth a wait: skipped, nothing sent.
@@ -131,10 +124,10 @@ async def test_retry_after_holds_the_whole_chat_and_every_waiting_call_goes_afte
 
 
 async def test_two_replicas_share_one_chat_s_pace_and_its_retry_after(
-        api: LocalBotAPI, redis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
+        api: LocalBotAPI, aredis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
     pace = Pace(private_per_s=5, global_per_s=1000, chat_burst=1)
-    one, _ = make_bot(bots, api, redis, pace)
-    two, _ = make_bot(bots, api, redis, pace)
+    one, _ = make_bot(bots, api, aredis, pace)
+    two, _ = make_bot(bots, api, aredis, pace)
     await asyncio.gather(*(b.send_message(USER, f"{n}{i}") for i in range(3) for n, b in (("a", one),
                                                                                          ("b", two))))
     times = sorted(c.time for c in sent(api, chat_id=USER))
@@ -151,8 +144,8 @@ async def test_two_replicas_share_one_chat_s_pace_and_its_retry_after(
 
 
 async def test_progress_edits_of_a_waiting_chat_merge_into_the_latest(
-        api: LocalBotAPI, redis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
-    bot, limiter = make_bot(bots, api, redis, FAST)
+        api: LocalBotAPI, aredis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
+    bot, limiter = make_bot(bots, api, aredis, FAST)
     status = await bot.send_message(USER, "queued")
     await limiter.state.hold(USER, 1.0)  # as after a 429
     for step in range(5):
@@ -167,8 +160,8 @@ async def test_progress_edits_of_a_waiting_chat_merge_into_the_latest(
 
 
 async def test_cheap_calls_give_way_to_a_result_which_is_never_dropped(
-        api: LocalBotAPI, redis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
-    bot, limiter = make_bot(bots, api, redis, FAST)
+        api: LocalBotAPI, aredis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
+    bot, limiter = make_bot(bots, api, aredis, FAST)
     status = await bot.send_message(USER, "queued")
     await limiter.state.hold(USER, 1.0)
     with cheap(f"status:{status.message_id}"), pytest.raises(CallSkipped):
@@ -212,7 +205,7 @@ def test_which_calls_target_a_chat() -> None:
     assert target_chat(AnswerCallbackQuery(callback_query_id="1")) is None
 
 
-async def test_only_webhook_replicas_share_the_chat_state_through_redis(redis: Redis) -> None:
+async def test_only_webhook_replicas_share_the_chat_state_through_redis(aredis: Redis) -> None:
     """Telegram hands updates to one getUpdates caller: a polling bot is alone and paces on its own."""
     from bot.app import create_bot
     from bot.config import BotSettings
@@ -221,9 +214,9 @@ async def test_only_webhook_replicas_share_the_chat_state_through_redis(redis: R
     made = []
     for mode in ("polling", "webhook"):
         settings = BotSettings(BOT_TOKEN=TOKEN, BOT_MODE=mode, WEBHOOK_URL="https://bot.example/hook")
-        bot = create_bot(settings, redis)
+        bot = create_bot(settings, aredis)
         limiter = limiter_of(bot)
         assert limiter is not None
         made.append(limiter.state.redis)
         await bot.session.close()
-    assert made == [None, redis]
+    assert made == [None, aredis]

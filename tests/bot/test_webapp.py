@@ -20,21 +20,19 @@ import aiohttp
 import numpy as np
 import pytest
 from PIL import Image
-from redis.asyncio import Redis
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from bot.queue import JobQueue, QueueSettings
 from bot.webapp import INIT_DATA_HEADER, INIT_DATA_MAX_AGE_S
 from contract.spec import Mode
 from devkit.botapi import LocalBotAPI
 from devkit.botapi.models import SentMessage
 from devkit.botapi.webapp import forged_init_data, init_data, launch_url, open_web_app, web_app_button
 from devkit.redis_server import RedisServer
-from tests.bot.conftest import TOKEN, Harness, make_settings, start_bot, stop_bot
+from tests.bot.conftest import TOKEN, Harness, running_harness
 from tests.bot.images import open_image
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -70,24 +68,10 @@ def browser() -> Iterator[webdriver.Chrome]:
             driver.quit()
 
 
-@contextlib.asynccontextmanager
-async def webapp_bot(api: LocalBotAPI, redis_url: str) -> AsyncIterator[Harness]:
+def webapp_bot(api: LocalBotAPI, redis_url: str) -> contextlib.AbstractAsyncContextManager[Harness]:
     port = free_port()
-    settings = make_settings(api, redis_url, WEBAPP_URL=f"http://127.0.0.1:{port}", WEBAPP_HOST="127.0.0.1",
-                             WEBAPP_PORT=port)
-    redis = Redis.from_url(redis_url)
-    queue = JobQueue.from_url(redis_url, QueueSettings())
-    h = Harness(api, settings, redis, queue)
-    h.running = await start_bot(api, settings)
-    try:
-        yield h
-    finally:
-        await stop_bot(*h.running)
-        await h.forget_jobs()
-        await queue.close()
-        await redis.aclose()
-    assert not api.violations, api.violations
-    assert not api.server_errors, api.server_errors
+    return running_harness(api, redis_url, WEBAPP_URL=f"http://127.0.0.1:{port}", WEBAPP_HOST="127.0.0.1",
+                           WEBAPP_PORT=port)
 
 
 @pytest.fixture

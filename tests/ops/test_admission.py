@@ -49,13 +49,6 @@ def spec_for(user_id: int = USER) -> JobSpec:
 
 
 @pytest.fixture
-async def aredis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def make_gate(aredis: Redis) -> AsyncIterator[MakeGate]:
     """``make_gate(limits, client=..., admin_inflight=..., metrics=...)``: one replica's Admission."""
     queues: list[JobQueue] = []

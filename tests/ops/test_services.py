@@ -21,13 +21,6 @@ USER = 901
 
 
 @pytest.fixture
-async def aredis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def bot(api: LocalBotAPI) -> AsyncIterator[Bot]:
     settings = BotSettings.model_validate({
         "BOT_TOKEN": api.token, "TELEGRAM_API_URL": api.base_url,

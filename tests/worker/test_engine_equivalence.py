@@ -20,14 +20,11 @@ from PIL import Image
 from transformers import AutoImageProcessor, DPTForDepthEstimation, pipeline
 
 from contract.spec import JobSpec, Mode, Style, bucket_size
+from tests.worker.pixels import assert_same_image
 from worker.engine import Engine
 
 SIZE = bucket_size("1:1", 512)
 STEPS = 3
-MAX_MEAN_DIFF = 0.5
-"""Mean absolute difference in 8-bit levels; identical math on the CPU gives ~0."""
-MAX_PIXEL_DIFF = 3
-"""Largest single-pixel difference allowed: float reassociation may flip a rounding step or two."""
 
 
 def smooth_image(seed: int) -> Image.Image:
@@ -51,13 +48,6 @@ def spec_for(mode: Mode, **fields: Any) -> JobSpec:
         prior_guidance=4.0,
         **fields,
     )
-
-
-def assert_same_image(engine_image: Image.Image, recipe_image: Image.Image) -> None:
-    assert engine_image.size == recipe_image.size
-    diff = np.abs(np.asarray(engine_image, dtype=np.int16) - np.asarray(recipe_image, dtype=np.int16))
-    assert diff.mean() <= MAX_MEAN_DIFF, f"mean diff {diff.mean():.3f}"
-    assert diff.max() <= MAX_PIXEL_DIFF, f"max diff {diff.max()}"
 
 
 @pytest.fixture(scope="module")

@@ -19,37 +19,20 @@ from PIL import Image
 from contract.families import Family, Placement, describe_family
 from contract.spec import ASPECT_RATIOS, JobSpec, Mode, SpecError, Style, bucket_size
 from devkit.tiny_kandinsky3 import FOLDER, VARIANT
+from tests.worker.pixels import FAMILY_STEPS, WIDE, assert_same_image, family_spec
 from tests.worker.test_cli import run_cli
 from tests.worker.test_engine import as_array, mean_abs_diff, smooth_image
 from worker.cli import main as cli_main
 from worker.engine import Engine, EngineSettings, JobCancelled, ModelFolderError
 from worker.engine.families import Kandinsky3Engine
-from worker.engine.families.kandinsky3 import VARIATIONS_STRENGTH, blend_strength, variations_strength
+from worker.engine.families.img2img import VARIATIONS_STRENGTH, blend_strength, variations_strength
 from worker.engine.images import fit_to_size
 
-WIDE = bucket_size("16:9", 512)
-STEPS = 4
-MAX_MEAN_DIFF = 0.5
-"""Mean absolute difference in 8-bit levels; identical math on the CPU gives ~0."""
-MAX_PIXEL_DIFF = 3
+STEPS = FAMILY_STEPS
 
 
 def k3_spec(mode: Mode, seed: int = 11, size: tuple[int, int] = WIDE, **fields: Any) -> JobSpec:
-    inputs: dict[str, Any] = {
-        Mode.TEXT2IMAGE: {"prompt": "a red fox in the snow"},
-        Mode.STICKER: {"prompt": "a happy cat"},
-        Mode.BLEND: {"prompt": "a lighthouse in a storm", "inputs": ("a",), "weights": (0.4, 0.6)},
-        Mode.VARIATIONS: {"inputs": ("a",)},
-    }[mode]
-    return JobSpec(**{"model": Family.KANDINSKY3, "mode": mode, "width": size[0], "height": size[1],
-                      "seed": seed, "steps": STEPS, **inputs, **fields})
-
-
-def assert_same_image(ours: Image.Image, theirs: Image.Image) -> None:
-    assert ours.size == theirs.size
-    diff = np.abs(as_array(ours) - as_array(theirs))
-    assert diff.mean() <= MAX_MEAN_DIFF, f"mean diff {diff.mean():.3f}"
-    assert diff.max() <= MAX_PIXEL_DIFF, f"max diff {diff.max()}"
+    return family_spec(Family.KANDINSKY3, mode, seed, size, **fields)
 
 
 @pytest.fixture(scope="module")

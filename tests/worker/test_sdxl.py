@@ -24,38 +24,21 @@ from PIL import Image
 from contract.families import Family, describe_family
 from contract.spec import JobSpec, Mode, SpecError, bucket_size
 from devkit.tiny_sdxl import FOLDER, REFINER_FOLDER, VARIANT
+from tests.worker.pixels import FAMILY_STEPS, WIDE, assert_same_image, family_spec
 from tests.worker.test_cli import run_cli
 from tests.worker.test_engine import as_array, mean_abs_diff, smooth_image
 from worker.engine import Engine, EngineSettings, JobCancelled, ModelFolderError
 from worker.engine.families import SDXLEngine
-from worker.engine.families.kandinsky3 import VARIATIONS_STRENGTH, blend_strength
+from worker.engine.families.img2img import VARIATIONS_STRENGTH, blend_strength
 from worker.engine.families.sdxl import expert_steps
 from worker.engine.images import fit_mask, fit_to_size
 
-WIDE = bucket_size("16:9", 512)
-STEPS = 4
+STEPS = FAMILY_STEPS
 FRACTION = 0.8
-MAX_MEAN_DIFF = 0.5
-MAX_PIXEL_DIFF = 3
 
 
 def sdxl_spec(mode: Mode, seed: int = 11, size: tuple[int, int] = WIDE, **fields: Any) -> JobSpec:
-    inputs: dict[str, Any] = {
-        Mode.TEXT2IMAGE: {"prompt": "a red fox in the snow"},
-        Mode.STICKER: {"prompt": "a happy cat"},
-        Mode.BLEND: {"prompt": "a lighthouse in a storm", "inputs": ("a",), "weights": (0.4, 0.6)},
-        Mode.VARIATIONS: {"inputs": ("a",)},
-        Mode.INPAINT: {"prompt": "a red hat", "inputs": ("a",), "mask": "m"},
-    }[mode]
-    return JobSpec(**{"model": Family.SDXL, "mode": mode, "width": size[0], "height": size[1],
-                      "seed": seed, "steps": STEPS, **inputs, **fields})
-
-
-def assert_same_image(ours: Image.Image, theirs: Image.Image) -> None:
-    assert ours.size == theirs.size
-    diff = np.abs(as_array(ours) - as_array(theirs))
-    assert diff.mean() <= MAX_MEAN_DIFF, f"mean diff {diff.mean():.3f}"
-    assert diff.max() <= MAX_PIXEL_DIFF, f"max diff {diff.max()}"
+    return family_spec(Family.SDXL, mode, seed, size, **fields)
 
 
 def generator(seed: int) -> torch.Generator:

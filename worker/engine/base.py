@@ -428,6 +428,8 @@ class FamilyEngine(ABC):
         self._torch_dtype = DTYPES[self.dtype]
         self._load_lock = threading.RLock()
         self._run_lock = threading.Lock()
+        self._offloaded: Any = None
+        """With model offload: the pipeline whose hooks are on the shared modules now."""
         self.warmup_timings: dict[str, float] = {}
         """Seconds each warm-up job took at load (compile time when ``compile`` is on)."""
         self.model_ids = self.sources()
@@ -586,6 +588,39 @@ class FamilyEngine(ABC):
 
     def _negative(self, spec: JobSpec) -> str | None:
         return spec.negative_prompt.strip() or None
+
+    # --- loading helpers the families share ----------------------------------------------------------
+
+    def _resident(self, name: str, build: Callable[[], Any]) -> Any:
+        """The model kept in ``self.<name>``, made by ``build`` on first use (progress bars off) and
+        resident from then on; under the load lock, so two threads never load one model twice."""
+        with self._load_lock:
+            if getattr(self, name) is None:
+                made = build()
+                if hasattr(made, "set_progress_bar_config"):
+                    made.set_progress_bar_config(disable=True)
+                setattr(self, name, made)
+            return getattr(self, name)
+
+    def _on_gpu(self) -> bool:
+        return self.device.startswith("cuda")
+
+    def _place_or_defer(self, pipe: Any) -> Any:
+        """A freshly loaded pipeline on the device, or, with model offload on a GPU, left where it is
+        for :meth:`_ready` to hook."""
+        if self.placement_of(self.settings) is Placement.MODEL_OFFLOAD:
+            if self._on_gpu():
+                return pipe
+            logger.warning("%s model offload ignored: models already live on %s", self.family, self.device)
+        return pipe.to(self.device)
+
+    def _ready(self, pipe: Any) -> Any:
+        """Model offload hooks the shared modules for one pipeline at a time: the one about to run."""
+        if (self.placement_of(self.settings) is Placement.MODEL_OFFLOAD and self._on_gpu()
+                and self._offloaded is not pipe):
+            pipe.enable_model_cpu_offload(device=self.device)
+            self._offloaded = pipe
+        return pipe
 
     def _pretrained_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"dtype": self._torch_dtype}

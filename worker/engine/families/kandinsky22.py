@@ -158,7 +158,6 @@ class Kandinsky22Engine(FamilyEngine):
     # --- loading: each group once, then resident -------------------------------------------------
 
     def _place(self, pipe: Any) -> Any:
-        pipe.set_progress_bar_config(disable=True)
         if self.settings.cpu_offload and self.device.startswith("cuda"):
             pipe.enable_model_cpu_offload(device=self.device)
         else:
@@ -185,38 +184,36 @@ class Kandinsky22Engine(FamilyEngine):
             compile_movq_decode(pipe.movq, mode, backend)
 
     def prior_pipeline(self) -> Any:
-        with self._load_lock:
-            if self._prior is None:
-                kwargs = self._pretrained_kwargs()
-                source = self.model_ids["prior"]
-                # The PIL processor is what transformers falls back to without torchvision (the worker
-                # image has none); naming it keeps the same preprocessing without its notice at start.
-                processor = CLIPImageProcessorPil.from_pretrained(
-                    source, subfolder="image_processor", cache_dir=kwargs.get("cache_dir"))
-                prior = CachedPriorPipeline.from_pretrained(source, image_processor=processor, **kwargs)
-                prior.attach_zero_embed_cache(self._zero_embed_cache)
-                self._prior = self._place(prior)
-            return self._prior
+        def load() -> Any:
+            kwargs = self._pretrained_kwargs()
+            source = self.model_ids["prior"]
+            # The PIL processor is what transformers falls back to without torchvision (the worker
+            # image has none); naming it keeps the same preprocessing without its notice at start.
+            processor = CLIPImageProcessorPil.from_pretrained(
+                source, subfolder="image_processor", cache_dir=kwargs.get("cache_dir"))
+            prior = CachedPriorPipeline.from_pretrained(source, image_processor=processor, **kwargs)
+            prior.attach_zero_embed_cache(self._zero_embed_cache)
+            return self._place(prior)
+
+        return self._resident("_prior", load)
 
     def emb2emb_pipeline(self) -> Any:
-        with self._load_lock:
-            if self._emb2emb is None:
-                prior = self.prior_pipeline()
-                emb2emb: Any = CachedPriorEmb2EmbPipeline(**prior.components)  # same modules, no copy
-                emb2emb.attach_zero_embed_cache(self._zero_embed_cache)
-                emb2emb.set_progress_bar_config(disable=True)
-                self._emb2emb = emb2emb
-            return self._emb2emb
+        def make() -> Any:
+            emb2emb: Any = CachedPriorEmb2EmbPipeline(**self.prior_pipeline().components)  # same modules
+            emb2emb.attach_zero_embed_cache(self._zero_embed_cache)
+            return emb2emb
+
+        return self._resident("_emb2emb", make)
 
     def decoder_pipeline(self) -> Any:
-        with self._load_lock:
-            if self._decoder is None:
-                kwargs = self._pretrained_kwargs()
-                decoder = KandinskyV22Pipeline.from_pretrained(self.model_ids["decoder"], **kwargs)
-                if self.settings.scheduler != "ddpm":  # the public decoder ships DDPM: keep it as loaded
-                    decoder.scheduler = decoder_scheduler(self.settings.scheduler, decoder.scheduler.config)
-                self._decoder = self._place(decoder)
-            return self._decoder
+        def load() -> Any:
+            kwargs = self._pretrained_kwargs()
+            decoder = KandinskyV22Pipeline.from_pretrained(self.model_ids["decoder"], **kwargs)
+            if self.settings.scheduler != "ddpm":  # the public decoder ships DDPM: keep it as loaded
+                decoder.scheduler = decoder_scheduler(self.settings.scheduler, decoder.scheduler.config)
+            return self._place(decoder)
+
+        return self._resident("_decoder", load)
 
     def _shared_decoder_parts(self, source: str) -> dict[str, Any]:
         """A UNet from ``source``; the MoVQ and scheduler config come from the decoder (one copy)."""
@@ -226,50 +223,37 @@ class Kandinsky22Engine(FamilyEngine):
         return {"unet": unet, "scheduler": scheduler, "movq": decoder.movq}
 
     def inpaint_pipeline(self) -> Any:
-        with self._load_lock:
-            if self._inpaint is None:
-                parts = self._shared_decoder_parts(self.model_ids["inpaint"])
-                self._inpaint = self._place(KandinskyV22InpaintPipeline(**parts))
-            return self._inpaint
+        return self._resident("_inpaint", lambda: self._place(
+            KandinskyV22InpaintPipeline(**self._shared_decoder_parts(self.model_ids["inpaint"]))))
 
     def controlnet_pipeline(self) -> Any:
-        with self._load_lock:
-            if self._controlnet is None:
-                parts = self._shared_decoder_parts(self.model_ids["controlnet"])
-                self._controlnet = self._place(KandinskyV22ControlnetImg2ImgPipeline(**parts))
-            return self._controlnet
+        return self._resident("_controlnet", lambda: self._place(
+            KandinskyV22ControlnetImg2ImgPipeline(**self._shared_decoder_parts(self.model_ids["controlnet"]))))
 
     def img2img_pipeline(self) -> Any:
         """``KandinskyV22Img2ImgPipeline`` on the decoder's own UNet and MoVQ (animation frames):
         the modules are already placed and sped up, so nothing is loaded, moved or compiled again."""
-        with self._load_lock:
-            if self._img2img is None:
-                decoder = self.decoder_pipeline()
-                scheduler = type(decoder.scheduler).from_config(decoder.scheduler.config)
-                img2img: Any = KandinskyV22Img2ImgPipeline(unet=decoder.unet, scheduler=scheduler,
-                                                           movq=decoder.movq)
-                img2img.set_progress_bar_config(disable=True)
-                self._img2img = img2img
-            return self._img2img
+        def make() -> Any:
+            decoder = self.decoder_pipeline()
+            scheduler = type(decoder.scheduler).from_config(decoder.scheduler.config)
+            return KandinskyV22Img2ImgPipeline(unet=decoder.unet, scheduler=scheduler, movq=decoder.movq)
+
+        return self._resident("_img2img", make)
 
     def depth_model(self) -> tuple[Any, Any]:
-        with self._load_lock:
-            if self._depth is None:
-                source = self.model_ids["depth"]
-                kwargs = self._pretrained_kwargs()
-                model: Any = DPTForDepthEstimation.from_pretrained(source, **kwargs)
-                kwargs.pop("dtype")
-                processor = DPTImageProcessorPil.from_pretrained(source, **kwargs)
-                self._depth = (model.to(self.device).eval(), processor)
-            return self._depth
+        def load() -> tuple[Any, Any]:
+            source = self.model_ids["depth"]
+            kwargs = self._pretrained_kwargs()
+            model: Any = DPTForDepthEstimation.from_pretrained(source, **kwargs)
+            kwargs.pop("dtype")
+            return model.to(self.device).eval(), DPTImageProcessorPil.from_pretrained(source, **kwargs)
+
+        return self._resident("_depth", load)
 
     def segmenter(self) -> Segmenter:
         """CLIPSeg for edits by words (loaded on first use unless ``load_all`` ran)."""
-        with self._load_lock:
-            if self._segmenter is None:
-                self._segmenter = Segmenter(self.model_ids["segment"], self.device, self._torch_dtype,
-                                            self.settings.cache_dir)
-            return self._segmenter
+        return self._resident("_segmenter", lambda: Segmenter(
+            self.model_ids["segment"], self.device, self._torch_dtype, self.settings.cache_dir))
 
     def _latent_preview(self, pipe: Any) -> Any:
         """The live preview of ``pipe``'s latents: its MoVQ's linear colour map (fitted on first use)."""

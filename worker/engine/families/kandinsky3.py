@@ -28,15 +28,8 @@ from diffusers import Kandinsky3Img2ImgPipeline, Kandinsky3Pipeline
 
 from contract.families import Family, Placement
 from contract.spec import Mode
-from worker.engine.base import (
-    FamilyEngine,
-    ModelFolderError,
-    Run,
-    SharedModels,
-    img2img_steps,
-    recipe,
-    require_complete,
-)
+from worker.engine.base import ModelFolderError, Run, SharedModels, img2img_steps, require_complete
+from worker.engine.families.img2img import Img2ImgFamily, local_variant
 from worker.engine.images import fit_to_size
 from worker.engine.settings import EngineSettings
 
@@ -45,40 +38,11 @@ logger = logging.getLogger(__name__)
 FOLDER = "kandinsky3"
 """The family's folder in a local bundle (``KANDINSKY_MODEL_DIR``): one saved Kandinsky3Pipeline."""
 
-VARIATIONS_STRENGTH = 0.5
-"""Variations are img2img from the reference at this strength: half the schedule is redrawn, so
-the composition and colours stay while the details change with each seed."""
-
-BLEND_MIN_STRENGTH = 0.3
-"""Image + text: the prompt's weight is the img2img strength, but never below this, or the prompt
-would barely show (the photo's weight can keep at most 70% of it)."""
-
 STAGE = "unet"
 """The one denoising stage of this family, as progress and timings name it."""
 
 
-def blend_strength(text_weight: float, steps: int) -> float:
-    """Image + text's img2img strength: the text's weight, at least BLEND_MIN_STRENGTH, and never
-    so low that ``steps`` × strength rounds to no step at all."""
-    strength = min(1.0, max(text_weight, BLEND_MIN_STRENGTH))
-    if img2img_steps(steps, strength) < 1:
-        strength = min(1.0, 1.0 / steps + 1e-6)
-    return strength
-
-
-def variations_strength(steps: int) -> float:
-    """VARIATIONS_STRENGTH, raised where ``steps`` is too small for it to leave a step."""
-    return blend_strength(VARIATIONS_STRENGTH, steps)
-
-
-def local_variant(folder: Path, variant: str | None) -> str | None:
-    """``variant`` when the folder has weight files of that variant (the public fp16 layout), else none."""
-    if variant and any(folder.glob(f"*/*.{variant}.safetensors*")):
-        return variant
-    return None
-
-
-class Kandinsky3Engine(FamilyEngine):
+class Kandinsky3Engine(Img2ImgFamily):
     """Resident Kandinsky 3.0 models and the mode recipes built on them."""
 
     family: ClassVar[Family] = Family.KANDINSKY3
@@ -94,8 +58,6 @@ class Kandinsky3Engine(FamilyEngine):
         self._img2img: Any = None
         self._encoder: Any = None
         """With the text encoder on the CPU: a pipeline holding only it (and the tokenizer)."""
-        self._offloaded: Any = None
-        """With model offload: the pipeline whose hooks are on the shared modules now."""
 
     @classmethod
     def placement_of(cls, settings: EngineSettings) -> Placement:
@@ -125,27 +87,14 @@ class Kandinsky3Engine(FamilyEngine):
 
     # --- loading ---------------------------------------------------------------------------------
 
-    def _on_gpu(self) -> bool:
-        return self.device.startswith("cuda")
-
     def text2image_pipeline(self) -> Any:
-        with self._load_lock:
-            if self._text2image is None:
-                kwargs = self._pretrained_kwargs()
-                pipe: Any = Kandinsky3Pipeline.from_pretrained(
-                    self.model_ids["kandinsky3"], variant=self._variant, **kwargs)
-                pipe.set_progress_bar_config(disable=True)
-                self._text2image = self._place(pipe)
-            return self._text2image
+        return self._resident("_text2image", lambda: self._place(Kandinsky3Pipeline.from_pretrained(
+            self.model_ids["kandinsky3"], variant=self._variant, **self._pretrained_kwargs())))
 
     def img2img_pipeline(self) -> Any:
-        with self._load_lock:
-            if self._img2img is None:
-                # Same modules (without the text encoder when it lives on the CPU, as text → image).
-                pipe: Any = Kandinsky3Img2ImgPipeline(**self.text2image_pipeline().components)
-                pipe.set_progress_bar_config(disable=True)
-                self._img2img = pipe
-            return self._img2img
+        # Same modules (without the text encoder when it lives on the CPU, as text → image).
+        return self._resident("_img2img",
+                              lambda: Kandinsky3Img2ImgPipeline(**self.text2image_pipeline().components))
 
     def _place(self, pipe: Any) -> Any:
         """Put the freshly loaded pipeline where the placement says."""
@@ -159,20 +108,8 @@ class Kandinsky3Engine(FamilyEngine):
             # the prompt's embeddings instead of the prompt.
             pipe = Kandinsky3Pipeline(tokenizer=pipe.tokenizer, text_encoder=None, unet=pipe.unet,
                                       scheduler=pipe.scheduler, movq=pipe.movq)
-            pipe.set_progress_bar_config(disable=True)
             return pipe.to(self.device)
-        if self.placement is Placement.MODEL_OFFLOAD:
-            if self._on_gpu():
-                return pipe  # hooked by _ready, on the pipeline about to run
-            logger.warning("K3 model offload ignored: models already live on %s", self.device)
-        return pipe.to(self.device)
-
-    def _ready(self, pipe: Any) -> Any:
-        """Model offload hooks the shared modules for one pipeline at a time: the one about to run."""
-        if self.placement is Placement.MODEL_OFFLOAD and self._on_gpu() and self._offloaded is not pipe:
-            pipe.enable_model_cpu_offload(device=self.device)
-            self._offloaded = pipe
-        return pipe
+        return self._place_or_defer(pipe)
 
     # --- running -----------------------------------------------------------------------------------
 
@@ -213,12 +150,12 @@ class Kandinsky3Engine(FamilyEngine):
             )
         return list(out.images)
 
-    def _image_to_images(self, run: Run, prompt: str, strength: float) -> list[PIL.Image.Image]:
+    def _image_to_images(self, run: Run, strength: float) -> list[PIL.Image.Image]:
         """img2img from the job's input, fitted to the job size (crop to the aspect, then resize)."""
         spec = run.spec
         init = fit_to_size(run.images[0], spec.width, spec.height)
         pipe = self.img2img_pipeline()
-        prompt_kwargs = self._prompt_kwargs(run, prompt)
+        prompt_kwargs = self._prompt_kwargs(run, spec.effective_prompt)
         run.progress.begin(STAGE, img2img_steps(spec.steps, strength))
         with self._stage(run.timings, STAGE):
             out = self._ready(pipe)(
@@ -232,24 +169,3 @@ class Kandinsky3Engine(FamilyEngine):
                 callback_on_step_end=run.progress.on_step_end,
             )
         return list(out.images)
-
-    # --- modes ------------------------------------------------------------------------------------
-
-    @recipe(Mode.TEXT2IMAGE)
-    def _text2image_mode(self, run: Run) -> list[PIL.Image.Image]:
-        return self._text_to_images(run)
-
-    @recipe(Mode.STICKER)
-    def _sticker(self, run: Run) -> list[PIL.Image.Image]:
-        return self.cut_out_stickers(run, self._text_to_images(run))
-
-    @recipe(Mode.BLEND)
-    def _blend(self, run: Run) -> list[PIL.Image.Image]:
-        """Image + text: img2img from the photo with the prompt; the text's weight is the strength."""
-        strength = blend_strength(run.spec.weights[1], run.spec.steps)
-        return self._image_to_images(run, run.spec.effective_prompt, strength)
-
-    @recipe(Mode.VARIATIONS)
-    def _variations(self, run: Run) -> list[PIL.Image.Image]:
-        """img2img from the reference with no prompt but the style's, a new seed per image."""
-        return self._image_to_images(run, run.spec.effective_prompt, variations_strength(run.spec.steps))

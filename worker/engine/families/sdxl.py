@@ -36,7 +36,6 @@ from contract.families import Family, Placement
 from contract.spec import JobSpec, Mode
 from contract.weighting import has_weighting, to_compel
 from worker.engine.base import (
-    FamilyEngine,
     InputRejected,
     ModelFolderError,
     Run,
@@ -44,7 +43,7 @@ from worker.engine.base import (
     recipe,
     require_complete,
 )
-from worker.engine.families.kandinsky3 import blend_strength, local_variant, variations_strength
+from worker.engine.families.img2img import Img2ImgFamily, local_variant
 from worker.engine.images import fit_mask, fit_to_size
 from worker.engine.settings import EngineSettings
 
@@ -75,7 +74,7 @@ def expert_steps(timesteps: torch.Tensor, strength: float, fraction: float,
     return int((mine >= cutoff).sum().item()), int((timesteps < cutoff).sum().item())
 
 
-class SDXLEngine(FamilyEngine):
+class SDXLEngine(Img2ImgFamily):
     """Resident SDXL base (and refiner) models and the mode recipes built on them."""
 
     family: ClassVar[Family] = Family.SDXL
@@ -92,7 +91,6 @@ class SDXLEngine(FamilyEngine):
         self._img2img: Any = None
         self._inpaint: Any = None
         self._refiner: Any = None
-        self._offloaded: Any = None
 
     @classmethod
     def placement_of(cls, settings: EngineSettings) -> Placement:
@@ -148,9 +146,6 @@ class SDXLEngine(FamilyEngine):
 
     # --- loading -------------------------------------------------------------------------------------
 
-    def _on_gpu(self) -> bool:
-        return self.device.startswith("cuda")
-
     def _vae_kwargs(self) -> dict[str, Any]:
         if not self.settings.sdxl_vae_id:
             return {}
@@ -162,60 +157,36 @@ class SDXLEngine(FamilyEngine):
         return {"vae": vae}
 
     def base_pipeline(self) -> Any:
-        with self._load_lock:
-            if self._base is None:
-                pipe: Any = StableDiffusionXLPipeline.from_pretrained(
-                    self.model_ids["sdxl"], variant=self._variant, **self._vae_kwargs(),
-                    **self._pretrained_kwargs())
-                if self.settings.sdxl_vae_upcast is not None:
-                    pipe.vae.register_to_config(force_upcast=self.settings.sdxl_vae_upcast)
-                pipe.set_progress_bar_config(disable=True)
-                self._base = self._place(pipe)
-            return self._base
+        def load() -> Any:
+            pipe: Any = StableDiffusionXLPipeline.from_pretrained(
+                self.model_ids["sdxl"], variant=self._variant, **self._vae_kwargs(),
+                **self._pretrained_kwargs())
+            if self.settings.sdxl_vae_upcast is not None:
+                pipe.vae.register_to_config(force_upcast=self.settings.sdxl_vae_upcast)
+            return self._place_or_defer(pipe)
+
+        return self._resident("_base", load)
 
     def img2img_pipeline(self) -> Any:
-        with self._load_lock:
-            if self._img2img is None:
-                pipe: Any = StableDiffusionXLImg2ImgPipeline(**self.base_pipeline().components)
-                pipe.set_progress_bar_config(disable=True)
-                self._img2img = pipe
-            return self._img2img
+        return self._resident("_img2img",
+                              lambda: StableDiffusionXLImg2ImgPipeline(**self.base_pipeline().components))
 
     def inpaint_pipeline(self) -> Any:
-        with self._load_lock:
-            if self._inpaint is None:
-                pipe: Any = StableDiffusionXLInpaintPipeline(**self.base_pipeline().components)
-                pipe.set_progress_bar_config(disable=True)
-                self._inpaint = pipe
-            return self._inpaint
+        return self._resident("_inpaint",
+                              lambda: StableDiffusionXLInpaintPipeline(**self.base_pipeline().components))
 
     def refiner_pipeline(self) -> Any:
         """The refiner on the base's second text encoder and VAE: only its UNet is read from disk."""
-        with self._load_lock:
-            if self._refiner is None:
-                base = self.base_pipeline()
-                variant = self._variant
-                if self.settings.model_dir is not None:
-                    variant = local_variant(Path(self.model_ids["sdxl_refiner"]), self.settings.sdxl_variant)
-                pipe: Any = StableDiffusionXLImg2ImgPipeline.from_pretrained(
-                    self.model_ids["sdxl_refiner"], variant=variant, text_encoder_2=base.text_encoder_2,
-                    vae=base.vae, **self._pretrained_kwargs())
-                pipe.set_progress_bar_config(disable=True)
-                self._refiner = self._place(pipe)
-            return self._refiner
+        def load() -> Any:
+            base = self.base_pipeline()
+            variant = self._variant
+            if self.settings.model_dir is not None:
+                variant = local_variant(Path(self.model_ids["sdxl_refiner"]), self.settings.sdxl_variant)
+            return self._place_or_defer(StableDiffusionXLImg2ImgPipeline.from_pretrained(
+                self.model_ids["sdxl_refiner"], variant=variant, text_encoder_2=base.text_encoder_2,
+                vae=base.vae, **self._pretrained_kwargs()))
 
-    def _place(self, pipe: Any) -> Any:
-        if self.placement is Placement.MODEL_OFFLOAD:
-            if self._on_gpu():
-                return pipe  # hooked by _ready, on the pipeline about to run
-            logger.warning("SDXL model offload ignored: models already live on %s", self.device)
-        return pipe.to(self.device)
-
-    def _ready(self, pipe: Any) -> Any:
-        if self.placement is Placement.MODEL_OFFLOAD and self._on_gpu() and self._offloaded is not pipe:
-            pipe.enable_model_cpu_offload(device=self.device)
-            self._offloaded = pipe
-        return pipe
+        return self._resident("_refiner", load)
 
     # --- running -------------------------------------------------------------------------------------
 
@@ -314,25 +285,7 @@ class SDXLEngine(FamilyEngine):
         init = fit_to_size(run.images[0], spec.width, spec.height)
         return self._run_experts(run, self.img2img_pipeline(), spec.effective_prompt, strength, image=init)
 
-    # --- modes ---------------------------------------------------------------------------------------
-
-    @recipe(Mode.TEXT2IMAGE)
-    def _text2image_mode(self, run: Run) -> list[PIL.Image.Image]:
-        return self._text_to_images(run)
-
-    @recipe(Mode.STICKER)
-    def _sticker(self, run: Run) -> list[PIL.Image.Image]:
-        return self.cut_out_stickers(run, self._text_to_images(run))
-
-    @recipe(Mode.BLEND)
-    def _blend(self, run: Run) -> list[PIL.Image.Image]:
-        """Image + text: img2img from the photo with the prompt; the text's weight is the strength."""
-        return self._image_to_images(run, blend_strength(run.spec.weights[1], run.spec.steps))
-
-    @recipe(Mode.VARIATIONS)
-    def _variations(self, run: Run) -> list[PIL.Image.Image]:
-        """img2img from the reference at a moderate strength, a new seed per image."""
-        return self._image_to_images(run, variations_strength(run.spec.steps))
+    # --- modes (text → image, stickers, image + text and variations: Img2ImgFamily) -------------------
 
     @recipe(Mode.INPAINT)
     def _inpaint_mode(self, run: Run) -> list[PIL.Image.Image]:
