@@ -12,7 +12,10 @@ RUN pip install "torch==${TORCH_VERSION}"
 COPY pyproject.toml README.md ./
 COPY contract ./contract
 COPY worker ./worker
+# rembg's matting library compiles its numba kernels on first import; cached here, at build time,
+# they are not compiled again on every worker start (the worker's user cannot write site-packages).
 RUN pip install ".[worker]" \
+ && python -c "import rembg" \
  && useradd --create-home --uid 10001 kbot \
  && mkdir -p /models && chown kbot /models
 USER kbot

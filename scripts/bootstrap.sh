@@ -13,6 +13,9 @@ if [ ! -f "$STAMP" ]; then
   fi
   .venv/bin/python -m pip install -q "$TORCH_SPEC"
   .venv/bin/python -m pip install -q -e ".[worker,dev]"
+  # rembg's matting library (pymatting) compiles its numba kernels on first import and caches them
+  # in the venv: once here, not inside the first tests' workers (a minute on two busy cores).
+  .venv/bin/python -c "import rembg"
   rm -f .venv/.installed-*; touch "$STAMP"
 fi
 bash scripts/install-redis.sh
