@@ -36,6 +36,13 @@ def smooth_image(seed: int) -> Image.Image:
     return Image.fromarray(np.stack(channels, axis=2).clip(0, 255).astype(np.uint8), "RGB")
 
 
+def decode(recipe_decoder: Any, spec: JobSpec, embeds: Any, negative: Any, generator: Any) -> Image.Image:
+    """The model card's decoder step on the prior's embeddings, at the spec's size, steps and guidance."""
+    return recipe_decoder(image_embeds=embeds, negative_image_embeds=negative, height=spec.height,
+                          width=spec.width, num_inference_steps=spec.steps, guidance_scale=spec.guidance,
+                          generator=generator).images[0]
+
+
 def spec_for(mode: Mode, **fields: Any) -> JobSpec:
     return JobSpec(
         mode=mode,
@@ -77,16 +84,7 @@ def test_text2image_matches_the_model_card_recipe(
         guidance_scale=spec.prior_guidance,
         generator=generator,
     ).to_tuple()
-    theirs = recipe_decoder(
-        image_embeds=image_emb,
-        negative_image_embeds=zero_image_emb,
-        height=spec.height,
-        width=spec.width,
-        num_inference_steps=spec.steps,
-        guidance_scale=spec.guidance,
-        generator=generator,
-    ).images[0]
-    assert_same_image(ours, theirs)
+    assert_same_image(ours, decode(recipe_decoder, spec, image_emb, zero_image_emb, generator))
 
 
 def test_mix_matches_the_interpolate_recipe(engine: Engine, recipe_prior: Any, recipe_decoder: Any) -> None:
@@ -102,15 +100,7 @@ def test_mix_matches_the_interpolate_recipe(engine: Engine, recipe_prior: Any, r
         guidance_scale=spec.prior_guidance,
         generator=generator,
     )
-    theirs = recipe_decoder(
-        image_embeds=out.image_embeds,
-        negative_image_embeds=out.negative_image_embeds,
-        height=spec.height,
-        width=spec.width,
-        num_inference_steps=spec.steps,
-        guidance_scale=spec.guidance,
-        generator=generator,
-    ).images[0]
+    theirs = decode(recipe_decoder, spec, out.image_embeds, out.negative_image_embeds, generator)
     assert_same_image(ours, theirs)
 
 
