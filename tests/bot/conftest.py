@@ -180,6 +180,21 @@ class Harness:
     def count(self, user: SimUser) -> int:
         return len(self.api.messages_to(user.chat_id))
 
+    async def order_animation(self, user: SimUser, prompt: str, camera: str, length: str) -> None:
+        """``/animate <prompt>``, then the camera's button and the length's."""
+        await user.send_text(f"/animate {prompt}")
+        cameras = await self.wait_text(user, "How should the camera move?")
+        await press(self, user, cameras, camera, expect="How long should it be?")
+        await press(self, user, self.api.message(cameras.chat_id, cameras.message_id), length)
+
+    async def queued_by_new_user(self, text: str, queued: str = "Your request") -> tuple[SimUser, str]:
+        """A new user sends ``text`` and is told it is queued (``queued``): the user and the one job."""
+        user = self.user()
+        await user.send_text(text)
+        await self.wait_text(user, queued)
+        [job_id] = await self.queue.user_jobs(user.user_id)
+        return user, job_id
+
     async def jobs_of(self, user: SimUser) -> list[str]:
         keys = [k.decode() async for k in self.redis.scan_iter(match="kb:job:*")]
         out = []

@@ -81,10 +81,8 @@ async def test_a_bad_prompt_list_is_refused_in_the_user_s_language(harness: Harn
 async def test_an_animation_arrives_by_send_animation_with_its_buttons(live: Harness) -> None:
     h = live
     user = h.user()
-    await user.send_text(f"/animate {slow_marker(0.25)}a quiet forest")  # time for the frame edits
-    cameras = await h.wait_text(user, "How should the camera move?")
-    await press(h, user, cameras, "🔍 Zoom in", expect="How long should it be?")
-    await press(h, user, h.api.message(cameras.chat_id, cameras.message_id), "2 s")
+    # Slow steps leave time for the frame edits.
+    await h.order_animation(user, f"{slow_marker(0.25)}a quiet forest", "🔍 Zoom in", "2 s")
     result = await h.wait_result(user, kind="animation")
     [job_id] = await h.jobs_of(user)
     assert result.method == "sendAnimation" and result.file is not None
@@ -117,10 +115,7 @@ async def test_an_animation_arrives_by_send_animation_with_its_buttons(live: Har
 async def test_an_animation_cancelled_between_frames_sends_nothing(live: Harness) -> None:
     h = live
     user = h.user()
-    await user.send_text(f"/animate {slow_marker(0.5)}a harbour at dawn")
-    cameras = await h.wait_text(user, "How should the camera move?")
-    await press(h, user, cameras, "🌀 Spin", expect="How long should it be?")
-    await press(h, user, h.api.message(cameras.chat_id, cameras.message_id), "8 s")
+    await h.order_animation(user, f"{slow_marker(0.5)}a harbour at dawn", "🌀 Spin", "8 s")
     status = await h.wait_text(user, "Animating… frame", timeout=120)
     await press(h, user, h.api.message(status.chat_id, status.message_id), "✖️ Cancel")
     await h.wait_text(user, "The request was cancelled", timeout=60)

@@ -87,10 +87,7 @@ async def test_progress_edits_are_throttled_and_failures_explained(harness: Harn
 
 async def test_a_refused_photo_arrives_as_a_file(harness: Harness) -> None:
     h = harness
-    user = h.user()
-    await user.send_text("a tall tower")
-    await h.wait_text(user, "in the queue")
-    [job_id] = await h.queue.user_jobs(user.user_id)
+    user, job_id = await h.queued_by_new_user("a tall tower")
     key = await h.queue.put_blob(png(512, 512))
     result = JobResult(job_id=job_id, seed=7, seeds=[7], files=[
         ResultFile(key=key, format="png", width=512, height=512, kind=FileKind.PHOTO, index=0)])

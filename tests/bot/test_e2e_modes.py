@@ -194,10 +194,7 @@ async def test_cancel_a_running_job(live: Harness) -> None:
 
 async def test_blocked_user_is_marked_and_the_event_acked(live: Harness) -> None:
     h = live
-    user = h.user()
-    await user.send_text("[fault:slow=0.3] something to deliver")
-    await h.wait_text(user, "Your request")
-    [job_id] = await h.queue.user_jobs(user.user_id)
+    user, job_id = await h.queued_by_new_user("[fault:slow=0.3] something to deliver")
     h.api.block_bot(user.user_id)
     for _ in range(600):
         if await h.redis.exists(keys.blocked(user.user_id)) and await h.redis.exists(keys.delivered(job_id)):

@@ -85,10 +85,7 @@ async def test_cancel_command_and_buttons_for_queued_jobs(harness: Harness) -> N
 
 async def test_blocked_user_during_cancellation(harness: Harness) -> None:
     h = harness
-    user = h.user()
-    await user.send_text("a ship")
-    await h.wait_text(user, "Your request")
-    [job_id] = await h.queue.user_jobs(user.user_id)
+    user, job_id = await h.queued_by_new_user("a ship")
     h.api.block_bot(user.user_id)
     await h.queue.cancel(job_id, user.user_id)  # e.g. an admin's cancel: its event meets the block
     for _ in range(100):

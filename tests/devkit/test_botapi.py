@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiogram import Bot, Dispatcher, F
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramBadRequest,
@@ -42,34 +40,9 @@ from PIL import Image
 
 from devkit.botapi import LocalBotAPI, make_image
 from devkit.redis_server import free_port
+from tests.devkit.conftest import EVENT_TIMEOUT_S, POLL_TIMEOUT_S, PlainHttpSession
 
 USER_ID = 1001
-EVENT_TIMEOUT_S = 10.0
-"""Every round trip here takes milliseconds; ten seconds means it is lost."""
-POLL_TIMEOUT_S = 1
-"""Short long-polling so stopping the dispatcher at the end of a test is quick."""
-
-
-class PlainHttpSession(AiohttpSession):
-    """aiogram's session; closing skips the 250 ms wait meant for TLS shutdown (plain HTTP here)."""
-
-    async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[LocalBotAPI]:
-    async with LocalBotAPI() as server:
-        yield server
-
-
-@pytest.fixture
-async def bot(api: LocalBotAPI) -> AsyncIterator[Bot]:
-    session = PlainHttpSession(api=TelegramAPIServer.from_base(api.base_url))
-    bot = Bot(token=api.token, session=session)
-    yield bot
-    await bot.session.close()
 
 
 async def _polling(dp: Dispatcher, bot: Bot) -> asyncio.Task[None]:

@@ -5,31 +5,16 @@ downloadable with getFile."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from aiogram import Bot, Dispatcher, F
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import Message
 
 from devkit.audio import make_voice, ogg_opus_duration
 from devkit.botapi import LocalBotAPI
-from tests.devkit.test_botapi import EVENT_TIMEOUT_S, POLL_TIMEOUT_S, PlainHttpSession
+from tests.devkit.conftest import EVENT_TIMEOUT_S, POLL_TIMEOUT_S
 
 USER_ID = 5150
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[LocalBotAPI]:
-    async with LocalBotAPI() as server:
-        yield server
-
-
-@pytest.fixture
-async def bot(api: LocalBotAPI) -> AsyncIterator[Bot]:
-    bot = Bot(token=api.token, session=PlainHttpSession(api=TelegramAPIServer.from_base(api.base_url)))
-    yield bot
-    await bot.session.close()
 
 
 def test_ogg_duration_is_read_from_the_pages() -> None:

@@ -25,7 +25,6 @@ from devkit.botapi import LocalBotAPI
 from devkit.botapi.sim import SimUser
 from devkit.faults import slow_marker
 from devkit.redis_server import RedisServer
-from tests.bot.conftest import press
 from tests.reliability.conftest import (
     JOB_TIMEOUT_S,
     RELAXED_LIMITS,
@@ -431,10 +430,7 @@ async def test_sigkill_mid_animation_reruns_it_on_a_worker_and_sends_it_once(
     anew from frame 0, and one animation reaches the chat (the killed attempt stored nothing)."""
     h = live
     user = h.user()
-    await user.send_text(f"/animate {slow_marker(SLOW_STEP_S)}a lighthouse at night")
-    cameras = await h.wait_text(user, "How should the camera move?")
-    await press(h, user, cameras, "🌀 Spin", expect="How long should it be?")
-    await press(h, user, h.api.message(cameras.chat_id, cameras.message_id), "2 s")
+    await h.order_animation(user, f"{slow_marker(SLOW_STEP_S)}a lighthouse at night", "🌀 Spin", "2 s")
     deadline = time.monotonic() + 120
     victim = None
     while victim is None:
