@@ -3,27 +3,21 @@ README's tables come from. No timing is asserted; speed targets live in the scri
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.bench.scripts import load_script
+
 METADATA_FIELDS = ("date", "git_commit", "machine", "versions", "load_average_start", "load_average_end")
 
 
 def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name)
 
 
 def only_result(out_dir: Path, stem: str) -> dict[str, Any]:

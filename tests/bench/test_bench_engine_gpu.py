@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -15,7 +13,8 @@ from typing import Any
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_engine_gpu.py"
+from tests.bench.scripts import load_script
+
 SIZE = "512x320"
 """The smallest bucket: every mode at one size, cheaply (the small models are what is small)."""
 MODES = ("text2image", "sticker", "mix", "blend", "variations", "depth", "inpaint", "outpaint")
@@ -24,12 +23,7 @@ K3_MODES = ("text2image", "blend", "variations", "sticker")
 
 
 def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_engine_gpu", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_engine_gpu")
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,8 @@ counted on the meta device give contract.families' parameter counts. No timing i
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,17 +14,11 @@ from typing import Any
 import pytest
 
 from contract.families import Family, Placement, describe_family
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_fullsize.py"
+from tests.bench.scripts import load_script
 
 
 def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_fullsize", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_fullsize")
 
 
 def run_bench(bench: ModuleType, out: Path, *extra: str) -> tuple[dict[str, Any], str]:

@@ -195,11 +195,13 @@ class Harness:
         [job_id] = await self.queue.user_jobs(user.user_id)
         return user, job_id
 
-    async def jobs_of(self, user: SimUser) -> list[str]:
+    async def jobs_of(self, user: SimUser | int) -> list[str]:
+        """Every job record of ``user`` (a user or an id), whatever state it is in."""
+        user_id = user if isinstance(user, int) else user.user_id
         keys = [k.decode() async for k in self.redis.scan_iter(match="kb:job:*")]
         out = []
         for key in keys:
-            if int(await self.redis.hget(key, "user_id") or 0) == user.user_id:
+            if int(await self.redis.hget(key, "user_id") or 0) == user_id:
                 out.append(key.split(":", 2)[2])
         return out
 
@@ -254,6 +256,11 @@ async def running_harness(api: LocalBotAPI, redis_url: str, **overrides: object)
             root.setLevel(old_level)
             await queue.close()
             await client.aclose()
+    assert_telegram_rules_kept(api)
+
+
+def assert_telegram_rules_kept(api: LocalBotAPI) -> None:
+    """The bot broke none of Telegram's limits, made the server fail nowhere, retried nothing early."""
     assert not api.violations, api.violations
     assert not api.server_errors, api.server_errors
     assert not api.early_retries, api.early_retries

@@ -43,7 +43,7 @@ async def new_job(h: Harness, user_id: int, known: set[str]) -> JobRecord:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + JOB_WAIT_S
     while True:
-        fresh = [j for j in await jobs_of(h, user_id) if j not in known]
+        fresh = [j for j in await h.jobs_of(user_id) if j not in known]
         if fresh or loop.time() > deadline:
             break
         await asyncio.sleep(0.1)
@@ -52,14 +52,6 @@ async def new_job(h: Harness, user_id: int, known: set[str]) -> JobRecord:
     assert record is not None and record.spec is not None
     known.add(fresh[0])
     return record
-
-
-async def jobs_of(h: Harness, user_id: int) -> list[str]:
-    out = []
-    async for key in h.redis.scan_iter(match="kb:job:*"):
-        if int(await h.redis.hget(key, "user_id") or 0) == user_id:
-            out.append(key.decode().split(":", 2)[2])
-    return out
 
 
 SKY_SEEDS = 6
@@ -76,7 +68,7 @@ async def test_edit_zoom_and_pan_are_jobs_whose_results_can_be_edited_again(
     await user.send_text("/imagine a lighthouse on a cliff")
     first = await h.wait_result(user)
     assert labels(first)[4:] == EDIT_BUTTONS  # no WEBAPP_URL: no brush button
-    known = set(await jobs_of(h, user.user_id))
+    known = set(await h.jobs_of(user.user_id))
 
     # Zoom out 2×: a zoom_out job of the result's picture and prompt, with its own status message.
     before = h.count(user)
@@ -103,7 +95,7 @@ async def test_edit_zoom_and_pan_are_jobs_whose_results_can_be_edited_again(
     await h.wait_text(user, "What should I change in this picture", after=before)
     await user.send_text("a stormy sky")
     await h.wait_text(user, "Please write what to change, an arrow", after=before)
-    assert set(await jobs_of(h, user.user_id)) == known
+    assert set(await h.jobs_of(user.user_id)) == known
     await user.send_text("the sky -> a stormy sky with lightning")
     edit = await new_job(h, user.user_id, known)
     assert edit.spec is not None and edit.spec.mode is Mode.EDIT
@@ -117,14 +109,14 @@ async def test_only_the_owner_may_edit_zoom_or_pan(live: Harness) -> None:
     owner, other = h.user(), h.user(first_name="Bob")
     await owner.send_text("/imagine a red boat")
     result = await h.wait_result(owner)
-    known = set(await jobs_of(h, other.user_id))
+    known = set(await h.jobs_of(other.user_id))
     for label in (ZOOM_1_5, "⬇️", EDIT):
         query_id = await other.press(result, button_text=label)
         answer = h.api.callback_queries[query_id]
         await h.api.wait_for(lambda: answer.answered, timeout=10)  # noqa: B023 - awaited in the loop
         assert answer.answer_text == EN("not-yours") and answer.show_alert
     await asyncio.sleep(0.5)
-    assert set(await jobs_of(h, other.user_id)) == known
+    assert set(await h.jobs_of(other.user_id)) == known
     assert not [m for m in h.api.messages_to(other.chat_id) if "What should I change" in (m.text or "")]
 
 
@@ -209,7 +201,7 @@ async def test_previews_stay_off_when_the_operator_turns_them_off(
         await h.wait_message(user, is_result("a castle at dusk"), timeout=180)
         photos = [m for m in botapi.messages_to(user.chat_id) if m.kind == "photo"]
         assert len(photos) == 1, "only the result: the status stayed text"
-        [job_id] = await jobs_of(h, user.user_id)
+        [job_id] = await h.jobs_of(user.user_id)
         assert await h.redis.exists(keys.preview(job_id)), "the worker made a preview; the bot kept it back"
         shown = botapi.message(status.chat_id, status.message_id)
         assert any("Drawing" in (v.text or "") for v in [shown, *shown.edits])

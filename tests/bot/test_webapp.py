@@ -105,21 +105,13 @@ def paint_stroke(driver: webdriver.Chrome) -> None:
     chain.release().perform()
 
 
-async def jobs_of(h: Harness, user_id: int) -> list[str]:
-    out = []
-    async for key in h.redis.scan_iter(match="kb:job:*"):
-        if int(await h.redis.hget(key, "user_id") or 0) == user_id:
-            out.append(key.decode().split(":", 2)[2])
-    return out
-
-
 async def test_a_painted_stroke_becomes_an_inpaint_job_with_that_mask(app_bot: Harness,
                                                                      browser: webdriver.Chrome) -> None:
     h = app_bot
     user, result = await result_for(h, "a harbour at noon")
     button = web_app_button(result, PAINT)
     assert button["web_app"]["url"].startswith(h.settings.webapp_url + "/webapp/edit?job=")
-    known = set(await jobs_of(h, user.user_id))
+    known = set(await h.jobs_of(user.user_id))
     source = open_image(result.photo_bytes or b"")
 
     await asyncio.to_thread(in_browser, browser, open_web_app(user, result, PAINT))
@@ -145,7 +137,7 @@ async def test_a_painted_stroke_becomes_an_inpaint_job_with_that_mask(app_bot: H
 
     # The bot queued an ordinary inpaint job: its status message is in the chat ...
     await h.wait_text(user, "Your request", after=before)
-    [job_id] = [j for j in await jobs_of(h, user.user_id) if j not in known]
+    [job_id] = [j for j in await h.jobs_of(user.user_id) if j not in known]
     record = await h.queue.job(job_id)
     assert record is not None and record.spec is not None and record.spec.mode is Mode.INPAINT
     assert record.spec.prompt == "a red sailing boat" and record.spec.mask is not None
@@ -184,7 +176,7 @@ async def test_forged_stale_and_foreign_init_data_get_nothing(app_bot: Harness,
         "someone else's": (init_data(TOKEN, stranger.to_json()), 403),
     }
     body = json.dumps({"prompt": "a fire", "mask": "data:image/png;base64,"})
-    known = set(await jobs_of(h, owner.user_id)) | set(await jobs_of(h, stranger.user_id))
+    known = set(await h.jobs_of(owner.user_id)) | set(await h.jobs_of(stranger.user_id))
     async with aiohttp.ClientSession() as http:
         for name, (data, status) in cases.items():
             async with http.get(base + "image?" + query, headers={INIT_DATA_HEADER: data}) as response:
@@ -196,7 +188,7 @@ async def test_forged_stale_and_foreign_init_data_get_nothing(app_bot: Harness,
         async with http.get(base + "image?" + query,
                             headers={INIT_DATA_HEADER: init_data(TOKEN, owner.to_json())}) as response:
             assert response.status == 200 and response.content_type == "image/png"  # the genuine one
-    assert set(await jobs_of(h, owner.user_id)) | set(await jobs_of(h, stranger.user_id)) == known
+    assert set(await h.jobs_of(owner.user_id)) | set(await h.jobs_of(stranger.user_id)) == known
 
     # In the browser: the page opened with forged init data says so and offers nothing to send.
     forged = launch_url(url, forged_init_data(TOKEN, owner.to_json(), as_user_id=stranger.user_id))

@@ -33,7 +33,15 @@ from devkit.faults import FAULT_HOOKS_ENV
 from devkit.redis_server import RedisServer
 from devkit.stack import REPO, WorkerProcess
 from devkit.zygote import Zygote
-from tests.bot.conftest import TOKEN, Harness, _Collect, make_settings, start_bot, stop_bot
+from tests.bot.conftest import (
+    TOKEN,
+    Harness,
+    _Collect,
+    assert_telegram_rules_kept,
+    make_settings,
+    start_bot,
+    stop_bot,
+)
 from tests.reliability.tally import TALLY, Tally
 
 REDIS_PASSWORD = "redis-PASS_word-7f3a9c"
@@ -229,9 +237,7 @@ async def rel_harness(api: LocalBotAPI, redis_url: str, **overrides: object) -> 
             LOG_RECORDS.extend(records)
             await queue.close()
             await client.aclose()
-    assert not api.violations, api.violations
-    assert not api.server_errors, api.server_errors
-    assert not api.early_retries, api.early_retries
+    assert_telegram_rules_kept(api)
 
 
 _replicas = itertools.count(1)

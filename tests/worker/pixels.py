@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from contract.families import Family
 from contract.spec import JobSpec, Mode, bucket_size
+
+if TYPE_CHECKING:
+    from worker.engine import Engine
+
+_F = TypeVar("_F")
 
 MAX_MEAN_DIFF = 0.5
 """Mean absolute difference in 8-bit levels; identical math on the CPU gives ~0."""
@@ -29,6 +34,13 @@ def assert_same_image(ours: Image.Image, theirs: Image.Image) -> None:
     diff = np.abs(as_array(ours) - as_array(theirs))
     assert diff.mean() <= MAX_MEAN_DIFF, f"mean diff {diff.mean():.3f}"
     assert diff.max() <= MAX_PIXEL_DIFF, f"max diff {diff.max()}"
+
+
+def family_engine(engine: Engine, family: Family, kind: type[_F]) -> _F:
+    """The engine's part that runs ``family``, as its class."""
+    part = engine[family]
+    assert isinstance(part, kind)
+    return part
 
 
 def family_spec(family: Family, mode: Mode, seed: int = 11, size: tuple[int, int] = WIDE,

@@ -19,7 +19,7 @@ from PIL import Image
 from contract.families import Family, Placement, describe_family
 from contract.spec import ASPECT_RATIOS, JobSpec, Mode, SpecError, Style, bucket_size
 from devkit.tiny_kandinsky3 import FOLDER, VARIANT
-from tests.worker.pixels import FAMILY_STEPS, WIDE, assert_same_image, family_spec
+from tests.worker.pixels import FAMILY_STEPS, WIDE, assert_same_image, family_engine, family_spec
 from tests.worker.test_cli import run_cli
 from tests.worker.test_engine import as_array, mean_abs_diff, smooth_image
 from worker.cli import main as cli_main
@@ -37,9 +37,7 @@ def k3_spec(mode: Mode, seed: int = 11, size: tuple[int, int] = WIDE, **fields: 
 
 @pytest.fixture(scope="module")
 def k3(engine: Engine) -> Kandinsky3Engine:
-    family = engine[Family.KANDINSKY3]
-    assert isinstance(family, Kandinsky3Engine)
-    return family
+    return family_engine(engine, Family.KANDINSKY3, Kandinsky3Engine)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from PIL import Image
 from contract.families import Family, describe_family
 from contract.spec import JobSpec, Mode, SpecError, bucket_size
 from devkit.tiny_sdxl import FOLDER, REFINER_FOLDER, VARIANT
-from tests.worker.pixels import FAMILY_STEPS, WIDE, assert_same_image, family_spec
+from tests.worker.pixels import FAMILY_STEPS, WIDE, assert_same_image, family_engine, family_spec
 from tests.worker.test_cli import run_cli
 from tests.worker.test_engine import as_array, mean_abs_diff, smooth_image
 from worker.engine import Engine, EngineSettings, JobCancelled, ModelFolderError
@@ -47,9 +47,7 @@ def generator(seed: int) -> torch.Generator:
 
 @pytest.fixture(scope="module")
 def sdxl(engine: Engine) -> SDXLEngine:
-    family = engine[Family.SDXL]
-    assert isinstance(family, SDXLEngine)
-    return family
+    return family_engine(engine, Family.SDXL, SDXLEngine)
 
 
 @pytest.fixture(scope="module")
