@@ -135,37 +135,22 @@ class Kandinsky3Engine(Img2ImgFamily):
     def _text_to_images(self, run: Run) -> list[PIL.Image.Image]:
         spec = run.spec
         pipe = self.text2image_pipeline()
-        prompt = self._prompt_kwargs(run, spec.effective_prompt)
-        run.progress.begin(STAGE, spec.steps)
-        with self._stage(run.timings, STAGE):
-            out = self._ready(pipe)(
-                **prompt,
-                num_inference_steps=spec.steps,
-                guidance_scale=spec.guidance,
-                num_images_per_prompt=run.n,
-                height=spec.height,
-                width=spec.width,
-                generator=run.generators,
-                callback_on_step_end=run.progress.on_step_end,
-            )
-        return list(out.images)
+        return self._denoise(run, pipe, spec.steps, height=spec.height, width=spec.width)
 
     def _image_to_images(self, run: Run, strength: float) -> list[PIL.Image.Image]:
         """img2img from the job's input, fitted to the job size (crop to the aspect, then resize)."""
         spec = run.spec
         init = fit_to_size(run.images[0], spec.width, spec.height)
-        pipe = self.img2img_pipeline()
-        prompt_kwargs = self._prompt_kwargs(run, spec.effective_prompt)
-        run.progress.begin(STAGE, img2img_steps(spec.steps, strength))
+        return self._denoise(run, self.img2img_pipeline(), img2img_steps(spec.steps, strength), image=init,
+                             strength=strength)
+
+    def _denoise(self, run: Run, pipe: Any, steps: int, **inputs: Any) -> list[PIL.Image.Image]:
+        """One pipeline call of ``steps`` UNet steps on the job's prompt, progress and timing counted."""
+        spec = run.spec
+        prompt = self._prompt_kwargs(run, spec.effective_prompt)
+        run.progress.begin(STAGE, steps)
         with self._stage(run.timings, STAGE):
-            out = self._ready(pipe)(
-                **prompt_kwargs,
-                image=init,
-                strength=strength,
-                num_inference_steps=spec.steps,
-                guidance_scale=spec.guidance,
-                num_images_per_prompt=run.n,
-                generator=run.generators,
-                callback_on_step_end=run.progress.on_step_end,
-            )
+            out = self._ready(pipe)(**prompt, **inputs, num_inference_steps=spec.steps,
+                                    guidance_scale=spec.guidance, num_images_per_prompt=run.n,
+                                    generator=run.generators, callback_on_step_end=run.progress.on_step_end)
         return list(out.images)
