@@ -233,30 +233,39 @@ async def stop_bot(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
 async def running_harness(api: LocalBotAPI, redis_url: str, **overrides: object) -> AsyncIterator[Harness]:
     """A running bot in polling mode (``overrides``: settings by their environment names); on exit it
     must stop cleanly with no Telegram limit broken."""
+    settings = make_settings(api, redis_url, **overrides)
+    client = Redis.from_url(redis_url)
+    queue = JobQueue.from_url(redis_url, QueueSettings())
+    with collected_logs() as records:
+        h = Harness(api, settings, client, queue, records)
+        h.running = await start_bot(api, settings)
+        try:
+            yield h
+        finally:
+            try:
+                if h.running is not None:
+                    await stop_bot(*h.running)
+                await h.forget_jobs()
+            finally:
+                await queue.close()
+                await client.aclose()
+    assert_telegram_rules_kept(api)
+
+
+@contextlib.contextmanager
+def collected_logs() -> Iterator[list[logging.LogRecord]]:
+    """Every log record of the process, at DEBUG, while the block runs (the bot runs in-process)."""
     records: list[logging.LogRecord] = []
     collector = _Collect(records)
     root = logging.getLogger()
     old_level = root.level
     root.setLevel(logging.DEBUG)
     root.addHandler(collector)
-    settings = make_settings(api, redis_url, **overrides)
-    client = Redis.from_url(redis_url)
-    queue = JobQueue.from_url(redis_url, QueueSettings())
-    h = Harness(api, settings, client, queue, records)
-    h.running = await start_bot(api, settings)
     try:
-        yield h
+        yield records
     finally:
-        try:
-            if h.running is not None:
-                await stop_bot(*h.running)
-            await h.forget_jobs()
-        finally:
-            root.removeHandler(collector)
-            root.setLevel(old_level)
-            await queue.close()
-            await client.aclose()
-    assert_telegram_rules_kept(api)
+        root.removeHandler(collector)
+        root.setLevel(old_level)
 
 
 def assert_telegram_rules_kept(api: LocalBotAPI) -> None:

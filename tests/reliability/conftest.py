@@ -36,8 +36,8 @@ from devkit.zygote import Zygote
 from tests.bot.conftest import (
     TOKEN,
     Harness,
-    _Collect,
     assert_telegram_rules_kept,
+    collected_logs,
     make_settings,
     start_bot,
     stop_bot,
@@ -212,31 +212,24 @@ class Rel(Harness):
 @contextlib.asynccontextmanager
 async def rel_harness(api: LocalBotAPI, redis_url: str, **overrides: object) -> AsyncIterator[Rel]:
     """A running bot; on exit it stops and the Bot API must have seen no broken rule."""
-    records: list[logging.LogRecord] = []
-    collector = _Collect(records)
-    root = logging.getLogger()
-    old_level = root.level
-    root.setLevel(logging.DEBUG)
-    root.addHandler(collector)
     # One stable consumer name per replica, as deployed: a restarted bot re-reads its own pending entries.
     overrides = {"BOT_CONSUMER_NAME": f"rel-bot-{next(_replicas)}", **overrides}
     settings = make_settings(api, redis_url, **overrides)
     client = Redis.from_url(redis_url)
     queue = JobQueue.from_url(redis_url, QueueSettings())
-    h = Rel(api, settings, client, queue, records, overrides=dict(overrides))
-    try:
-        await h.start()
-        yield h
-    finally:
+    with collected_logs() as records:
+        h = Rel(api, settings, client, queue, records, overrides=dict(overrides))
         try:
-            await h.stop()
-            await h.forget_jobs()
+            await h.start()
+            yield h
         finally:
-            root.removeHandler(collector)
-            root.setLevel(old_level)
-            LOG_RECORDS.extend(records)
-            await queue.close()
-            await client.aclose()
+            try:
+                await h.stop()
+                await h.forget_jobs()
+            finally:
+                LOG_RECORDS.extend(records)
+                await queue.close()
+                await client.aclose()
     assert_telegram_rules_kept(api)
 
 
