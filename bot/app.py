@@ -115,7 +115,7 @@ def create_bot(settings: BotSettings, redis: Redis | None = None) -> Bot:
                                timeout=settings.request_timeout_s)
     pace = Pace(private_per_s=settings.private_chat_rate, group_per_min=settings.group_chat_rate,
                 global_per_s=settings.global_rate, chat_burst=settings.chat_burst)
-    shared = redis if settings.bot_mode is BotMode.WEBHOOK else None
+    shared = redis if settings.has_replicas else None
     session.middleware(ChatLimiter(FloodState(shared, pace), max_tries=settings.retry_after_max_tries))
     return Bot(
         token=settings.bot_token.get_secret_value(),
@@ -167,9 +167,8 @@ def create_dispatcher(services: Services, *, extra_routers: Sequence[Router] = (
                            data_ttl=keys.DIALOG_TTL)
     # Updates of one chat run one at a time and in order (across webhook replicas too): the two
     # photos of an album must not both see an empty dialog, and "/mix" must come before its photo.
-    replicas = services.config.bot_mode is BotMode.WEBHOOK
-    isolation = OrderedEventIsolation(
-        RedisEventIsolation(services.redis, key_builder=key_builder) if replicas else None)
+    isolation = OrderedEventIsolation(RedisEventIsolation(services.redis, key_builder=key_builder)
+                                      if services.config.has_replicas else None)
     # aiogram's FSM middleware is replaced by the update read (bot.middlewares.update_read).
     dp = DrainingDispatcher(storage=storage, events_isolation=isolation, drain_timeout=SHUTDOWN_DRAIN_S,
                             disable_fsm=True, **services.workflow_data())

@@ -81,9 +81,9 @@ class BotSettings(RedisSettings, BaseSettings):
     rate_per_day: int = Field(default=100, ge=0, alias="RATE_PER_DAY")
     """New requests a user may start per UTC day."""
     max_inflight: int = Field(default=2, ge=0, alias="MAX_INFLIGHT")
+    """Jobs a user may have queued or running at once."""
     max_backlog: int = Field(default=DEFAULT_MAX_BACKLOG, ge=0, alias="QUEUE_MAX_BACKLOG")
     """Jobs that may wait for one model family before new requests are refused; 0: no cap."""
-    """Jobs a user may have queued or running at once."""
     broadcast_rate: float = Field(default=25.0, gt=0, le=30, alias="BROADCAST_RATE")
     """Broadcast messages per second (Telegram allows bots about 30/s in total)."""
     health_port: int = Field(default=0, ge=0, le=65535, alias="HEALTH_PORT")
@@ -137,6 +137,12 @@ class BotSettings(RedisSettings, BaseSettings):
         if isinstance(value, str):  # given directly rather than from the environment
             return json.loads(value)
         return value
+
+    @property
+    def has_replicas(self) -> bool:
+        """Webhook mode may run several replicas behind a load balancer, which then share each chat's
+        lock and send pace in Redis; a polling bot is the only process Telegram hands updates to."""
+        return self.bot_mode is BotMode.WEBHOOK
 
     def steps_for(self, family: Family) -> int:
         """Denoising steps of a job of ``family``: BOT_STEPS's, else its model card's."""

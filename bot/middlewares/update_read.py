@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from bot.middlewares.types import NextHandler
 from bot.services.user_settings import SettingsStore
+from bot.ui.states import delete_dialog
 from contract import keys
 from contract.stats import utc_day
 
@@ -79,8 +80,7 @@ class ReadDialog(FSMContext):
     async def clear(self) -> None:
         if self.empty:
             return
-        build = self.redis_storage.key_builder.build
-        await self.redis_storage.redis.delete(build(self.key, "state"), build(self.key, "data"))
+        await delete_dialog(self.redis_storage, self.key)
         self.empty = True
 
 

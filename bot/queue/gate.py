@@ -3,8 +3,8 @@
 Ban, maintenance, the per-minute and per-day rates (a user's custom limits among them), the
 family's backlog and the jobs in flight are decided in the same script call that, on success,
 counts the request, adds the job to the user's in-flight set, writes its record, writes RQ's job
-hash (built by RQ's own Job in Python) and pushes it onto its RQ queue, then reads its place in
-line: two replicas cannot both grant the last slot, nothing decides a limit anywhere else, and
+hash (built in Python, as RQ's own Job makes it) and pushes it onto its RQ queue, then reads its
+place in line: two replicas cannot both grant the last slot, nothing decides a limit anywhere else, and
 nothing has to be taken back when a later step fails, because there is none. The script lives
 here, beside the job record it writes, because it must be atomic with that write; the rules it
 applies come from the caller (bot.services.admission for the bot, the in-flight cap alone for the
@@ -47,7 +47,7 @@ end
 #       12 in-flight set TTL (s), 13 record TTL (s), 14 job key prefix, 15 the job's weight on the day
 #       counter (an animation counts by its frames), 16 backlog cap (0: none), 17 n, 18 the job's
 #       queue's place in its line (1..n), 19 r = items of the record's field/value pairs, then the
-#       record's pairs (r items), then the RQ job hash's pairs (built by RQ's Job in Python)
+#       record's pairs (r items), then the RQ job hash's pairs (built in Python, as RQ's Job makes it)
 # A record that exists already is this very call's when its created-at is ours (redis-py sent
 # the script again after a lost reply): accepted again, nothing counted twice; any other record
 # is a reused job id. Custom limits (validated by pydantic when /limits stored them) replace the
@@ -353,8 +353,8 @@ class Reply:
     unreadable_limits: bool
     """The user's stored custom limits did not read as numbers: the defaults applied."""
     placement: list[object]
-    """Admitted: LPOS in its queue, each line queue's length, the recent durations, each queue's
-    worker count (bot.queue.client reads them as the position and the wait)."""
+    """Admitted: LPOS in its queue, each line queue's length, the count and mean of the recent
+    durations, each queue's worker count (bot.queue.client reads them as the position and the wait)."""
 
 
 def read_reply(reply: list[object], spec: JobSpec, rules: Rules, now: float) -> Reply:

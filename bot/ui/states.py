@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
+from aiogram.fsm.storage.base import StorageKey
 from aiogram.fsm.storage.redis import RedisStorage
 
 from contract.modes import ModeDescription
@@ -33,5 +34,10 @@ async def clear_dialog(state: FSMContext) -> None:
     if not isinstance(storage, RedisStorage) or type(state) is not FSMContext:
         await state.clear()
         return
-    await storage.redis.delete(storage.key_builder.build(state.key, "state"),
-                               storage.key_builder.build(state.key, "data"))
+    await delete_dialog(storage, state.key)
+
+
+async def delete_dialog(storage: RedisStorage, key: StorageKey) -> None:
+    """A dialog's state and data, deleted in one call."""
+    build = storage.key_builder.build
+    await storage.redis.delete(build(key, "state"), build(key, "data"))

@@ -158,7 +158,7 @@ class Kandinsky22Engine(FamilyEngine):
     # --- loading: each group once, then resident -------------------------------------------------
 
     def _place(self, pipe: Any) -> Any:
-        if self.settings.cpu_offload and self.device.startswith("cuda"):
+        if self.settings.cpu_offload and self._on_gpu():
             pipe.enable_model_cpu_offload(device=self.device)
         else:
             if self.settings.cpu_offload:
