@@ -89,9 +89,11 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("reliability-logs")
 
 
-def worker_env(tiny_bundle: Path, **extra: str) -> dict[str, str]:
+def worker_env(tiny_bundle: Path | None, **extra: str) -> dict[str, str]:
+    """A reliability worker's environment; without ``tiny_bundle``, what is known before it is written."""
+    bundle = {"KANDINSKY_MODEL_DIR": str(tiny_bundle)} if tiny_bundle is not None else {}
     return {
-        "KANDINSKY_MODEL_DIR": str(tiny_bundle),
+        **bundle,
         "KANDINSKY_DEVICE": "cpu",
         "KANDINSKY_DTYPE": "float32",
         **FAULT_HOOKS_ENV,
@@ -160,8 +162,8 @@ def zygote(log_dir: Path) -> Iterator[Zygote]:
     torch and diffusers once: a restart costs the engine load, not the imports. Started before the
     tiny bundle is written, so that its imports and the writing overlap. Each start passes its own
     environment (the bundle's folder among it)."""
-    env = {k: v for k, v in worker_env(Path()).items() if k != "KANDINSKY_MODEL_DIR"}
-    parent = Zygote({**os.environ, **env}, log_dir / "zygote-status", log_dir / "zygote.out", REPO)
+    parent = Zygote({**os.environ, **worker_env(None)}, log_dir / "zygote-status", log_dir / "zygote.out",
+                    REPO)
     try:
         yield parent
     finally:
