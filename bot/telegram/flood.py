@@ -329,6 +329,21 @@ class _Tries:
         return min(SERVER_ERROR_BACKOFF_S * 2 ** (self.network_errors - 1), NETWORK_BACKOFF_CAP_S, left)
 
 
+async def _unless_cancelled(make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+                            method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
+    """The call, except that a failure while its task is being cancelled is the cancellation.
+
+    An HTTP client may close the connection on a cancel and report the close instead (a network
+    error); retrying that would swallow the cancel, and a stopping bot would poll on forever."""
+    try:
+        return await make_request(bot, method)
+    except TelegramAPIError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError(f"cancelled during {type(method).__name__}") from exc
+        raise
+
+
 class ChatLimiter(BaseRequestMiddleware):
     """The session middleware every Bot API call of the bot goes through (installed by create_bot)."""
 
@@ -375,7 +390,7 @@ class ChatLimiter(BaseRequestMiddleware):
                 while (wait := await self.state.take(chat)) > 0:
                     await asyncio.sleep(wait)
             try:
-                return await make_request(bot, method)
+                return await _unless_cancelled(make_request, bot, method)
             except TelegramRetryAfter as exc:
                 if chat is not None:
                     await self.state.hold(chat, min(exc.retry_after, MAX_RETRY_AFTER_S))

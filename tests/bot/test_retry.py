@@ -9,8 +9,11 @@ import time
 
 import pytest
 from aiogram import Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramNetworkError
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
 
 from bot.app import RedactingSession
 from bot.telegram.flood import ChatLimiter, FloodState, Pace
@@ -57,3 +60,37 @@ async def test_a_call_made_while_the_server_is_down_succeeds_once_it_is_back() -
         assert me.is_bot
     finally:
         await bot.session.close()
+
+
+class CancelBecomesNetworkError(BaseRequestMiddleware):
+    """Between the send path and the HTTP client: reports a cancel as the connection's close, as an
+    HTTP client does when the cancel lands while it tears the connection down."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+                       method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
+        self.calls += 1
+        try:
+            return await make_request(bot, method)
+        except asyncio.CancelledError:
+            raise TelegramNetworkError(method=method, message="ServerDisconnectedError") from None
+
+
+async def test_a_cancelled_long_poll_stops_even_when_the_client_reports_a_network_error() -> None:
+    async with LocalBotAPI(token=TOKEN) as api:
+        bot = make_bot(api.port, 30.0)
+        converter = CancelBecomesNetworkError()
+        bot.session.middleware(converter)  # inside the send path: the limiter sees what it reports
+        try:
+            poll = asyncio.create_task(bot.get_updates(timeout=5))
+            await api.wait_for(lambda: converter.calls == 1, 5)
+            await asyncio.sleep(0.2)  # the server holds the long poll
+            poll.cancel()
+            done, _ = await asyncio.wait({poll}, timeout=3)
+            assert done, "the cancel was taken for a network error and the poll retried"
+            assert poll.cancelled()
+            assert converter.calls == 1
+        finally:
+            await bot.session.close()

@@ -13,7 +13,8 @@ import contextlib
 import io
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -102,14 +103,39 @@ class Replica:
 
     async def stop(self) -> None:
         """A graceful stop, as on SIGTERM: broadcasts pause (state stays in Redis), sessions close."""
-        await self.consumer.stop()
-        await self.services.close()
+        await within_stop_time(f"{self.name}: the event consumer's stop", self.consumer.stop())
+        await within_stop_time(f"{self.name}: closing the services", self.services.close())
         if self._consumer_task is not None:
             self._consumer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._consumer_task, STOP_TIMEOUT_S)
         await self.bot.session.close()
         await self.redis.aclose()
+
+
+def task_stacks() -> str:
+    """Where every task of the loop waits (its chain of awaits): what a hung stop is reported with."""
+    lines = []
+    for task in asyncio.all_tasks():
+        lines.append(f"{task.get_name()}:")
+        awaited: Any = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is None:
+                lines.append(f"  waits on {awaited!r}")
+                break
+            lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return "\n".join(lines)
+
+
+async def within_stop_time(step: str, stop: Awaitable[Any]) -> None:
+    """A stop that hangs fails the test at once, with the tasks' stacks, instead of at pytest's timeout."""
+    try:
+        async with asyncio.timeout(STOP_TIMEOUT_S):
+            await stop
+    except TimeoutError:
+        pytest.fail(f"{step} took over {STOP_TIMEOUT_S}s; the loop's tasks:\n{task_stacks()}")
 
 
 class Pump:
@@ -122,6 +148,7 @@ class Pump:
         """(update_id, replica name) of every update fed, for assertions on the spread."""
         self._task: asyncio.Task[None] | None = None
         self._errors: list[BaseException] = []
+        self._stopping = False
 
     def start(self) -> Pump:
         self._task = asyncio.create_task(self._run())
@@ -131,7 +158,7 @@ class Pump:
         poller = self.replicas[0].bot
         turn = itertools.cycle(range(len(self.replicas)))
         offset: int | None = None
-        while True:
+        while not self._stopping:
             updates = await poller.get_updates(offset=offset, timeout=PUMP_POLL_TIMEOUT_S)
             for update in updates:
                 offset = update.update_id + 1
@@ -149,9 +176,13 @@ class Pump:
 
     async def stop(self) -> None:
         if self._task is not None:
+            self._stopping = True  # ends the loop after its next poll even if a layer swallows the cancel
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await within_stop_time("the pump's stop", asyncio.wait({self._task}))
+            if not self._task.cancelled():
+                self._task.result()  # raises what the loop raised
+                warnings.warn("the pump ended by its flag: a layer under get_updates or a handler "
+                              "swallowed the cancel", RuntimeWarning, stacklevel=1)
         assert not self._errors, f"handlers raised: {self._errors!r}"
 
 
