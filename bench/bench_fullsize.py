@@ -466,12 +466,10 @@ def run_family(root: Path, family: Family, device: str, dtype_name: str, size: t
     from worker.engine import Engine, EngineSettings
 
     settings: dict[str, Any] = {"model_dir": root, "device": device, "dtype": dtype_name, "preload": False}
-    if placement and family is Family.SDXL:
-        settings["sdxl_placement"] = placement
-    if placement and family is Family.KANDINSKY3:
-        settings["k3_placement"] = placement
     if placement and family is Family.KANDINSKY22:
-        settings["cpu_offload"] = placement == "model_offload"
+        settings["family_options"] = {family: {"cpu_offload": placement == "model_offload"}}
+    elif placement:
+        settings["family_options"] = {family: {"placement": placement}}
     out: dict[str, Any] = {}
     trim()
     window = Window(device)

@@ -14,7 +14,8 @@ How to add a family (SDXL, say):
 1. a member of :class:`Family` and a :class:`FamilyDescription` in :data:`FAMILIES`;
 2. the family in ``families`` of each mode it serves (contract/modes.py);
 3. its engine: ``worker/engine/families/<value>.py``, a ``FamilyEngine`` subclass with one
-   ``@recipe`` method per mode, listed in ``worker/engine/families/__init__.py``;
+   ``@recipe`` method per mode, listed in ``worker/engine/families/__init__.py``, and its own
+   settings there (a ``FamilyOptions`` subclass read from ``KANDINSKY_<FAMILY>_*``, in the README's table);
 4. its tiny random-weight folder in ``devkit/tiny_models.py``;
 5. its ``model-<value>`` text in both bot/locales/*/messages.ftl.
 

@@ -15,21 +15,22 @@ log = logging.getLogger(__name__)
 
 
 def prefetch(settings: EngineSettings) -> list[str]:
-    """Download the configured checkpoints; returns what was fetched (empty for a local bundle)."""
+    """Download the checkpoints of the families ``WORKER_FAMILIES`` names (Kandinsky 2.2 when unset);
+    returns what was fetched (empty for a local bundle)."""
     if settings.model_dir is not None:
         log.info("KANDINSKY_MODEL_DIR=%s is set: nothing to download", settings.model_dir)
         return []
     from huggingface_hub import snapshot_download
     from rembg import new_session
 
+    from contract.families import Family
+    from worker.config import WorkerSettings
+    from worker.engine.families import engine_class
+
+    families = WorkerSettings().families or (Family.KANDINSKY22,)
     fetched = []
-    for repo_id in (
-        settings.prior_id,
-        settings.decoder_id,
-        settings.inpaint_id,
-        settings.controlnet_id,
-        settings.depth_id,
-    ):
+    repos = [repo for family in families for repo in engine_class(family).public_ids(settings)]
+    for repo_id in dict.fromkeys(repos):
         log.info("downloading %s", repo_id)
         snapshot_download(repo_id, cache_dir=settings.cache_dir)
         fetched.append(repo_id)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from contract.families import Family
+from contract.families import Family, Placement
 from contract.spec import MAX_SEED, STICKER_SUFFIX, STYLE_SUFFIXES, JobSpec, Mode, Style, bucket_size
 from worker.engine import (
     EncodedImage,
@@ -24,7 +24,7 @@ from worker.engine import (
     JobCancelled,
     encode_images,
 )
-from worker.engine.families import Kandinsky22Engine
+from worker.engine.families import Kandinsky3Engine, Kandinsky22Engine, SDXLEngine
 from worker.engine.images import outpaint_canvas
 
 WIDE = bucket_size("16:9", 512)  # (512, 320): the cheapest bucket
@@ -537,3 +537,23 @@ def test_encode_other_modes_gives_lossless_png(runs: Runs) -> None:
 def test_square_bucket_works(engine: Engine) -> None:
     out = engine.generate(make_spec(Mode.TEXT2IMAGE, size=SQUARE, steps=1))
     assert out.images[0].size == SQUARE
+
+
+def test_each_family_reads_its_own_variables_and_family_options_override_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KANDINSKY_SDXL_REFINER", "false")
+    monkeypatch.setenv("KANDINSKY_K3_PLACEMENT", "model_offload")
+    monkeypatch.setenv("KANDINSKY_CPU_OFFLOAD", "true")
+    settings = EngineSettings()
+    assert SDXLEngine.public_ids(settings) == ("stabilityai/stable-diffusion-xl-base-1.0",)
+    assert Kandinsky3Engine.placement_of(settings) is Placement.MODEL_OFFLOAD
+    assert Kandinsky22Engine.placement_of(settings) is Placement.MODEL_OFFLOAD
+    assert "kandinsky-community/kandinsky-2-2-prior" in Kandinsky22Engine.public_ids(settings)
+    sdxl = {"refiner": True, "vae_id": "madebyollin/sdxl-vae-fp16-fix"}
+    k3 = {"placement": "text_encoder_cpu"}
+    over = EngineSettings(family_options={Family.KANDINSKY3: k3, Family.SDXL: sdxl})
+    assert Kandinsky3Engine.placement_of(over) is Placement.TEXT_ENCODER_CPU
+    assert SDXLEngine.public_ids(over)[1:] == ("stabilityai/stable-diffusion-xl-refiner-1.0",
+                                               "madebyollin/sdxl-vae-fp16-fix")
+    with pytest.raises(ValueError, match="refiner_fraction"):
+        SDXLEngine.options_of(EngineSettings(family_options={Family.SDXL: {"refiner_fraction": 2}}))

@@ -160,7 +160,7 @@ def test_a_prompt_over_128_tokens_is_run_and_reported_cut(engine: Engine, k3: Ka
 def test_text_encoder_on_the_cpu_gives_the_same_image(engine: Engine, tiny_bundle: Path) -> None:
     """The placement for small GPUs: the prompt is encoded apart and only embeddings are passed on."""
     settings = EngineSettings(model_dir=tiny_bundle, device="cpu", dtype="float32", preload=False,
-                              k3_placement=Placement.TEXT_ENCODER_CPU)
+                              family_options={Family.KANDINSKY3: {"placement": Placement.TEXT_ENCODER_CPU}})
     split = Engine.load(settings, families=[Family.KANDINSKY3])
     family = split[Family.KANDINSKY3]
     assert isinstance(family, Kandinsky3Engine) and family.text2image_pipeline().text_encoder is None

@@ -35,6 +35,7 @@ from worker.engine.images import fit_mask, fit_to_size
 
 STEPS = FAMILY_STEPS
 FRACTION = 0.8
+BASE_ONLY: dict[Family, dict[str, Any]] = {Family.SDXL: {"refiner": False}}
 
 
 def sdxl_spec(mode: Mode, seed: int = 11, size: tuple[int, int] = WIDE, **fields: Any) -> JobSpec:
@@ -53,7 +54,7 @@ def sdxl(engine: Engine) -> SDXLEngine:
 @pytest.fixture(scope="module")
 def base_only(tiny_bundle: Path) -> Engine:
     """The same bundle with the refiner off: the base runs every step."""
-    settings = EngineSettings(model_dir=tiny_bundle, device="cpu", dtype="float32", sdxl_refiner=False)
+    settings = EngineSettings(model_dir=tiny_bundle, device="cpu", dtype="float32", family_options=BASE_ONLY)
     return Engine.load(settings, families=[Family.SDXL])
 
 
@@ -199,8 +200,8 @@ def test_cancellation_lands_at_the_next_step(engine: Engine) -> None:
 
 def test_the_vae_settings_replace_the_vae_and_its_upcast(tiny_bundle: Path) -> None:
     settings = EngineSettings(model_dir=tiny_bundle, device="cpu", dtype="float32", preload=False,
-                              sdxl_refiner=False, sdxl_vae_id=str(tiny_bundle / FOLDER / "vae"),
-                              sdxl_vae_upcast=False)
+                              family_options={Family.SDXL: {"refiner": False, "vae_upcast": False,
+                                                            "vae_id": str(tiny_bundle / FOLDER / "vae")}})
     family = Engine(settings, families=[Family.SDXL])[Family.SDXL]
     assert isinstance(family, SDXLEngine)
     assert family.model_ids["sdxl_vae"].endswith("vae")
@@ -293,7 +294,7 @@ def test_the_refiner_folder_is_only_needed_with_the_refiner_on(tiny_bundle: Path
                                                                        REFINER_FOLDER))
     with pytest.raises(ModelFolderError, match="no sdxl_refiner/ folder"):
         Engine(EngineSettings(model_dir=bundle, device="cpu", preload=False), families=[Family.SDXL])
-    off = Engine(EngineSettings(model_dir=bundle, device="cpu", preload=False, sdxl_refiner=False),
+    off = Engine(EngineSettings(model_dir=bundle, device="cpu", preload=False, family_options=BASE_ONLY),
                  families=[Family.SDXL])
     assert off.held == (Family.SDXL,) and "sdxl_refiner" not in off.model_ids[Family.SDXL]
 

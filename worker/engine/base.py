@@ -30,7 +30,7 @@ from contract.modes import describe, served_by
 from contract.spec import JobSpec, Mode, images_needed
 from worker.engine.images import MASK_THRESHOLD, crop_centre, sticker_from_cutout
 from worker.engine.preview import PreviewCallback
-from worker.engine.settings import EngineSettings
+from worker.engine.settings import EngineSettings, FamilyOptions
 
 if TYPE_CHECKING:
     from worker.engine.animation.encode import EncodedVideo
@@ -375,11 +375,25 @@ class FamilyEngine(ABC):
     """One job per compiled graph family at start (with ``compile``); the rest reuse their graphs."""
     local_folders: ClassVar[tuple[str, ...]] = ()
     """The folders of a local bundle (``KANDINSKY_MODEL_DIR``) this family reads."""
+    options_class: ClassVar[type[FamilyOptions]] = FamilyOptions
+    """The family's own settings (its ``KANDINSKY_<FAMILY>_*`` variables)."""
+
+    @classmethod
+    def options_of(cls, settings: EngineSettings) -> Any:
+        """The family's own settings: its variables, under what ``settings.family_options`` sets for it."""
+        return cls.options_class(**settings.family_options.get(cls.family, {}))
 
     @classmethod
     def placement_of(cls, settings: EngineSettings) -> Placement:
-        """Where ``settings`` put this family's models (the first of its placements by default)."""
-        return describe_family(cls.family).placements[0]
+        """Where ``settings`` put this family's models: its options' ``placement``, or the first of
+        its placements."""
+        placement = getattr(cls.options_of(settings), "placement", None)
+        return Placement(placement) if placement else describe_family(cls.family).placements[0]
+
+    @classmethod
+    def public_ids(cls, settings: EngineSettings) -> tuple[str, ...]:
+        """The hub repositories it loads from (what ``python -m worker prefetch`` downloads)."""
+        return ()
 
     @classmethod
     def has_local_folder(cls, root: Path) -> bool:
@@ -421,6 +435,7 @@ class FamilyEngine(ABC):
             raise TypeError(f"{type(self).__name__}: no recipe for {sorted(missing)}; "
                             f"recipes for modes its family does not serve: {sorted(extra)}")
         self.settings = settings
+        self.options = self.options_of(settings)
         self.description = describe_family(self.family)
         self.shared = shared if shared is not None else SharedModels(settings)
         self.device = resolve_device(settings.device)

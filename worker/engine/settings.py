@@ -4,12 +4,12 @@ from KANDINSKY_* variables."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contract.families import Placement
+from contract.families import Family
 from contract.spec import SIZE_BUCKETS
 
 SchedulerName = Literal["ddpm", "ddim", "dpmpp-2m"]
@@ -17,6 +17,13 @@ SchedulerName = Literal["ddpm", "ddim", "dpmpp-2m"]
 DEFAULT_EDIT_THRESHOLD = 0.4
 """CLIPSeg probability from which a pixel belongs to the region an edit names: CLIPSeg's own demos
 use 0.3-0.5; 0.4 keeps the background out of "the sky" without losing thin parts."""
+
+
+class FamilyOptions(BaseSettings):
+    """One family's own settings: its module subclasses this with its ``KANDINSKY_<FAMILY>_`` prefix,
+    so a family's ids, variants and placement live beside its engine, not in every worker's settings."""
+
+    model_config = SettingsConfigDict(extra="ignore")
 
 
 class EngineSettings(BaseSettings):
@@ -28,51 +35,22 @@ class EngineSettings(BaseSettings):
     """Local bundle: Kandinsky 2.2's prior/, decoder/, decoder_inpaint/, controlnet_depth/, depth/;
     Kandinsky 3.0's kandinsky3/; SDXL's sdxl/ and sdxl_refiner/; rembg/ (an .onnx) for every
     family's stickers."""
-    prior_id: str = "kandinsky-community/kandinsky-2-2-prior"
-    decoder_id: str = "kandinsky-community/kandinsky-2-2-decoder"
-    inpaint_id: str = "kandinsky-community/kandinsky-2-2-decoder-inpaint"
-    controlnet_id: str = "kandinsky-community/kandinsky-2-2-controlnet-depth"
-    depth_id: str = "Intel/dpt-hybrid-midas"
     segment_id: str = "CIDAS/clipseg-rd64-refined"
     """Text-prompted segmentation of edits by words (CLIPSeg); ``segment/`` in a bundle."""
     edit_threshold: float = Field(default=DEFAULT_EDIT_THRESHOLD, gt=0.0, le=1.0)
     """CLIPSeg probability from which a pixel is in the region an edit names (worker/engine/editing.py)."""
-    k3_id: str = "kandinsky-community/kandinsky-3"
-    """Kandinsky 3.0 checkpoint (one repo: text encoder, UNet, MoVQ); ``kandinsky3/`` in a bundle."""
-    k3_variant: str | None = "fp16"
-    """Weight files of the K3 checkpoint to read (the public repo's fp16 ones halve the download)."""
-    k3_placement: Placement = Placement.GPU
-    """Where Kandinsky 3.0 lives: ``gpu`` (all resident), ``text_encoder_cpu`` (Flan-UL2's encoder on
-    the CPU, the UNet and MoVQ on the GPU) or ``model_offload`` (each model on the GPU while it runs)."""
-    sdxl_id: str = "stabilityai/stable-diffusion-xl-base-1.0"
-    """SDXL base checkpoint; ``sdxl/`` in a bundle."""
-    sdxl_refiner_id: str = "stabilityai/stable-diffusion-xl-refiner-1.0"
-    """SDXL refiner checkpoint (only its UNet is loaded: the second text encoder and the VAE are the
-    base's); ``sdxl_refiner/`` in a bundle."""
-    sdxl_variant: str | None = "fp16"
-    """Weight files of the SDXL checkpoints to read (the public fp16 ones halve the download)."""
-    sdxl_refiner: bool = True
-    """Run the refiner as the second expert: the base denoises to ``sdxl_refiner_fraction`` of the
-    schedule and hands its latents over (diffusers' ``denoising_end``/``denoising_start``)."""
-    sdxl_refiner_fraction: float = Field(default=0.8, gt=0.0, lt=1.0)
-    """Where the base hands over to the refiner (the model card's 0.8: the refiner takes the last 20%)."""
-    sdxl_vae_id: str | None = None
-    """Another VAE for SDXL, e.g. ``madebyollin/sdxl-vae-fp16-fix``: the public VAE overflows in
-    float16 and is upcast to float32 for every decode; the fixed one is not."""
-    sdxl_vae_upcast: bool | None = None
-    """Force (true) or skip (false) the float32 VAE decode; unset: the VAE config's ``force_upcast``."""
-    sdxl_placement: Placement = Placement.GPU
-    """Where SDXL lives: ``gpu`` (all resident) or ``model_offload`` (each model on the GPU while it runs)."""
     rembg_model: str = "u2net"
     """A rembg model name, or a path to an .onnx file (run with rembg's custom u2net session)."""
     device: str = "auto"
     """"auto" = cuda when available, else cpu."""
     dtype: str = "auto"
     """"auto" = float16 on cuda, float32 on cpu; or float16 | bfloat16 | float32."""
-    cpu_offload: bool = False
     preload: bool = True
     """Load every model at start; else each on first use, then resident."""
     cache_dir: Path | None = None
+    family_options: dict[Family, dict[str, Any]] = Field(default_factory=dict)
+    """Each family's own settings, keyed by the family, over its ``KANDINSKY_<FAMILY>_*`` variables
+    (e.g. ``{"sdxl": {"refiner": false}}``): what a test or a bench sets without touching the environment."""
 
     # Speed options (worker/engine/speed.py): off until a GPU run of bench/bench_engine_gpu.py shows
     # they help there; bench/NOTES.md has each one's prediction and measurement.

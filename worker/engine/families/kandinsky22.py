@@ -21,6 +21,7 @@ from diffusers import (
     KandinskyV22Pipeline,
     UNet2DConditionModel,
 )
+from pydantic_settings import SettingsConfigDict
 from transformers import CLIPImageProcessorPil, DPTForDepthEstimation, DPTImageProcessorPil
 
 from contract.families import Family, Placement
@@ -41,7 +42,7 @@ from worker.engine.editing import Segmenter, blend_feathered, pan_canvas, zoom_o
 from worker.engine.images import fit_mask, fit_to_size, keep_unmasked, on_bucket, outpaint_canvas
 from worker.engine.pipelines import CachedPriorEmb2EmbPipeline, CachedPriorPipeline, ZeroEmbedCache
 from worker.engine.preview import PreviewCache
-from worker.engine.settings import EngineSettings
+from worker.engine.settings import EngineSettings, FamilyOptions
 from worker.engine.speed import (
     allow_recompiles,
     compile_forward,
@@ -52,6 +53,22 @@ from worker.engine.speed import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+
+class Kandinsky22Options(FamilyOptions):
+    """``KANDINSKY_*``: the first family's variables kept their names (no family infix)."""
+
+    model_config = SettingsConfigDict(env_prefix="KANDINSKY_", extra="ignore")
+
+    prior_id: str = "kandinsky-community/kandinsky-2-2-prior"
+    decoder_id: str = "kandinsky-community/kandinsky-2-2-decoder"
+    inpaint_id: str = "kandinsky-community/kandinsky-2-2-decoder-inpaint"
+    controlnet_id: str = "kandinsky-community/kandinsky-2-2-controlnet-depth"
+    depth_id: str = "Intel/dpt-hybrid-midas"
+    cpu_offload: bool = False
+    """Model offload: each model on the GPU only while it runs."""
+
 
 DEPTH_PRIOR_STRENGTH = 0.85
 """How far the prior may move the reference's CLIP embedding towards the prompt (model card value)."""
@@ -70,16 +87,16 @@ SUBFOLDERS: dict[str, str] = {
 """Model → folder of a local bundle (``KANDINSKY_MODEL_DIR``); rembg/ is shared with every family."""
 
 
-def model_sources(settings: EngineSettings) -> dict[str, str]:
+def model_sources(settings: EngineSettings, options: Kandinsky22Options) -> dict[str, str]:
     """Where each model comes from: the bundle's subfolders (each complete), or the public ids.
     One code path after this."""
     if settings.model_dir is None:
         return {
-            "prior": settings.prior_id,
-            "decoder": settings.decoder_id,
-            "inpaint": settings.inpaint_id,
-            "controlnet": settings.controlnet_id,
-            "depth": settings.depth_id,
+            "prior": options.prior_id,
+            "decoder": options.decoder_id,
+            "inpaint": options.inpaint_id,
+            "controlnet": options.controlnet_id,
+            "depth": options.depth_id,
             "segment": settings.segment_id,
         }
     root = Path(settings.model_dir)
@@ -121,12 +138,21 @@ class Kandinsky22Engine(FamilyEngine):
 
     local_folders: ClassVar[tuple[str, ...]] = tuple(SUBFOLDERS.values())
 
+    options_class: ClassVar[type[FamilyOptions]] = Kandinsky22Options
+    options: Kandinsky22Options
+
     @classmethod
     def placement_of(cls, settings: EngineSettings) -> Placement:
-        return Placement.MODEL_OFFLOAD if settings.cpu_offload else Placement.GPU
+        return Placement.MODEL_OFFLOAD if cls.options_of(settings).cpu_offload else Placement.GPU
+
+    @classmethod
+    def public_ids(cls, settings: EngineSettings) -> tuple[str, ...]:
+        options = cls.options_of(settings)
+        return (options.prior_id, options.decoder_id, options.inpaint_id, options.controlnet_id,
+                options.depth_id, settings.segment_id)
 
     def sources(self) -> dict[str, str]:
-        return {**model_sources(self.settings), "rembg": self.shared.rembg_source}
+        return {**model_sources(self.settings, self.options), "rembg": self.shared.rembg_source}
 
     def load_all(self) -> None:
         started = time.perf_counter()
@@ -158,10 +184,10 @@ class Kandinsky22Engine(FamilyEngine):
     # --- loading: each group once, then resident -------------------------------------------------
 
     def _place(self, pipe: Any) -> Any:
-        if self.settings.cpu_offload and self._on_gpu():
+        if self.options.cpu_offload and self._on_gpu():
             pipe.enable_model_cpu_offload(device=self.device)
         else:
-            if self.settings.cpu_offload:
+            if self.options.cpu_offload:
                 logger.warning("cpu_offload ignored: models already live on %s", self.device)
             pipe.to(self.device)
         self._speed_up(pipe)

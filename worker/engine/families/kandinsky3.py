@@ -25,18 +25,35 @@ from typing import Any, ClassVar
 import PIL.Image
 import torch
 from diffusers import Kandinsky3Img2ImgPipeline, Kandinsky3Pipeline
+from pydantic_settings import SettingsConfigDict
 
 from contract.families import Family, Placement
 from contract.spec import Mode
 from worker.engine.base import ModelFolderError, Run, SharedModels, img2img_steps, require_complete
 from worker.engine.families.img2img import Img2ImgFamily, local_variant
 from worker.engine.images import fit_to_size
-from worker.engine.settings import EngineSettings
+from worker.engine.settings import EngineSettings, FamilyOptions
 
 logger = logging.getLogger(__name__)
 
 FOLDER = "kandinsky3"
 """The family's folder in a local bundle (``KANDINSKY_MODEL_DIR``): one saved Kandinsky3Pipeline."""
+
+
+
+class Kandinsky3Options(FamilyOptions):
+    """``KANDINSKY_K3_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="KANDINSKY_K3_", extra="ignore")
+
+    id: str = "kandinsky-community/kandinsky-3"
+    """The checkpoint (one repo: text encoder, UNet, MoVQ); ``kandinsky3/`` in a bundle."""
+    variant: str | None = "fp16"
+    """Weight files to read (the public repo's fp16 ones halve the download)."""
+    placement: Placement = Placement.GPU
+    """``gpu`` (all resident), ``text_encoder_cpu`` (Flan-UL2's encoder on the CPU, the UNet and MoVQ
+    on the GPU) or ``model_offload`` (each model on the GPU while it runs)."""
+
 
 STAGE = "unet"
 """The one denoising stage of this family, as progress and timings name it."""
@@ -49,9 +66,11 @@ class Kandinsky3Engine(Img2ImgFamily):
     warmup_modes: ClassVar[tuple[Mode, ...]] = (Mode.TEXT2IMAGE, Mode.VARIATIONS)
     """The text → image graph, and img2img's (MoVQ encode, a shorter schedule)."""
     local_folders: ClassVar[tuple[str, ...]] = (FOLDER,)
+    options_class: ClassVar[type[FamilyOptions]] = Kandinsky3Options
+    options: Kandinsky3Options
 
     def __init__(self, settings: EngineSettings, shared: SharedModels | None = None) -> None:
-        self._variant: str | None = settings.k3_variant
+        self._variant: str | None = None
         super().__init__(settings, shared)
         self.placement = self.placement_of(settings)
         self._text2image: Any = None
@@ -60,16 +79,17 @@ class Kandinsky3Engine(Img2ImgFamily):
         """With the text encoder on the CPU: a pipeline holding only it (and the tokenizer)."""
 
     @classmethod
-    def placement_of(cls, settings: EngineSettings) -> Placement:
-        return settings.k3_placement
+    def public_ids(cls, settings: EngineSettings) -> tuple[str, ...]:
+        return (cls.options_of(settings).id,)
 
     def sources(self) -> dict[str, str]:
         if self.settings.model_dir is None:
-            return {"kandinsky3": self.settings.k3_id, "rembg": self.shared.rembg_source}
+            self._variant = self.options.variant
+            return {"kandinsky3": self.options.id, "rembg": self.shared.rembg_source}
         folder = Path(self.settings.model_dir) / FOLDER
         if not folder.is_dir():
             raise ModelFolderError(self.missing_folder_message(Path(self.settings.model_dir)))
-        self._variant = local_variant(folder, self.settings.k3_variant)
+        self._variant = local_variant(folder, self.options.variant)
         require_complete(folder, "Kandinsky 3.0", variant=self._variant)
         return {"kandinsky3": str(folder), "rembg": self.shared.rembg_source}
 

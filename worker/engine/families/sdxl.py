@@ -31,6 +31,8 @@ from diffusers import (
     StableDiffusionXLInpaintPipeline,
     StableDiffusionXLPipeline,
 )
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from contract.families import Family, Placement
 from contract.spec import JobSpec, Mode
@@ -45,7 +47,7 @@ from worker.engine.base import (
 )
 from worker.engine.families.img2img import Img2ImgFamily, local_variant
 from worker.engine.images import fit_mask, fit_to_size
-from worker.engine.settings import EngineSettings
+from worker.engine.settings import EngineSettings, FamilyOptions
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,34 @@ FOLDER = "sdxl"
 """The base's folder in a local bundle (one saved StableDiffusionXLPipeline)."""
 REFINER_FOLDER = "sdxl_refiner"
 """The refiner's folder (one saved StableDiffusionXLImg2ImgPipeline, no first text encoder)."""
+
+
+
+class SDXLOptions(FamilyOptions):
+    """``KANDINSKY_SDXL_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="KANDINSKY_SDXL_", extra="ignore")
+
+    id: str = "stabilityai/stable-diffusion-xl-base-1.0"
+    """The base checkpoint; ``sdxl/`` in a bundle."""
+    refiner_id: str = "stabilityai/stable-diffusion-xl-refiner-1.0"
+    """The refiner checkpoint (only its UNet is loaded: the second text encoder and the VAE are the
+    base's); ``sdxl_refiner/`` in a bundle."""
+    variant: str | None = "fp16"
+    """Weight files of both checkpoints to read (the public fp16 ones halve the download)."""
+    refiner: bool = True
+    """Run the refiner as the second expert: the base denoises to ``refiner_fraction`` of the
+    schedule and hands its latents over (diffusers' ``denoising_end``/``denoising_start``)."""
+    refiner_fraction: float = Field(default=0.8, gt=0.0, lt=1.0)
+    """Where the base hands over to the refiner (the model card's 0.8: the refiner takes the last 20%)."""
+    vae_id: str | None = None
+    """Another VAE, e.g. ``madebyollin/sdxl-vae-fp16-fix``: the public VAE overflows in float16 and
+    is upcast to float32 for every decode; the fixed one is not."""
+    vae_upcast: bool | None = None
+    """Force (true) or skip (false) the float32 VAE decode; unset: the VAE config's ``force_upcast``."""
+    placement: Placement = Placement.GPU
+    """``gpu`` (all resident) or ``model_offload`` (each model on the GPU while it runs)."""
+
 
 STAGE = "unet"
 REFINER_STAGE = "refiner"
@@ -81,20 +111,25 @@ class SDXLEngine(Img2ImgFamily):
     warmup_modes: ClassVar[tuple[Mode, ...]] = (Mode.TEXT2IMAGE, Mode.VARIATIONS)
     local_folders: ClassVar[tuple[str, ...]] = (FOLDER, REFINER_FOLDER)
 
+    options_class: ClassVar[type[FamilyOptions]] = SDXLOptions
+    options: SDXLOptions
+
     def __init__(self, settings: EngineSettings, shared: SharedModels | None = None) -> None:
-        self._variant: str | None = settings.sdxl_variant
+        self._variant: str | None = None
         super().__init__(settings, shared)
         self.placement = self.placement_of(settings)
-        self.use_refiner = settings.sdxl_refiner
-        self.fraction = settings.sdxl_refiner_fraction
+        self.use_refiner = self.options.refiner
+        self.fraction = self.options.refiner_fraction
         self._base: Any = None
         self._img2img: Any = None
         self._inpaint: Any = None
         self._refiner: Any = None
 
     @classmethod
-    def placement_of(cls, settings: EngineSettings) -> Placement:
-        return settings.sdxl_placement
+    def public_ids(cls, settings: EngineSettings) -> tuple[str, ...]:
+        options = cls.options_of(settings)
+        return (options.id, *((options.refiner_id,) if options.refiner else ()),
+                *((options.vae_id,) if options.vae_id else ()))
 
     @classmethod
     def has_local_folder(cls, root: Path) -> bool:
@@ -102,25 +137,26 @@ class SDXLEngine(Img2ImgFamily):
 
     def sources(self) -> dict[str, str]:
         sources = {"rembg": self.shared.rembg_source}
-        if self.settings.sdxl_vae_id:
-            sources["sdxl_vae"] = self.settings.sdxl_vae_id
+        self._variant = self.options.variant
+        if self.options.vae_id:
+            sources["sdxl_vae"] = self.options.vae_id
         if self.settings.model_dir is None:
-            sources["sdxl"] = self.settings.sdxl_id
-            if self.settings.sdxl_refiner:
-                sources["sdxl_refiner"] = self.settings.sdxl_refiner_id
+            sources["sdxl"] = self.options.id
+            if self.options.refiner:
+                sources["sdxl_refiner"] = self.options.refiner_id
             return sources
         root = Path(self.settings.model_dir)
         if not (root / FOLDER).is_dir():
             raise ModelFolderError(self.missing_folder_message(root))
-        self._variant = local_variant(root / FOLDER, self.settings.sdxl_variant)
+        self._variant = local_variant(root / FOLDER, self.options.variant)
         require_complete(root / FOLDER, "SDXL", variant=self._variant)
         sources["sdxl"] = str(root / FOLDER)
-        if self.settings.sdxl_refiner:
+        if self.options.refiner:
             if not (root / REFINER_FOLDER).is_dir():
                 raise ModelFolderError(f"SDXL: the refiner is on (KANDINSKY_SDXL_REFINER) but model_dir "
                                        f"{root} has no {REFINER_FOLDER}/ folder")
             require_complete(root / REFINER_FOLDER, "SDXL refiner",
-                             variant=local_variant(root / REFINER_FOLDER, self.settings.sdxl_variant))
+                             variant=local_variant(root / REFINER_FOLDER, self.options.variant))
             sources["sdxl_refiner"] = str(root / REFINER_FOLDER)
         return sources
 
@@ -147,9 +183,9 @@ class SDXLEngine(Img2ImgFamily):
     # --- loading -------------------------------------------------------------------------------------
 
     def _vae_kwargs(self) -> dict[str, Any]:
-        if not self.settings.sdxl_vae_id:
+        if not self.options.vae_id:
             return {}
-        source, variant = self.settings.sdxl_vae_id, self.settings.sdxl_variant
+        source, variant = self.options.vae_id, self.options.variant
         # A local VAE folder is read in the variant it has; a hub id (the fp16 fix: one set of files) as is.
         local = Path(source).is_dir() and variant and any(Path(source).glob(f"*.{variant}.safetensors"))
         vae: Any = AutoencoderKL.from_pretrained(source, variant=variant if local else None,
@@ -161,8 +197,8 @@ class SDXLEngine(Img2ImgFamily):
             pipe: Any = StableDiffusionXLPipeline.from_pretrained(
                 self.model_ids["sdxl"], variant=self._variant, **self._vae_kwargs(),
                 **self._pretrained_kwargs())
-            if self.settings.sdxl_vae_upcast is not None:
-                pipe.vae.register_to_config(force_upcast=self.settings.sdxl_vae_upcast)
+            if self.options.vae_upcast is not None:
+                pipe.vae.register_to_config(force_upcast=self.options.vae_upcast)
             return self._place_or_defer(pipe)
 
         return self._resident("_base", load)
@@ -181,7 +217,7 @@ class SDXLEngine(Img2ImgFamily):
             base = self.base_pipeline()
             variant = self._variant
             if self.settings.model_dir is not None:
-                variant = local_variant(Path(self.model_ids["sdxl_refiner"]), self.settings.sdxl_variant)
+                variant = local_variant(Path(self.model_ids["sdxl_refiner"]), self.options.variant)
             return self._place_or_defer(StableDiffusionXLImg2ImgPipeline.from_pretrained(
                 self.model_ids["sdxl_refiner"], variant=variant, text_encoder_2=base.text_encoder_2,
                 vae=base.vae, **self._pretrained_kwargs()))
