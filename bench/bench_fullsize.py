@@ -53,7 +53,7 @@ if str(REPO) not in sys.path:
 from bench.common import RESULTS_DIR, format_table, install_sigterm, metadata, write_results  # noqa: E402
 from bench.engine_gpu.models import PUBLIC as K22_PUBLIC  # noqa: E402
 from bench.engine_gpu.models import SMALL as K22_SMALL  # noqa: E402
-from bench.engine_gpu.models import default_dtype, k3_configs, sdxl_builders  # noqa: E402
+from bench.engine_gpu.models import default_dtype, k3_configs, k5_builders, sdxl_builders  # noqa: E402
 from contract.families import Family, describe_family, parse_family  # noqa: E402
 from contract.spec import SIZE_BUCKETS, JobSpec, Mode  # noqa: E402
 
@@ -289,11 +289,30 @@ def sdxl_plan(scale: str) -> FamilyPlan:
     )
 
 
+def kandinsky5_plan(scale: str) -> FamilyPlan:
+    """Kandinsky 5.0 Video Lite (kandinskylab/Kandinsky-5.0-T2V-Lite-*-5s-Diffusers): Qwen2.5-VL 7B and
+    CLIP ViT-L, the 2B DiT, HunyuanVideo's VAE, in the 5 s folder the engine reads."""
+    from contract.video import VideoKind, video_checkpoint
+
+    folder = video_checkpoint(VideoKind.DISTILLED, 5).folder
+    folders = {"text_encoder": "text_encoder", "text_encoder_2": "text_encoder_2",
+               "video_transformer": "transformer", "video_vae": "vae"}
+    return FamilyPlan(
+        Family.KANDINSKY5,
+        [ComponentPlan(name, f"{folder}/{folders[name]}", build)
+         for name, build in k5_builders(scale).items()],
+        note=f"the {folder} folder: tokenizers and scheduler as the tiny bundle's, models at scale; "
+             "the job is a 5 s video at 1 frame per second (5 frames) with the checkpoint's 16 steps",
+    )
+
+
 def family_plan(family: Family, scale: str, text_encoder_layers: int | None) -> FamilyPlan:
     if family is Family.KANDINSKY22:
         return kandinsky22_plan(scale)
     if family is Family.SDXL:
         return sdxl_plan(scale)
+    if family is Family.KANDINSKY5:
+        return kandinsky5_plan(scale)
     return kandinsky3_plan(scale, text_encoder_layers)
 
 
@@ -410,6 +429,12 @@ STAGE_MODULES: dict[Family, dict[str, Callable[[Any], Any]]] = {
         "refiner_unet": lambda e: e.refiner_pipeline().unet,
         "vae": lambda e: e.base_pipeline().vae,
     },
+    Family.KANDINSKY5: {
+        "text_encoder": lambda e: (e._encoder or e.video_pipeline(5)).text_encoder,
+        "text_encoder_2": lambda e: (e._encoder or e.video_pipeline(5)).text_encoder_2,
+        "video_transformer": lambda e: e.video_pipeline(5).transformer,
+        "video_vae": lambda e: e.video_pipeline(5).vae,
+    },
 }
 """Each component's module in a loaded family engine (K3's text encoder lives apart under
 ``text_encoder_cpu``). The MoVQ's stage is its decoder's forward (the decode of the latents)."""
@@ -422,6 +447,8 @@ def load_family(family_engine: Any) -> None:
     elif family_engine.family is Family.SDXL:
         family_engine.base_pipeline()
         family_engine.refiner_pipeline()
+    elif family_engine.family is Family.KANDINSKY5:
+        family_engine.video_pipeline(5)
     else:
         family_engine.text2image_pipeline()
 
@@ -431,7 +458,8 @@ def stage_hooks(modules: dict[str, Any], device: str, stages: dict[str, dict[str
     """Around each forward of each module: a memory window and a clock; the peak over its calls."""
     handles = []
     for name, module in modules.items():
-        target = module.decoder if name in ("movq", "vae") else module  # decode() skips forward()
+        decoder = name in ("movq", "vae", "video_vae")  # decode() skips forward()
+        target = module.decoder if decoder else module
         window = Window(device)
         record = stages.setdefault(name, {"calls": 0, "seconds": 0.0})
 
@@ -466,10 +494,12 @@ def run_family(root: Path, family: Family, device: str, dtype_name: str, size: t
     from worker.engine import Engine, EngineSettings
 
     settings: dict[str, Any] = {"model_dir": root, "device": device, "dtype": dtype_name, "preload": False}
+    options: dict[str, Any] = {"video_fps": 1} if family is Family.KANDINSKY5 else {}  # 5 frames
     if placement and family is Family.KANDINSKY22:
-        settings["family_options"] = {family: {"cpu_offload": placement == "model_offload"}}
+        options["cpu_offload"] = placement == "model_offload"
     elif placement:
-        settings["family_options"] = {family: {"placement": placement}}
+        options["placement"] = placement
+    settings["family_options"] = {family: options}
     out: dict[str, Any] = {}
     trim()
     window = Window(device)
@@ -482,14 +512,15 @@ def run_family(root: Path, family: Family, device: str, dtype_name: str, size: t
     modules = {name: get(family_engine) for name, get in STAGE_MODULES[family].items()}
     out["loaded"] = {
         name: {"params": param_count(m), "param_bytes": tensor_bytes(m),
-               "dtype": str(next(m.parameters()).dtype).removeprefix("torch."),
+               "dtype": str(main_dtype(m)).removeprefix("torch."),
                "device": str(next(m.parameters()).device)}
         for name, m in modules.items()
     }
     description = describe_family(family)
-    spec = JobSpec(mode=Mode.TEXT2IMAGE, model=family, prompt=PROMPT, width=size[0], height=size[1],
-                   seed=SEED, steps=max(steps, ENSEMBLE_MIN_STEPS.get(family, 1)), prior_steps=prior_steps,
-                   guidance=description.default_guidance)
+    video = family is Family.KANDINSKY5  # a family of videos runs one 5 s video
+    spec = JobSpec(mode=Mode.VIDEO if video else Mode.TEXT2IMAGE, model=family, prompt=PROMPT, width=size[0],
+                   height=size[1], seed=SEED, steps=max(steps, ENSEMBLE_MIN_STEPS.get(family, 1)),
+                   prior_steps=prior_steps, guidance=description.default_guidance, seconds=5 if video else 0)
     out["steps"] = spec.steps
     jobs: list[dict[str, Any]] = []
     for _ in range(jobs_to_run):
@@ -504,8 +535,12 @@ def run_family(root: Path, family: Family, device: str, dtype_name: str, size: t
             record["seconds"] = round(record["seconds"], 2)
         jobs.append({**job.close(), "seconds": round(time.perf_counter() - started, 1),
                      "timings": {k: round(v, 2) for k, v in result.timings.items()}, "stages": stages})
-    image = result.images[0]
-    out["image"] = {"size": list(image.size), "mode": image.mode}
+    if result.video is not None:
+        out["image"] = {"size": [result.video.width, result.video.height], "mode": "RGB",
+                        "frames": result.video.frames}
+    else:
+        image = result.images[0]
+        out["image"] = {"size": list(image.size), "mode": image.mode}
     # The first job pages the weights in (from_pretrained maps the safetensors files: RSS counts them
     # as file pages once touched); a later one shows what each forward needs above resident weights.
     out["jobs"] = jobs
@@ -515,6 +550,15 @@ def run_family(root: Path, family: Family, device: str, dtype_name: str, size: t
     del result, engine, family_engine, modules
     trim()
     return out
+
+
+def main_dtype(module: Any) -> torch.dtype:
+    """The dtype most of a module's parameters are in (Kandinsky 5's DiT keeps its small time and
+    modulation layers in float32 whatever it is loaded in)."""
+    by_dtype: dict[torch.dtype, int] = {}
+    for p in module.parameters():
+        by_dtype[p.dtype] = by_dtype.get(p.dtype, 0) + p.numel()
+    return max(by_dtype, key=lambda d: by_dtype[d])
 
 
 def computed(family: Family, params: dict[str, int], dtype_bytes: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from contract.language import DEFAULT_VOICE_MAX_S
 from contract.queue import DEFAULT_MAX_BACKLOG
 from contract.redisconn import RedisSettings
 from contract.spec import DEFAULT_LONG_SIDE, LONG_SIDES, MAX_STEPS
+from contract.video import DEFAULT_VIDEO_SECONDS, VIDEO_SECONDS
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 """Hosts a Mini App may be served from over plain http: this machine, for development and tests."""
@@ -109,6 +110,10 @@ class BotSettings(RedisSettings, BaseSettings):
     animation_long_side: int = Field(default=768, alias="ANIMATION_LONG_SIDE")
     """Resolution tier of animations (at most BOT_LONG_SIDE): 768 is Kandinsky 2.2's native size and
     half the GPU time of 1024 per frame."""
+    # --- video (Kandinsky 5.0) ---
+    video_seconds: int = Field(default=DEFAULT_VIDEO_SECONDS, alias="VIDEO_SECONDS")
+    """Length of a /video clip: 5, or 10 where the workers hold the 10 s checkpoint
+    (KANDINSKY_K5_VIDEO_SECONDS); it counts that many requests of the daily quota."""
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -153,6 +158,13 @@ class BotSettings(RedisSettings, BaseSettings):
     def _known_tier(cls, value: int) -> int:
         if value not in LONG_SIDES:
             raise ValueError(f"BOT_LONG_SIDE must be one of {LONG_SIDES}")
+        return value
+
+    @field_validator("video_seconds")
+    @classmethod
+    def _known_length(cls, value: int) -> int:
+        if value not in VIDEO_SECONDS:
+            raise ValueError(f"VIDEO_SECONDS must be one of {VIDEO_SECONDS}")
         return value
 
     @field_validator("animation_long_side")

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from contract.language import PromptTranslation, Transcription
+from contract.modes import Output
 
 
 class EventType(StrEnum):
@@ -56,6 +57,17 @@ class FileKind(StrEnum):
     """The same sticker as Telegram takes it: sent as the sticker and added to packs."""
     ANIMATION = "animation_mp4"
     """An animation (H.264 MP4, no sound): sent with sendAnimation, and as the "file" itself."""
+    VIDEO = "video_mp4"
+    """A video model's clip (H.264 MP4, no sound): sent with sendVideo, and as the "file" itself."""
+
+    @classmethod
+    def motion(cls, output: Output) -> FileKind:
+        """The kind of the one MP4 a motion output (``Output.motion``) is stored as."""
+        if output is Output.VIDEO:
+            return cls.VIDEO
+        if output is Output.ANIMATION:
+            return cls.ANIMATION
+        raise ValueError(f"{output} is pictures, not one MP4")
 
 
 class ResultFile(BaseModel):

@@ -35,6 +35,7 @@ class Family(StrEnum):
     KANDINSKY22 = "kandinsky22"
     KANDINSKY3 = "kandinsky3"
     SDXL = "sdxl"
+    KANDINSKY5 = "kandinsky5"
 
 
 class Placement(StrEnum):
@@ -95,6 +96,9 @@ class FamilyDescription:
     weighted_prompts: bool = False
     """Its prompts may weight words (``(fog:0.6)``, contract.weighting): a malformed weighting is
     refused before queueing instead of drawn as text."""
+    reads_languages: frozenset[str] = frozenset()
+    """Languages besides English its text encoder reads well (ISO 639-1): prompts in them reach it
+    untranslated (worker.language), and the caption says so."""
     long_sides: tuple[int, ...] | None = None
     """Resolution tiers it renders; None: every tier of contract.spec (``SIZE_BUCKETS``)."""
     notes: Mapping[str, str] = field(default_factory=dict)
@@ -190,6 +194,25 @@ FAMILIES: tuple[FamilyDescription, ...] = (
         notes={"checkpoints": "stabilityai/stable-diffusion-xl-base-1.0 + stable-diffusion-xl-refiner-1.0 "
                               "(fp16 variant; the refiner's second text encoder and VAE are the base's)"},
     ),
+    FamilyDescription(
+        family=Family.KANDINSKY5,
+        title="Kandinsky 5.0",
+        default_steps=16,  # the distilled Video Lite checkpoint's; each checkpoint's own recipe rules
+        default_guidance=1.0,
+        prompt_tokens=512,  # Qwen2.5-VL's tokens the pipelines read (max_sequence_length)
+        components=(
+            Component("text_encoder", 8_292_166_656, text_encoder=True),  # Qwen2.5-VL 7B, vision tower too
+            Component("text_encoder_2", 123_060_480, text_encoder=True),  # CLIP ViT-L's text model
+            Component("video_transformer", 2_007_702_848),  # Video Lite's DiT
+            Component("video_vae", 246_478_803),  # HunyuanVideo's 3D VAE
+        ),
+        placements=(Placement.GPU, Placement.TEXT_ENCODER_CPU, Placement.MODEL_OFFLOAD),
+        long_sides=(512, 768),
+        reads_languages=frozenset({"ru"}),  # Qwen2.5-VL, and the Kandinsky team trained on Russian captions
+        notes={"checkpoints": "kandinskylab/Kandinsky-5.0-T2V-Lite-{distilled16steps,sft,nocfg}-{5s,10s}-"
+                              "Diffusers (bfloat16; the kind is KANDINSKY_K5_VIDEO_KIND, the length the "
+                              "bot's)"},
+    ),
 )
 """Every family, in the order a worker considers them for its device (and /model lists them)."""
 
@@ -232,3 +255,9 @@ def parse_family(name: Family | str) -> Family:
 def families_serving(mode: str) -> tuple[Family, ...]:
     """The families that run ``mode``, in :data:`FAMILIES` order (the bot offers the first)."""
     return tuple(d.family for d in FAMILIES if d.serves(mode))
+
+
+def picture_families() -> tuple[FamilyDescription, ...]:
+    """The families a user may pick to draw their pictures (/model): those that draw from text; a
+    family of videos alone runs its own mode without being picked."""
+    return tuple(d for d in FAMILIES if d.serves("text2image"))

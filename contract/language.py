@@ -36,6 +36,9 @@ class TranslationStatus(StrEnum):
     """A language the translation model cannot read: passed through as written, and the user is told."""
     OFF = "off"
     """The operator turned translation off: read as written."""
+    NATIVE = "native"
+    """The job's model reads this language itself (contract.families ``reads_languages``): read as
+    written, and the user is told."""
 
 
 class Translation(BaseModel):
@@ -71,6 +74,11 @@ class PromptTranslation(BaseModel):
     def translated(self) -> bool:
         """Some field reached the model in other words than the user's ("what the model read")."""
         return any(t.status is TranslationStatus.TRANSLATED for t in self.fields())
+
+    @property
+    def native_languages(self) -> list[str]:
+        """Languages the model read itself, untranslated."""
+        return sorted({t.language for t in self.fields() if t.status is TranslationStatus.NATIVE})
 
     @property
     def unsupported_languages(self) -> list[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from contract import video
 from contract.animation import job_timeout_s, quota_weight
 from contract.families import DEFAULT_FAMILY, Family
 
@@ -40,12 +41,14 @@ class Mode(StrEnum):
     ZOOM_OUT = "zoom_out"  # the picture smaller in the middle, the frame filled around it
     PAN = "pan"  # the frame moved to one side, the uncovered strip filled
     ANIMATE = "animate"  # Deforum-style camera flight, delivered as an MP4
+    VIDEO = "video"  # Kandinsky 5.0 Video: text → a 5 or 10 s MP4
 
 
 KANDINSKY22 = Family.KANDINSKY22
 """The family every mode had before there were several (contract/families.py describes them)."""
 KANDINSKY3 = Family.KANDINSKY3
 SDXL = Family.SDXL
+KANDINSKY5 = Family.KANDINSKY5
 BOTH_KANDINSKY = frozenset({KANDINSKY22, KANDINSKY3})
 """Modes both Kandinsky families run; the prior's modes (mix, keep depth) are 2.2's alone."""
 ALL_FAMILIES = frozenset({KANDINSKY22, KANDINSKY3, SDXL})
@@ -60,6 +63,13 @@ class Output(StrEnum):
     """A background-free 512 px cut-out per picture: stored as PNG and WEBP, sent as a sticker."""
     ANIMATION = "animation"
     """One H.264 MP4 (the engine encodes it): sent with sendAnimation."""
+    VIDEO = "video"
+    """One H.264 MP4 of a video model (the engine encodes it): sent with sendVideo, streamable."""
+
+    @property
+    def motion(self) -> bool:
+        """One MP4 instead of pictures: stored, delivered and offered as a file the same way."""
+        return self in (Output.ANIMATION, Output.VIDEO)
 
 
 class Button(StrEnum):
@@ -84,7 +94,7 @@ STICKER_BUTTONS = (Button.AGAIN, Button.VARIATIONS, Button.SAME_SEED, Button.FIL
 """A sticker is a cut-out with alpha at 512 px: it goes into packs, and is not edited."""
 ANIMATION_BUTTONS = (Button.AGAIN, Button.SAME_SEED, Button.FILE)
 _DEFAULT_BUTTONS = {Output.IMAGE: IMAGE_BUTTONS, Output.STICKER: STICKER_BUTTONS,
-                    Output.ANIMATION: ANIMATION_BUTTONS}
+                    Output.ANIMATION: ANIMATION_BUTTONS, Output.VIDEO: ANIMATION_BUTTONS}
 
 STICKER_SUFFIX = ", sticker, die-cut, cute simple illustration, centered, isolated on plain white background"
 """Makes the subject easy for background removal to cut out."""
@@ -137,6 +147,13 @@ class ModeDescription:
     """The buttons under its result, in order; None: the usual ones of its output."""
     aspect: str | None = None
     """An aspect ratio its jobs always have (a sticker is square before its cut-out); None: the user's."""
+    video: bool = False
+    """The job is a video of ``JobSpec.seconds`` (contract.video): counted and timed by its seconds."""
+    max_long_side: int | None = None
+    """The largest resolution tier its jobs render at (a video model's training size); None: any."""
+    own_family: bool = False
+    """It runs on its one family whatever model the user picked for pictures (a video is not a
+    picture that model would draw), instead of being refused with an offer to switch."""
 
     def __post_init__(self) -> None:
         if self.command is None and (self.menu or self.plain_text):
@@ -149,16 +166,25 @@ class ModeDescription:
             raise ValueError(f"mode {self.mode}: an animation starts from a prompt, without photos")
         if self.animation != (self.output is Output.ANIMATION):
             raise ValueError(f"mode {self.mode}: an animation's output is an animation, and only its")
+        if self.video != (self.output is Output.VIDEO):
+            raise ValueError(f"mode {self.mode}: a video's output is a video, and only its")
+        if self.own_family and len(self.families) != 1:
+            raise ValueError(f"mode {self.mode}: only a mode of one family runs on it without asking")
 
     # --- derived: what a job of it costs -----------------------------------------------------------
 
-    def quota_weight(self, frames: int, frames_per_request: int) -> int:
+    def quota_weight(self, frames: int, frames_per_request: int, seconds: int = 0) -> int:
         """Requests of the daily quota one job counts for: an animation one per ``frames_per_request``
-        frames begun, anything else one."""
+        frames begun, a video one per second, anything else one."""
+        if self.video:
+            return video.quota_weight(seconds)
         return quota_weight(frames if self.animation else 0, frames_per_request)
 
-    def job_timeout_s(self, base_s: int, frames: int) -> int:
-        """A job's time limit: ``base_s``, plus an allowance per frame for an animation."""
+    def job_timeout_s(self, base_s: int, frames: int, seconds: int = 0) -> int:
+        """A job's time limit: ``base_s``, plus an allowance per frame of an animation or per second
+        of a video."""
+        if self.video:
+            return video.job_timeout_s(base_s, seconds)
         return job_timeout_s(base_s, frames if self.animation else 0)
 
     @property
@@ -272,6 +298,10 @@ MODES: tuple[ModeDescription, ...] = (
     # Animation: prompt(s) by second, a camera button, a length; an MP4 by sendAnimation.
     ModeDescription(mode=Mode.ANIMATE, images=0, prompt=True, animation=True, command="animate", menu=True,
                     output=Output.ANIMATION),
+    # Video: a prompt becomes 5 s of Kandinsky 5.0 Video, an MP4 by sendVideo.
+    ModeDescription(mode=Mode.VIDEO, images=0, prompt=True, video=True, command="video", menu=True,
+                    families=frozenset({KANDINSKY5}), own_family=True, output=Output.VIDEO,
+                    max_long_side=video.VIDEO_LONG_SIDE),
 )
 """Every mode, in menu and command-list order."""
 

@@ -24,6 +24,7 @@ from contract.language import PromptTranslation
 # Mode and STICKER_SUFFIX live with the mode descriptions; importing them from here keeps working.
 from contract.modes import STICKER_SUFFIX as STICKER_SUFFIX
 from contract.modes import Button, Mode, Output, describe
+from contract.video import VIDEO_SECONDS
 from contract.weighting import check_weighting
 
 SPEC_VERSION = 1
@@ -184,6 +185,8 @@ class JobSpec(BaseModel):
     animation: Animation | None = None
     """An animate job's frames, camera and strength schedules (contract.animation); no other mode
     takes one. Its ``prompt`` may hold several prompts by second (``0: a forest | 3: on fire``)."""
+    seconds: int = 0
+    """A video's length (contract.video.VIDEO_SECONDS); 0 for every other mode."""
     region: str = Field(default="", max_length=MAX_REGION_CHARS)
     """Edit by words: what to repaint ("the sky"); the prompt says what it becomes."""
     zoom: float | None = None
@@ -293,6 +296,17 @@ class JobSpec(BaseModel):
             self.animation.check_scenes(self.prompt)
         elif self.animation is not None:
             raise ValueError(f"mode {self.mode} takes no animation")
+        if needs.video:
+            if self.seconds not in VIDEO_SECONDS:
+                raise ValueError(f"a video is {' or '.join(map(str, VIDEO_SECONDS))} seconds long, "
+                                 f"not {self.seconds}")
+            if self.num_images != 1:
+                raise ValueError(f"a video is one video: num_images must be 1, got {self.num_images}")
+        elif self.seconds:
+            raise ValueError(f"mode {self.mode} takes no length in seconds")
+        if needs.max_long_side is not None and max(self.width, self.height) > needs.max_long_side:
+            raise ValueError(f"mode {self.mode} renders at most at the {needs.max_long_side} tier, "
+                             f"not {self.width}x{self.height}")
         if needs.strength and int(self.steps * self.strength) < 1:
             raise ValueError(
                 f"steps × strength must leave at least one step, got {self.steps} × {self.strength}"
@@ -334,12 +348,12 @@ class JobSpec(BaseModel):
         return describe(self.mode).result_buttons
 
     def quota_weight(self, frames_per_request: int) -> int:
-        """Requests of the daily quota it counts for (an animation by its frames)."""
-        return describe(self.mode).quota_weight(self.frames, frames_per_request)
+        """Requests of the daily quota it counts for (an animation by its frames, a video by its seconds)."""
+        return describe(self.mode).quota_weight(self.frames, frames_per_request, self.seconds)
 
     def job_timeout_s(self, base_s: int) -> int:
-        """Its time limit on a worker (an animation's grows with its frames)."""
-        return describe(self.mode).job_timeout_s(base_s, self.frames)
+        """Its time limit on a worker (an animation's grows with its frames, a video's with its seconds)."""
+        return describe(self.mode).job_timeout_s(base_s, self.frames, self.seconds)
 
     def scenes(self) -> tuple[Scene, ...]:
         """An animate job's prompts by second, each as the model sees it (style and mode suffix)."""

@@ -59,6 +59,8 @@ from transformers import (
 from contract.spec import STICKER_SUFFIX, STYLE_SUFFIXES
 from devkit.tiny_kandinsky3 import FOLDER as KANDINSKY3_FOLDER
 from devkit.tiny_kandinsky3 import write_tiny_kandinsky3
+from devkit.tiny_kandinsky5 import FOLDERS as KANDINSKY5_FOLDERS
+from devkit.tiny_kandinsky5 import write_tiny_kandinsky5
 from devkit.tiny_language import TRANSCRIBE_FOLDER, TRANSLATE_FOLDER, write_tiny_language_models
 from devkit.tiny_sdxl import FOLDER as SDXL_FOLDER
 from devkit.tiny_sdxl import REFINER_FOLDER as SDXL_REFINER_FOLDER
@@ -81,7 +83,8 @@ DEPTH_IMAGE_SIZE = 32
 REMBG_ONNX_NAME = "tiny-seg.onnx"
 
 SUBFOLDERS = ("prior", "decoder", "decoder_inpaint", "controlnet_depth", "depth", "rembg", TRANSLATE_FOLDER,
-              TRANSCRIBE_FOLDER, KANDINSKY3_FOLDER, SEGMENT_FOLDER, SDXL_FOLDER, SDXL_REFINER_FOLDER)
+              TRANSCRIBE_FOLDER, KANDINSKY3_FOLDER, SEGMENT_FOLDER, SDXL_FOLDER, SDXL_REFINER_FOLDER,
+              *KANDINSKY5_FOLDERS)
 
 # Scheduler configs as in the public repos (prior: UnCLIP; decoders: DDPM).
 PRIOR_SCHEDULER_CONFIG: dict[str, object] = {
@@ -379,6 +382,7 @@ def write_tiny_bundle(path: Path, seed: int = 0) -> Path:
     write_tiny_segmenter(path / SEGMENT_FOLDER, seed)
     write_tiny_kandinsky3(path / KANDINSKY3_FOLDER, seed)
     write_tiny_sdxl(path, seed)
+    write_tiny_kandinsky5(path, seed)
     write_tiny_language_models(path, seed)
     return path
 
@@ -389,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m devkit.tiny_models DIR", file=sys.stderr)
         return 2
     out = write_tiny_bundle(Path(args[0]))
-    print(f"tiny Kandinsky 2.2 + 3.0 + SDXL bundle written to {out}")
+    print(f"tiny Kandinsky 2.2 + 3.0 + SDXL + 5.0 Video bundle written to {out}")
     return 0
 
 

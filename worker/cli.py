@@ -175,7 +175,7 @@ def output_paths(out: Path, count: int, mode: Mode) -> list[list[Path]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    wanted = ".mp4" if describe(Mode(args.mode)).output is Output.ANIMATION else ".png"
+    wanted = ".mp4" if describe(Mode(args.mode)).output.motion else ".png"
     if args.out.suffix.lower() not in ("", wanted):
         raise UsageError(f"--out must be a {wanted} path, got {args.out}")
     spec = _build_spec(args)

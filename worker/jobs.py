@@ -333,11 +333,11 @@ class _JobRun:
                 files.append(ResultFile(key=key, format=fmt, width=item.width, height=item.height,
                                         kind=item.kind, index=item.index))
             video = out.video
-            if video is not None:  # an animation: its MP4 (encoded by the engine) is the result
+            if video is not None:  # an animation or a video: its MP4 (encoded by the engine) is the result
                 key = keys.result(self.job_id, 0, video.format)
                 pipe.set(key, video.data, ex=keys.RESULT_TTL)
                 files.append(ResultFile(key=key, format=video.format, width=video.width, height=video.height,
-                                        kind=FileKind.ANIMATION, index=0))
+                                        kind=FileKind.motion(spec.output), index=0))
             pipe.execute()
         elapsed = time.time() - started
         # The engine's own stages (and its "total"), then what the worker added around them.

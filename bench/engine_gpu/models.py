@@ -557,3 +557,72 @@ def sdxl_builders(scale: str) -> dict[str, Callable[[], Any]]:
         "refiner_unet": lambda: UNet2DConditionModel(**SDXL_REFINER_UNET_PUBLIC),
         "vae": lambda: AutoencoderKL(**SDXL_VAE_PUBLIC),
     }
+
+
+K5_QWEN_TEXT_PUBLIC: dict[str, Any] = {
+    "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28,
+    "num_key_value_heads": 4, "vocab_size": 152064, "max_position_embeddings": 128000,
+    "rope_theta": 1000000.0, "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
+    "tie_word_embeddings": False,
+}
+"""Qwen2.5-VL-7B-Instruct's language model (Kandinsky 5.0's first text encoder)."""
+K5_QWEN_VISION_PUBLIC: dict[str, Any] = {
+    "depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16, "out_hidden_size": 3584,
+    "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_chans": 3, "window_size": 112,
+    "fullatt_block_indexes": [7, 15, 23, 31],
+}
+"""Its vision tower: loaded with the model though the pipelines only read text."""
+K5_CLIP_PUBLIC: dict[str, Any] = {
+    "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+    "vocab_size": 49408, "max_position_embeddings": 77, "projection_dim": 768,
+}
+"""CLIP ViT-L/14's text model (the second text encoder)."""
+K5_VIDEO_TRANSFORMER_PUBLIC: dict[str, Any] = {
+    "in_visual_dim": 16, "out_visual_dim": 16, "time_dim": 512, "patch_size": (1, 2, 2), "model_dim": 1792,
+    "ff_dim": 7168, "num_text_blocks": 2, "num_visual_blocks": 32, "axes_dims": (16, 24, 24),
+    "visual_cond": True, "in_text_dim": 3584, "in_text_dim2": 768,
+}
+"""Video Lite's 2B DiT (the Kandinsky 5 repo's k5_lite configs)."""
+
+
+def k5_builders(scale: str) -> dict[str, Callable[[], Any]]:
+    """Builders of Kandinsky 5.0 Video Lite's models by contract.families' names, at ``scale``
+    ("public", or "small"/"tiny": devkit.tiny_kandinsky5's sizes), on the bundle's tokenizers' ids.
+    HunyuanVideo's VAE at its public size is diffusers' default config."""
+    from diffusers import AutoencoderKLHunyuanVideo, Kandinsky5Transformer3DModel
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+    )
+
+    from devkit import tiny_kandinsky5 as tiny
+    from devkit.tiny_models import _tokenizer
+
+    tokenizer, clip_tokenizer = tiny.build_tokenizer(), _tokenizer()
+    if scale != "public":
+        return {
+            "text_encoder": lambda: tiny.build_qwen(tokenizer),
+            "text_encoder_2": lambda: tiny.build_clip(clip_tokenizer),
+            "video_transformer": tiny.build_transformer,
+            "video_vae": tiny.build_vae,
+        }
+
+    def qwen() -> Any:
+        top = {"vocab_size": 152064, "tie_word_embeddings": False, **tiny.qwen_special_ids(tokenizer)}
+        config = Qwen2_5_VLConfig(text_config=dict(K5_QWEN_TEXT_PUBLIC),
+                                  vision_config=dict(K5_QWEN_VISION_PUBLIC), **top)
+        return Qwen2_5_VLForConditionalGeneration(config)
+
+    def clip() -> Any:
+        ids = {"bos_token_id": clip_tokenizer.bos_token_id, "eos_token_id": clip_tokenizer.eos_token_id,
+               "pad_token_id": clip_tokenizer.pad_token_id}
+        return CLIPTextModel(CLIPTextConfig(**K5_CLIP_PUBLIC, **ids))
+
+    return {
+        "text_encoder": qwen,
+        "text_encoder_2": clip,
+        "video_transformer": lambda: Kandinsky5Transformer3DModel(**K5_VIDEO_TRANSFORMER_PUBLIC),
+        "video_vae": lambda: AutoencoderKLHunyuanVideo(),
+    }

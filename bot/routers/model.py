@@ -21,7 +21,7 @@ from bot.services.user_settings import UserSettings
 from bot.ui import keyboards
 from bot.ui.callbacks import ModelCb, SwitchCb
 from bot.ui.i18n import Translator
-from contract.families import Family, describe_family
+from contract.families import Family, describe_family, picture_families
 from contract.modes import bot_modes
 from contract.spec import JobSpec, SpecError
 
@@ -52,9 +52,8 @@ async def model_button(query: CallbackQuery, callback_data: ModelCb, services: S
             await message.edit_text(model_text(t, user_settings.model),
                                     reply_markup=keyboards.model_choices(t, user_settings.model))
         return
-    try:
-        family = Family(callback_data.family)
-    except ValueError:  # no button offers it: a forged or stale callback
+    family = next((d.family for d in picture_families() if d.family.value == callback_data.family), None)
+    if family is None:  # no button offers it: a forged or stale callback
         await query.answer()
         log.warning("user %s: refused model %r", query.from_user.id, callback_data.family)
         return

@@ -83,10 +83,10 @@ def _as_document(data: bytes) -> tuple[bytes, str]:
         return out.getvalue(), "png"
 
 
-async def send_animation_file(bot: Bot, services: Services, t: Translator, chat_id: int,
-                              record: JobRecord) -> None:
-    """An animation's "as a file": the MP4 itself as a document, so it can be saved as it is."""
-    file = record.result.file(0, FileKind.ANIMATION) if record.result is not None else None
+async def send_motion_file(bot: Bot, services: Services, t: Translator, chat_id: int,
+                           record: JobRecord, output: Output) -> None:
+    """An animation's or a video's "as a file": the MP4 itself as a document, saved as it is."""
+    file = record.result.file(0, FileKind.motion(output)) if record.result is not None else None
     data = await services.queue.result_bytes(file.key) if file is not None else None
     if data is None:
         await bot.send_message(chat_id, t("result-expired"))
@@ -107,8 +107,8 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
     action, index = callback_data.action, callback_data.index
     req = Requester(bot, services, t, locale, user_settings, query.from_user.id, chat_id)
 
-    if action is ResultAction.FILE and spec.output is Output.ANIMATION:
-        await send_animation_file(bot, services, t, chat_id, record)
+    if action is ResultAction.FILE and spec.output.motion:
+        await send_motion_file(bot, services, t, chat_id, record, spec.output)
         return
 
     if action is ResultAction.FILE:
@@ -149,7 +149,8 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
     seed = seeds[index] if 0 <= index < len(seeds) else spec.seed
     await req.run(spec.mode, prompt=spec.prompt, inputs=spec.inputs, weights=spec.weights, seed=seed,
                   reply_to_id=reply_id,
-                  model=spec.model, translation=carried_translation(record), animation=spec.animation)
+                  model=spec.model, translation=carried_translation(record), animation=spec.animation,
+                  seconds=spec.seconds or None)
 
 
 def make_router() -> Router:

@@ -126,11 +126,15 @@ def build_spec(
     animation: Animation | None = None,
     region: str = "",
     size: tuple[int, int] | None = None,
+    seconds: int | None = None,
 ) -> JobSpec:
     """One place where user settings and bot settings become a JobSpec. ``region``: what an edit
-    repaints; ``size``: a bucket other than the user's aspect (an edited photo keeps its shape)."""
-    aspect = describe(mode).aspect or user_settings.aspect
-    width, height = size or bucket_size(aspect, config.long_side)
+    repaints; ``size``: a bucket other than the user's aspect (an edited photo keeps its shape);
+    ``seconds``: a video's length (the bot's VIDEO_SECONDS when not given)."""
+    needs = describe(mode)
+    aspect = needs.aspect or user_settings.aspect
+    tier = min(config.long_side, needs.max_long_side or config.long_side)  # a video model's training size
+    width, height = size or bucket_size(aspect, tier)
     if animation is not None:  # one video at the animation tier (ANIMATION_LONG_SIDE): frames cost GPU time
         width, height = bucket_size(aspect, min(config.long_side, config.animation_long_side))
     return JobSpec(
@@ -145,7 +149,8 @@ def build_spec(
         seed=new_seed() if seed is None else seed,
         steps=config.steps_for(model or user_settings.model),
         prior_steps=config.prior_steps,
-        num_images=1 if animation is not None else user_settings.num_images,
+        num_images=1 if animation is not None or needs.video else user_settings.num_images,
+        seconds=(seconds or config.video_seconds) if needs.video else 0,
         inputs=inputs,
         weights=weights,
         animation=animation,
@@ -212,12 +217,16 @@ class Requester:
                   reply_to_id: int | None = None,
                   model: Family | None = None, animation: Animation | None = None,
                   translation: PromptTranslation | None = None,
-                  region: str = "", size: tuple[int, int] | None = None) -> str | None:
+                  region: str = "", size: tuple[int, int] | None = None,
+                  seconds: int | None = None) -> str | None:
         """Queue a job of ``mode``; ``translation``: what the model read for an earlier job with the
         same words (again, same seed), so it reads the same. ``model``: the family to run it (a
         result's, for again and same seed); else the user's, and a mode it lacks is refused here,
         before anything is counted, with a button to run it with a family that has it."""
+        needs = describe(mode)
         chosen = model or self.user_settings.model
+        if needs.own_family:  # a video is not a picture the chosen model would draw: no offer to switch
+            chosen = next(iter(needs.families))
         runs_it = chosen if serves(chosen, mode.value) else alternative(mode.value)
         if describe_family(runs_it).weighted_prompts:  # a malformed weighting is refused before queueing
             try:
@@ -232,7 +241,7 @@ class Requester:
             inputs=inputs, weights=weights, seed=seed, reply_to=reply_to_id, translation=translation,
             model=runs_it,
             animation=animation,
-            region=region, size=size,
+            region=region, size=size, seconds=seconds,
         )
         if runs_it != chosen:
             await offer_switch(spec, chosen, bot=self.bot, services=self.services, t=self.t)

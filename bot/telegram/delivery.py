@@ -39,6 +39,7 @@ from contract.events import (
     TranscribedEvent,
     image_files,
 )
+from contract.families import describe_family
 from contract.language import PromptTranslation
 from contract.modes import Button, Output
 from contract.spec import ASPECT_RATIOS, LONG_SIDES, JobSpec, bucket_size
@@ -63,9 +64,15 @@ def aspect_of(width: int, height: int) -> str:
     return f"{width}×{height}"
 
 
-def untranslated_note(t: Translator, translation: PromptTranslation | None) -> str:
-    """A line under the caption when the model could not translate the prompt's language."""
-    languages = translation.unsupported_languages if translation is not None else []
+def untranslated_note(t: Translator, translation: PromptTranslation | None, model: str) -> str:
+    """A line under the caption when the prompt reached the model untranslated: a language the
+    translation model cannot read, or one the model reads itself."""
+    if translation is None:
+        return ""
+    if translation.native_languages:
+        return "\n" + t("caption-native", model=describe_family(model).title,
+                        languages=", ".join(translation.native_languages))
+    languages = translation.unsupported_languages
     return "\n" + t("caption-untranslated", languages=", ".join(languages)) if languages else ""
 
 
@@ -85,14 +92,17 @@ def caption(t: Translator, spec: JobSpec, seeds: list[int], width: int, height: 
         aspect=spec.aspect or aspect_of(spec.width, spec.height),
         width=str(width),  # a string: Fluent would print 1024 as "1,024"
         height=str(height),
-    ) + untranslated_note(t, translation) + caption_note(t, spec, prompt_truncated)
+    ) + untranslated_note(t, translation, spec.model) + caption_note(t, spec, prompt_truncated)
 
 
-def animation_caption(t: Translator, spec: JobSpec, seeds: list[int], file: ResultFile,
-                      translation: PromptTranslation | None = None) -> str:
-    """An animation's caption: the usual one (prompt, seed, settings), then camera, length, frames."""
-    text = caption(t, spec, seeds, file.width, file.height, translation)
+def motion_caption(t: Translator, spec: JobSpec, seeds: list[int], file: ResultFile,
+                   translation: PromptTranslation | None = None, prompt_truncated: bool = False) -> str:
+    """An animation's or a video's caption: the usual one (prompt, seed, settings), then its length
+    (and an animation's camera and frames)."""
+    text = caption(t, spec, seeds, file.width, file.height, translation, prompt_truncated)
     animation = spec.animation
+    if spec.output is Output.VIDEO:
+        return text + "\n" + t("video-caption-line", seconds=str(spec.seconds))
     if animation is None:
         return text
     seconds = f"{animation.seconds:g}"
@@ -124,7 +134,7 @@ class Delivery:
         t = self.services.i18n.translator(locale)
         try:
             if isinstance(event, ProgressEvent):
-                await self._progress(event, t)
+                await self._progress(event, spec, t)
             elif isinstance(event, DoneEvent):
                 await self._done(event, spec, t)
             elif isinstance(event, FailedEvent):
@@ -154,12 +164,12 @@ class Delivery:
 
     # --- progress -----------------------------------------------------------------------------
 
-    async def _progress(self, event: ProgressEvent, t: Translator) -> None:
+    async def _progress(self, event: ProgressEvent, spec: JobSpec | None, t: Translator) -> None:
         now = time.monotonic()
         if now - self._last_action.get(event.chat_id, -1e9) >= CHAT_ACTION_EVERY_S:
             self._last_action[event.chat_id] = now
-            frames = event.progress.stage == FRAME_STAGE  # an animation is on its way: a video
-            action = ChatAction.UPLOAD_VIDEO if frames else ChatAction.UPLOAD_PHOTO
+            motion = spec is not None and spec.output.motion  # an animation or a video is on its way
+            action = ChatAction.UPLOAD_VIDEO if motion else ChatAction.UPLOAD_PHOTO
             await self._best_effort(self.bot.send_chat_action(event.chat_id, action))
         status = await load_status(self.services.redis, event.job_id)
         if status is None:
@@ -177,6 +187,8 @@ class Delivery:
             self._last_edit.clear()
         if progress.stage == FRAME_STAGE:  # an animation counts frames: "frame 12/48"
             text = t("status-frame", step=step, total=total)
+        elif spec is not None and spec.output is Output.VIDEO:  # a video model counts its steps
+            text = t("status-video", step=step, total=total)
         else:
             text = t("status-progress", stage=escape(progress.stage), step=step, total=total)
         markup = keyboards.job_status(t, event.job_id)
@@ -237,8 +249,8 @@ class Delivery:
         if spec is None:
             await self.bot.send_message(chat_id, t("error-generic"))
             return
-        if spec.output is Output.ANIMATION:
-            await self._done_animation(event, spec, t)
+        if spec.output.motion:
+            await self._done_motion(event, spec, t)
             return
         sticker = spec.output is Output.STICKER
         images = image_files(result)
@@ -297,38 +309,41 @@ class Delivery:
         if status is not None:
             await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))
 
-    async def _done_animation(self, event: DoneEvent, spec: JobSpec, t: Translator) -> None:
-        """An animation: the MP4 by sendAnimation, with the caption and its buttons; as a file when
-        Telegram refuses it as an animation (retrying the same file never would go through)."""
+    async def _done_motion(self, event: DoneEvent, spec: JobSpec, t: Translator) -> None:
+        """An animation or a video: the MP4 by sendAnimation / sendVideo (streamable), with the caption
+        and its buttons; as a file when Telegram refuses it (the same file again never would go through)."""
         result, chat_id = event.result, event.chat_id
-        file = result.file(0, FileKind.ANIMATION)
+        file = result.file(0, FileKind.motion(spec.output))
         data = await self.services.queue.result_bytes(file.key) if file is not None else None
         if file is None or data is None:
-            log.warning("job %s: animation expired (or missing) before delivery to chat %s", event.job_id,
-                        chat_id)
+            log.warning("job %s: %s expired (or missing) before delivery to chat %s", event.job_id,
+                        spec.output, chat_id)
             await self._final_text(event, t("result-expired"))
             return
         read = result.translation is not None and result.translation.translated
-        text = animation_caption(t, spec, result.seeds or [result.seed], file, result.translation)
+        text = motion_caption(t, spec, result.seeds or [result.seed], file, result.translation,
+                              result.prompt_truncated)
         markup = keyboards.result(t, event.job_id, 0, buttons=spec.buttons, output=spec.output, read=read)
-        name = f"kandinsky-{event.job_id}.mp4"
-        duration = round(spec.animation.seconds) if spec.animation is not None else None
+        media = BufferedInputFile(data, filename=f"kandinsky-{event.job_id}.mp4")
+        shown: dict[str, Any] = {"width": file.width, "height": file.height, "caption": text,
+                                 "reply_markup": markup, "reply_parameters": reply_to(spec.reply_to)}
         try:
-            await self.bot.send_animation(
-                chat_id, BufferedInputFile(data, filename=name), duration=duration, width=file.width,
-                height=file.height, caption=text, reply_markup=markup,
-                reply_parameters=reply_to(spec.reply_to),
-            )
+            if spec.output is Output.VIDEO:
+                await self.bot.send_video(chat_id, media, duration=spec.seconds, supports_streaming=True,
+                                          **shown)
+            else:
+                duration = round(spec.animation.seconds) if spec.animation is not None else None
+                await self.bot.send_animation(chat_id, media, duration=duration, **shown)
         except TelegramBadRequest as exc:
             if CHAT_GONE in exc.message.lower():
                 raise
-            log.warning("job %s: animation refused for chat %s (%s); sending the file", event.job_id, chat_id,
-                        exc.message)
-            await self.bot.send_document(chat_id, BufferedInputFile(data, filename=name), caption=text,
-                                         reply_markup=markup)
+            log.warning("job %s: %s refused for chat %s (%s); sending the file", event.job_id, spec.output,
+                        chat_id, exc.message)
+            await self.bot.send_document(chat_id, media, caption=text, reply_markup=markup)
         await self._mark_sent(event)
-        log.info("job %s: delivered an animation (%d bytes) to chat %s (worker %s)", event.job_id, len(data),
-                 chat_id, result.worker or "?")
+        log.info("job %s: delivered %s %s (%d bytes) to chat %s (worker %s)", event.job_id,
+                 "an" if spec.output is Output.ANIMATION else "a", spec.output, len(data), chat_id,
+                 result.worker or "?")
         status = await load_status(self.services.redis, event.job_id)
         if status is not None:
             await self._best_effort(self.bot.delete_message(status.chat_id, status.message_id))

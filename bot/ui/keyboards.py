@@ -26,7 +26,7 @@ from bot.ui.callbacks import (
 from bot.ui.i18n import Translator
 from contract.animation import CAMERA_PRESETS
 from contract.animation import MIN_SECONDS as ANIMATION_MIN_SECONDS
-from contract.families import FAMILIES, Family
+from contract.families import Family, picture_families
 from contract.modes import Button, Output, menu_modes
 from contract.spec import ASPECT_RATIOS, MAX_IMAGES_PER_JOB, Style
 
@@ -124,7 +124,7 @@ RESULT_BUTTONS: dict[Button, tuple[ResultAction, str]] = {
 }
 """The callback and label of each button a mode's description puts under its result (the edit rows
 are Button.EDIT's)."""
-FILE_LABELS: dict[Output, str] = {Output.ANIMATION: "btn-animation-file"}
+FILE_LABELS: dict[Output, str] = {Output.ANIMATION: "btn-animation-file", Output.VIDEO: "btn-animation-file"}
 """The "as a file" label where it is not the picture's ("btn-file")."""
 
 
@@ -178,11 +178,12 @@ def settings_main(t: Translator) -> InlineKeyboardMarkup:
 def model_choices(t: Translator, current: Family) -> InlineKeyboardMarkup:
     """One button per model family (the current one marked), then back to /settings."""
     kb = InlineKeyboardBuilder()
-    for description in FAMILIES:
+    choices = picture_families()
+    for description in choices:
         mark = "• " if description.family is current else ""
         kb.button(text=mark + description.title, callback_data=ModelCb(family=description.family.value))
     _back(kb, t)
-    kb.adjust(len(FAMILIES), 1)
+    kb.adjust(len(choices), 1)
     return kb.as_markup()
 
 

@@ -478,31 +478,43 @@ def check_animation(data: bytes) -> AnimationFile:
     if data[:6] in (b"GIF87a", b"GIF89a"):
         _, width, height, _ = image_info(data)
         return AnimationFile("gif", width, height, 0)
+    return _h264_mp4(data, "ANIMATION_INVALID", "an animation", sound=False)
+
+
+def check_video(data: bytes) -> AnimationFile:
+    """sendVideo's rule for the MP4s a bot sends (Telegram plays them inline and streams them): one
+    H.264 video stream in yuv420p with even sides, at most 50 MB; a sound track is allowed."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ApiError(413, "Request Entity Too Large", violation=True)
+    if not data:
+        raise bad_request("file must be non-empty", violation=True)
+    return _h264_mp4(data, "VIDEO_INVALID", "a video", sound=True)
+
+
+def _h264_mp4(data: bytes, code: str, what: str, *, sound: bool) -> AnimationFile:
     import av  # the dev kit's environment has the worker extra; the bot image never loads this
 
     try:
         container: Any = av.open(io.BytesIO(data), mode="r")
     except (av.FFmpegError, ValueError) as exc:
-        raise bad_request(f"ANIMATION_INVALID: not a GIF or an MP4 ({exc})", violation=True) from None
+        accepted = "an MP4" if sound else "a GIF or an MP4"
+        raise bad_request(f"{code}: not {accepted} ({exc})", violation=True) from None
     with container:
         if "mp4" not in container.format.name.split(","):
-            raise bad_request(f"ANIMATION_INVALID: a {container.format.name} file, not an MP4",
-                              violation=True)
-        if container.streams.audio:
-            raise bad_request("ANIMATION_INVALID: an animation has no sound (this MP4 has an audio track)",
-                              violation=True)
+            raise bad_request(f"{code}: a {container.format.name} file, not an MP4", violation=True)
+        if container.streams.audio and not sound:
+            raise bad_request(f"{code}: {what} has no sound (this MP4 has an audio track)", violation=True)
         if len(container.streams.video) != 1:
-            raise bad_request("ANIMATION_INVALID: an MP4 animation has exactly one video stream",
-                              violation=True)
+            raise bad_request(f"{code}: an MP4 of {what} has exactly one video stream", violation=True)
         stream = container.streams.video[0]
         codec, pix_fmt = stream.codec_context.name, str(stream.codec_context.pix_fmt)
         width, height = int(stream.width), int(stream.height)
         if codec != "h264":
-            raise bad_request(f"ANIMATION_INVALID: video codec {codec}, not H.264", violation=True)
+            raise bad_request(f"{code}: video codec {codec}, not H.264", violation=True)
         if pix_fmt != "yuv420p":
-            raise bad_request(f"ANIMATION_INVALID: pixel format {pix_fmt}, not yuv420p", violation=True)
+            raise bad_request(f"{code}: pixel format {pix_fmt}, not yuv420p", violation=True)
         if width <= 0 or height <= 0 or width % 2 or height % 2:
-            raise bad_request(f"ANIMATION_INVALID: {width}x{height}; H.264 in yuv420p needs even sides",
+            raise bad_request(f"{code}: {width}x{height}; H.264 in yuv420p needs even sides",
                               violation=True)
         seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
         return AnimationFile("mp4", width, height, round(seconds))

@@ -40,14 +40,16 @@ def first_ask(mode: ModeDescription) -> str:
 def test_commands_and_menu_are_derived_and_unchanged() -> None:
     derived = ("start", "help", *(d.command for d in bot_modes()), "settings", "model", "cancel", "packs")
     assert derived == COMMANDS == ("start", "help", "imagine", "mix", "blend", "variations", "sticker",
-                                   "depth", "edit", "animate", "settings", "model", "cancel", "packs")
+                                   "depth", "edit", "animate", "video", "settings", "model", "cancel",
+                                   "packs")
     menu = (*((d.mode.value, d.button_key) for d in menu_modes()), ("settings", "btn-settings"))
     assert menu == keyboards.MENU_MODES
     buttons = [b for row in keyboards.main_menu(EN).inline_keyboard for b in row]
     assert [(b.text, b.callback_data) for b in buttons] == [
         ("🎨 Text to image", "m:text2image"), ("🔀 Mix two images", "m:mix"), ("🖼 Image + text", "m:blend"),
         ("🔁 Variations", "m:variations"), ("🏷 Sticker", "m:sticker"), ("🗿 Keep depth", "m:depth"),
-        ("✏️ Edit a photo", "m:edit"), ("🎞 Animation", "m:animate"), ("⚙️ Settings", "m:settings"),
+        ("✏️ Edit a photo", "m:edit"), ("🎞 Animation", "m:animate"), ("🎬 Video", "m:video"),
+        ("⚙️ Settings", "m:settings"),
     ]
 
 

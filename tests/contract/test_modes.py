@@ -34,7 +34,7 @@ from contract.modes import (
     plain_text_mode,
     served_by,
 )
-from contract.spec import JobSpec, SpecError, images_needed, prompt_needed
+from contract.spec import JobSpec, SpecError, bucket_size, images_needed, prompt_needed
 from worker.engine import EngineSettings
 from worker.engine.families import ENGINE_CLASSES, Kandinsky22Engine
 
@@ -59,6 +59,10 @@ def valid_fields(d: ModeDescription) -> dict[str, Any]:
         fields["zoom"] = 2.0
     if d.pan:
         fields["pan"] = "left"
+    if d.video:
+        fields["seconds"] = 5
+    if d.own_family:
+        fields["model"] = next(iter(d.families)).value
     return fields
 
 
@@ -91,7 +95,9 @@ def test_what_a_result_is_and_carries_is_its_description_s() -> None:
     """Delivery, the keyboards, the worker's encoder and the quota read these, never the mode's name."""
     outputs = {d.mode: d.output for d in MODES}
     assert outputs[Mode.STICKER] is Output.STICKER and outputs[Mode.ANIMATE] is Output.ANIMATION
-    assert {o for m, o in outputs.items() if m not in (Mode.STICKER, Mode.ANIMATE)} == {Output.IMAGE}
+    assert outputs[Mode.VIDEO] is Output.VIDEO
+    pictures = {o for m, o in outputs.items() if m not in (Mode.STICKER, Mode.ANIMATE, Mode.VIDEO)}
+    assert pictures == {Output.IMAGE}
     assert describe(Mode.STICKER).result_buttons == STICKER_BUTTONS
     assert Button.EDIT not in describe(Mode.STICKER).result_buttons  # a cut-out is not edited
     assert describe(Mode.ANIMATE).result_buttons == ANIMATION_BUTTONS
@@ -107,14 +113,38 @@ def test_quota_weight_and_job_timeout_follow_the_description() -> None:
     assert still.quota_weight(48, 12) == 1  # frames mean nothing to a still
     assert animate.job_timeout_s(600, 48) > animate.job_timeout_s(600, 12) > 600
     assert still.job_timeout_s(600, 48) == 600
+    video = describe(Mode.VIDEO)
+    assert video.quota_weight(0, 12, seconds=10) == 10 and video.quota_weight(0, 12, seconds=5) == 5
+    assert video.job_timeout_s(600, 0, seconds=10) > video.job_timeout_s(600, 0, seconds=5) > 600
+
+
+def test_a_video_is_one_clip_of_a_length_the_checkpoints_make_at_their_tier() -> None:
+    w, h = bucket_size("16:9", 768)
+    base = {"mode": Mode.VIDEO, "model": Family.KANDINSKY5, "prompt": "a cat", "width": w, "height": h,
+            "aspect": "16:9"}
+    assert JobSpec(**base, seconds=10).quota_weight(12) == 10
+    with pytest.raises(ValueError, match="5 or 10 seconds long, not 7"):
+        JobSpec(**base, seconds=7)
+    with pytest.raises(ValueError, match="one video"):
+        JobSpec(**base, seconds=5, num_images=2)
+    with pytest.raises(ValueError, match="takes no length"):
+        JobSpec(mode=Mode.TEXT2IMAGE, prompt="a cat", seconds=5)
+    big = bucket_size("16:9", 1024)
+    with pytest.raises(ValueError, match="768"):
+        JobSpec(**{**base, "width": big[0], "height": big[1]}, seconds=5)
+    with pytest.raises(ValueError, match=r"not served by Kandinsky 2\.2"):
+        JobSpec(**{**base, "model": Family.KANDINSKY22}, seconds=5)
+    with pytest.raises(ValueError, match="only a mode of one family"):
+        ModeDescription(mode=Mode.TEXT2IMAGE, images=0, prompt=True, own_family=True,
+                        families=frozenset({Family.KANDINSKY22, Family.SDXL}))
 
 
 def test_what_the_bot_offers_is_what_it_offered_before() -> None:
     """What the bot offers, pinned: the commands and the menu, in order (edits came last)."""
     assert mode_commands() == ("imagine", "mix", "blend", "variations", "sticker", "depth", "edit",
-                               "animate")
+                               "animate", "video")
     assert [d.mode for d in menu_modes()] == [Mode.TEXT2IMAGE, Mode.MIX, Mode.BLEND, Mode.VARIATIONS,
-                                              Mode.STICKER, Mode.DEPTH, Mode.EDIT, Mode.ANIMATE]
+                                              Mode.STICKER, Mode.DEPTH, Mode.EDIT, Mode.ANIMATE, Mode.VIDEO]
     text = plain_text_mode()
     assert text is not None and text.mode is Mode.TEXT2IMAGE
     # No command, no button, no dialog: inpaint (the Mini App's mask), outpaint (CLI), zoom out and
@@ -124,7 +154,9 @@ def test_what_the_bot_offers_is_what_it_offered_before() -> None:
     every = {Mode.TEXT2IMAGE, Mode.BLEND, Mode.VARIATIONS, Mode.STICKER}
     assert {d.mode for d in MODES if d.families == frozenset({KANDINSKY22, KANDINSKY3, SDXL})} == every
     assert describe(Mode.INPAINT).families == frozenset({KANDINSKY22, SDXL})
-    assert all(d.families == frozenset({KANDINSKY22}) for d in MODES if d.mode not in every | {Mode.INPAINT})
+    assert describe(Mode.VIDEO).families == frozenset({Family.KANDINSKY5}) and describe(Mode.VIDEO).own_family
+    assert all(d.families == frozenset({KANDINSKY22}) for d in MODES
+               if d.mode not in every | {Mode.INPAINT, Mode.VIDEO})
 
 
 def test_state_names_are_the_ones_stored_dialogs_hold() -> None:
@@ -132,7 +164,7 @@ def test_state_names_are_the_ones_stored_dialogs_hold() -> None:
     assert {d.mode: d.state_name for d in bot_modes()} == {
         Mode.TEXT2IMAGE: "Imagine:prompt", Mode.STICKER: "Sticker:prompt", Mode.MIX: "Mix:collect",
         Mode.BLEND: "Blend:collect", Mode.VARIATIONS: "Variations:collect", Mode.DEPTH: "Depth:collect",
-        Mode.EDIT: "Edit:collect", Mode.ANIMATE: "Animate:prompt",
+        Mode.EDIT: "Edit:collect", Mode.ANIMATE: "Animate:prompt", Mode.VIDEO: "Video:prompt",
     }
 
 
@@ -147,6 +179,7 @@ def test_spec_takes_exactly_what_the_description_asks_for(d: ModeDescription) ->
                                    {"zoom": 3.0 if d.zoom else 2.0},
                                    {"pan": None if d.pan else "left"}]
     wrong.append({"animation": None if d.animation else {"frames": 8, "fps": 8}})
+    wrong.append({"seconds": 7 if d.video else 5})
     if d.prompt:
         wrong.append({"prompt": "  "})
     if d.strength:
@@ -175,10 +208,10 @@ def test_each_family_engine_has_a_function_for_every_mode_of_its_family() -> Non
         for mode, function in cls.recipes.items():
             assert getattr(cls, function.__name__) is function, mode
     recipes = Kandinsky22Engine.recipes
-    assert set(recipes) == set(served_by(KANDINSKY22)) == set(Mode)
+    assert set(recipes) == set(served_by(KANDINSKY22)) == set(Mode) - {Mode.VIDEO}
     # mix and blend are one recipe (the prior's interpolate); every other mode has its own.
     assert recipes[Mode.MIX] is recipes[Mode.BLEND]
-    assert len({id(f) for f in recipes.values()}) == len(Mode) - 1
+    assert len({id(f) for f in recipes.values()}) == len(Mode) - 2
 
 
 def test_a_family_engine_without_a_mode_of_its_family_is_refused() -> None:

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from contract.families import Family, Placement
+from contract.modes import describe
 from contract.spec import MAX_SEED, STICKER_SUFFIX, STYLE_SUFFIXES, JobSpec, Mode, Style, bucket_size
 from worker.engine import (
     EncodedImage,
@@ -47,8 +48,9 @@ MODE_INPUTS: dict[Mode, dict[str, Any]] = {
 }
 
 
-STILL_MODES = [m for m in Mode if m is not Mode.ANIMATE]
-"""Modes that make images; an animation makes an MP4 (tests/worker/test_animation.py)."""
+STILL_MODES = [m for m in Mode if not describe(m).output.motion]
+"""Modes that make images; an animation or a video makes an MP4 (tests/worker/test_animation.py,
+tests/worker/test_kandinsky5.py)."""
 
 
 def noise_image(seed: int, size: tuple[int, int]) -> Image.Image:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from contract.families import describe_family
 from contract.language import ENGLISH, UNDETERMINED, PromptTranslation, Translation, TranslationStatus
 from contract.spec import JobSpec
 from worker.language.detect import detect_language
@@ -32,6 +33,7 @@ def translate_prompts(spec: JobSpec, translator: TranslatesText | None, *, enabl
                       stored: PromptTranslation | None = None) -> PromptTranslation:
     """The translation of every non-empty prompt field of ``spec`` (one batch for the model)."""
     known = [t for t in (spec.translation, stored) if t is not None]
+    native = describe_family(spec.model).reads_languages
     found: dict[str, Translation] = {}
     todo: list[tuple[str, str, str]] = []  # (field, source, language)
     for field in FIELDS:
@@ -46,6 +48,9 @@ def translate_prompts(spec: JobSpec, translator: TranslatesText | None, *, enabl
         if language in (ENGLISH, UNDETERMINED):
             found[field] = Translation(source=source, text=source, language=language,
                                        status=TranslationStatus.ENGLISH)
+        elif language in native:
+            found[field] = Translation(source=source, text=source, language=language,
+                                       status=TranslationStatus.NATIVE)
         elif not enabled or translator is None:
             found[field] = Translation(source=source, text=source, language=language,
                                        status=TranslationStatus.OFF)

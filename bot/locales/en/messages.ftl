@@ -25,6 +25,7 @@ help-text =
     /packs — your sticker packs: links, new pack, rename, remove a sticker
     /depth — keep the shapes of a photo, change its look
     /animate — a short animation of a prompt: camera moves, several prompts by second
+    /video — a 5-second video of a prompt (Kandinsky 5.0 Video; English or Russian)
     /edit — change part of a photo: what to change, and into what (or paint it under a result)
     /settings — style, aspect ratio, number of images, negative prompt, language
     /model — which model draws: Kandinsky 2.2 or Kandinsky 3.0
@@ -361,3 +362,12 @@ status-frame = Animating… frame { $step }/{ $total }
 animation-caption-line = 🎞 { $camera } · { $seconds } s · { $frames } frames at { $fps } fps
 btn-animation-file = 📎 As a file
 quota-per-day-weighted = An animation this long counts as { $weight } requests, more than are left of today's { $limit }. Try a shorter one, or again after { $time } UTC.
+
+## Video (/video)
+cmd-video = A video of a prompt (Kandinsky 5.0)
+btn-video = 🎬 Video
+mode-video = Video
+video-ask-prompt = What should the video show? Describe the scene and what happens in it, in English or Russian.
+video-caption-line = 🎬 { $seconds } s
+status-video = Filming… step { $step }/{ $total }
+caption-native = 🗣 { $model } reads { $languages } itself: it got your prompt as written.

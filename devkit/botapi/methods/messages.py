@@ -1,4 +1,4 @@
-"""Sending: sendMessage, sendPhoto, sendDocument, sendAnimation, sendSticker, sendMediaGroup,
+"""Sending: sendMessage, sendPhoto, sendDocument, sendAnimation, sendVideo, sendSticker, sendMediaGroup,
 sendChatAction.
 
 Also the message store (``add_message``, ``next_message_id``, ``message_json``) and the checks
@@ -79,6 +79,12 @@ class MessagesMethods(FilesMethods):
     async def _send_animation(self, params: Params) -> dict[str, Any]:
         return await self._send_media(
             params, "sendAnimation", "animation", lambda p: self._animation_content(p.raw("animation"), p)
+        )
+
+    @bot_method("sendVideo")
+    async def _send_video(self, params: Params) -> dict[str, Any]:
+        return await self._send_media(
+            params, "sendVideo", "video", lambda p: self._video_content(p.raw("video"), p)
         )
 
     @bot_method("sendSticker")
@@ -198,6 +204,21 @@ class MessagesMethods(FilesMethods):
         animation = {**self.document_json(stored), "width": stored.width or 0, "height": stored.height or 0,
                      "duration": duration}
         return {"document": self.document_json(stored), "file": stored, "extra": {"animation": animation}}
+
+    async def _video_content(self, value: Any, params: Params) -> dict[str, Any]:
+        """A video message: Telegram's ``video`` object, and whether the bot asked for streaming."""
+        data, filename, _, existing = await self._input_file(value, params.files)
+        if existing is not None:
+            stored, duration = existing, 0
+        else:
+            found = limits.check_video(data)
+            stored = self.store_file(data, "videos", "mp4", "video/mp4", filename or "video.mp4",
+                                     width=found.width, height=found.height)
+            duration = found.duration
+        video = {**self.document_json(stored), "width": stored.width or 0, "height": stored.height or 0,
+                 "duration": params.get_int("duration") or duration}
+        streaming = str(params.raw("supports_streaming")).lower() == "true"
+        return {"file": stored, "extra": {"video": video, "supports_streaming": streaming}}
 
     async def _sticker_content(self, value: Any, params: Params, emoji: str | None) -> dict[str, Any]:
         data, _, _, existing = await self._input_file(value, params.files)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +132,30 @@ class Mp4Writer:
             self._closed = True
             with contextlib.suppress(Exception):  # nothing to keep from a video being thrown away
                 self._container.close()
+
+
+RETRY_CRFS = (28, 34, 40)
+"""Qualities tried, in order, when a clip comes out over the limit: each step about halves the bytes."""
+
+
+def encode_frames(frames: np.ndarray, fps: int, *, max_bytes: int = MAX_ANIMATION_BYTES) -> EncodedVideo:
+    """A whole clip (F×H×W×3 uint8) as an MP4; over ``max_bytes`` it is encoded again at a lower
+    quality (RETRY_CRFS) rather than dropped: a softer video beats none."""
+    started = time.perf_counter()
+    for crf in (CRF, *RETRY_CRFS):
+        writer = Mp4Writer(frames.shape[2], frames.shape[1], fps, crf=crf, max_bytes=max_bytes)
+        try:
+            for frame in frames:
+                writer.add(frame)
+            video = writer.close()
+        except VideoTooLarge:
+            continue
+        except BaseException:
+            writer.abort()
+            raise
+        video.encode_s = time.perf_counter() - started
+        return video
+    raise VideoTooLarge(f"{len(frames)} frames do not fit {max_bytes} bytes even at crf {RETRY_CRFS[-1]}")
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from contract.families import Family, parse_family
 from worker.engine.base import FamilyEngine
 from worker.engine.families.kandinsky3 import Kandinsky3Engine
+from worker.engine.families.kandinsky5 import Kandinsky5Engine
 from worker.engine.families.kandinsky22 import Kandinsky22Engine
 from worker.engine.families.sdxl import SDXLEngine
 
-ENGINE_CLASSES: tuple[type[FamilyEngine], ...] = (Kandinsky22Engine, Kandinsky3Engine, SDXLEngine)
+ENGINE_CLASSES: tuple[type[FamilyEngine], ...] = (Kandinsky22Engine, Kandinsky3Engine, SDXLEngine,
+                                                  Kandinsky5Engine)
 """Every family engine of this build."""
 
 FAMILY_ENGINES: dict[Family, type[FamilyEngine]] = {cls.family: cls for cls in ENGINE_CLASSES}
@@ -32,6 +34,7 @@ __all__ = [
     "FAMILY_ENGINES",
     "FamilyEngine",
     "Kandinsky3Engine",
+    "Kandinsky5Engine",
     "Kandinsky22Engine",
     "SDXLEngine",
     "engine_class",

@@ -1,0 +1,81 @@
+"""/video end to end: a prompt becomes a Kandinsky 5.0 Video clip through the real worker on the tiny
+bundle, delivered by sendVideo (streamable) to the local Bot API server, whatever model the user
+picked for pictures; Russian goes to the model untranslated; the quota counts the video's seconds."""
+
+from __future__ import annotations
+
+import json
+
+from bot.services.user_settings import SettingsStore, UserSettings
+from contract import keys
+from contract.families import Family
+from contract.stats import utc_day
+from contract.video import video_checkpoint
+from tests.bot.conftest import Harness, press
+from worker.engine.animation.encode import probe
+
+
+def labels(message: object) -> list[str]:
+    return [b["text"] for b in getattr(message, "inline_buttons", [])]
+
+
+async def test_a_video_arrives_by_send_video_with_its_buttons(live: Harness) -> None:
+    h = live
+    user = h.user()
+    await SettingsStore(h.redis).save(user.user_id, UserSettings(model=Family.SDXL, aspect="16:9"))
+    await user.send_text("/video")
+    await h.wait_text(user, "What should the video show?")
+    await user.send_text("a cat dancing in the rain")
+    result = await h.wait_result(user, kind="video")
+    [job_id] = await h.jobs_of(user)
+    assert result.method == "sendVideo" and result.file is not None
+    assert result.extra["supports_streaming"] is True and result.extra["video"]["duration"] == 5
+    info = probe(result.file.data)
+    frames = video_checkpoint("distilled16steps", 5).frames(1)  # the harness worker's 1 fps
+    assert (info.codec, info.pix_fmt, info.width, info.height, info.frames) == ("h264", "yuv420p", 512, 288,
+                                                                                frames)
+    caption = result.caption or ""
+    assert "Video" in caption and "a cat dancing in the rain" in caption and "Kandinsky 5.0" in caption
+    assert "🎬 5 s" in caption
+    assert labels(result) == ["🔄 Again", "🎯 Same seed", "📎 As a file"]
+    # It ran on Kandinsky 5.0 though the user draws pictures with SDXL, and counted five requests.
+    record = await h.queue.job(job_id)
+    assert record is not None and record.spec is not None and record.spec.model is Family.KANDINSKY5
+    assert record.created_at is not None
+    day = await h.redis.get(keys.quota_day(user.user_id, utc_day(record.created_at)))
+    assert int(day or 0) == 5
+    # The status message counted the model's steps, then went.
+    steps = video_checkpoint("distilled16steps", 5).steps
+    assert any(f"Filming… step {steps}/{steps}" in (m.text or "") for m in h.api.messages_to(user.chat_id)
+               for m in [m, *m.edits])
+    before = h.count(user)
+    await press(h, user, result, "📎 As a file")
+    document = await h.wait_result(user, kind="document", after=before)
+    assert document.file is not None and document.file.data == result.file.data
+    stored = json.loads(await h.redis.hget(keys.job(job_id), "result") or "{}")
+    assert [f["kind"] for f in stored["files"]] == ["video_mp4"]
+    assert h.api.violations == []
+
+
+async def test_a_russian_prompt_reaches_the_video_model_as_written(live: Harness) -> None:
+    h = live
+    user = h.user(language_code="ru")
+    await user.send_text("/video кот танцует под дождём")
+    result = await h.wait_result(user, kind="video")
+    caption = result.caption or ""
+    assert "кот танцует под дождём" in caption
+    assert "Kandinsky 5.0 сам понимает язык ru: промпт ушёл ему как есть, без перевода." in caption
+    [job_id] = await h.jobs_of(user)
+    record = await h.queue.job(job_id)
+    assert record is not None and record.result is not None and record.result.translation is not None
+    assert record.result.translation.prompt is not None
+    assert record.result.translation.prompt.text == "кот танцует под дождём"
+
+
+async def test_model_offers_only_families_that_draw_pictures(harness: Harness) -> None:
+    h = harness
+    user = h.user()
+    await user.send_text("/model")
+    menu = await h.wait_message(user, lambda m: bool(m.inline_buttons))
+    shown = " | ".join(labels(menu))
+    assert "Kandinsky 3.0" in shown and "SDXL" in shown and "Kandinsky 5.0" not in shown, shown

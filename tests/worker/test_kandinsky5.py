@@ -1,0 +1,121 @@
+"""Kandinsky 5.0 Video through the engine, on the tiny bundle: the same frames as plain diffusers'
+Kandinsky5T2VPipeline for the same seed, cut to the exact ratio and encoded as an MP4."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import Kandinsky5T2VPipeline
+
+from contract.families import Family, Placement
+from contract.spec import JobSpec, Mode, bucket_size, crop_box
+from contract.video import VIDEO_STAGE, VideoKind, video_checkpoint
+from worker.engine import Engine, EngineSettings, InputRejected, JobCancelled, ModelFolderError
+from worker.engine.animation.encode import VideoTooLarge, encode_frames, probe
+from worker.engine.families import Kandinsky5Engine
+
+FPS = 1
+"""The tests' frame rate: 5 s are 5 frames (the checkpoints' 24 make 121); a tiny VAE still takes
+about a third of a second per 512 px frame on one CPU thread."""
+SIZE = bucket_size("16:9", 512)
+
+
+def settings(bundle: Path, **options: object) -> EngineSettings:
+    return EngineSettings(model_dir=bundle, device="cpu", dtype="float32", preload=False,
+                          family_options={Family.KANDINSKY5: {"video_fps": FPS, **options}})
+
+
+@pytest.fixture(scope="module")
+def k5(tiny_bundle: Path) -> Kandinsky5Engine:
+    engine = Engine(settings(tiny_bundle, video_seconds=[5, 10]), families=[Family.KANDINSKY5])
+    part = engine[Family.KANDINSKY5]
+    assert isinstance(part, Kandinsky5Engine)
+    return part
+
+
+def video_spec(seed: int = 7, seconds: int = 5, **fields: object) -> JobSpec:
+    return JobSpec(**{"model": Family.KANDINSKY5, "mode": Mode.VIDEO, "prompt": "a cat dancing in the rain",
+                      "width": SIZE[0], "height": SIZE[1], "aspect": "16:9", "seed": seed, "seconds": seconds,
+                      **fields})
+
+
+def plain_frames(folder: Path, spec: JobSpec, frames: int) -> np.ndarray:
+    """The model card's recipe with plain diffusers, uint8 and cut to the exact ratio as the engine does."""
+    pipe = Kandinsky5T2VPipeline.from_pretrained(folder, dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    checkpoint = video_checkpoint(VideoKind.DISTILLED, spec.seconds)
+    out = pipe(prompt=spec.prompt, height=spec.height, width=spec.width, num_frames=frames,
+               num_inference_steps=checkpoint.steps, guidance_scale=checkpoint.guidance, output_type="np",
+               generator=torch.Generator("cpu").manual_seed(spec.seed), max_sequence_length=512)
+    clip = np.clip(np.rint(np.asarray(out.frames[0]) * 255.0), 0, 255).astype(np.uint8)
+    left, top, right, bottom = crop_box(clip.shape[2], clip.shape[1], *spec.output_size(even=True))
+    return clip[:, top:bottom, left:right]
+
+
+def test_a_video_is_plain_diffusers_frames_cut_to_the_ratio_in_an_mp4(k5: Kandinsky5Engine,
+                                                                       tiny_bundle: Path) -> None:
+    spec = video_spec()
+    seen: list[tuple[str, int, int]] = []
+    out = k5.generate(spec, on_progress=lambda *event: seen.append(event))
+    video = out.video
+    assert video is not None and out.images == []
+    frames = video_checkpoint(VideoKind.DISTILLED, 5).frames(FPS)
+    assert frames == 5 and video.frames == frames and video.fps == FPS
+    assert (video.width, video.height) == spec.output_size(even=True) == (512, 288)
+    expected = plain_frames(tiny_bundle / "kandinsky5_video_5s", spec, frames)
+    assert video.frame_hashes == [hashlib.sha256(np.ascontiguousarray(f).tobytes()).hexdigest()
+                                  for f in expected]
+    info = probe(video.data)
+    assert (info.codec, info.width, info.height, info.frames) == ("h264", 512, 288, frames)
+    steps = video_checkpoint(VideoKind.DISTILLED, 5).steps
+    assert [e for e in seen if e[0] == VIDEO_STAGE] == [(VIDEO_STAGE, i, steps) for i in range(1, steps + 1)]
+    assert out.timings[VIDEO_STAGE] > 0 and out.timings["mp4"] > 0
+
+
+def test_each_length_runs_its_own_checkpoint(k5: Kandinsky5Engine) -> None:
+    ten = k5.generate(video_spec(seed=3, seconds=10)).video
+    assert ten is not None
+    assert ten.frames == video_checkpoint(VideoKind.DISTILLED, 10).frames(FPS) == 9
+    assert k5.model_ids["video_10s"].endswith("kandinsky5_video_10s")
+
+
+def test_text_encoders_on_the_cpu_give_the_same_frames(k5: Kandinsky5Engine, tiny_bundle: Path) -> None:
+    split = Engine(settings(tiny_bundle, placement=Placement.TEXT_ENCODER_CPU),
+                   families=[Family.KANDINSKY5])[Family.KANDINSKY5]
+    assert isinstance(split, Kandinsky5Engine)
+    assert split.video_pipeline(5).text_encoder is None
+    ours, theirs = split.generate(video_spec(seed=5)).video, k5.generate(video_spec(seed=5)).video
+    assert ours is not None and theirs is not None and ours.frame_hashes == theirs.frame_hashes
+
+
+def test_a_length_the_worker_does_not_hold_is_refused_and_cancel_stops_the_steps(tiny_bundle: Path) -> None:
+    only_five = Engine(settings(tiny_bundle), families=[Family.KANDINSKY5])[Family.KANDINSKY5]
+    with pytest.raises(InputRejected, match="not 10 s"):
+        only_five.generate(video_spec(seconds=10))
+    seen: list[tuple[str, int, int]] = []
+    with pytest.raises(JobCancelled):
+        only_five.generate(video_spec(), on_progress=lambda *e: seen.append(e),
+                           should_cancel=lambda: len(seen) >= 2)
+    assert len(seen) == 2
+
+
+def test_a_bundle_without_a_length_s_folder_names_it(tiny_bundle: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle / "kandinsky5_video_5s", bundle / "kandinsky5_video_5s")
+    with pytest.raises(ModelFolderError, match="kandinsky5_video_10s/"):
+        Engine(settings(bundle, video_seconds=[5, 10]), families=[Family.KANDINSKY5])
+
+
+def test_a_clip_over_the_limit_is_encoded_again_smaller_never_dropped() -> None:
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, size=(8, 128, 128, 3), dtype=np.uint8)  # incompressible
+    full = encode_frames(noise, 4)
+    smaller = encode_frames(noise, 4, max_bytes=len(full.data) - 1)
+    assert len(smaller.data) < len(full.data) and smaller.frames == 8
+    with pytest.raises(VideoTooLarge):
+        encode_frames(noise, 4, max_bytes=1000)

@@ -1,0 +1,229 @@
+"""The Kandinsky 5.0 family: Qwen2.5-VL and CLIP → a flow-matching DiT → HunyuanVideo's 3D VAE.
+
+``/video`` runs ``Kandinsky5T2VPipeline`` on the Video Lite checkpoint of the job's length
+(contract.video: the kind, ``KANDINSKY_K5_VIDEO_KIND``, fixes its steps and guidance). The frames
+are cut to the user's exact aspect ratio and encoded as one H.264 MP4 (worker/engine/animation/encode.py,
+the encoder ``/animate`` uses), the run's ``video`` output. Qwen2.5-VL reads Russian itself, so the
+worker sends this family's prompts untranslated (contract.language).
+
+Placements (``KANDINSKY_K5_PLACEMENT``, contract.families.Placement):
+
+* ``gpu``: every model resident; the pipeline runs as its model card does (bit for bit:
+  tests/worker/test_kandinsky5.py holds it to plain diffusers);
+* ``text_encoder_cpu``: Qwen2.5-VL's 8.3B and CLIP stay on the CPU (bfloat16 when the GPU runs
+  float16), the prompt is encoded there once per job and only its embeddings go to the GPU;
+* ``model_offload``: accelerate's model offload, on the pipeline about to run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import Kandinsky5T2VPipeline
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from contract.families import Family, Placement
+from contract.spec import Mode, crop_box
+from contract.video import (
+    DEFAULT_VIDEO_SECONDS,
+    MAX_VIDEO_BYTES,
+    VIDEO_FPS,
+    VIDEO_SECONDS,
+    VIDEO_STAGE,
+    VideoCheckpoint,
+    VideoKind,
+    video_checkpoint,
+)
+from worker.engine.base import (
+    FamilyEngine,
+    InputRejected,
+    ModelFolderError,
+    Run,
+    SharedModels,
+    recipe,
+    require_complete,
+)
+from worker.engine.settings import EngineSettings, FamilyOptions
+
+logger = logging.getLogger(__name__)
+
+
+class Kandinsky5Options(FamilyOptions):
+    """``KANDINSKY_K5_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="KANDINSKY_K5_", extra="ignore")
+
+    video_kind: VideoKind = VideoKind.DISTILLED
+    """Which Video Lite checkpoints to run: ``distilled16steps`` (16 steps, no guidance), ``sft``
+    (50 guided steps, the best quality) or ``nocfg`` (50 steps); the steps come with the checkpoint."""
+    video_seconds: tuple[int, ...] = (DEFAULT_VIDEO_SECONDS,)
+    """The lengths this worker makes, one checkpoint each (JSON list, e.g. ``[5, 10]``)."""
+    video_fps: int = Field(default=VIDEO_FPS, ge=1, le=VIDEO_FPS)
+    """Frames per second; the checkpoints are trained at 24 (fewer only for the tiny test bundle)."""
+    placement: Placement = Placement.GPU
+    """``gpu`` (all resident), ``text_encoder_cpu`` (Qwen2.5-VL and CLIP on the CPU) or
+    ``model_offload`` (each model on the GPU while it runs)."""
+
+
+class Kandinsky5Engine(FamilyEngine):
+    """Resident Kandinsky 5.0 Video Lite pipelines (one per length, sharing their text encoders)."""
+
+    family: ClassVar[Family] = Family.KANDINSKY5
+    warmup_modes: ClassVar[tuple[Mode, ...]] = ()
+    """No warm-up job: nothing is compiled, and a warm-up video would cost as much as a user's."""
+    local_folders: ClassVar[tuple[str, ...]] = tuple(
+        video_checkpoint(VideoKind.DISTILLED, s).folder for s in VIDEO_SECONDS)
+    options_class: ClassVar[type[FamilyOptions]] = Kandinsky5Options
+    options: Kandinsky5Options
+
+    def __init__(self, settings: EngineSettings, shared: SharedModels | None = None) -> None:
+        super().__init__(settings, shared)
+        self.placement = self.placement_of(settings)
+        self._videos: dict[int, Any] = {}
+        self._encoder: Any = None
+        """With the text encoders on the CPU: a pipeline holding only them (and the tokenizers)."""
+
+    def _checkpoint(self, seconds: int) -> VideoCheckpoint:
+        return video_checkpoint(self.options.video_kind, seconds)
+
+    @classmethod
+    def public_ids(cls, settings: EngineSettings) -> tuple[str, ...]:
+        options = cls.options_of(settings)
+        return tuple(video_checkpoint(options.video_kind, s).repo for s in options.video_seconds)
+
+    def sources(self) -> dict[str, str]:
+        for seconds in self.options.video_seconds:
+            video_checkpoint(self.options.video_kind, seconds)  # ValueError for a length there is none of
+        if self.settings.model_dir is None:
+            return {f"video_{s}s": self._checkpoint(s).repo for s in self.options.video_seconds}
+        root = Path(self.settings.model_dir)
+        sources = {}
+        for seconds in self.options.video_seconds:
+            folder = root / self._checkpoint(seconds).folder
+            if not folder.is_dir():
+                raise ModelFolderError(f"Kandinsky 5.0: model_dir {root} has no {folder.name}/ folder "
+                                       f"for {seconds} s videos (KANDINSKY_K5_VIDEO_SECONDS)")
+            require_complete(folder, f"Kandinsky 5.0 Video {seconds}s")
+            sources[f"video_{seconds}s"] = str(folder)
+        return sources
+
+    def load_all(self) -> None:
+        started = time.perf_counter()
+        for seconds in self.options.video_seconds:
+            self.video_pipeline(seconds)
+        logger.info("engine %s loaded on %s/%s (%s, %s videos of %s s) in %.1fs", self.family, self.device,
+                    self.dtype, self.placement, self.options.video_kind,
+                    "/".join(map(str, self.options.video_seconds)), time.perf_counter() - started)
+
+    def count_tokens(self, text: str) -> int:
+        """Qwen2.5-VL tokens of the prompt itself (the pipeline's template around it is not counted)."""
+        pipe = self.video_pipeline(self.options.video_seconds[0])
+        return len((self._encoder or pipe).tokenizer(text).input_ids)
+
+    # --- loading ---------------------------------------------------------------------------------
+
+    def video_pipeline(self, seconds: int) -> Any:
+        """The text → video pipeline for ``seconds``; a second length shares the first one's encoders."""
+        if seconds not in self.options.video_seconds:
+            raise InputRejected(f"this worker makes videos of {self.options.video_seconds} s, "
+                                f"not {seconds} s (KANDINSKY_K5_VIDEO_SECONDS)")
+        with self._load_lock:
+            if seconds not in self._videos:
+                source = self.model_ids[f"video_{seconds}s"]
+                pipe = Kandinsky5T2VPipeline.from_pretrained(source, **self._shared_encoders(),
+                                                             **self._pretrained_kwargs())
+                pipe = self._place(pipe)
+                pipe.set_progress_bar_config(disable=True)
+                self._videos[seconds] = pipe
+            return self._videos[seconds]
+
+    def _shared_encoders(self) -> dict[str, Any]:
+        """The text encoders and tokenizers of a pipeline already loaded (none yet: empty)."""
+        if not self._videos:
+            return {}
+        first = next(iter(self._videos.values()))
+        source = self._encoder if self._encoder is not None else first
+        return {name: getattr(source, name) for name in ("text_encoder", "tokenizer", "text_encoder_2",
+                                                          "tokenizer_2")}
+
+    def _place(self, pipe: Any) -> Any:
+        """Put a freshly loaded pipeline where the placement says."""
+        if self.placement is Placement.TEXT_ENCODER_CPU:
+            if self._encoder is None:
+                encoder_dtype = torch.bfloat16 if self._torch_dtype is torch.float16 else self._torch_dtype
+                self._encoder = Kandinsky5T2VPipeline(
+                    transformer=None, vae=None, scheduler=pipe.scheduler, tokenizer=pipe.tokenizer,
+                    text_encoder=pipe.text_encoder.to("cpu", encoder_dtype), tokenizer_2=pipe.tokenizer_2,
+                    text_encoder_2=pipe.text_encoder_2.to("cpu", encoder_dtype))
+                self._encoder.set_progress_bar_config(disable=True)
+            pipe = Kandinsky5T2VPipeline(
+                transformer=pipe.transformer, vae=pipe.vae, scheduler=pipe.scheduler,
+                tokenizer=None, text_encoder=None, tokenizer_2=None, text_encoder_2=None)
+            return pipe.to(self.device)
+        return self._place_or_defer(pipe)
+
+    # --- running -----------------------------------------------------------------------------------
+
+    def _prompt_kwargs(self, run: Run, checkpoint: VideoCheckpoint) -> dict[str, Any]:
+        """The prompt as the pipeline takes it: the text itself, or (text encoders on the CPU) its
+        embeddings, encoded there and moved to the device."""
+        prompt, negative = run.spec.effective_prompt, self._negative(run.spec)
+        if self._encoder is None:
+            return {"prompt": prompt, "negative_prompt": negative}
+        with self._stage(run.timings, "text_encoder"):
+            kwargs: dict[str, Any] = {"prompt": None, **self._encoded(prompt, "")}
+            if checkpoint.guidance > 1.0:
+                kwargs |= self._encoded(negative or NEGATIVE_PROMPT, "negative_")
+        return kwargs
+
+    def _encoded(self, text: str, prefix: str) -> dict[str, Any]:
+        """``text`` encoded on the CPU, as the pipeline's ``<prefix>prompt_embeds_*`` arguments."""
+        qwen, clip, seqlens = self._encoder.encode_prompt(
+            text, max_sequence_length=self.description.prompt_tokens, device="cpu")
+        return {f"{prefix}prompt_embeds_qwen": qwen.to(self.device, self._torch_dtype),
+                f"{prefix}prompt_embeds_clip": clip.to(self.device, self._torch_dtype),
+                f"{prefix}prompt_cu_seqlens": seqlens.to(self.device)}
+
+    @torch.no_grad()
+    def frames(self, run: Run) -> np.ndarray:
+        """The job's clip as F×H×W×3 uint8, at the generated size (the pipeline call and its steps)."""
+        spec = run.spec
+        checkpoint = self._checkpoint(spec.seconds)
+        pipe = self.video_pipeline(spec.seconds)
+        inputs = self._prompt_kwargs(run, checkpoint)
+        run.progress.begin(VIDEO_STAGE, checkpoint.steps)
+        frames = checkpoint.frames(self.options.video_fps)
+        with self._stage(run.timings, VIDEO_STAGE):
+            out = self._ready(pipe)(
+                **inputs, height=spec.height, width=spec.width, num_frames=frames,
+                num_inference_steps=checkpoint.steps, guidance_scale=checkpoint.guidance,
+                generator=run.generators[0], output_type="np", callback_on_step_end=run.progress.on_step_end,
+                max_sequence_length=self.description.prompt_tokens)
+        clip = np.asarray(out.frames[0])
+        return np.clip(np.rint(clip * 255.0), 0, 255).astype(np.uint8)
+
+    @recipe(Mode.VIDEO)
+    def _video(self, run: Run) -> list[PIL.Image.Image]:
+        """A text → video clip, cut to the exact aspect ratio and encoded as the run's ``video`` output;
+        there are no still images."""
+        from worker.engine.animation.encode import encode_frames  # PyAV loads with the first video
+
+        clip = self.frames(run)
+        left, top, right, bottom = crop_box(clip.shape[2], clip.shape[1], *run.spec.output_size(even=True))
+        run.progress.check()
+        with self._stage(run.timings, "mp4"):
+            run.outputs["video"] = encode_frames(clip[:, top:bottom, left:right], self.options.video_fps,
+                                                 max_bytes=MAX_VIDEO_BYTES)
+        return []
+
+
+NEGATIVE_PROMPT = ("Static, 2D cartoon, cartoon, 2d animation, paintings, images, worst quality, "
+                   "low quality, ugly, deformed, walking backwards")
+"""The pipeline's own negative prompt for guided checkpoints (used when the user gave none)."""
