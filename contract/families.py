@@ -204,6 +204,7 @@ FAMILIES: tuple[FamilyDescription, ...] = (
             Component("text_encoder", 8_292_166_656, text_encoder=True),  # Qwen2.5-VL 7B, vision tower too
             Component("text_encoder_2", 123_060_480, text_encoder=True),  # CLIP ViT-L's text model
             Component("video_transformer", 2_007_702_848),  # Video Lite's DiT
+            Component("image_to_video_transformer", 2_007_702_848),  # I2V Lite's: the same DiT config
             Component("video_vae", 246_478_803),  # HunyuanVideo's 3D VAE
         ),
         placements=(Placement.GPU, Placement.TEXT_ENCODER_CPU, Placement.MODEL_OFFLOAD),

@@ -42,6 +42,7 @@ class Mode(StrEnum):
     PAN = "pan"  # the frame moved to one side, the uncovered strip filled
     ANIMATE = "animate"  # Deforum-style camera flight, delivered as an MP4
     VIDEO = "video"  # Kandinsky 5.0 Video: text → a 5 or 10 s MP4
+    IMAGE2VIDEO = "image2video"  # "🎬 Make it move" under a picture: Kandinsky 5.0 image → video
 
 
 KANDINSKY22 = Family.KANDINSKY22
@@ -79,6 +80,8 @@ class Button(StrEnum):
     """The same request with a new seed."""
     VARIATIONS = "variations"
     """Variations of this picture."""
+    MOVE = "move"
+    """This picture made into a short video (image → video)."""
     SAME_SEED = "same_seed"
     """The same request and seed (with today's settings)."""
     FILE = "file"
@@ -89,7 +92,7 @@ class Button(StrEnum):
     """The edit rows: change a region in words (or with the brush), zoom out, pan."""
 
 
-IMAGE_BUTTONS = (Button.AGAIN, Button.VARIATIONS, Button.SAME_SEED, Button.FILE, Button.EDIT)
+IMAGE_BUTTONS = (Button.AGAIN, Button.VARIATIONS, Button.SAME_SEED, Button.FILE, Button.MOVE, Button.EDIT)
 STICKER_BUTTONS = (Button.AGAIN, Button.VARIATIONS, Button.SAME_SEED, Button.FILE, Button.ADD_TO_PACK)
 """A sticker is a cut-out with alpha at 512 px: it goes into packs, and is not edited."""
 ANIMATION_BUTTONS = (Button.AGAIN, Button.SAME_SEED, Button.FILE)
@@ -147,8 +150,9 @@ class ModeDescription:
     """The buttons under its result, in order; None: the usual ones of its output."""
     aspect: str | None = None
     """An aspect ratio its jobs always have (a sticker is square before its cut-out); None: the user's."""
-    video: bool = False
-    """The job is a video of ``JobSpec.seconds`` (contract.video): counted and timed by its seconds."""
+    lengths: tuple[int, ...] = ()
+    """A video's lengths in seconds (contract.video), one of which ``JobSpec.seconds`` must be: a
+    video is counted and timed by its seconds. Empty: not a video."""
     max_long_side: int | None = None
     """The largest resolution tier its jobs render at (a video model's training size); None: any."""
     own_family: bool = False
@@ -170,6 +174,10 @@ class ModeDescription:
             raise ValueError(f"mode {self.mode}: a video's output is a video, and only its")
         if self.own_family and len(self.families) != 1:
             raise ValueError(f"mode {self.mode}: only a mode of one family runs on it without asking")
+
+    @property
+    def video(self) -> bool:
+        return bool(self.lengths)
 
     # --- derived: what a job of it costs -----------------------------------------------------------
 
@@ -299,7 +307,11 @@ MODES: tuple[ModeDescription, ...] = (
     ModeDescription(mode=Mode.ANIMATE, images=0, prompt=True, animation=True, command="animate", menu=True,
                     output=Output.ANIMATION),
     # Video: a prompt becomes 5 s of Kandinsky 5.0 Video, an MP4 by sendVideo.
-    ModeDescription(mode=Mode.VIDEO, images=0, prompt=True, video=True, command="video", menu=True,
+    ModeDescription(mode=Mode.VIDEO, images=0, prompt=True, lengths=video.VIDEO_SECONDS, command="video",
+                    menu=True, families=frozenset({KANDINSKY5}), own_family=True, output=Output.VIDEO,
+                    max_long_side=video.VIDEO_LONG_SIDE),
+    # Make it move: a picture (a result's, from its button) and its prompt become 5 s of video.
+    ModeDescription(mode=Mode.IMAGE2VIDEO, images=1, prompt=False, lengths=video.IMAGE_TO_VIDEO_SECONDS,
                     families=frozenset({KANDINSKY5}), own_family=True, output=Output.VIDEO,
                     max_long_side=video.VIDEO_LONG_SIDE),
 )

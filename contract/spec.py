@@ -24,7 +24,6 @@ from contract.language import PromptTranslation
 # Mode and STICKER_SUFFIX live with the mode descriptions; importing them from here keeps working.
 from contract.modes import STICKER_SUFFIX as STICKER_SUFFIX
 from contract.modes import Button, Mode, Output, describe
-from contract.video import VIDEO_SECONDS
 from contract.weighting import check_weighting
 
 SPEC_VERSION = 1
@@ -109,6 +108,15 @@ def crop_box(width: int, height: int, out_width: int, out_height: int) -> tuple[
     left = (width - out_width) // 2
     top = (height - out_height) // 2
     return left, top, left + out_width, top + out_height
+
+
+def nearest_aspect(width: int, height: int) -> str:
+    """The aspect ratio (of ASPECT_RATIOS) closest to a picture's shape."""
+    def off(aspect: str) -> float:
+        rw, rh = ASPECT_RATIOS[aspect]
+        return abs(math.log(rw * height / (rh * width)))
+
+    return min(ASPECT_RATIOS, key=off)
 
 
 def _ratio(aspect: str, long_side: int) -> tuple[int, int]:
@@ -297,9 +305,9 @@ class JobSpec(BaseModel):
         elif self.animation is not None:
             raise ValueError(f"mode {self.mode} takes no animation")
         if needs.video:
-            if self.seconds not in VIDEO_SECONDS:
-                raise ValueError(f"a video is {' or '.join(map(str, VIDEO_SECONDS))} seconds long, "
-                                 f"not {self.seconds}")
+            if self.seconds not in needs.lengths:
+                raise ValueError(f"a video of mode {self.mode} is {' or '.join(map(str, needs.lengths))} "
+                                 f"seconds long, not {self.seconds}")
             if self.num_images != 1:
                 raise ValueError(f"a video is one video: num_images must be 1, got {self.num_images}")
         elif self.seconds:

@@ -20,6 +20,10 @@ packs four frames into one latent after the first)."""
 VIDEO_SECONDS: tuple[int, ...] = (5, 10)
 """The lengths the public checkpoints make (one checkpoint each)."""
 DEFAULT_VIDEO_SECONDS = 5
+MIN_IMAGE_TO_VIDEO_FRAMES = 17
+"""Kandinsky5I2VPipeline matches the picture's latent frames to the next ones' statistics, which needs
+five latent frames (17 frames); fewer give NaN. 24 frames a second make 121, so only a lower rate
+(the tiny bundle's) meets this."""
 VIDEO_LONG_SIDE = 768
 """Video Lite's training size is 512×768: a video is rendered at most at the 768 tier."""
 SECOND_TIMEOUT_S = 30
@@ -51,19 +55,25 @@ class VideoCheckpoint:
     seconds: int
     steps: int
     guidance: float
+    from_image: bool = False
+    """Image → video (``Kandinsky5I2VPipeline``): the picture is the first frame."""
 
     @property
     def repo(self) -> str:
+        if self.from_image:
+            return f"kandinskylab/Kandinsky-5.0-I2V-Lite-{self.seconds}s-Diffusers"
         return f"kandinskylab/Kandinsky-5.0-T2V-Lite-{self.kind.value}-{self.seconds}s-Diffusers"
 
     @property
     def folder(self) -> str:
         """Its folder in a local bundle (``KANDINSKY_MODEL_DIR``)."""
-        return f"kandinsky5_video_{self.seconds}s"
+        return f"kandinsky5_{'i2v' if self.from_image else 'video'}_{self.seconds}s"
 
     def frames(self, fps: int = VIDEO_FPS) -> int:
-        """Frames of a video of its length at ``fps``: four per latent frame after the first."""
-        return (self.seconds * fps) // 4 * 4 + 1
+        """Frames of a video of its length at ``fps``: four per latent frame after the first (image →
+        video at least MIN_IMAGE_TO_VIDEO_FRAMES)."""
+        frames = (self.seconds * fps) // 4 * 4 + 1
+        return max(frames, MIN_IMAGE_TO_VIDEO_FRAMES) if self.from_image else frames
 
 
 _RECIPES: dict[VideoKind, tuple[int, float]] = {
@@ -80,6 +90,12 @@ def video_checkpoint(kind: VideoKind | str, seconds: int) -> VideoCheckpoint:
         raise ValueError(f"a video is {' or '.join(map(str, VIDEO_SECONDS))} seconds long, not {seconds}")
     steps, guidance = _RECIPES[VideoKind(kind)]
     return VideoCheckpoint(VideoKind(kind), seconds, steps, guidance)
+
+
+IMAGE_TO_VIDEO_SECONDS: tuple[int, ...] = (5,)
+"""The lengths image → video makes: the public I2V Lite checkpoint is a 5 s one."""
+IMAGE_TO_VIDEO = VideoCheckpoint(VideoKind.SFT, 5, steps=50, guidance=5.0, from_image=True)
+"""The I2V Lite checkpoint: SFT, 50 guided steps (its model card)."""
 
 
 def quota_weight(seconds: int) -> int:

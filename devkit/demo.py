@@ -174,7 +174,8 @@ def _model_env(choice: ModelChoice) -> dict[str, str]:
                        timeout=PREFETCH_TIMEOUT_S)
         return {}
     bundle = ensure_tiny_bundle()
-    return {"KANDINSKY_MODEL_DIR": str(bundle), "HF_HUB_OFFLINE": "1"}
+    # Kandinsky 5.0's 24 frames a second would make 121 noise frames at 5 s: one a second shows the path.
+    return {"KANDINSKY_MODEL_DIR": str(bundle), "HF_HUB_OFFLINE": "1", "KANDINSKY_K5_VIDEO_FPS": "1"}
 
 
 def _photo(width: int, height: int, hue: int) -> bytes:
@@ -251,7 +252,7 @@ async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> P
                     image, suffix = m.document_bytes, (m.file_name or "").rsplit(".", 1)[-1]
                 name = transcript.save_image(image, suffix) if image and suffix else None
                 note = m.kind if m.kind in ("sticker", "document") else ""
-                animated = m.kind == "animation" and m.file is not None
+                animated = m.kind in ("animation", "video") and m.file is not None
                 video = transcript.save_image(m.file.data, "mp4") if animated and m.file else None
                 transcript.entries.append(Entry("bot", m.text or m.caption or "", name, note=note,
                                                 video=video))
@@ -451,6 +452,12 @@ async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> P
             await api.wait_for(lambda: has_button(two_seconds)(lengths()), timeout=STEP_TIMEOUT_S)
             await press(lengths(), two_seconds)
             await until(is_kind("animation"), "animation")
+
+            # Kandinsky 5.0 Video: a prompt becomes a clip (where a worker holds the family).
+            if await _worker_holds(redis_url, Family.KANDINSKY5):
+                said("/video a red fox running through the snow", note="a video (Kandinsky 5.0)")
+                await user.send_text("/video a red fox running through the snow")
+                await until(is_kind("video"), "video")
 
             said("/stats", note="admin")
             await user.send_text("/stats")

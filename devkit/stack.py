@@ -26,10 +26,9 @@ WORKER_START_TIMEOUT_S = 180.0
 """Loading the tiny bundle takes seconds; real checkpoints on a cold disk take minutes."""
 WORKER_STOP_TIMEOUT_S = 30.0
 """SIGTERM lets a worker finish its current job; after this it is killed."""
-LANGUAGE_FOLDERS = ("translate", "transcribe")
-"""The language models' folders in the bundle (devkit.tiny_language)."""
-SEGMENT_FOLDER = "segment"
-"""The segmentation model's folder (devkit.tiny_segment.FOLDER; not imported: it loads torch)."""
+TINY_BUNDLE_VERSION = "kandinsky5-video"
+"""The bundle's layout: a new name whenever devkit.tiny_models writes another folder or model (not
+derived from it: that module loads torch)."""
 _REAL_MODEL_VARS = (
     "KANDINSKY_MODEL_DIR",
     "KANDINSKY_PRIOR_ID",
@@ -44,22 +43,15 @@ def real_models_configured(env: Mapping[str, str] = os.environ) -> bool:
 
 
 def ensure_tiny_bundle(path: Path = DEFAULT_BUNDLE_DIR) -> Path:
-    """Write the tiny random-weight bundle once; later runs reuse it (a bundle written before the
-    language models or the segmentation model existed gets them added)."""
+    """Write the tiny random-weight bundle once; later runs reuse it. A bundle of an older layout
+    (its marker names another TINY_BUNDLE_VERSION) is written again: the same seed gives the same
+    weights, and the folders it lacked are added."""
     marker = path / ".complete"
-    if not marker.exists():
+    if not marker.exists() or marker.read_text().strip() != TINY_BUNDLE_VERSION:
         from devkit.tiny_models import write_tiny_bundle
 
         write_tiny_bundle(path)
-        marker.write_text("ok\n")
-    elif not all((path / folder).is_dir() for folder in LANGUAGE_FOLDERS):
-        from devkit.tiny_language import write_tiny_language_models
-
-        write_tiny_language_models(path)
-    if not (path / SEGMENT_FOLDER).is_dir():  # a bundle written before edits by words
-        from devkit.tiny_segment import write_tiny_segmenter
-
-        write_tiny_segmenter(path / SEGMENT_FOLDER)
+        marker.write_text(TINY_BUNDLE_VERSION + "\n")
     return path
 
 

@@ -22,6 +22,7 @@ import torch
 from diffusers import (
     AutoencoderKLHunyuanVideo,
     FlowMatchEulerDiscreteScheduler,
+    Kandinsky5I2VPipeline,
     Kandinsky5T2VPipeline,
     Kandinsky5Transformer3DModel,
 )
@@ -34,10 +35,12 @@ from transformers import (
     Qwen2Tokenizer,
 )
 
-from contract.video import VIDEO_SECONDS, VideoKind, video_checkpoint
+from contract.video import IMAGE_TO_VIDEO, VIDEO_SECONDS, VideoKind, video_checkpoint
 
-FOLDERS = tuple(video_checkpoint(VideoKind.DISTILLED, s).folder for s in VIDEO_SECONDS)
-"""The bundle's Video Lite folders, one per length (the same tiny weights in each)."""
+FOLDERS = (*(video_checkpoint(VideoKind.DISTILLED, s).folder for s in VIDEO_SECONDS), IMAGE_TO_VIDEO.folder)
+"""The bundle's Video Lite folders: text → video per length, and image → video (the same tiny
+weights in each: the public DiTs share one architecture, the first frame's latents in its
+``visual_cond`` channels)."""
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                   "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
 """Qwen2.5-VL's special tokens that its config and the pipelines' prompt template name."""
@@ -72,7 +75,7 @@ def build_tokenizer() -> Qwen2Tokenizer:
 TRANSFORMER_CONFIG: dict[str, Any] = {
     "in_visual_dim": 4, "out_visual_dim": 4, "in_text_dim": QWEN_DIM, "in_text_dim2": CLIP_DIM,
     "time_dim": 32, "patch_size": (1, 2, 2), "model_dim": 48, "ff_dim": 128, "num_text_blocks": 1,
-    "num_visual_blocks": 1, "axes_dims": (8, 8, 8), "visual_cond": False,
+    "num_visual_blocks": 1, "axes_dims": (8, 8, 8), "visual_cond": True,
 }
 """The DiT of diffusers' Kandinsky 5 tests (the public Lite: model_dim 1792, 32 visual blocks)."""
 VAE_CONFIG: dict[str, Any] = {
@@ -149,5 +152,9 @@ def write_tiny_kandinsky5(root: Path, seed: int = 0) -> list[Path]:
     pipe = build_video_pipeline(seed)
     written = [Path(root) / name for name in FOLDERS]
     for folder in written:
-        pipe.save_pretrained(folder)
+        if folder.name == IMAGE_TO_VIDEO.folder:
+            from_image: Any = Kandinsky5I2VPipeline(**pipe.components)
+            from_image.save_pretrained(folder)
+        else:
+            pipe.save_pretrained(folder)
     return written

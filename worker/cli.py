@@ -139,8 +139,12 @@ def _build_spec(args: argparse.Namespace) -> JobSpec:
         "zoom": args.zoom,
         "pan": args.pan,
     }
-    if describe(Mode(args.mode)).animation:
+    needs = describe(Mode(args.mode))
+    if needs.animation:
         data["animation"] = _animation(args)
+    if needs.video:  # one clip of the mode's first length, unless --seconds names one (the spec checks it)
+        data["seconds"] = needs.lengths[0] if args.seconds == DEFAULT_SECONDS else int(args.seconds)
+        data["num_images"] = 1
     for name in ("steps", "guidance"):  # left out: the family's default (contract.families)
         if getattr(args, name) is not None:
             data[name] = getattr(args, name)

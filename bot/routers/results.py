@@ -25,11 +25,12 @@ from bot.ui.i18n import Translator
 from contract.events import FileKind, ResultFile, image
 from contract.language import PromptTranslation
 from contract.modes import Output
-from contract.spec import JobSpec, Mode, new_job_id, new_seed
+from contract.spec import JobSpec, Mode, nearest_aspect, new_job_id, new_seed
 
 log = logging.getLogger(__name__)
 
-HANDLED = (ResultAction.AGAIN, ResultAction.VARIATIONS, ResultAction.SAME_SEED, ResultAction.FILE)
+HANDLED = (ResultAction.AGAIN, ResultAction.VARIATIONS, ResultAction.SAME_SEED, ResultAction.FILE,
+           ResultAction.MOVE)
 """ADD_TO_PACK belongs to the sticker-pack feature's router."""
 
 
@@ -130,7 +131,7 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
         await submit(again, bot=bot, services=services, t=t)
         return
 
-    if action is ResultAction.VARIATIONS:
+    if action in (ResultAction.VARIATIONS, ResultAction.MOVE):
         data = await _result_or_expired(bot, services, t, chat_id, record, index)
         if data is None:
             return
@@ -140,6 +141,15 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
             await bot.send_message(chat_id, t(err.key, **err.params))
             return
         key = await services.queue.put_blob(normalized.png)
+        if action is ResultAction.MOVE:
+            # The picture and its prompt become a video of the picture's shape (Kandinsky 5.0 runs it
+            # whatever model drew the picture).
+            shape = spec.aspect or nearest_aspect(*spec.output_size())
+            moving = Requester(bot, services, t, locale, user_settings.model_copy(update={"aspect": shape}),
+                               query.from_user.id, chat_id)
+            await moving.run(Mode.IMAGE2VIDEO, prompt=spec.prompt, inputs=(key,), reply_to_id=reply_id,
+                             translation=carried_translation(record))
+            return
         # Variations of a result come from the model that made it (both families serve them).
         await req.run(Mode.VARIATIONS, inputs=(key,), reply_to_id=reply_id, model=spec.model)
         return

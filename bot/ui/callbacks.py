@@ -48,6 +48,7 @@ class ResultAction(StrEnum):
     VARIATIONS = "var"
     SAME_SEED = "seed"
     FILE = "file"
+    MOVE = "move"  # the picture made into a video (image → video)
     ADD_TO_PACK = "pack"  # handled by the sticker-pack router (issue 5)
     READ = "read"  # "what the model read": handled by bot/routers/voice.py
     # Edits (bot/routers/editing.py): each is a new job on this image.

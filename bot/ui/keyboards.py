@@ -120,6 +120,7 @@ RESULT_BUTTONS: dict[Button, tuple[ResultAction, str]] = {
     Button.VARIATIONS: (ResultAction.VARIATIONS, "btn-variations-of"),
     Button.SAME_SEED: (ResultAction.SAME_SEED, "btn-same-seed"),
     Button.FILE: (ResultAction.FILE, "btn-file"),
+    Button.MOVE: (ResultAction.MOVE, "btn-move"),
     Button.ADD_TO_PACK: (ResultAction.ADD_TO_PACK, "btn-add-to-pack"),
 }
 """The callback and label of each button a mode's description puts under its result (the edit rows
@@ -247,6 +248,7 @@ def results_multi(t: Translator, job_id: str, count: int, *, read: bool = False)
             (ResultAction.VARIATIONS, "btn-variations-of"),
             (ResultAction.SAME_SEED, "btn-same-seed"),
             (ResultAction.FILE, "btn-file"),
+            (ResultAction.MOVE, "btn-move"),
         ):
             emoji = t(label).split(" ", 1)[0]
             data = ResultCb(action=action, job_id=job_id, index=index)

@@ -39,8 +39,9 @@ async def test_text_to_image_plain_text(live: Harness) -> None:
     check_photo(result, "1:1")
     assert "a red fox in the snow" in (result.caption or "") and seed_of(result) >= 0
     labels = [b["text"] for b in result.inline_buttons]
-    assert labels == ["🔄 Again", "🔁 Variations", "🎯 Same seed", "📎 Full size", "✏️ Edit",
-                      "🔎 Zoom out 1.5×", "🔎 Zoom out 2×", "⬅️", "➡️", "⬆️", "⬇️"]  # no WEBAPP_URL: no 🖌
+    assert labels == ["🔄 Again", "🔁 Variations", "🎯 Same seed", "📎 Full size", "🎬 Make it move",
+                      "✏️ Edit", "🔎 Zoom out 1.5×", "🔎 Zoom out 2×", "⬅️", "➡️", "⬆️",
+                      "⬇️"]  # no WEBAPP_URL: no 🖌
     assert result.reply_to_message_id is not None
     # The status message showed progress, then made room for the result.
     await live.api.wait_for(lambda: live.api.message(status.chat_id, status.message_id).deleted, timeout=10)
@@ -117,7 +118,7 @@ async def test_variations_of_a_document_two_images(live: Harness) -> None:
     buttons = await live.wait_text(user, "Buttons for each image")
     # Per image: again, variations, same seed, full size, and its edit buttons ("n ✏️").
     assert [b["text"] for b in buttons.inline_buttons] == [
-        "1 🔄", "1 🔁", "1 🎯", "1 📎", "1 ✏️", "2 🔄", "2 🔁", "2 🎯", "2 📎", "2 ✏️"]
+        "1 🔄", "1 🔁", "1 🎯", "1 📎", "1 🎬", "1 ✏️", "2 🔄", "2 🔁", "2 🎯", "2 📎", "2 🎬", "2 ✏️"]
     await press(live, user, buttons, "2 ✏️")
     menu = await live.wait_text(user, "Picture 2: what would you like to do with it?")
     assert [b["text"] for b in menu.inline_buttons] == ["✏️ Edit", "🔎 Zoom out 1.5×", "🔎 Zoom out 2×",

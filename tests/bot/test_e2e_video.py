@@ -9,8 +9,9 @@ import json
 from bot.services.user_settings import SettingsStore, UserSettings
 from contract import keys
 from contract.families import Family
+from contract.spec import Mode
 from contract.stats import utc_day
-from contract.video import video_checkpoint
+from contract.video import IMAGE_TO_VIDEO, video_checkpoint
 from tests.bot.conftest import Harness, press
 from worker.engine.animation.encode import probe
 
@@ -79,3 +80,24 @@ async def test_model_offers_only_families_that_draw_pictures(harness: Harness) -
     menu = await h.wait_message(user, lambda m: bool(m.inline_buttons))
     shown = " | ".join(labels(menu))
     assert "Kandinsky 3.0" in shown and "SDXL" in shown and "Kandinsky 5.0" not in shown, shown
+
+
+async def test_make_it_move_turns_a_picture_into_a_video_of_its_shape(live: Harness) -> None:
+    h = live
+    user = h.user()
+    await SettingsStore(h.redis).save(user.user_id, UserSettings(aspect="9:16"))
+    await user.send_text("/imagine a lighthouse in a storm")
+    picture = await h.wait_result(user)
+    before = h.count(user)
+    await press(h, user, picture, "🎬 Make it move")
+    result = await h.wait_result(user, kind="video", after=before)
+    info = probe(result.file.data if result.file is not None else b"")
+    assert (info.width, info.height) == (288, 512) and info.frames == IMAGE_TO_VIDEO.frames(1)
+    caption = result.caption or ""
+    assert "Moving picture" in caption and "a lighthouse in a storm" in caption and "🎬 5 s" in caption
+    moving = [j for j in await h.jobs_of(user) if (r := await h.queue.job(j)) is not None
+              and r.spec is not None and r.spec.mode is Mode.IMAGE2VIDEO]
+    assert len(moving) == 1
+    record = await h.queue.job(moving[0])
+    assert record is not None and record.spec is not None and record.spec.model is Family.KANDINSKY5
+    assert record.spec.aspect == "9:16" and record.spec.seconds == 5 and len(record.spec.inputs) == 1

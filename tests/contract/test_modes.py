@@ -95,8 +95,8 @@ def test_what_a_result_is_and_carries_is_its_description_s() -> None:
     """Delivery, the keyboards, the worker's encoder and the quota read these, never the mode's name."""
     outputs = {d.mode: d.output for d in MODES}
     assert outputs[Mode.STICKER] is Output.STICKER and outputs[Mode.ANIMATE] is Output.ANIMATION
-    assert outputs[Mode.VIDEO] is Output.VIDEO
-    pictures = {o for m, o in outputs.items() if m not in (Mode.STICKER, Mode.ANIMATE, Mode.VIDEO)}
+    assert outputs[Mode.VIDEO] is outputs[Mode.IMAGE2VIDEO] is Output.VIDEO
+    pictures = {o for m, o in outputs.items() if not o.motion and m is not Mode.STICKER}
     assert pictures == {Output.IMAGE}
     assert describe(Mode.STICKER).result_buttons == STICKER_BUTTONS
     assert Button.EDIT not in describe(Mode.STICKER).result_buttons  # a cut-out is not edited
@@ -149,14 +149,18 @@ def test_what_the_bot_offers_is_what_it_offered_before() -> None:
     assert text is not None and text.mode is Mode.TEXT2IMAGE
     # No command, no button, no dialog: inpaint (the Mini App's mask), outpaint (CLI), zoom out and
     # pan (a result's buttons).
-    assert {d.mode for d in MODES if not d.in_bot} == {Mode.INPAINT, Mode.OUTPAINT, Mode.ZOOM_OUT, Mode.PAN}
+    # make it move (a result's button).
+    assert {d.mode for d in MODES if not d.in_bot} == {Mode.INPAINT, Mode.OUTPAINT, Mode.ZOOM_OUT, Mode.PAN,
+                                                       Mode.IMAGE2VIDEO}
     assert not any(d.menu for d in MODES if not d.in_bot)
     every = {Mode.TEXT2IMAGE, Mode.BLEND, Mode.VARIATIONS, Mode.STICKER}
     assert {d.mode for d in MODES if d.families == frozenset({KANDINSKY22, KANDINSKY3, SDXL})} == every
     assert describe(Mode.INPAINT).families == frozenset({KANDINSKY22, SDXL})
-    assert describe(Mode.VIDEO).families == frozenset({Family.KANDINSKY5}) and describe(Mode.VIDEO).own_family
+    motion = {Mode.VIDEO, Mode.IMAGE2VIDEO}
+    assert all(describe(m).families == frozenset({Family.KANDINSKY5}) and describe(m).own_family
+               for m in motion)
     assert all(d.families == frozenset({KANDINSKY22}) for d in MODES
-               if d.mode not in every | {Mode.INPAINT, Mode.VIDEO})
+               if d.mode not in every | {Mode.INPAINT} | motion)
 
 
 def test_state_names_are_the_ones_stored_dialogs_hold() -> None:
@@ -208,10 +212,10 @@ def test_each_family_engine_has_a_function_for_every_mode_of_its_family() -> Non
         for mode, function in cls.recipes.items():
             assert getattr(cls, function.__name__) is function, mode
     recipes = Kandinsky22Engine.recipes
-    assert set(recipes) == set(served_by(KANDINSKY22)) == set(Mode) - {Mode.VIDEO}
+    assert set(recipes) == set(served_by(KANDINSKY22)) == set(Mode) - {Mode.VIDEO, Mode.IMAGE2VIDEO}
     # mix and blend are one recipe (the prior's interpolate); every other mode has its own.
     assert recipes[Mode.MIX] is recipes[Mode.BLEND]
-    assert len({id(f) for f in recipes.values()}) == len(Mode) - 2
+    assert len({id(f) for f in recipes.values()}) == len(Mode) - 3
 
 
 def test_a_family_engine_without_a_mode_of_its_family_is_refused() -> None:

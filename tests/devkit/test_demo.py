@@ -55,11 +55,13 @@ def test_offline_demo_covers_every_mode_and_leaves_no_process(tmp_path: Path) ->
     sticker = Image.open(out / next(i for i in images if i.endswith(".webp")))
     assert sticker.mode == "RGBA" and max(sticker.size) == 512
     assert "addstickers" in page
-    # One short animation, played in the page: 2 s at 12 frames a second, an H.264 MP4.
+    # One short animation, played in the page: 2 s at 12 frames a second, an H.264 MP4; then one
+    # Kandinsky 5.0 video (5 s at the tiny bundle's one frame a second).
     assert '<div class="note">animation (camera, then length)' in page
+    assert '<div class="note">a video (Kandinsky 5.0)' in page
     videos = re.findall(r'<video src="([^"]+\.mp4)"', page)
-    assert len(videos) == 1
-    assert probe((out / videos[0]).read_bytes()).frames == 24
+    assert len(videos) == 2
+    assert [probe((out / v).read_bytes()).frames for v in videos] == [24, 5]
 
     # One line says which models ran and why; nothing a newcomer would worry about in either log.
     model_lines = [line for line in text.splitlines() if "models: " in line]

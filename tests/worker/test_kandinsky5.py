@@ -10,14 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from diffusers import Kandinsky5T2VPipeline
+from diffusers import Kandinsky5I2VPipeline, Kandinsky5T2VPipeline
+from PIL import Image
 
 from contract.families import Family, Placement
 from contract.spec import JobSpec, Mode, bucket_size, crop_box
-from contract.video import VIDEO_STAGE, VideoKind, video_checkpoint
+from contract.video import IMAGE_TO_VIDEO, VIDEO_STAGE, VideoKind, video_checkpoint
+from tests.worker.test_cli import run_cli
 from worker.engine import Engine, EngineSettings, InputRejected, JobCancelled, ModelFolderError
 from worker.engine.animation.encode import VideoTooLarge, encode_frames, probe
 from worker.engine.families import Kandinsky5Engine
+from worker.engine.families.kandinsky5 import MOTION_PROMPT
+from worker.engine.images import fit_to_size
 
 FPS = 1
 """The tests' frame rate: 5 s are 5 frames (the checkpoints' 24 make 121); a tiny VAE still takes
@@ -107,6 +111,7 @@ def test_a_length_the_worker_does_not_hold_is_refused_and_cancel_stops_the_steps
 def test_a_bundle_without_a_length_s_folder_names_it(tiny_bundle: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle / "kandinsky5_video_5s", bundle / "kandinsky5_video_5s")
+    shutil.copytree(tiny_bundle / IMAGE_TO_VIDEO.folder, bundle / IMAGE_TO_VIDEO.folder)
     with pytest.raises(ModelFolderError, match="kandinsky5_video_10s/"):
         Engine(settings(bundle, video_seconds=[5, 10]), families=[Family.KANDINSKY5])
 
@@ -119,3 +124,41 @@ def test_a_clip_over_the_limit_is_encoded_again_smaller_never_dropped() -> None:
     assert len(smaller.data) < len(full.data) and smaller.frames == 8
     with pytest.raises(VideoTooLarge):
         encode_frames(noise, 4, max_bytes=1000)
+
+
+def test_a_picture_is_the_first_frame_of_the_image_to_video_checkpoint_s_clip(
+        k5: Kandinsky5Engine, tiny_bundle: Path) -> None:
+    """"Make it move": the picture fitted to the bucket, I2V Lite's own recipe, plain diffusers' frames."""
+    picture = Image.new("RGB", (600, 400), (200, 80, 40))
+    spec = JobSpec(model=Family.KANDINSKY5, mode=Mode.IMAGE2VIDEO, inputs=("a",), width=SIZE[0],
+                   height=SIZE[1], aspect="16:9", seed=9, seconds=5)
+    out = k5.generate(spec, [picture])
+    assert out.video is not None and out.video.frames == IMAGE_TO_VIDEO.frames(FPS)
+    pipe = Kandinsky5I2VPipeline.from_pretrained(tiny_bundle / IMAGE_TO_VIDEO.folder, dtype=torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    plain = pipe(image=fit_to_size(picture, *SIZE), prompt=MOTION_PROMPT, height=SIZE[1], width=SIZE[0],
+                 num_frames=IMAGE_TO_VIDEO.frames(FPS), num_inference_steps=IMAGE_TO_VIDEO.steps,
+                 guidance_scale=IMAGE_TO_VIDEO.guidance, output_type="np", max_sequence_length=512,
+                 generator=torch.Generator("cpu").manual_seed(9))
+    assert np.isfinite(plain.frames[0]).all()  # 17 frames at least: fewer make the pipeline's NaN
+    clip = np.clip(np.rint(np.asarray(plain.frames[0]) * 255.0), 0, 255).astype(np.uint8)
+    left, top, right, bottom = crop_box(clip.shape[2], clip.shape[1], *spec.output_size(even=True))
+    assert out.video.frame_hashes == [hashlib.sha256(np.ascontiguousarray(f).tobytes()).hexdigest()
+                                      for f in clip[:, top:bottom, left:right]]
+    with pytest.raises(ValueError, match="5 seconds long, not 10"):
+        JobSpec(**{**spec.model_dump(), "seconds": 10})
+
+
+def test_the_cli_writes_a_video_and_refuses_a_length_there_is_none_of(
+        tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KANDINSKY_K5_VIDEO_FPS", str(FPS))
+    out = tmp_path / "cat.mp4"
+    common = ("--model", "kandinsky5", "--mode", "video", "--prompt", "a cat dancing", "--aspect", "16:9",
+              "--long-side", "512", "--model-dir", str(tiny_bundle), "--device", "cpu", "--dtype", "float32")
+    done = run_cli(*common, "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    info = probe(out.read_bytes())
+    assert (info.codec, info.width, info.height, info.frames) == ("h264", 512, 288, 5)
+    refused = run_cli(*common, "--seconds", "7", "--out", str(tmp_path / "no.mp4"))
+    assert refused.returncode != 0 and "5 or 10 seconds long, not 7" in refused.stderr
+    assert not (tmp_path / "no.mp4").exists()

@@ -371,3 +371,5 @@ video-ask-prompt = What should the video show? Describe the scene and what happe
 video-caption-line = 🎬 { $seconds } s
 status-video = Filming… step { $step }/{ $total }
 caption-native = 🗣 { $model } reads { $languages } itself: it got your prompt as written.
+mode-image2video = Moving picture
+btn-move = 🎬 Make it move

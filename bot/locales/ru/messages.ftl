@@ -372,3 +372,5 @@ video-ask-prompt = Что показать в видео? Опишите сце�
 video-caption-line = 🎬 { $seconds } с
 status-video = Снимаю… шаг { $step }/{ $total }
 caption-native = 🗣 { $model } сам понимает язык { $languages }: промпт ушёл ему как есть, без перевода.
+mode-image2video = Ожившая картинка
+btn-move = 🎬 Оживить

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import Kandinsky5T2VPipeline
+from diffusers import Kandinsky5I2VPipeline, Kandinsky5T2VPipeline
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -33,6 +33,7 @@ from contract.families import Family, Placement
 from contract.spec import Mode, crop_box
 from contract.video import (
     DEFAULT_VIDEO_SECONDS,
+    IMAGE_TO_VIDEO,
     MAX_VIDEO_BYTES,
     VIDEO_FPS,
     VIDEO_SECONDS,
@@ -50,6 +51,7 @@ from worker.engine.base import (
     recipe,
     require_complete,
 )
+from worker.engine.images import fit_to_size
 from worker.engine.settings import EngineSettings, FamilyOptions
 
 logger = logging.getLogger(__name__)
@@ -78,8 +80,8 @@ class Kandinsky5Engine(FamilyEngine):
     family: ClassVar[Family] = Family.KANDINSKY5
     warmup_modes: ClassVar[tuple[Mode, ...]] = ()
     """No warm-up job: nothing is compiled, and a warm-up video would cost as much as a user's."""
-    local_folders: ClassVar[tuple[str, ...]] = tuple(
-        video_checkpoint(VideoKind.DISTILLED, s).folder for s in VIDEO_SECONDS)
+    local_folders: ClassVar[tuple[str, ...]] = (
+        *(video_checkpoint(VideoKind.DISTILLED, s).folder for s in VIDEO_SECONDS), IMAGE_TO_VIDEO.folder)
     options_class: ClassVar[type[FamilyOptions]] = Kandinsky5Options
     options: Kandinsky5Options
 
@@ -87,6 +89,7 @@ class Kandinsky5Engine(FamilyEngine):
         super().__init__(settings, shared)
         self.placement = self.placement_of(settings)
         self._videos: dict[int, Any] = {}
+        self._from_image: Any = None
         self._encoder: Any = None
         """With the text encoders on the CPU: a pipeline holding only them (and the tokenizers)."""
 
@@ -96,28 +99,34 @@ class Kandinsky5Engine(FamilyEngine):
     @classmethod
     def public_ids(cls, settings: EngineSettings) -> tuple[str, ...]:
         options = cls.options_of(settings)
-        return tuple(video_checkpoint(options.video_kind, s).repo for s in options.video_seconds)
+        return (*(video_checkpoint(options.video_kind, s).repo for s in options.video_seconds),
+                IMAGE_TO_VIDEO.repo)
 
     def sources(self) -> dict[str, str]:
         for seconds in self.options.video_seconds:
             video_checkpoint(self.options.video_kind, seconds)  # ValueError for a length there is none of
+        wanted = {f"video_{s}s": self._checkpoint(s) for s in self.options.video_seconds}
+        wanted["image_to_video"] = IMAGE_TO_VIDEO
         if self.settings.model_dir is None:
-            return {f"video_{s}s": self._checkpoint(s).repo for s in self.options.video_seconds}
+            return {name: checkpoint.repo for name, checkpoint in wanted.items()}
         root = Path(self.settings.model_dir)
         sources = {}
-        for seconds in self.options.video_seconds:
-            folder = root / self._checkpoint(seconds).folder
+        for name, checkpoint in wanted.items():
+            folder = root / checkpoint.folder
             if not folder.is_dir():
+                what = "image → video" if checkpoint.from_image else \
+                    f"{checkpoint.seconds} s videos (KANDINSKY_K5_VIDEO_SECONDS)"
                 raise ModelFolderError(f"Kandinsky 5.0: model_dir {root} has no {folder.name}/ folder "
-                                       f"for {seconds} s videos (KANDINSKY_K5_VIDEO_SECONDS)")
-            require_complete(folder, f"Kandinsky 5.0 Video {seconds}s")
-            sources[f"video_{seconds}s"] = str(folder)
+                                       f"for {what}")
+            require_complete(folder, f"Kandinsky 5.0 {name}")
+            sources[name] = str(folder)
         return sources
 
     def load_all(self) -> None:
         started = time.perf_counter()
         for seconds in self.options.video_seconds:
             self.video_pipeline(seconds)
+        self.image_to_video_pipeline()
         logger.info("engine %s loaded on %s/%s (%s, %s videos of %s s) in %.1fs", self.family, self.device,
                     self.dtype, self.placement, self.options.video_kind,
                     "/".join(map(str, self.options.video_seconds)), time.perf_counter() - started)
@@ -144,6 +153,15 @@ class Kandinsky5Engine(FamilyEngine):
                 self._videos[seconds] = pipe
             return self._videos[seconds]
 
+    def image_to_video_pipeline(self) -> Any:
+        """The image → video pipeline (its own DiT; the text encoders are the text → video ones)."""
+        def load() -> Any:
+            self.video_pipeline(self.options.video_seconds[0])  # the encoders it shares
+            return self._place(Kandinsky5I2VPipeline.from_pretrained(
+                self.model_ids["image_to_video"], **self._shared_encoders(), **self._pretrained_kwargs()))
+
+        return self._resident("_from_image", load)
+
     def _shared_encoders(self) -> dict[str, Any]:
         """The text encoders and tokenizers of a pipeline already loaded (none yet: empty)."""
         if not self._videos:
@@ -163,7 +181,7 @@ class Kandinsky5Engine(FamilyEngine):
                     text_encoder=pipe.text_encoder.to("cpu", encoder_dtype), tokenizer_2=pipe.tokenizer_2,
                     text_encoder_2=pipe.text_encoder_2.to("cpu", encoder_dtype))
                 self._encoder.set_progress_bar_config(disable=True)
-            pipe = Kandinsky5T2VPipeline(
+            pipe = type(pipe)(
                 transformer=pipe.transformer, vae=pipe.vae, scheduler=pipe.scheduler,
                 tokenizer=None, text_encoder=None, tokenizer_2=None, text_encoder_2=None)
             return pipe.to(self.device)
@@ -173,8 +191,8 @@ class Kandinsky5Engine(FamilyEngine):
 
     def _prompt_kwargs(self, run: Run, checkpoint: VideoCheckpoint) -> dict[str, Any]:
         """The prompt as the pipeline takes it: the text itself, or (text encoders on the CPU) its
-        embeddings, encoded there and moved to the device."""
-        prompt, negative = run.spec.effective_prompt, self._negative(run.spec)
+        embeddings, encoded there and moved to the device. A picture without words moves by MOTION_PROMPT."""
+        prompt, negative = run.spec.effective_prompt.strip() or MOTION_PROMPT, self._negative(run.spec)
         if self._encoder is None:
             return {"prompt": prompt, "negative_prompt": negative}
         with self._stage(run.timings, "text_encoder"):
@@ -192,12 +210,15 @@ class Kandinsky5Engine(FamilyEngine):
                 f"{prefix}prompt_cu_seqlens": seqlens.to(self.device)}
 
     @torch.no_grad()
-    def frames(self, run: Run) -> np.ndarray:
-        """The job's clip as F×H×W×3 uint8, at the generated size (the pipeline call and its steps)."""
+    def frames(self, run: Run, **image: Any) -> np.ndarray:
+        """The job's clip as F×H×W×3 uint8, at the generated size (the pipeline call and its steps);
+        with ``image``, from that first frame."""
         spec = run.spec
-        checkpoint = self._checkpoint(spec.seconds)
-        pipe = self.video_pipeline(spec.seconds)
-        inputs = self._prompt_kwargs(run, checkpoint)
+        if image:
+            checkpoint, pipe = IMAGE_TO_VIDEO, self.image_to_video_pipeline()
+        else:
+            checkpoint, pipe = self._checkpoint(spec.seconds), self.video_pipeline(spec.seconds)
+        inputs = {**self._prompt_kwargs(run, checkpoint), **image}
         run.progress.begin(VIDEO_STAGE, checkpoint.steps)
         frames = checkpoint.frames(self.options.video_fps)
         with self._stage(run.timings, VIDEO_STAGE):
@@ -213,9 +234,18 @@ class Kandinsky5Engine(FamilyEngine):
     def _video(self, run: Run) -> list[PIL.Image.Image]:
         """A text → video clip, cut to the exact aspect ratio and encoded as the run's ``video`` output;
         there are no still images."""
+        return self._as_mp4(run, self.frames(run))
+
+    @recipe(Mode.IMAGE2VIDEO)
+    def _image_to_video(self, run: Run) -> list[PIL.Image.Image]:
+        """The picture (fitted to the job's bucket: cut to its shape, resized) as the first frame of
+        a clip, encoded as the run's ``video`` output."""
+        first = fit_to_size(run.images[0], run.spec.width, run.spec.height)
+        return self._as_mp4(run, self.frames(run, image=first))
+
+    def _as_mp4(self, run: Run, clip: np.ndarray) -> list[PIL.Image.Image]:
         from worker.engine.animation.encode import encode_frames  # PyAV loads with the first video
 
-        clip = self.frames(run)
         left, top, right, bottom = crop_box(clip.shape[2], clip.shape[1], *run.spec.output_size(even=True))
         run.progress.check()
         with self._stage(run.timings, "mp4"):
@@ -224,6 +254,8 @@ class Kandinsky5Engine(FamilyEngine):
         return []
 
 
+MOTION_PROMPT = "the scene comes to life with gentle natural motion, the camera slowly moves"
+"""What image → video reads when the picture came without words (a variation, an edited photo)."""
 NEGATIVE_PROMPT = ("Static, 2D cartoon, cartoon, 2d animation, paintings, images, worst quality, "
                    "low quality, ugly, deformed, walking backwards")
 """The pipeline's own negative prompt for guided checkpoints (used when the user gave none)."""
