@@ -4,11 +4,15 @@
 FROM python:3.11-slim
 
 ARG TORCH_VERSION=2.13.0
+# Kandinsky 5.0's public tokenizer folder is a Qwen2VLProcessor, whose video processor needs
+# torchvision: the one built for this torch (the CPU dev install has none that loads beside its torch,
+# so the tiny test bundle holds the tokenizer alone).
+ARG TORCHVISION_VERSION=0.28.0
 ARG PREFETCH_MODELS=0
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HOME=/models/huggingface U2NET_HOME=/models/rembg
 WORKDIR /app
-RUN pip install "torch==${TORCH_VERSION}"
+RUN pip install "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
 COPY pyproject.toml README.md ./
 COPY contract ./contract
 COPY worker ./worker

@@ -45,10 +45,12 @@ async def test_a_video_arrives_by_send_video_with_its_buttons(live: Harness) -> 
     assert record.created_at is not None
     day = await h.redis.get(keys.quota_day(user.user_id, utc_day(record.created_at)))
     assert int(day or 0) == 5
-    # The status message counted the model's steps, then went.
+    # The status message counted the model's steps and showed the first frame forming (a photo whose
+    # caption counts), then went.
     steps = video_checkpoint("distilled16steps", 5).steps
-    assert any(f"Filming… step {steps}/{steps}" in (m.text or "") for m in h.api.messages_to(user.chat_id)
-               for m in [m, *m.edits])
+    statuses = [v for m in h.api.messages_to(user.chat_id) for v in [m, *m.edits]]
+    assert any(f"Filming… step {steps}/{steps}" in (v.text or v.caption or "") for v in statuses)
+    assert any(m.kind == "photo" and "Filming…" in (m.caption or "") for m in h.api.messages_to(user.chat_id))
     before = h.count(user)
     await press(h, user, result, "📎 As a file")
     document = await h.wait_result(user, kind="document", after=before)

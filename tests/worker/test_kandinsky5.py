@@ -162,3 +162,14 @@ def test_the_cli_writes_a_video_and_refuses_a_length_there_is_none_of(
     refused = run_cli(*common, "--seconds", "7", "--out", str(tmp_path / "no.mp4"))
     assert refused.returncode != 0 and "5 or 10 seconds long, not 7" in refused.stderr
     assert not (tmp_path / "no.mp4").exists()
+
+
+def test_the_status_gets_a_picture_of_the_first_frame_while_the_steps_run(k5: Kandinsky5Engine) -> None:
+    shown: list[tuple[int, np.ndarray]] = []
+    k5.generate(video_spec(seed=4), preview_every=4,
+                on_preview=lambda _stage, step, _total, render: shown.append((step, render())))
+    steps = video_checkpoint(VideoKind.DISTILLED, 5).steps
+    assert [step for step, _ in shown] == list(range(4, steps, 4))  # never at the last: the video follows
+    for _, pixels in shown:  # one pixel per latent cell of the bucket (8× smaller each side)
+        assert pixels.dtype == np.uint8 and pixels.shape == (SIZE[1] // 8, SIZE[0] // 8, 3)
+    assert not np.array_equal(shown[0][1], shown[-1][1])  # the frame forms as the steps go

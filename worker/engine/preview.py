@@ -91,6 +91,21 @@ def fit_latent_preview(movq: Any) -> LatentPreview:
     param = next(movq.parameters())
     pictures = calibration_pictures()
     latents = movq.encode(pictures.to(device=param.device, dtype=param.dtype)).latents.float().cpu()
+    return _least_squares(latents, pictures, param.device)
+
+
+@torch.no_grad()
+def fit_video_latent_preview(vae: Any) -> LatentPreview:
+    """The same map for a video VAE (HunyuanVideo's): each picture encoded as a one-frame video, its
+    latents scaled as the pipelines scale the latents they denoise."""
+    param = next(vae.parameters())
+    pictures = calibration_pictures()
+    clips = pictures[:, :, None].to(device=param.device, dtype=param.dtype)  # N×3×1×H×W
+    latents = vae.encode(clips).latent_dist.mode()[:, :, 0].float().cpu() * float(vae.config.scaling_factor)
+    return _least_squares(latents, pictures, param.device)
+
+
+def _least_squares(latents: torch.Tensor, pictures: torch.Tensor, device: torch.device) -> LatentPreview:
     factor = pictures.shape[-1] // latents.shape[-1]
     targets = F.avg_pool2d(pictures, factor)  # mean colour of each latent cell
     x = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
@@ -98,7 +113,7 @@ def fit_latent_preview(movq: Any) -> LatentPreview:
     design = torch.cat([x, torch.ones(x.shape[0], 1)], dim=1)
     solution = torch.linalg.lstsq(design, y).solution  # (C + 1) × 3
     weight, bias = solution[:-1], solution[-1]
-    return LatentPreview(weight=weight.to(param.device), bias=bias.to(param.device))
+    return LatentPreview(weight=weight.to(device), bias=bias.to(device))
 
 
 def preview_jpeg(pixels: np.ndarray) -> bytes:
@@ -119,8 +134,14 @@ class PreviewCache:
         self._fitted: dict[int, LatentPreview] = {}
 
     def for_movq(self, movq: Any) -> LatentPreview:
-        key = id(movq)
+        return self._fit(movq, fit_latent_preview)
+
+    def for_video_vae(self, vae: Any) -> LatentPreview:
+        return self._fit(vae, fit_video_latent_preview)
+
+    def _fit(self, model: Any, fit: Callable[[Any], LatentPreview]) -> LatentPreview:
+        key = id(model)
         with self._lock:
             if key not in self._fitted:
-                self._fitted[key] = fit_latent_preview(movq)
+                self._fitted[key] = fit(model)
             return self._fitted[key]

@@ -52,6 +52,7 @@ from worker.engine.base import (
     require_complete,
 )
 from worker.engine.images import fit_to_size
+from worker.engine.preview import PreviewCache
 from worker.engine.settings import EngineSettings, FamilyOptions
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class Kandinsky5Engine(FamilyEngine):
         self.placement = self.placement_of(settings)
         self._videos: dict[int, Any] = {}
         self._from_image: Any = None
+        self._previews = PreviewCache()
         self._encoder: Any = None
         """With the text encoders on the CPU: a pipeline holding only them (and the tokenizers)."""
 
@@ -219,7 +221,7 @@ class Kandinsky5Engine(FamilyEngine):
         else:
             checkpoint, pipe = self._checkpoint(spec.seconds), self.video_pipeline(spec.seconds)
         inputs = {**self._prompt_kwargs(run, checkpoint), **image}
-        run.progress.begin(VIDEO_STAGE, checkpoint.steps)
+        run.progress.begin(VIDEO_STAGE, checkpoint.steps, preview=self._first_frame_preview(pipe))
         frames = checkpoint.frames(self.options.video_fps)
         with self._stage(run.timings, VIDEO_STAGE):
             out = self._ready(pipe)(
@@ -229,6 +231,17 @@ class Kandinsky5Engine(FamilyEngine):
                 max_sequence_length=self.description.prompt_tokens)
         clip = np.asarray(out.frames[0])
         return np.clip(np.rint(clip * 255.0), 0, 255).astype(np.uint8)
+
+    def _first_frame_preview(self, pipe: Any) -> Any:
+        """The clip's first latent frame as a picture (the pipelines' latents are N×F×H×W×C), by the
+        least-squares colour map of this VAE (worker/engine/preview.py): no VAE decode per preview."""
+        colours = self._previews.for_video_vae(pipe.vae)
+
+        def pixels(latents: torch.Tensor) -> np.ndarray:
+            channels = colours.weight.shape[0]
+            return colours.pixels(latents[:1, 0, ..., :channels].permute(0, 3, 1, 2))
+
+        return pixels
 
     @recipe(Mode.VIDEO)
     def _video(self, run: Run) -> list[PIL.Image.Image]:
