@@ -30,6 +30,7 @@ from tests.bot.images import encode, open_image, photo
 EN = I18n().translator("en")
 EDIT, ZOOM_1_5, ZOOM_2, LEFT = "✏️ Edit", "🔎 Zoom out 1.5×", "🔎 Zoom out 2×", "⬅️"
 EDIT_BUTTONS = [EDIT, ZOOM_1_5, ZOOM_2, LEFT, "➡️", "⬆️", "⬇️"]
+"""The edit rows, after a picture's five buttons (again, variations, same seed, file, make it move)."""
 JOB_WAIT_S = 10.0
 """A button press becomes a job record within a second; allow for two busy cores."""
 
@@ -67,7 +68,7 @@ async def test_edit_zoom_and_pan_are_jobs_whose_results_can_be_edited_again(
     user = h.user()
     await user.send_text("/imagine a lighthouse on a cliff")
     first = await h.wait_result(user)
-    assert labels(first)[4:] == EDIT_BUTTONS  # no WEBAPP_URL: no brush button
+    assert labels(first)[5:] == EDIT_BUTTONS  # no WEBAPP_URL: no brush button
     known = set(await h.jobs_of(user.user_id))
 
     # Zoom out 2×: a zoom_out job of the result's picture and prompt, with its own status message.
@@ -79,7 +80,7 @@ async def test_edit_zoom_and_pan_are_jobs_whose_results_can_be_edited_again(
     assert zoom.spec.prompt == "a lighthouse on a cliff" and len(zoom.spec.inputs) == 1
     zoomed = await h.wait_result(user, after=before)
     assert open_image(zoomed.photo_bytes or b"").size == open_image(first.photo_bytes or b"").size
-    assert labels(zoomed)[4:] == EDIT_BUTTONS and "Zoom out" in (zoomed.caption or "")
+    assert labels(zoomed)[5:] == EDIT_BUTTONS and "Zoom out" in (zoomed.caption or "")
 
     # ...and the zoomed result pans: the buttons come back on every result.
     before = h.count(user)
@@ -87,7 +88,7 @@ async def test_edit_zoom_and_pan_are_jobs_whose_results_can_be_edited_again(
     pan = await new_job(h, user.user_id, known)
     assert pan.spec is not None and pan.spec.mode is Mode.PAN and pan.spec.pan is PanDirection.LEFT
     panned = await h.wait_result(user, after=before)
-    assert labels(panned)[4:] == EDIT_BUTTONS
+    assert labels(panned)[5:] == EDIT_BUTTONS
 
     # ✏️ Edit asks what to change; a text without an arrow is asked again, nothing is queued.
     before = h.count(user)
@@ -101,7 +102,7 @@ async def test_edit_zoom_and_pan_are_jobs_whose_results_can_be_edited_again(
     assert edit.spec is not None and edit.spec.mode is Mode.EDIT
     assert (edit.spec.region, edit.spec.prompt) == ("the sky", "a stormy sky with lightning")
     edited = await h.wait_result(user, after=before)
-    assert labels(edited)[4:] == EDIT_BUTTONS and "a stormy sky with lightning" in (edited.caption or "")
+    assert labels(edited)[5:] == EDIT_BUTTONS and "a stormy sky with lightning" in (edited.caption or "")
 
 
 async def test_only_the_owner_may_edit_zoom_or_pan(live: Harness) -> None:
@@ -187,7 +188,7 @@ async def test_live_previews_edit_the_status_and_the_final_image_replaces_them(
         # ... and the final image replaced the status: sent, then the preview deleted.
         await botapi.wait_for(lambda: botapi.message(status.chat_id, status.message_id).deleted, timeout=10)
         assert not botapi.message(final.chat_id, final.message_id).deleted
-        assert labels(final)[4:] == EDIT_BUTTONS
+        assert labels(final)[5:] == EDIT_BUTTONS
 
 
 async def test_previews_stay_off_when_the_operator_turns_them_off(

@@ -68,7 +68,8 @@ def test_every_bot_mode_has_one_router_and_its_state() -> None:
         assert by_command.get(mode.command) == [{mode.state_name}], mode.mode
         assert mode_state(mode) == mode.state_name
     assert {d.mode for d in MODES} - {d.mode for d in bot_modes()} == {Mode.INPAINT, Mode.OUTPAINT,
-                                                                       Mode.ZOOM_OUT, Mode.PAN}
+                                                                       Mode.ZOOM_OUT, Mode.PAN,
+                                                                       Mode.IMAGE2VIDEO}
     assert not {"inpaint", "outpaint", "zoom_out", "pan"} & set(by_command)
 
 
