@@ -172,9 +172,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    headers = ("size", "frames", "steps", "step s", "diffusers step s", "decode s", "diffusers decode s",
+    headers = ("size", "frames", "steps", "step ms", "diffusers step ms", "decode s", "diffusers decode s",
                "H.264 s", "H.264 share", "total s", "diffusers s", "× diffusers")
-    rows = [(r["size"], r["frames"], r["steps"], r["engine_step_s"], r["reference_step_s"],
+    rows = [(r["size"], r["frames"], r["steps"], round(1000 * r["engine_step_s"], 1),
+             round(1000 * r["reference_step_s"], 1),
              r["engine_decode_s"], r["reference_decode_s"], r["encode_s"], f"{100 * r['encode_share']:.1f} %",
              round(r["engine"]["total_s"], 3), round(r["reference"]["total_s"], 3), r["engine_vs_reference"])
             for r in report["rows"]]
