@@ -32,3 +32,13 @@ python3 bench/bench_preview.py --bundle-dir "$BUNDLE_DIR" --scale public --devic
 # Animation frames next to plain KandinskyV22Img2ImgPipeline per frame (issue 14's goal: encoding < 5 % at 768 px).
 python3 bench/bench_animation.py --bundle-dir "$BUNDLE_DIR" --scale public --device cuda \
   --sizes 512x512 768x768 --frames 12 --steps 20 --out-dir "$OUT" 2>&1 | tee "$OUT/bench_animation.log"
+# Kandinsky 5.0 Video Lite at public size (random weights, built here: nothing downloads): the family
+# through bench_fullsize (memory per component, one short clip), then 5 s at 768x512 and 24 fps with
+# the distilled checkpoint's 16 steps next to plain Kandinsky5T2VPipeline (issue 26's goal: under 25 s).
+K5_WORK="${K5_WORK:-/tmp/k5-work}"
+mkdir -p "$K5_WORK"
+python3 bench/bench_fullsize.py --families kandinsky5 --device cuda --work-dir "$K5_WORK" --keep-bundle \
+  --out-dir "$OUT" 2>&1 | tee "$OUT/bench_fullsize_k5.log"
+K5_BUNDLE="$(ls -d "$K5_WORK"/bench-fullsize-*/bundle | tail -1)"
+python3 bench/bench_video.py --bundle-dir "$K5_BUNDLE" --device cuda --dtype bfloat16 --sizes 768x512 \
+  --fps 24 --repeats 2 --out-dir "$OUT" 2>&1 | tee "$OUT/bench_video.log"
