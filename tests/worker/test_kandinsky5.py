@@ -97,6 +97,13 @@ def test_text_encoders_on_the_cpu_give_the_same_frames(k5: Kandinsky5Engine, tin
     assert ours is not None and theirs is not None and ours.frame_hashes == theirs.frame_hashes
 
 
+def test_a_prompt_past_qwen_s_512_tokens_is_reported_cut(k5: Kandinsky5Engine) -> None:
+    """The pipelines read 512 Qwen tokens of the prompt: past them the caption says it was cut."""
+    assert not k5.prompt_truncated(video_spec())
+    long = " ".join(f"word{i} xq{i * 7}" for i in range(300))
+    assert k5.count_tokens(long) > 512 and k5.prompt_truncated(video_spec(prompt=long))
+
+
 def test_a_length_the_worker_does_not_hold_is_refused_and_cancel_stops_the_steps(tiny_bundle: Path) -> None:
     only_five = Engine(settings(tiny_bundle), families=[Family.KANDINSKY5])[Family.KANDINSKY5]
     with pytest.raises(InputRejected, match="not 10 s"):
