@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contract.animation import MAX_SECONDS, MIN_SECONDS
@@ -153,25 +153,15 @@ class BotSettings(RedisSettings, BaseSettings):
         """Denoising steps of a job of ``family``: BOT_STEPS's, else its model card's."""
         return self.steps.get(family) or describe_family(family).default_steps
 
-    @field_validator("long_side")
+    @field_validator("long_side", "animation_long_side", "video_seconds")
     @classmethod
-    def _known_tier(cls, value: int) -> int:
-        if value not in LONG_SIDES:
-            raise ValueError(f"BOT_LONG_SIDE must be one of {LONG_SIDES}")
-        return value
-
-    @field_validator("video_seconds")
-    @classmethod
-    def _known_length(cls, value: int) -> int:
-        if value not in VIDEO_SECONDS:
-            raise ValueError(f"VIDEO_SECONDS must be one of {VIDEO_SECONDS}")
-        return value
-
-    @field_validator("animation_long_side")
-    @classmethod
-    def _known_animation_tier(cls, value: int) -> int:
-        if value not in LONG_SIDES:
-            raise ValueError(f"ANIMATION_LONG_SIDE must be one of {LONG_SIDES}")
+    def _one_of_the_choices(cls, value: int, info: ValidationInfo) -> int:
+        """Tiers and lengths are fixed sets (compiled graphs, the checkpoints' lengths)."""
+        field = info.field_name or ""
+        choices = VIDEO_SECONDS if field == "video_seconds" else LONG_SIDES
+        if value not in choices:
+            alias = cls.model_fields[field].alias or field.upper()
+            raise ValueError(f"{alias} must be one of {choices}")
         return value
 
     @field_validator("default_locale")

@@ -58,3 +58,13 @@ def test_steps_are_keyed_by_family() -> None:
         settings(BOT_STEPS='{"kandinsky3": 0}')
     with pytest.raises(ValidationError):
         settings(BOT_STEPS='{"dalle": 10}')
+
+
+def test_tiers_and_video_lengths_are_refused_naming_the_choices() -> None:
+    with pytest.raises(ValidationError, match=r"BOT_LONG_SIDE must be one of \(512, 768, 1024\)"):
+        settings(BOT_LONG_SIDE=500)
+    with pytest.raises(ValidationError, match=r"ANIMATION_LONG_SIDE must be one of"):
+        settings(ANIMATION_LONG_SIDE=100)
+    with pytest.raises(ValidationError, match=r"VIDEO_SECONDS must be one of \(5, 10\)"):
+        settings(VIDEO_SECONDS=7)
+    assert settings(VIDEO_SECONDS=10).video_seconds == 10

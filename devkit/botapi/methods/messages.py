@@ -191,34 +191,32 @@ class MessagesMethods(FilesMethods):
 
     async def _animation_content(self, value: Any, params: Params) -> dict[str, Any]:
         """A message with an animation carries it twice, as Telegram's do: ``animation`` and ``document``."""
-        data, filename, _, existing = await self._input_file(value, params.files)
-        if existing is not None:
-            stored, duration = existing, 0
-        else:
-            found = limits.check_animation(data)
-            mime = "video/mp4" if found.fmt == "mp4" else "image/gif"
-            name = filename or f"animation.{found.fmt}"
-            stored = self.store_file(data, "animations", found.fmt, mime, name, width=found.width,
-                                     height=found.height)
-            duration = found.duration
+        stored, duration = await self._motion_file(value, params, limits.check_animation, "animations",
+                                                   "animation")
         animation = {**self.document_json(stored), "width": stored.width or 0, "height": stored.height or 0,
                      "duration": duration}
         return {"document": self.document_json(stored), "file": stored, "extra": {"animation": animation}}
 
     async def _video_content(self, value: Any, params: Params) -> dict[str, Any]:
         """A video message: Telegram's ``video`` object, and whether the bot asked for streaming."""
-        data, filename, _, existing = await self._input_file(value, params.files)
-        if existing is not None:
-            stored, duration = existing, 0
-        else:
-            found = limits.check_video(data)
-            stored = self.store_file(data, "videos", "mp4", "video/mp4", filename or "video.mp4",
-                                     width=found.width, height=found.height)
-            duration = found.duration
+        stored, duration = await self._motion_file(value, params, limits.check_video, "videos", "video")
         video = {**self.document_json(stored), "width": stored.width or 0, "height": stored.height or 0,
                  "duration": params.get_int("duration") or duration}
         streaming = str(params.raw("supports_streaming")).lower() == "true"
         return {"file": stored, "extra": {"video": video, "supports_streaming": streaming}}
+
+    async def _motion_file(self, value: Any, params: Params, check: Callable[[bytes], limits.AnimationFile],
+                           folder: str, stem: str) -> tuple[Any, int]:
+        """An animation's or a video's file, checked as Telegram plays it and stored; with its seconds
+        (0 for a file sent before, by its file_id)."""
+        data, filename, _, existing = await self._input_file(value, params.files)
+        if existing is not None:
+            return existing, 0
+        found = check(data)
+        mime = "video/mp4" if found.fmt == "mp4" else "image/gif"
+        stored = self.store_file(data, folder, found.fmt, mime, filename or f"{stem}.{found.fmt}",
+                                 width=found.width, height=found.height)
+        return stored, found.duration
 
     async def _sticker_content(self, value: Any, params: Params, emoji: str | None) -> dict[str, Any]:
         data, _, _, existing = await self._input_file(value, params.files)
