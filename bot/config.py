@@ -112,8 +112,9 @@ class BotSettings(RedisSettings, BaseSettings):
     half the GPU time of 1024 per frame."""
     # --- video (Kandinsky 5.0) ---
     video_seconds: int = Field(default=DEFAULT_VIDEO_SECONDS, alias="VIDEO_SECONDS")
-    """Length of a /video clip: 5, or 10 where the workers hold the 10 s checkpoint
-    (KANDINSKY_K5_VIDEO_SECONDS); it counts that many requests of the daily quota."""
+    """The longest /video clip offered: 5, or 10 where the workers hold the 10 s checkpoint
+    (KANDINSKY_K5_VIDEO_SECONDS), and /video then asks 5 or 10 s; a clip counts a request of the daily
+    quota per second."""
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -179,6 +179,10 @@ class ModeDescription:
     def video(self) -> bool:
         return bool(self.lengths)
 
+    def lengths_up_to(self, longest: int) -> tuple[int, ...]:
+        """The lengths it offers where clips may be at most ``longest`` seconds (at least its first)."""
+        return tuple(s for s in self.lengths if s <= longest) or self.lengths[:1]
+
     # --- derived: what a job of it costs -----------------------------------------------------------
 
     def quota_weight(self, frames: int, frames_per_request: int, seconds: int = 0) -> int:
@@ -254,6 +258,16 @@ class ModeDescription:
         return f"{self.stem}-ask-text"
 
     @property
+    def ask_length_key(self) -> str:
+        """Videos of several lengths: the prompt came, now the length (buttons)."""
+        return f"{self.stem}-ask-length"
+
+    @property
+    def expired_key(self) -> str:
+        """Videos of several lengths: a length button whose dialog is gone."""
+        return f"{self.stem}-expired"
+
+    @property
     def ask_camera_key(self) -> str:
         """Animations: the prompt came, now the camera move (buttons)."""
         return f"{self.stem}-ask-camera"
@@ -276,6 +290,8 @@ class ModeDescription:
             keys.append(self.ask_prompt_key)
             if self.animation:
                 keys += [self.ask_camera_key, self.ask_duration_key]
+            if len(self.lengths) > 1:
+                keys += [self.ask_length_key, self.expired_key]
             return tuple(keys)
         keys.append(self.ask_photo_key)
         if self.images > 1:

@@ -14,15 +14,20 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.services import Services, refuse
 from bot.services.inputs import InputError, validate_prompt
-from bot.services.jobs import requester
+from bot.services.jobs import Requester, requester
 from bot.services.user_settings import UserSettings
 from bot.ui import keyboards
-from bot.ui.callbacks import MenuCb
+from bot.ui.callbacks import LengthCb, MenuCb
 from bot.ui.filters import HasText, NotCommand
 from bot.ui.i18n import Translator
 from bot.ui.states import clear_dialog, mode_state
 from contract.modes import ModeDescription
 from contract.spec import Mode
+
+PROMPT_KEY = "prompt"
+"""The dialog's data while a video mode asks for the length: the prompt it will run."""
+REPLY_KEY = "reply_to"
+"""...and the message the result answers."""
 
 
 async def run_prompt(message: Message, text: str | None, mode: Mode, *, bot: Bot, services: Services,
@@ -44,13 +49,31 @@ def prompt_mode_router(description: ModeDescription) -> Router:
     mode, ask_key, waiting = description.mode, description.ask_prompt_key, mode_state(description)
     router = Router(name=description.stem)
 
+    async def take_prompt(message: Message, text: str | None, state: FSMContext, bot: Bot, services: Services,
+                          t: Translator, locale: str, user_settings: UserSettings) -> bool:
+        """Queue the job (True when queued); a video mode offering several lengths here keeps the
+        prompt in the dialog and asks which length first."""
+        choices = description.lengths_up_to(services.config.video_seconds)
+        if len(choices) < 2:
+            return await run_prompt(message, text, mode, bot=bot, services=services, t=t, locale=locale,
+                                    user_settings=user_settings)
+        try:
+            prompt = validate_prompt(text)
+        except InputError as err:
+            await refuse(message, t, err)
+            return False
+        await state.set_state(waiting)
+        await state.set_data({PROMPT_KEY: prompt, REPLY_KEY: message.message_id})
+        await message.answer(t(description.ask_length_key),
+                             reply_markup=keyboards.video_lengths(t, mode.value, choices))
+        return False  # the dialog waits for the length
+
     @router.message(Command(description.command))
     async def cmd(message: Message, command: CommandObject, state: FSMContext, bot: Bot,
                   services: Services, t: Translator, locale: str, user_settings: UserSettings) -> None:
         await clear_dialog(state)
         if command.args and command.args.strip():
-            await run_prompt(message, command.args, mode, bot=bot, services=services, t=t, locale=locale,
-                             user_settings=user_settings)
+            await take_prompt(message, command.args, state, bot, services, t, locale, user_settings)
             return
         await state.set_state(waiting)
         await message.answer(t(ask_key), reply_markup=keyboards.dialog_cancel(t))
@@ -65,8 +88,26 @@ def prompt_mode_router(description: ModeDescription) -> Router:
     @router.message(waiting, HasText())
     async def got_prompt(message: Message, state: FSMContext, bot: Bot, services: Services, t: Translator,
                          locale: str, user_settings: UserSettings) -> None:
-        if await run_prompt(message, message.text, mode, bot=bot, services=services, t=t, locale=locale,
-                            user_settings=user_settings):
+        if await take_prompt(message, message.text, state, bot, services, t, locale, user_settings):
+            await clear_dialog(state)
+
+    @router.callback_query(LengthCb.filter(F.mode == mode.value))
+    async def length(query: CallbackQuery, callback_data: LengthCb, state: FSMContext, bot: Bot,
+                     services: Services, t: Translator, locale: str, user_settings: UserSettings) -> None:
+        """The length button: the prompt kept in this user's dialog, at a length offered here."""
+        data = await state.get_data() if await state.get_state() == waiting.state else {}
+        offered = description.lengths_up_to(services.config.video_seconds)
+        if PROMPT_KEY not in data or callback_data.seconds not in offered:
+            await query.answer(t(description.expired_key), show_alert=True)
+            return
+        await query.answer()
+        chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+        if query.message is not None:
+            await bot.edit_message_reply_markup(chat_id=chat_id, message_id=query.message.message_id)
+        req = Requester(bot, services, t, locale, user_settings, query.from_user.id, chat_id)
+        reply = data.get(REPLY_KEY)
+        if await req.run(mode, prompt=str(data[PROMPT_KEY]), seconds=callback_data.seconds,
+                         reply_to_id=int(reply) if reply is not None else None) is not None:
             await clear_dialog(state)
 
     @router.message(waiting, NotCommand())

@@ -150,7 +150,7 @@ def build_spec(
         steps=config.steps_for(model or user_settings.model),
         prior_steps=config.prior_steps,
         num_images=1 if animation is not None or needs.video else user_settings.num_images,
-        seconds=(seconds or config.video_seconds) if needs.video else 0,
+        seconds=(seconds or needs.lengths[0]) if needs.video else 0,
         inputs=inputs,
         weights=weights,
         animation=animation,

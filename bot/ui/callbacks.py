@@ -108,6 +108,13 @@ class AnimateStep(StrEnum):
     SECONDS = "sec"
 
 
+class LengthCb(CallbackData, prefix="len"):
+    """A video length button of a prompt mode's dialog (the prompt waits in the dialog's data)."""
+
+    mode: str
+    seconds: int
+
+
 class AnimateCb(CallbackData, prefix="an"):
     """A button of the /animate dialog: the camera move, then the length in seconds."""
 

@@ -13,6 +13,7 @@ from bot.ui.callbacks import (
     AnimateStep,
     DialogCb,
     JobCb,
+    LengthCb,
     MenuCb,
     ModelCb,
     ResultAction,
@@ -269,6 +270,17 @@ def animate_cameras(t: Translator) -> InlineKeyboardMarkup:
                   callback_data=AnimateCb(step=AnimateStep.CAMERA, value=camera.value))
     kb.button(text=t("btn-cancel"), callback_data=DialogCb())
     kb.adjust(2, 2, 2, 1)
+    return kb.as_markup()
+
+
+def video_lengths(t: Translator, mode: str, lengths: tuple[int, ...]) -> InlineKeyboardMarkup:
+    """One button per length a video mode offers here, then cancel."""
+    kb = InlineKeyboardBuilder()
+    for seconds in lengths:
+        kb.button(text=t("video-seconds", seconds=seconds),
+                  callback_data=LengthCb(mode=mode, seconds=seconds))
+    kb.button(text=t("btn-cancel"), callback_data=DialogCb())
+    kb.adjust(len(lengths), 1)
     return kb.as_markup()
 
 

@@ -62,6 +62,7 @@ def worker_process(bot_redis: RedisServer, tiny_bundle: Path,
         "KANDINSKY_DTYPE": "float32",
         "WORKER_NAME": "bot-e2e-worker",
         "KANDINSKY_K5_VIDEO_FPS": "1",  # 5 s of video are 5 frames on the tiny bundle, not 121
+        "KANDINSKY_K5_VIDEO_SECONDS": "[5, 10]",  # both lengths, for VIDEO_SECONDS=10's choice
         **FAULT_HOOKS_ENV,
         "WORKER_PROGRESS_THROTTLE_S": "0.05",
         "HF_HUB_OFFLINE": "1",

@@ -5,6 +5,7 @@ picked for pictures; Russian goes to the model untranslated; the quota counts th
 from __future__ import annotations
 
 import json
+import subprocess
 
 from bot.services.user_settings import SettingsStore, UserSettings
 from contract import keys
@@ -12,7 +13,9 @@ from contract.families import Family
 from contract.spec import Mode
 from contract.stats import utc_day
 from contract.video import IMAGE_TO_VIDEO, video_checkpoint
-from tests.bot.conftest import Harness, press
+from devkit.botapi import LocalBotAPI
+from devkit.redis_server import RedisServer
+from tests.bot.conftest import Harness, press, running_harness
 from worker.engine.animation.encode import probe
 
 
@@ -103,3 +106,32 @@ async def test_make_it_move_turns_a_picture_into_a_video_of_its_shape(live: Harn
     record = await h.queue.job(moving[0])
     assert record is not None and record.spec is not None and record.spec.model is Family.KANDINSKY5
     assert record.spec.aspect == "9:16" and record.spec.seconds == 5 and len(record.spec.inputs) == 1
+
+
+async def test_where_ten_seconds_are_offered_video_asks_the_length_and_refuses_a_stale_button(
+        botapi: LocalBotAPI, bot_redis: RedisServer, worker_process: subprocess.Popen[bytes]) -> None:
+    async with running_harness(botapi, bot_redis.url, VIDEO_SECONDS=10) as h:
+        user = h.user()
+        await user.send_text("/video a lighthouse in a storm")
+        ask = await h.wait_text(user, "How long should the video be?")
+        assert labels(ask) == ["5 s", "10 s", "✖️ Cancel"]
+        assert not await h.queue.user_jobs(user.user_id)  # nothing queued before the length
+        await press(h, user, ask, "10 s")
+        result = await h.wait_result(user, kind="video")
+        assert result.extra["video"]["duration"] == 10 and "🎬 10 s" in (result.caption or "")
+        assert probe(result.file.data if result.file else b"").frames == video_checkpoint("distilled16steps",
+                                                                                           10).frames(1)
+        [job_id] = await h.jobs_of(user)
+        record = await h.queue.job(job_id)
+        assert record is not None and record.spec is not None and record.spec.seconds == 10
+        assert h.api.message(ask.chat_id, ask.message_id).inline_buttons == []  # pressed once only
+        # A length button of a dialog that is gone (cancelled) is refused, and nothing is queued.
+        await user.send_text("/video a red fox")
+        again = await h.wait_text(user, "How long should the video be?", after=h.count(user) - 1)
+        await user.send_text("/cancel")
+        await h.wait_text(user, "Cancelled", after=h.count(user) - 1)
+        stale = await user.press(h.api.message(again.chat_id, again.message_id), button_text="5 s")
+        await h.api.wait_for(lambda: h.api.callback_queries[stale].answered, timeout=10)
+        assert "This video request has expired" in (h.api.callback_queries[stale].answer_text or "")
+        assert len(await h.jobs_of(user)) == 1
+    assert worker_process.poll() is None

@@ -373,3 +373,6 @@ status-video = Filming… step { $step }/{ $total }
 caption-native = 🗣 { $model } reads { $languages } itself: it got your prompt as written.
 mode-image2video = Moving picture
 btn-move = 🎬 Make it move
+video-ask-length = How long should the video be? A second counts as one request of your day.
+video-seconds = { $seconds } s
+video-expired = This video request has expired. Send /video again.

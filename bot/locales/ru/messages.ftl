@@ -374,3 +374,6 @@ status-video = Снимаю… шаг { $step }/{ $total }
 caption-native = 🗣 { $model } сам понимает язык { $languages }: промпт ушёл ему как есть, без перевода.
 mode-image2video = Ожившая картинка
 btn-move = 🎬 Оживить
+video-ask-length = Какой длины видео? Каждая секунда считается одним запросом дня.
+video-seconds = { $seconds } с
+video-expired = Этот запрос видео устарел. Пришлите /video ещё раз.
