@@ -21,7 +21,7 @@ from bot.ui.callbacks import LengthCb, MenuCb
 from bot.ui.filters import HasText, NotCommand
 from bot.ui.i18n import Translator
 from bot.ui.states import clear_dialog, mode_state
-from contract.modes import ModeDescription
+from contract.modes import ModeDescription, describe
 from contract.spec import Mode
 
 PROMPT_KEY = "prompt"
@@ -31,13 +31,24 @@ REPLY_KEY = "reply_to"
 
 
 async def run_prompt(message: Message, text: str | None, mode: Mode, *, bot: Bot, services: Services,
-                     t: Translator, locale: str, user_settings: UserSettings) -> bool:
+                     t: Translator, locale: str, user_settings: UserSettings,
+                     state: FSMContext | None = None) -> bool:
     """Validate the prompt and queue the job; False (and a refusal message) when the prompt is bad
-    or a limit refused the job: then the dialog stays open for the user's next try."""
+    or a limit refused the job: then the dialog stays open for the user's next try. In a dialog
+    (``state``), a video mode offering several lengths here keeps the prompt and asks the length
+    first (False too: the dialog waits for the button)."""
     try:
         prompt = validate_prompt(text)
     except InputError as err:
         await refuse(message, t, err)
+        return False
+    description = describe(mode)
+    choices = description.lengths_up_to(services.config.video_seconds)
+    if state is not None and len(choices) > 1:
+        await state.set_state(mode_state(description))
+        await state.set_data({PROMPT_KEY: prompt, REPLY_KEY: message.message_id})
+        await message.answer(t(description.ask_length_key),
+                             reply_markup=keyboards.video_lengths(t, mode.value, choices))
         return False
     req = requester(message, bot=bot, services=services, t=t, locale=locale, user_settings=user_settings)
     return await req.run(mode, prompt=prompt, reply_to_id=message.message_id) is not None
@@ -49,31 +60,13 @@ def prompt_mode_router(description: ModeDescription) -> Router:
     mode, ask_key, waiting = description.mode, description.ask_prompt_key, mode_state(description)
     router = Router(name=description.stem)
 
-    async def take_prompt(message: Message, text: str | None, state: FSMContext, bot: Bot, services: Services,
-                          t: Translator, locale: str, user_settings: UserSettings) -> bool:
-        """Queue the job (True when queued); a video mode offering several lengths here keeps the
-        prompt in the dialog and asks which length first."""
-        choices = description.lengths_up_to(services.config.video_seconds)
-        if len(choices) < 2:
-            return await run_prompt(message, text, mode, bot=bot, services=services, t=t, locale=locale,
-                                    user_settings=user_settings)
-        try:
-            prompt = validate_prompt(text)
-        except InputError as err:
-            await refuse(message, t, err)
-            return False
-        await state.set_state(waiting)
-        await state.set_data({PROMPT_KEY: prompt, REPLY_KEY: message.message_id})
-        await message.answer(t(description.ask_length_key),
-                             reply_markup=keyboards.video_lengths(t, mode.value, choices))
-        return False  # the dialog waits for the length
-
     @router.message(Command(description.command))
     async def cmd(message: Message, command: CommandObject, state: FSMContext, bot: Bot,
                   services: Services, t: Translator, locale: str, user_settings: UserSettings) -> None:
         await clear_dialog(state)
         if command.args and command.args.strip():
-            await take_prompt(message, command.args, state, bot, services, t, locale, user_settings)
+            await run_prompt(message, command.args, mode, bot=bot, services=services, t=t, locale=locale,
+                             user_settings=user_settings, state=state)
             return
         await state.set_state(waiting)
         await message.answer(t(ask_key), reply_markup=keyboards.dialog_cancel(t))
@@ -88,7 +81,8 @@ def prompt_mode_router(description: ModeDescription) -> Router:
     @router.message(waiting, HasText())
     async def got_prompt(message: Message, state: FSMContext, bot: Bot, services: Services, t: Translator,
                          locale: str, user_settings: UserSettings) -> None:
-        if await take_prompt(message, message.text, state, bot, services, t, locale, user_settings):
+        if await run_prompt(message, message.text, mode, bot=bot, services=services, t=t, locale=locale,
+                            user_settings=user_settings, state=state):
             await clear_dialog(state)
 
     @router.callback_query(LengthCb.filter(F.mode == mode.value))

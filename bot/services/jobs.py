@@ -130,7 +130,7 @@ def build_spec(
 ) -> JobSpec:
     """One place where user settings and bot settings become a JobSpec. ``region``: what an edit
     repaints; ``size``: a bucket other than the user's aspect (an edited photo keeps its shape);
-    ``seconds``: a video's length (the bot's VIDEO_SECONDS when not given)."""
+    ``seconds``: a video's length (its mode's first length when not given)."""
     needs = describe(mode)
     aspect = needs.aspect or user_settings.aspect
     tier = min(config.long_side, needs.max_long_side or config.long_side)  # a video model's training size

@@ -28,7 +28,7 @@ from bot.ui.i18n import Translator
 from contract.animation import CAMERA_PRESETS
 from contract.animation import MIN_SECONDS as ANIMATION_MIN_SECONDS
 from contract.families import Family, picture_families
-from contract.modes import Button, Output, menu_modes
+from contract.modes import IMAGE_BUTTONS, Button, Output, menu_modes
 from contract.spec import ASPECT_RATIOS, MAX_IMAGES_PER_JOB, Style
 
 if TYPE_CHECKING:  # the settings model only types a parameter: the UI imports no service
@@ -244,13 +244,7 @@ def results_multi(t: Translator, job_id: str, count: int, *, read: bool = False)
     kb = InlineKeyboardBuilder()
     for index in range(count):
         n = index + 1
-        for action, label in (
-            (ResultAction.AGAIN, "btn-again"),
-            (ResultAction.VARIATIONS, "btn-variations-of"),
-            (ResultAction.SAME_SEED, "btn-same-seed"),
-            (ResultAction.FILE, "btn-file"),
-            (ResultAction.MOVE, "btn-move"),
-        ):
+        for action, label in (RESULT_BUTTONS[b] for b in IMAGE_BUTTONS if b is not Button.EDIT):
             emoji = t(label).split(" ", 1)[0]
             data = ResultCb(action=action, job_id=job_id, index=index)
             kb.button(text=f"{n} {emoji}", callback_data=data)

@@ -436,6 +436,8 @@ class FamilyEngine(ABC):
                             f"recipes for modes its family does not serve: {sorted(extra)}")
         self.settings = settings
         self.options = self.options_of(settings)
+        self.placement = self.placement_of(settings)
+        """Read once: the job path asks it on every job (``_ready``)."""
         self.description = describe_family(self.family)
         self.shared = shared if shared is not None else SharedModels(settings)
         self.device = resolve_device(settings.device)
@@ -623,7 +625,7 @@ class FamilyEngine(ABC):
     def _place_or_defer(self, pipe: Any) -> Any:
         """A freshly loaded pipeline on the device, or, with model offload on a GPU, left where it is
         for :meth:`_ready` to hook."""
-        if self.placement_of(self.settings) is Placement.MODEL_OFFLOAD:
+        if self.placement is Placement.MODEL_OFFLOAD:
             if self._on_gpu():
                 return pipe
             logger.warning("%s model offload ignored: models already live on %s", self.family, self.device)
@@ -631,8 +633,7 @@ class FamilyEngine(ABC):
 
     def _ready(self, pipe: Any) -> Any:
         """Model offload hooks the shared modules for one pipeline at a time: the one about to run."""
-        if (self.placement_of(self.settings) is Placement.MODEL_OFFLOAD and self._on_gpu()
-                and self._offloaded is not pipe):
+        if self.placement is Placement.MODEL_OFFLOAD and self._on_gpu() and self._offloaded is not pipe:
             pipe.enable_model_cpu_offload(device=self.device)
             self._offloaded = pipe
         return pipe

@@ -72,7 +72,6 @@ class Kandinsky3Engine(Img2ImgFamily):
     def __init__(self, settings: EngineSettings, shared: SharedModels | None = None) -> None:
         self._variant: str | None = None
         super().__init__(settings, shared)
-        self.placement = self.placement_of(settings)
         self._text2image: Any = None
         self._img2img: Any = None
         self._encoder: Any = None

@@ -88,7 +88,6 @@ class Kandinsky5Engine(FamilyEngine):
 
     def __init__(self, settings: EngineSettings, shared: SharedModels | None = None) -> None:
         super().__init__(settings, shared)
-        self.placement = self.placement_of(settings)
         self._videos: dict[int, Any] = {}
         self._from_image: Any = None
         self._previews = PreviewCache()
@@ -105,8 +104,7 @@ class Kandinsky5Engine(FamilyEngine):
                 IMAGE_TO_VIDEO.repo)
 
     def sources(self) -> dict[str, str]:
-        for seconds in self.options.video_seconds:
-            video_checkpoint(self.options.video_kind, seconds)  # ValueError for a length there is none of
+        # ValueError (from video_checkpoint) for a length there is no checkpoint of
         wanted = {f"video_{s}s": self._checkpoint(s) for s in self.options.video_seconds}
         wanted["image_to_video"] = IMAGE_TO_VIDEO
         if self.settings.model_dir is None:

@@ -117,7 +117,6 @@ class SDXLEngine(Img2ImgFamily):
     def __init__(self, settings: EngineSettings, shared: SharedModels | None = None) -> None:
         self._variant: str | None = None
         super().__init__(settings, shared)
-        self.placement = self.placement_of(settings)
         self.use_refiner = self.options.refiner
         self.fraction = self.options.refiner_fraction
         self._base: Any = None
