@@ -53,7 +53,13 @@ if str(REPO) not in sys.path:
 from bench.common import RESULTS_DIR, format_table, install_sigterm, metadata, write_results  # noqa: E402
 from bench.engine_gpu.models import PUBLIC as K22_PUBLIC  # noqa: E402
 from bench.engine_gpu.models import SMALL as K22_SMALL  # noqa: E402
-from bench.engine_gpu.models import default_dtype, k3_configs, k5_builders, sdxl_builders  # noqa: E402
+from bench.engine_gpu.models import (  # noqa: E402
+    default_dtype,
+    k3_configs,
+    k5_builders,
+    k5_image_builders,
+    sdxl_builders,
+)
 from contract.families import Family, describe_family, parse_family  # noqa: E402
 from contract.spec import SIZE_BUCKETS, JobSpec, Mode  # noqa: E402
 
@@ -306,6 +312,20 @@ def kandinsky5_plan(scale: str) -> FamilyPlan:
     )
 
 
+def kandinsky5_image_plan(scale: str) -> FamilyPlan:
+    """Kandinsky 5.0 Image Lite (kandinskylab/Kandinsky-5.0-T2I-Lite-sft-Diffusers): Qwen2.5-VL 7B and
+    CLIP ViT-L, the 6B DiT, FLUX.1's VAE, in the text → image folder the engine reads."""
+    from worker.engine.families.kandinsky5_image import IMAGE_FOLDER
+
+    return FamilyPlan(
+        Family.KANDINSKY5_IMAGE,
+        [ComponentPlan(name, f"{IMAGE_FOLDER}/{name}", build)
+         for name, build in k5_image_builders(scale).items()],
+        note=f"the {IMAGE_FOLDER} folder: tokenizers and scheduler as the tiny bundle's, models at scale; "
+             "the job is drawn at the trained size nearest its ratio (1280x768 for 512x320)",
+    )
+
+
 def family_plan(family: Family, scale: str, text_encoder_layers: int | None) -> FamilyPlan:
     if family is Family.KANDINSKY22:
         return kandinsky22_plan(scale)
@@ -313,6 +333,8 @@ def family_plan(family: Family, scale: str, text_encoder_layers: int | None) -> 
         return sdxl_plan(scale)
     if family is Family.KANDINSKY5:
         return kandinsky5_plan(scale)
+    if family is Family.KANDINSKY5_IMAGE:
+        return kandinsky5_image_plan(scale)
     return kandinsky3_plan(scale, text_encoder_layers)
 
 
@@ -434,6 +456,12 @@ STAGE_MODULES: dict[Family, dict[str, Callable[[Any], Any]]] = {
         "text_encoder_2": lambda e: (e._encoder or e.video_pipeline(5)).text_encoder_2,
         "video_transformer": lambda e: e.video_pipeline(5).transformer,
         "video_vae": lambda e: e.video_pipeline(5).vae,
+    },
+    Family.KANDINSKY5_IMAGE: {
+        "text_encoder": lambda e: e._encoder_of(e.text2image_pipeline()).text_encoder,
+        "text_encoder_2": lambda e: e._encoder_of(e.text2image_pipeline()).text_encoder_2,
+        "transformer": lambda e: e.text2image_pipeline().transformer,
+        "vae": lambda e: e.text2image_pipeline().vae,
     },
 }
 """Each component's module in a loaded family engine (K3's text encoder lives apart under

@@ -36,6 +36,7 @@ class Family(StrEnum):
     KANDINSKY3 = "kandinsky3"
     SDXL = "sdxl"
     KANDINSKY5 = "kandinsky5"
+    KANDINSKY5_IMAGE = "kandinsky5_image"
 
 
 class Placement(StrEnum):
@@ -196,7 +197,7 @@ FAMILIES: tuple[FamilyDescription, ...] = (
     ),
     FamilyDescription(
         family=Family.KANDINSKY5,
-        title="Kandinsky 5.0",
+        title="Kandinsky 5.0 Video",
         default_steps=16,  # the distilled Video Lite checkpoint's; each checkpoint's own recipe rules
         default_guidance=1.0,
         prompt_tokens=512,  # Qwen2.5-VL's tokens the pipelines read (max_sequence_length)
@@ -213,6 +214,24 @@ FAMILIES: tuple[FamilyDescription, ...] = (
         notes={"checkpoints": "kandinskylab/Kandinsky-5.0-T2V-Lite-{distilled16steps,sft,nocfg}-{5s,10s}-"
                               "Diffusers (bfloat16; the kind is KANDINSKY_K5_VIDEO_KIND, the length the "
                               "bot's)"},
+    ),
+    FamilyDescription(
+        family=Family.KANDINSKY5_IMAGE,
+        title="Kandinsky 5.0 Image",
+        default_steps=50,  # the SFT checkpoints' model card
+        default_guidance=3.5,
+        prompt_tokens=512,  # Qwen2.5-VL's tokens text → image reads (max_sequence_length)
+        components=(
+            Component("text_encoder", 8_292_166_656, text_encoder=True),  # Qwen2.5-VL 7B: reads the photo too
+            Component("text_encoder_2", 123_060_480, text_encoder=True),  # CLIP ViT-L's text model
+            Component("transformer", 6_022_080_576),  # Image Lite's 6B DiT
+            Component("edit_transformer", 6_022_254_656),  # I2I Lite's: the photo's latents as extra channels
+            Component("vae", 83_819_683),  # FLUX.1's VAE
+        ),
+        placements=(Placement.GPU, Placement.TEXT_ENCODER_CPU, Placement.MODEL_OFFLOAD),
+        reads_languages=frozenset({"ru"}),
+        notes={"checkpoints": "kandinskylab/Kandinsky-5.0-{T2I,I2I}-Lite-sft-Diffusers (bfloat16; drawn "
+                              "at its 1K sizes, cut to the exact ratio and scaled to the tier)"},
     ),
 )
 """Every family, in the order a worker considers them for its device (and /model lists them)."""

@@ -50,9 +50,10 @@ KANDINSKY22 = Family.KANDINSKY22
 KANDINSKY3 = Family.KANDINSKY3
 SDXL = Family.SDXL
 KANDINSKY5 = Family.KANDINSKY5
+KANDINSKY5_IMAGE = Family.KANDINSKY5_IMAGE
 BOTH_KANDINSKY = frozenset({KANDINSKY22, KANDINSKY3})
 """Modes both Kandinsky families run; the prior's modes (mix, keep depth) are 2.2's alone."""
-ALL_FAMILIES = frozenset({KANDINSKY22, KANDINSKY3, SDXL})
+ALL_FAMILIES = frozenset({KANDINSKY22, KANDINSKY3, SDXL, KANDINSKY5_IMAGE})
 """Modes every family runs: text → image, image + text and variations (img2img), stickers."""
 
 class Output(StrEnum):

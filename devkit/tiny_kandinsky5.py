@@ -1,4 +1,5 @@
-"""A tiny random-weight Kandinsky 5.0 Video Lite checkpoint per length, written locally with no network.
+"""A tiny random-weight Kandinsky 5.0: a Video Lite checkpoint per length and Image Lite's two, written
+locally with no network.
 
 Each folder is what ``Kandinsky5T2VPipeline.save_pretrained`` writes for
 kandinskylab/Kandinsky-5.0-T2V-Lite-*-Diffusers: model_index.json, scheduler/ (flow matching),
@@ -11,18 +12,29 @@ torchvision, and no torchvision wheel loads beside the CPU torch this project pi
 tokenize text with it (``images=None, videos=None``), so the tiny folder holds the processor's
 tokenizer alone: a Qwen2 byte-level BPE with Qwen's special tokens, trained here in code on the
 prompt template and a few sentences (any text still tokenizes, byte by byte).
+
+Image Lite (``kandinsky5_image/``: ``Kandinsky5T2IPipeline``; ``kandinsky5_image_edit/``:
+``Kandinsky5I2IPipeline``) shares the text encoders; its DiTs read the FLUX ``AutoencoderKL``'s
+latents, the editing one with the photo's latents as extra channels. Image → image also shows the photo
+to Qwen2.5-VL's vision tower, so the edit folder's tokenizer/ holds the image processor's config too
+(``preprocessor_config.json``, small patches for a tiny tower) and its model_index.json names a
+``Qwen2VLProcessor`` as the public one does (the engine builds it without torchvision).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from diffusers import (
+    AutoencoderKL,
     AutoencoderKLHunyuanVideo,
     FlowMatchEulerDiscreteScheduler,
+    Kandinsky5I2IPipeline,
     Kandinsky5I2VPipeline,
+    Kandinsky5T2IPipeline,
     Kandinsky5T2VPipeline,
     Kandinsky5Transformer3DModel,
 )
@@ -34,6 +46,7 @@ from transformers import (
     Qwen2_5_VLForConditionalGeneration,
     Qwen2Tokenizer,
 )
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from contract.video import IMAGE_TO_VIDEO, VIDEO_SECONDS, VideoKind, video_checkpoint
 
@@ -41,6 +54,10 @@ FOLDERS = (*(video_checkpoint(VideoKind.DISTILLED, s).folder for s in VIDEO_SECO
 """The bundle's Video Lite folders: text → video per length, and image → video (the same tiny
 weights in each: the public DiTs share one architecture, the first frame's latents in its
 ``visual_cond`` channels)."""
+IMAGE_FOLDER = "kandinsky5_image"
+"""Image Lite text → image (worker/engine/families/kandinsky5_image.py reads the same names)."""
+EDIT_FOLDER = "kandinsky5_image_edit"
+"""Image Lite image → image."""
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                   "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
 """Qwen2.5-VL's special tokens that its config and the pipelines' prompt template name."""
@@ -93,6 +110,26 @@ def qwen_special_ids(tokenizer: Any) -> dict[str, Any]:
         ("video_token_id", "<|video_pad|>"))}
 
 
+IMAGE_TRANSFORMER_CONFIG: dict[str, Any] = {**TRANSFORMER_CONFIG, "visual_cond": False}
+"""Image Lite's text → image DiT (public: model_dim 2560, 50 visual blocks), on the FLUX VAE's latents."""
+EDIT_TRANSFORMER_CONFIG: dict[str, Any] = {**TRANSFORMER_CONFIG, "visual_cond": True}
+"""Its image → image DiT: the photo's latents and a mask channel beside the noise."""
+IMAGE_VAE_CONFIG: dict[str, Any] = {
+    "in_channels": 3, "out_channels": 3, "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4, "block_out_channels": (8, 8, 8, 8), "layers_per_block": 1,
+    "latent_channels": 4, "norm_num_groups": 4, "use_quant_conv": False, "use_post_quant_conv": False,
+    "scaling_factor": 0.3611, "shift_factor": 0.1159,
+}
+"""FLUX.1's VAE layout (8× in space, no quant convs, its scaling and shift) at tiny widths."""
+IMAGE_PROCESSOR_CONFIG: dict[str, Any] = {"patch_size": 14, "merge_size": 2, "temporal_patch_size": 2,
+                                          "min_pixels": 28 * 28 * 4, "max_pixels": 28 * 28 * 16}
+"""Qwen2.5-VL's patches (the public 14 px, merged 2×2), at most 16 image tokens for the tiny tower."""
+
+
+def build_image_processor() -> Any:
+    return Qwen2VLImageProcessorPil(**IMAGE_PROCESSOR_CONFIG)
+
+
 def build_qwen(tokenizer: Qwen2Tokenizer) -> Any:
     top: dict[str, Any] = {"hidden_size": QWEN_DIM, "vocab_size": len(tokenizer),
                            **qwen_special_ids(tokenizer)}
@@ -128,6 +165,17 @@ def build_vae() -> Any:
     return model.eval()
 
 
+def build_image_transformer(edit: bool = False) -> Any:
+    config = EDIT_TRANSFORMER_CONFIG if edit else IMAGE_TRANSFORMER_CONFIG
+    model: Any = Kandinsky5Transformer3DModel(**config)
+    return model.eval()
+
+
+def build_image_vae() -> Any:
+    model: Any = AutoencoderKL(**IMAGE_VAE_CONFIG)
+    return model.eval()
+
+
 def build_video_pipeline(seed: int = 0) -> Any:
     """The tiny text → video pipeline (float32: the CPU's)."""
     from devkit.tiny_models import _tokenizer
@@ -147,8 +195,26 @@ def build_video_pipeline(seed: int = 0) -> Any:
         scheduler=FlowMatchEulerDiscreteScheduler(shift=SCHEDULER_SHIFT))
 
 
+def build_image_pipelines(seed: int = 0) -> tuple[Any, Any]:
+    """The tiny Image Lite pipelines (text → image, image → image), sharing the video's text encoders."""
+    video = build_video_pipeline(seed)
+    encoders = {name: video.components[name] for name in ("text_encoder", "tokenizer", "text_encoder_2",
+                                                          "tokenizer_2")}
+    torch.manual_seed(seed)
+    vae = build_image_vae()
+    torch.manual_seed(seed)
+    transformer = build_image_transformer()
+    torch.manual_seed(seed)
+    edit_transformer = build_image_transformer(edit=True)
+    scheduler = FlowMatchEulerDiscreteScheduler()
+    text_to_image = Kandinsky5T2IPipeline(transformer=transformer, vae=vae, scheduler=scheduler, **encoders)
+    image_to_image = Kandinsky5I2IPipeline(transformer=edit_transformer, vae=vae, scheduler=scheduler,
+                                           **encoders)
+    return text_to_image, image_to_image
+
+
 def write_tiny_kandinsky5(root: Path, seed: int = 0) -> list[Path]:
-    """Write one Video Lite folder per length under ``root`` (a bundle); returns them."""
+    """Write one Video Lite folder per length and Image Lite's two under ``root`` (a bundle); returns them."""
     pipe = build_video_pipeline(seed)
     written = [Path(root) / name for name in FOLDERS]
     for folder in written:
@@ -157,4 +223,12 @@ def write_tiny_kandinsky5(root: Path, seed: int = 0) -> list[Path]:
             from_image.save_pretrained(folder)
         else:
             pipe.save_pretrained(folder)
-    return written
+    text_to_image, image_to_image = build_image_pipelines(seed)
+    text_to_image.save_pretrained(Path(root) / IMAGE_FOLDER)
+    image_to_image.save_pretrained(Path(root) / EDIT_FOLDER)
+    edit = Path(root) / EDIT_FOLDER
+    build_image_processor().save_pretrained(edit / "tokenizer")
+    index = json.loads((edit / "model_index.json").read_text())
+    index["tokenizer"] = ["transformers", "Qwen2VLProcessor"]  # the public folder's: a processor
+    (edit / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+    return [*written, Path(root) / IMAGE_FOLDER, Path(root) / EDIT_FOLDER]

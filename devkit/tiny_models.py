@@ -59,7 +59,9 @@ from transformers import (
 from contract.spec import STICKER_SUFFIX, STYLE_SUFFIXES
 from devkit.tiny_kandinsky3 import FOLDER as KANDINSKY3_FOLDER
 from devkit.tiny_kandinsky3 import write_tiny_kandinsky3
+from devkit.tiny_kandinsky5 import EDIT_FOLDER as KANDINSKY5_EDIT_FOLDER
 from devkit.tiny_kandinsky5 import FOLDERS as KANDINSKY5_FOLDERS
+from devkit.tiny_kandinsky5 import IMAGE_FOLDER as KANDINSKY5_IMAGE_FOLDER
 from devkit.tiny_kandinsky5 import write_tiny_kandinsky5
 from devkit.tiny_language import TRANSCRIBE_FOLDER, TRANSLATE_FOLDER, write_tiny_language_models
 from devkit.tiny_sdxl import FOLDER as SDXL_FOLDER
@@ -84,7 +86,7 @@ REMBG_ONNX_NAME = "tiny-seg.onnx"
 
 SUBFOLDERS = ("prior", "decoder", "decoder_inpaint", "controlnet_depth", "depth", "rembg", TRANSLATE_FOLDER,
               TRANSCRIBE_FOLDER, KANDINSKY3_FOLDER, SEGMENT_FOLDER, SDXL_FOLDER, SDXL_REFINER_FOLDER,
-              *KANDINSKY5_FOLDERS)
+              *KANDINSKY5_FOLDERS, KANDINSKY5_IMAGE_FOLDER, KANDINSKY5_EDIT_FOLDER)
 
 # Scheduler configs as in the public repos (prior: UnCLIP; decoders: DDPM).
 PRIOR_SCHEDULER_CONFIG: dict[str, object] = {
@@ -393,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m devkit.tiny_models DIR", file=sys.stderr)
         return 2
     out = write_tiny_bundle(Path(args[0]))
-    print(f"tiny Kandinsky 2.2 + 3.0 + SDXL + 5.0 Video bundle written to {out}")
+    print(f"tiny Kandinsky 2.2 + 3.0 + SDXL + 5.0 Video and Image bundle written to {out}")
     return 0
 
 

@@ -585,6 +585,34 @@ K5_VIDEO_TRANSFORMER_PUBLIC: dict[str, Any] = {
 """Video Lite's 2B DiT (the Kandinsky 5 repo's k5_lite configs)."""
 
 
+K5_IMAGE_TRANSFORMER_PUBLIC: dict[str, Any] = {
+    **K5_VIDEO_TRANSFORMER_PUBLIC, "model_dim": 2560, "ff_dim": 10240, "num_visual_blocks": 50,
+    "axes_dims": (32, 48, 48), "visual_cond": False,
+}
+"""Image Lite's 6B DiT (the Kandinsky 5 repo's t2i config)."""
+FLUX_VAE_PUBLIC: dict[str, Any] = {
+    "in_channels": 3, "out_channels": 3, "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4, "block_out_channels": (128, 256, 512, 512),
+    "layers_per_block": 2, "latent_channels": 16, "norm_num_groups": 32, "use_quant_conv": False,
+    "use_post_quant_conv": False, "scaling_factor": 0.3611, "shift_factor": 0.1159,
+}
+"""FLUX.1's VAE, Image Lite's."""
+
+
+def k5_image_builders(scale: str) -> dict[str, Callable[[], Any]]:
+    """Builders of Kandinsky 5.0 Image Lite's text → image models by contract.families' names, at
+    ``scale`` (the text encoders are Video Lite's)."""
+    from diffusers import AutoencoderKL, Kandinsky5Transformer3DModel
+
+    from devkit import tiny_kandinsky5 as tiny
+
+    encoders = {name: build for name, build in k5_builders(scale).items() if name.startswith("text_encoder")}
+    if scale != "public":
+        return {**encoders, "transformer": tiny.build_image_transformer, "vae": tiny.build_image_vae}
+    return {**encoders, "transformer": lambda: Kandinsky5Transformer3DModel(**K5_IMAGE_TRANSFORMER_PUBLIC),
+            "vae": lambda: AutoencoderKL(**FLUX_VAE_PUBLIC)}
+
+
 def k5_builders(scale: str) -> dict[str, Callable[[], Any]]:
     """Builders of Kandinsky 5.0 Video Lite's models by contract.families' names, at ``scale``
     ("public", or "small"/"tiny": devkit.tiny_kandinsky5's sizes), on the bundle's tokenizers' ids.

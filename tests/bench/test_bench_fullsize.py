@@ -41,7 +41,8 @@ def test_every_family_runs_one_job_through_the_engine(tiny_run: tuple[dict[str, 
     assert set(report["families"]) == {f.value for f in Family}
     calls = {"kandinsky22": {"prior": 2, "decoder": 1, "movq": 1}, "kandinsky3": {"unet": 1, "movq": 1},
              "sdxl": {"unet": 1, "refiner_unet": 1, "vae": 1},  # 2 steps: one per expert
-             "kandinsky5": {"video_transformer": 16, "video_vae": 1}}  # the checkpoint's own 16 steps
+             "kandinsky5": {"video_transformer": 16, "video_vae": 1},  # the checkpoint's own 16 steps
+             "kandinsky5_image": {"transformer": 2, "vae": 1}}  # guided: with and without the prompt
     for family, block in report["families"].items():
         run = block["run"]
         assert run["image"]["size"] == [512, 320]

@@ -103,7 +103,7 @@ def make_settings(api: LocalBotAPI, redis_url: str, **overrides: object) -> BotS
         "REDIS_URL": redis_url,
         "BOT_LONG_SIDE": 512,
         # SDXL's two Euler steps: one for the base, one for the refiner
-        "BOT_STEPS": '{"kandinsky22": 2, "kandinsky3": 2, "sdxl": 2}',
+        "BOT_STEPS": '{"kandinsky22": 2, "kandinsky3": 2, "sdxl": 2, "kandinsky5_image": 2}',
         "BOT_PRIOR_STEPS": 2,
         "BOT_PROGRESS_EDIT_INTERVAL": 0.2,
         "BOT_CONSUMER_NAME": f"bot-test-{next(_user_ids)}",

@@ -19,6 +19,7 @@ from tests.bot.images import open_image, photo
 K3 = "Kandinsky 3.0"
 K22 = "Kandinsky 2.2"
 SDXL = "SDXL"
+K5_IMAGE = "Kandinsky 5.0 Image"
 LONG_PROMPT = " ".join(["a red fox in the snow"] * 30)
 """150 words: past the 128 tokens Kandinsky 3.0 reads (and the 77 of 2.2)."""
 
@@ -53,7 +54,7 @@ async def test_model_command_and_settings_choose_the_model_and_it_survives_a_res
     await user.send_text("/model")
     picker = await h.wait_text(user, "Pick the model")
     assert "Model: Kandinsky 2.2" in (picker.text or "")
-    assert [b["text"] for b in picker.inline_buttons] == ["• " + K22, K3, SDXL, "« Back"]
+    assert [b["text"] for b in picker.inline_buttons] == ["• " + K22, K3, SDXL, K5_IMAGE, "« Back"]
     await press(h, user, picker, K3, expect="Kandinsky 3.0 cannot do")
     assert (await SettingsStore(h.redis).get(user.user_id)).model is Family.KANDINSKY3
     await h.restart()
@@ -146,7 +147,7 @@ async def test_k3_text_to_image_again_and_same_seed_keep_the_model(live: Harness
     assert models == {Family.KANDINSKY3}
 
 
-@pytest.mark.parametrize("family", [Family.KANDINSKY3, Family.SDXL])
+@pytest.mark.parametrize("family", [Family.KANDINSKY3, Family.SDXL, Family.KANDINSKY5_IMAGE])
 async def test_image_plus_text_and_variations(live: Harness, family: Family) -> None:
     h = live
     user = h.user()
@@ -201,6 +202,25 @@ async def test_sdxl_from_the_picker_text_to_image_and_sticker(live: Harness) -> 
     assert img.format == "WEBP" and img.mode == "RGBA" and max(img.size) == 512
     specs = list((await specs_of(h, user.user_id)).values())
     assert {s.model for s in specs} == {Family.SDXL} and {s.steps for s in specs} == {2}
+
+
+async def test_kandinsky5_image_from_the_picker_reads_russian_itself(live: Harness) -> None:
+    h = live
+    user = h.user(language_code="ru")
+    await use_model(h, user.user_id, Family.KANDINSKY22, aspect="16:9")
+    await user.send_text("/model")
+    picker = await h.wait_message(user, lambda m: bool(m.inline_buttons))
+    await press(h, user, picker, "Kandinsky 5.0 Image", expect="Kandinsky 5.0 Image")
+    assert (await SettingsStore(h.redis).get(user.user_id)).model is Family.KANDINSKY5_IMAGE
+    before = h.count(user)
+    await user.send_text("рыжая лиса в снежном лесу")
+    result = await h.wait_result(user, after=before)
+    assert open_image(result.photo_bytes or b"").size == exact_size("16:9", 512)
+    caption = caption_of(result)
+    assert "рыжая лиса в снежном лесу" in caption and "Kandinsky 5.0 Image" in caption
+    assert "Kandinsky 5.0 Image сам понимает язык ru: промпт ушёл ему как есть, без перевода." in caption
+    [spec] = (await specs_of(h, user.user_id)).values()
+    assert spec.model is Family.KANDINSKY5_IMAGE and spec.prompt == "рыжая лиса в снежном лесу"
 
 
 async def test_sdxl_refuses_keep_depth_before_queueing(harness: Harness) -> None:

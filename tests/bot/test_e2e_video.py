@@ -70,7 +70,7 @@ async def test_a_russian_prompt_reaches_the_video_model_as_written(live: Harness
     result = await h.wait_result(user, kind="video")
     caption = result.caption or ""
     assert "кот танцует под дождём" in caption
-    assert "Kandinsky 5.0 сам понимает язык ru: промпт ушёл ему как есть, без перевода." in caption
+    assert "Kandinsky 5.0 Video сам понимает язык ru: промпт ушёл ему как есть, без перевода." in caption
     [job_id] = await h.jobs_of(user)
     record = await h.queue.job(job_id)
     assert record is not None and record.result is not None and record.result.translation is not None
@@ -84,7 +84,8 @@ async def test_model_offers_only_families_that_draw_pictures(harness: Harness) -
     await user.send_text("/model")
     menu = await h.wait_message(user, lambda m: bool(m.inline_buttons))
     shown = " | ".join(labels(menu))
-    assert "Kandinsky 3.0" in shown and "SDXL" in shown and "Kandinsky 5.0" not in shown, shown
+    assert "Kandinsky 3.0" in shown and "SDXL" in shown and "Kandinsky 5.0 Image" in shown, shown
+    assert "Kandinsky 5.0 Video" not in shown, shown
 
 
 async def test_make_it_move_turns_a_picture_into_a_video_of_its_shape(live: Harness) -> None:

@@ -154,7 +154,8 @@ def test_what_the_bot_offers_is_what_it_offered_before() -> None:
                                                        Mode.IMAGE2VIDEO}
     assert not any(d.menu for d in MODES if not d.in_bot)
     every = {Mode.TEXT2IMAGE, Mode.BLEND, Mode.VARIATIONS, Mode.STICKER}
-    assert {d.mode for d in MODES if d.families == frozenset({KANDINSKY22, KANDINSKY3, SDXL})} == every
+    assert {d.mode for d in MODES if d.families == frozenset({KANDINSKY22, KANDINSKY3, SDXL,
+                                                              Family.KANDINSKY5_IMAGE})} == every
     assert describe(Mode.INPAINT).families == frozenset({KANDINSKY22, SDXL})
     motion = {Mode.VIDEO, Mode.IMAGE2VIDEO}
     assert all(describe(m).families == frozenset({Family.KANDINSKY5}) and describe(m).own_family

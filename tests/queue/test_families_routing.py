@@ -71,9 +71,10 @@ async def test_k3_jobs_reach_only_the_worker_holding_k3(workers: WorkerPool, job
     assert started_second >= finished_first - 0.5, "it waited for a, not for b"
     done = events[waiting.job_id]
     assert isinstance(done, DoneEvent) and "kandinsky3" in done.result.model_ids
-    assert ("families kandinsky22, kandinsky3, sdxl, kandinsky5, queues kb-quick, kb-high, "
-            "kb-kandinsky3-high, kb-sdxl-high, kb-kandinsky5-high, kb-default, kb-kandinsky3-default, "
-            "kb-sdxl-default, kb-kandinsky5-default") in workers.log("a")
+    assert ("families kandinsky22, kandinsky3, sdxl, kandinsky5, kandinsky5_image, queues kb-quick, kb-high, "
+            "kb-kandinsky3-high, kb-sdxl-high, kb-kandinsky5-high, kb-kandinsky5_image-high, kb-default, "
+            "kb-kandinsky3-default, kb-sdxl-default, kb-kandinsky5-default, "
+            "kb-kandinsky5_image-default") in workers.log("a")
     assert "families kandinsky22, queues kb-default" in workers.log("b")
 
 
@@ -114,7 +115,7 @@ def run_worker(monkeypatch: pytest.MonkeyPatch, redis_url: str, bundle: Path, **
 
 @pytest.mark.parametrize(("env", "message"), [
     ({"WORKER_FAMILIES": '["sdxl9"]'},
-     "families.0: Input should be 'kandinsky22', 'kandinsky3', 'sdxl' or 'kandinsky5'"),
+     "families.0: Input should be 'kandinsky22', 'kandinsky3', 'sdxl', 'kandinsky5' or 'kandinsky5_image'"),
     ({"WORKER_FAMILIES": '["kandinsky22"]', "WORKER_QUEUES": json.dumps([K3_QUEUE])},
      "names kb-kandinsky3-default, the queue(s) of a model family this worker does not hold"),
 ])

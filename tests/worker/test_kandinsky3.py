@@ -221,7 +221,7 @@ def test_a_bundle_without_the_family_holds_the_others_unless_it_is_asked_for(
     shutil.copytree(tiny_bundle, bundle, ignore=shutil.ignore_patterns(FOLDER, "translate", "transcribe"))
     settings = EngineSettings(model_dir=bundle, device="cpu", preload=False)
     by_default = Engine(settings)
-    assert by_default.held == (Family.KANDINSKY22, Family.SDXL, Family.KANDINSKY5)
+    assert by_default.held == (Family.KANDINSKY22, Family.SDXL, Family.KANDINSKY5, Family.KANDINSKY5_IMAGE)
     assert "no folder" in by_default.selection.skipped[Family.KANDINSKY3]
     with pytest.raises(ModelFolderError, match=r"has no Kandinsky 3\.0 folder"):
         Engine(settings, families=["kandinsky3"])

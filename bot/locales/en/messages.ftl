@@ -28,7 +28,7 @@ help-text =
     /video — a 5-second video of a prompt (Kandinsky 5.0 Video; English or Russian)
     /edit — change part of a photo: what to change, and into what (or paint it under a result)
     /settings — style, aspect ratio, number of images, negative prompt, language
-    /model — which model draws your pictures: Kandinsky 2.2, Kandinsky 3.0 or SDXL
+    /model — which model draws your pictures: Kandinsky 2.2, Kandinsky 3.0, SDXL or Kandinsky 5.0 Image
     /cancel — leave a dialog or cancel your queued jobs
     /start — start over and show the menu
     /help — this message

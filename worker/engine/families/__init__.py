@@ -10,11 +10,12 @@ from contract.families import Family, parse_family
 from worker.engine.base import FamilyEngine
 from worker.engine.families.kandinsky3 import Kandinsky3Engine
 from worker.engine.families.kandinsky5 import Kandinsky5Engine
+from worker.engine.families.kandinsky5_image import Kandinsky5ImageEngine
 from worker.engine.families.kandinsky22 import Kandinsky22Engine
 from worker.engine.families.sdxl import SDXLEngine
 
 ENGINE_CLASSES: tuple[type[FamilyEngine], ...] = (Kandinsky22Engine, Kandinsky3Engine, SDXLEngine,
-                                                  Kandinsky5Engine)
+                                                  Kandinsky5Engine, Kandinsky5ImageEngine)
 """Every family engine of this build."""
 
 FAMILY_ENGINES: dict[Family, type[FamilyEngine]] = {cls.family: cls for cls in ENGINE_CLASSES}
@@ -35,6 +36,7 @@ __all__ = [
     "FamilyEngine",
     "Kandinsky3Engine",
     "Kandinsky5Engine",
+    "Kandinsky5ImageEngine",
     "Kandinsky22Engine",
     "SDXLEngine",
     "engine_class",
