@@ -42,3 +42,8 @@ python3 bench/bench_fullsize.py --families kandinsky5 --device cuda --work-dir "
 K5_BUNDLE="$(ls -d "$K5_WORK"/bench-fullsize-*/bundle | tail -1)"
 python3 bench/bench_video.py --bundle-dir "$K5_BUNDLE" --device cuda --dtype bfloat16 --sizes 768x512 \
   --fps 24 --repeats 2 --out-dir "$OUT" 2>&1 | tee "$OUT/bench_video.log"
+# Kandinsky 5.0 Image Lite at public size (6B DiT, FLUX.1's VAE, the Video's text encoders): memory per
+# component and one text → image job at the trained size nearest the bucket's ratio. Last, so a run that
+# reaches its limit here has kept everything above.
+python3 bench/bench_fullsize.py --families kandinsky5_image --device cuda --size 1024x1024 --steps 50 \
+  --work-dir "$K5_WORK" --out-dir "$OUT" 2>&1 | tee "$OUT/bench_fullsize_k5_image.log"
