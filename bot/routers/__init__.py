@@ -14,7 +14,19 @@ from collections.abc import Sequence
 
 from aiogram import Router
 
-from bot.routers import admin, cancel, fallback, membership, model, packs, results, settings, start, voice
+from bot.routers import (
+    admin,
+    cancel,
+    fallback,
+    membership,
+    model,
+    move,
+    packs,
+    results,
+    settings,
+    start,
+    voice,
+)
 from bot.routers import editing as editing_router
 from bot.routers.animate import animation_router
 from bot.routers.image_modes import image_mode_router
@@ -46,6 +58,7 @@ def feature_routers() -> list[Router]:
         *mode_routers(),
         editing_router.make_router(),  # edit, zoom and pan buttons; the "what -> into what" dialog
         results.make_router(),
+        move.make_router(),
     ]
 
 

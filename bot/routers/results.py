@@ -1,4 +1,5 @@
-"""Buttons under a result: again, variations of it, same seed, full-size file.
+"""Buttons under a result: again, variations of it, same seed, full-size file (make it move has its
+dialog, bot/routers/move.py).
 
 The callback data only names the job; the job record in Redis is the truth, and its owner
 must be the user who pressed, or the press is refused with no side effect.
@@ -25,13 +26,12 @@ from bot.ui.i18n import Translator
 from contract.events import FileKind, ResultFile, image
 from contract.language import PromptTranslation
 from contract.modes import Output
-from contract.spec import JobSpec, Mode, nearest_aspect, new_job_id, new_seed
+from contract.spec import JobSpec, Mode, new_job_id, new_seed
 
 log = logging.getLogger(__name__)
 
-HANDLED = (ResultAction.AGAIN, ResultAction.VARIATIONS, ResultAction.SAME_SEED, ResultAction.FILE,
-           ResultAction.MOVE)
-"""ADD_TO_PACK belongs to the sticker-pack feature's router."""
+HANDLED = (ResultAction.AGAIN, ResultAction.VARIATIONS, ResultAction.SAME_SEED, ResultAction.FILE)
+"""ADD_TO_PACK belongs to the sticker-pack feature's router, MOVE to the make-it-move dialog's."""
 
 
 async def owned_record(query: CallbackQuery, job_id: str, services: Services,
@@ -84,6 +84,21 @@ def _as_document(data: bytes) -> tuple[bytes, str]:
         return out.getvalue(), "png"
 
 
+async def fetch_result_image(bot: Bot, services: Services, t: Translator, chat_id: int, record: JobRecord,
+                             index: int) -> str | None:
+    """Image ``index`` of a result, checked as every photo input is and stored as a job input: its
+    blob key; None, and the user told, once the result has expired or the picture is refused."""
+    data = await _result_or_expired(bot, services, t, chat_id, record, index)
+    if data is None:
+        return None
+    try:
+        normalized = await asyncio.to_thread(normalize_image, data)
+    except InputError as err:
+        await bot.send_message(chat_id, t(err.key, **err.params))
+        return None
+    return await services.queue.put_blob(normalized.png)
+
+
 async def send_motion_file(bot: Bot, services: Services, t: Translator, chat_id: int,
                            record: JobRecord, output: Output) -> None:
     """An animation's or a video's "as a file": the MP4 itself as a document, saved as it is."""
@@ -131,27 +146,10 @@ async def result_button(query: CallbackQuery, callback_data: ResultCb, bot: Bot,
         await submit(again, bot=bot, services=services, t=t)
         return
 
-    if action in (ResultAction.VARIATIONS, ResultAction.MOVE):
-        data = await _result_or_expired(bot, services, t, chat_id, record, index)
-        if data is None:
-            return
-        try:
-            normalized = await asyncio.to_thread(normalize_image, data)
-        except InputError as err:
-            await bot.send_message(chat_id, t(err.key, **err.params))
-            return
-        key = await services.queue.put_blob(normalized.png)
-        if action is ResultAction.MOVE:
-            # The picture and its prompt become a video of the picture's shape (Kandinsky 5.0 runs it
-            # whatever model drew the picture).
-            shape = spec.aspect or nearest_aspect(*spec.output_size())
-            moving = Requester(bot, services, t, locale, user_settings.model_copy(update={"aspect": shape}),
-                               query.from_user.id, chat_id)
-            await moving.run(Mode.IMAGE2VIDEO, prompt=spec.prompt, inputs=(key,), reply_to_id=reply_id,
-                             translation=carried_translation(record))
-            return
-        # Variations of a result come from the model that made it (both families serve them).
-        await req.run(Mode.VARIATIONS, inputs=(key,), reply_to_id=reply_id, model=spec.model)
+    if action is ResultAction.VARIATIONS:
+        key = await fetch_result_image(bot, services, t, chat_id, record, index)
+        if key is not None:  # variations of a result come from the model that made it
+            await req.run(Mode.VARIATIONS, inputs=(key,), reply_to_id=reply_id, model=spec.model)
         return
 
     # SAME_SEED: the same request, seed and model under the user's current settings (style, ratio, …).

@@ -115,6 +115,12 @@ class LengthCb(CallbackData, prefix="len"):
     seconds: int
 
 
+class MoveCb(CallbackData, prefix="mv"):
+    """"▶️ Start" of a make-it-move dialog: the picture's own prompt (the job names the dialog's result)."""
+
+    job_id: str
+
+
 class AnimateCb(CallbackData, prefix="an"):
     """A button of the /animate dialog: the camera move, then the length in seconds."""
 

@@ -16,6 +16,7 @@ from bot.ui.callbacks import (
     LengthCb,
     MenuCb,
     ModelCb,
+    MoveCb,
     ResultAction,
     ResultCb,
     SettingsCb,
@@ -71,6 +72,15 @@ def main_menu(t: Translator) -> InlineKeyboardMarkup:
 def dialog_cancel(t: Translator) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=t("btn-cancel"), callback_data=DialogCb())
+    return kb.as_markup()
+
+
+def move_start(t: Translator, job_id: str) -> InlineKeyboardMarkup:
+    """Make it move: run the picture's own prompt, or cancel (words are the other answer)."""
+    kb = InlineKeyboardBuilder()
+    kb.button(text=t("btn-move-start"), callback_data=MoveCb(job_id=job_id))
+    kb.button(text=t("btn-cancel"), callback_data=DialogCb())
+    kb.adjust(2)
     return kb.as_markup()
 
 

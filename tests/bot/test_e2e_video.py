@@ -16,6 +16,7 @@ from contract.video import IMAGE_TO_VIDEO, video_checkpoint
 from devkit.botapi import LocalBotAPI
 from devkit.redis_server import RedisServer
 from tests.bot.conftest import Harness, press, running_harness
+from tests.bot.images import photo
 from worker.engine.animation.encode import probe
 
 
@@ -96,6 +97,10 @@ async def test_make_it_move_turns_a_picture_into_a_video_of_its_shape(live: Harn
     picture = await h.wait_result(user)
     before = h.count(user)
     await press(h, user, picture, "🎬 Make it move")
+    ask = await h.wait_text(user, "What should happen in the video?", after=before)
+    assert labels(ask) == ["▶️ Start", "✖️ Cancel"]
+    assert len(await h.jobs_of(user)) == 1  # only the picture's: nothing queued before the answer
+    await press(h, user, ask, "▶️ Start")
     result = await h.wait_result(user, kind="video", after=before)
     info = probe(result.file.data if result.file is not None else b"")
     assert (info.width, info.height) == (288, 512) and info.frames == IMAGE_TO_VIDEO.frames(1)
@@ -107,6 +112,36 @@ async def test_make_it_move_turns_a_picture_into_a_video_of_its_shape(live: Harn
     record = await h.queue.job(moving[0])
     assert record is not None and record.spec is not None and record.spec.model is Family.KANDINSKY5
     assert record.spec.aspect == "9:16" and record.spec.seconds == 5 and len(record.spec.inputs) == 1
+    assert h.api.message(ask.chat_id, ask.message_id).inline_buttons == []  # started once only
+
+
+async def test_make_it_move_with_words_a_stale_start_and_another_user_s_press(live: Harness) -> None:
+    h = live
+    user, other = h.user(language_code="ru"), h.user()
+    await user.send_text("/imagine a lighthouse in a storm")
+    picture = await h.wait_result(user)
+    before = h.count(user)
+    await press(h, user, picture, "🎬 Оживить")
+    ask = await h.wait_text(user, "Что должно происходить в видео?", after=before)
+    # Someone else's press on this picture is refused and opens no dialog of theirs.
+    stranger = await other.press(h.api.message(picture.chat_id, picture.message_id), button_text="🎬 Оживить")
+    await h.api.wait_for(lambda: h.api.callback_queries[stranger].answered, timeout=10)
+    assert h.api.callback_queries[stranger].answer_text and not await h.jobs_of(other)
+    # A photo is not words: the dialog asks for text and keeps the picture.
+    await user.send_photo(photo(320, 320))
+    await h.wait_text(user, "Здесь нужен текст", after=before)
+    await user.send_text("волны разбиваются о маяк, камера медленно приближается")
+    result = await h.wait_result(user, kind="video", after=before)
+    assert "волны разбиваются о маяк" in (result.caption or "")
+    moving = [r for j in await h.jobs_of(user) if (r := await h.queue.job(j)) is not None
+              and r.spec is not None and r.spec.mode is Mode.IMAGE2VIDEO]
+    assert [r.spec.prompt for r in moving if r.spec is not None] == [
+        "волны разбиваются о маяк, камера медленно приближается"]
+    # The dialog ended with the video: its start button is stale now, and queues nothing.
+    stale = await user.press(h.api.message(ask.chat_id, ask.message_id), button_text="▶️ Начать")
+    await h.api.wait_for(lambda: h.api.callback_queries[stale].answered, timeout=10)
+    assert "устарело" in (h.api.callback_queries[stale].answer_text or "")
+    assert len([j for j in await h.jobs_of(user)]) == 2
 
 
 async def test_where_ten_seconds_are_offered_video_asks_the_length_and_refuses_a_stale_button(
