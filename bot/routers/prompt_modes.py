@@ -42,16 +42,25 @@ async def run_prompt(message: Message, text: str | None, mode: Mode, *, bot: Bot
     except InputError as err:
         await refuse(message, t, err)
         return False
-    description = describe(mode)
-    choices = description.lengths_up_to(services.config.video_seconds)
-    if state is not None and len(choices) > 1:
-        await state.set_state(mode_state(description))
-        await state.set_data({PROMPT_KEY: prompt, REPLY_KEY: message.message_id})
-        await message.answer(t(description.ask_length_key),
-                             reply_markup=keyboards.video_lengths(t, mode.value, choices))
+    if state is not None and await ask_length(describe(mode), prompt, message.chat.id, message.message_id,
+                                              bot=bot, services=services, t=t, state=state):
         return False
     req = requester(message, bot=bot, services=services, t=t, locale=locale, user_settings=user_settings)
     return await req.run(mode, prompt=prompt, reply_to_id=message.message_id) is not None
+
+
+async def ask_length(description: ModeDescription, prompt: str, chat_id: int, reply_to_id: int | None, *,
+                     bot: Bot, services: Services, t: Translator, state: FSMContext) -> bool:
+    """A video mode offering several lengths here keeps ``prompt`` in its dialog and asks the length
+    (True); any other mode asks nothing (False)."""
+    choices = description.lengths_up_to(services.config.video_seconds)
+    if len(choices) < 2:
+        return False
+    await state.set_state(mode_state(description))
+    await state.set_data({PROMPT_KEY: prompt, REPLY_KEY: reply_to_id})
+    await bot.send_message(chat_id, t(description.ask_length_key),
+                           reply_markup=keyboards.video_lengths(t, description.mode.value, choices))
+    return True
 
 
 def prompt_mode_router(description: ModeDescription) -> Router:

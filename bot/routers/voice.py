@@ -23,6 +23,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from bot.routers import image_modes
+from bot.routers.prompt_modes import ask_length
 from bot.routers.results import owned_record
 from bot.services import Services, refuse, reply_to
 from bot.services.admission import refusal_text
@@ -169,6 +170,9 @@ async def heard_button(query: CallbackQuery, callback_data: VoiceCb, state: FSMC
         return
     if await state.get_state() == description.state_name:
         await clear_dialog(state)
+    if await ask_length(description, prompt, record.chat_id, record.reply_to, bot=bot, services=services, t=t,
+                        state=state):
+        return  # a video of several lengths: its dialog holds the words and asks the length
     req = Requester(bot, services, t, locale, user_settings, query.from_user.id, record.chat_id)
     if await req.run(description.mode, prompt=prompt, reply_to_id=record.reply_to) is None:
         await services.voice.unclaim(record.voice_id)  # a limit refused it: the button works again

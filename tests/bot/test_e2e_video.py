@@ -13,10 +13,12 @@ from contract.families import Family
 from contract.spec import Mode
 from contract.stats import utc_day
 from contract.video import IMAGE_TO_VIDEO, video_checkpoint
+from devkit.audio import make_voice
 from devkit.botapi import LocalBotAPI
 from devkit.redis_server import RedisServer
 from tests.bot.conftest import Harness, press, running_harness
 from tests.bot.images import photo
+from tests.bot.test_e2e_language import TRANSCRIPTION_TIMEOUT_S
 from worker.engine.animation.encode import probe
 
 
@@ -170,4 +172,14 @@ async def test_where_ten_seconds_are_offered_video_asks_the_length_and_refuses_a
         await h.api.wait_for(lambda: h.api.callback_queries[stale].answered, timeout=10)
         assert "This video request has expired" in (h.api.callback_queries[stale].answer_text or "")
         assert len(await h.jobs_of(user)) == 1
+        # A spoken prompt asks the length too, after "Draw it".
+        await user.send_text("/video")
+        await h.wait_text(user, "What should the video show?", after=h.count(user) - 1)
+        await user.send_voice(make_voice(1.5))
+        heard = await h.wait_message(user, lambda m: (m.text or "").startswith("I heard:"),
+                                     timeout=TRANSCRIPTION_TIMEOUT_S)
+        asked = h.count(user)
+        await press(h, user, heard, "🎨 Draw it")
+        spoken = await h.wait_text(user, "How long should the video be?", after=asked)
+        assert labels(spoken) == ["5 s", "10 s", "✖️ Cancel"] and len(await h.jobs_of(user)) == 1
     assert worker_process.poll() is None
