@@ -51,9 +51,9 @@ def test_steps_are_keyed_by_family() -> None:
 
     keyed = settings(BOT_STEPS='{"kandinsky3": 12, "sdxl": 30}')
     assert [keyed.steps_for(f) for f in Family] == [describe_family(Family.KANDINSKY22).default_steps, 12, 30,
-                                                    16]
+                                                    16, 50]
     bare = settings(BOT_STEPS=9)
-    assert [bare.steps_for(f) for f in Family] == [9, 25, 40, 16]
+    assert [bare.steps_for(f) for f in Family] == [9, 25, 40, 16, 50]
     with pytest.raises(ValidationError):
         settings(BOT_STEPS='{"kandinsky3": 0}')
     with pytest.raises(ValidationError):

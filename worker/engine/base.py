@@ -638,6 +638,12 @@ class FamilyEngine(ABC):
             self._offloaded = pipe
         return pipe
 
+    @property
+    def _cpu_encoder_dtype(self) -> torch.dtype:
+        """A text encoder kept on the CPU (``text_encoder_cpu``) runs in bfloat16 where the GPU runs
+        float16: CPUs have no fast float16."""
+        return torch.bfloat16 if self._torch_dtype is torch.float16 else self._torch_dtype
+
     def _pretrained_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"dtype": self._torch_dtype}
         if self.settings.cache_dir is not None:

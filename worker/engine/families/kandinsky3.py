@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import PIL.Image
-import torch
 from diffusers import Kandinsky3Img2ImgPipeline, Kandinsky3Pipeline
 from pydantic_settings import SettingsConfigDict
 
@@ -118,9 +117,8 @@ class Kandinsky3Engine(Img2ImgFamily):
     def _place(self, pipe: Any) -> Any:
         """Put the freshly loaded pipeline where the placement says."""
         if self.placement is Placement.TEXT_ENCODER_CPU:
-            encoder_dtype = torch.bfloat16 if self._torch_dtype is torch.float16 else self._torch_dtype
             encoder: Any = Kandinsky3Pipeline(
-                tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder.to("cpu", encoder_dtype),
+                tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder.to("cpu", self._cpu_encoder_dtype),
                 unet=None, scheduler=pipe.scheduler, movq=None)
             self._encoder = encoder
             # The denoising side has no text encoder: its device is the UNet's, and it is given

@@ -174,17 +174,10 @@ class Kandinsky5Engine(FamilyEngine):
     def _place(self, pipe: Any) -> Any:
         """Put a freshly loaded pipeline where the placement says."""
         if self.placement is Placement.TEXT_ENCODER_CPU:
+            encoder, denoiser = split_text_encoders(pipe, self._cpu_encoder_dtype)
             if self._encoder is None:
-                encoder_dtype = torch.bfloat16 if self._torch_dtype is torch.float16 else self._torch_dtype
-                self._encoder = Kandinsky5T2VPipeline(
-                    transformer=None, vae=None, scheduler=pipe.scheduler, tokenizer=pipe.tokenizer,
-                    text_encoder=pipe.text_encoder.to("cpu", encoder_dtype), tokenizer_2=pipe.tokenizer_2,
-                    text_encoder_2=pipe.text_encoder_2.to("cpu", encoder_dtype))
-                self._encoder.set_progress_bar_config(disable=True)
-            pipe = type(pipe)(
-                transformer=pipe.transformer, vae=pipe.vae, scheduler=pipe.scheduler,
-                tokenizer=None, text_encoder=None, tokenizer_2=None, text_encoder_2=None)
-            return pipe.to(self.device)
+                self._encoder = encoder
+            return denoiser.to(self.device)
         return self._place_or_defer(pipe)
 
     # --- running -----------------------------------------------------------------------------------
@@ -263,6 +256,19 @@ class Kandinsky5Engine(FamilyEngine):
             run.outputs["video"] = encode_frames(clip[:, top:bottom, left:right], self.options.video_fps,
                                                  max_bytes=MAX_VIDEO_BYTES)
         return []
+
+
+def split_text_encoders(pipe: Any, encoder_dtype: torch.dtype) -> tuple[Any, Any]:
+    """A Kandinsky 5.0 pipeline as two of its kind: one holding only its text encoders (and
+    tokenizers), moved to the CPU in ``encoder_dtype``, and one holding the rest (``text_encoder_cpu``)."""
+    kind = type(pipe)
+    encoder = kind(transformer=None, vae=None, scheduler=pipe.scheduler, tokenizer=pipe.tokenizer,
+                   text_encoder=pipe.text_encoder.to("cpu", encoder_dtype), tokenizer_2=pipe.tokenizer_2,
+                   text_encoder_2=pipe.text_encoder_2.to("cpu", encoder_dtype))
+    encoder.set_progress_bar_config(disable=True)
+    denoiser = kind(transformer=pipe.transformer, vae=pipe.vae, scheduler=pipe.scheduler, tokenizer=None,
+                    text_encoder=None, tokenizer_2=None, text_encoder_2=None)
+    return encoder, denoiser
 
 
 MOTION_PROMPT = "the scene comes to life with gentle natural motion, the camera slowly moves"

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import PIL.Image
-import torch
 from diffusers import Kandinsky5I2IPipeline, Kandinsky5T2IPipeline
 from pydantic_settings import SettingsConfigDict
 from transformers import AutoTokenizer, Qwen2VLProcessor
@@ -39,6 +38,7 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 from contract.families import Family, Placement
 from contract.spec import Mode
 from worker.engine.base import FamilyEngine, ModelFolderError, Run, SharedModels, recipe, require_complete
+from worker.engine.families.kandinsky5 import split_text_encoders
 from worker.engine.images import fit_to_size
 from worker.engine.settings import EngineSettings, FamilyOptions
 
@@ -173,14 +173,8 @@ class Kandinsky5ImageEngine(FamilyEngine):
     def _place(self, pipe: Any) -> Any:
         """Put a freshly loaded pipeline where the placement says."""
         if self.placement is Placement.TEXT_ENCODER_CPU:
-            encoder_dtype = torch.bfloat16 if self._torch_dtype is torch.float16 else self._torch_dtype
-            self._encoders[type(pipe).__name__] = type(pipe)(
-                transformer=None, vae=None, scheduler=pipe.scheduler, tokenizer=pipe.tokenizer,
-                text_encoder=pipe.text_encoder.to("cpu", encoder_dtype), tokenizer_2=pipe.tokenizer_2,
-                text_encoder_2=pipe.text_encoder_2.to("cpu", encoder_dtype))
-            pipe = type(pipe)(transformer=pipe.transformer, vae=pipe.vae, scheduler=pipe.scheduler,
-                              tokenizer=None, text_encoder=None, tokenizer_2=None, text_encoder_2=None)
-            return pipe.to(self.device)
+            self._encoders[type(pipe).__name__], denoiser = split_text_encoders(pipe, self._cpu_encoder_dtype)
+            return denoiser.to(self.device)
         return self._place_or_defer(pipe)
 
     # --- running -----------------------------------------------------------------------------------
