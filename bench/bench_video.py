@@ -161,13 +161,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             bundle, scale = write_tiny_bundle(Path(tmp) / "tiny"), "tiny"
         else:
             bundle, scale = args.bundle_dir, "given"
+        options: dict[str, Any] = {"video_fps": args.fps, "attention_backend": args.attention_backend}
         settings = EngineSettings(model_dir=bundle, device=args.device, dtype=args.dtype, preload=False,
-                                  family_options={Family.KANDINSKY5: {"video_fps": args.fps}})
+                                  compile=args.compile, family_options={Family.KANDINSKY5: options})
         family = Engine(settings, families=[Family.KANDINSKY5])[Family.KANDINSKY5]
         assert isinstance(family, Kandinsky5Engine)
         folder = Path(family.model_ids[f"video_{SECONDS}s"])
         rows = [measure_size(family, folder, parse_size(size), args) for size in args.sizes]
     return {**meta, "scale": scale, "device": args.device, "fps": args.fps, "seconds": SECONDS,
+            "attention_backend": args.attention_backend, "compile": args.compile,
             "torch_threads": torch.get_num_threads(), "rows": rows}
 
 
@@ -179,8 +181,9 @@ def print_report(report: dict[str, Any]) -> None:
              r["engine_decode_s"], r["reference_decode_s"], r["encode_s"], f"{100 * r['encode_share']:.1f} %",
              round(r["engine"]["total_s"], 3), round(r["reference"]["total_s"], 3), r["engine_vs_reference"])
             for r in report["rows"]]
+    speed = f", attention {report['attention_backend'] or 'sdpa'}{', compiled' if report['compile'] else ''}"
     common.print_table(f"Kandinsky 5.0 video, {report['seconds']} s at {report['fps']} fps "
-                       f"({report['scale']} models on {report['device']})", headers, rows)
+                       f"({report['scale']} models on {report['device']}{speed})", headers, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--bundle-dir", type=Path, help="a model folder with the Video Lite folders")
     parser.add_argument("--out-dir", type=Path, default=common.RESULTS_DIR)
+    parser.add_argument("--attention-backend",
+                        help="the engine's DiT attention backend (KANDINSKY_K5_ATTENTION_BACKEND)")
+    parser.add_argument("--compile", action="store_true",
+                        help="the engine's DiT blocks compiled (KANDINSKY_COMPILE)")
     args = parser.parse_args(argv)
     if args.fps < 1 or args.repeats < 1:
         parser.error("--fps and --repeats must be at least 1")

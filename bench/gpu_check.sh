@@ -47,3 +47,8 @@ python3 bench/bench_video.py --bundle-dir "$K5_BUNDLE" --device cuda --dtype bfl
 # reaches its limit here has kept everything above.
 python3 bench/bench_fullsize.py --families kandinsky5_image --device cuda --size 1024x1024 --steps 50 \
   --work-dir "$K5_WORK" --out-dir "$OUT" 2>&1 | tee "$OUT/bench_fullsize_k5_image.log"
+# The DiT's speed settings against the same plain pipeline: cuDNN's attention and regionally compiled
+# blocks (the first job, not measured, pays the compile). Keep as defaults only what wins here.
+python3 bench/bench_video.py --bundle-dir "$K5_BUNDLE" --device cuda --dtype bfloat16 --sizes 768x512 \
+  --fps 24 --repeats 1 --attention-backend _native_cudnn --compile --out-dir "$OUT" 2>&1 \
+  | tee "$OUT/bench_video_speed.log"

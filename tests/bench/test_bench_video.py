@@ -13,8 +13,9 @@ from tests.bench.test_bench_cpu import load, only_result
 def test_bench_video_smoke(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bench = load("bench_video")
     assert bench.main(["--sizes", "512x320", "--fps", "1", "--repeats", "1", "--bundle-dir", str(tiny_bundle),
-                       "--out-dir", str(tmp_path)]) == 0
+                       "--out-dir", str(tmp_path), "--attention-backend", "_native_math"]) == 0
     report = only_result(tmp_path, "bench_video")
+    assert report["attention_backend"] == "_native_math" and report["compile"] is False
     (row,) = report["rows"]
     assert row["size"] == "512x320" and row["frames"] == 5 and row["steps"] == 16
     for side in ("engine", "reference"):  # each DiT step timed, the text encoders and the decode too
@@ -23,4 +24,5 @@ def test_bench_video_smoke(tiny_bundle: Path, tmp_path: Path, capsys: pytest.Cap
     assert row["engine_step_s"] > 0 and row["reference_step_s"] > 0 and row["encode_s"] > 0
     assert 0 < row["encode_share"] < 1 and row["engine"]["bytes"] > 0 and row["engine"]["size"] == [512, 320]
     assert row["engine_vs_reference"] > 0
-    assert "× diffusers" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "× diffusers" in printed and "attention _native_math" in printed

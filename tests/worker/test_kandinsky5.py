@@ -180,3 +180,13 @@ def test_the_status_gets_a_picture_of_the_first_frame_while_the_steps_run(k5: Ka
     for _, pixels in shown:  # one pixel per latent cell of the bucket (8× smaller each side)
         assert pixels.dtype == np.uint8 and pixels.shape == (SIZE[1] // 8, SIZE[0] // 8, 3)
     assert not np.array_equal(shown[0][1], shown[-1][1])  # the frame forms as the steps go
+
+
+def test_an_attention_backend_reaches_every_dit(tiny_bundle: Path) -> None:
+    engine = Engine(settings(tiny_bundle, attention_backend="_native_math"), families=[Family.KANDINSKY5])
+    part = engine[Family.KANDINSKY5]
+    assert isinstance(part, Kandinsky5Engine)
+    for pipe in (part.video_pipeline(5), part.image_to_video_pipeline()):
+        backends = {m.processor._attention_backend.value for m in pipe.transformer.modules()
+                    if hasattr(m, "processor") and hasattr(m.processor, "_attention_backend")}
+        assert backends == {"_native_math"}, backends

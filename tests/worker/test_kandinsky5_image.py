@@ -170,6 +170,22 @@ def test_text_encoders_on_the_cpu_give_the_same_pictures(k5i: Kandinsky5ImageEng
         assert [np.asarray(p).tobytes() for p in ours] == [np.asarray(p).tobytes() for p in theirs]
 
 
+def test_an_attention_backend_is_set_on_every_attention_of_both_dits_and_a_wrong_one_named(
+        k5i: Kandinsky5ImageEngine, tiny_bundle: Path) -> None:
+    math = Engine(settings(tiny_bundle, attention_backend="_NATIVE_MATH"),
+                  families=[Family.KANDINSKY5_IMAGE])[Family.KANDINSKY5_IMAGE]
+    assert isinstance(math, Kandinsky5ImageEngine)
+    for pipe in (math.text2image_pipeline(), math.edit_pipeline()):
+        backends = {m.processor._attention_backend.value for m in pipe.transformer.modules()
+                    if hasattr(m, "processor") and hasattr(m.processor, "_attention_backend")}
+        assert backends == {"_native_math"}, backends
+    spec = image_spec()
+    ours, theirs = math.generate(spec).images[0], k5i.generate(spec).images[0]
+    assert np.abs(np.asarray(ours, dtype=np.int16) - np.asarray(theirs, dtype=np.int16)).max() <= 1
+    with pytest.raises(ValueError, match="unknown attention backend 'flashy'; diffusers has .*_native_cudnn"):
+        Engine(settings(tiny_bundle, attention_backend="flashy"), families=[Family.KANDINSKY5_IMAGE])
+
+
 def test_a_russian_prompt_is_read_and_a_long_one_reported_cut(k5i: Kandinsky5ImageEngine) -> None:
     assert "ru" in describe_family(Family.KANDINSKY5_IMAGE).reads_languages
     assert not k5i.prompt_truncated(image_spec(prompt="рыжая лиса в снежном лесу"))

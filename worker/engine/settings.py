@@ -26,6 +26,26 @@ class FamilyOptions(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
 
+class DiTOptions(FamilyOptions):
+    """Speed settings of a family whose denoiser is a diffusers DiT (Kandinsky 5.0's)."""
+
+    attention_backend: str | None = None
+    """diffusers' attention backend for the DiT (``flash``, ``_native_cudnn``, ``sage``, …; unset: torch's
+    scaled-dot-product attention). A ``*_hub`` backend fetches its kernel from the Hub at load."""
+
+    @field_validator("attention_backend")
+    @classmethod
+    def _known_backend(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from diffusers.models.attention_dispatch import AttentionBackendName
+
+        known = sorted(b.value for b in AttentionBackendName)
+        if value.lower() not in known:
+            raise ValueError(f"unknown attention backend {value!r}; diffusers has {', '.join(known)}")
+        return value.lower()
+
+
 class EngineSettings(BaseSettings):
     """Where the weights come from and where they run; the same code path for public ids and the bundle."""
 
@@ -57,7 +77,8 @@ class EngineSettings(BaseSettings):
     channels_last: bool = False
     """Decoder UNets and MoVQ in NHWC memory format (same numbers, faster convolutions on tensor cores)."""
     compile: bool = False
-    """torch.compile the decoder UNets, the MoVQ decode and the prior transformer for fixed shapes."""
+    """torch.compile the decoder UNets, the MoVQ decode and the prior transformer for fixed shapes, and
+    a DiT's repeated blocks (Kandinsky 5.0)."""
     compile_mode: str = "default"
     """torch.compile's mode for the decoders ("default", "max-autotune", ...); on CUDA the prior
     uses CUDA graphs ("reduce-overhead") unless this names another mode."""

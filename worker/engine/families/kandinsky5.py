@@ -53,12 +53,13 @@ from worker.engine.base import (
 )
 from worker.engine.images import fit_to_size
 from worker.engine.preview import PreviewCache
-from worker.engine.settings import EngineSettings, FamilyOptions
+from worker.engine.settings import DiTOptions, EngineSettings, FamilyOptions
+from worker.engine.speed import speed_up_dit
 
 logger = logging.getLogger(__name__)
 
 
-class Kandinsky5Options(FamilyOptions):
+class Kandinsky5Options(DiTOptions):
     """``KANDINSKY_K5_*``."""
 
     model_config = SettingsConfigDict(env_prefix="KANDINSKY_K5_", extra="ignore")
@@ -172,7 +173,8 @@ class Kandinsky5Engine(FamilyEngine):
                                                           "tokenizer_2")}
 
     def _place(self, pipe: Any) -> Any:
-        """Put a freshly loaded pipeline where the placement says."""
+        """Put a freshly loaded pipeline where the placement says, its DiT sped up as the options say."""
+        speed_up_dit(pipe.transformer, self.options.attention_backend, self.settings)
         if self.placement is Placement.TEXT_ENCODER_CPU:
             encoder, denoiser = split_text_encoders(pipe, self._cpu_encoder_dtype)
             if self._encoder is None:

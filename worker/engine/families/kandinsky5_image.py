@@ -40,7 +40,8 @@ from contract.spec import Mode
 from worker.engine.base import FamilyEngine, ModelFolderError, Run, SharedModels, recipe, require_complete
 from worker.engine.families.kandinsky5 import split_text_encoders
 from worker.engine.images import fit_to_size
-from worker.engine.settings import EngineSettings, FamilyOptions
+from worker.engine.settings import DiTOptions, EngineSettings, FamilyOptions
+from worker.engine.speed import speed_up_dit
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ VARIATION_PROMPT = "the same picture redrawn with small changes in its details, 
 """What the editing model reads for a variation (the photo came without words)."""
 
 
-class Kandinsky5ImageOptions(FamilyOptions):
+class Kandinsky5ImageOptions(DiTOptions):
     """``KANDINSKY_K5_IMAGE_*``."""
 
     model_config = SettingsConfigDict(env_prefix="KANDINSKY_K5_IMAGE_", extra="ignore")
@@ -171,7 +172,8 @@ class Kandinsky5ImageEngine(FamilyEngine):
         return self._encoders.get(type(pipe).__name__, pipe)
 
     def _place(self, pipe: Any) -> Any:
-        """Put a freshly loaded pipeline where the placement says."""
+        """Put a freshly loaded pipeline where the placement says, its DiT sped up as the options say."""
+        speed_up_dit(pipe.transformer, self.options.attention_backend, self.settings)
         if self.placement is Placement.TEXT_ENCODER_CPU:
             self._encoders[type(pipe).__name__], denoiser = split_text_encoders(pipe, self._cpu_encoder_dtype)
             return denoiser.to(self.device)
