@@ -47,16 +47,12 @@ def local_variant(folder: Path, variant: str | None) -> str | None:
     return None
 
 
-class Img2ImgFamily(FamilyEngine):
-    """The four image modes of a family without a prior, from its two ways to draw."""
+class TextToImageFamily(FamilyEngine):
+    """Text → image and stickers of a family without a prior, from its text → image."""
 
     @abstractmethod
     def _text_to_images(self, run: Run) -> list[PIL.Image.Image]:
         """The job's prompt drawn from noise."""
-
-    @abstractmethod
-    def _image_to_images(self, run: Run, strength: float) -> list[PIL.Image.Image]:
-        """img2img from the job's photo (fitted to the job size) with its prompt, at ``strength``."""
 
     @recipe(Mode.TEXT2IMAGE)
     def _text2image_mode(self, run: Run) -> list[PIL.Image.Image]:
@@ -65,6 +61,14 @@ class Img2ImgFamily(FamilyEngine):
     @recipe(Mode.STICKER)
     def _sticker(self, run: Run) -> list[PIL.Image.Image]:
         return self.cut_out_stickers(run, self._text_to_images(run))
+
+
+class Img2ImgFamily(TextToImageFamily):
+    """The four image modes of a family without a prior, from its two ways to draw."""
+
+    @abstractmethod
+    def _image_to_images(self, run: Run, strength: float) -> list[PIL.Image.Image]:
+        """img2img from the job's photo (fitted to the job size) with its prompt, at ``strength``."""
 
     @recipe(Mode.BLEND)
     def _blend(self, run: Run) -> list[PIL.Image.Image]:

@@ -37,7 +37,8 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 
 from contract.families import Family, Placement
 from contract.spec import Mode
-from worker.engine.base import FamilyEngine, ModelFolderError, Run, SharedModels, recipe, require_complete
+from worker.engine.base import ModelFolderError, Run, SharedModels, recipe, require_complete
+from worker.engine.families.img2img import TextToImageFamily
 from worker.engine.families.kandinsky5 import split_text_encoders
 from worker.engine.images import fit_to_size
 from worker.engine.settings import DiTOptions, EngineSettings, FamilyOptions
@@ -95,7 +96,7 @@ def edit_guidance(guidance: float, text_weight: float) -> float:
     return 1.0 + (guidance - 1.0) * 2.0 * text_weight
 
 
-class Kandinsky5ImageEngine(FamilyEngine):
+class Kandinsky5ImageEngine(TextToImageFamily):
     """Resident Image Lite pipelines (text → image, image → image) sharing their text encoders."""
 
     family: ClassVar[Family] = Family.KANDINSKY5_IMAGE
@@ -239,14 +240,6 @@ class Kandinsky5ImageEngine(FamilyEngine):
             pictures += self._denoise(run, pipe, guidance, **prompt_kwargs, image=photo, width=width,
                                       height=height, generator=generator)
         return self._to_job_size(run, pictures)
-
-    @recipe(Mode.TEXT2IMAGE)
-    def _text2image_mode(self, run: Run) -> list[PIL.Image.Image]:
-        return self._text_to_images(run)
-
-    @recipe(Mode.STICKER)
-    def _sticker(self, run: Run) -> list[PIL.Image.Image]:
-        return self.cut_out_stickers(run, self._text_to_images(run))
 
     @recipe(Mode.BLEND)
     def _blend(self, run: Run) -> list[PIL.Image.Image]:
