@@ -35,22 +35,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import numpy as np
+import torch
+from diffusers import KandinskyV22Img2ImgPipeline
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from diffusers import KandinskyV22Img2ImgPipeline  # noqa: E402
-
-from bench import common  # noqa: E402
-from contract.animation import Animation  # noqa: E402
-from contract.families import Family  # noqa: E402
-from contract.spec import JobSpec, Mode  # noqa: E402
-from worker.engine import Engine, EngineSettings  # noqa: E402
-from worker.engine.animation.encode import Mp4Writer  # noqa: E402
-from worker.engine.families import Kandinsky22Engine  # noqa: E402
-from worker.engine.settings import parse_size  # noqa: E402
+from bench import common
+from contract.animation import Animation
+from contract.families import Family
+from contract.spec import JobSpec, Mode
+from worker.engine import Engine, EngineSettings
+from worker.engine.animation.encode import Mp4Writer
+from worker.engine.families import Kandinsky22Engine
+from worker.engine.settings import parse_size
 
 GOAL_ENCODE_SHARE = 0.05
 """Encoding must stay under 5 % of a frame's time at 768 px (issue 14)."""

@@ -42,13 +42,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench.common import format_table, install_sigterm, load_average, metadata  # noqa: E402
-from bench.engine_gpu.kandinsky3 import K3_BENCH_MODES, K3EngineRecipe, K3PlainRecipe  # noqa: E402
-from bench.engine_gpu.measure import (  # noqa: E402
+from bench.common import REPO, format_table, install_sigterm, load_average, metadata
+from bench.engine_gpu.kandinsky3 import K3_BENCH_MODES, K3EngineRecipe, K3PlainRecipe
+from bench.engine_gpu.measure import (
     MemoryWatch,
     Probe,
     StageTimes,
@@ -59,14 +55,14 @@ from bench.engine_gpu.measure import (  # noqa: E402
     resident_bytes,
     sync,
 )
-from bench.engine_gpu.models import (  # noqa: E402
+from bench.engine_gpu.models import (
     REMBG_MODEL_LABEL,
     SCALES,
     Scale,
     Size,
     ensure_bundle,
 )
-from bench.engine_gpu.recipes import (  # noqa: E402
+from bench.engine_gpu.recipes import (
     BENCH_MODES,
     EngineRecipe,
     Inputs,
@@ -76,7 +72,7 @@ from bench.engine_gpu.recipes import (  # noqa: E402
     job_spec,
     mode_inputs,
 )
-from contract.spec import MAX_IMAGES_PER_JOB, SIZE_BUCKETS, JobSpec, Mode  # noqa: E402
+from contract.spec import MAX_IMAGES_PER_JOB, SIZE_BUCKETS, JobSpec, Mode
 
 DEFAULT_RESULTS = REPO / "bench" / "results"
 

@@ -43,11 +43,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench import common  # noqa: E402
+from bench import common
+from bench.common import REPO
 
 TOKEN = "777002:BENCH-frontend-token"
 FIRST_USER_ID = 7_000_001

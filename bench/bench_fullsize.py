@@ -46,22 +46,18 @@ from typing import Any
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench.common import RESULTS_DIR, format_table, install_sigterm, metadata, write_results  # noqa: E402
-from bench.engine_gpu.models import PUBLIC as K22_PUBLIC  # noqa: E402
-from bench.engine_gpu.models import SMALL as K22_SMALL  # noqa: E402
-from bench.engine_gpu.models import (  # noqa: E402
+from bench.common import RESULTS_DIR, format_table, install_sigterm, metadata, write_results
+from bench.engine_gpu.models import PUBLIC as K22_PUBLIC
+from bench.engine_gpu.models import SMALL as K22_SMALL
+from bench.engine_gpu.models import (
     default_dtype,
     k3_configs,
     k5_builders,
     k5_image_builders,
     sdxl_builders,
 )
-from contract.families import Family, describe_family, parse_family  # noqa: E402
-from contract.spec import SIZE_BUCKETS, JobSpec, Mode  # noqa: E402
+from contract.families import Family, describe_family, parse_family
+from contract.spec import SIZE_BUCKETS, JobSpec, Mode
 
 GIB = 2**30
 KIB = 1024

@@ -28,12 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench import common  # noqa: E402
-from contract.spec import JobSpec, Mode  # noqa: E402
+from bench import common
+from contract.spec import JobSpec, Mode
 
 PROMPT = "рыжая лиса в заснеженном лесу, золотой час, масляная живопись"
 NEGATIVE = "размыто, низкое качество"

@@ -33,17 +33,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import redis
 
-import redis  # noqa: E402
-
-from bench import common  # noqa: E402
-from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE  # noqa: E402
-from devkit.botapi import LocalBotAPI  # noqa: E402
-from devkit.redis_server import RedisServer  # noqa: E402
-from devkit.stack import WorkerProcess, ensure_tiny_bundle  # noqa: E402
+from bench import common
+from bench.common import REPO
+from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE
+from devkit.botapi import LocalBotAPI
+from devkit.redis_server import RedisServer
+from devkit.stack import WorkerProcess, ensure_tiny_bundle
 
 TOKEN = "777003:BENCH-memory-token"
 BURST_TIMEOUT_S = 300.0

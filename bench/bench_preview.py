@@ -35,20 +35,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from bench import common  # noqa: E402
-from contract.families import Family  # noqa: E402
-from contract.spec import JobSpec, Mode  # noqa: E402
-from worker.engine import Engine, EngineSettings  # noqa: E402
-from worker.engine.families import Kandinsky22Engine  # noqa: E402
-from worker.engine.preview import DEFAULT_PREVIEW_EVERY, preview_jpeg  # noqa: E402
-from worker.engine.settings import parse_size  # noqa: E402
+from bench import common
+from contract.families import Family
+from contract.spec import JobSpec, Mode
+from worker.engine import Engine, EngineSettings
+from worker.engine.families import Kandinsky22Engine
+from worker.engine.preview import DEFAULT_PREVIEW_EVERY, preview_jpeg
+from worker.engine.settings import parse_size
 
 GOAL_FRACTION = 0.03
 """Previews must cost under 3 % of a job's engine time (issue 16)."""

@@ -29,17 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import redis
 
-import redis  # noqa: E402
-
-from bench import common  # noqa: E402
-from contract.spec import JobSpec, Mode  # noqa: E402
-from devkit.redis_server import RedisServer  # noqa: E402
-from worker.config import DEFAULT_CANCEL_POLL_S, DEFAULT_PROGRESS_THROTTLE_S  # noqa: E402
-from worker.jobs import ProgressPublisher  # noqa: E402
+from bench import common
+from contract.spec import JobSpec, Mode
+from devkit.redis_server import RedisServer
+from worker.config import DEFAULT_CANCEL_POLL_S, DEFAULT_PROGRESS_THROTTLE_S
+from worker.jobs import ProgressPublisher
 
 STEPS_PER_STAGE = 50
 """The decoder's default step count: the (step, total) pairs cycle through it."""

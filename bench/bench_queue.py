@@ -48,17 +48,14 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.common import GPU_STANDIN_ENV, RESULTS_DIR, gpu_standin_marker, versions  # noqa: E402
-from bench.common import percentile as pct  # noqa: E402
-from bot.queue import EventConsumer, JobQueue, QueueSettings  # noqa: E402
-from contract import keys  # noqa: E402
-from contract.events import Event, EventType, JobResult  # noqa: E402
-from contract.queue import F  # noqa: E402
-from contract.spec import JobSpec, Mode, bucket_size  # noqa: E402
-from devkit.redis_server import RedisServer  # noqa: E402
+from bench.common import GPU_STANDIN_ENV, REPO, RESULTS_DIR, gpu_standin_marker, versions
+from bench.common import percentile as pct
+from bot.queue import EventConsumer, JobQueue, QueueSettings
+from contract import keys
+from contract.events import Event, EventType, JobResult
+from contract.queue import F
+from contract.spec import JobSpec, Mode, bucket_size
+from devkit.redis_server import RedisServer
 
 WORKER_READY_TIMEOUT_S = 180.0
 """torch + diffusers import and the engine load, several processes at once on a small box."""
@@ -101,7 +98,7 @@ def start_workers(
         }
         log = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
         procs.append(subprocess.Popen([sys.executable, "-m", "worker", "--log-level", "WARNING"],
-                                      cwd=ROOT, env=env, stdout=log, stderr=log))
+                                      cwd=REPO, env=env, stdout=log, stderr=log))
     client = redis.Redis.from_url(url)
     deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
     for i, proc in enumerate(procs):

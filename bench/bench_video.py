@@ -32,20 +32,16 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import torch
+from diffusers import Kandinsky5T2VPipeline
 
-import torch  # noqa: E402
-from diffusers import Kandinsky5T2VPipeline  # noqa: E402
-
-from bench import common  # noqa: E402
-from contract.families import Family  # noqa: E402
-from contract.spec import JobSpec, Mode  # noqa: E402
-from contract.video import VIDEO_STAGE, VideoKind, video_checkpoint  # noqa: E402
-from worker.engine import Engine, EngineSettings  # noqa: E402
-from worker.engine.families import Kandinsky5Engine  # noqa: E402
-from worker.engine.settings import parse_size  # noqa: E402
+from bench import common
+from contract.families import Family
+from contract.spec import JobSpec, Mode
+from contract.video import VIDEO_STAGE, VideoKind, video_checkpoint
+from worker.engine import Engine, EngineSettings
+from worker.engine.families import Kandinsky5Engine
+from worker.engine.settings import parse_size
 
 PROMPT = "a red fox running through the snow, the camera follows it"
 SEED = 42

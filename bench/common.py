@@ -16,19 +16,16 @@ import platform
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from devkit.faults import FAULT_HOOKS_ENV, slow_marker
+
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from devkit.faults import FAULT_HOOKS_ENV, slow_marker  # noqa: E402 - torch-free, needs REPO on the path
-
+"""The checkout (results, git, subprocesses started in it)."""
 RESULTS_DIR = REPO / "bench" / "results"
 PACKAGES: tuple[str, ...] = (
     "torch", "diffusers", "transformers", "aiogram", "aiohttp", "rq", "redis", "pydantic", "onnxruntime",

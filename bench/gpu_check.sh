@@ -18,8 +18,9 @@ mkdir -p "$OUT"
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl
-  export PYTHONPATH="/tmp/site:$PWD"
+  export PYTHONPATH="/tmp/site"
 fi
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"  # the checkout's packages (bench, contract, worker…)
 export PYTHONUNBUFFERED=1
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv || echo "no nvidia-smi"; } | tee "$OUT/gpu.txt"
