@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -169,19 +168,7 @@ def measure_size(engine: Engine, size: tuple[int, int], args: argparse.Namespace
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     meta = common.metadata()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory(prefix="bench-animation-") as tmp:
-        if args.bundle_dir is None:
-            from devkit.tiny_models import write_tiny_bundle
-
-            bundle, scale = write_tiny_bundle(Path(tmp) / "tiny"), "tiny"
-        else:
-            from bench.engine_gpu.models import SCALES, ensure_bundle
-
-            dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
-            ensure_bundle(args.bundle_dir, SCALES[args.scale], args.device, dtype)
-            bundle, scale = args.bundle_dir, args.scale
+    with common.model_bundle(args, "bench-animation-") as (bundle, scale):
         engine = Engine.load(EngineSettings(model_dir=bundle, device=args.device, dtype=args.dtype),
                              families=[Family.KANDINSKY22])
         rows = [measure_size(engine, parse_size(size), args) for size in args.sizes]

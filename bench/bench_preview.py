@@ -29,7 +29,6 @@ import argparse
 import itertools
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -145,19 +144,7 @@ def measure_size(engine: Engine, size: tuple[int, int], args: argparse.Namespace
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     meta = common.metadata()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory(prefix="bench-preview-") as tmp:
-        if args.bundle_dir is None:
-            from devkit.tiny_models import write_tiny_bundle
-
-            bundle, scale = write_tiny_bundle(Path(tmp) / "tiny"), "tiny"
-        else:
-            from bench.engine_gpu.models import SCALES, ensure_bundle
-
-            dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
-            ensure_bundle(args.bundle_dir, SCALES[args.scale], args.device, dtype)
-            bundle, scale = args.bundle_dir, args.scale
+    with common.model_bundle(args, "bench-preview-") as (bundle, scale):
         engine = _engine(args, bundle)
         rows = [measure_size(engine, parse_size(size), args) for size in args.sizes]
     return {**meta, "scale": scale, "device": args.device, "torch_threads": torch.get_num_threads(),

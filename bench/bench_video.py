@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -148,15 +147,7 @@ def measure_size(family: Kandinsky5Engine, folder: Path, size: tuple[int, int],
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     meta = common.metadata()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
-        if args.bundle_dir is None:
-            from devkit.tiny_models import write_tiny_bundle
-
-            bundle, scale = write_tiny_bundle(Path(tmp) / "tiny"), "tiny"
-        else:
-            bundle, scale = args.bundle_dir, "given"
+    with common.model_bundle(args, "bench-video-") as (bundle, scale):
         options: dict[str, Any] = {"video_fps": args.fps, "attention_backend": args.attention_backend}
         settings = EngineSettings(model_dir=bundle, device=args.device, dtype=args.dtype, preload=False,
                                   compile=args.compile, family_options={Family.KANDINSKY5: options})

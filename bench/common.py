@@ -16,7 +16,9 @@ import platform
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+import tempfile
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -208,3 +210,27 @@ def run_and_write(
     path = write_results(report, args.out_dir, stem)
     print(f"wrote {path}")
     return 0
+
+
+@contextmanager
+def model_bundle(args: argparse.Namespace, prefix: str) -> Iterator[tuple[Path, str]]:
+    """The models a bench runs on, and their scale's name: the tiny bundle written to a temporary
+    folder, or ``--bundle-dir`` (with ``--scale``: the GPU bench's random-weight bundle at that scale,
+    built there for ``--device`` unless it is already). Sets ``--threads`` first."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        if args.bundle_dir is None:
+            from devkit.tiny_models import write_tiny_bundle
+
+            yield write_tiny_bundle(Path(tmp) / "tiny"), "tiny"
+        elif getattr(args, "scale", None) is None:
+            yield args.bundle_dir, "given"
+        else:
+            from bench.engine_gpu.models import SCALES, ensure_bundle
+
+            dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
+            ensure_bundle(args.bundle_dir, SCALES[args.scale], args.device, dtype)
+            yield args.bundle_dir, args.scale
