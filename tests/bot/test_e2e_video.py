@@ -4,6 +4,7 @@ picked for pictures; Russian goes to the model untranslated; the quota counts th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 
@@ -15,6 +16,7 @@ from contract.stats import utc_day
 from contract.video import IMAGE_TO_VIDEO, video_checkpoint
 from devkit.audio import make_voice
 from devkit.botapi import LocalBotAPI
+from devkit.faults import slow_marker
 from devkit.redis_server import RedisServer
 from tests.bot.conftest import Harness, press, running_harness
 from tests.bot.images import photo
@@ -183,3 +185,18 @@ async def test_where_ten_seconds_are_offered_video_asks_the_length_and_refuses_a
         spoken = await h.wait_text(user, "How long should the video be?", after=asked)
         assert labels(spoken) == ["5 s", "10 s", "✖️ Cancel"] and len(await h.jobs_of(user)) == 1
     assert worker_process.poll() is None
+
+
+async def test_a_video_cancelled_while_filming_is_answered_once_and_sends_no_video(live: Harness) -> None:
+    h = live
+    user = h.user()
+    await user.send_text(f"/video {slow_marker(0.5)}a harbour at dawn")
+    status = await h.wait_text(user, "Filming… step", timeout=120)
+    await press(h, user, h.api.message(status.chat_id, status.message_id), "✖️ Cancel")
+    await h.wait_text(user, "The request was cancelled", timeout=60)
+    [job_id] = await h.jobs_of(user)
+    assert (await h.redis.hget(keys.job(job_id), "status") or b"").decode() == "cancelled"
+    await asyncio.sleep(2)  # a late result would arrive by now: the worker stops at the next step
+    texts = [v.text or v.caption or "" for m in h.api.messages_to(user.chat_id) for v in [m, *m.edits]]
+    assert sum("The request was cancelled" in text for text in texts) == 1
+    assert not [m for m in h.bot_messages(user) if m.kind == "video"]
