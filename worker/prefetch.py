@@ -15,8 +15,9 @@ log = logging.getLogger(__name__)
 
 
 def prefetch(settings: EngineSettings) -> list[str]:
-    """Download the checkpoints of the families ``WORKER_FAMILIES`` names (Kandinsky 2.2 when unset);
-    returns what was fetched (empty for a local bundle)."""
+    """Download the checkpoints of the families ``WORKER_FAMILIES`` names (Kandinsky 2.2 when unset),
+    without the folders a family never reads (``FamilyEngine.shared_folders``); returns what was
+    fetched (empty for a local bundle)."""
     if settings.model_dir is not None:
         log.info("KANDINSKY_MODEL_DIR=%s is set: nothing to download", settings.model_dir)
         return []
@@ -28,12 +29,16 @@ def prefetch(settings: EngineSettings) -> list[str]:
     from worker.engine.families import engine_class
 
     families = WorkerSettings().families or (Family.KANDINSKY22,)
-    fetched = []
-    repos = [repo for family in families for repo in engine_class(family).public_ids(settings)]
-    for repo_id in dict.fromkeys(repos):
-        log.info("downloading %s", repo_id)
-        snapshot_download(repo_id, cache_dir=settings.cache_dir)
-        fetched.append(repo_id)
+    fetched: list[str] = []
+    for family in families:
+        family_engine = engine_class(family)
+        for i, repo_id in enumerate(family_engine.public_ids(settings)):
+            if repo_id in fetched:
+                continue
+            skip = [f"{folder}/*" for folder in family_engine.shared_folders] if i else []
+            log.info("downloading %s%s", repo_id, f" without {', '.join(skip)}" if skip else "")
+            snapshot_download(repo_id, cache_dir=settings.cache_dir, ignore_patterns=skip or None)
+            fetched.append(repo_id)
     log.info("downloading rembg model %s", settings.rembg_model)
     new_session(settings.rembg_model)
     fetched.append(f"rembg:{settings.rembg_model}")

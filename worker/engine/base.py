@@ -395,6 +395,10 @@ class FamilyEngine(ABC):
         """The hub repositories it loads from (what ``python -m worker prefetch`` downloads)."""
         return ()
 
+    shared_folders: ClassVar[tuple[str, ...]] = ()
+    """Folders of its second and later hub repositories that it never reads (it hands those pipelines
+    the first one's models): ``python -m worker prefetch`` skips them."""
+
     @classmethod
     def has_local_folder(cls, root: Path) -> bool:
         """Whether the bundle at ``root`` holds this family at all (any of its folders)."""

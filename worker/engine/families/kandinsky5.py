@@ -85,6 +85,8 @@ class Kandinsky5Engine(FamilyEngine):
     local_folders: ClassVar[tuple[str, ...]] = (
         *(video_checkpoint(VideoKind.DISTILLED, s).folder for s in VIDEO_SECONDS), IMAGE_TO_VIDEO.folder)
     options_class: ClassVar[type[FamilyOptions]] = Kandinsky5Options
+    shared_folders: ClassVar[tuple[str, ...]] = ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")
+    """Every pipeline after the first reads the first one's encoders (Qwen2.5-VL: 16 GB a copy)."""
     options: Kandinsky5Options
 
     def __init__(self, settings: EngineSettings, shared: SharedModels | None = None) -> None:

@@ -102,6 +102,8 @@ class Kandinsky5ImageEngine(TextToImageFamily):
     family: ClassVar[Family] = Family.KANDINSKY5_IMAGE
     local_folders: ClassVar[tuple[str, ...]] = (IMAGE_FOLDER, EDIT_FOLDER)
     options_class: ClassVar[type[FamilyOptions]] = Kandinsky5ImageOptions
+    shared_folders: ClassVar[tuple[str, ...]] = ("text_encoder", "text_encoder_2", "tokenizer_2")
+    """Image → image reads text → image's encoders (its own tokenizer/ is the processor)."""
     options: Kandinsky5ImageOptions
 
     def __init__(self, settings: EngineSettings, shared: SharedModels | None = None) -> None:

@@ -130,6 +130,9 @@ class SDXLEngine(Img2ImgFamily):
         return (options.id, *((options.refiner_id,) if options.refiner else ()),
                 *((options.vae_id,) if options.vae_id else ()))
 
+    shared_folders: ClassVar[tuple[str, ...]] = ("text_encoder_2", "vae")
+    """The refiner runs on the base's second text encoder and VAE."""
+
     @classmethod
     def has_local_folder(cls, root: Path) -> bool:
         return (root / FOLDER).exists()
