@@ -26,7 +26,7 @@ WORKER_START_TIMEOUT_S = 180.0
 """Loading the tiny bundle takes seconds; real checkpoints on a cold disk take minutes."""
 WORKER_STOP_TIMEOUT_S = 30.0
 """SIGTERM lets a worker finish its current job; after this it is killed."""
-TINY_BUNDLE_VERSION = "kandinsky5-image"
+TINY_BUNDLE_VERSION = "kandinsky5-image-vae4"
 """The bundle's layout: a new name whenever devkit.tiny_models writes another folder or model (not
 derived from it: that module loads torch)."""
 _REAL_MODEL_VARS = (

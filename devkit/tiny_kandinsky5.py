@@ -97,9 +97,11 @@ TRANSFORMER_CONFIG: dict[str, Any] = {
 """The DiT of diffusers' Kandinsky 5 tests (the public Lite: model_dim 1792, 32 visual blocks)."""
 VAE_CONFIG: dict[str, Any] = {
     "in_channels": 3, "out_channels": 3, "spatial_compression_ratio": 8, "temporal_compression_ratio": 4,
-    "latent_channels": 4, "block_out_channels": (8, 8, 8, 8), "layers_per_block": 1, "norm_num_groups": 4,
+    "latent_channels": 4, "block_out_channels": (4, 4, 4, 4), "layers_per_block": 1, "norm_num_groups": 2,
 }
-"""HunyuanVideo's VAE with the public compression (8× in space, 4× in time), at tiny widths."""
+"""HunyuanVideo's VAE with the public compression (8× in space, 4× in time), at tiny widths: its 3D
+convolutions run at full resolution on every frame, so at 4 channels (half diffusers' tests' 8) 17
+frames at 512×320 decode in 3.5 s on this CPU instead of 6."""
 
 
 def qwen_special_ids(tokenizer: Any) -> dict[str, Any]:

@@ -134,14 +134,17 @@ async def test_make_it_move_with_words_a_stale_start_and_another_user_s_press(li
     # A photo is not words: the dialog asks for text and keeps the picture.
     await user.send_photo(photo(320, 320))
     await h.wait_text(user, "Здесь нужен текст", after=before)
-    await user.send_text("волны разбиваются о маяк, камера медленно приближается")
-    result = await h.wait_result(user, kind="video", after=before)
-    assert "волны разбиваются о маяк" in (result.caption or "")
+    words = f"{slow_marker(0.5)}волны разбиваются о маяк, камера медленно приближается"
+    await user.send_text(words)
+    # The words are the video's prompt (the clip itself is the start button's test above: this one is
+    # cancelled while it films, its steps slowed so the press comes first).
+    status = await h.wait_text(user, "Снимаю… шаг", after=before, timeout=120)
     moving = [r for j in await h.jobs_of(user) if (r := await h.queue.job(j)) is not None
               and r.spec is not None and r.spec.mode is Mode.IMAGE2VIDEO]
-    assert [r.spec.prompt for r in moving if r.spec is not None] == [
-        "волны разбиваются о маяк, камера медленно приближается"]
-    # The dialog ended with the video: its start button is stale now, and queues nothing.
+    assert [(r.spec.prompt, r.spec.inputs != ()) for r in moving if r.spec is not None] == [(words, True)]
+    await press(h, user, h.api.message(status.chat_id, status.message_id), "✖️ Отменить")
+    await h.wait_text(user, "Запрос отменён", after=before, timeout=60)
+    # The dialog ended with the words: its start button is stale now, and queues nothing.
     stale = await user.press(h.api.message(ask.chat_id, ask.message_id), button_text="▶️ Начать")
     await h.api.wait_for(lambda: h.api.callback_queries[stale].answered, timeout=10)
     assert "устарело" in (h.api.callback_queries[stale].answer_text or "")

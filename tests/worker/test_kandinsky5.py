@@ -3,6 +3,7 @@ Kandinsky5T2VPipeline for the same seed, cut to the exact ratio and encoded as a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 from pathlib import Path
@@ -19,7 +20,7 @@ from contract.video import IMAGE_TO_VIDEO, VIDEO_STAGE, VideoKind, video_checkpo
 from tests.worker.test_cli import run_cli
 from worker.engine import Engine, EngineSettings, InputRejected, JobCancelled, ModelFolderError
 from worker.engine.animation.encode import VideoTooLarge, encode_frames, probe
-from worker.engine.families import Kandinsky5Engine
+from worker.engine.families import Kandinsky5Engine, kandinsky5
 from worker.engine.families.kandinsky5 import MOTION_PROMPT
 from worker.engine.images import fit_to_size
 
@@ -134,18 +135,26 @@ def test_a_clip_over_the_limit_is_encoded_again_smaller_never_dropped() -> None:
 
 
 def test_a_picture_is_the_first_frame_of_the_image_to_video_checkpoint_s_clip(
-        k5: Kandinsky5Engine, tiny_bundle: Path) -> None:
-    """"Make it move": the picture fitted to the bucket, I2V Lite's own recipe, plain diffusers' frames."""
+        k5: Kandinsky5Engine, tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """"Make it move": the picture fitted to the bucket, I2V Lite's own recipe, plain diffusers' frames.
+    The recipe is the checkpoint's (50 guided steps) with its steps cut to 3 here, on both sides: a
+    recipe the engine did not read from the checkpoint would not match, and the run costs 6 DiT calls a
+    side instead of 100."""
+    assert (IMAGE_TO_VIDEO.steps, IMAGE_TO_VIDEO.guidance) == (50, 5.0)  # I2V Lite's model card
+    checkpoint = dataclasses.replace(IMAGE_TO_VIDEO, steps=3)
+    monkeypatch.setattr(kandinsky5, "IMAGE_TO_VIDEO", checkpoint)
     picture = Image.new("RGB", (600, 400), (200, 80, 40))
     spec = JobSpec(model=Family.KANDINSKY5, mode=Mode.IMAGE2VIDEO, inputs=("a",), width=SIZE[0],
                    height=SIZE[1], aspect="16:9", seed=9, seconds=5)
-    out = k5.generate(spec, [picture])
+    seen: list[tuple[str, int, int]] = []
+    out = k5.generate(spec, [picture], on_progress=lambda *event: seen.append(event))
     assert out.video is not None and out.video.frames == IMAGE_TO_VIDEO.frames(FPS)
+    assert seen[-1] == (VIDEO_STAGE, 3, 3)
     pipe = Kandinsky5I2VPipeline.from_pretrained(tiny_bundle / IMAGE_TO_VIDEO.folder, dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     plain = pipe(image=fit_to_size(picture, *SIZE), prompt=MOTION_PROMPT, height=SIZE[1], width=SIZE[0],
-                 num_frames=IMAGE_TO_VIDEO.frames(FPS), num_inference_steps=IMAGE_TO_VIDEO.steps,
-                 guidance_scale=IMAGE_TO_VIDEO.guidance, output_type="np", max_sequence_length=512,
+                 num_frames=IMAGE_TO_VIDEO.frames(FPS), num_inference_steps=checkpoint.steps,
+                 guidance_scale=checkpoint.guidance, output_type="np", max_sequence_length=512,
                  generator=torch.Generator("cpu").manual_seed(9))
     assert np.isfinite(plain.frames[0]).all()  # 17 frames at least: fewer make the pipeline's NaN
     clip = np.clip(np.rint(np.asarray(plain.frames[0]) * 255.0), 0, 255).astype(np.uint8)
