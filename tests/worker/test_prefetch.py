@@ -5,12 +5,13 @@ its download function is the one thing replaced, and records what it was asked f
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
 import huggingface_hub
 import pytest
-import rembg
 
 from contract.video import IMAGE_TO_VIDEO, VideoKind, video_checkpoint
 from worker.engine import EngineSettings
@@ -27,7 +28,9 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[str, ...]]]:
         return "/nowhere"
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
-    monkeypatch.setattr(rembg, "new_session", lambda name: None)
+    # rembg's own download, by a stand-in module: importing the real one starts numba, which would
+    # reset this test process's torch threads (tests/conftest.py asks for one).
+    monkeypatch.setitem(sys.modules, "rembg", types.SimpleNamespace(new_session=lambda name: None))
     return calls
 
 
