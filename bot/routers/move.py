@@ -7,7 +7,7 @@ got in English is read the same). The video is Kandinsky 5.0's image → video, 
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 
 from aiogram import Bot, F, Router
 from aiogram.fsm.context import FSMContext
@@ -26,8 +26,6 @@ from bot.ui.states import clear_dialog, mode_state
 from contract.language import PromptTranslation
 from contract.modes import describe
 from contract.spec import Mode, nearest_aspect
-
-log = logging.getLogger(__name__)
 
 MOVE = describe(Mode.IMAGE2VIDEO)
 WAITING = mode_state(MOVE)
@@ -63,9 +61,9 @@ async def ask_motion(query: CallbackQuery, callback_data: ResultCb, state: FSMCo
 
 async def _run(state: FSMContext, data: dict[str, object], prompt: str, translation: PromptTranslation | None,
                req: Requester) -> None:
-    moving = Requester(req.bot, req.services, req.t, req.locale,
-                       req.user_settings.model_copy(update={"aspect": str(data[ASPECT_KEY])}), req.user_id,
-                       req.chat_id)
+    """The video, in the picture's shape whatever ratio the user draws in now."""
+    moving = dataclasses.replace(req, user_settings=req.user_settings.model_copy(
+        update={"aspect": str(data[ASPECT_KEY])}))
     reply = data.get(REPLY_KEY)
     if await moving.run(Mode.IMAGE2VIDEO, prompt=prompt, inputs=(str(data[PICTURE_KEY]),),
                         reply_to_id=int(str(reply)) if reply is not None else None,

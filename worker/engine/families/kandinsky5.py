@@ -86,7 +86,8 @@ class Kandinsky5Engine(FamilyEngine):
         *(video_checkpoint(VideoKind.DISTILLED, s).folder for s in VIDEO_SECONDS), IMAGE_TO_VIDEO.folder)
     options_class: ClassVar[type[FamilyOptions]] = Kandinsky5Options
     shared_folders: ClassVar[tuple[str, ...]] = ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")
-    """Every pipeline after the first reads the first one's encoders (Qwen2.5-VL: 16 GB a copy)."""
+    """Every pipeline after the first is handed the first one's encoders and tokenizers (Qwen2.5-VL:
+    16 GB a copy)."""
     options: Kandinsky5Options
 
     def __init__(self, settings: EngineSettings, shared: SharedModels | None = None) -> None:
@@ -171,8 +172,7 @@ class Kandinsky5Engine(FamilyEngine):
             return {}
         first = next(iter(self._videos.values()))
         source = self._encoder if self._encoder is not None else first
-        return {name: getattr(source, name) for name in ("text_encoder", "tokenizer", "text_encoder_2",
-                                                          "tokenizer_2")}
+        return {name: getattr(source, name) for name in self.shared_folders}
 
     def _place(self, pipe: Any) -> Any:
         """Put a freshly loaded pipeline where the placement says, its DiT sped up as the options say."""
@@ -193,18 +193,13 @@ class Kandinsky5Engine(FamilyEngine):
         if self._encoder is None:
             return {"prompt": prompt, "negative_prompt": negative}
         with self._stage(run.timings, "text_encoder"):
-            kwargs: dict[str, Any] = {"prompt": None, **self._encoded(prompt, "")}
-            if checkpoint.guidance > 1.0:
-                kwargs |= self._encoded(negative or NEGATIVE_PROMPT, "negative_")
+            kwargs: dict[str, Any] = {"prompt": None}
+            texts = {"": prompt, "negative_": negative or NEGATIVE_PROMPT} if checkpoint.guidance > 1.0 \
+                else {"": prompt}
+            for prefix, text in texts.items():
+                kwargs |= encoded_on_cpu(self._encoder, text, prefix, self.device, self._torch_dtype,
+                                         max_sequence_length=self.description.prompt_tokens)
         return kwargs
-
-    def _encoded(self, text: str, prefix: str) -> dict[str, Any]:
-        """``text`` encoded on the CPU, as the pipeline's ``<prefix>prompt_embeds_*`` arguments."""
-        qwen, clip, seqlens = self._encoder.encode_prompt(
-            text, max_sequence_length=self.description.prompt_tokens, device="cpu")
-        return {f"{prefix}prompt_embeds_qwen": qwen.to(self.device, self._torch_dtype),
-                f"{prefix}prompt_embeds_clip": clip.to(self.device, self._torch_dtype),
-                f"{prefix}prompt_cu_seqlens": seqlens.to(self.device)}
 
     @torch.no_grad()
     def frames(self, run: Run, **image: Any) -> np.ndarray:
@@ -273,6 +268,17 @@ def split_text_encoders(pipe: Any, encoder_dtype: torch.dtype) -> tuple[Any, Any
     denoiser = kind(transformer=pipe.transformer, vae=pipe.vae, scheduler=pipe.scheduler, tokenizer=None,
                     text_encoder=None, tokenizer_2=None, text_encoder_2=None)
     return encoder, denoiser
+
+
+def encoded_on_cpu(encoder: Any, text: str, prefix: str, device: str, dtype: torch.dtype,
+                   **options: Any) -> dict[str, Any]:
+    """``text`` encoded by a Kandinsky 5.0 pipeline holding only its text encoders (on the CPU), as
+    another pipeline's ``<prefix>prompt_embeds_*`` arguments on ``device``; ``options`` go to
+    ``encode_prompt`` (the photo of image → image, copies per prompt)."""
+    qwen, clip, seqlens = encoder.encode_prompt(text, device="cpu", **options)
+    return {f"{prefix}prompt_embeds_qwen": qwen.to(device, dtype),
+            f"{prefix}prompt_embeds_clip": clip.to(device, dtype),
+            f"{prefix}prompt_cu_seqlens": seqlens.to(device)}
 
 
 MOTION_PROMPT = "the scene comes to life with gentle natural motion, the camera slowly moves"

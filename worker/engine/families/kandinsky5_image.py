@@ -39,7 +39,7 @@ from contract.families import Family, Placement
 from contract.spec import Mode
 from worker.engine.base import ModelFolderError, Run, SharedModels, recipe, require_complete
 from worker.engine.families.img2img import TextToImageFamily
-from worker.engine.families.kandinsky5 import split_text_encoders
+from worker.engine.families.kandinsky5 import encoded_on_cpu, split_text_encoders
 from worker.engine.images import fit_to_size
 from worker.engine.settings import DiTOptions, EngineSettings, FamilyOptions
 from worker.engine.speed import speed_up_dit
@@ -103,14 +103,14 @@ class Kandinsky5ImageEngine(TextToImageFamily):
     local_folders: ClassVar[tuple[str, ...]] = (IMAGE_FOLDER, EDIT_FOLDER)
     options_class: ClassVar[type[FamilyOptions]] = Kandinsky5ImageOptions
     shared_folders: ClassVar[tuple[str, ...]] = ("text_encoder", "text_encoder_2", "tokenizer_2")
-    """Image → image reads text → image's encoders (its own tokenizer/ is the processor)."""
+    """Image → image is handed text → image's encoders (its own tokenizer/ is the processor)."""
     options: Kandinsky5ImageOptions
 
     def __init__(self, settings: EngineSettings, shared: SharedModels | None = None) -> None:
         super().__init__(settings, shared)
         self._text2image: Any = None
         self._edit: Any = None
-        self._encoders: dict[str, Any] = {}
+        self._encoders: dict[type, Any] = {}
         """With the text encoders on the CPU: a pipeline of each kind holding only them."""
 
     @classmethod
@@ -155,8 +155,7 @@ class Kandinsky5ImageEngine(TextToImageFamily):
         processor that also reads the photo."""
         def load() -> Any:
             first = self.text2image_pipeline()
-            shared = {name: getattr(self._encoder_of(first), name)
-                      for name in ("text_encoder", "text_encoder_2", "tokenizer_2")}
+            shared = {name: getattr(self._encoder_of(first), name) for name in self.shared_folders}
             return self._place(Kandinsky5I2IPipeline.from_pretrained(
                 self.model_ids["edit"], tokenizer=self._processor(), **shared, **self._pretrained_kwargs()))
 
@@ -172,13 +171,13 @@ class Kandinsky5ImageEngine(TextToImageFamily):
 
     def _encoder_of(self, pipe: Any) -> Any:
         """The pipeline that encodes ``pipe``'s prompts: itself, or its CPU twin."""
-        return self._encoders.get(type(pipe).__name__, pipe)
+        return self._encoders.get(type(pipe), pipe)
 
     def _place(self, pipe: Any) -> Any:
         """Put a freshly loaded pipeline where the placement says, its DiT sped up as the options say."""
         speed_up_dit(pipe.transformer, self.options.attention_backend, self.settings)
         if self.placement is Placement.TEXT_ENCODER_CPU:
-            self._encoders[type(pipe).__name__], denoiser = split_text_encoders(pipe, self._cpu_encoder_dtype)
+            self._encoders[type(pipe)], denoiser = split_text_encoders(pipe, self._cpu_encoder_dtype)
             return denoiser.to(self.device)
         return self._place_or_defer(pipe)
 
@@ -190,7 +189,7 @@ class Kandinsky5ImageEngine(TextToImageFamily):
         embeddings, encoded there (with the photo, for image → image) and moved to the device, one
         copy per picture of the call (image → image draws one picture per call)."""
         negative = self._negative(run.spec) or ""
-        encoder = self._encoders.get(type(pipe).__name__)
+        encoder = self._encoders.get(type(pipe))
         copies = 1 if image else run.n
         if encoder is None:
             return {"prompt": prompt, "negative_prompt": negative, "num_images_per_prompt": copies}
@@ -198,11 +197,8 @@ class Kandinsky5ImageEngine(TextToImageFamily):
         with self._stage(run.timings, "text_encoder"):
             kwargs: dict[str, Any] = {"prompt": None, "num_images_per_prompt": 1}
             for prefix, text in texts.items():
-                qwen, clip, seqlens = encoder.encode_prompt(text, **image, num_images_per_prompt=copies,
-                                                            device="cpu")
-                kwargs |= {f"{prefix}prompt_embeds_qwen": qwen.to(self.device, self._torch_dtype),
-                           f"{prefix}prompt_embeds_clip": clip.to(self.device, self._torch_dtype),
-                           f"{prefix}prompt_cu_seqlens": seqlens.to(self.device)}
+                kwargs |= encoded_on_cpu(encoder, text, prefix, self.device, self._torch_dtype, **image,
+                                         num_images_per_prompt=copies)
         return kwargs
 
     def _size(self, run: Run, pipe: Any) -> tuple[int, int]:
