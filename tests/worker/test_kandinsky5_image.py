@@ -153,8 +153,11 @@ def test_variations_redraw_the_photo_by_the_variation_prompt_a_seed_each(k5i: Ka
 
 
 def test_a_sticker_is_cut_out_at_512(k5i: Kandinsky5ImageEngine) -> None:
+    threads = torch.get_num_threads()
     (sticker,) = k5i.generate(image_spec(Mode.STICKER, aspect="1:1", prompt="a happy cat")).images
     assert sticker.mode == "RGBA" and max(sticker.size) == 512
+    # The remover loaded on this first sticker (no preload) left the process's torch threads as they were.
+    assert torch.get_num_threads() == threads
 
 
 def test_text_encoders_on_the_cpu_give_the_same_pictures(k5i: Kandinsky5ImageEngine,

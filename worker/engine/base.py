@@ -665,10 +665,10 @@ class FamilyEngine(ABC):
 
     def cut_out_stickers(self, run: Run, pictures: list[PIL.Image.Image]) -> list[PIL.Image.Image]:
         """Stickers of any family: rembg's cut-out of each picture, then the 512 px sticker rule."""
+        pictures = self.exact_ratio(run, pictures)  # the ratio first: the 512 rule scales what the user chose
+        session = self.shared.rembg_session()  # first: rembg's first import resets torch's threads there
         from rembg import remove
 
-        pictures = self.exact_ratio(run, pictures)  # the ratio first: the 512 rule scales what the user chose
-        session = self.shared.rembg_session()
         run.progress.check()
         with self._stage(run.timings, "rembg"):
             cutouts = [remove(p, session=session, post_process_mask=True) for p in pictures]
