@@ -6,6 +6,8 @@ import io
 
 import redis
 from PIL import Image
+from rq.job import Job
+from rq.job import JobStatus as RQJobStatus
 
 from bot.queue import CancelOutcome, JobQueue, JobStatus
 from contract import keys
@@ -116,6 +118,9 @@ STATS_KEYS = ("kb:stats:jobs:total", "kb:stats:durations:", "kb:stats:families:t
 """Statistics (contract.stats, issue 5): a fixed set of counter fields and LTRIM-bounded lists."""
 
 
+RQ_ENDED = (RQJobStatus.FINISHED, RQJobStatus.FAILED, RQJobStatus.CANCELED, RQJobStatus.STOPPED)
+
+
 async def test_every_key_written_has_a_ttl_or_is_bounded(
     workers: WorkerPool, job_queue: JobQueue, collector: Collector, redis_client: redis.Redis
 ) -> None:
@@ -135,6 +140,10 @@ async def test_every_key_written_has_a_ttl_or_is_bounded(
     assert isinstance(ends[2], FailedEvent) and ends[2].failure.reason is FailureReason.BAD_INPUT
     await wait_until(lambda: redis_client.xpending(keys.EVENTS_STREAM, keys.EVENTS_GROUP)["pending"] == 0,
                      what="all acked")
+    # The terminal event leaves the job function before RQ files the job (status and TTL in one
+    # transaction), so the scan waits for RQ to have filed all four.
+    await wait_until(lambda: all(Job.fetch(s.job_id, connection=redis_client).get_status() in RQ_ENDED
+                                 for s in specs), what="RQ filed every job")
 
     unbounded = []
     seen = set()
