@@ -88,7 +88,25 @@ def pytest_testnodedown(node: Any, error: object) -> None:
     TALLY.add(getattr(node, "workeroutput", {}).get(TALLY_KEY, {}))
 
 
+PROCESS_BUSY: dict[str, float] = {}
+"""xdist's controller: seconds of setup, call and teardown each test process reported."""
+PROCESS_FILES: dict[str, set[str]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    node = getattr(report, "node", None)  # set on the controller's copy of a worker's report
+    if node is None:
+        return
+    name = str(node.gateway.id)
+    PROCESS_BUSY[name] = PROCESS_BUSY.get(name, 0.0) + report.duration
+    PROCESS_FILES.setdefault(name, set()).add(report.nodeid.split("::", 1)[0])
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if PROCESS_BUSY:  # the run's critical path: the busiest process ends it
+        terminalreporter.write_line("busy per test process: " + ", ".join(
+            f"{name} {busy:.0f} s in {len(PROCESS_FILES[name])} files"
+            for name, busy in sorted(PROCESS_BUSY.items())))
     if TALLY.scenarios == 0:
         return
     for line in TALLY.figures:
