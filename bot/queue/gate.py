@@ -17,6 +17,7 @@ one place and never has to catch anything.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, IntEnum
@@ -26,6 +27,19 @@ from contract import keys
 from contract.queue import F, lua_is_terminal
 from contract.spec import JobSpec
 from contract.stats import utc_day
+
+_HSET_JSON = """
+local function hset_json(key, fields)
+  local flat = {}
+  for field, value in pairs(cjson.decode(fields)) do
+    flat[#flat + 1] = field
+    flat[#flat + 1] = value
+  end
+  redis.call('HSET', key, unpack(flat))
+end
+"""
+"""Lua: write a hash from a JSON object of strings. One argument instead of one per field and value:
+redis-py encodes and packs each argument in Python, and a job's two hashes have about 25 fields."""
 
 
 def _refuse_unless_list(key: str) -> str:
@@ -46,8 +60,9 @@ end
 #       7 per minute, 8 per day, 9 in-flight cap, 10 minute zset TTL (s), 11 day counter TTL (s),
 #       12 in-flight set TTL (s), 13 record TTL (s), 14 job key prefix, 15 the job's weight on the day
 #       counter (an animation counts by its frames), 16 backlog cap (0: none), 17 n, 18 the job's
-#       queue's place in its line (1..n), 19 r = items of the record's field/value pairs, then the
-#       record's pairs (r items), then the RQ job hash's pairs (built in Python, as RQ's Job makes it)
+#       queue's place in its line (1..n), 19 the record's fields (a JSON object of strings),
+#       20 the RQ job hash's text fields (the same; built in Python, as RQ's Job makes it), then its
+#       binary fields' field/value pairs (the pickled call)
 # A record that exists already is this very call's when its created-at is ours (redis-py sent
 # the script again after a lost reply): accepted again, nothing counted twice; any other record
 # is a reused job id. Custom limits (validated by pydantic when /limits stored them) replace the
@@ -60,7 +75,7 @@ end
 # number of stale members dropped for ADMITTED, which then also returns the job's place in its
 # queue, each queue's length, how many recent durations there are and their mean (as text: Lua
 # numbers become integers in a reply) and each queue's worker count.
-ADMIT_LUA = f"""
+ADMIT_LUA = f"""{_HSET_JSON}
 local n = tonumber(ARGV[17])
 local own = 10 + tonumber(ARGV[18])
 local function placement(code, extra, unreadable)
@@ -144,10 +159,10 @@ if #stale > 0 then
 end
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[12]))
-local r = tonumber(ARGV[19])
-redis.call('HSET', KEYS[1], unpack(ARGV, 20, 19 + r))
+hset_json(KEYS[1], ARGV[19])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[13]))
-redis.call('HSET', KEYS[8], unpack(ARGV, 20 + r, #ARGV))
+hset_json(KEYS[8], ARGV[20])
+redis.call('HSET', KEYS[8], unpack(ARGV, 21, #ARGV))
 redis.call('SADD', KEYS[9], KEYS[own])
 redis.call('RPUSH', KEYS[own], ARGV[1])
 return placement(0, #stale, unreadable)
@@ -157,12 +172,12 @@ return placement(0, #stale, unreadable)
 # KEYS: 1 banned set, 2 maintenance flag, 3 input blob, 4 the job's own record, 5 RQ job hash,
 #       6 RQ's set of queues, 7 the quick queue
 # ARGV: 1 job id, 2 user id, 3 "1" to check the ban and maintenance ("0": an admin's), 4 blob TTL (s),
-#       5 record TTL (s), 6 the blob, 7 r = items of the record's field/value pairs, then the
-#       record's pairs (r items), then the RQ job hash's pairs
+#       5 record TTL (s), 6 the blob, 7 the record's fields (a JSON object of strings), 8 the RQ job
+#       hash's text fields (the same), then its binary fields' field/value pairs
 # A quick job (a voice message's transcription) has no quota of its own: the bot lets a user have
 # one at a time (keys.voice_busy) before it downloads anything. Returns {code}: ADMITTED, BANNED or
 # MAINTENANCE (see _Code).
-ADMIT_QUICK_LUA = f"""
+ADMIT_QUICK_LUA = f"""{_HSET_JSON}
 if ARGV[3] == '1' then
   if redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 1 then
     return {{4}}
@@ -172,10 +187,10 @@ if ARGV[3] == '1' then
   end
 end
 {_refuse_unless_list('KEYS[7]')}redis.call('SET', KEYS[3], ARGV[6], 'EX', tonumber(ARGV[4]))
-local r = tonumber(ARGV[7])
-redis.call('HSET', KEYS[4], unpack(ARGV, 8, 7 + r))
+hset_json(KEYS[4], ARGV[7])
 redis.call('EXPIRE', KEYS[4], tonumber(ARGV[5]))
-redis.call('HSET', KEYS[5], unpack(ARGV, 8 + r, #ARGV))
+hset_json(KEYS[5], ARGV[8])
+redis.call('HSET', KEYS[5], unpack(ARGV, 9, #ARGV))
 redis.call('SADD', KEYS[6], KEYS[7])
 redis.call('RPUSH', KEYS[7], ARGV[1])
 return {{0}}
@@ -300,20 +315,27 @@ class AdmitCall:
         return self.keys[3]
 
 
-def _pairs(mapping: Mapping[str, object]) -> list[bytes | str]:
-    """A hash's field/value pairs as script arguments: bytes as they are, enums by value."""
-    out: list[bytes | str] = []
+def _hash_args(mapping: Mapping[str, object]) -> list[bytes | str]:
+    """A hash as script arguments: its text fields as one JSON object of strings (enums by value),
+    then its binary fields' field/value pairs as they are; fields set to None are left out."""
+    text: dict[str, str] = {}
+    binary: list[bytes | str] = []
     for field_name, value in mapping.items():
         if value is None:
             continue
-        out.append(field_name)
         if isinstance(value, bytes):
-            out.append(value)
-        elif isinstance(value, Enum):
-            out.append(str(value.value))
+            binary += [field_name, value]
         else:
-            out.append(str(value))
-    return out
+            text[field_name] = str(value.value) if isinstance(value, Enum) else str(value)
+    return [json.dumps(text, ensure_ascii=False), *binary]
+
+
+def _text_hash_arg(mapping: Mapping[str, object]) -> str:
+    """A hash of text fields only (a job record) as one script argument."""
+    first, *binary = _hash_args(mapping)
+    if binary:
+        raise ValueError(f"a record holds text only, not {binary[0]!r}")
+    return str(first)
 
 
 def admit_call(spec: JobSpec, rules: Rules, *, created: str, now: float, record: Mapping[str, object],
@@ -333,14 +355,13 @@ def admit_call(spec: JobSpec, rules: Rules, *, created: str, now: float, record:
                    keys.quota_day(user, utc_day(now)), keys.BANNED, keys.MAINTENANCE,
                    keys.quota_limits(user), keys.rq_job(spec.job_id), keys.RQ_QUEUES, keys.DURATIONS,
                    *(keys.rq_queue(name) for name in line), *(keys.rq_workers(name) for name in line)]
-    record_items = _pairs(record)
     args: list[bytes | str | int] = [
         spec.job_id, created, str(user), "1" if rates is not None else "0",
         int(now * 1000), keys.QUOTA_WINDOW_S * 1000,
         rates.per_minute if rates is not None else 0, rates.per_day if rates is not None else 0,
         rules.inflight, keys.QUOTA_MINUTE_TTL, keys.QUOTA_DAY_TTL, keys.INFLIGHT_TTL, keys.JOB_RECORD_TTL,
         keys.job(""), weight, rates.backlog if rates is not None else 0, len(line), line.index(queue) + 1,
-        len(record_items), *record_items, *_pairs(rq_job),
+        _text_hash_arg(record), *_hash_args(rq_job),
     ]
     return AdmitCall(keys=script_keys, args=args)
 
@@ -388,12 +409,11 @@ def admit_quick_call(job_id: str, *, user_id: int, checked: bool, queue: str, bl
                      blob_ttl: int, record_key: str, record: Mapping[str, object], record_ttl: int,
                      rq_job: Mapping[str, object]) -> AdmitCall:
     """The script call admitting a quick job (ADMIT_QUICK_LUA): its input, its record and RQ's job."""
-    record_items = _pairs(record)
     return AdmitCall(
         keys=[keys.BANNED, keys.MAINTENANCE, blob_key, record_key, keys.rq_job(job_id), keys.RQ_QUEUES,
               keys.rq_queue(queue)],
-        args=[job_id, str(user_id), "1" if checked else "0", blob_ttl, record_ttl, blob, len(record_items),
-              *record_items, *_pairs(rq_job)],
+        args=[job_id, str(user_id), "1" if checked else "0", blob_ttl, record_ttl, blob,
+              _text_hash_arg(record), *_hash_args(rq_job)],
     )
 
 
