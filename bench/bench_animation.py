@@ -31,7 +31,6 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -191,19 +190,10 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=["512x512", GOAL_SIZE])
+    parser = common.model_parser(__doc__, sizes=["512x512", GOAL_SIZE], repeats=1)
     parser.add_argument("--frames", type=int, default=12, help="frames per animation (the first is drawn)")
     parser.add_argument("--steps", type=int, default=10, help="decoder steps (img2img runs steps × strength)")
     parser.add_argument("--strength", type=float, default=0.4)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--bundle-dir", type=Path, help="a GPU bench bundle instead of the tiny one")
-    parser.add_argument("--scale", default="public", help="with --bundle-dir: the GPU bench's scale")
-    parser.add_argument("--out-dir", type=Path, default=common.RESULTS_DIR)
     args = parser.parse_args(argv)
     if args.frames < 2 or args.repeats < 1 or int(args.steps * args.strength) < 1:
         parser.error("--frames ≥ 2, --repeats ≥ 1, and --steps × --strength must leave one img2img step")

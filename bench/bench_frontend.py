@@ -431,13 +431,11 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.parser(__doc__)
     parser.add_argument("--updates", type=int, default=2000, help="updates in the measured burst")
     parser.add_argument("--warmup", type=int, default=200, help="unmeasured updates first")
     parser.add_argument("--polling", action="store_true", help="also run the deployed polling path")
     parser.add_argument("--profile", action="store_true", help="cProfile the service burst (slower)")
-    parser.add_argument("--out-dir", type=Path, default=common.RESULTS_DIR)
     parser.add_argument("--serve-botapi", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--users", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port-file", type=Path, help=argparse.SUPPRESS)

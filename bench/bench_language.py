@@ -102,8 +102,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.parser(__doc__)
     parser.add_argument("--jobs", type=int, default=3, help="measured jobs (after one warm-up)")
     parser.add_argument("--size", default="512x512", help="a size bucket, WxH")
     parser.add_argument("--steps", type=int, default=4, help="decoder steps (prior: half, >= 2)")
@@ -112,7 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--public", action="store_true", help="the public checkpoints (downloads them)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--out-dir", type=Path, default=common.RESULTS_DIR)
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.steps < 1 or args.voice_s <= 0:
         parser.error("--jobs, --steps and --voice-s must be positive")

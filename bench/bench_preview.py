@@ -162,17 +162,9 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=["512x512", "1024x1024"])
+    parser = common.model_parser(__doc__, sizes=["512x512", "1024x1024"], repeats=3,
+                                 repeats_help="jobs per size with and without previews")
     parser.add_argument("--steps", type=int, default=20, help="decoder steps per job")
-    parser.add_argument("--repeats", type=int, default=3, help="jobs per size with and without previews")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--bundle-dir", type=Path, help="a GPU bench bundle instead of the tiny one")
-    parser.add_argument("--scale", default="public", help="with --bundle-dir: the GPU bench's scale")
-    parser.add_argument("--out-dir", type=Path, default=common.RESULTS_DIR)
     args = parser.parse_args(argv)
     if args.steps < DEFAULT_PREVIEW_EVERY + 1 or args.repeats < 1:
         parser.error(f"--steps must be above {DEFAULT_PREVIEW_EVERY} (one preview at least), --repeats ≥ 1")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -95,12 +94,10 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.parser(__doc__)
     parser.add_argument("--steps", type=int, default=200_000, help="steps per hot run")
     parser.add_argument("--paced-steps", type=int, default=1000, help="steps per paced run")
     parser.add_argument("--step-ms", type=float, default=2.0, help="simulated GPU time per paced step")
-    parser.add_argument("--out-dir", type=Path, default=common.RESULTS_DIR)
     args = parser.parse_args(argv)
     if args.steps < 1 or args.paced_steps < 1:
         parser.error("--steps and --paced-steps must be at least 1")

@@ -440,8 +440,7 @@ def _positive(values: Sequence[int]) -> Iterator[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = common.parser(__doc__)
     parser.add_argument("--inflight", type=int, nargs="+", default=[1, 10, 50],
                         help="jobs kept in flight, one latency run each (default 1 10 50)")
     parser.add_argument("--jobs", type=int, default=20,
@@ -453,7 +452,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--gpu-standin", type=float, default=0.0, metavar="S",
                         help="every engine step also sleeps S seconds, off the CPU (as on a GPU host)")
-    parser.add_argument("--out-dir", type=Path, default=common.RESULTS_DIR)
     args = parser.parse_args(argv)
     args.inflight = list(_positive(args.inflight))
     args.workers = list(_positive(args.workers))

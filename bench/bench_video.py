@@ -174,16 +174,10 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=["512x320", "768x512"])
+    parser = common.model_parser(__doc__, sizes=["512x320", "768x512"], repeats=2,
+                                 repeats_help="runs per side; the fastest is reported",
+                                 bundle_help="a model folder with the Video Lite folders", scale=False)
     parser.add_argument("--fps", type=int, default=2, help="frames per second (the checkpoints' 24 on a GPU)")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per side; the fastest is reported")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--bundle-dir", type=Path, help="a model folder with the Video Lite folders")
-    parser.add_argument("--out-dir", type=Path, default=common.RESULTS_DIR)
     parser.add_argument("--attention-backend",
                         help="the engine's DiT attention backend (KANDINSKY_K5_ATTENTION_BACKEND)")
     parser.add_argument("--compile", action="store_true",

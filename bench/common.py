@@ -196,6 +196,30 @@ def install_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """A bench script's parser: its docstring as the help, and ``--out-dir`` for its results."""
+    made = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    made.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    return made
+
+
+def model_parser(doc: str | None, *, sizes: list[str], repeats: int, repeats_help: str | None = None,
+                 bundle_help: str = "a GPU bench bundle instead of the tiny one",
+                 scale: bool = True) -> argparse.ArgumentParser:
+    """A parser for a bench of model runs: ``--sizes`` and ``--repeats``, where they run (``--device``,
+    ``--dtype``, ``--threads``) and on which models (``--bundle-dir``, ``--scale``: see model_bundle)."""
+    made = parser(doc)
+    made.add_argument("--sizes", nargs="+", default=sizes)
+    made.add_argument("--repeats", type=int, default=repeats, help=repeats_help)
+    made.add_argument("--device", default="cpu")
+    made.add_argument("--dtype", default="auto")
+    made.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    made.add_argument("--bundle-dir", type=Path, help=bundle_help)
+    if scale:
+        made.add_argument("--scale", default="public", help="with --bundle-dir: the GPU bench's scale")
+    return made
+
+
 def run_and_write(
     run: Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
     args: argparse.Namespace,

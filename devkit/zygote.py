@@ -33,8 +33,11 @@ PRELOAD = (
     "worker.engine.families.kandinsky3",
     "worker.engine.families.sdxl",
     "worker.language",
+    "rembg",
 )
-"""What ``python -m worker`` imports before its engine loads; the rest a child imports itself."""
+"""What ``python -m worker`` imports before its engine loads, and rembg, which its engine imports
+while it loads (numba's cached functions, about a second of a restart); the rest a child imports
+itself. A child sets its own torch threads (rembg's import resets them in the zygote)."""
 REAP_INTERVAL_S = 0.05
 """How often the zygote collects exited children while it waits for a request."""
 POLL_INTERVAL_S = 0.05

@@ -19,19 +19,7 @@ from collections.abc import Callable
 from typing import assert_never
 
 from bot.infra.metrics import BotMetrics
-from bot.queue import (
-    Backlog,
-    Banned,
-    InFlight,
-    JobQueue,
-    Maintenance,
-    PerDay,
-    PerMinute,
-    Rates,
-    Refusal,
-    Rules,
-    Submission,
-)
+from bot.queue import JobQueue, Submission, gate
 from bot.services.quotas import QuotaService
 from contract.queue import DEFAULT_MAX_BACKLOG
 from contract.spec import JobSpec
@@ -59,19 +47,18 @@ class Admission:
         self.metrics = metrics
         self.max_backlog = max_backlog
 
-    async def admit_and_record(self, spec: JobSpec, *, now: float | None = None) -> Submission | Refusal:
+    async def admit_and_record(self, spec: JobSpec, *, now: float | None = None) -> Submission | gate.Refusal:
         """One script call decides every limit and, if they all allow it, records and queues the job.
         A user's custom limits are read there too (``/limits`` validated them when it stored them).
         ``now`` moves the rate clock (tests)."""
         if self.quotas.is_admin(spec.user_id):
-            rules = Rules(inflight=self.admin_inflight)
+            rules = gate.Rules(inflight=self.admin_inflight)
             outcome = await self.queue.admit(spec, rules, is_admin=True, now=now)
         else:
             limits = self.quotas.default_limits
-            rules = Rules(inflight=limits.inflight,
-                          rates=Rates(per_minute=limits.per_minute, per_day=limits.per_day,
-                                      weight=spec.quota_weight(self.frames_per_request),
-                                      backlog=self.max_backlog))
+            rates = gate.Rates(per_minute=limits.per_minute, per_day=limits.per_day,
+                               weight=spec.quota_weight(self.frames_per_request), backlog=self.max_backlog)
+            rules = gate.Rules(inflight=limits.inflight, rates=rates)
             outcome = await self.queue.admit(spec, rules, now=now)
         if isinstance(outcome, Submission):
             if self.metrics is not None:
@@ -83,23 +70,23 @@ class Admission:
         return outcome
 
 
-def refusal_text(t: Callable[..., str], refusal: Refusal, now: float | None = None) -> str:
+def refusal_text(t: Callable[..., str], refusal: gate.Refusal, now: float | None = None) -> str:
     """The user's message for a refusal (one per limit), with the next free slot where there is one."""
     now = time.time() if now is None else now
     match refusal:
-        case Banned():
+        case gate.Banned():
             return t("quota-banned")
-        case Maintenance():
+        case gate.Maintenance():
             return t("quota-maintenance")
-        case InFlight(limit=limit):
+        case gate.InFlight(limit=limit):
             return t("quota-inflight", limit=limit)
-        case Backlog(waiting=waiting):
+        case gate.Backlog(waiting=waiting):
             return t("quota-backlog", waiting=waiting)
-        case PerDay(limit=limit, retry_at=retry_at, weight=weight) if weight > 1:
+        case gate.PerDay(limit=limit, retry_at=retry_at, weight=weight) if weight > 1:
             return t("quota-per-day-weighted", limit=limit, weight=weight, time=_clock(retry_at))
-        case PerDay(limit=limit, retry_at=retry_at):
+        case gate.PerDay(limit=limit, retry_at=retry_at):
             return t("quota-per-day", limit=limit, time=_clock(retry_at))
-        case PerMinute(limit=limit, retry_at=retry_at):
+        case gate.PerMinute(limit=limit, retry_at=retry_at):
             wait = max(1, math.ceil(retry_at - now))
             return t("quota-per-minute", limit=limit, time=_clock(retry_at), seconds=wait)
         case _:

@@ -17,7 +17,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -101,17 +100,8 @@ DEFAULT_ERROR_TEXT = {
 class LocalBotAPI(UpdatesMethods, ChatsMethods, CommandsMethods, EditsMethods, StickersMethods):
     """The server plus the test-driver API (simulated users, error injection, inspection)."""
 
-    def __init__(
-        self,
-        token: str = "123456:TEST-TOKEN",
-        bot_username: str = "kandinsky_test_bot",
-        host: str = "127.0.0.1",
-        port: int = 0,
-        data_dir: Path | None = None,
-    ) -> None:
-        super().__init__(token, bot_username, host, port, data_dir)
-        self._methods: dict[str, Handler] = method_table(self)
-        """Lowercased Bot API method name -> handler, collected from the method areas."""
+    def _method_table(self) -> dict[str, Handler]:
+        return method_table(self)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ from devkit.botapi.models import (
     SentMessage,
     StickerSetState,
     StoredFile,
-    UploadedFile,
 )
+from devkit.botapi.params import Handler
 from devkit.botapi.sim import SimUser
 
 DEFAULT_ALLOWED_UPDATES = frozenset(
@@ -47,7 +47,7 @@ DEFAULT_ALLOWED_UPDATES = frozenset(
 """Update types delivered when allowed_updates is empty (chat_member and reactions are opt-in)."""
 
 
-class ServerState(ABC):
+class ServerState:
     """The server's state; :class:`~devkit.botapi.server.LocalBotAPI` adds the behaviour."""
 
     def __init__(
@@ -99,6 +99,9 @@ class ServerState(ABC):
         self._file_counter = 0
         self._query_counter = 0
         self._update_event = asyncio.Event()
+        self._methods = self._method_table()
+        """Lowercased Bot API method name -> handler, collected from the method areas (a clash fails
+        here, at construction)."""
         self._closing = False
         self._runner: web.AppRunner | None = None
         self._webhook_task: asyncio.Task[None] | None = None
@@ -110,15 +113,11 @@ class ServerState(ABC):
     def _bot_user(self) -> dict[str, Any]:
         return {"id": self.bot_id, "is_bot": True, "first_name": "Kandinsky", "username": self.bot_username}
 
-    @abstractmethod
-    async def call(
-        self,
-        method: str,
-        values: dict[str, Any],
-        files: dict[str, UploadedFile] | None = None,
-        *,
-        http_method: str = "POST",
-        started: float | None = None,
-    ) -> dict[str, Any]:
-        """Run one method as if it arrived over HTTP (the core, ``server.py``, implements it;
-        declared here for the webhook delivery, which runs the bot's reply as a call)."""
+    def _method_table(self) -> dict[str, Handler]:
+        """The server's methods by lowercased name (the core, ``server.py``, collects them)."""
+        return {}
+
+    call: Callable[..., Awaitable[dict[str, Any]]]
+    """``call(method, values, files=None, *, http_method="POST", started=None)``: run one method as if
+    it arrived over HTTP. The core (``server.py``) implements it; declared here for the webhook
+    delivery, which runs the bot's reply as a call."""

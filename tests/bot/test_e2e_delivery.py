@@ -8,24 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from contract.events import (
-    DoneEvent,
-    Event,
-    FailedEvent,
-    Failure,
-    FailureReason,
-    FileKind,
-    JobResult,
-    Progress,
-    ProgressEvent,
-    ResultFile,
-)
+from contract import events as ev
 from contract.queue import add_event
 from tests.bot.conftest import Harness
 from tests.bot.images import open_image, png
 
 
-async def emit(h: Harness, event: Event) -> None:
+async def emit(h: Harness, event: ev.Event) -> None:
     async with h.redis.pipeline(transaction=True) as pipe:
         add_event(pipe, event)
         await pipe.execute()
@@ -38,9 +27,10 @@ async def test_progress_preview_replaces_the_text_status(harness: Harness) -> No
     status = await h.wait_text(user, "in the queue")
     [job_id] = await h.queue.user_jobs(user.user_id)
 
-    def progress(seq: int, stage: str, step: int, preview: str | None = None) -> Event:
-        return ProgressEvent(job_id=job_id, chat_id=user.chat_id, user_id=user.user_id, progress=Progress(
-            stage=stage, step=step, total=4, seq=seq, worker="w1", preview=preview))
+    def progress(seq: int, stage: str, step: int, preview: str | None = None) -> ev.Event:
+        return ev.ProgressEvent(job_id=job_id, chat_id=user.chat_id, user_id=user.user_id,
+                                progress=ev.Progress(stage=stage, step=step, total=4, seq=seq, worker="w1",
+                                                     preview=preview))
 
     await emit(h, progress(1, "prior", 1))
     await h.api.wait_for(
@@ -73,14 +63,14 @@ async def test_progress_edits_are_throttled_and_failures_explained(harness: Harn
     [job_id] = await h.queue.user_jobs(user.user_id)
     ids: dict[str, Any] = {"job_id": job_id, "chat_id": user.chat_id, "user_id": user.user_id}
     for step in range(1, 31):
-        await emit(h, ProgressEvent(**ids, progress=Progress(stage="decoder", step=step, total=30, seq=step,
-                                                             worker="w1")))
+        await emit(h, ev.ProgressEvent(**ids, progress=ev.Progress(stage="decoder", step=step, total=30,
+                                                                   seq=step, worker="w1")))
     await h.api.wait_for(
         lambda: "30/30" in (h.api.message(status.chat_id, status.message_id).text or ""), timeout=10)
     edits = [c for c in h.api.calls if c.method == "editMessageText"]
     assert 1 <= len(edits) < 30
-    gone = Failure(reason=FailureReason.INPUT_EXPIRED, message="blob gone")
-    await emit(h, FailedEvent(**ids, failure=gone))
+    gone = ev.Failure(reason=ev.FailureReason.INPUT_EXPIRED, message="blob gone")
+    await emit(h, ev.FailedEvent(**ids, failure=gone))
     await h.api.wait_for(
         lambda: "устарела" in (h.api.message(status.chat_id, status.message_id).text or ""), timeout=10)
 
@@ -89,10 +79,10 @@ async def test_a_refused_photo_arrives_as_a_file(harness: Harness) -> None:
     h = harness
     user, job_id = await h.queued_by_new_user("a tall tower")
     key = await h.queue.put_blob(png(512, 512))
-    result = JobResult(job_id=job_id, seed=7, seeds=[7], files=[
-        ResultFile(key=key, format="png", width=512, height=512, kind=FileKind.PHOTO, index=0)])
+    result = ev.JobResult(job_id=job_id, seed=7, seeds=[7], files=[
+        ev.ResultFile(key=key, format="png", width=512, height=512, kind=ev.FileKind.PHOTO, index=0)])
     h.api.inject("sendPhoto", error_code=400, description="Bad Request: PHOTO_INVALID_DIMENSIONS")
-    await emit(h, DoneEvent(job_id=job_id, chat_id=user.chat_id, user_id=user.user_id, result=result))
+    await emit(h, ev.DoneEvent(job_id=job_id, chat_id=user.chat_id, user_id=user.user_id, result=result))
     doc = await h.wait_result(user, kind="document", timeout=20)
     assert "Seed: <code>7</code>" not in (doc.caption or "") and "Seed: 7" in (doc.caption or "")
     assert "🔄 Again" in [b["text"] for b in doc.inline_buttons]

@@ -14,17 +14,8 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.infra.metrics import BotMetrics
-from bot.queue import (
-    Backlog,
-    Banned,
-    InFlight,
-    JobQueue,
-    Maintenance,
-    PerDay,
-    PerMinute,
-    QueueSettings,
-    Submission,
-)
+from bot.queue import JobQueue, QueueSettings, Submission
+from bot.queue.gate import Backlog, Banned, InFlight, Maintenance, PerDay, PerMinute
 from bot.services.admission import Admission, refusal_text
 from bot.services.quotas import Limits, QuotaService
 from bot.ui.i18n import I18n

@@ -219,6 +219,12 @@ class Collector:
         if self._task is not None:
             await self._task
 
+    async def __aenter__(self) -> Collector:
+        return await self.begin()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     def of(self, job_id: str, *types: EventType) -> list[Event]:
         return [e for e in self.events if e.job_id == job_id and (not types or e.type in types)]
 

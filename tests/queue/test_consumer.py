@@ -94,8 +94,7 @@ def fast_collector(client: aioredis.Redis, name: str = "bot-1") -> Collector:
 async def test_terminal_event_is_handled_acked_marked_and_frees_the_user_slot(
     client: aioredis.Redis, sync_client: redis.Redis
 ) -> None:
-    c = await fast_collector(client).begin()
-    try:
+    async with fast_collector(client) as c:
         assert emit_done(sync_client, "j1")
         event = await c.wait_terminal("j1")
         assert event == done_event("j1")
@@ -104,8 +103,6 @@ async def test_terminal_event_is_handled_acked_marked_and_frees_the_user_slot(
         assert 0 < sync_client.ttl(keys.delivered("j1")) <= keys.DELIVERED_TTL
         assert not sync_client.sismember(keys.inflight(USER), "j1")
         assert not sync_client.exists("kb:delivering:j1")
-    finally:
-        await c.stop()
 
 
 async def test_second_finish_of_a_job_sends_nothing(sync_client: redis.Redis) -> None:
@@ -120,8 +117,7 @@ async def test_second_finish_of_a_job_sends_nothing(sync_client: redis.Redis) ->
 async def test_duplicate_terminal_events_reach_the_handler_once(
     client: aioredis.Redis, sync_client: redis.Redis
 ) -> None:
-    c = await fast_collector(client).begin()
-    try:
+    async with fast_collector(client) as c:
         emit_done(sync_client, "j1")
         await c.wait_terminal("j1")
         emit_duplicate_done(sync_client, "j1")
@@ -129,8 +125,6 @@ async def test_duplicate_terminal_events_reach_the_handler_once(
         await c.wait_terminal("j2")
         await wait_until(lambda: pending(sync_client) == 0, what="all acked")
         assert len(c.of("j1")) == 1
-    finally:
-        await c.stop()
 
 
 async def test_failing_handler_is_retried_with_backoff_then_delivered_once(
@@ -138,8 +132,7 @@ async def test_failing_handler_is_retried_with_backoff_then_delivered_once(
 ) -> None:
     c = fast_collector(client)
     c.fail_next = 3
-    await c.begin()
-    try:
+    async with c:
         started = time.monotonic()
         emit_done(sync_client, "j1")
         await c.wait_terminal("j1")
@@ -149,8 +142,6 @@ async def test_failing_handler_is_retried_with_backoff_then_delivered_once(
         await wait_until(lambda: pending(sync_client) == 0, what="ack after success")
         await asyncio.sleep(0.5)
         assert len(c.of("j1")) == 1
-    finally:
-        await c.stop()
 
 
 async def test_unacked_event_is_redelivered_after_restart_and_not_after_ack(
@@ -158,13 +149,10 @@ async def test_unacked_event_is_redelivered_after_restart_and_not_after_ack(
 ) -> None:
     c = fast_collector(client)
     c.fail_next = 10**6  # Telegram is down for this whole run
-    await c.begin()
-    try:
+    async with c:
         emit_done(sync_client, "j1")
         await wait_until(lambda: pending(sync_client) == 1, what="entry pending")
         await asyncio.sleep(0.3)
-    finally:
-        await c.stop()
     assert c.of("j1") == [] and pending(sync_client) == 1
 
     again = await fast_collector(client).begin()  # same consumer name: its own pending entries first
@@ -174,13 +162,10 @@ async def test_unacked_event_is_redelivered_after_restart_and_not_after_ack(
     finally:
         await again.stop()
 
-    third = await fast_collector(client).begin()
-    try:
+    async with fast_collector(client) as third:
         emit_done(sync_client, "j2")
         await third.wait_terminal("j2")
         assert third.of("j1") == []
-    finally:
-        await third.stop()
 
 
 async def test_progress_is_acked_even_when_the_handler_fails_and_only_the_newest_is_shown(
@@ -215,13 +200,10 @@ async def test_progress_after_the_job_ended_is_dropped(
     emit_progress(sync_client, "j1", 1)
     emit_done(sync_client, "j1")
     emit_progress(sync_client, "j1", 2)  # a late publisher thread
-    c = await fast_collector(client).begin()
-    try:
+    async with fast_collector(client) as c:
         await c.wait_terminal("j1")
         await wait_until(lambda: pending(sync_client) == 0, what="all acked")
         assert [e.type for e in c.of("j1")] == [EventType.DONE]
-    finally:
-        await c.stop()
 
 
 async def test_unreadable_entries_are_acked_and_dropped_and_the_next_is_delivered(
@@ -236,14 +218,11 @@ async def test_unreadable_entries_are_acked_and_dropped_and_the_next_is_delivere
     ):
         sync_client.xadd(keys.EVENTS_STREAM, fields)  # type: ignore[arg-type]
     emit_done(sync_client, "j1")
-    c = await fast_collector(client).begin()
-    try:
+    async with fast_collector(client) as c:
         await c.wait_terminal("j1")
         await wait_until(lambda: pending(sync_client) == 0, what="all acked")
         assert [e.job_id for e in c.events] == ["j1"]
         assert not sync_client.exists(keys.delivered("j0"))
-    finally:
-        await c.stop()
 
 
 def _spawn(url: str, name: str, mode: str) -> subprocess.Popen[bytes]:
