@@ -209,7 +209,8 @@ async def _worker_holds(redis_url: str, family: Family) -> bool:
         await client.aclose()
 
 
-async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> Path:
+async def _scripted_conversation(out_dir: Path, redis_url: str, worker_ready: Callable[[], object],
+                                 tiny: bool) -> Path:
     from bot.app import run_bot
     from bot.config import BotSettings
     from bot.ui.i18n import I18n
@@ -313,6 +314,7 @@ async def _scripted_conversation(out_dir: Path, redis_url: str, tiny: bool) -> P
             said("/start")
             await user.send_text("/start")
             await until(has_button(t("btn-settings")), "start menu")
+            await asyncio.to_thread(worker_ready)
 
             prompt = "a red fox in a snowy forest, golden hour"
             said(prompt, note="text → image")
@@ -510,9 +512,14 @@ def main(argv: list[str] | None = None) -> int:
     with _redis() as redis_url:
         if os.environ.get("BOT_TOKEN"):
             return _run_real_telegram(redis_url, model_env, out_dir)
-        with WorkerProcess(redis_url, out_dir / "worker.log", env=model_env):
-            report = asyncio.run(_scripted_conversation(out_dir, redis_url,
+        # The worker loads its models while the bot starts; the conversation waits for it before
+        # the first job.
+        worker = WorkerProcess(redis_url, out_dir / "worker.log", env=model_env).launch()
+        try:
+            report = asyncio.run(_scripted_conversation(out_dir, redis_url, worker.wait_ready,
                                                         tiny=choice is ModelChoice.TINY))
+        finally:
+            worker.stop()
     print(f"\nDemo finished in {time.monotonic() - started:.0f} s. Report: {report}")
     return 0
 

@@ -6,7 +6,10 @@ exactly as deployed: ``python -m worker`` as its own process, talking to a real 
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -26,9 +29,11 @@ WORKER_START_TIMEOUT_S = 180.0
 """Loading the tiny bundle takes seconds; real checkpoints on a cold disk take minutes."""
 WORKER_STOP_TIMEOUT_S = 30.0
 """SIGTERM lets a worker finish its current job; after this it is killed."""
-TINY_BUNDLE_VERSION = "kandinsky5-image-vae4"
-"""The bundle's layout: a new name whenever devkit.tiny_models writes another folder or model (not
-derived from it: that module loads torch)."""
+BUNDLE_SOURCES = ("devkit/tiny_*.py", "contract/spec.py", "contract/video.py")
+"""The code that decides what the tiny bundle holds: its writers and the contract modules they read
+(the style words its tokenizers know, the video checkpoints it lays out)."""
+BUNDLE_LIBRARIES = ("torch", "diffusers", "transformers")
+"""Libraries whose versions the tiny bundle's files depend on (the configs and weights they save)."""
 _REAL_MODEL_VARS = (
     "KANDINSKY_MODEL_DIR",
     "KANDINSKY_PRIOR_ID",
@@ -42,16 +47,33 @@ def real_models_configured(env: Mapping[str, str] = os.environ) -> bool:
     return any(env.get(name) for name in _REAL_MODEL_VARS)
 
 
-def ensure_tiny_bundle(path: Path = DEFAULT_BUNDLE_DIR) -> Path:
-    """Write the tiny random-weight bundle once; later runs reuse it. A bundle of an older layout
-    (its marker names another TINY_BUNDLE_VERSION) is written again: the same seed gives the same
-    weights, and the folders it lacked are added."""
-    marker = path / ".complete"
-    if not marker.exists() or marker.read_text().strip() != TINY_BUNDLE_VERSION:
-        from devkit.tiny_models import write_tiny_bundle
+def tiny_bundle_stamp() -> str:
+    """What a written tiny bundle was written by: a digest of the code that decides it
+    (BUNDLE_SOURCES) and the versions of the libraries that save it. Read without importing torch."""
+    from importlib.metadata import version
 
-        write_tiny_bundle(path)
-        marker.write_text(TINY_BUNDLE_VERSION + "\n")
+    digest = hashlib.sha256()
+    for source in sorted(path for pattern in BUNDLE_SOURCES for path in REPO.glob(pattern)):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    libraries = " ".join(f"{name}=={version(name)}" for name in BUNDLE_LIBRARIES)
+    return f"{digest.hexdigest()[:16]} {libraries}"
+
+
+def ensure_tiny_bundle(path: Path = DEFAULT_BUNDLE_DIR) -> Path:
+    """Write the tiny random-weight bundle once; later runs, the demo and the test processes reuse it
+    (one at a time writes it: the others wait on the lock). A bundle whose marker holds another
+    :func:`tiny_bundle_stamp` is written again from scratch."""
+    stamp = tiny_bundle_stamp()
+    marker = path / ".complete"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists() or marker.read_text().strip() != stamp:
+            from devkit.tiny_models import write_tiny_bundle
+
+            shutil.rmtree(path, ignore_errors=True)
+            write_tiny_bundle(path)
+            marker.write_text(stamp + "\n")
     return path
 
 

@@ -152,22 +152,13 @@ async def aredis(redis_url: str) -> AsyncIterator[AsyncRedis]:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's tiny random-weight model bundle, written once per run: the xdist processes
-    share it (tests only read it), so they do not each spend seconds writing it while they start."""
-    from filelock import FileLock
+def tiny_bundle() -> Path:
+    """The project's tiny random-weight model bundle, the one the demo and the benches use (under
+    ``.cache/``): written once by the first process that needs it and kept while the code that writes
+    it is unchanged (devkit.stack.ensure_tiny_bundle). Tests only read it."""
+    from devkit.stack import ensure_tiny_bundle
 
-    from devkit.tiny_models import write_tiny_bundle
-
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent  # the run's folder above each process's own
-    path, done = shared / "tiny-bundle", shared / "tiny-bundle.done"
-    with FileLock(str(shared / "tiny-bundle.lock")):
-        if not done.exists():
-            write_tiny_bundle(path)
-            done.touch()
-    return path
+    return ensure_tiny_bundle()
 
 
 @pytest.fixture(scope="session")

@@ -21,9 +21,11 @@ DEMO_TIMEOUT_S = 600
 
 
 @pytest.mark.slow
-def test_offline_demo_covers_every_mode_and_leaves_no_process(tmp_path: Path) -> None:
+def test_offline_demo_covers_every_mode_and_leaves_no_process(tmp_path: Path, tiny_bundle: Path) -> None:
     out = tmp_path / "report"
-    # As on a fresh machine: no token, no Redis, no models configured (the demo writes the bundle).
+    # As on a machine that ran `make demo` before: no token, no Redis, no models configured, the
+    # tiny bundle written under .cache/ (the suite's, the one the demo reuses; ensure_tiny_bundle
+    # writes it on a fresh machine, for the suite and the demo alike).
     env = {k: v for k, v in os.environ.items()
            if k not in ("BOT_TOKEN", "REDIS_URL") and not k.startswith("KANDINSKY_")}
     # The plumbing of every step is what is checked: the fewest steps the spec allows (the demo's
