@@ -53,6 +53,8 @@ class I18n:
             bundle.add_resource(resource)
             self.bundles[locale] = bundle
             self.sources[locale] = text
+        self._plain: dict[tuple[str, str], str] = {}
+        """Messages asked for without arguments, by (locale, key), as formatted the first time."""
         if default_locale not in self.bundles:
             raise ValueError(f"default locale {default_locale!r} has no messages.ftl")
 
@@ -72,6 +74,14 @@ class I18n:
         return Translator(self, locale if locale in self.bundles else self.default_locale)
 
     def get(self, locale: str, key: str, /, **args: Any) -> str:
+        if args:
+            return self._format(locale, key, args)
+        text = self._plain.get((locale, key))
+        if text is None:  # a message without variables reads the same every time: formatted once
+            text = self._plain[(locale, key)] = self._format(locale, key, args)
+        return text
+
+    def _format(self, locale: str, key: str, args: dict[str, Any]) -> str:
         for candidate in (locale, self.default_locale):
             bundle = self.bundles.get(candidate)
             if bundle is None or not bundle.has_message(key):

@@ -22,7 +22,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -40,6 +39,7 @@ from contract.queue import DEFAULT_QUEUE
 from contract.spec import JobSpec, Mode, bucket_size
 from devkit.faults import FAULT_HOOKS_ENV
 from devkit.redis_server import RedisServer
+from devkit.zygote import ForkedProcess, Zygote
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_READY_TIMEOUT_S = 120.0
@@ -68,11 +68,12 @@ def new_spec(prompt: str = "a red cube", *, user_id: int | None = None, **kw: An
 class WorkerPool:
     """Worker subprocesses by role; a killed or stopped role is respawned under a new name."""
 
-    def __init__(self, redis_url: str, bundle: Path, log_dir: Path) -> None:
+    def __init__(self, redis_url: str, bundle: Path, log_dir: Path, zygote: Zygote) -> None:
         self.redis_url = redis_url
         self.bundle = bundle
         self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.zygote = zygote
+        self.procs: dict[str, ForkedProcess] = {}
         self.names: dict[str, str] = {}
         self.ready: set[str] = set()
         self._generation = 0
@@ -103,10 +104,7 @@ class WorkerPool:
     def start(self, role: str) -> str:
         self._generation += 1
         name = f"test-{role}{self._generation}"
-        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
-        self.procs[role] = subprocess.Popen(
-            [sys.executable, "-m", "worker"], cwd=ROOT, env=self.env(role, name), stdout=log, stderr=log
-        )
+        self.procs[role] = self.zygote.spawn(self.env(role, name), self.log_dir / f"{name}.log")
         self.names[role] = name
         self.ready.discard(role)
         return name
@@ -163,10 +161,23 @@ class WorkerPool:
 
 
 @pytest.fixture(scope="package")
+def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zygote]:
+    """The queue tests' workers fork from one parent that imported torch and diffusers once
+    (devkit.zygote): a worker killed by a test comes back for the cost of its engine load."""
+    logs = tmp_path_factory.mktemp("zygote")
+    parent = Zygote({**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}, logs / "status",
+                    logs / "zygote.out", ROOT)
+    try:
+        yield parent
+    finally:
+        parent.close()
+
+
+@pytest.fixture(scope="package")
 def worker_pool(
-    redis_server: RedisServer, tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+    redis_server: RedisServer, tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory, zygote: Zygote
 ) -> Iterator[WorkerPool]:
-    pool = WorkerPool(redis_server.url, tiny_bundle, tmp_path_factory.mktemp("worker-logs"))
+    pool = WorkerPool(redis_server.url, tiny_bundle, tmp_path_factory.mktemp("worker-logs"), zygote)
     pool.start("a")
     pool.start("b")
     yield pool

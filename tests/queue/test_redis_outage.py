@@ -18,6 +18,7 @@ from contract.redisconn import RedisTarget, async_client
 from devkit.faults import FAULT_HOOKS_ENV
 from devkit.redis_server import RedisServer
 from devkit.stack import WorkerProcess
+from devkit.zygote import Zygote
 from tests.queue.conftest import new_spec, wait_until
 from tests.queue.test_restart_same_name import FAST
 
@@ -39,11 +40,12 @@ async def _wait_status(client: aioredis.Redis, job_id: str, worker: WorkerProces
     await wait_until(reached, JOB_TIMEOUT_S, f"job {job_id} to be {wanted.value}")
 
 
-async def test_worker_survives_a_redis_restart_mid_job(tiny_bundle: Path, tmp_path: Path) -> None:
+async def test_worker_survives_a_redis_restart_mid_job(tiny_bundle: Path, tmp_path: Path,
+                                                      zygote: Zygote) -> None:
     env = {**FAST, "KANDINSKY_MODEL_DIR": str(tiny_bundle), "OMP_NUM_THREADS": "1", **FAULT_HOOKS_ENV}
     log_file = tmp_path / "worker.log"
     with RedisServer(appendonly=True) as server:
-        worker = WorkerProcess(server.url, log_file, env=env, name="outage-worker").start()
+        worker = WorkerProcess(server.url, log_file, env=env, name="outage-worker", zygote=zygote).start()
         # Reconnecting like the bot's own client, so the test's side rides out the restart too.
         client = async_client(RedisTarget(url=server.url))
         queue = JobQueue(client, QueueSettings())

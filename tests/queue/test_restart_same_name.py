@@ -10,19 +10,22 @@ import redis
 
 from devkit.redis_server import RedisServer
 from devkit.stack import WorkerProcess
+from devkit.zygote import Zygote
 
 FAST = {"WORKER_HEARTBEAT_INTERVAL_S": "1", "WORKER_MAINTENANCE_INTERVAL_S": "1",
         "KANDINSKY_DEVICE": "cpu", "KANDINSKY_DTYPE": "float32", "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1"}
 
 
-def test_killed_worker_name_is_taken_over(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_killed_worker_name_is_taken_over(tiny_bundle: Path, tmp_path: Path, zygote: Zygote) -> None:
     env = {**FAST, "KANDINSKY_MODEL_DIR": str(tiny_bundle)}
     with RedisServer() as server:
-        first = WorkerProcess(server.url, tmp_path / "first.log", env=env, name="gpu-host.1").start()
+        first = WorkerProcess(server.url, tmp_path / "first.log", env=env, name="gpu-host.1",
+                              zygote=zygote).start()
         first.stop(kill=True)  # SIGKILL: its registration stays behind in Redis
         # start() returns at once (the dead one is still listed); wait for the newcomer's own birth.
-        second = WorkerProcess(server.url, tmp_path / "second.log", env=env, name="gpu-host.1").start()
+        second = WorkerProcess(server.url, tmp_path / "second.log", env=env, name="gpu-host.1",
+                              zygote=zygote).start()
         client = redis.Redis.from_url(server.url)
         try:
             assert second.proc is not None
