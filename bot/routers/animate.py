@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
@@ -45,6 +45,7 @@ def animation_router(description: ModeDescription) -> Router:
     if description.command is None or not description.animation:
         raise ValueError(f"mode {description.mode} is not an animation bot mode")
     mode, waiting = description.mode, mode_state(description)
+    in_dialog = StateFilter(waiting)
     router = Router(name=description.stem)
 
     async def take_prompt(message: Message, text: str | None, state: FSMContext, t: Translator) -> None:
@@ -80,11 +81,11 @@ def animation_router(description: ModeDescription) -> Router:
             await bot.send_message(query.message.chat.id, t(description.ask_prompt_key),
                                    reply_markup=keyboards.dialog_cancel(t))
 
-    @router.message(waiting, HasText())
+    @router.message(in_dialog, HasText())
     async def got_prompt(message: Message, state: FSMContext, t: Translator) -> None:
         await take_prompt(message, message.text, state, t)
 
-    @router.message(waiting, NotCommand())
+    @router.message(in_dialog, NotCommand())
     async def not_text(message: Message, t: Translator) -> None:
         await message.answer(t("need-text"), reply_markup=keyboards.dialog_cancel(t))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot, F, Router
+from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
@@ -23,7 +24,7 @@ from bot.services.inputs import InputError, validate_prompt
 from bot.services.jobs import submit
 from bot.ui import keyboards
 from bot.ui.callbacks import ResultAction, ResultCb
-from bot.ui.filters import HasText
+from bot.ui.filters import HasText, Matches
 from bot.ui.i18n import Translator
 from contract.editing import PanDirection
 from contract.spec import Mode
@@ -120,6 +121,6 @@ async def edit_needs_text(message: Message, t: Translator) -> None:
 def make_router() -> Router:
     router = Router(name="editing")
     router.callback_query.register(edit_button, ResultCb.filter(F.action.in_(HANDLED)))
-    router.message.register(edit_words, EditDialog.words, HasText())
-    router.message.register(edit_needs_text, EditDialog.words, ~F.text.startswith("/"))
+    router.message.register(edit_words, StateFilter(EditDialog.words), HasText())
+    router.message.register(edit_needs_text, StateFilter(EditDialog.words), Matches(~F.text.startswith("/")))
     return router

@@ -11,7 +11,7 @@ from aiogram.filters import StateFilter
 from aiogram.types import Message
 
 from bot.ui import keyboards
-from bot.ui.filters import HasImage
+from bot.ui.filters import HasImage, Matches
 from bot.ui.i18n import Translator
 
 
@@ -26,8 +26,8 @@ async def unknown_command(message: Message, t: Translator) -> None:
 def make_router() -> Router:
     router = Router(name="fallback")
     router.message.register(photo_outside_dialog, StateFilter(None), HasImage(),
-                            F.chat.type == ChatType.PRIVATE)
+                            Matches(F.chat.type == ChatType.PRIVATE))
     # Only in private chats: in a group, a command may be meant for another bot.
-    router.message.register(unknown_command, StateFilter(None), F.text.startswith("/"),
-                            F.chat.type == ChatType.PRIVATE)
+    router.message.register(unknown_command, StateFilter(None), Matches(F.text.startswith("/")),
+                            Matches(F.chat.type == ChatType.PRIVATE))
     return router

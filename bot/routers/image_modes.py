@@ -11,7 +11,7 @@ import logging
 import re
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
@@ -117,6 +117,7 @@ def image_mode_router(spec: ModeDescription) -> Router:
         raise ValueError(f"mode {spec.mode} is not a photo mode the bot offers")
     router = Router(name=spec.mode.value)
     waiting = mode_state(spec)
+    in_dialog = StateFilter(waiting)
 
     @router.message(Command(spec.command))
     async def cmd(message: Message, command: CommandObject, state: FSMContext, bot: Bot, services: Services,
@@ -139,14 +140,14 @@ def image_mode_router(spec: ModeDescription) -> Router:
         if isinstance(query.message, Message):
             await ask_missing(spec, query.message, state, t, album=False)
 
-    @router.message(waiting, HasImage(), NotCommand())
+    @router.message(in_dialog, HasImage(), NotCommand())
     async def got_image(message: Message, image: ImageRef, state: FSMContext, bot: Bot, services: Services,
                         t: Translator, locale: str, user_settings: UserSettings) -> None:
         caption = message.caption if (message.caption and message.caption.strip()) else None
         await contribute(spec, message, image, caption, state=state, bot=bot, services=services, t=t,
                          locale=locale, user_settings=user_settings)
 
-    @router.message(waiting, HasText())
+    @router.message(in_dialog, HasText())
     async def got_text(message: Message, state: FSMContext, bot: Bot, services: Services, t: Translator,
                        locale: str, user_settings: UserSettings) -> None:
         data = await state.get_data()
@@ -156,12 +157,12 @@ def image_mode_router(spec: ModeDescription) -> Router:
         await contribute(spec, message, None, message.text, state=state, bot=bot, services=services, t=t,
                          locale=locale, user_settings=user_settings)
 
-    @router.message(waiting, NotCommand())
+    @router.message(in_dialog, NotCommand())
     async def other(message: Message, t: Translator) -> None:
         await message.answer(t("need-photo"), reply_markup=keyboards.dialog_cancel(t))
 
     if spec.weights:
-        @router.callback_query(waiting, WeightsCb.filter())
+        @router.callback_query(in_dialog, WeightsCb.filter())
         async def set_weights(query: CallbackQuery, callback_data: WeightsCb, state: FSMContext,
                               t: Translator) -> None:
             first = min(max(callback_data.first, 0), 100)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from aiogram import Bot, F, Router
+from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
@@ -111,7 +112,7 @@ def make_router() -> Router:
     router = Router(name="move")
     router.callback_query.register(ask_motion, ResultCb.filter(F.action == ResultAction.MOVE))
     router.callback_query.register(start, MoveCb.filter())
-    router.message.register(words, WAITING, HasText())
-    router.message.register(not_words, WAITING, NotCommand())
+    router.message.register(words, StateFilter(WAITING), HasText())
+    router.message.register(not_words, StateFilter(WAITING), NotCommand())
     return router
 

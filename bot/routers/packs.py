@@ -30,6 +30,7 @@ from bot.services.packs import (
     seq_of,
 )
 from bot.ui.callbacks import ResultAction, ResultCb
+from bot.ui.filters import Matches
 from bot.ui.i18n import Translator
 from contract.events import FileKind
 from contract.modes import Button
@@ -301,8 +302,8 @@ def make_router() -> Router:
     router.message.register(cmd_packs, Command("packs"))
     router.callback_query.register(pack_action, PackCb.filter())
     router.message.register(command_leaves_dialog, StateFilter(PackDialog.title, PackDialog.remove),
-                            F.text.startswith("/"))
-    router.message.register(got_title, StateFilter(PackDialog.title), F.text)
-    router.message.register(got_sticker_to_remove, StateFilter(PackDialog.remove), F.sticker)
+                            Matches(F.text.startswith("/")))
+    router.message.register(got_title, StateFilter(PackDialog.title), Matches(F.text))
+    router.message.register(got_sticker_to_remove, StateFilter(PackDialog.remove), Matches(F.sticker))
     router.message.register(not_a_sticker, StateFilter(PackDialog.remove))
     return router

@@ -18,7 +18,7 @@ from bot.services.jobs import Requester, requester
 from bot.services.user_settings import UserSettings
 from bot.ui import keyboards
 from bot.ui.callbacks import LengthCb, MenuCb
-from bot.ui.filters import HasText, NotCommand
+from bot.ui.filters import HasText, Matches, NotCommand
 from bot.ui.i18n import Translator
 from bot.ui.states import clear_dialog, mode_state
 from contract.modes import ModeDescription, describe
@@ -68,6 +68,7 @@ def prompt_mode_router(description: ModeDescription) -> Router:
         raise ValueError(f"mode {description.mode} is not a prompt-only bot mode")
     mode, ask_key, waiting = description.mode, description.ask_prompt_key, mode_state(description)
     router = Router(name=description.stem)
+    in_dialog = StateFilter(waiting)
 
     @router.message(Command(description.command))
     async def cmd(message: Message, command: CommandObject, state: FSMContext, bot: Bot,
@@ -87,7 +88,7 @@ def prompt_mode_router(description: ModeDescription) -> Router:
         if query.message is not None:
             await bot.send_message(query.message.chat.id, t(ask_key), reply_markup=keyboards.dialog_cancel(t))
 
-    @router.message(waiting, HasText())
+    @router.message(in_dialog, HasText())
     async def got_prompt(message: Message, state: FSMContext, bot: Bot, services: Services, t: Translator,
                          locale: str, user_settings: UserSettings) -> None:
         if await run_prompt(message, message.text, mode, bot=bot, services=services, t=t, locale=locale,
@@ -113,7 +114,7 @@ def prompt_mode_router(description: ModeDescription) -> Router:
                          reply_to_id=int(reply) if reply is not None else None) is not None:
             await clear_dialog(state)
 
-    @router.message(waiting, NotCommand())
+    @router.message(in_dialog, NotCommand())
     async def not_text(message: Message, t: Translator) -> None:
         await message.answer(t("need-text"), reply_markup=keyboards.dialog_cancel(t))
 
@@ -131,5 +132,6 @@ def plain_text_router(description: ModeDescription) -> Router:
 
     router = Router(name="plain-text")
     # Only in private chats: in a group, people talk to each other, not to the bot.
-    router.message.register(plain_text, StateFilter(None), HasText(), F.chat.type == ChatType.PRIVATE)
+    router.message.register(plain_text, StateFilter(None), HasText(),
+                            Matches(F.chat.type == ChatType.PRIVATE))
     return router

@@ -6,7 +6,7 @@ import logging
 from html import escape
 
 from aiogram import F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, User
 
@@ -170,6 +170,6 @@ def make_router() -> Router:
     router.message.register(cmd_settings, Command("settings"))
     router.callback_query.register(menu_settings, MenuCb.filter(F.mode == "settings"))
     router.callback_query.register(settings_button, SettingsCb.filter())
-    router.message.register(got_negative, SettingsDialog.negative, HasText())
-    router.message.register(negative_not_text, SettingsDialog.negative, NotCommand())
+    router.message.register(got_negative, StateFilter(SettingsDialog.negative), HasText())
+    router.message.register(negative_not_text, StateFilter(SettingsDialog.negative), NotCommand())
     return router

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiogram.filters import BaseFilter
-from aiogram.types import Message
+from aiogram.types import Message, TelegramObject
+from magic_filter import MagicFilter
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,16 @@ class NotCommand(BaseFilter):
 
     async def __call__(self, message: Message) -> bool:
         return not (message.text or message.caption or "").lstrip().startswith("/")
+
+
+class Matches(BaseFilter):
+    """A magic filter (``F.sticker``) on the event, checked inline. aiogram hands a filter that is not
+    a coroutine (a bare ``F`` filter, a State) to a worker thread on every check (asyncio.to_thread):
+    a plain-text prompt passed about twenty of them, each hand-off costing more than its check.
+    Dialog states are filtered with aiogram's StateFilter for the same reason."""
+
+    def __init__(self, magic: MagicFilter) -> None:
+        self.magic = magic
+
+    async def __call__(self, event: TelegramObject) -> Any:
+        return self.magic.resolve(event)

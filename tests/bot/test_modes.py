@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.state import State
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from redis.asyncio import Redis
@@ -59,8 +59,9 @@ def test_every_bot_mode_has_one_router_and_its_state() -> None:
         handlers = router.message.handlers
         commands = {c for h in handlers for f in h.filters or [] if isinstance(f.callback, Command)
                     for c in f.callback.commands if isinstance(c, str)}
-        states = {f.callback.state for h in handlers for f in h.filters or []
-                  if isinstance(f.callback, State) and f.callback.state}
+        states = {state.state for h in handlers for f in h.filters or []
+                  if isinstance(f.callback, StateFilter)
+                  for state in f.callback.states if isinstance(state, State) and state.state}
         for command in commands:
             by_command.setdefault(command, []).append(states)
     for mode in bot_modes():
@@ -71,6 +72,21 @@ def test_every_bot_mode_has_one_router_and_its_state() -> None:
                                                                        Mode.ZOOM_OUT, Mode.PAN,
                                                                        Mode.IMAGE2VIDEO}
     assert not {"inpaint", "outpaint", "zoom_out", "pan"} & set(by_command)
+
+
+def test_every_filter_is_awaited_in_place() -> None:
+    """aiogram runs a filter that is not a coroutine in a worker thread on every check
+    (asyncio.to_thread): a bare State or ``F`` filter must be wrapped (StateFilter, Matches)."""
+    threaded = []
+    routers = [build_root_router()]
+    while routers:
+        router = routers.pop()
+        routers += router.sub_routers
+        for event, observer in router.observers.items():
+            for handler in [observer._handler, *observer.handlers]:  # the router's own filters first
+                threaded += [(router.name, event, repr(f.callback)) for f in handler.filters or []
+                             if not f.awaitable]
+    assert threaded == []
 
 
 async def test_every_command_and_menu_button_opens_its_dialog(harness: Harness) -> None:
