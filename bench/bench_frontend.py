@@ -20,7 +20,7 @@ trip. The service's rate is reported as a ratio to it.
 Besides updates per wall-clock second (what other processes on a shared machine take away from),
 it reports updates per CPU second of this process, the rate one free core would give. Goal ≥ 1000/s.
 
-    python bench/bench_frontend.py                     # 2000 updates, 1 core
+    python bench/bench_frontend.py                     # 3 rounds of 2000 updates each side, 1 core
     python bench/bench_frontend.py --updates 100 --warmup 20      # smoke size
 
 Results go to bench/results/bench_frontend-<UTC time>.json.
@@ -61,6 +61,9 @@ CONCURRENCY = 100
 """Updates handled at once: aiogram's polling starts one task per update of a 100-update batch."""
 GOAL_UPDATES_PER_S = 1000.0
 PROMPT = "/imagine a red fox in the snow, bench update {n}"
+PLAIN_PROMPT = "a red fox in the snow, bench update {n}"
+"""``--plain``: a prompt typed as it is, as most users do: the bot's catch-all router takes it, after
+every dialog's filters have been checked."""
 
 
 # --------------------------------------------------------------------------- the Bot API child
@@ -141,9 +144,10 @@ class BotAPIChild:
 
 
 def message_update(update_id: int, user_id: int, text: str) -> dict[str, Any]:
-    """The JSON Telegram sends for a private text message with a leading command."""
+    """The JSON Telegram sends for a private text message (a leading command marked as one)."""
     user = {"id": user_id, "is_bot": False, "first_name": "Bench", "language_code": "en"}
     command = text.split(maxsplit=1)[0]
+    entities = [{"type": "bot_command", "offset": 0, "length": len(command)}] if text.startswith("/") else []
     return {
         "update_id": update_id,
         "message": {
@@ -152,13 +156,13 @@ def message_update(update_id: int, user_id: int, text: str) -> dict[str, Any]:
             "chat": {"id": user_id, "type": "private", "first_name": "Bench"},
             "from": user,
             "text": text,
-            "entities": [{"type": "bot_command", "offset": 0, "length": len(command)}],
+            **({"entities": entities} if entities else {}),
         },
     }
 
 
 async def feed_burst(feed: Callable[[dict[str, Any]], Awaitable[Any]], first: int, count: int,
-                     concurrency: int = CONCURRENCY) -> dict[str, Any]:
+                     concurrency: int = CONCURRENCY, prompt: str = PROMPT) -> dict[str, Any]:
     """Feed ``count`` updates, ``concurrency`` at a time; wall and CPU time and per-update latency."""
     semaphore = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
@@ -169,7 +173,7 @@ async def feed_burst(feed: Callable[[dict[str, Any]], Awaitable[Any]], first: in
             started = time.perf_counter()
             try:
                 await feed(message_update(first + n + 1, FIRST_USER_ID + first + n,
-                                          PROMPT.format(n=first + n)))
+                                          prompt.format(n=first + n)))
             except Exception as exc:  # counted and reported: a failed update is not a handled one
                 errors.append(f"{type(exc).__name__}: {exc}")
             latencies.append((time.perf_counter() - started) * 1e3)
@@ -268,7 +272,7 @@ async def alternate(reference: Feed, service: Feed, redis: Any, args: argparse.N
 
     async def burst(feed: Feed, count: int) -> dict[str, Any]:
         nonlocal first
-        result = await feed_burst(feed, first, count)
+        result = await feed_burst(feed, first, count, prompt=PLAIN_PROMPT if args.plain else PROMPT)
         first += count
         return result
 
@@ -406,7 +410,8 @@ async def _run_pinned(args: argparse.Namespace, meta: dict[str, Any], bot_cpus: 
             "bot_cpus": sorted(bot_cpus),
             "servers_cpus": sorted(other_cpus) if other_cpus else "shared with the bot (1 usable core)",
             "concurrency": CONCURRENCY,
-            "update": "/imagine <prompt> from a new private user each",
+            "update": f"{'a plain-text prompt' if args.plain else '/imagine <prompt>'} from a new private "
+                      "user each",
         },
         "goal_updates_per_s": GOAL_UPDATES_PER_S,
     }
@@ -476,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=200, help="unmeasured updates first")
     parser.add_argument("--rounds", type=int, default=3,
                         help="measured bursts of each side, taking turns (the median ratio is reported)")
+    parser.add_argument("--plain", action="store_true", help="plain-text prompts instead of /imagine")
     parser.add_argument("--polling", action="store_true", help="also run the deployed polling path")
     parser.add_argument("--profile", action="store_true", help="cProfile the service burst (slower)")
     parser.add_argument("--serve-botapi", action="store_true", help=argparse.SUPPRESS)

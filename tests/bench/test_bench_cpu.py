@@ -185,6 +185,15 @@ def test_frontend_smoke_run_writes_rates(tmp_path: Path, capsys: pytest.CaptureF
     assert "updates handled" in capsys.readouterr().out
 
 
+def test_frontend_plain_prompts_become_jobs_through_the_catch_all(tmp_path: Path) -> None:
+    bench = load("bench_frontend")
+    assert bench.main(["--plain", "--updates", "10", "--warmup", "2", "--rounds", "1",
+                       "--out-dir", str(tmp_path)]) == 0
+    report = only_result(tmp_path, "bench_frontend")
+    assert report["setup"]["update"].startswith("a plain-text prompt")
+    assert report["service"]["jobs_queued"] == 10 and report["service"]["not_queued"] == 0
+
+
 def test_frontend_says_which_limit_bound_the_run() -> None:
     """Each update answers its own chat once: near the bot-wide pace, the pace held the run back."""
     bound_by = load("bench_frontend").bound_by

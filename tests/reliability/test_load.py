@@ -1,8 +1,9 @@
 """Load: 200 simulated users, 5 requests each within 20 seconds, mixed modes, on two shared cores.
 
 A 512-px job on the tiny bundle takes 0.5-0.7 s of a free core here (more beside the suite), so 1000
-engine jobs would keep two workers busy for five minutes or more: ENGINE_USERS users (40 by default, RELIABILITY_LOAD_ENGINE_USERS
-on a bigger machine, up to all 200) make one of their five requests a real generation, the modes taken
+engine jobs would keep two workers busy for five minutes or more: ENGINE_USERS users (40 by default,
+RELIABILITY_LOAD_ENGINE_USERS on a bigger machine, up to all 200) make one of their five requests a
+real generation, the modes taken
 in turn: text → image, sticker, depth (a captioned photo) and variations (a photo in the /variations
 dialog). Every other request is one the bot answers itself (/start, /help, /settings, /variations and
 a refused file in that dialog). All 1000 must be answered, with no error.
