@@ -78,29 +78,43 @@ LOCAL_FALLBACK_LOG_EVERY_S = 60.0
 STICKER_USER_METHODS = (UploadStickerFile, CreateNewStickerSet, AddStickerToSet)
 """Calls that name the user instead of a chat: they count against the user's private chat."""
 
-_TAKE_LUA = """
-local t = redis.call('TIME')
+def _held_lua(first: int) -> str:
+    """Lua setting ``now`` (ms, Redis' clock) and ``wait``, the ms left of the longest retry_after hold
+    at KEYS[first] and KEYS[first + 1]."""
+    return f"""local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local wait = 0
-for i = 3, 4 do
+for i = {first}, {first + 1} do
   local held = tonumber(redis.call('GET', KEYS[i]) or '0')
   if held - now > wait then wait = held - now end
 end
-if wait > 0 then return math.ceil(wait) end
+"""
+
+
+_TAKE_LUA = _held_lua(3) + """if wait > 0 then return math.ceil(wait) end
 local ci, ct = tonumber(ARGV[1]), tonumber(ARGV[2])
 local gi, gt = tonumber(ARGV[3]), tonumber(ARGV[4])
 local slack = tonumber(ARGV[5])
 local ctat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
 local gtat = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now)
-wait = math.max(ctat - now - ct, gtat - now - gt)
-if wait > 0 then return math.ceil(wait) end
-redis.call('SET', KEYS[1], tostring(ctat + ci), 'PX', math.ceil(ctat + ci - now) + slack)
+local chat_wait = ctat - now - ct
+wait = math.max(chat_wait, gtat - now - gt)
+if wait > 0 and (ARGV[6] ~= '1' or chat_wait > 0) then return math.ceil(wait) end
+local sent = math.max(ctat, gtat)
+redis.call('SET', KEYS[1], tostring(sent + ci), 'PX', math.ceil(sent + ci - now) + slack)
 redis.call('SET', KEYS[2], tostring(gtat + gi), 'PX', math.ceil(gtat + gi - now) + slack)
+if wait > 0 then return -math.ceil(wait) end
 return 0
 """
 """GCRA for the chat and the bot at once, after the retry_after holds: 0 and the slot taken, or the ms
-to wait (nothing taken). KEYS: chat pace, global pace, chat hold, global hold; ARGV: chat interval
-and tolerance, global interval and tolerance, key slack (ms)."""
+to wait (nothing taken). With ARGV[6] = "1", a call the chat allows but the bot-wide pace holds back
+takes its slots for later: minus the ms until then. KEYS: chat pace, global pace, chat hold, global
+hold; ARGV: chat interval and tolerance, global interval and tolerance, key slack (ms), "1" to take
+the slots for later."""
+
+_HELD_LUA = _held_lua(1) + """return math.ceil(wait)
+"""
+"""The ms left of the retry_after hold of KEYS[1] (a chat) or KEYS[2] (the bot)."""
 
 _HOLD_LUA = """
 local t = redis.call('TIME')
@@ -189,6 +203,7 @@ class FloodState:
         self.redis = redis
         self.pace = pace
         self._take = redis.register_script(_TAKE_LUA) if redis is not None else None
+        self._held_script = redis.register_script(_HELD_LUA) if redis is not None else None
         self._hold = redis.register_script(_HOLD_LUA) if redis is not None else None
         self._tat: dict[int | str, float] = {}
         self._held: dict[int | str, float] = {}
@@ -196,18 +211,40 @@ class FloodState:
 
     async def take(self, chat: int | str, *, cheap: bool = False) -> float:
         """0 when a message may go to ``chat`` now (its slot is taken), else the seconds to wait."""
-        tolerance = self.pace.tolerance_ms(chat, cheap=cheap)
-        if self._take is not None:
+        wait, _ = await self._take_slot(chat, cheap=cheap, for_later=False)
+        return wait
+
+    async def take_turn(self, chat: int | str) -> tuple[float, bool]:
+        """An ordinary call's turn: (0, _) when it may go now (its slot taken); (s, True) when the chat
+        may send but the bot-wide pace holds it back: its slots are taken for s seconds from now, and it
+        goes then unless a hold came meanwhile (:meth:`held`); (s, False) when the chat itself must
+        wait (its own pace or a hold): nothing taken, ask again after s seconds."""
+        return await self._take_slot(chat, cheap=False, for_later=True)
+
+    async def held(self, chat: int | str) -> float:
+        """Seconds left of a retry_after hold on ``chat`` or on the whole bot; 0 when none."""
+        if self._held_script is not None:
             try:
-                wait_ms = await self._take(
-                    keys=[keys.flood_pace(chat), keys.flood_pace(keys.FLOOD_GLOBAL), keys.flood_hold(chat),
-                          keys.flood_hold(keys.FLOOD_GLOBAL)],
-                    args=[self.pace.chat_interval_ms(chat), tolerance, self.pace.global_interval_ms, 0,
-                          keys.FLOOD_SLACK_MS])
+                wait_ms = await self._held_script(
+                    keys=[keys.flood_hold(chat), keys.flood_hold(keys.FLOOD_GLOBAL)])
                 return max(0.0, float(wait_ms) / 1000.0)
             except RedisError as exc:
                 self._redis_away(exc)
-        return self._take_local(chat, tolerance)
+        return self._held_local(chat, time.monotonic() * 1000.0) / 1000.0
+
+    async def _take_slot(self, chat: int | str, *, cheap: bool, for_later: bool) -> tuple[float, bool]:
+        tolerance = self.pace.tolerance_ms(chat, cheap=cheap)
+        if self._take is not None:
+            try:
+                wait_ms = float(await self._take(
+                    keys=[keys.flood_pace(chat), keys.flood_pace(keys.FLOOD_GLOBAL), keys.flood_hold(chat),
+                          keys.flood_hold(keys.FLOOD_GLOBAL)],
+                    args=[self.pace.chat_interval_ms(chat), tolerance, self.pace.global_interval_ms, 0,
+                          keys.FLOOD_SLACK_MS, "1" if for_later else "0"]))
+                return abs(wait_ms) / 1000.0, wait_ms < 0
+            except RedisError as exc:
+                self._redis_away(exc)
+        return self._take_local(chat, tolerance, for_later=for_later)
 
     async def hold(self, chat: int | str, seconds: float) -> None:
         """Telegram said retry_after for ``chat``: nothing goes to it (from any replica) until then."""
@@ -219,21 +256,27 @@ class FloodState:
             except RedisError as exc:
                 self._redis_away(exc)
 
-    def _take_local(self, chat: int | str, tolerance_ms: float) -> float:
-        now = time.monotonic() * 1000.0
+    def _held_local(self, chat: int | str, now_ms: float) -> float:
         held = max(self._held.get(chat, 0.0), self._held.get(keys.FLOOD_GLOBAL, 0.0)) * 1000.0
-        if held > now:
-            return (held - now) / 1000.0
+        return max(0.0, held - now_ms)
+
+    def _take_local(self, chat: int | str, tolerance_ms: float, *, for_later: bool) -> tuple[float, bool]:
+        """The script's GCRA on this process's own state (see _TAKE_LUA)."""
+        now = time.monotonic() * 1000.0
+        held = self._held_local(chat, now)
+        if held > 0:
+            return held / 1000.0, False
         ctat = max(self._tat.get(chat, 0.0), now)
         gtat = max(self._tat.get(keys.FLOOD_GLOBAL, 0.0), now)
-        wait = max(ctat - now - tolerance_ms, gtat - now)
-        if wait > 0:
-            return wait / 1000.0
-        self._tat[chat] = ctat + self.pace.chat_interval_ms(chat)
+        chat_wait = ctat - now - tolerance_ms
+        wait = max(chat_wait, gtat - now)
+        if wait > 0 and (not for_later or chat_wait > 0):
+            return wait / 1000.0, False
+        self._tat[chat] = max(ctat, gtat) + self.pace.chat_interval_ms(chat)  # from when it goes
         self._tat[keys.FLOOD_GLOBAL] = gtat + self.pace.global_interval_ms
         if len(self._tat) > MAX_LOCAL_CHATS:
             self._forget_idle(now)
-        return 0.0
+        return max(0.0, wait) / 1000.0, wait > 0
 
     def _forget_idle(self, now_ms: float) -> None:
         self._tat = {c: t for c, t in self._tat.items() if t > now_ms}
@@ -387,8 +430,7 @@ class ChatLimiter(BaseRequestMiddleware):
         name = type(method).__name__
         while True:
             if chat is not None:
-                while (wait := await self.state.take(chat)) > 0:
-                    await asyncio.sleep(wait)
+                await self._wait_turn(chat)
             try:
                 return await _unless_cancelled(make_request, bot, method)
             except TelegramRetryAfter as exc:
@@ -410,6 +452,23 @@ class ChatLimiter(BaseRequestMiddleware):
                 log.warning("telegram unreachable on %s (%s) to chat %s: retrying in %.1fs", name,
                             type(exc.__cause__ or exc).__name__, chat, delay)
                 await asyncio.sleep(delay)
+
+    async def _wait_turn(self, chat: int | str) -> None:
+        """Wait until a message may go to ``chat``, its slot taken. A call that only the bot-wide pace
+        holds back takes its slot for later and sleeps once: the waiting calls of many chats then go
+        in turn, instead of all waking and asking again for every slot that frees (hundreds of calls
+        asked tens of times a second in a burst). It looks once more for a retry_after that came while
+        it slept."""
+        while True:
+            wait, taken = await self.state.take_turn(chat)
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
+            if taken:
+                held = await self.state.held(chat)
+                if held <= 0:
+                    return
+                await asyncio.sleep(held)  # then a new turn: the one taken went by
 
     async def _cheap_call(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
                           method: TelegramMethod[TelegramType], chat: int | str, line: _Line,

@@ -106,6 +106,41 @@ async def test_the_bot_wide_pace_holds_over_all_chats(
     gaps_at_least(times, 1 / 20, burst=1)
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["redis", "local"])
+async def test_calls_that_wait_for_the_bot_wide_pace_take_their_turns_once(
+        api: LocalBotAPI, aredis: Redis, bots: list[tuple[Bot, ChatLimiter]], shared: bool) -> None:
+    bot, limiter = make_bot(bots, api, aredis if shared else None,
+                            Pace(private_per_s=1000, global_per_s=20, chat_burst=5))
+    turns = 0
+    take_turn = limiter.state.take_turn
+
+    async def counted(chat: int | str) -> tuple[float, bool]:
+        nonlocal turns
+        turns += 1
+        return await take_turn(chat)
+
+    limiter.state.take_turn = counted  # type: ignore[method-assign]
+    await asyncio.gather(*(bot.send_message(USER + i, "bulk") for i in range(10)))
+    times = sorted(c.time for c in sent(api))
+    assert len(times) == 10
+    gaps_at_least(times, 1 / 20, burst=1)
+    # Each call asked once: nine took a later slot and slept until it, none woke to ask again.
+    assert turns == 10
+
+
+async def test_a_retry_after_that_comes_while_a_call_waits_for_its_turn_holds_it(
+        api: LocalBotAPI, aredis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
+    bot, limiter = make_bot(bots, api, aredis, Pace(private_per_s=1000, global_per_s=2, chat_burst=5))
+    await bot.send_message(USER, "first")  # the bot-wide slot for the next half second is gone
+    second = asyncio.create_task(bot.send_message(USER + 1, "second"))
+    await asyncio.sleep(0.1)  # it has taken the next slot and sleeps until it
+    await limiter.state.hold(USER + 1, 1.0)
+    await second
+    first_at, second_at = (c.time for c in sent(api))
+    assert second_at - first_at >= 1.0 + 0.1 - JITTER_S  # held, not sent at its slot
+    assert api.early_retries == []
+
+
 async def test_retry_after_holds_the_whole_chat_and_every_waiting_call_goes_after_it_in_order(
         api: LocalBotAPI, aredis: Redis, bots: list[tuple[Bot, ChatLimiter]]) -> None:
     bot, limiter = make_bot(bots, api, aredis, FAST)
