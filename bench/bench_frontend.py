@@ -281,6 +281,7 @@ async def alternate(reference: Feed, service: Feed, redis: Any, args: argparse.N
     commands_before = await _redis_commands(redis)
     jobs_before = await _count_jobs(redis)
     references, services = [], []
+    profile_top = None
     for number in range(args.rounds):
         references.append(await burst(reference, args.updates))
         profiler = cProfile.Profile() if args.profile and number == args.rounds - 1 else None
@@ -289,7 +290,7 @@ async def alternate(reference: Feed, service: Feed, redis: Any, args: argparse.N
         services.append(await burst(service, args.updates))
         if profiler is not None:
             profiler.disable()
-            services[-1]["profile_top"] = _profile_top(profiler)
+            profile_top = _profile_top(profiler)  # the last round's: it goes with the best one
     commands_after = await _redis_commands(redis)
     measured = args.rounds * args.updates
     per_update = {name: (calls - commands_before.get(name, 0)) / measured
@@ -308,8 +309,8 @@ async def alternate(reference: Feed, service: Feed, redis: Any, args: argparse.N
         "not_queued": measured - jobs_queued,
         "rounds_per_cpu_s": [s["updates_per_cpu_s"] for s in services],
     })
-    if args.profile:
-        service["profile_top"] = services[-1]["profile_top"]
+    if profile_top is not None:
+        service["profile_top"] = profile_top
     reference = max(references, key=lambda r: r["updates_per_cpu_s"] or 0)
     reference["rounds_per_cpu_s"] = [r["updates_per_cpu_s"] for r in references]
     return {"reference": reference, "service": service, "rounds": args.rounds,
@@ -401,7 +402,8 @@ async def _run_pinned(args: argparse.Namespace, meta: dict[str, Any], bot_cpus: 
 
     from devkit.redis_server import RedisServer
 
-    total_users = 2 * (args.warmup + args.rounds * args.updates) + (args.updates if args.polling else 0)
+    fed_users = 2 * (args.warmup + args.rounds * args.updates)  # alternate()'s, both sides
+    total_users = fed_users + (args.updates if args.polling else 0)
     report: dict[str, Any] = {
         **meta,
         "bench": "bench_frontend",
@@ -423,12 +425,11 @@ async def _run_pinned(args: argparse.Namespace, meta: dict[str, Any], bot_cpus: 
             async with reference_feed(child.base_url) as reference, \
                     service_feed(child.base_url, redis_server.url) as (service, redis):
                 report.update(await alternate(reference, service, redis, args))
-            first = 2 * (args.warmup + args.rounds * args.updates)
             service = report["service"]
             report["goal_met"] = service["updates_per_s"] >= GOAL_UPDATES_PER_S
             report["bound_by"] = bound_by(service, bot_settings(child.base_url, redis_server.url))
             if args.polling:
-                report["polling"] = await run_polling(child, redis_server.url, first, args.updates)
+                report["polling"] = await run_polling(child, redis_server.url, fed_users, args.updates)
             stats = json.loads(child.command("stats"))
             report["botapi"] = stats
         finally:

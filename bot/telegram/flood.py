@@ -458,17 +458,14 @@ class ChatLimiter(BaseRequestMiddleware):
         holds back takes its slot for later and sleeps once: the waiting calls of many chats then go
         in turn, instead of all waking and asking again for every slot that frees (hundreds of calls
         asked tens of times a second in a burst). It looks once more for a retry_after that came while
-        it slept."""
+        it slept: then the slot taken went by, and the next turn waits out the hold."""
         while True:
             wait, taken = await self.state.take_turn(chat)
             if wait <= 0:
                 return
             await asyncio.sleep(wait)
-            if taken:
-                held = await self.state.held(chat)
-                if held <= 0:
-                    return
-                await asyncio.sleep(held)  # then a new turn: the one taken went by
+            if taken and await self.state.held(chat) <= 0:
+                return
 
     async def _cheap_call(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
                           method: TelegramMethod[TelegramType], chat: int | str, line: _Line,
