@@ -39,6 +39,9 @@ class FailureReason(StrEnum):
     WORKER_LOST = "worker_lost"
     REGION_NOT_FOUND = "region_not_found"
     """An edit by words whose region the segmentation model did not find (mask nearly empty)."""
+    STYLE_UNAVAILABLE = "style_unavailable"
+    """A LoRA style the job names is not loaded on the worker that took it (removed, or refused): the
+    user is told, and an operator should see why workers of one family hold different styles."""
 
     @property
     def users_input(self) -> bool:

@@ -97,6 +97,9 @@ class FamilyDescription:
     weighted_prompts: bool = False
     """Its prompts may weight words (``(fog:0.6)``, contract.weighting): a malformed weighting is
     refused before queueing instead of drawn as text."""
+    lora_styles: bool = False
+    """It takes LoRA styles from the operator's catalogue (contract.loras): /settings offers them and
+    a job may name them."""
     reads_languages: frozenset[str] = frozenset()
     """Languages besides English its text encoder reads well (ISO 639-1): prompts in them reach it
     untranslated (worker.language), and the caption says so."""
@@ -184,6 +187,7 @@ FAMILIES: tuple[FamilyDescription, ...] = (
         default_guidance=5.0,
         prompt_tokens=77,
         weighted_prompts=True,
+        lora_styles=True,
         components=(
             Component("text_encoder", 123_060_480, text_encoder=True),  # CLIP ViT-L
             Component("text_encoder_2", 694_659_840, text_encoder=True),  # OpenCLIP bigG, shared

@@ -303,6 +303,15 @@ def worker_info(name: str) -> str:
     return f"{PREFIX}:workerinfo:{name}"
 
 
+LORA_STYLES_TTL = WORKER_INFO_TTL
+"""Styles are refreshed with the worker's info: when the last worker holding them is gone, so are they."""
+
+
+def lora_styles(family: str) -> str:
+    """Hash name -> style JSON (contract.loras) of the LoRA styles live workers of ``family`` loaded."""
+    return f"{PREFIX}:loras:{family}"
+
+
 def delivering(job_id: str) -> str:
     """Short lease a bot consumer holds while it hands a terminal event to Telegram."""
     return f"{PREFIX}:delivering:{job_id}"

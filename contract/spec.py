@@ -20,6 +20,7 @@ from contract.animation import Animation, Scene
 from contract.editing import MAX_REGION_CHARS, ZOOM_FACTORS, PanDirection
 from contract.families import DEFAULT_FAMILY, Family, describe_family
 from contract.language import PromptTranslation
+from contract.loras import LoraChoice, check_choices
 
 # Mode and STICKER_SUFFIX live with the mode descriptions; importing them from here keeps working.
 from contract.modes import STICKER_SUFFIX as STICKER_SUFFIX
@@ -172,6 +173,9 @@ class JobSpec(BaseModel):
     prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     style: Style = Style.NONE
+    loras: tuple[LoraChoice, ...] = ()
+    """LoRA styles (contract.loras) and their weights, for a family that takes them; the worker puts
+    their trigger words in front of the prompt."""
     width: int = 1024
     height: int = 1024
     """The size the models generate at, one of ``SIZE_BUCKETS`` (sides multiples of 64)."""
@@ -266,6 +270,10 @@ class JobSpec(BaseModel):
             )
         if needs.prompt and not self.prompt.strip():
             raise ValueError(f"mode {self.mode} needs a prompt")
+        if self.loras:
+            if not family.lora_styles:
+                raise ValueError(f"{family.title} takes no LoRA styles")
+            check_choices(self.loras)
         if describe_family(self.model).weighted_prompts:  # a malformed weighting is refused, not drawn
             for text in (self.prompt, self.negative_prompt):
                 check_weighting(text)

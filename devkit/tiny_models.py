@@ -64,6 +64,8 @@ from devkit.tiny_kandinsky5 import FOLDERS as KANDINSKY5_FOLDERS
 from devkit.tiny_kandinsky5 import IMAGE_FOLDER as KANDINSKY5_IMAGE_FOLDER
 from devkit.tiny_kandinsky5 import write_tiny_kandinsky5
 from devkit.tiny_language import TRANSCRIBE_FOLDER, TRANSLATE_FOLDER, write_tiny_language_models
+from devkit.tiny_lora import FOLDER as LORA_FOLDER
+from devkit.tiny_lora import write_tiny_loras
 from devkit.tiny_sdxl import FOLDER as SDXL_FOLDER
 from devkit.tiny_sdxl import REFINER_FOLDER as SDXL_REFINER_FOLDER
 from devkit.tiny_sdxl import write_tiny_sdxl
@@ -86,7 +88,7 @@ REMBG_ONNX_NAME = "tiny-seg.onnx"
 
 SUBFOLDERS = ("prior", "decoder", "decoder_inpaint", "controlnet_depth", "depth", "rembg", TRANSLATE_FOLDER,
               TRANSCRIBE_FOLDER, KANDINSKY3_FOLDER, SEGMENT_FOLDER, SDXL_FOLDER, SDXL_REFINER_FOLDER,
-              *KANDINSKY5_FOLDERS, KANDINSKY5_IMAGE_FOLDER, KANDINSKY5_EDIT_FOLDER)
+              *KANDINSKY5_FOLDERS, KANDINSKY5_IMAGE_FOLDER, KANDINSKY5_EDIT_FOLDER, LORA_FOLDER)
 
 # Scheduler configs as in the public repos (prior: UnCLIP; decoders: DDPM).
 PRIOR_SCHEDULER_CONFIG: dict[str, object] = {
@@ -384,6 +386,7 @@ def write_tiny_bundle(path: Path, seed: int = 0) -> Path:
     write_tiny_segmenter(path / SEGMENT_FOLDER, seed)
     write_tiny_kandinsky3(path / KANDINSKY3_FOLDER, seed)
     write_tiny_sdxl(path, seed)
+    write_tiny_loras(path, seed)
     write_tiny_kandinsky5(path, seed)
     write_tiny_language_models(path, seed)
     return path

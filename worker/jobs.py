@@ -283,6 +283,7 @@ class _JobRun:
 
     def _generate(self, record: dict[str, str], started: float) -> str:
         from worker.engine import InputRejected, JobCancelled, encode_images
+        from worker.engine.base import StyleUnavailable
         from worker.engine.editing import RegionNotFound
 
         try:
@@ -314,6 +315,8 @@ class _JobRun:
                 out = None
             except RegionNotFound as exc:  # an edit by words whose region is not in the picture
                 raise JobFailure(FailureReason.REGION_NOT_FOUND, str(exc)) from None
+            except StyleUnavailable as exc:  # a LoRA style this worker does not hold
+                raise JobFailure(FailureReason.STYLE_UNAVAILABLE, str(exc)) from None
             except InputRejected as exc:  # only the engine's own checks: anything else is retried
                 raise JobFailure(FailureReason.BAD_INPUT, f"engine refused the inputs: {exc}") from None
         # The publisher has flushed its last progress: the terminal event comes after it.

@@ -12,7 +12,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from http.server import ThreadingHTTPServer
 from typing import Any
 
@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from contract import keys, redisconn
 from contract import stats as jobstats
+from contract.loras import LoraStyle, encode_published
 from contract.observability import HEALTH_REDIS_TIMEOUT_S, serve
 from contract.redisconn import RedisTarget
 
@@ -115,14 +116,21 @@ def record_job(
 
 
 def publish_worker_info(client: redis_sync.Redis, name: str, device: str,
-                        families: tuple[str, ...] = ()) -> None:
+                        families: tuple[str, ...] = (),
+                        styles: Mapping[str, Sequence[LoraStyle]] | None = None) -> None:
     """What /workers shows beside RQ's record: the device this worker computes on and the model
-    families it holds (comma-separated)."""
+    families it holds (comma-separated); and, for /settings, the LoRA styles it loaded per family
+    (added to what other workers of the family publish)."""
     try:
         with client.pipeline(transaction=False) as pipe:
             pipe.hset(keys.worker_info(name), mapping={"device": device, "host": socket.gethostname(),
                                                       "families": ",".join(families)})
             pipe.expire(keys.worker_info(name), keys.WORKER_INFO_TTL)
+            for family, loaded in (styles or {}).items():
+                if loaded:
+                    published: dict[Any, Any] = encode_published(loaded)
+                    pipe.hset(keys.lora_styles(family), mapping=published)
+                    pipe.expire(keys.lora_styles(family), keys.LORA_STYLES_TTL)
             pipe.execute()
     except redis_sync.RedisError as exc:
         log.warning("worker %s: info not published: %s", name, exc)

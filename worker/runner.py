@@ -298,8 +298,10 @@ class KandinskyWorker(SimpleWorker):
         """What /workers shows beside RQ's record (kept fresh by maintenance and the heartbeat)."""
         from worker.metrics import publish_worker_info
 
+        lora_styles = getattr(self.engine, "lora_styles", None)
         publish_worker_info(self.connection, self.name, str(getattr(self.engine, "device", "unknown")),
-                            families=tuple(getattr(self.engine, "held", ())))
+                            families=tuple(getattr(self.engine, "held", ())),
+                            styles=lora_styles() if lora_styles is not None else None)
 
     def clean_registries(self) -> None:
         """RQ's registry maintenance, under a short lock (see MAINTENANCE_LOCK_TTL_S)."""

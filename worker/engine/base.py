@@ -29,6 +29,7 @@ from contract.families import Family, Placement, describe_family
 from contract.modes import describe, served_by
 from contract.spec import JobSpec, Mode, images_needed
 from worker.engine.images import MASK_THRESHOLD, crop_centre, sticker_from_cutout
+from worker.engine.loras import LoraAdapters
 from worker.engine.preview import PreviewCallback
 from worker.engine.settings import EngineSettings, FamilyOptions
 
@@ -67,6 +68,10 @@ class JobCancelled(Exception):
 class InputRejected(ValueError):
     """The engine's own input checks refused the job's inputs: the same inputs fail every time, so
     the job is not retried. Any other exception from the engine is an engine error."""
+
+
+class StyleUnavailable(InputRejected):
+    """A job names a LoRA style this worker did not load (removed from the catalogue, or refused at start)."""
 
 
 class ModelFolderError(FileNotFoundError):
@@ -453,6 +458,9 @@ class FamilyEngine(ABC):
         """With model offload: the pipeline whose hooks are on the shared modules now."""
         self.warmup_timings: dict[str, float] = {}
         """Seconds each warm-up job took at load (compile time when ``compile`` is on)."""
+        self.loras = LoraAdapters(self.family)
+        """The operator's LoRA styles for this family (offered by the Engine; loaded by a family whose
+        description takes them, into its pipeline)."""
         self.model_ids = self.sources()
 
     # --- what each family provides ---------------------------------------------------------------
@@ -524,6 +532,9 @@ class FamilyEngine(ABC):
         inputs = self._check_inputs(spec, images, mask)
         if spec.model is not self.family:
             raise InputRejected(f"job {spec.job_id} is for {spec.model}, this engine runs {self.family}")
+        missing = self.loras.missing(spec.loras)
+        if missing:
+            raise StyleUnavailable(f"LoRA style(s) not loaded on this worker: {', '.join(missing)}")
         progress = StepProgress(on_progress, should_cancel, on_preview, preview_every)
         seeds = [(spec.seed + i) % SEED_MODULUS for i in range(spec.num_images)]
         timings: dict[str, float] = {}

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import PIL.Image
 
 from contract.families import DEFAULT_FAMILY, Family, describe_family, parse_family
+from contract.loras import LoraStyle
 from contract.spec import JobSpec, Mode
 from worker.engine.base import (
     CancelCheck,
@@ -29,6 +30,7 @@ from worker.engine.base import (
     resolve_dtype,
 )
 from worker.engine.families import FAMILY_ENGINES
+from worker.engine.loras import offer_catalogue
 from worker.engine.preview import PreviewCallback
 from worker.engine.selection import Selection, select_families
 from worker.engine.settings import EngineSettings
@@ -66,6 +68,8 @@ class Engine:
         self._run_lock = threading.Lock()
         for family, why in self.selection.skipped.items():
             logger.info("engine: %s not held: %s", describe_family(family).title, why)
+        if settings.lora_dir is not None:
+            offer_catalogue(settings.lora_dir, self.families)
 
     @classmethod
     def load(cls, settings: EngineSettings, families: Sequence[Family | str] | None = None) -> Engine:
@@ -99,6 +103,11 @@ class Engine:
             prefix = "" if family is DEFAULT_FAMILY else f"{family}:"
             out.update({prefix + key: seconds for key, seconds in family_engine.warmup_timings.items()})
         return out
+
+    def lora_styles(self) -> dict[Family, tuple[LoraStyle, ...]]:
+        """The LoRA styles each held family loaded (what this worker publishes for /settings)."""
+        return {family: tuple(e.loras.loaded.values()) for family, e in self.families.items()
+                if e.loras.loaded}
 
     @property
     def model_ids(self) -> dict[str, dict[str, str]]:

@@ -68,6 +68,9 @@ class EngineSettings(BaseSettings):
     preload: bool = True
     """Load every model at start; else each on first use, then resident."""
     cache_dir: Path | None = None
+    lora_dir: Path | None = None
+    """The operator's LoRA styles: ``styles.toml`` and the ``.safetensors`` files it names
+    (worker/engine/loras.py); each held family that takes styles loads its own at start."""
     family_options: dict[Family, dict[str, Any]] = Field(default_factory=dict)
     """Each family's own settings, keyed by the family, over its ``KANDINSKY_<FAMILY>_*`` variables
     (e.g. ``{"sdxl": {"refiner": false}}``): what a test or a bench sets without touching the environment."""

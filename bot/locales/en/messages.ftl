@@ -303,6 +303,7 @@ edit-ask-words = What should I change in this picture, and into what? Write it l
 edit-format = Please write what to change, an arrow, and what it becomes, like “the cat → a tiger”.
 edit-region-too-long = Name what to change in a few words (up to 200 characters), like “the sky”.
 failed-region_not_found = I couldn't find what you asked to change in the picture. Try naming it differently, like "the sky" or "the cat".
+failed-style_unavailable = A LoRA style of this request is no longer on the server. Pick your styles again in /settings and send the request again.
 btn-edit-words = ✏️ Edit
 btn-edit-paint = 🖌 Paint
 btn-edit-menu = ✏️

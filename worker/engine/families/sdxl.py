@@ -35,6 +35,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from contract.families import Family, Placement
+from contract.loras import styled_prompt
 from contract.spec import JobSpec, Mode
 from contract.weighting import has_weighting, to_compel
 from worker.engine.base import (
@@ -201,6 +202,7 @@ class SDXLEngine(Img2ImgFamily):
                 **self._pretrained_kwargs())
             if self.options.vae_upcast is not None:
                 pipe.vae.register_to_config(force_upcast=self.options.vae_upcast)
+            self.loras.load_into(pipe)  # the img2img and inpainting pipelines share its UNet and encoders
             return self._place_or_defer(pipe)
 
         return self._resident("_base", load)
@@ -241,6 +243,13 @@ class SDXLEngine(Img2ImgFamily):
         if base < 1 or refiner < 1:
             return full, 0
         return base, refiner
+
+    def _styled_prompt(self, run: Run) -> str:
+        """Switch the job's LoRA styles on (every other one off) on the base's modules, which every
+        base pipeline shares, and put their trigger words in front of the prompt. The refiner's own
+        UNet runs without them: they were trained on the base's."""
+        styles = self.loras.apply(self.base_pipeline(), run.spec.loras)
+        return styled_prompt(run.spec.effective_prompt, styles)
 
     def needs_compel(self, spec: JobSpec, prompt: str) -> bool:
         """Weighted or over-long prompts go through compel; plain ones through the pipeline's own
@@ -315,13 +324,13 @@ class SDXLEngine(Img2ImgFamily):
 
     def _text_to_images(self, run: Run) -> list[PIL.Image.Image]:
         spec = run.spec
-        return self._run_experts(run, self.base_pipeline(), spec.effective_prompt, None,
+        return self._run_experts(run, self.base_pipeline(), self._styled_prompt(run), None,
                                  height=spec.height, width=spec.width)
 
     def _image_to_images(self, run: Run, strength: float) -> list[PIL.Image.Image]:
         spec = run.spec
         init = fit_to_size(run.images[0], spec.width, spec.height)
-        return self._run_experts(run, self.img2img_pipeline(), spec.effective_prompt, strength, image=init)
+        return self._run_experts(run, self.img2img_pipeline(), self._styled_prompt(run), strength, image=init)
 
     # --- modes (text → image, stickers, image + text and variations: Img2ImgFamily) -------------------
 
@@ -334,10 +343,11 @@ class SDXLEngine(Img2ImgFamily):
         init = fit_to_size(run.images[0], spec.width, spec.height)
         mask = fit_mask(run.mask, spec.width, spec.height)
         pipe = self.inpaint_pipeline()
+        prompt = self._styled_prompt(run)
         run.progress.begin(STAGE, spec.steps)
         with self._stage(run.timings, STAGE):
             out = self._ready(pipe)(
-                **self._prompt_kwargs(run, pipe, spec.effective_prompt), image=init,
+                **self._prompt_kwargs(run, pipe, prompt), image=init,
                 mask_image=mask, height=spec.height, width=spec.width, strength=INPAINT_STRENGTH,
                 num_inference_steps=spec.steps, guidance_scale=spec.guidance, num_images_per_prompt=run.n,
                 generator=run.generators, callback_on_step_end=run.progress.on_step_end)
