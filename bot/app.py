@@ -39,6 +39,7 @@ from bot.services.admin import AdminLog, BroadcastService, StatsService, report_
 from bot.services.admission import Admission
 from bot.services.packs import PackService
 from bot.services.quotas import Limits, QuotaService
+from bot.services.styles import StyleCatalogue
 from bot.services.switches import SwitchStore
 from bot.services.user_settings import SettingsStore
 from bot.services.voice import VoiceService
@@ -150,7 +151,7 @@ async def create_services(settings: BotSettings, redis: Redis, bot: Bot, *,
         admin_log=AdminLog(redis),
         broadcasts=BroadcastService(redis, rate=settings.broadcast_rate, on_finish=report_sender(i18n)),
         metrics=metrics, health=HealthEndpoint(settings.health_port, metrics, sync), sync_redis=sync,
-        voice=VoiceService(redis, queue), switches=SwitchStore(redis),
+        voice=VoiceService(redis, queue), switches=SwitchStore(redis), styles=StyleCatalogue(redis),
     )
 
 

@@ -1,9 +1,12 @@
-"""/settings: style, aspect ratio, images per request, negative prompt, language — one message, edited."""
+"""/settings: style, aspect ratio, images per request, negative prompt, language, and a model's LoRA
+styles — one message, edited."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from html import escape
+from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
@@ -13,12 +16,15 @@ from aiogram.types import CallbackQuery, Message, User
 from bot.services import Services, refuse
 from bot.services.families import title
 from bot.services.inputs import InputError, validate_prompt
+from bot.services.styles import TooManyStyles, describe_picks, reweigh, toggle
 from bot.services.user_settings import UserSettings
 from bot.ui import keyboards
-from bot.ui.callbacks import MenuCb, SettingsCb, SettingsField
+from bot.ui.callbacks import LoraAction, LoraCb, MenuCb, SettingsCb, SettingsField
 from bot.ui.filters import HasText, NotCommand
 from bot.ui.i18n import I18n, Translator
 from bot.ui.states import SettingsDialog
+from contract.families import describe_family
+from contract.loras import MAX_LORAS_PER_JOB, LoraStyle
 from contract.spec import ASPECT_RATIOS, MAX_IMAGES_PER_JOB, Style
 
 log = logging.getLogger(__name__)
@@ -27,11 +33,13 @@ NEGATIVE_PREVIEW_CHARS = 200
 """The summary shows the start of a long negative prompt; the message must stay short."""
 
 
-def summary(t: Translator, s: UserSettings) -> str:
+def summary(t: Translator, s: UserSettings, styles: Mapping[str, LoraStyle] | None = None) -> str:
+    """The settings as one message; ``styles``: the published LoRA styles of the user's model, for a
+    model that takes them (their line names the picks by title)."""
     negative = s.negative_prompt
     if len(negative) > NEGATIVE_PREVIEW_CHARS:
         negative = negative[:NEGATIVE_PREVIEW_CHARS] + "…"
-    return t(
+    text = t(
         "settings-title",
         style=keyboards.style_label(t, s.style),
         aspect=s.aspect,
@@ -39,25 +47,37 @@ def summary(t: Translator, s: UserSettings) -> str:
         negative=escape(negative) if negative else t("settings-none"),
         language=keyboards.language_label(t, s.locale),
     ) + "\n" + t("settings-model", model=title(s.model))
+    if styles is not None:
+        picks = escape(describe_picks(s.loras, styles))
+        text += "\n" + t("settings-loras", styles=picks or t("settings-none"))
+    return text
+
+
+async def main_view(services: Services, t: Translator, s: UserSettings) -> dict[str, Any]:
+    """The /settings message and its buttons (with the LoRA styles' line and button for a model
+    that takes them)."""
+    takes = describe_family(s.model).lora_styles
+    styles = await services.styles.published(s.model) if takes else None
+    return {"text": summary(t, s, styles), "reply_markup": keyboards.settings_main(t, loras=takes)}
 
 
 def _locale_for(i18n: I18n, user: User, s: UserSettings) -> str:
     return s.locale or i18n.pick(user.language_code)
 
 
-async def cmd_settings(message: Message, state: FSMContext, t: Translator,
+async def cmd_settings(message: Message, state: FSMContext, services: Services, t: Translator,
                        user_settings: UserSettings) -> None:
     await state.clear()
-    await message.answer(summary(t, user_settings), reply_markup=keyboards.settings_main(t))
+    await message.answer(**await main_view(services, t, user_settings))
 
 
-async def menu_settings(query: CallbackQuery, state: FSMContext, t: Translator,
+async def menu_settings(query: CallbackQuery, state: FSMContext, services: Services, t: Translator,
                         user_settings: UserSettings) -> None:
     await query.answer()
     await state.clear()
     if query.message is not None:
         await query.bot.send_message(  # type: ignore[union-attr]
-            query.message.chat.id, summary(t, user_settings), reply_markup=keyboards.settings_main(t)
+            query.message.chat.id, **await main_view(services, t, user_settings)
         )
 
 
@@ -91,13 +111,14 @@ async def settings_button(query: CallbackQuery, callback_data: SettingsCb, state
         await query.answer()
         await state.clear()
         if message:
-            await message.edit_text(summary(t, user_settings) + "\n\n" + t("settings-closed"))
+            view = await main_view(services, t, user_settings)
+            await message.edit_text(view["text"] + "\n\n" + t("settings-closed"))
         return
     if field is SettingsField.MENU:
         await query.answer()
         await state.clear()
         if message:
-            await message.edit_text(summary(t, user_settings), reply_markup=keyboards.settings_main(t))
+            await message.edit_text(**await main_view(services, t, user_settings))
         return
     if field is SettingsField.NEGATIVE_CLEAR:
         updated = user_settings.model_copy(update={"negative_prompt": ""})
@@ -105,7 +126,12 @@ async def settings_button(query: CallbackQuery, callback_data: SettingsCb, state
         await query.answer(t("settings-saved"))
         await state.clear()
         if message:
-            await message.edit_text(summary(t, updated), reply_markup=keyboards.settings_main(t))
+            await message.edit_text(**await main_view(services, t, updated))
+        return
+    if field is SettingsField.LORAS:
+        await query.answer()
+        if message:
+            await message.edit_text(**await lora_view(services, t, user_settings))
         return
     if field is SettingsField.NEGATIVE:
         await query.answer()
@@ -135,8 +161,49 @@ async def settings_button(query: CallbackQuery, callback_data: SettingsCb, state
     t = i18n.translator(_locale_for(i18n, query.from_user, updated))
     await query.answer(t("settings-saved"))
     if message:
-        await message.edit_text(summary(t, updated), reply_markup=keyboards.settings_main(t))
+        await message.edit_text(**await main_view(services, t, updated))
     log.info("user %s: settings %s=%s", query.from_user.id, field, value)
+
+
+async def lora_view(services: Services, t: Translator, s: UserSettings) -> dict[str, Any]:
+    """The LoRA styles submenu: the published styles of the user's model, the picks marked."""
+    styles = await services.styles.published(s.model)
+    if not styles and not s.loras:
+        text = t("settings-loras-none", model=title(s.model))
+    else:
+        text = t("settings-pick-loras", model=title(s.model), limit=MAX_LORAS_PER_JOB)
+    return {"text": text, "reply_markup": keyboards.lora_choices(t, s.loras, styles)}
+
+
+async def lora_button(query: CallbackQuery, callback_data: LoraCb, services: Services, t: Translator,
+                      user_settings: UserSettings) -> None:
+    """A style on or off, or its weight a step; the name must be a published style of the user's
+    model (or one of their own picks, to take it off)."""
+    name, action = callback_data.name, callback_data.action
+    styles = await services.styles.published(user_settings.model)
+    picked = any(p.name == name for p in user_settings.loras)
+    if not describe_family(user_settings.model).lora_styles or (name not in styles and not picked) or (
+            action is not LoraAction.TOGGLE and not picked):
+        await query.answer()  # no button offers this: a forged or stale callback
+        log.warning("user %s: refused LoRA style %s %r", query.from_user.id, action, name)
+        return
+    picks = user_settings.loras
+    try:
+        if action is LoraAction.TOGGLE:
+            picks = tuple(p for p in picks if p.name != name) if picked else toggle(picks, styles[name])
+        else:
+            picks = reweigh(picks, name, 1 if action is LoraAction.UP else -1)
+    except TooManyStyles:
+        await query.answer(t("settings-loras-too-many", limit=MAX_LORAS_PER_JOB), show_alert=True)
+        return
+    updated = user_settings.model_copy(update={"loras": picks})
+    await services.store.save(query.from_user.id, updated)
+    await query.answer(t("settings-saved"))
+    message = query.message if isinstance(query.message, Message) else None
+    if message and picks != user_settings.loras:
+        await message.edit_text(**await lora_view(services, t, updated))
+    log.info("user %s: LoRA styles %s", query.from_user.id,
+             ", ".join(f"{p.name}={p.weight:g}" for p in picks) or "none")
 
 
 _PICK_KEYS: dict[SettingsField, str] = {
@@ -157,8 +224,9 @@ async def got_negative(message: Message, state: FSMContext, services: Services, 
     updated = user_settings.model_copy(update={"negative_prompt": negative})
     await services.store.save(message.from_user.id if message.from_user else message.chat.id, updated)
     await state.clear()
-    await message.answer(t("settings-negative-saved") + "\n\n" + summary(t, updated),
-                         reply_markup=keyboards.settings_main(t))
+    view = await main_view(services, t, updated)
+    await message.answer(t("settings-negative-saved") + "\n\n" + view["text"],
+                         reply_markup=view["reply_markup"])
 
 
 async def negative_not_text(message: Message, t: Translator) -> None:
@@ -170,6 +238,7 @@ def make_router() -> Router:
     router.message.register(cmd_settings, Command("settings"))
     router.callback_query.register(menu_settings, MenuCb.filter(F.mode == "settings"))
     router.callback_query.register(settings_button, SettingsCb.filter())
+    router.callback_query.register(lora_button, LoraCb.filter())
     router.message.register(got_negative, StateFilter(SettingsDialog.negative), HasText())
     router.message.register(negative_not_text, StateFilter(SettingsDialog.negative), NotCommand())
     return router

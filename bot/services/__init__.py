@@ -14,6 +14,7 @@ The modules of this package are the services (what the bot knows and does, on Re
 | ``bot.services.admin``     | /stats numbers, broadcasts, the admin action log             |
 | ``bot.services.packs``     | users' sticker packs                                         |
 | ``bot.services.voice``     | voice messages: transcription jobs and their "I heard" answer |
+| ``bot.services.styles``    | the LoRA styles workers published, and a user's picks        |
 
 Environment (read by bot.config.BotSettings) for these services:
 
@@ -50,6 +51,7 @@ from bot.services.admission import Admission
 from bot.services.inputs import InputError
 from bot.services.packs import PackService
 from bot.services.quotas import QuotaService
+from bot.services.styles import StyleCatalogue
 from bot.services.switches import SwitchStore
 from bot.services.user_settings import SettingsStore
 from bot.services.voice import VoiceService
@@ -82,6 +84,8 @@ class Services:
     """Voice messages as prompts: transcription jobs on the high queue, and their answers."""
     switches: SwitchStore
     """Requests the user's model family could not run, kept for the "run it with" button."""
+    styles: StyleCatalogue
+    """The LoRA styles workers published, for /settings, requests and captions."""
 
     def workflow_data(self) -> dict[str, Any]:
         """What handlers, filters and middlewares take by name (the dispatcher's workflow data): the

@@ -37,6 +37,7 @@ from contract import keys
 from contract.animation import Animation
 from contract.families import Family, describe_family
 from contract.language import PromptTranslation
+from contract.loras import LoraChoice
 from contract.modes import describe
 from contract.spec import JobSpec, Mode, Priority, bucket_size, new_seed
 from contract.weighting import WeightingError, check_weighting
@@ -127,10 +128,12 @@ def build_spec(
     region: str = "",
     size: tuple[int, int] | None = None,
     seconds: int | None = None,
+    loras: tuple[LoraChoice, ...] = (),
 ) -> JobSpec:
     """One place where user settings and bot settings become a JobSpec. ``region``: what an edit
     repaints; ``size``: a bucket other than the user's aspect (an edited photo keeps its shape);
-    ``seconds``: a video's length (its mode's first length when not given)."""
+    ``seconds``: a video's length (its mode's first length when not given); ``loras``: the user's
+    LoRA styles that workers hold (StyleCatalogue.usable)."""
     needs = describe(mode)
     aspect = needs.aspect or user_settings.aspect
     tier = min(config.long_side, needs.max_long_side or config.long_side)  # a video model's training size
@@ -143,6 +146,7 @@ def build_spec(
         prompt=prompt,
         negative_prompt=user_settings.negative_prompt,
         style=user_settings.style,
+        loras=loras,
         width=width,
         height=height,
         aspect=None if size is not None else aspect,  # an edited photo keeps the shape it has
@@ -242,6 +246,7 @@ class Requester:
             model=runs_it,
             animation=animation,
             region=region, size=size, seconds=seconds,
+            loras=await self.services.styles.usable(runs_it, self.user_settings.loras),
         )
         if runs_it != chosen:
             await offer_switch(spec, chosen, bot=self.bot, services=self.services, t=self.t)

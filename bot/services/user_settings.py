@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from contract import keys
 from contract.families import DEFAULT_FAMILY, Family
+from contract.loras import LoraChoice, check_choices
 from contract.spec import ASPECT_RATIOS, DEFAULT_ASPECT, MAX_IMAGES_PER_JOB, MAX_PROMPT_CHARS, Style
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,14 @@ class UserSettings(BaseModel):
     """None: follow the user's Telegram language."""
     model: Family = DEFAULT_FAMILY
     """The model family that draws the user's requests (/model, /settings); contract.families."""
+    loras: tuple[LoraChoice, ...] = ()
+    """LoRA styles picked in /settings (contract.loras), used by a family that takes them."""
+
+    @field_validator("loras")
+    @classmethod
+    def _few_and_distinct(cls, value: tuple[LoraChoice, ...]) -> tuple[LoraChoice, ...]:
+        check_choices(value)
+        return value
 
     @field_validator("model", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from html import escape
 from typing import Any
 
@@ -21,6 +22,7 @@ from aiogram.types import BufferedInputFile, InputMediaPhoto
 from bot.services import Services, reply_to
 from bot.services.families import caption_note
 from bot.services.jobs import StatusRef, load_status, save_status
+from bot.services.styles import describe_picks
 from bot.telegram.flood import CallSkipped, cheap, ordinary
 from bot.ui import keyboards
 from bot.ui.i18n import Translator
@@ -41,6 +43,7 @@ from contract.events import (
 )
 from contract.families import describe_family
 from contract.language import PromptTranslation
+from contract.loras import LoraStyle
 from contract.modes import Button, Output
 from contract.spec import ASPECT_RATIOS, LONG_SIDES, JobSpec, bucket_size
 
@@ -77,9 +80,11 @@ def untranslated_note(t: Translator, translation: PromptTranslation | None, mode
 
 
 def caption(t: Translator, spec: JobSpec, seeds: list[int], width: int, height: int,
-            translation: PromptTranslation | None = None, prompt_truncated: bool = False) -> str:
+            translation: PromptTranslation | None = None, prompt_truncated: bool = False,
+            styles: Mapping[str, LoraStyle] | None = None) -> str:
     """The user's own prompt (never the translation the model read), the seed and the settings,
-    the model that made it, and a note when its text encoder cut the prompt."""
+    the model that made it, its LoRA styles (by title, from ``styles``), and a note when its text
+    encoder cut the prompt."""
     prompt = spec.prompt.strip()
     if len(prompt) > CAPTION_PROMPT_CHARS:
         prompt = prompt[:CAPTION_PROMPT_CHARS] + "…"
@@ -92,7 +97,14 @@ def caption(t: Translator, spec: JobSpec, seeds: list[int], width: int, height: 
         aspect=spec.aspect or aspect_of(spec.width, spec.height),
         width=str(width),  # a string: Fluent would print 1024 as "1,024"
         height=str(height),
-    ) + untranslated_note(t, translation, spec.model) + caption_note(t, spec, prompt_truncated)
+    ) + lora_line(t, spec, styles) + untranslated_note(t, translation, spec.model) + caption_note(
+        t, spec, prompt_truncated)
+
+
+def lora_line(t: Translator, spec: JobSpec, styles: Mapping[str, LoraStyle] | None) -> str:
+    if not spec.loras:
+        return ""
+    return "\n" + t("caption-loras", styles=escape(describe_picks(spec.loras, styles or {})))
 
 
 def motion_caption(t: Translator, spec: JobSpec, seeds: list[int], file: ResultFile,
@@ -269,7 +281,9 @@ class Delivery:
         seeds = result.seeds or [result.seed]
         first = images[0].display
         read = result.translation is not None and result.translation.translated
-        text = caption(t, spec, seeds, first.width, first.height, result.translation, result.prompt_truncated)
+        styles = await self.services.styles.published(spec.model) if spec.loras else None
+        text = caption(t, spec, seeds, first.width, first.height, result.translation, result.prompt_truncated,
+                       styles)
         reply = reply_to(spec.reply_to)
         if sticker:
             for pos, (files, data) in enumerate(zip(images, blobs, strict=True)):
@@ -280,7 +294,7 @@ class Delivery:
                 )
                 await self.bot.send_message(
                     chat_id, caption(t, spec, [seeds[min(index, len(seeds) - 1)]], files.full.width,
-                                     files.full.height, result.translation, result.prompt_truncated),
+                                     files.full.height, result.translation, result.prompt_truncated, styles),
                     reply_markup=keyboards.result(t, event.job_id, index, buttons=spec.buttons,
                                                   output=spec.output, read=read),
                 )

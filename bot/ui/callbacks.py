@@ -21,6 +21,7 @@ class SettingsField(StrEnum):
     NEGATIVE = "neg"
     NEGATIVE_CLEAR = "negclr"
     LANGUAGE = "lang"
+    LORAS = "lora"
     CLOSE = "close"
 
 
@@ -29,6 +30,20 @@ class SettingsCb(CallbackData, prefix="s"):
 
     field: SettingsField
     value: str = ""
+
+
+class LoraAction(StrEnum):
+    TOGGLE = "t"
+    UP = "u"
+    DOWN = "d"
+
+
+class LoraCb(CallbackData, prefix="l"):
+    """A LoRA style button of /settings: on/off, or its weight a step up or down. The name is
+    re-checked against the styles workers published (or the user's own picks)."""
+
+    action: LoraAction
+    name: str
 
 
 class WeightsCb(CallbackData, prefix="w"):

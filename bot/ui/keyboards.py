@@ -14,6 +14,8 @@ from bot.ui.callbacks import (
     DialogCb,
     JobCb,
     LengthCb,
+    LoraAction,
+    LoraCb,
     MenuCb,
     ModelCb,
     MoveCb,
@@ -34,6 +36,7 @@ from contract.spec import ASPECT_RATIOS, MAX_IMAGES_PER_JOB, Style
 
 if TYPE_CHECKING:  # the settings model only types a parameter: the UI imports no service
     from bot.services.user_settings import UserSettings
+    from contract.loras import LoraChoice, LoraStyle
 
 MENU_MODES: tuple[tuple[str, str], ...] = (
     *((mode.mode.value, mode.button_key) for mode in menu_modes()),
@@ -171,7 +174,8 @@ def language_label(t: Translator, locale: str | None) -> str:
     return t(f"language-{locale}") if locale else t("language-auto")
 
 
-def settings_main(t: Translator) -> InlineKeyboardMarkup:
+def settings_main(t: Translator, loras: bool = False) -> InlineKeyboardMarkup:
+    """The /settings buttons; ``loras``: the user's model takes LoRA styles (their submenu)."""
     kb = InlineKeyboardBuilder()
     for field, label in (
         (SettingsField.STYLE, "settings-btn-style"),
@@ -182,8 +186,33 @@ def settings_main(t: Translator) -> InlineKeyboardMarkup:
     ):
         kb.button(text=t(label), callback_data=SettingsCb(field=field))
     kb.button(text=t("settings-btn-model"), callback_data=ModelCb())  # bot/routers/model.py
+    if loras:
+        kb.button(text=t("settings-btn-loras"), callback_data=SettingsCb(field=SettingsField.LORAS))
     kb.button(text=t("settings-btn-close"), callback_data=SettingsCb(field=SettingsField.CLOSE))
-    kb.adjust(2, 2, 2, 1)
+    kb.adjust(2, 2, 2, 1, 1)
+    return kb.as_markup()
+
+
+def lora_choices(t: Translator, picks: tuple[LoraChoice, ...],
+                 styles: dict[str, LoraStyle]) -> InlineKeyboardMarkup:
+    """One row per style: its title (✓ and the weight when picked), and − / + for a picked one's
+    weight; a pick no worker publishes any more is listed too, so it can be taken off."""
+    kb = InlineKeyboardBuilder()
+    weights = {p.name: p.weight for p in picks}
+    sizes: list[int] = []
+    for name in (*styles, *(n for n in weights if n not in styles)):
+        label = styles[name].title if name in styles else name
+        if name in weights:
+            kb.button(text=f"✓ {label} · {weights[name]:g}",
+                      callback_data=LoraCb(action=LoraAction.TOGGLE, name=name))
+            kb.button(text="−", callback_data=LoraCb(action=LoraAction.DOWN, name=name))
+            kb.button(text="+", callback_data=LoraCb(action=LoraAction.UP, name=name))
+            sizes.append(3)
+        else:
+            kb.button(text=label, callback_data=LoraCb(action=LoraAction.TOGGLE, name=name))
+            sizes.append(1)
+    _back(kb, t)
+    kb.adjust(*sizes, 1)
     return kb.as_markup()
 
 

@@ -63,6 +63,7 @@ def worker_process(bot_redis: RedisServer, tiny_bundle: Path,
         "WORKER_NAME": "bot-e2e-worker",
         "KANDINSKY_K5_VIDEO_FPS": "1",  # 5 s of video are 5 frames on the tiny bundle, not 121
         "KANDINSKY_K5_VIDEO_SECONDS": "[5, 10]",  # both lengths, for VIDEO_SECONDS=10's choice
+        "KANDINSKY_LORA_DIR": str(tiny_bundle / "loras"),  # SDXL's two tiny styles (devkit/tiny_lora.py)
         **FAULT_HOOKS_ENV,
         "WORKER_PROGRESS_THROTTLE_S": "0.05",
         "HF_HUB_OFFLINE": "1",
