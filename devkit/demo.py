@@ -175,7 +175,9 @@ def _model_env(choice: ModelChoice) -> dict[str, str]:
         return {}
     bundle = ensure_tiny_bundle()
     # Kandinsky 5.0's 24 frames a second would make 121 noise frames at 5 s: one a second shows the path.
-    return {"KANDINSKY_MODEL_DIR": str(bundle), "HF_HUB_OFFLINE": "1", "KANDINSKY_K5_VIDEO_FPS": "1"}
+    # SDXL's /settings offers the bundle's two LoRA styles.
+    return {"KANDINSKY_MODEL_DIR": str(bundle), "HF_HUB_OFFLINE": "1", "KANDINSKY_K5_VIDEO_FPS": "1",
+            "KANDINSKY_LORA_DIR": str(bundle / "loras")}
 
 
 def _photo(width: int, height: int, hue: int) -> bytes:

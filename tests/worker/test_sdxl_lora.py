@@ -214,3 +214,10 @@ def test_the_spec_refuses_styles_a_family_does_not_take_too_many_or_one_twice() 
         with pytest.raises(ValueError):
             LoraChoice(name="ink", weight=weight)
     assert JobSpec.from_json(spec(INK, NEON).to_json()).loras == (INK, NEON)
+
+
+def test_an_empty_lora_dir_setting_means_no_styles(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KANDINSKY_LORA_DIR", "")  # docker-compose's default
+    assert EngineSettings().lora_dir is None
+    monkeypatch.setenv("KANDINSKY_LORA_DIR", "/loras")
+    assert EngineSettings().lora_dir == Path("/loras")

@@ -93,6 +93,12 @@ class EngineSettings(BaseSettings):
     """The decoders' scheduler: "ddpm" is the model card's; "ddim" / "dpmpp-2m" need about half
     the steps (pair them with a lower BOT_STEPS) but change the image for a given seed."""
 
+    @field_validator("lora_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``KANDINSKY_LORA_DIR=`` (compose's default) means no styles, not the working directory."""
+        return None if value == "" else value
+
     @field_validator("warmup_sizes")
     @classmethod
     def _warmup_sizes_are_buckets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
