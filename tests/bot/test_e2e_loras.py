@@ -52,6 +52,16 @@ async def tap(h: Harness, user: SimUser, menu: SentMessage, label: str, *, chang
     return query
 
 
+async def styles_menu(h: Harness, user: SimUser) -> SentMessage:
+    """An SDXL user's /settings, opened at its LoRA styles."""
+    await use_model(h, user.user_id, Family.SDXL)
+    before = h.count(user)
+    await user.send_text("/settings")
+    menu = await h.wait_text(user, "Aspect ratio:", after=before)
+    await tap(h, user, menu, "🎨 LoRA styles")
+    return menu
+
+
 async def test_settings_offer_the_published_styles_of_the_users_model(harness: Harness) -> None:
     h = harness
     await h.redis.delete(keys.lora_styles(Family.SDXL.value))
@@ -96,10 +106,7 @@ async def test_stale_style_buttons_are_refused_against_what_redis_holds_now(harn
     await h.redis.delete(keys.lora_styles(Family.SDXL.value))
     publish(h, INK, NEON)
     user = h.user()
-    await use_model(h, user.user_id, Family.SDXL)
-    await user.send_text("/settings")
-    menu = await h.wait_text(user, "Aspect ratio:")
-    await tap(h, user, menu, "🎨 LoRA styles")
+    menu = await styles_menu(h, user)
     await tap(h, user, menu, "Ink sketch")
     await h.redis.delete(keys.lora_styles(Family.SDXL.value))  # the last worker holding them is gone
     publish(h, INK)
@@ -147,10 +154,7 @@ async def test_styles_reach_the_job_the_picture_and_its_caption(live: Harness) -
     publishes them; a style the bot offers but that worker lacks fails the job, and the user is told."""
     h = live
     user = h.user()
-    await use_model(h, user.user_id, Family.SDXL)
-    await user.send_text("/settings")
-    menu = await h.wait_text(user, "Aspect ratio:")
-    await tap(h, user, menu, "🎨 LoRA styles")
+    menu = await styles_menu(h, user)
     await tap(h, user, menu, "Ink sketch")
     await tap(h, user, menu, "Neon glow")
     before = h.count(user)
