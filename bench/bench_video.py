@@ -49,35 +49,14 @@ PARTS = ("text_encoders", "dit", "vae_decode")
 """The modules both runs are timed on, by forward hooks."""
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 @contextmanager
 def timed(pipe: Any, device: str, seconds: dict[str, float], calls: dict[str, int]) -> Iterator[None]:
-    """Forward hooks adding each part's seconds (and its calls) while the block runs."""
+    """Each part's seconds and calls while the block runs (common.timed_modules)."""
     vae = pipe.vae
-    modules = {"text_encoders": [pipe.text_encoder, pipe.text_encoder_2], "dit": [pipe.transformer],
-               "vae_decode": [vae.decoder if vae is not None else None]}
-    handles = []
-    for part, found in modules.items():
-        for module in (m for m in found if m is not None):  # a pipeline without its text encoders
-            def before(_m: Any, _a: Any) -> None:
-                _sync(device)
-                seconds["_started"] = time.perf_counter()
-
-            def after(_m: Any, _a: Any, _o: Any, part: str = part) -> None:
-                _sync(device)
-                seconds[part] = seconds.get(part, 0.0) + time.perf_counter() - seconds.pop("_started")
-                calls[part] = calls.get(part, 0) + 1
-
-            handles += [module.register_forward_pre_hook(before), module.register_forward_hook(after)]
-    try:
+    parts = {"text_encoders": [pipe.text_encoder, pipe.text_encoder_2], "dit": [pipe.transformer],
+             "vae_decode": [vae.decoder if vae is not None else None]}
+    with common.timed_modules(parts, device, seconds, calls):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def spec_for(size: tuple[int, int]) -> JobSpec:
@@ -108,12 +87,12 @@ def reference_run(folder: Path, spec: JobSpec, fps: int, device: str, dtype: tor
     seconds: dict[str, float] = {}
     calls: dict[str, int] = {}
     with timed(pipe, device, seconds, calls):
-        _sync(device)
+        common.sync(device)
         started = time.perf_counter()
         pipe(prompt=PROMPT, height=spec.height, width=spec.width, num_frames=checkpoint.frames(fps),
              num_inference_steps=checkpoint.steps, guidance_scale=checkpoint.guidance, output_type="np",
              generator=torch.Generator(device).manual_seed(SEED))
-        _sync(device)
+        common.sync(device)
         total = time.perf_counter() - started
     return {"total_s": total, "parts_s": seconds, "calls": calls}
 

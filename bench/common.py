@@ -17,7 +17,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,6 +195,39 @@ def install_sigterm() -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def sync(device: str) -> None:
+    """Wait for the device's queued work, so a clock reads what it did (no-op on the CPU)."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+@contextmanager
+def timed_modules(parts: Mapping[str, Sequence[Any]], device: str, seconds: dict[str, float],
+                  calls: dict[str, int]) -> Iterator[None]:
+    """Forward hooks adding each part's seconds (synchronised around each call) and its calls while
+    the block runs; a part's module may be None (a pipeline without it)."""
+    handles = []
+    for part, found in parts.items():
+        for module in (m for m in found if m is not None):
+            def before(_m: Any, _a: Any) -> None:
+                sync(device)
+                seconds["_started"] = time.perf_counter()
+
+            def after(_m: Any, _a: Any, _o: Any, part: str = part) -> None:
+                sync(device)
+                seconds[part] = seconds.get(part, 0.0) + time.perf_counter() - seconds.pop("_started")
+                calls[part] = calls.get(part, 0) + 1
+
+            handles += [module.register_forward_pre_hook(before), module.register_forward_hook(after)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:

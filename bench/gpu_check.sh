@@ -43,6 +43,16 @@ python3 bench/bench_fullsize.py --families kandinsky5 --device cuda --work-dir "
 K5_BUNDLE="$(ls -d "$K5_WORK"/bench-fullsize-*/bundle | tail -1)"
 python3 bench/bench_video.py --bundle-dir "$K5_BUNDLE" --device cuda --dtype bfloat16 --sizes 768x512 \
   --fps 24 --repeats 2 --out-dir "$OUT" 2>&1 | tee "$OUT/bench_video.log"
+# SDXL at public size (random weights, built here): memory per component through bench_fullsize, then
+# 1024² at the model card's 40 steps, base + refiner, next to plain diffusers' ensemble, and what LoRA
+# styles cost (two random rank-32 adapters: loaded and off, one on, a switch between them).
+SDXL_WORK="${SDXL_WORK:-/tmp/sdxl-work}"
+mkdir -p "$SDXL_WORK"
+python3 bench/bench_fullsize.py --families sdxl --device cuda --dtype float16 --work-dir "$SDXL_WORK" \
+  --keep-bundle --out-dir "$OUT" 2>&1 | tee "$OUT/bench_fullsize_sdxl.log"
+SDXL_BUNDLE="$(ls -d "$SDXL_WORK"/bench-fullsize-*/bundle | tail -1)"
+python3 bench/bench_sdxl.py --bundle-dir "$SDXL_BUNDLE" --device cuda --dtype float16 --sizes 1024x1024 \
+  --repeats 2 --out-dir "$OUT" 2>&1 | tee "$OUT/bench_sdxl.log"
 # Kandinsky 5.0 Image Lite at public size (6B DiT, FLUX.1's VAE, the Video's text encoders): memory per
 # component and one text → image job at the trained size nearest the bucket's ratio. Last, so a run that
 # reaches its limit here has kept everything above.

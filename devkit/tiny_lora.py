@@ -1,4 +1,4 @@
-"""Tiny random LoRA styles for the tiny SDXL, written with peft as a trainer would save them.
+"""Tiny random LoRA styles for the tiny SDXL, in the layout a trainer (peft) saves.
 
 ``loras/`` in the bundle holds a catalogue (``styles.toml``, the format worker/engine/loras.py reads)
 and two adapters in diffusers' LoRA format: ``ink`` adapts the UNet's attention, ``neon`` the UNet and
@@ -9,7 +9,6 @@ tests make one that does not fit SDXL.
 
 from __future__ import annotations
 
-from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +42,23 @@ RANK = 4
 
 
 def adapter_layers(model: Any, targets: list[str], seed: int, rank: int = RANK) -> dict[str, torch.Tensor]:
-    """A random adapter of ``rank`` on ``model``'s ``targets``, as peft's state dict (made on a copy:
-    ``model`` is left as it was)."""
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-
-    torch.manual_seed(seed)
-    config = LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, init_lora_weights=False)
-    copy = deepcopy(model)
-    copy.add_adapter(config)
-    return {k: v.detach().clone() for k, v in get_peft_model_state_dict(copy).items()}
+    """A random adapter of ``rank`` on ``model``'s linear ``targets`` (a module name or its last parts),
+    in peft's state-dict layout (``<module>.lora_A.weight``: rank × in, ``<module>.lora_B.weight``:
+    out × rank), as a trainer saves it. Made on the CPU from the modules' shapes: ``model`` is left as it
+    was, and a full-size one needs no second copy. B is not zero (a fresh adapter's is), so it shows."""
+    generator = torch.Generator().manual_seed(seed)
+    layers: dict[str, torch.Tensor] = {}
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.Linear) or not any(
+                name == t or name.endswith("." + t) for t in targets):
+            continue
+        layers[f"{name}.lora_A.weight"] = torch.randn(rank, module.in_features, generator=generator) \
+            / module.in_features ** 0.5
+        layers[f"{name}.lora_B.weight"] = torch.randn(module.out_features, rank, generator=generator) \
+            / rank ** 0.5
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no linear layer named {targets}")
+    return layers
 
 
 def write_lora(path: Path, unet: Any, seed: int, text_encoders: tuple[Any, Any] | None = None) -> Path:
