@@ -402,11 +402,11 @@ def run_shortfall(family: Family, counts: dict[Family, dict[str, dict[str, Any]]
 
 def write_bundle(root: Path, plans: list[FamilyPlan], dtype: torch.dtype, device: str,
                  counts: dict[Family, dict[str, dict[str, Any]]], force: bool) -> dict[Family, bool]:
-    """The tiny bundle's layout, then each planned component replaced at scale. Returns, per family,
-    whether every component was built."""
-    from devkit.tiny_models import write_tiny_bundle
+    """The tiny bundle's layout (a copy of the one under .cache), then each planned component replaced
+    at scale. Returns, per family, whether every component was built."""
+    from devkit.stack import ensure_tiny_bundle
 
-    write_tiny_bundle(root)
+    shutil.copytree(ensure_tiny_bundle(), root, dirs_exist_ok=True)
     complete: dict[Family, bool] = {}
     for plan in plans:
         ok = True

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,35 +42,34 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from worker.language.transcribe import decode_audio
 
     meta = common.metadata()
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir: Path | None = args.model_dir
-        if model_dir is None and not args.public:
-            from devkit.tiny_models import write_tiny_bundle
+    model_dir: Path | None = args.model_dir
+    if model_dir is None and not args.public:
+        from devkit.stack import ensure_tiny_bundle
 
-            model_dir = write_tiny_bundle(Path(tmp) / "bundle")
-        device, dtype = resolve(LanguageSettings(device=args.device, dtype=args.dtype))
-        started = time.perf_counter()
-        engine = Engine.load(EngineSettings(model_dir=model_dir, device=device, dtype=dtype))
-        language = Language.load(LanguageSettings(model_dir=model_dir, device=device, dtype=dtype))
-        load_s = time.perf_counter() - started
-        width, height = parse_size(args.size)
-        voice = make_voice(args.voice_s)
-        jobs: list[dict[str, float]] = []
-        for i in range(args.jobs + 1):  # the first is a warm-up, left out of the figures
-            spec = JobSpec(mode=Mode.TEXT2IMAGE, prompt=PROMPT, negative_prompt=NEGATIVE, width=width,
-                           height=height, steps=args.steps, prior_steps=max(2, args.steps // 2), seed=i)
-            t0 = time.perf_counter()
-            translation = language.translate_prompts(spec)
-            t1 = time.perf_counter()
-            engine.generate(engine_spec(spec, translation))
-            t2 = time.perf_counter()
-            audio = decode_audio(voice, max_s=args.voice_s + 1)
-            t3 = time.perf_counter()
-            heard = language.transcriber.transcribe(audio.samples)
-            t4 = time.perf_counter()
-            if i:
-                jobs.append({"translate_s": t1 - t0, "generate_s": t2 - t1, "decode_s": t3 - t2,
-                             "transcribe_s": t4 - t3, "heard_chars": float(len(heard.text))})
+        model_dir = ensure_tiny_bundle()
+    device, dtype = resolve(LanguageSettings(device=args.device, dtype=args.dtype))
+    started = time.perf_counter()
+    engine = Engine.load(EngineSettings(model_dir=model_dir, device=device, dtype=dtype))
+    language = Language.load(LanguageSettings(model_dir=model_dir, device=device, dtype=dtype))
+    load_s = time.perf_counter() - started
+    width, height = parse_size(args.size)
+    voice = make_voice(args.voice_s)
+    jobs: list[dict[str, float]] = []
+    for i in range(args.jobs + 1):  # the first is a warm-up, left out of the figures
+        spec = JobSpec(mode=Mode.TEXT2IMAGE, prompt=PROMPT, negative_prompt=NEGATIVE, width=width,
+                       height=height, steps=args.steps, prior_steps=max(2, args.steps // 2), seed=i)
+        t0 = time.perf_counter()
+        translation = language.translate_prompts(spec)
+        t1 = time.perf_counter()
+        engine.generate(engine_spec(spec, translation))
+        t2 = time.perf_counter()
+        audio = decode_audio(voice, max_s=args.voice_s + 1)
+        t3 = time.perf_counter()
+        heard = language.transcriber.transcribe(audio.samples)
+        t4 = time.perf_counter()
+        if i:
+            jobs.append({"translate_s": t1 - t0, "generate_s": t2 - t1, "decode_s": t3 - t2,
+                         "transcribe_s": t4 - t3, "heard_chars": float(len(heard.text))})
     mean = {k: sum(j[k] for j in jobs) / len(jobs) for k in jobs[0]}
     return {
         **meta, "bench": "bench_language", "device": device, "dtype": dtype, "size": args.size,

@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=50, help="jobs in flight per run")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--warmup", type=int, default=4)
-    parser.add_argument("--bundle", type=Path, default=None, help="tiny bundle dir (written if absent)")
+    parser.add_argument("--bundle", type=Path, default=None, help="a model folder (default: the tiny bundle)")
     parser.add_argument("--gpu-standin", type=float, default=0.0, metavar="S",
                         help="each engine step also sleeps S s (engine time off this CPU, as on GPU hosts)")
     parser.add_argument("--out", type=Path, default=None,
@@ -224,11 +224,12 @@ def main(argv: list[str] | None = None) -> int:
         args.out = RESULTS_DIR / ("queue-gpu-standin.json" if standin else "queue.json")
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-queue-"))
-    bundle = args.bundle or tmp / "bundle"
-    if not (bundle / "prior").exists():
-        from devkit.tiny_models import write_tiny_bundle
+    if args.bundle is None:
+        from devkit.stack import ensure_tiny_bundle
 
-        bundle = write_tiny_bundle(bundle)
+        bundle = ensure_tiny_bundle()
+    else:
+        bundle = args.bundle
 
     rows: list[dict[str, Any]] = []
     load_before = [round(x, 2) for x in os.getloadavg()]

@@ -16,7 +16,6 @@ import platform
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -272,23 +271,22 @@ def run_and_write(
 
 @contextmanager
 def model_bundle(args: argparse.Namespace, prefix: str) -> Iterator[tuple[Path, str]]:
-    """The models a bench runs on, and their scale's name: the tiny bundle written to a temporary
-    folder, or ``--bundle-dir`` (with ``--scale``: the GPU bench's random-weight bundle at that scale,
-    built there for ``--device`` unless it is already). Sets ``--threads`` first."""
+    """The models a bench runs on, and their scale's name: the tiny bundle (written once under .cache,
+    devkit.stack.ensure_tiny_bundle), or ``--bundle-dir`` (with ``--scale``: the GPU bench's random-weight
+    bundle at that scale, built there for ``--device`` unless it is already). Sets ``--threads`` first."""
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
-        if args.bundle_dir is None:
-            from devkit.tiny_models import write_tiny_bundle
+    if args.bundle_dir is None:
+        from devkit.stack import ensure_tiny_bundle
 
-            yield write_tiny_bundle(Path(tmp) / "tiny"), "tiny"
-        elif getattr(args, "scale", None) is None:
-            yield args.bundle_dir, "given"
-        else:
-            from bench.engine_gpu.models import SCALES, ensure_bundle
+        yield ensure_tiny_bundle(), "tiny"
+    elif getattr(args, "scale", None) is None:
+        yield args.bundle_dir, "given"
+    else:
+        from bench.engine_gpu.models import SCALES, ensure_bundle
 
-            dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
-            ensure_bundle(args.bundle_dir, SCALES[args.scale], args.device, dtype)
-            yield args.bundle_dir, args.scale
+        dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
+        ensure_bundle(args.bundle_dir, SCALES[args.scale], args.device, dtype)
+        yield args.bundle_dir, args.scale

@@ -168,6 +168,7 @@ def test_bad_adapters_are_refused_at_start_with_their_file_and_the_others_work(
     assert "style 7 (ink.safetensors): name: String should match pattern" in errors
     assert "style 8 (ink.safetensors): the name 'ink' is taken by an earlier style" in errors
     assert errors.count("the other styles still work") == 4
+    assert "No LoRA keys associated" not in caplog.text, "a UNet-only adapter is no news"
     inked = engine.generate(spec(INK))
     assert inked.images and engine.lora_styles() == {Family.SDXL: (adapters.loaded["ink"],)}
     with pytest.raises(StyleUnavailable, match="broken"):

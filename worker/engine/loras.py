@@ -100,6 +100,16 @@ def _reason(exc: Exception, family: Family) -> str:
     return first[:REASON_CHARS]
 
 
+class _NoNewsOfAbsentParts(logging.Filter):
+    """diffusers warns, for each adapter, about each text encoder it has no layers for: most styles
+    adapt the UNet alone, so that is no news in the worker's log."""
+
+    LOGGERS = ("diffusers.loaders.lora_base", "diffusers.loaders.peft")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No LoRA keys associated to")
+
+
 class LoraAdapters:
     """The styles one family engine holds: offered before its pipeline is built, loaded into it once,
     switched per job. Calls come under the family's run lock (one job at a time)."""
@@ -123,17 +133,27 @@ class LoraAdapters:
         """Load every offered style into ``pipe`` (diffusers' ``load_lora_weights``) and leave them off."""
         if self.folder is None:
             return
+        quiet = _NoNewsOfAbsentParts()
+        for name in quiet.LOGGERS:
+            logging.getLogger(name).addFilter(quiet)
+        try:
+            self._load_offered(pipe, self.folder)
+        finally:
+            for name in quiet.LOGGERS:
+                logging.getLogger(name).removeFilter(quiet)
+        if self.loaded:
+            pipe.disable_lora()
+
+    def _load_offered(self, pipe: Any, folder: Path) -> None:
         for style in self.offered:
-            reason = self._load(pipe, self.folder / style.file, style)
+            reason = self._load(pipe, folder / style.file, style)
             if reason is None:
                 self.loaded[style.name] = style
                 logger.info("LoRA style %r (%s) loaded for %s", style.name, style.file, self.family)
             else:
                 self.refused[style.file] = reason
                 logger.error("LoRA style %r refused: %s: %s; the other styles still work",
-                             style.name, self.folder / style.file, reason)
-        if self.loaded:
-            pipe.disable_lora()
+                             style.name, folder / style.file, reason)
 
     def _load(self, pipe: Any, path: Path, style: LoraStyle) -> str | None:
         if not path.is_file():
