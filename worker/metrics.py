@@ -117,14 +117,18 @@ def record_job(
 
 def publish_worker_info(client: redis_sync.Redis, name: str, device: str,
                         families: tuple[str, ...] = (),
-                        styles: Mapping[str, Sequence[LoraStyle]] | None = None) -> None:
-    """What /workers shows beside RQ's record: the device this worker computes on and the model
-    families it holds (comma-separated); and, for /settings, the LoRA styles it loaded per family
-    (added to what other workers of the family publish)."""
+                        styles: Mapping[str, Sequence[LoraStyle]] | None = None,
+                        refused: Sequence[str] = ()) -> None:
+    """What /workers shows beside RQ's record: the device this worker computes on, the model families
+    it holds and its LoRA styles, those it loaded and the files it refused (comma-separated); and, for
+    /settings, the styles it loaded per family (added to what other workers of the family publish)."""
+    names = [style.name for family_styles in (styles or {}).values() for style in family_styles]
     try:
         with client.pipeline(transaction=False) as pipe:
             pipe.hset(keys.worker_info(name), mapping={"device": device, "host": socket.gethostname(),
-                                                      "families": ",".join(families)})
+                                                      "families": ",".join(families),
+                                                      "styles": ",".join(names),
+                                                      "refused": ",".join(refused)})
             pipe.expire(keys.worker_info(name), keys.WORKER_INFO_TTL)
             for family, loaded in (styles or {}).items():
                 if loaded:

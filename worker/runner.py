@@ -299,9 +299,11 @@ class KandinskyWorker(SimpleWorker):
         from worker.metrics import publish_worker_info
 
         lora_styles = getattr(self.engine, "lora_styles", None)
+        refused = getattr(self.engine, "lora_refused", None)
         publish_worker_info(self.connection, self.name, str(getattr(self.engine, "device", "unknown")),
                             families=tuple(getattr(self.engine, "held", ())),
-                            styles=lora_styles() if lora_styles is not None else None)
+                            styles=lora_styles() if lora_styles is not None else None,
+                            refused=refused() if refused is not None else ())
 
     def clean_registries(self) -> None:
         """RQ's registry maintenance, under a short lock (see MAINTENANCE_LOCK_TTL_S)."""

@@ -148,6 +148,9 @@ async def _workers_text(stats: StatsService, t: Translator) -> str:
                        device=html.escape(w.device), families=html.escape(families),
                        state=w.state, job=w.current_job or "—",
                        done=w.jobs_done, failed=w.jobs_failed, beat=_ago(beat)))
+        if w.styles or w.refused:
+            lines.append(t("admin-workers-styles", styles=html.escape(w.styles.replace(",", ", ") or "—"),
+                           refused=html.escape(w.refused.replace(",", ", ") or "—")))
     return "\n".join(lines)
 
 

@@ -114,6 +114,10 @@ class WorkerView:
     last_heartbeat: dt.datetime | None
     families: str = ""
     """The model families it holds, comma-separated, as it publishes them (empty: an older worker)."""
+    styles: str = ""
+    """The LoRA styles it loaded, comma-separated."""
+    refused: str = ""
+    """The LoRA adapter files it refused at start, comma-separated (the reasons are in its log)."""
 
 
 @dataclass
@@ -208,9 +212,10 @@ class StatsService:
         views = await asyncio.to_thread(self._workers_sync)
         out = []
         for view in views:
-            device, families = (_s(v) for v in await self.redis.hmget(keys.worker_info(view.name),
-                                                                      ["device", "families"]))
-            out.append(WorkerView(**{**view.__dict__, "device": device or "?", "families": families}))
+            device, families, styles, refused = (_s(v) for v in await self.redis.hmget(
+                keys.worker_info(view.name), ["device", "families", "styles", "refused"]))
+            out.append(WorkerView(**{**view.__dict__, "device": device or "?", "families": families,
+                                     "styles": styles, "refused": refused}))
         return out
 
     def _workers_sync(self) -> list[WorkerView]:

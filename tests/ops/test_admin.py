@@ -10,6 +10,8 @@ import redis as redis_sync
 from rq import Worker
 
 from contract import keys
+from contract.families import Family
+from contract.loras import LoraStyle
 from contract.queue import DEFAULT_QUEUE, HIGH_QUEUE
 from contract.spec import JobSpec, Mode
 from devkit.botapi import LocalBotAPI
@@ -60,7 +62,9 @@ async def test_admin_commands_answer_admins(api, start_replicas, sync_redis: red
     worker = Worker([HIGH_QUEUE, DEFAULT_QUEUE], connection=sync_redis, name="gpu-host-1.77")
     worker.register_birth()
     worker.heartbeat()
-    publish_worker_info(sync_redis, worker.name, "cuda:0", families=("kandinsky22", "kandinsky3"))
+    ink = LoraStyle(name="ink", title="Ink sketch", file="ink.safetensors", family=Family.SDXL)
+    publish_worker_info(sync_redis, worker.name, "cuda:0", families=("kandinsky22", "kandinsky3"),
+                        styles={Family.SDXL.value: [ink]}, refused=["broken.safetensors"])
 
     async def ask(text: str, expect: str) -> str:
         """Send a command; the bot's new answer, which must contain ``expect``."""
@@ -90,6 +94,7 @@ async def test_admin_commands_answer_admins(api, start_replicas, sync_redis: red
     workers = await ask("/workers", "Workers (1)")
     assert "gpu-host-1.77 on " in workers and "(cuda:0; Kandinsky 2.2, Kandinsky 3.0)" in workers
     assert "0 done" in workers
+    assert "↳ LoRA styles: ink; refused at start: broken.safetensors (why: the worker's log)" in workers
     worker.register_death()
 
     assert await ask("/ban 42", "banned") == "User 42 is banned."

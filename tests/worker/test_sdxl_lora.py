@@ -171,6 +171,7 @@ def test_bad_adapters_are_refused_at_start_with_their_file_and_the_others_work(
     assert "No LoRA keys associated" not in caplog.text, "a UNet-only adapter is no news"
     inked = engine.generate(spec(INK))
     assert inked.images and engine.lora_styles() == {Family.SDXL: (adapters.loaded["ink"],)}
+    assert sorted(engine.lora_refused()) == sorted(adapters.refused), "what /workers lists"
     with pytest.raises(StyleUnavailable, match="broken"):
         engine.generate(spec(LoraChoice(name="broken", weight=1.0)))
 

@@ -109,6 +109,10 @@ class Engine:
         return {family: tuple(e.loras.loaded.values()) for family, e in self.families.items()
                 if e.loras.loaded}
 
+    def lora_refused(self) -> list[str]:
+        """The adapter files this worker refused (their reasons are in its log), for /workers."""
+        return [file for e in self.families.values() for file in e.loras.refused]
+
     @property
     def model_ids(self) -> dict[str, dict[str, str]]:
         """Where each held family's models come from."""

@@ -242,6 +242,7 @@ admin-queue-oldest = Oldest wait: { $wait }
 admin-workers-none = No live workers.
 admin-workers-header = <b>Workers ({ $count })</b>
 admin-workers-line = { $name } on { $host } ({ $device }; { $families }): { $state }, job { $job }, { $done } done, { $failed } failed, heartbeat { $beat } ago
+admin-workers-styles = ↳ LoRA styles: { $styles }; refused at start: { $refused } (why: the worker's log)
 admin-btn-refresh = 🔄 Refresh
 admin-ban-usage = Usage: /ban &lt;user id&gt;
 admin-unban-usage = Usage: /unban &lt;user id&gt;

@@ -243,6 +243,7 @@ admin-queue-oldest = Дольше всех ждёт: { $wait }
 admin-workers-none = Нет живых воркеров.
 admin-workers-header = <b>Воркеры ({ $count })</b>
 admin-workers-line = { $name } на { $host } ({ $device }; { $families }): { $state }, задание { $job }, выполнено { $done }, ошибок { $failed }, пульс { $beat } назад
+admin-workers-styles = ↳ LoRA-стили: { $styles }; не загружены при старте: { $refused } (причина — в журнале воркера)
 admin-btn-refresh = 🔄 Обновить
 admin-ban-usage = Использование: /ban &lt;id пользователя&gt;
 admin-unban-usage = Использование: /unban &lt;id пользователя&gt;
