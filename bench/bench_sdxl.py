@@ -14,23 +14,21 @@ Per size, one process:
 
 All are timed by forward hooks on the same kinds of module. On this machine these are CPU figures of the
 tiny random-weight bundle; the GPU run of bench/gpu_check.sh times the public sizes (the bundle
-``bench_fullsize.py --families sdxl --keep-bundle`` writes).
+``bench_fullsize.py --families sdxl --keep-bundle`` writes). Results go to
+bench/results/bench_sdxl-<UTC time>.json:
 
     python bench/bench_sdxl.py                                   # tiny bundle, CPU, 1024x1024
     python bench/bench_sdxl.py --sizes 512x512 --steps 4         # smoke size
-
-Results go to bench/results/bench_sdxl-<UTC time>.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import statistics
 import sys
-import tempfile
 import time
+from gc import collect
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import torch
@@ -143,7 +141,7 @@ def style_runs(settings: EngineSettings, spec: JobSpec, names: tuple[str, str],
         family.loras.apply(pipe, choice)
         common.sync(family.device)
         switches.append(time.perf_counter() - started)
-    return {"off": off, "on": on, "switch_s": round(statistics.mean(switches), 5)}
+    return {"off": off, "on": on, "switch_s": round(sum(switches) / len(switches), 5)}
 
 
 def per_call(run: dict[str, Any], part: str) -> float:
@@ -152,7 +150,7 @@ def per_call(run: dict[str, Any], part: str) -> float:
 
 
 def free(device: str) -> None:
-    gc.collect()
+    collect()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
 
@@ -172,7 +170,7 @@ def measure_size(settings: EngineSettings, size: tuple[int, int], args: argparse
         for part in ("unet", "refiner_unet", "vae_decode"):
             row[f"{side}_{part}_call_s"] = per_call(run, part)
     if args.lora_rank:
-        with tempfile.TemporaryDirectory(prefix="bench-sdxl-loras-") as tmp:
+        with TemporaryDirectory(prefix="bench-sdxl-loras-") as tmp:
             names = write_styles(Path(tmp), family.base_pipeline().unet, args.lora_rank)
             del family
             free(settings.device)
