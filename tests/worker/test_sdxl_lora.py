@@ -184,10 +184,12 @@ def test_an_unreadable_catalogue_loads_no_style_and_the_worker_still_starts(
     assert "no such file" in read_catalogue(tmp_path / "nowhere").problems[0]
     (tmp_path / CATALOGUE_FILE).write_text('style = "ink"\n', encoding="utf-8")
     assert "must be a list of [[style]] tables" in read_catalogue(tmp_path).problems[0]
+    settings = EngineSettings(model_dir=tiny_bundle, device="cpu", dtype="float32", preload=False,
+                              lora_dir=tmp_path / "nowhere", family_options=BASE_ONLY)
     with caplog.at_level(logging.ERROR):
-        engine = load(tiny_bundle, tmp_path / "nowhere")
+        engine = Engine(settings, families=[Family.SDXL])  # what the worker builds at start
     assert engine.lora_styles() == {} and "LoRA catalogue:" in caplog.text
-    assert engine.generate(spec()).images
+    assert engine[Family.SDXL].loras.offered == ()
 
 
 def test_a_catalogue_entry_reads_triggers_as_one_phrase_and_checks_its_file_name() -> None:
