@@ -5,6 +5,9 @@ the picture and its caption; a style the worker does not hold is said, in the us
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import redis as redis_sync
 
 from bot.services.user_settings import SettingsStore
@@ -22,6 +25,8 @@ INK = LoraStyle(name="ink", title="Ink sketch", file="ink.safetensors", family=F
 NEON = LoraStyle(name="neon", title="Neon glow", file="neon.safetensors", family=Family.SDXL, weight=1.0)
 CLAY = LoraStyle(name="clay", title="Clay", file="clay.safetensors", family=Family.SDXL, weight=0.6)
 PAPER = LoraStyle(name="paper", title="Paper cut", file="paper.safetensors", family=Family.SDXL)
+PUBLISH_TIMEOUT_S = 30
+"""A worker publishes its styles at its first maintenance, right after it registers."""
 
 
 def publish(h: Harness, *styles: LoraStyle, worker: str = "lora-test-worker") -> None:
@@ -153,6 +158,10 @@ async def test_styles_reach_the_job_the_picture_and_its_caption(live: Harness) -
     """The worker of the bot tests loads the tiny bundle's two styles (KANDINSKY_LORA_DIR) and
     publishes them; a style the bot offers but that worker lacks fails the job, and the user is told."""
     h = live
+    deadline = time.monotonic() + PUBLISH_TIMEOUT_S
+    while not await h.redis.hexists(keys.lora_styles(Family.SDXL.value), "neon"):  # type: ignore[misc]
+        assert time.monotonic() < deadline, "the worker did not publish the bundle's styles"
+        await asyncio.sleep(0.1)
     user = h.user()
     menu = await styles_menu(h, user)
     await tap(h, user, menu, "Ink sketch")
