@@ -167,7 +167,7 @@ def measure_size(engine: Engine, size: tuple[int, int], args: argparse.Namespace
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     meta = common.metadata()
-    with common.model_bundle(args, "bench-animation-") as (bundle, scale):
+    with common.model_bundle(args) as (bundle, scale):
         engine = Engine.load(EngineSettings(model_dir=bundle, device=args.device, dtype=args.dtype),
                              families=[Family.KANDINSKY22])
         rows = [measure_size(engine, parse_size(size), args) for size in args.sizes]

@@ -144,7 +144,7 @@ def measure_size(engine: Engine, size: tuple[int, int], args: argparse.Namespace
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     meta = common.metadata()
-    with common.model_bundle(args, "bench-preview-") as (bundle, scale):
+    with common.model_bundle(args) as (bundle, scale):
         engine = _engine(args, bundle)
         rows = [measure_size(engine, parse_size(size), args) for size in args.sizes]
     return {**meta, "scale": scale, "device": args.device, "torch_threads": torch.get_num_threads(),

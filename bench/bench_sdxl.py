@@ -188,7 +188,7 @@ def measure_size(settings: EngineSettings, size: tuple[int, int], args: argparse
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     meta = common.metadata()
-    with common.model_bundle(args, "bench-sdxl-") as (bundle, scale):
+    with common.model_bundle(args) as (bundle, scale):
         settings = EngineSettings(model_dir=bundle, device=args.device, dtype=args.dtype, preload=False,
                                   family_options={Family.SDXL: {"refiner": not args.no_refiner}})
         rows = [measure_size(settings, parse_size(size), args) for size in args.sizes]

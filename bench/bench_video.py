@@ -126,7 +126,7 @@ def measure_size(family: Kandinsky5Engine, folder: Path, size: tuple[int, int],
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     meta = common.metadata()
-    with common.model_bundle(args, "bench-video-") as (bundle, scale):
+    with common.model_bundle(args) as (bundle, scale):
         options: dict[str, Any] = {"video_fps": args.fps, "attention_backend": args.attention_backend}
         settings = EngineSettings(model_dir=bundle, device=args.device, dtype=args.dtype, preload=False,
                                   compile=args.compile, family_options={Family.KANDINSKY5: options})

@@ -270,7 +270,7 @@ def run_and_write(
 
 
 @contextmanager
-def model_bundle(args: argparse.Namespace, prefix: str) -> Iterator[tuple[Path, str]]:
+def model_bundle(args: argparse.Namespace) -> Iterator[tuple[Path, str]]:
     """The models a bench runs on, and their scale's name: the tiny bundle (written once under .cache,
     devkit.stack.ensure_tiny_bundle), or ``--bundle-dir`` (with ``--scale``: the GPU bench's random-weight
     bundle at that scale, built there for ``--device`` unless it is already). Sets ``--threads`` first."""

@@ -187,20 +187,21 @@ async def lora_button(query: CallbackQuery, callback_data: LoraCb, services: Ser
         await query.answer()  # no button offers this: a forged or stale callback
         log.warning("user %s: refused LoRA style %s %r", query.from_user.id, action, name)
         return
-    picks = user_settings.loras
     try:
         if action is LoraAction.TOGGLE:
-            picks = tuple(p for p in picks if p.name != name) if picked else toggle(picks, styles[name])
+            picks = toggle(user_settings.loras, name, styles)
         else:
-            picks = reweigh(picks, name, 1 if action is LoraAction.UP else -1)
+            picks = reweigh(user_settings.loras, name, 1 if action is LoraAction.UP else -1)
     except TooManyStyles:
         await query.answer(t("settings-loras-too-many", limit=MAX_LORAS_PER_JOB), show_alert=True)
         return
+    changed = picks != user_settings.loras  # a weight at its bound stays: nothing to write or redraw
     updated = user_settings.model_copy(update={"loras": picks})
-    await services.store.save(query.from_user.id, updated)
+    if changed:
+        await services.store.save(query.from_user.id, updated)
     await query.answer(t("settings-saved"))
     message = query.message if isinstance(query.message, Message) else None
-    if message and picks != user_settings.loras:
+    if message and changed:
         await message.edit_text(**await lora_view(services, t, updated))
     log.info("user %s: LoRA styles %s", query.from_user.id,
              ", ".join(f"{p.name}={p.weight:g}" for p in picks) or "none")

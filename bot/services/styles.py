@@ -45,19 +45,21 @@ class StyleCatalogue:
     async def usable(self, family: Family, picks: tuple[LoraChoice, ...]) -> tuple[LoraChoice, ...]:
         """The picks a job of ``family`` carries: those some worker still holds (none for a family
         that takes no styles)."""
-        if not picks or not describe_family(family).lora_styles:
+        if not picks:
             return ()
-        held = await self.published(family)
+        held = await self.published(family)  # {} for a family that takes no styles
         return tuple(p for p in picks if p.name in held)
 
 
-def toggle(picks: tuple[LoraChoice, ...], style: LoraStyle) -> tuple[LoraChoice, ...]:
-    """``style`` off when picked, else on at its default weight; TooManyStyles past the limit."""
-    if any(p.name == style.name for p in picks):
-        return tuple(p for p in picks if p.name != style.name)
+def toggle(picks: tuple[LoraChoice, ...], name: str,
+           styles: Mapping[str, LoraStyle]) -> tuple[LoraChoice, ...]:
+    """The style ``name`` off when picked (published or not), else on at its default weight from
+    ``styles``; TooManyStyles past the limit."""
+    if any(p.name == name for p in picks):
+        return tuple(p for p in picks if p.name != name)
     if len(picks) >= MAX_LORAS_PER_JOB:
-        raise TooManyStyles(style.name)
-    return (*picks, style.choice())
+        raise TooManyStyles(name)
+    return (*picks, styles[name].choice())
 
 
 def reweigh(picks: tuple[LoraChoice, ...], name: str, steps: int) -> tuple[LoraChoice, ...]:
