@@ -357,15 +357,16 @@ class _JobRun:
             model_ids=dict(out.model_ids), worker=self.ctx.worker_name, translation=translation,
             prompt_truncated=out.prompt_truncated,
         )
-        sent = self._finish(
-            DoneEvent(job_id=self.job_id, chat_id=self.chat_id, user_id=self.user_id, result=result),
-            timings=dict(out.timings),
-        )
+        # Recorded before the event: the bot's next estimate of the wait already counts this job.
         with self.conn.pipeline(transaction=False) as pipe:
             pipe.lpush(keys.DURATIONS, round(elapsed, 4))
             pipe.ltrim(keys.DURATIONS, 0, DURATIONS_KEEP - 1)
             pipe.expire(keys.DURATIONS, keys.DURATIONS_TTL)
             pipe.execute()
+        sent = self._finish(
+            DoneEvent(job_id=self.job_id, chat_id=self.chat_id, user_id=self.user_id, result=result),
+            timings=dict(out.timings),
+        )
         late = "" if sent else " (it had already ended: no event sent)"
         self._log(logging.INFO, "done in %.2f s, %d file(s)%s", elapsed, len(files), late)
         return JobStatus.DONE.value
