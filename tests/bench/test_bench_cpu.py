@@ -166,7 +166,7 @@ def test_frontend_smoke_run_writes_rates(tmp_path: Path, capsys: pytest.CaptureF
                        "--out-dir", str(tmp_path)]) == 0
     assert os.sched_getaffinity(0) == cores  # the bench pins itself to one core, then lets go
     report = only_result(tmp_path, "bench_frontend")
-    for name in ("reference", "service"):
+    for name in ("reference", "floor", "service"):
         run = report[name]
         assert run["updates"] == 20 and run["updates_per_s"] > 0 and run["updates_per_cpu_s"] > 0
         assert run["errors"] == 0 and {"p50", "p99"} <= set(run["latency_ms"])
@@ -179,6 +179,9 @@ def test_frontend_smoke_run_writes_rates(tmp_path: Path, capsys: pytest.CaptureF
     assert report["polling"]["handled"] == 20 and report["polling"]["updates_per_s"] > 0
     assert report["service_vs_reference"] > 0 and isinstance(report["goal_met"], bool)
     assert report["service_vs_reference_cpu"] > 0
+    # The floor made its own round trips only: the service's count is the service's alone.
+    assert report["floor_vs_reference_cpu"] > 0 and report["service_vs_floor_cpu"] > 0
+    assert not any(name == "incr" for name in service["redis_commands_per_update"])
     assert report["bound_by"] in ("the bot's CPU", "the bot-wide pace of 30 messages/s (BOT_GLOBAL_RATE)")
     assert report["botapi"]["violations"] == [] and report["botapi"]["server_errors"] == []
     assert report["botapi"]["send_message_ok"] >= 2 * (5 + 2 * 20) + 20  # every update was answered
