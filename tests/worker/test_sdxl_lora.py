@@ -16,7 +16,7 @@ import pytest
 import torch
 from diffusers import StableDiffusionXLPipeline
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from contract.families import Family
 from contract.loras import MAX_LORAS_PER_JOB, LoraChoice, LoraStyle, styled_prompt
@@ -139,6 +139,8 @@ def test_bad_adapters_are_refused_at_start_with_their_file_and_the_others_work(
     shutil.copy(tiny_bundle / LORA_FOLDER / "ink.safetensors", tmp_path / "ink.safetensors")
     (tmp_path / "broken.safetensors").write_bytes(b"this is not a safetensors file\n" * 4)
     save_file({"weight": torch.zeros(3)}, str(tmp_path / "plain-weights.safetensors"))
+    ink = load_file(str(tiny_bundle / LORA_FOLDER / "ink.safetensors"))
+    save_file({**ink, "unet.extra.weight": torch.zeros(3)}, str(tmp_path / "mixed.safetensors"))
     from devkit.tiny_models import _unet  # Kandinsky 2.2's decoder UNet: another model's adapter
 
     write_lora(tmp_path / "kandinsky.safetensors", _unet(4, "image"), seed=3)
@@ -147,6 +149,7 @@ def test_bad_adapters_are_refused_at_start_with_their_file_and_the_others_work(
         catalogue_entry("broken", "broken.safetensors")
         + catalogue_entry("ink", "ink.safetensors", triggers=["ink sketch"], weight=0.8)
         + catalogue_entry("plain", "plain-weights.safetensors")
+        + catalogue_entry("mixed", "mixed.safetensors")
         + catalogue_entry("other", "kandinsky.safetensors")
         + catalogue_entry("missing", "missing.safetensors")
         + catalogue_entry("k22", "ink-for-k22.safetensors", family="kandinsky22")
@@ -158,16 +161,17 @@ def test_bad_adapters_are_refused_at_start_with_their_file_and_the_others_work(
     errors = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
     adapters = engine[Family.SDXL].loras
     assert list(adapters.loaded) == ["ink"]
-    assert set(adapters.refused) == {"broken.safetensors", "plain-weights.safetensors",
+    assert set(adapters.refused) == {"broken.safetensors", "plain-weights.safetensors", "mixed.safetensors",
                                       "kandinsky.safetensors", "missing.safetensors"}
     assert f"{tmp_path / 'broken.safetensors'}: not a safetensors file" in errors
     assert "plain-weights.safetensors: it holds no LoRA weights" in errors
+    assert "mixed.safetensors: not all its weights are LoRA weights" in errors
     assert "kandinsky.safetensors: its" in errors and "an adapter for another model?" in errors
     assert "missing.safetensors: no such file" in errors
     assert "'k22' (ink-for-k22.safetensors) refused: Kandinsky 2.2 takes no LoRA styles" in errors
-    assert "style 7 (ink.safetensors): name: String should match pattern" in errors
-    assert "style 8 (ink.safetensors): the name 'ink' is taken by an earlier style" in errors
-    assert errors.count("the other styles still work") == 4
+    assert "style 8 (ink.safetensors): name: String should match pattern" in errors
+    assert "style 9 (ink.safetensors): the name 'ink' is taken by an earlier style" in errors
+    assert errors.count("the other styles still work") == 5
     assert "No LoRA keys associated" not in caplog.text, "a UNet-only adapter is no news"
     inked = engine.generate(spec(INK))
     assert inked.images and engine.lora_styles() == {Family.SDXL: (adapters.loaded["ink"],)}

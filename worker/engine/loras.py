@@ -94,8 +94,8 @@ def _reason(exc: Exception, family: Family) -> str:
         return f"its shapes do not fit {title} (an adapter for another model?)"
     if type(exc).__name__ == "NoMatchingPeftModuleError" or "not found in the base model" in text:
         return f"its layer names match nothing in {title} (an adapter for another model?)"
-    if "Invalid LoRA checkpoint" in text:
-        return "it holds no LoRA weights"
+    if "Invalid LoRA checkpoint" in text:  # a file without LoRA keys is refused before diffusers reads it
+        return "not all its weights are LoRA weights"
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return first[:REASON_CHARS]
 
