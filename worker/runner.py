@@ -64,6 +64,9 @@ EXIT_BAD_HOOKS = 2
 EXIT_BAD_SETTINGS = 2
 """Exit status for settings or model folders that cannot work (an unknown family, a family folder
 missing a file, a queue of a family not held): a restart won't help either."""
+STOP_CHECK_S = 1
+"""An idle worker's longest single wait on its queues (one BLPOP): it sees a stop request within this,
+so ``docker stop`` or a restart does not wait out the maintenance interval."""
 PUBSUB_STOP_TIMEOUT_S = 2.0
 """How long a stopping worker waits for RQ's pubsub thread (commands like ``rq suspend``). redis-py
 joins it with no bound, and a thread that saw the unsubscribe first sleeps out RQ's 60 s wait for a
@@ -143,8 +146,9 @@ class KandinskyWorker(SimpleWorker):
 
     @property
     def dequeue_timeout(self) -> int:
-        """Wake up from an idle wait in time for the next sweep for abandoned jobs."""
-        return self.settings.maintenance_interval_s
+        """Short idle waits: a stop request is seen within STOP_CHECK_S, and the sweep for abandoned
+        jobs (RQ's maintenance, at its own interval) is never late."""
+        return min(STOP_CHECK_S, self.settings.maintenance_interval_s)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """How long a started job stays ours without a heartbeat: short, the heartbeat thread renews it."""
@@ -160,7 +164,7 @@ class KandinskyWorker(SimpleWorker):
         entering the started registry (a few Redis round trips, just after a job ends and the next
         is waiting) that lost the job: in no queue, in no registry, QUEUED forever (the intermittent
         failure of the SIGTERM scenario in tests/reliability). Now a busy worker finishes its job
-        and an idle one returns from its dequeue wait (at most ``dequeue_timeout``), putting back a
+        and an idle one returns from its dequeue wait (at most STOP_CHECK_S), putting back a
         job it took after the signal."""
         self._stop_requested = True
         log.info("worker %s: stop requested; stopping after the current job (if any)", self.name)

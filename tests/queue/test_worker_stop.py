@@ -21,7 +21,7 @@ from rq.job import Job, JobStatus
 
 from contract.queue import RUN_JOB_FUNC
 from worker.config import WorkerSettings
-from worker.runner import PUBSUB_STOP_TIMEOUT_S, KandinskyWorker
+from worker.runner import PUBSUB_STOP_TIMEOUT_S, STOP_CHECK_S, KandinskyWorker
 
 QUEUE = "kb-test-stop"
 """A queue no worker process of the test pool listens to."""
@@ -57,22 +57,32 @@ def test_sigterm_between_dequeue_and_start_runs_the_job_then_stops(redis_url: st
     conn.close()
 
 
-def test_sigterm_to_an_idle_worker_stops_it_after_its_dequeue_wait(redis_url: str) -> None:
+MAINTENANCE_S = 30
+"""A long maintenance interval: the stop must not wait it out."""
+STOP_MARGIN_S = 5.0
+"""Beyond one short dequeue wait: registering the death and unsubscribing, on busy cores."""
+
+
+def test_sigterm_to_an_idle_worker_stops_it_after_one_short_dequeue_wait(redis_url: str) -> None:
     conn = redis.Redis.from_url(redis_url)
     settings = WorkerSettings(name="stop-idle-worker", queues=(QUEUE,), heartbeat_interval_s=1,
-                              maintenance_interval_s=1)
+                              maintenance_interval_s=MAINTENANCE_S)
     worker = KandinskyWorker(settings.queues, connection=conn, settings=settings, engine=cast(Any, None))
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     previous = signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
     signal.setitimer(signal.ITIMER_REAL, 0.5)  # SIGTERM half a second into the blocking dequeue
+    started = time.monotonic()
     try:
         assert worker.work() is False  # returns: no job done, no hang
+        stopped_after = time.monotonic() - started
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     assert conn.hget(worker.key, "death") is not None
+    assert worker.dequeue_timeout == STOP_CHECK_S
+    assert stopped_after < 0.5 + STOP_CHECK_S + STOP_MARGIN_S, f"it waited {stopped_after:.1f} s"
     conn.close()
 
 
