@@ -247,20 +247,15 @@ async def service_feed(base_url: str, redis_url: str) -> AsyncIterator[tuple[Fee
 
 
 @contextlib.asynccontextmanager
-async def reference_feed(base_url: str) -> AsyncIterator[Feed]:
-    """A bare aiogram Dispatcher replying once per update: the framework and HTTP floor."""
+async def bare_feed(base_url: str, handler: Callable[[Any], Awaitable[None]]) -> AsyncIterator[Feed]:
+    """A bare aiogram Dispatcher whose one message handler is ``handler``, fed directly."""
     from aiogram import Bot, Dispatcher
     from aiogram.client.session.aiohttp import AiohttpSession
     from aiogram.client.telegram import TelegramAPIServer
-    from aiogram.types import Message
 
     bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base_url)))
     dp = Dispatcher()
-
-    @dp.message()
-    async def reply(message: Message) -> None:
-        await message.answer("queued")
-
+    dp.message.register(handler)
     try:
         async def feed(raw: dict[str, Any]) -> Any:
             return await dp.feed_raw_update(bot, raw)
@@ -268,6 +263,18 @@ async def reference_feed(base_url: str) -> AsyncIterator[Feed]:
         yield feed
     finally:
         await bot.session.close()
+
+
+@contextlib.asynccontextmanager
+async def reference_feed(base_url: str) -> AsyncIterator[Feed]:
+    """A bare aiogram Dispatcher replying once per update: the framework and HTTP floor."""
+    from aiogram.types import Message
+
+    async def reply(message: Message) -> None:
+        await message.answer("queued")
+
+    async with bare_feed(base_url, reply) as feed:
+        yield feed
 
 
 FLOOR_ADMIT_LUA = """
@@ -285,9 +292,6 @@ not the bot's CPU)."""
 async def floor_feed(base_url: str, redis_url: str) -> AsyncIterator[Feed]:
     """A bare aiogram Dispatcher making the three Redis round trips and the one answer (with its
     button) that an ``/imagine`` update needs in this design, and nothing else."""
-    from aiogram import Bot, Dispatcher
-    from aiogram.client.session.aiohttp import AiohttpSession
-    from aiogram.client.telegram import TelegramAPIServer
     from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
     from bot.app import create_redis
@@ -296,10 +300,7 @@ async def floor_feed(base_url: str, redis_url: str) -> AsyncIterator[Feed]:
 
     redis = create_redis(bot_settings(base_url, redis_url))
     read, admit = redis.register_script(UPDATE_READ_LUA), redis.register_script(FLOOR_ADMIT_LUA)
-    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base_url)))
-    dp = Dispatcher()
 
-    @dp.message()
     async def floor(message: Message) -> None:
         assert message.from_user is not None
         uid, job = message.from_user.id, f"{message.from_user.id:032x}"
@@ -314,12 +315,9 @@ async def floor_feed(base_url: str, redis_url: str) -> AsyncIterator[Feed]:
         await redis.set(f"floor:status:{job}", sent.message_id, ex=600)
 
     try:
-        async def feed(raw: dict[str, Any]) -> Any:
-            return await dp.feed_raw_update(bot, raw)
-
-        yield feed
+        async with bare_feed(base_url, floor) as feed:
+            yield feed
     finally:
-        await bot.session.close()
         with contextlib.suppress(Exception):
             await redis.aclose()
 
@@ -373,8 +371,8 @@ async def alternate(reference: Feed, floor: Feed, service: Feed, redis: Any,
     cpu_ratios = ratios(services, references, "updates_per_cpu_s")
     floor_ratios = ratios(floors, references, "updates_per_cpu_s")
     over_floor = ratios(services, floors, "updates_per_cpu_s")
-    service = best(services)
-    service.update({
+    service_run = best(services)
+    service_run.update({
         "redis_commands_per_update": dict(sorted(per_update.items(), key=lambda kv: -kv[1])),
         "redis_commands_per_update_total": sum(per_update.values()),
         "jobs_queued": jobs_queued,
@@ -382,8 +380,9 @@ async def alternate(reference: Feed, floor: Feed, service: Feed, redis: Any,
         "not_queued": measured - jobs_queued,
     })
     if profile_top is not None:
-        service["profile_top"] = profile_top
-    return {"reference": best(references), "floor": best(floors), "service": service, "rounds": args.rounds,
+        service_run["profile_top"] = profile_top
+    return {"reference": best(references), "floor": best(floors), "service": service_run,
+            "rounds": args.rounds,
             "round_ratios_cpu": cpu_ratios,
             "service_vs_reference_cpu": statistics.median(cpu_ratios) if cpu_ratios else None,
             "service_vs_reference": statistics.median(ratios(services, references, "updates_per_s")),
