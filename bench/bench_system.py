@@ -282,6 +282,19 @@ class Service:
         return out
 
 
+def calls_per_result(calls: Sequence[Any], chats: set[int]) -> dict[str, float]:
+    """Bot API calls to the measured jobs' chats per delivered result, by method (each job is a new
+    user's first request, alone in its chat), and their total: the whole bot may send ~30 a second,
+    so each call a result needs is capacity no GPU can use."""
+    counts: dict[str, int] = {}
+    for call in calls:
+        chat = call.params.get("chat_id")
+        if call.ok and chat is not None and int(chat) in chats:
+            counts[call.method] = counts.get(call.method, 0) + 1
+    per_result = {method: n / len(chats) for method, n in sorted(counts.items())} if chats else {}
+    return {**per_result, "total": sum(per_result.values())}
+
+
 def _ms(values: Sequence[float]) -> dict[str, float]:
     return {k: (v if k == "n" else v * 1e3) for k, v in common.summary(values).items()}
 
@@ -339,6 +352,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with LocalBotAPI(token=TOKEN, bot_username="kandinsky_bench_bot") as api:
             service = Service(api, redis_server, bundle, logs, args.torch_threads, args.gpu_standin)
             watcher = asyncio.create_task(service.watch())
+            measured_chats: set[int] = set()
             try:
                 await service.start_bot()
                 await service.add_workers(1)
@@ -346,6 +360,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 levels = []
                 for inflight in args.inflight:
                     done, wall = await service.closed_loop(inflight, max(args.jobs, inflight))
+                    measured_chats.update(chat for chat, _, _ in done)
                     timings = service.job_records({c: (s, d) for c, s, d in done})
                     levels.append(latency_level(timings, 1, inflight, wall))
                     print(f"  {inflight} in flight: {len(done)} jobs in {wall:.1f} s", flush=True)
@@ -392,6 +407,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
                 await service.stop()
+            report["bot_api_calls_per_result"] = calls_per_result(api.calls, measured_chats)
             report["botapi_violations"] = list(api.violations)
             report["botapi_server_errors"] = list(api.server_errors)
     report["load_average_end"] = common.load_average()
@@ -430,6 +446,10 @@ def print_report(report: dict[str, Any]) -> None:
               f"{s['efficiency_vs_linear']:.2f}", f"{s['efficiency_where_cores_allow']:.2f}",
               s["engine_ms"]["p50"]] for s in report["scaling"]],
         )
+    calls = report.get("bot_api_calls_per_result") or {}
+    if calls:
+        by_method = ", ".join(f"{m} {n:.2f}" for m, n in calls.items() if m != "total")
+        print(f"Bot API calls per delivered result: {calls['total']:.2f} ({by_method})")
 
 
 def _positive(values: Sequence[int]) -> Iterator[int]:

@@ -119,7 +119,12 @@ def test_system_smoke_run_writes_latency_and_scaling(tmp_path: Path,
     assert scaling["workers"] == 1 and scaling["jobs"] == 2 and scaling["jobs_per_s"] > 0
     assert scaling["speedup_vs_first"] == 1.0
     assert report["botapi_violations"] == [] and report["botapi_server_errors"] == []
-    assert "own overhead" in capsys.readouterr().out
+    # Each measured job's own chat: its status message and its one result, at least, per result.
+    calls = report["bot_api_calls_per_result"]
+    assert calls["sendMessage"] >= 1 and calls["sendPhoto"] == 1
+    assert calls["total"] == pytest.approx(sum(n for m, n in calls.items() if m != "total"))
+    printed = capsys.readouterr().out
+    assert "own overhead" in printed and "Bot API calls per delivered result" in printed
 
 
 def test_queue_smoke_run_with_a_gpu_standin_counts_the_sleep_as_engine_time(
