@@ -28,7 +28,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -117,7 +116,7 @@ async def wait_queued(url: str, expected: int) -> int:
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     bundle = ensure_tiny_bundle()
-    logs = Path(tempfile.mkdtemp(prefix="bench-memory-"))
+    logs = common.logs_dir("bench-memory-", args.logs_dir)
     samples: dict[str, dict[str, int]] = {}
     with RedisServer() as redis_server:
         async with LocalBotAPI(token=TOKEN, bot_username="kandinsky_bench_bot") as api:
@@ -204,6 +203,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__)
+    common.add_logs_dir(parser)
     parser.add_argument("--burst", type=int, default=90, help="updates the bot queues before the 2nd sample")
     args = parser.parse_args(argv)
     if args.burst < 1:

@@ -39,7 +39,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +47,15 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from bench.common import GPU_STANDIN_ENV, REPO, RESULTS_DIR, gpu_standin_marker, versions
+from bench.common import (
+    GPU_STANDIN_ENV,
+    REPO,
+    RESULTS_DIR,
+    add_logs_dir,
+    gpu_standin_marker,
+    logs_dir,
+    versions,
+)
 from bench.common import percentile as pct
 from bot.queue import EventConsumer, JobQueue, QueueSettings
 from contract import keys
@@ -218,12 +225,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="each engine step also sleeps S s (engine time off this CPU, as on GPU hosts)")
     parser.add_argument("--out", type=Path, default=None,
                         help="results file (default bench/results/queue.json, queue-gpu-standin.json)")
+    add_logs_dir(parser)
     args = parser.parse_args(argv)
     standin = args.gpu_standin > 0
     if args.out is None:
         args.out = RESULTS_DIR / ("queue-gpu-standin.json" if standin else "queue.json")
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-queue-"))
+    tmp = logs_dir("bench-queue-", args.logs_dir)
     if args.bundle is None:
         from devkit.stack import ensure_tiny_bundle
 

@@ -41,7 +41,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -334,7 +333,7 @@ def latency_level(jobs: list[JobTiming], workers: int, inflight: int, wall_s: fl
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     meta = common.metadata()
     bundle = ensure_tiny_bundle()
-    logs = Path(tempfile.mkdtemp(prefix="bench-system-"))
+    logs = common.logs_dir("bench-system-", args.logs_dir)
     report: dict[str, Any] = {
         **meta,
         "bench": "bench_system",
@@ -461,6 +460,7 @@ def _positive(values: Sequence[int]) -> Iterator[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__)
+    common.add_logs_dir(parser)
     parser.add_argument("--inflight", type=int, nargs="+", default=[1, 10, 50],
                         help="jobs kept in flight, one latency run each (default 1 10 50)")
     parser.add_argument("--jobs", type=int, default=20,

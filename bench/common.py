@@ -16,6 +16,7 @@ import platform
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -234,6 +235,19 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     made = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     made.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     return made
+
+
+def add_logs_dir(made: argparse.ArgumentParser) -> None:
+    """``--logs-dir`` for a bench that starts processes: where the folder of their logs goes."""
+    made.add_argument("--logs-dir", type=Path,
+                      help="parent of the run's folder of process logs (default: the system's temp folder)")
+
+
+def logs_dir(prefix: str, parent: Path | None) -> Path:
+    """A new folder for one run's process logs, kept after it (the report names it)."""
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
 
 
 def model_parser(doc: str | None, *, sizes: list[str], repeats: int, repeats_help: str | None = None,

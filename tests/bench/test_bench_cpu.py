@@ -96,8 +96,10 @@ def test_system_smoke_run_writes_latency_and_scaling(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     bench = load("bench_system")
     assert bench.main(["--inflight", "1", "2", "--jobs", "2", "--workers", "1", "--scaling-jobs", "2",
-                       "--warmup", "1", "--gpu-standin", "0.1", "--out-dir", str(tmp_path)]) == 0
+                       "--warmup", "1", "--gpu-standin", "0.1", "--out-dir", str(tmp_path),
+                       "--logs-dir", str(tmp_path / "logs")]) == 0
     report = only_result(tmp_path, "bench_system")
+    assert Path(report["setup"]["logs"]).parent == tmp_path / "logs"  # the processes' logs, kept there
     assert report["setup"]["gpu_standin_s_per_step"] == 0.1
     assert [lv["inflight"] for lv in report["latency"]] == [1, 2]
     for level in report["latency"]:
@@ -132,7 +134,8 @@ def test_queue_smoke_run_with_a_gpu_standin_counts_the_sleep_as_engine_time(
     bench = load("bench_queue")
     out = tmp_path / "queue.json"
     assert bench.main(["--jobs", "2", "--workers", "1", "--warmup", "1", "--gpu-standin", "0.3",
-                       "--out", str(out)]) == 0
+                       "--out", str(out), "--logs-dir", str(tmp_path / "logs")]) == 0
+    assert list((tmp_path / "logs").glob("bench-queue-*/*.log"))  # the worker's log, kept there
     report = json.loads(out.read_text())
     assert report["setup"]["gpu_standin_sleep_per_step_s"] == 0.3
     (row,) = report["rows"]
@@ -222,8 +225,9 @@ def test_frontend_refuses_an_empty_burst(tmp_path: Path) -> None:
 
 def test_memory_smoke_run_writes_resident_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bench = load("bench_memory")
-    assert bench.main(["--burst", "5", "--out-dir", str(tmp_path)]) == 0
+    assert bench.main(["--burst", "5", "--out-dir", str(tmp_path), "--logs-dir", str(tmp_path / "logs")]) == 0
     report = only_result(tmp_path, "bench_memory")
+    assert Path(report["logs"]).parent == tmp_path / "logs"
     samples = report["samples_kib"]
     for name in ("bot_idle", "bot_after_burst", "worker_idle", "worker_after_one_job", "ref_python",
                  "ref_import_aiogram_redis", "ref_import_torch_diffusers"):
