@@ -132,6 +132,8 @@ class Delivery:
         self.services = services
         self._last_edit: dict[str, float] = {}
         self._last_action: dict[int, float] = {}
+        self._running_since: dict[str, float] = {}
+        """When each running job's first progress event came (see :meth:`_progress`)."""
 
     async def handle(self, event: Event) -> None:
         store = self.services.store
@@ -171,6 +173,7 @@ class Delivery:
 
     def _forget(self, event: Event) -> None:
         self._last_edit.pop(event.job_id, None)
+        self._running_since.pop(event.job_id, None)
         if len(self._last_action) > MAX_THROTTLE_ENTRIES:
             self._last_action.clear()
 
@@ -178,6 +181,16 @@ class Delivery:
 
     async def _progress(self, event: ProgressEvent, spec: JobSpec | None, t: Translator) -> None:
         now = time.monotonic()
+        interval = self.services.config.progress_edit_interval_s
+        since = self._running_since.setdefault(event.job_id, now)
+        if len(self._running_since) > MAX_THROTTLE_ENTRIES:
+            self._running_since.clear()
+        preview_key = event.progress.preview if self.services.config.live_previews else None
+        if now - since < interval and not preview_key:
+            # A job this young may be done before an edit would be read: a job whose steps are over
+            # sooner goes from its "queued" status to its result with no progress edit or chat action
+            # in between (one call fewer per result, at Telegram's bot-wide limit).
+            return
         if now - self._last_action.get(event.chat_id, -1e9) >= CHAT_ACTION_EVERY_S:
             self._last_action[event.chat_id] = now
             motion = spec is not None and spec.output.motion  # an animation or a video is on its way
@@ -188,9 +201,7 @@ class Delivery:
             return
         progress = event.progress
         step, total = progress.step, progress.total
-        interval = self.services.config.progress_edit_interval_s
         last = self._last_edit.get(event.job_id)
-        preview_key = progress.preview if self.services.config.live_previews else None
         first_preview = bool(preview_key) and not status.is_photo  # never throttled away
         if last is not None and now - last < interval and not (total and step >= total) and not first_preview:
             return

@@ -6,11 +6,14 @@ worker uses), so the bot's consumer, throttling and Telegram calls are the real 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from contract import events as ev
 from contract.queue import add_event
-from tests.bot.conftest import Harness
+from devkit.botapi import LocalBotAPI
+from devkit.redis_server import RedisServer
+from tests.bot.conftest import Harness, running_harness
 from tests.bot.images import open_image, png
 
 
@@ -32,19 +35,22 @@ async def test_progress_preview_replaces_the_text_status(harness: Harness) -> No
                                 progress=ev.Progress(stage=stage, step=step, total=4, seq=seq, worker="w1",
                                                      preview=preview))
 
-    await emit(h, progress(1, "prior", 1))
+    await emit(h, progress(1, "prior", 1))  # the job's first step: too young for an edit
+    await asyncio.sleep(h.settings.progress_edit_interval_s + 0.1)
+    await emit(h, progress(2, "prior", 2))
     await h.api.wait_for(
-        lambda: "prior: 1/4" in (h.api.message(status.chat_id, status.message_id).text or ""), timeout=10)
+        lambda: "prior: 2/4" in (h.api.message(status.chat_id, status.message_id).text or ""), timeout=10)
+    assert not any("1/4" in (v.text or "") for v in h.api.message(status.chat_id, status.message_id).edits)
 
     preview_key = await h.queue.put_blob(png(64, 64))
-    await emit(h, progress(2, "decoder", 2, preview=preview_key))
+    await emit(h, progress(3, "decoder", 2, preview=preview_key))
     photo_status = await h.wait_result(user, kind="photo", timeout=10)
     assert "decoder: 2/4" in (photo_status.caption or "")
     assert open_image(photo_status.photo_bytes or b"").size == (64, 64)
     assert [b["text"] for b in photo_status.inline_buttons] == ["✖️ Cancel"]
     await h.api.wait_for(lambda: h.api.message(status.chat_id, status.message_id).deleted, timeout=10)
 
-    await emit(h, progress(3, "decoder", 4))
+    await emit(h, progress(4, "decoder", 4))
     await h.api.wait_for(
         lambda: "decoder: 4/4" in (h.api.message(user.chat_id, photo_status.message_id).caption or ""),
         timeout=10)
@@ -65,6 +71,8 @@ async def test_progress_edits_are_throttled_and_failures_explained(harness: Harn
     for step in range(1, 31):
         await emit(h, ev.ProgressEvent(**ids, progress=ev.Progress(stage="decoder", step=step, total=30,
                                                                    seq=step, worker="w1")))
+        if step == 1:  # the job's first step: it has to run one edit interval before it is shown
+            await asyncio.sleep(h.settings.progress_edit_interval_s + 0.1)
     await h.api.wait_for(
         lambda: "30/30" in (h.api.message(status.chat_id, status.message_id).text or ""), timeout=10)
     edits = [c for c in h.api.calls if c.method == "editMessageText"]
@@ -73,6 +81,30 @@ async def test_progress_edits_are_throttled_and_failures_explained(harness: Harn
     await emit(h, ev.FailedEvent(**ids, failure=gone))
     await h.api.wait_for(
         lambda: "устарела" in (h.api.message(status.chat_id, status.message_id).text or ""), timeout=10)
+
+
+async def test_a_job_done_within_the_edit_interval_gets_no_progress_edit(
+        botapi: LocalBotAPI, idle_redis: RedisServer) -> None:
+    """Its result (here its failure) follows at once: an edit and a chat action would be calls the
+    user never reads, each one of the bot-wide ~30 a second."""
+    async with running_harness(botapi, idle_redis.url, BOT_PROGRESS_EDIT_INTERVAL=30) as h:
+        user = h.user()
+        await user.send_text("a quick sketch")
+        status = await h.wait_text(user, "in the queue")
+        [job_id] = await h.queue.user_jobs(user.user_id)
+        ids: dict[str, Any] = {"job_id": job_id, "chat_id": user.chat_id, "user_id": user.user_id}
+        for step in range(1, 5):  # every stage's last step would force an edit in an older job
+            stage, at = ("prior", step) if step <= 2 else ("decoder", step - 2)
+            await emit(h, ev.ProgressEvent(**ids, progress=ev.Progress(stage=stage, step=at, total=2,
+                                                                       seq=step, worker="w1")))
+        gone = ev.Failure(reason=ev.FailureReason.INPUT_EXPIRED, message="blob gone")
+        await emit(h, ev.FailedEvent(**ids, failure=gone))
+        await h.api.wait_for(
+            lambda: "expired" in (h.api.message(status.chat_id, status.message_id).text or ""), timeout=10)
+        edits = [c for c in h.api.calls if c.method == "editMessageText"
+                 and int(c.params.get("chat_id", 0)) == user.chat_id]
+        assert len(edits) == 1, [c.params.get("text") for c in edits]  # the failure, no progress before it
+        assert not [a for a in h.api.chat_actions if a[0] == user.chat_id]
 
 
 async def test_a_refused_photo_arrives_as_a_file(harness: Harness) -> None:

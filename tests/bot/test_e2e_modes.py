@@ -9,6 +9,7 @@ from bot.services.user_settings import SettingsStore, UserSettings
 from contract import keys
 from contract.spec import Style, exact_size
 from devkit.botapi.models import SentMessage
+from devkit.faults import slow_marker
 from tests.bot.conftest import Harness, press
 from tests.bot.images import open_image, photo
 
@@ -32,7 +33,8 @@ async def set_settings(h: Harness, user_id: int, **changes: object) -> None:
 
 async def test_text_to_image_plain_text(live: Harness) -> None:
     user = live.user()
-    await user.send_text("a red fox in the snow")
+    # Slow steps: a job shows progress once it has run one edit interval (a faster one gets none).
+    await user.send_text(f"{slow_marker(0.15)}a red fox in the snow")
     status = await live.wait_text(user, "Your request")
     assert [b["text"] for b in status.inline_buttons] == ["✖️ Cancel"]
     result = await live.wait_result(user)

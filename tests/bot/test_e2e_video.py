@@ -34,7 +34,8 @@ async def test_a_video_arrives_by_send_video_with_its_buttons(live: Harness) -> 
     await SettingsStore(h.redis).save(user.user_id, UserSettings(model=Family.SDXL, aspect="16:9"))
     await user.send_text("/video")
     await h.wait_text(user, "What should the video show?")
-    await user.send_text("a cat dancing in the rain")
+    # Slow steps: the status counts them once the job has run one edit interval.
+    await user.send_text(f"{slow_marker(0.05)}a cat dancing in the rain")
     result = await h.wait_result(user, kind="video")
     [job_id] = await h.jobs_of(user)
     assert result.method == "sendVideo" and result.file is not None
